@@ -1,0 +1,114 @@
+"""The aiohttp application factory: wires every package and owns their lifecycles."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from livecore.appkeys import AUTH, CONFIG, DB, METRICS, SECRET_KEY
+from livecore.auth import routes as auth_routes
+from livecore.auth.mail import LogMailSender, MailSender, SmtpMailSender, SmtpSettings
+from livecore.auth.service import AuthService
+from livecore.config import Config
+from livecore.errors import json_errors
+from livecore.ops import routes as ops_routes
+from livecore.ops.metrics import Metrics
+from livecore.store import Database, apply_migrations
+from livecore.streams import routes as stream_routes
+
+logger = logging.getLogger(__name__)
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+def create_app(
+    config: Config,
+    *,
+    database_url: str | None = None,
+    mailer: MailSender | None = None,
+) -> web.Application:
+    """Build the application. `database_url` overrides the config (the embedded database)."""
+    app = web.Application(
+        middlewares=[ops_routes.observe, json_errors], client_max_size=config.max_body_bytes
+    )
+    app[CONFIG] = config
+    app[METRICS] = Metrics()
+    dsn = database_url or config.database_url
+    if not dsn:
+        raise ValueError("no database: set database_url or start the embedded database")
+    # Order matters: each context may use the ones above it; exit runs in reverse.
+    app.cleanup_ctx.extend(
+        [_secret_key, _database(dsn), _auth(mailer or _mailer(config))]
+    )
+    ops_routes.setup(app)
+    auth_routes.setup(app)
+    stream_routes.setup(app)
+    return app
+
+
+def _mailer(config: Config) -> MailSender:
+    a = config.auth
+    if not a.smtp_host:
+        return LogMailSender()
+    return SmtpMailSender(
+        SmtpSettings(a.smtp_host, a.smtp_port, a.smtp_starttls, a.smtp_username,
+                     a.smtp_password, a.mail_from)
+    )  # fmt: skip
+
+
+async def _secret_key(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    if config.secret_key:
+        app[SECRET_KEY] = config.secret_key.encode()
+    else:
+        app[SECRET_KEY] = await asyncio.to_thread(_stored_secret, config.data_path / "secret_key")
+    yield
+
+
+def _stored_secret(path: Path) -> bytes:
+    """The key generated on first start; several nodes must share LIVECORE_SECRET_KEY instead."""
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+    return key
+
+
+def _database(dsn: str) -> CleanupContext:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        report = await apply_migrations(dsn)
+        if report.applied:
+            logger.info("migrations applied: %s", ", ".join(report.applied))
+        db = app[DB] = await Database.connect(dsn, max_size=app[CONFIG].database_pool_size)
+        app[METRICS].watch_pool(lambda: _pool_stats(db))
+        yield
+        await db.close(timeout_s=10)
+
+    return context
+
+
+def _pool_stats(db: Database) -> tuple[int, int, int]:
+    s = db.stats()
+    return s.size, s.idle, s.max_size
+
+
+def _auth(mailer: MailSender) -> CleanupContext:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        config = app[CONFIG]
+        auth = app[AUTH] = AuthService(
+            app[DB], config.auth, mailer, public_url=config.public_url,
+            hash_workers=max(1, min(4, os.cpu_count() or 1)),
+        )  # fmt: skip
+        yield
+        await auth.close()
+
+    return context

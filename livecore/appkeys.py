@@ -1,0 +1,20 @@
+"""Typed keys for the services `app.py` puts on the application (type-only imports)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from livecore.auth.service import AuthService
+    from livecore.config import Config
+    from livecore.ops.metrics import Metrics
+    from livecore.store import Database
+
+CONFIG: Final = web.AppKey["Config"]("config")
+DB: Final = web.AppKey["Database"]("db")
+AUTH: Final = web.AppKey["AuthService"]("auth")
+METRICS: Final = web.AppKey["Metrics"]("metrics")
+# The deployment's signing key (CSRF tokens, playback tokens).
+SECRET_KEY: Final = web.AppKey("secret_key", bytes)

@@ -1,0 +1,233 @@
+"""HTTP side of accounts and sessions: /api/v1/auth/*, /api/v1/me, and request authentication.
+
+A request is authenticated by `Authorization: Bearer <token>` (API clients) or by the
+session cookie (browsers). Cookie-authenticated requests that change state must carry the
+CSRF token in `X-CSRF-Token`; bearer requests need none, since browsers never attach a
+bearer header on their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from livecore.appkeys import AUTH, CONFIG, SECRET_KEY
+from livecore.auth.service import (
+    BadCredentials,
+    EmailTaken,
+    InvalidInput,
+    LoginResult,
+    Throttled,
+)
+from livecore.auth.tokens import csrf_matches, csrf_token
+from livecore.errors import Conflict, Forbidden, Invalid, TooManyRequests, Unauthorized
+from livecore.jsonbody import invalid_message, read_body
+from livecore.store.sessions import Session
+from livecore.store.users import User
+
+SESSION_COOKIE = "livecore_session"
+CSRF_COOKIE = "livecore_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user: User
+    session: Session
+    via_cookie: bool
+
+
+_PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/v1/auth/register", post_register)
+    app.router.add_post("/api/v1/auth/login", post_login)
+    app.router.add_post("/api/v1/auth/logout", post_logout)
+    app.router.add_post("/api/v1/auth/password", post_password)
+    app.router.add_post("/api/v1/auth/password-reset", post_password_reset)
+    app.router.add_post("/api/v1/auth/password-reset/confirm", post_password_reset_confirm)
+    app.router.add_get("/api/v1/me", get_me)
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "display_name": user.display_name,
+        "role": user.role,
+        "created_at": user.created_at.isoformat(),
+    }
+
+
+async def authenticate(request: web.Request) -> Principal | None:
+    """Who sent this request, or None for an anonymous one; checks CSRF for cookie writes."""
+    if (known := request.get(_PRINCIPAL)) is not None:
+        return known
+    header = request.headers.get("Authorization", "")
+    via_cookie = False
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("authentication required", headers={"WWW-Authenticate": "Bearer"})
+    else:
+        token = request.cookies.get(SESSION_COOKIE, "")
+        via_cookie = True
+    principal = None
+    if token:
+        session = await request.app[AUTH].authenticate(token.strip())
+        if session is None:
+            raise Unauthorized("session is invalid or expired")
+        principal = Principal(session.user, session, via_cookie)
+        if via_cookie and request.method not in _SAFE_METHODS:
+            presented = request.headers.get(CSRF_HEADER, "")
+            if not csrf_matches(request.app[SECRET_KEY], session.token_hash, presented):
+                raise Forbidden(f"missing or wrong {CSRF_HEADER} header")
+        request[_PRINCIPAL] = principal
+    return principal
+
+
+async def require_user(request: web.Request) -> Principal:
+    principal = await authenticate(request)
+    if principal is None:
+        raise Unauthorized("authentication required", headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def _invalid(exc: InvalidInput) -> Invalid:
+    return Invalid(invalid_message(exc.fields), fields=exc.fields)
+
+
+def _login_response(request: web.Request, result: LoginResult, status: int) -> web.Response:
+    config = request.app[CONFIG]
+    csrf = csrf_token(request.app[SECRET_KEY], result.session_hash)
+    body = {
+        "token": result.token,
+        "csrf_token": csrf,
+        "expires_at": result.expires_at.isoformat(),
+        "user": user_json(result.user),
+    }
+    resp = web.json_response(body, status=status)
+    max_age = config.auth.session_ttl_s
+    secure = config.secure_cookies
+    resp.set_cookie(
+        SESSION_COOKIE, result.token, max_age=max_age, httponly=True, samesite="Lax",
+        secure=secure, path="/",
+    )  # fmt: skip
+    # Readable by the page's own scripts, which echo it in X-CSRF-Token.
+    resp.set_cookie(CSRF_COOKIE, csrf, max_age=max_age, samesite="Lax", secure=secure, path="/")
+    return resp
+
+
+def _client_ip(request: web.Request) -> str:
+    return request.remote or ""
+
+
+async def post_register(request: web.Request) -> web.Response:
+    """Create an account (creator when asked) and log it in: 201 with the session."""
+    body = await read_body(request)
+    email = body.text("email", max_len=254)
+    password = body.text("password", max_len=1024)
+    display_name = body.text("display_name", max_len=64)
+    creator = body.flag("creator")
+    body.check()
+    auth = request.app[AUTH]
+    try:
+        user = await auth.register(email, password, display_name, "creator" if creator else "viewer")
+    except InvalidInput as exc:
+        raise _invalid(exc) from None
+    except EmailTaken:
+        raise Conflict("an account with this email exists already") from None
+    result = await auth.login(
+        email, password, client_ip=_client_ip(request),
+        user_agent=request.headers.get("User-Agent", ""),
+    )  # fmt: skip
+    assert result.user.id == user.id
+    return _login_response(request, result, 201)
+
+
+async def post_login(request: web.Request) -> web.Response:
+    body = await read_body(request)
+    email = body.text("email", max_len=254)
+    password = body.text("password", max_len=1024)
+    body.check()
+    try:
+        result = await request.app[AUTH].login(
+            email, password, client_ip=_client_ip(request),
+            user_agent=request.headers.get("User-Agent", ""),
+        )  # fmt: skip
+    except Throttled as exc:
+        raise TooManyRequests(
+            "too many failed logins, try again later", retry_after_s=int(exc.retry_after_s) + 1
+        ) from None
+    except BadCredentials:
+        raise Unauthorized("invalid email or password") from None
+    return _login_response(request, result, 200)
+
+
+async def post_logout(request: web.Request) -> web.Response:
+    principal = await require_user(request)
+    await request.app[AUTH].logout(principal.session)
+    resp = web.Response(status=204)
+    resp.del_cookie(SESSION_COOKIE, path="/")
+    resp.del_cookie(CSRF_COOKIE, path="/")
+    return resp
+
+
+async def get_me(request: web.Request) -> web.Response:
+    principal = await require_user(request)
+    return web.json_response({"user": user_json(principal.user)})
+
+
+async def post_password(request: web.Request) -> web.Response:
+    """Change the password; every other session of the user ends."""
+    principal = await require_user(request)
+    body = await read_body(request)
+    current = body.text("current_password", max_len=1024)
+    new = body.text("new_password", max_len=1024)
+    body.check()
+    try:
+        await request.app[AUTH].change_password(principal.session, current, new)
+    except BadCredentials:
+        raise Invalid(
+            "current password is wrong", fields={"current_password": "is wrong"}
+        ) from None
+    except InvalidInput as exc:
+        raise _invalid(exc) from None
+    return web.Response(status=204)
+
+
+async def post_password_reset(request: web.Request) -> web.Response:
+    """Mail a reset token if the account exists; the answer is the same either way."""
+    body = await read_body(request)
+    email = body.text("email", max_len=254)
+    body.check()
+    request.app[AUTH].request_reset(email)
+    return web.json_response(
+        {"status": "if an account with this email exists, a reset token has been sent"},
+        status=202,
+    )
+
+
+async def post_password_reset_confirm(request: web.Request) -> web.Response:
+    body = await read_body(request)
+    token = body.text("token", max_len=128)
+    password = body.text("password", max_len=1024)
+    body.check()
+    try:
+        await request.app[AUTH].confirm_reset(token, password)
+    except BadCredentials:
+        raise Invalid(
+            "reset token is invalid, used or expired", fields={"token": "is invalid or expired"}
+        ) from None
+    except InvalidInput as exc:
+        raise _invalid(exc) from None
+    return web.Response(status=204)
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,297 @@
+"""Accounts and sessions: register, log in and out, passwords, resets, stream keys.
+
+Plain asyncio over the store; the HTTP side lives in `routes.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from livecore.auth.mail import Mail, MailSender
+from livecore.auth.passwords import Passwords, password_problem
+from livecore.auth.throttle import FailureWindow
+from livecore.auth.tokens import (
+    RESET_PREFIX,
+    SESSION_PREFIX,
+    STREAM_KEY_PREFIX,
+    hash_secret,
+    new_secret,
+)
+from livecore.config import AuthConfig
+from livecore.store import Database, UniqueViolation
+from livecore.store.audit import AuditLog
+from livecore.store.sessions import Session, Sessions
+from livecore.store.streams import Stream, Streams
+from livecore.store.users import PasswordResets, Role, User, Users
+
+logger = logging.getLogger(__name__)
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
+# Only touch last_seen_at this often per session, so that reading a cached session costs
+# no database write.
+_TOUCH_EVERY = timedelta(seconds=60)
+
+
+class InvalidInput(Exception):
+    """Some fields are wrong; `fields` maps each to what is wrong with it."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__(", ".join(f"{k}: {v}" for k, v in fields.items()))
+        self.fields = fields
+
+
+class EmailTaken(Exception):
+    pass
+
+
+class BadCredentials(Exception):
+    pass
+
+
+class Throttled(Exception):
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"retry after {retry_after_s:.0f}s")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    token: str
+    session_hash: bytes
+    user: User
+    expires_at: datetime
+
+
+def normalise_email(email: str) -> str:
+    return unicodedata.normalize("NFKC", email).strip()
+
+
+def check_email(email: str) -> str | None:
+    if len(email) > 254 or not _EMAIL.match(email):
+        return "is not a valid email address"
+    return None
+
+
+def check_display_name(name: str) -> str | None:
+    if not 1 <= len(name) <= 64:
+        return "must be 1 to 64 characters"
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+        return "must not contain control characters"
+    return None
+
+
+class AuthService:
+    def __init__(
+        self,
+        db: Database,
+        settings: AuthConfig,
+        mailer: MailSender,
+        *,
+        public_url: str,
+        hash_workers: int = 2,
+    ) -> None:
+        self._settings = settings
+        self._mailer = mailer
+        self._public_url = public_url.rstrip("/")
+        self.users = Users(db)
+        self.sessions = Sessions(db)
+        self.streams = Streams(db)
+        self.audit = AuditLog(db)
+        self._resets = PasswordResets(db)
+        self.passwords = Passwords(
+            time_cost=settings.argon2_time_cost,
+            memory_kib=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+            workers=hash_workers,
+        )
+        self._account_failures = FailureWindow(settings.login_max_failures, settings.login_window_s)
+        self._ip_failures = FailureWindow(settings.login_ip_max_failures, settings.login_window_s)
+        self._cache: OrderedDict[bytes, tuple[Session, float]] = OrderedDict()
+        self._cache_max = 50_000
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        """Finish queued mail, then stop the hashing threads."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+        for task in self._tasks:
+            task.cancel()
+        self.passwords.close()
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    async def register(
+        self, email: str, password: str, display_name: str, role: Role = "viewer"
+    ) -> User:
+        email, display_name = normalise_email(email), display_name.strip()
+        problems = {}
+        if (p := check_email(email)) is not None:
+            problems["email"] = p
+        if (p := password_problem(password, email=email, min_length=self.min_password)) is not None:
+            problems["password"] = p
+        if (p := check_display_name(display_name)) is not None:
+            problems["display_name"] = p
+        if problems:
+            raise InvalidInput(problems)
+        password_hash = await self.passwords.hash(password)
+        try:
+            user = await self.users.create(email, display_name, password_hash, role)
+        except UniqueViolation:
+            raise EmailTaken(email) from None
+        await self.audit.record("user.register", "user", user.id, actor_id=user.id)
+        return user
+
+    @property
+    def min_password(self) -> int:
+        return self._settings.min_password_length
+
+    async def login(
+        self, email: str, password: str, *, client_ip: str, user_agent: str
+    ) -> LoginResult:
+        email = normalise_email(email)
+        account_key = email.lower()
+        wait = max(
+            self._account_failures.retry_after_s(account_key),
+            self._ip_failures.retry_after_s(client_ip),
+        )
+        if wait > 0:
+            raise Throttled(wait)
+        creds = await self.users.credentials(email)
+        ok = await self.passwords.verify(creds.password_hash if creds else None, password)
+        if not ok or creds is None:
+            self._account_failures.fail(account_key)
+            self._ip_failures.fail(client_ip)
+            if creds is not None:
+                await self.audit.record(
+                    "user.login_failed", "user", creds.user.id, client_ip=client_ip
+                )
+            raise BadCredentials()
+        self._account_failures.clear(account_key)
+        if self.passwords.needs_rehash(creds.password_hash):
+            await self.users.set_password(creds.user.id, await self.passwords.hash(password))
+        return await self._new_session(creds.user, user_agent)
+
+    async def _new_session(self, user: User, user_agent: str) -> LoginResult:
+        token = new_secret(SESSION_PREFIX)
+        token_hash = hash_secret(token)
+        ttl = self._settings.session_ttl_s
+        await self.sessions.create(user.id, token_hash, ttl, user_agent)
+        expires = datetime.now(UTC) + timedelta(seconds=ttl)
+        return LoginResult(token, token_hash, user, expires)
+
+    async def authenticate(self, token: str) -> Session | None:
+        """The live session for a token, cached for at most `session_cache_s`."""
+        if not token.startswith(SESSION_PREFIX) or len(token) > 128:
+            return None
+        token_hash = hash_secret(token)
+        now = time.monotonic()
+        cached = self._cache.get(token_hash)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        session = await self.sessions.active(token_hash)
+        if session is None:
+            self._cache.pop(token_hash, None)
+            return None
+        if datetime.now(UTC) - session.last_seen_at > _TOUCH_EVERY:
+            await self.sessions.touch(session.id)
+        if self._settings.session_cache_s > 0:
+            self._cache[token_hash] = (session, now + self._settings.session_cache_s)
+            self._cache.move_to_end(token_hash)
+            if len(self._cache) > self._cache_max:
+                self._cache.popitem(last=False)
+        return session
+
+    async def logout(self, session: Session) -> None:
+        await self.sessions.revoke(session.token_hash)
+        self._cache.pop(session.token_hash, None)
+
+    async def change_password(self, session: Session, current: str, new: str) -> None:
+        """Set a new password and end every other session of the user."""
+        user = session.user
+        if not await self.passwords.verify(await self.users.password_hash(user.id), current):
+            raise BadCredentials()
+        problem = password_problem(new, email=user.email, min_length=self.min_password)
+        if problem is not None:
+            raise InvalidInput({"new_password": problem})
+        await self.users.set_password(user.id, await self.passwords.hash(new))
+        for revoked in await self.sessions.revoke_all(user.id, keep=session.token_hash):
+            self._cache.pop(revoked, None)
+        await self.audit.record("user.password_changed", "user", user.id, actor_id=user.id)
+
+    async def set_role(self, user: User, role: Role, *, actor_id: int | None) -> None:
+        await self.users.set_role(user.id, role)
+        for revoked in await self.sessions.revoke_all(user.id):
+            self._cache.pop(revoked, None)
+        await self.audit.record(
+            "user.role_set", "user", user.id, actor_id=actor_id, details={"role": role}
+        )
+
+    # -- password reset ---------------------------------------------------------------------
+
+    def request_reset(self, email: str) -> None:
+        """Start a reset in the background: the caller answers the same for every email."""
+        task = asyncio.create_task(self._send_reset(normalise_email(email)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_reset(self, email: str) -> None:
+        try:
+            user = await self.users.by_email(email)
+            if user is None:
+                return
+            token = new_secret(RESET_PREFIX)
+            await self._resets.create(user.id, hash_secret(token), self._settings.reset_token_ttl_s)
+            minutes = self._settings.reset_token_ttl_s // 60
+            body = (
+                f"Someone asked to reset the password of your livecore account at "
+                f"{self._public_url}.\n\nYour reset token (valid for {minutes} minutes, "
+                f"usable once):\n\n    {token}\n\nSubmit it with your new password to "
+                f"{self._public_url}/api/v1/auth/password-reset/confirm.\n"
+                f"If it was not you, ignore this mail: your password stays as it is.\n"
+            )
+            await self._mailer.send(Mail(user.email, "Reset your livecore password", body))
+            await self.audit.record("user.reset_requested", "user", user.id)
+        except Exception:
+            logger.exception("password reset mail failed")
+
+    async def confirm_reset(self, token: str, new_password: str) -> None:
+        if not token.startswith(RESET_PREFIX) or len(token) > 128:
+            raise BadCredentials()
+        token_hash = hash_secret(token)
+        user = await self._resets.pending_user(token_hash)
+        if user is None:
+            raise BadCredentials()
+        problem = password_problem(new_password, email=user.email, min_length=self.min_password)
+        if problem is not None:
+            raise InvalidInput({"password": problem})
+        # consume() re-checks the token inside its transaction: of two racing confirmations
+        # exactly one wins.
+        if await self._resets.consume(token_hash, await self.passwords.hash(new_password)) is None:
+            raise BadCredentials()
+        self._forget_user(user.id)
+        await self.audit.record("user.password_reset", "user", user.id, actor_id=user.id)
+
+    def _forget_user(self, user_id: int) -> None:
+        for token_hash in [h for h, (s, _) in self._cache.items() if s.user.id == user_id]:
+            del self._cache[token_hash]
+
+    # -- stream keys ------------------------------------------------------------------------
+
+    async def stream_for_key(self, slug: str, key: str) -> Stream | None:
+        """The stream `slug` when `key` is its current stream key."""
+        if not key.startswith(STREAM_KEY_PREFIX) or len(key) > 128:
+            return None
+        return await self.streams.for_key(slug, hash_secret(key))
+
+
+def new_stream_key() -> tuple[str, bytes]:
+    """A new stream key and the hash that is stored; the key itself is shown once."""
+    key = new_secret(STREAM_KEY_PREFIX)
+    return key, hash_secret(key)

@@ -1,0 +1,59 @@
+"""Login throttling: failed attempts per account and per client address.
+
+Counted in memory on each node, bounded in size. With several nodes an attacker spread over
+all of them gets at most `nodes x limit` tries per window.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+
+class FailureWindow:
+    """At most `limit` failures per key within `window_s`; older ones are forgotten."""
+
+    def __init__(
+        self,
+        limit: int,
+        window_s: float,
+        *,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._max_keys = max_keys
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def retry_after_s(self, key: str) -> float:
+        """Seconds until `key` may try again; 0 when it may try now."""
+        times = self._failures.get(key)
+        if times is None or len(times) < self.limit:
+            return 0.0
+        wait = times[0] + self.window_s - self._clock()
+        if wait <= 0:
+            del self._failures[key]
+            return 0.0
+        return wait
+
+    def fail(self, key: str) -> None:
+        times = self._failures.get(key)
+        if times is None:
+            if len(self._failures) >= self._max_keys:
+                self._evict()
+            times = self._failures[key] = deque(maxlen=self.limit)
+        times.append(self._clock())
+
+    def clear(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+    def _evict(self) -> None:
+        now = self._clock()
+        for key in [k for k, t in self._failures.items() if t[-1] + self.window_s <= now]:
+            del self._failures[key]
+        while len(self._failures) >= self._max_keys:
+            # Still full of live entries: forget the oldest-inserted key.
+            del self._failures[next(iter(self._failures))]

@@ -1,0 +1,285 @@
+"""`livecore serve | migrate | user | stream`: the operator's command line.
+
+Commands that print something take `--json` for scripts. A configuration error exits 2
+with one line naming the key; nothing here prints a traceback for an operator's mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from livecore.config import Config, ConfigError, load_config
+from livecore.logs import configure_logging
+from livecore.store.embedded import EmbeddedPostgres
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"livecore: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    log_format = getattr(args, "log_format", None) or config.log_format
+    configure_logging(config.log_level, log_format)
+    handler: Callable[[Config, argparse.Namespace], int] = args.handler
+    try:
+        return handler(config, args)
+    except CommandError as exc:
+        print(f"livecore: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+class CommandError(Exception):
+    """An operator-facing failure: printed as one line, exit 1."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livecore", description="livecore streaming server")
+    parser.add_argument("--config", type=Path, help="TOML file layered over configs/livecore.toml")
+    parser.set_defaults(command=None)
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--log-format", choices=("text", "json"))
+    serve.set_defaults(handler=_serve)
+
+    migrate = sub.add_parser("migrate", help="apply pending database migrations")
+    migrate.add_argument("--json", action="store_true")
+    migrate.set_defaults(handler=_migrate)
+
+    user = sub.add_parser("user", help="manage accounts").add_subparsers(
+        dest="user_command", required=True
+    )
+    create = user.add_parser("create", help="create an account")
+    create.add_argument("--email", required=True)
+    create.add_argument("--role", choices=("viewer", "creator", "admin"), default="viewer")
+    create.add_argument("--display-name")
+    create.add_argument(
+        "--password-stdin", action="store_true",
+        help="read the password from standard input (otherwise one is generated and printed)",
+    )  # fmt: skip
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(handler=_user_create)
+
+    stream = sub.add_parser("stream", help="manage streams").add_subparsers(
+        dest="stream_command", required=True
+    )
+    screate = stream.add_parser("create", help="create a stream and print its key")
+    screate.add_argument("--owner", required=True, help="the owner's email")
+    screate.add_argument("--slug", required=True)
+    screate.add_argument("--title", default="")
+    screate.add_argument("--visibility", choices=("public", "subscribers"), default="public")
+    screate.add_argument("--json", action="store_true")
+    screate.set_defaults(handler=_stream_create)
+    rotate = stream.add_parser("rotate-key", help="replace a stream's key and print the new one")
+    rotate.add_argument("slug")
+    rotate.add_argument("--json", action="store_true")
+    rotate.set_defaults(handler=_stream_rotate)
+    return parser
+
+
+# -- database for one-shot commands -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _database_url(config: Config) -> Iterator[tuple[str, EmbeddedPostgres | None]]:
+    """The configured database, or the embedded one, stopped again on exit if we started it."""
+    if config.database_url:
+        yield config.database_url, None
+        return
+    embedded = EmbeddedPostgres(config.data_path / "postgres")
+    try:
+        yield embedded.start(), embedded
+    finally:
+        embedded.stop()
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    import uvloop
+
+    return uvloop.run(coro)
+
+
+# -- serve --------------------------------------------------------------------------------
+
+
+def _serve(config: Config, args: argparse.Namespace) -> int:
+    with _database_url(config) as (dsn, _):
+        return _run(_serve_async(config, dsn))
+
+
+async def _serve_async(config: Config, dsn: str) -> int:
+    from aiohttp import web
+
+    from livecore.app import create_app
+
+    app = create_app(config, database_url=dsn)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await runner.setup()
+    try:
+        site = web.TCPSite(
+            runner, config.host, config.port, shutdown_timeout=config.shutdown_timeout_s
+        )
+        try:
+            await site.start()
+        except OSError as exc:
+            logger.error("cannot listen on %s:%d: %s", config.host, config.port, exc.strerror)
+            return EXIT_FAILED
+        logger.info("livecore listening on http://%s:%d", config.host, config.port)
+        await stop.wait()
+        logger.info("shutting down")
+    finally:
+        # Stops accepting, runs on_shutdown, lets in-flight requests finish within the
+        # shutdown timeout, then closes every cleanup context in reverse order.
+        await runner.cleanup()
+    return 0
+
+
+# -- one-shot commands --------------------------------------------------------------------
+
+
+def _migrate(config: Config, args: argparse.Namespace) -> int:
+    from livecore.store import apply_migrations
+
+    with _database_url(config) as (dsn, _):
+        report = _run(apply_migrations(dsn))
+    if args.json:
+        print(json.dumps({"applied": list(report.applied), "already": report.already}))
+    elif report.applied:
+        print("applied: " + ", ".join(report.applied))
+    else:
+        print("nothing to apply")
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def _services(config: Config, dsn: str) -> AsyncIterator[Any]:
+    from livecore.auth.mail import LogMailSender
+    from livecore.auth.service import AuthService
+    from livecore.store import Database, apply_migrations
+
+    await apply_migrations(dsn)
+    db = await Database.connect(dsn, max_size=2)
+    auth = AuthService(db, config.auth, LogMailSender(), public_url=config.public_url)
+    try:
+        yield auth
+    finally:
+        await auth.close()
+        await db.close()
+
+
+def _user_create(config: Config, args: argparse.Namespace) -> int:
+    import secrets
+
+    from livecore.auth.service import EmailTaken, InvalidInput
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        generated = False
+    else:
+        password, generated = secrets.token_urlsafe(18), True
+    display_name = args.display_name or args.email.split("@", 1)[0][:64]
+
+    async def create() -> Any:
+        async with _services(config, dsn) as auth:
+            return await auth.register(args.email, password, display_name, args.role)
+
+    with _database_url(config) as (dsn, _):
+        try:
+            user = _run(create())
+        except InvalidInput as exc:
+            raise CommandError("; ".join(f"{k} {v}" for k, v in exc.fields.items())) from None
+        except EmailTaken:
+            raise CommandError(f"an account with email {args.email} exists already") from None
+    out = {"id": user.id, "email": user.email, "role": user.role}
+    if generated:
+        out["password"] = password
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"created {user.role} {user.email} (id {user.id})")
+        if generated:
+            print(f"password (shown once): {password}")
+    return 0
+
+
+def _stream_create(config: Config, args: argparse.Namespace) -> int:
+    from livecore.auth.service import InvalidInput
+    from livecore.streams.service import NotAllowed, SlugTaken, StreamService
+
+    async def create() -> Any:
+        async with _services(config, dsn) as auth:
+            owner = await auth.users.by_email(args.owner)
+            if owner is None:
+                raise CommandError(f"no account with email {args.owner}")
+            return await StreamService(auth).create(owner, args.slug, args.title, args.visibility)
+
+    with _database_url(config) as (dsn, _):
+        try:
+            created = _run(create())
+        except InvalidInput as exc:
+            raise CommandError("; ".join(f"{k} {v}" for k, v in exc.fields.items())) from None
+        except NotAllowed as exc:
+            raise CommandError(f"{exc} (the owner's role must be creator or admin)") from None
+        except SlugTaken:
+            raise CommandError(f"a stream with slug {args.slug} exists already") from None
+    if args.json:
+        print(json.dumps({"slug": created.stream.slug, "id": created.stream.id,
+                          "stream_key": created.stream_key}))  # fmt: skip
+    else:
+        print(f"created stream {created.stream.slug} (id {created.stream.id})")
+        print(f"stream key (shown once): {created.stream_key}")
+    return 0
+
+
+def _stream_rotate(config: Config, args: argparse.Namespace) -> int:
+    from livecore.streams.service import StreamService
+
+    async def rotate() -> str:
+        async with _services(config, dsn) as auth:
+            service = StreamService(auth)
+            stream = await service.get(args.slug)
+            if stream is None:
+                raise CommandError(f"no stream with slug {args.slug}")
+            return await service.rotate_key(None, stream)
+
+    with _database_url(config) as (dsn, _):
+        key = _run(rotate())
+    if args.json:
+        print(json.dumps({"slug": args.slug, "stream_key": key}))
+    else:
+        print(f"new stream key for {args.slug} (shown once; the old one no longer works): {key}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

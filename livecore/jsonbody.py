@@ -1,0 +1,83 @@
+"""Reading JSON request bodies into checked values, for every routes module.
+
+Malformed JSON is a 400; a body that parses but has wrong fields is a 422 naming each one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from livecore.errors import BadRequest, Invalid, PayloadTooLarge, UnsupportedMediaType
+
+T = TypeVar("T", bound=str)
+
+
+async def read_body(request: web.Request) -> Body:
+    if not request.can_read_body:
+        return Body({})
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("request body must be application/json")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge("request body is too large") from None
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    return Body(data)
+
+
+class Body:
+    """Typed accessors over a JSON object; problems collect until `check()`."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+        self.problems: dict[str, str] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._data and self._data[name] is not None
+
+    def text(self, name: str, *, max_len: int = 1024, default: str | None = None) -> str:
+        value = self._data.get(name)
+        if value is None:
+            if default is None:
+                self.problems[name] = "is required"
+            return default or ""
+        if not isinstance(value, str):
+            self.problems[name] = "must be a string"
+            return ""
+        if len(value) > max_len:
+            self.problems[name] = f"must be at most {max_len} characters"
+            return ""
+        return value
+
+    def flag(self, name: str, *, default: bool = False) -> bool:
+        value = self._data.get(name, default)
+        if not isinstance(value, bool):
+            self.problems[name] = "must be true or false"
+            return default
+        return value
+
+    def choice(self, name: str, choices: Collection[T], *, default: T | None = None) -> T:
+        value = self._data.get(name)
+        if value is None and default is not None:
+            return default
+        if value not in choices:
+            self.problems[name] = "must be one of " + ", ".join(sorted(choices))
+            return next(iter(choices))
+        return value  # type: ignore[no-any-return]  # checked to be one of `choices`
+
+    def check(self) -> None:
+        if self.problems:
+            raise Invalid(invalid_message(self.problems), fields=self.problems)
+
+
+def invalid_message(problems: dict[str, str]) -> str:
+    return "invalid " + ", ".join(sorted(problems))

@@ -1,0 +1,87 @@
+"""/metrics, /healthz, /readyz and the middleware that logs and measures every request."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from livecore.appkeys import DB, METRICS
+from livecore.errors import REQUEST_ID, Handler
+from livecore.store import pending_migrations
+
+logger = logging.getLogger("livecore.request")
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/healthz", get_healthz)
+    app.router.add_get("/readyz", get_readyz)
+
+
+def _route_label(request: web.Request) -> str:
+    # The route template, never the raw path: label cardinality stays bounded.
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give the request an id, then log one line and record its metrics."""
+    given = request.headers.get("X-Request-Id", "")
+    request_id = given if _CLIENT_ID.match(given) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers["X-Request-Id"] = request_id
+        raise
+    finally:
+        elapsed = time.perf_counter() - start
+        route = _route_label(request)
+        metrics = request.app[METRICS]
+        metrics.http_requests.labels(request.method, route, str(status)).inc()
+        metrics.http_latency.labels(request.method, route).observe(elapsed)
+        logger.info(
+            "%s %s %s %d %.1fms",
+            request_id, request.method, request.path, status, elapsed * 1000,
+            extra={"request_id": request_id, "status": status, "duration_ms": elapsed * 1000},
+        )  # fmt: skip
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def get_healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def get_readyz(request: web.Request) -> web.Response:
+    """Readiness: the database answers and every migration is applied."""
+    db = request.app[DB]
+    checks: dict[str, str] = {}
+    if await db.ping():
+        pending = await pending_migrations(db.pool)
+        checks["migrations"] = "ok" if not pending else f"pending: {', '.join(pending)}"
+        checks["database"] = "ok"
+    else:
+        checks["database"] = "unreachable"
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503
+    )

@@ -1,0 +1,137 @@
+"""/api/v1/streams: create, list, read, edit, delete streams and rotate their keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from livecore.appkeys import AUTH
+from livecore.auth.routes import iso, require_user
+from livecore.auth.service import InvalidInput
+from livecore.errors import Conflict, Forbidden, Invalid, NotFound
+from livecore.jsonbody import invalid_message, read_body
+from livecore.store.streams import Stream, StreamState, Visibility
+from livecore.streams.service import NotAllowed, SlugTaken, StreamIsLive, StreamService
+
+STREAMS = web.AppKey("streams", StreamService)
+VISIBILITIES: tuple[Visibility, ...] = ("public", "subscribers")
+STATES: tuple[StreamState, ...] = ("offline", "live")
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_service)
+    app.router.add_post("/api/v1/streams", post_streams)
+    app.router.add_get("/api/v1/streams", get_streams)
+    app.router.add_get("/api/v1/streams/{slug}", get_stream)
+    app.router.add_patch("/api/v1/streams/{slug}", patch_stream)
+    app.router.add_delete("/api/v1/streams/{slug}", delete_stream)
+    app.router.add_post("/api/v1/streams/{slug}/key", post_stream_key)
+
+
+async def _service(app: web.Application) -> Any:
+    app[STREAMS] = StreamService(app[AUTH])
+    yield
+
+
+def stream_json(stream: Stream) -> dict[str, Any]:
+    return {
+        "id": stream.id,
+        "slug": stream.slug,
+        "title": stream.title,
+        "visibility": stream.visibility,
+        "state": stream.state,
+        "owner": {"id": stream.owner_id, "display_name": stream.owner_name},
+        "started_at": iso(stream.started_at),
+        "ended_at": iso(stream.ended_at),
+        "created_at": stream.created_at.isoformat(),
+    }
+
+
+async def _stream(request: web.Request) -> Stream:
+    stream = await request.app[STREAMS].get(request.match_info["slug"])
+    if stream is None:
+        raise NotFound("no such stream")
+    return stream
+
+
+async def post_streams(request: web.Request) -> web.Response:
+    """Create a stream; the answer carries its stream key, shown this once only."""
+    principal = await require_user(request)
+    body = await read_body(request)
+    slug = body.text("slug", max_len=64)
+    title = body.text("title", max_len=1000, default="")
+    visibility = body.choice("visibility", VISIBILITIES, default="public")
+    body.check()
+    try:
+        created = await request.app[STREAMS].create(principal.user, slug, title, visibility)
+    except NotAllowed as exc:
+        raise Forbidden(str(exc)) from None
+    except InvalidInput as exc:
+        raise Invalid(invalid_message(exc.fields), fields=exc.fields) from None
+    except SlugTaken:
+        raise Conflict("a stream with this slug exists already") from None
+    body_out = {"stream": stream_json(created.stream), "stream_key": created.stream_key}
+    headers = {"Location": f"/api/v1/streams/{created.stream.slug}"}
+    return web.json_response(body_out, status=201, headers=headers)
+
+
+async def get_streams(request: web.Request) -> web.Response:
+    """List streams: `?state=live` for what is on now, `?owner=me` for one's own."""
+    state = request.query.get("state")
+    if state is not None and state not in STATES:
+        raise Invalid("invalid state", fields={"state": "must be one of live, offline"})
+    owner_id = None
+    if (owner := request.query.get("owner")) is not None:
+        if owner != "me":
+            raise Invalid("invalid owner", fields={"owner": "must be me"})
+        owner_id = (await require_user(request)).user.id
+    streams = await request.app[STREAMS].list(state=state, owner_id=owner_id)  # type: ignore[arg-type]  # checked against STATES
+    return web.json_response({"streams": [stream_json(s) for s in streams]})
+
+
+async def get_stream(request: web.Request) -> web.Response:
+    return web.json_response({"stream": stream_json(await _stream(request))})
+
+
+async def patch_stream(request: web.Request) -> web.Response:
+    principal = await require_user(request)
+    stream = await _stream(request)
+    body = await read_body(request)
+    title = body.text("title", max_len=1000) if "title" in body else None
+    visibility = body.choice("visibility", VISIBILITIES) if "visibility" in body else None
+    body.check()
+    try:
+        updated = await request.app[STREAMS].update(
+            principal.user, stream, title=title, visibility=visibility
+        )
+    except NotAllowed as exc:
+        raise Forbidden(str(exc)) from None
+    except InvalidInput as exc:
+        raise Invalid(invalid_message(exc.fields), fields=exc.fields) from None
+    except LookupError:
+        raise NotFound("no such stream") from None
+    return web.json_response({"stream": stream_json(updated)})
+
+
+async def delete_stream(request: web.Request) -> web.Response:
+    principal = await require_user(request)
+    stream = await _stream(request)
+    try:
+        await request.app[STREAMS].delete(principal.user, stream)
+    except NotAllowed as exc:
+        raise Forbidden(str(exc)) from None
+    except StreamIsLive:
+        raise Conflict("stream is live; end the broadcast before deleting it") from None
+    return web.Response(status=204)
+
+
+async def post_stream_key(request: web.Request) -> web.Response:
+    """Rotate the stream key: the old key stops working, the new one is shown once."""
+    principal = await require_user(request)
+    stream = await _stream(request)
+    try:
+        key = await request.app[STREAMS].rotate_key(principal.user, stream)
+    except NotAllowed as exc:
+        raise Forbidden(str(exc)) from None
+    return web.json_response({"stream_key": key})
