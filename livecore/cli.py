@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
 
     serve = sub.add_parser("serve", help="run the server")
+    # Also accepted after `serve`, so that `bin/run --config FILE` works.
+    serve.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     serve.add_argument("--log-format", choices=("text", "json"))
     serve.set_defaults(handler=_serve)
 

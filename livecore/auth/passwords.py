@@ -42,8 +42,9 @@ class Passwords:
     def needs_rehash(self, password_hash: str) -> bool:
         return self._hasher.check_needs_rehash(password_hash)
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    async def close(self) -> None:
+        """Stop the threads; joining them blocks, so it happens in another thread."""
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
 
     def _verify_sync(self, password_hash: str, password: str) -> bool:
         try:

@@ -123,7 +123,7 @@ class AuthService:
             await asyncio.wait(self._tasks, timeout=10)
         for task in self._tasks:
             task.cancel()
-        self.passwords.close()
+        await self.passwords.close()
 
     # -- accounts ---------------------------------------------------------------------------
 

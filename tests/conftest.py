@@ -1,0 +1,146 @@
+"""Shared fixtures: a real PostgreSQL and Redis for the session, a clean database per test,
+and an HTTP client for the whole application."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+from blockbuster import BlockBuster, blockbuster_ctx
+from pytest_aiohttp import AiohttpClient
+
+from livecore.app import create_app
+from livecore.config import AuthConfig, Config
+from livecore.store import apply_migrations
+from tests.fakes import CapturingMailSender
+from tests.services import RedisProcess, postgres, redis_server
+
+Client = TestClient[Any, Any]
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with postgres(tmp_path_factory.mktemp("pg")) as dsn:
+        asyncio.run(apply_migrations(dsn))
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def redis_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as proc:
+        yield proc
+
+
+@pytest.fixture
+async def redis_url(redis_proc: RedisProcess) -> str:
+    """A flushed test Redis database."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_proc.url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+    return redis_proc.url
+
+
+@pytest.fixture
+async def dsn(postgres_dsn: str) -> str:
+    """The test database with every table emptied."""
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename <> 'schema_migrations'"
+        )
+        if tables:
+            names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+    return postgres_dsn
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    # Cheap Argon2 parameters keep the suite fast; production defaults are in configs/.
+    return Config(
+        data_dir=str(tmp_path / "var"),
+        secret_key="test-secret-key-test-secret-key",
+        auth=AuthConfig(argon2_time_cost=1, argon2_memory_kib=64, argon2_parallelism=1),
+    )
+
+
+@pytest.fixture
+def mailer() -> CapturingMailSender:
+    return CapturingMailSender()
+
+
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture
+def make_client(
+    aiohttp_client: AiohttpClient, config: Config, dsn: str, mailer: CapturingMailSender
+) -> MakeClient:
+    """Start the whole app on a loopback port; keyword arguments replace config fields."""
+
+    async def make(**changes: Any) -> Client:
+        app = create_app(replace(config, **changes), database_url=dsn, mailer=mailer)
+        return await aiohttp_client(app)
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: MakeClient) -> Client:
+    return await make_client()
+
+
+@pytest.fixture(autouse=True)
+def blockbuster() -> Iterator[BlockBuster]:
+    """Fail any test whose code blocks the event loop."""
+    with blockbuster_ctx() as bb:
+        # Library look-ups made once per new connection, not per query or message: asyncpg
+        # looks for ~/.pgpass, redis-py reads its own version from package metadata.
+        allowed = {
+            "asyncpg/connect_utils.py": {"_read_password_file"},
+            "redis/utils.py": {"get_lib_version"},
+        }
+        for func in bb.functions.values():
+            for filename, names in allowed.items():
+                func.can_block_in(filename, names)
+        yield bb
+
+
+# -- helpers for API tests ----------------------------------------------------------------
+
+
+async def register(
+    client: Client,
+    email: str = "ann@example.com",
+    *,
+    password: str = "correct horse battery",
+    creator: bool = False,
+    display_name: str = "Ann",
+) -> dict[str, Any]:
+    resp = await client.post(
+        "/api/v1/auth/register",
+        json={"email": email, "password": password, "display_name": display_name,
+              "creator": creator},
+    )  # fmt: skip
+    assert resp.status == 201, await resp.text()
+    body: dict[str, Any] = await resp.json()
+    return body
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
