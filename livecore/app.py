@@ -43,9 +43,7 @@ def create_app(
     if not dsn:
         raise ValueError("no database: set database_url or start the embedded database")
     # Order matters: each context may use the ones above it; exit runs in reverse.
-    app.cleanup_ctx.extend(
-        [_secret_key, _database(dsn), _auth(mailer or _mailer(config))]
-    )
+    app.cleanup_ctx.extend([_secret_key, _database(dsn), _auth(mailer or _mailer(config))])
     ops_routes.setup(app)
     auth_routes.setup(app)
     stream_routes.setup(app)

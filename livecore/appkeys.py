@@ -12,9 +12,9 @@ if TYPE_CHECKING:
     from livecore.ops.metrics import Metrics
     from livecore.store import Database
 
-CONFIG: Final = web.AppKey["Config"]("config")
-DB: Final = web.AppKey["Database"]("db")
-AUTH: Final = web.AppKey["AuthService"]("auth")
-METRICS: Final = web.AppKey["Metrics"]("metrics")
+CONFIG: Final[web.AppKey[Config]] = web.AppKey("config")
+DB: Final[web.AppKey[Database]] = web.AppKey("db")
+AUTH: Final[web.AppKey[AuthService]] = web.AppKey("auth")
+METRICS: Final[web.AppKey[Metrics]] = web.AppKey("metrics")
 # The deployment's signing key (CSRF tokens, playback tokens).
-SECRET_KEY: Final = web.AppKey("secret_key", bytes)
+SECRET_KEY: Final[web.AppKey[bytes]] = web.AppKey("secret_key", bytes)

@@ -101,7 +101,8 @@ def load_config(
         if file is path or file.exists():
             _merge(raw, _read_toml(file))
     _merge(raw, _from_env(os.environ if environ is None else environ), from_env=True)
-    return _build(Config, raw, prefix="")
+    config: Config = _build(Config, raw, prefix="")
+    return config
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aiohttp import web
 
@@ -72,7 +72,7 @@ class Body:
         if value not in choices:
             self.problems[name] = "must be one of " + ", ".join(sorted(choices))
             return next(iter(choices))
-        return value  # type: ignore[no-any-return]  # checked to be one of `choices`
+        return cast(T, value)  # checked above to be one of `choices`
 
     def check(self) -> None:
         if self.problems:

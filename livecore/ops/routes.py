@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -62,7 +63,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
+    # The process collector reads /proc: a thread keeps that file I/O off the loop.
+    body = await asyncio.to_thread(generate_latest, request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -83,5 +85,6 @@ async def get_readyz(request: web.Request) -> web.Response:
         checks["database"] = "unreachable"
     ready = all(v == "ok" for v in checks.values())
     return web.json_response(
-        {"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status=200 if ready else 503,
     )

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 
 class UniqueViolation(Exception):
@@ -59,7 +60,7 @@ class Database:
         )
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+    async def transaction(self) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
         async with self.pool.acquire() as conn, conn.transaction():
             yield conn
 

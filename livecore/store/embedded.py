@@ -32,7 +32,10 @@ class EmbeddedPostgres:
             warnings.simplefilter("ignore")
             import pgserver
 
-            self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+            # pgserver re-exports get_server without declaring it public.
+            self._server = pgserver.get_server(  # type: ignore[attr-defined]
+                self.data_dir, cleanup_mode="stop"
+            )
         dsn: str = self._server.get_uri()
         logger.info("embedded PostgreSQL running in %s", self.data_dir)
         return dsn

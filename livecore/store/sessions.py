@@ -21,7 +21,9 @@ class Session:
 
 
 def _session(row: asyncpg.Record) -> Session:
-    return Session(row["sid"], _user(row), row["token_hash"], row["expires_at"], row["last_seen_at"])
+    return Session(
+        row["sid"], _user(row), row["token_hash"], row["expires_at"], row["last_seen_at"]
+    )
 
 
 class Sessions:

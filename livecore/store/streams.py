@@ -78,7 +78,7 @@ class Streams:
         row = await self._db.pool.fetchrow(f"SELECT {_COLUMNS} {_FROM} WHERE s.slug = $1", slug)
         return _stream(row) if row else None
 
-    async def list(
+    async def find(
         self, *, state: StreamState | None = None, owner_id: int | None = None, limit: int = 100
     ) -> list[Stream]:
         rows = await self._db.pool.fetch(

@@ -86,7 +86,7 @@ class StreamService:
         return await self._streams.by_slug(slug)
 
     async def list(self, *, state: StreamState | None, owner_id: int | None) -> list[Stream]:
-        return await self._streams.list(state=state, owner_id=owner_id)
+        return await self._streams.find(state=state, owner_id=owner_id)
 
     async def update(
         self, actor: User, stream: Stream, *, title: str | None, visibility: Visibility | None

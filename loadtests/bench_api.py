@@ -1,0 +1,178 @@
+"""Authenticated API throughput: GET /api/v1/me and the live-stream list under concurrency.
+
+    .venv/bin/python loadtests/bench_api.py [--concurrency 64] [--seconds 15] [--url URL]
+
+Without --url it starts its own `livecore serve` (embedded PostgreSQL in a temporary
+directory, 127.0.0.1 on a free port) and stops it afterwards. Load comes from several
+client processes so the generator is not the bottleneck; its CPU is printed too. Every run
+is bounded by --seconds and --max-requests and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import psutil
+import uvloop
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "benchmark passphrase"
+
+
+@dataclass
+class WorkerResult:
+    latencies_s: list[float]
+    errors: int
+    cpu_s: float
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _post(url: str, body: dict[str, object], token: str = "") -> dict[str, object]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        data: dict[str, object] = json.loads(resp.read())
+        return data
+
+
+def _prepare(base: str, live_streams: int) -> str:
+    """A creator with some live streams; returns a session token."""
+    email = f"bench-{time.time_ns()}@example.com"
+    user = _post(
+        f"{base}/api/v1/auth/register",
+        {"email": email, "password": PASSWORD, "display_name": "Bench", "creator": True},
+    )
+    token = str(user["token"])
+    for i in range(live_streams):
+        _post(f"{base}/api/v1/streams", {"slug": f"bench-{time.time_ns() % 10**9}-{i}"}, token)
+    return token
+
+
+async def _worker_async(
+    base: str, token: str, concurrency: int, deadline: float, max_requests: int
+) -> WorkerResult:
+    latencies: list[float] = []
+    errors = 0
+    paths = ("/api/v1/me", "/api/v1/streams?state=live")
+    headers = {"Authorization": f"Bearer {token}"}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(base, connector=connector, headers=headers) as session:
+
+        async def loop(n: int) -> None:
+            nonlocal errors
+            i = n
+            while time.monotonic() < deadline and len(latencies) < max_requests:
+                start = time.perf_counter()
+                try:
+                    async with session.get(paths[i % 2]) as resp:
+                        await resp.read()
+                        if resp.status != 200:
+                            errors += 1
+                except aiohttp.ClientError:
+                    errors += 1
+                latencies.append(time.perf_counter() - start)
+                i += 1
+
+        await asyncio.gather(*(loop(n) for n in range(concurrency)))
+    return WorkerResult(latencies, errors, time.process_time())
+
+
+def _worker(args: tuple[str, str, int, float, int]) -> WorkerResult:
+    return uvloop.run(_worker_async(*args))
+
+
+def _start_server(tmp: Path, port: int, log_level: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
+    env.update(
+        LIVECORE_PORT=str(port), LIVECORE_DATA_DIR=str(tmp / "var"), LIVECORE_LOG_LEVEL=log_level
+    )
+    log = (tmp / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livecore", "serve"], env=env, cwd=ROOT, stdout=log, stderr=log
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"server did not start; see {tmp / 'server.log'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", help="a running livecore (default: start one)")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--max-requests", type=int, default=2_000_000)
+    parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--live-streams", type=int, default=20)
+    parser.add_argument("--log-level", default="info", help="server log level when started here")
+    args = parser.parse_args()
+    args.seconds = min(args.seconds, 300.0)
+
+    with tempfile.TemporaryDirectory(prefix="livecore-bench-") as tmp_name:
+        server = None
+        base = args.url
+        if base is None:
+            port = _free_port()
+            server = _start_server(Path(tmp_name), port, args.log_level)
+            base = f"http://127.0.0.1:{port}"
+        try:
+            token = _prepare(base, args.live_streams)
+            server_proc = psutil.Process(server.pid) if server else None
+            server_cpu0 = sum(server_proc.cpu_times()[:2]) if server_proc else 0.0
+            per = max(1, args.concurrency // args.processes)
+            deadline = time.monotonic() + args.seconds
+            job = (base, token, per, deadline, args.max_requests // args.processes)
+            started = time.monotonic()
+            with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
+                results = pool.map(_worker, [job] * args.processes)
+            elapsed = time.monotonic() - started
+            server_cpu = sum(server_proc.cpu_times()[:2]) - server_cpu0 if server_proc else 0.0
+        finally:
+            if server is not None:
+                server.send_signal(signal.SIGTERM)
+                server.wait(60)
+
+    lat = sorted(x for r in results for x in r.latencies_s)
+    errors = sum(r.errors for r in results)
+    q = statistics.quantiles(lat, n=100, method="inclusive")
+    print(f"cores: {os.cpu_count()}")
+    print(f"concurrency: {per * args.processes} over {args.processes} client processes")
+    print(f"requests: {len(lat)} in {elapsed:.1f}s, errors: {errors}")
+    print(f"throughput: {len(lat) / elapsed:,.0f} requests/s")
+    print(f"latency p50: {q[49] * 1000:.2f} ms, p99: {q[98] * 1000:.2f} ms")
+    if server is not None:
+        print(f"server CPU: {server_cpu / elapsed * 100:.0f}% of one core")
+    print(f"load-generator CPU: {sum(r.cpu_s for r in results) / elapsed * 100:.0f}% of one core")
+
+
+if __name__ == "__main__":
+    main()

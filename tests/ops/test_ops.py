@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+from aiohttp import web
+from pytest_aiohttp import AiohttpClient
+
+from livecore.app import create_app
+from livecore.config import Config
+from tests.conftest import Client
+from tests.fakes import CapturingMailSender
+
+
+async def test_healthz_and_readyz(client: Client) -> None:
+    assert (await client.get("/healthz")).status == 200
+    resp = await client.get("/readyz")
+    assert resp.status == 200
+    assert await resp.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "migrations": "ok"},
+    }
+
+
+async def test_metrics_label_routes_by_template_not_path(client: Client) -> None:
+    for slug in ("first-one", "second-one"):
+        assert (await client.get(f"/api/v1/streams/{slug}")).status == 404
+    text = await (await client.get("/metrics")).text()
+    assert (
+        'livecore_http_requests_total{method="GET",route="/api/v1/streams/{slug}",status="404"} 2.0'
+        in text
+    )
+    assert "first-one" not in text
+    assert "livecore_store_pool_connections" in text
+    assert "process_resident_memory_bytes" in text
+
+
+async def test_every_response_carries_a_request_id(client: Client) -> None:
+    resp = await client.get("/healthz", headers={"X-Request-Id": "abc-123"})
+    assert resp.headers["X-Request-Id"] == "abc-123"
+    resp = await client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"})
+    assert resp.headers["X-Request-Id"] != "bad id with spaces"
+
+
+async def test_crash_is_a_generic_500_with_the_request_id(
+    aiohttp_client: AiohttpClient,
+    config: Config,
+    dsn: str,
+    mailer: CapturingMailSender,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = create_app(config, database_url=dsn, mailer=mailer)
+
+    async def boom(request: web.Request) -> web.Response:
+        raise RuntimeError("secret internals")
+
+    app.router.add_get("/boom", boom)
+    client = await aiohttp_client(app)
+    with caplog.at_level(logging.ERROR):
+        resp = await client.get("/boom")
+    assert resp.status == 500
+    body = await resp.json()
+    request_id = resp.headers["X-Request-Id"]
+    assert body == {
+        "error": {"code": "internal", "message": "internal server error", "request_id": request_id}
+    }
+    assert "secret internals" not in await resp.text()
+    assert any(request_id in r.getMessage() for r in caplog.records)
+
+
+async def test_request_log_has_one_line_per_request(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="livecore.request"):
+        await client.get("/healthz")
+    lines = [r for r in caplog.records if r.name == "livecore.request"]
+    assert len(lines) == 1
+    assert "GET /healthz 200" in lines[0].getMessage()

@@ -1,0 +1,139 @@
+"""The `livecore` command as an operator runs it: real processes, real databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.services import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
+    env.update(extra)
+    return env
+
+
+def _livecore(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "livecore", *args],
+        env=env, cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return resp.status, resp.read()
+
+
+def _postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+
+
+@pytest.mark.slow
+def test_serve_answers_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    data_dir = tmp_path / "var"
+    env = _env(LIVECORE_PORT=str(port), LIVECORE_DATA_DIR=str(data_dir))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livecore", "serve"], env=env, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, body = _get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("serve did not come up")
+                time.sleep(0.2)
+        assert status == 200 and json.loads(body) == {"status": "ok"}
+        status, body = _get(f"http://127.0.0.1:{port}/readyz")
+        assert json.loads(body)["status"] == "ready"
+        pg_pid = _postmaster_pid(data_dir)
+        assert psutil.pid_exists(pg_pid)
+
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output.decode()
+    assert b"Traceback" not in output
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(pg_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not psutil.pid_exists(pg_pid), "the embedded PostgreSQL outlived the server"
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    result = _livecore("serve", env=_env(LIVECORE_PORT="not-a-port"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "livecore: configuration error: port: 'not-a-port' is not a valid integer"
+    )
+
+
+def test_unknown_key_in_config_file_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[auth]\nsesion_ttl_s = 5\n")
+    result = _livecore("--config", str(path), "serve", env=_env())
+    assert result.returncode == 2
+    assert "auth.sesion_ttl_s: unknown setting" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_user_and_stream_commands_print_json(postgres_dsn: str, tmp_path: Path) -> None:
+    env = _env(LIVECORE_DATABASE_URL=postgres_dsn, LIVECORE_DATA_DIR=str(tmp_path))
+    email = f"op-{time.monotonic_ns()}@example.com"
+    slug = f"cli-{time.monotonic_ns() % 10**9}"
+    made = _livecore("user", "create", "--email", email, "--role", "creator", "--json", env=env)
+    assert made.returncode == 0, made.stderr
+    user = json.loads(made.stdout)
+    assert user["role"] == "creator" and len(user["password"]) >= 20
+
+    stream = _livecore("stream", "create", "--owner", email, "--slug", slug, "--json", env=env)
+    assert stream.returncode == 0, stream.stderr
+    first_key = json.loads(stream.stdout)["stream_key"]
+
+    rotated = _livecore("stream", "rotate-key", slug, "--json", env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    second_key = json.loads(rotated.stdout)["stream_key"]
+    assert second_key != first_key and second_key.startswith("lck_")
+
+
+def test_user_create_reads_password_from_stdin(postgres_dsn: str, tmp_path: Path) -> None:
+    env = _env(LIVECORE_DATABASE_URL=postgres_dsn, LIVECORE_DATA_DIR=str(tmp_path))
+    email = f"stdin-{time.monotonic_ns()}@example.com"
+    made = _livecore(
+        "user", "create", "--email", email, "--password-stdin", "--json",
+        env=env, stdin="a long enough passphrase\n",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "password" not in json.loads(made.stdout)
+
+
+def test_cli_errors_are_one_line(postgres_dsn: str, tmp_path: Path) -> None:
+    env = _env(LIVECORE_DATABASE_URL=postgres_dsn, LIVECORE_DATA_DIR=str(tmp_path))
+    result = _livecore("stream", "rotate-key", "no-such-stream", env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "livecore: no stream with slug no-such-stream"
+    weak = _livecore(
+        "user", "create", "--email", "x@example.com", "--password-stdin", env=env, stdin="short\n"
+    )
+    assert weak.returncode == 1
+    assert "password must be at least" in weak.stderr
