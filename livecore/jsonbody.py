@@ -27,7 +27,7 @@ async def read_body(request: web.Request) -> Body:
         raise PayloadTooLarge("request body is too large") from None
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # Recursion: nested too deep
         raise BadRequest("request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
@@ -56,6 +56,11 @@ class Body:
         if len(value) > max_len:
             self.problems[name] = f"must be at most {max_len} characters"
             return ""
+        # JSON can carry lone surrogates (which cannot be encoded as UTF-8) and NUL (which
+        # PostgreSQL text cannot hold); either would fail deep inside with a 500.
+        if "\x00" in value or (not value.isascii() and _has_surrogate(value)):
+            self.problems[name] = "must be valid text without NUL characters"
+            return ""
         return value
 
     def flag(self, name: str, *, default: bool = False) -> bool:
@@ -77,6 +82,14 @@ class Body:
     def check(self) -> None:
         if self.problems:
             raise Invalid(invalid_message(self.problems), fields=self.problems)
+
+
+def _has_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def invalid_message(problems: dict[str, str]) -> str:

@@ -31,13 +31,19 @@ class FailureWindow:
     def retry_after_s(self, key: str) -> float:
         """Seconds until `key` may try again; 0 when it may try now."""
         times = self._failures.get(key)
-        if times is None or len(times) < self.limit:
+        if times is None:
             return 0.0
-        wait = times[0] + self.window_s - self._clock()
-        if wait <= 0:
+        # Forget only the failures that left the window: dropping the whole key here would
+        # also forget recent failures and let more than `limit` through within one window.
+        now = self._clock()
+        while times and times[0] + self.window_s <= now:
+            times.popleft()
+        if not times:
             del self._failures[key]
             return 0.0
-        return wait
+        if len(times) < self.limit:
+            return 0.0
+        return times[0] + self.window_s - now
 
     def fail(self, key: str) -> None:
         times = self._failures.get(key)

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from livecore.cache import TtlCache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_concurrent_misses_share_one_load() -> None:
+    cache: TtlCache[str, int] = TtlCache(1.0)
+    loads = 0
+    gate = asyncio.Event()
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        await gate.wait()
+        return 42
+
+    waiting = [asyncio.create_task(cache.get("k", load)) for _ in range(50)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(*waiting) == [42] * 50
+    assert loads == 1
+
+
+async def test_value_expires_after_ttl() -> None:
+    clock = Clock()
+    cache: TtlCache[str, int] = TtlCache(1.0, clock=clock)
+    values = iter([1, 2])
+
+    async def load() -> int:
+        return next(values)
+
+    assert await cache.get("k", load) == 1
+    clock.now = 0.5
+    assert await cache.get("k", load) == 1
+    clock.now = 1.5
+    assert await cache.get("k", load) == 2
+
+
+async def test_failed_load_reaches_every_waiter_and_is_not_cached() -> None:
+    cache: TtlCache[str, int] = TtlCache(1.0)
+    gate = asyncio.Event()
+
+    async def broken() -> int:
+        await gate.wait()
+        raise RuntimeError("database down")
+
+    waiting = [asyncio.create_task(cache.get("k", broken)) for _ in range(3)]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+
+    async def fine() -> int:
+        return 7
+
+    assert await cache.get("k", fine) == 7
+
+
+async def test_invalidate_forgets_values() -> None:
+    cache: TtlCache[str, int] = TtlCache(60.0)
+    values = iter([1, 2])
+
+    async def load() -> int:
+        return next(values)
+
+    assert await cache.get("k", load) == 1
+    cache.invalidate()
+    assert await cache.get("k", load) == 2
+
+
+@pytest.mark.parametrize("max_keys", [2])
+async def test_size_is_bounded(max_keys: int) -> None:
+    cache: TtlCache[int, int] = TtlCache(60.0, max_keys=max_keys)
+
+    for i in range(10):
+
+        async def load(i: int = i) -> int:
+            return i
+
+        await cache.get(i, load)
+    assert len(cache._values) <= max_keys
