@@ -66,8 +66,8 @@ def user_json(user: User) -> dict[str, Any]:
 
 async def authenticate(request: web.Request) -> Principal | None:
     """Who sent this request, or None for an anonymous one; checks CSRF for cookie writes."""
-    if (known := request.get(_PRINCIPAL)) is not None:
-        return known
+    if _PRINCIPAL in request:
+        return request[_PRINCIPAL]
     header = request.headers.get("Authorization", "")
     via_cookie = False
     if header:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -9,12 +10,16 @@ from aiohttp import web
 from livecore.appkeys import AUTH
 from livecore.auth.routes import iso, require_user
 from livecore.auth.service import InvalidInput
+from livecore.cache import TtlCache
 from livecore.errors import Conflict, Forbidden, Invalid, NotFound
 from livecore.jsonbody import invalid_message, read_body
 from livecore.store.streams import Stream, StreamState, Visibility
 from livecore.streams.service import NotAllowed, SlugTaken, StreamIsLive, StreamService
 
 STREAMS = web.AppKey("streams", StreamService)
+# Public stream listings, by state filter; invalidated by this node's own changes.
+LISTINGS = web.AppKey("stream_listings", TtlCache[StreamState | None, bytes])
+LISTING_TTL_S = 1.0
 VISIBILITIES: tuple[Visibility, ...] = ("public", "subscribers")
 STATES: tuple[StreamState, ...] = ("offline", "live")
 
@@ -30,7 +35,8 @@ def setup(app: web.Application) -> None:
 
 
 async def _service(app: web.Application) -> Any:
-    app[STREAMS] = StreamService(app[AUTH])
+    listings = app[LISTINGS] = TtlCache(LISTING_TTL_S)
+    app[STREAMS] = StreamService(app[AUTH], on_change=listings.invalidate)
     yield
 
 
@@ -78,16 +84,28 @@ async def post_streams(request: web.Request) -> web.Response:
 
 async def get_streams(request: web.Request) -> web.Response:
     """List streams: `?state=live` for what is on now, `?owner=me` for one's own."""
-    state = request.query.get("state")
-    if state is not None and state not in STATES:
+    raw_state = request.query.get("state")
+    state = next((s for s in STATES if s == raw_state), None)
+    if raw_state is not None and state is None:
         raise Invalid("invalid state", fields={"state": "must be one of live, offline"})
     owner_id = None
     if (owner := request.query.get("owner")) is not None:
         if owner != "me":
             raise Invalid("invalid owner", fields={"owner": "must be me"})
         owner_id = (await require_user(request)).user.id
-    streams = await request.app[STREAMS].list(state=state, owner_id=owner_id)  # type: ignore[arg-type]  # checked against STATES
-    return web.json_response({"streams": [stream_json(s) for s in streams]})
+    service = request.app[STREAMS]
+
+    async def load() -> bytes:
+        streams = await service.list(state=state, owner_id=owner_id)
+        return json.dumps({"streams": [stream_json(s) for s in streams]}).encode()
+
+    if owner_id is None:
+        # Everyone asks for the same public list (a premiere brings thousands at once):
+        # one query and one encoding per node per TTL, shared by all of them.
+        body = await request.app[LISTINGS].get(state, load)
+    else:
+        body = await load()
+    return web.Response(body=body, content_type="application/json")
 
 
 async def get_stream(request: web.Request) -> web.Response:

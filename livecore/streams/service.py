@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 import unicodedata
 from dataclasses import dataclass
 
@@ -56,9 +57,11 @@ def may_manage(user: User, stream: Stream) -> bool:
 
 
 class StreamService:
-    def __init__(self, auth: AuthService) -> None:
+    def __init__(self, auth: AuthService, on_change: Callable[[], None] | None = None) -> None:
         self._auth = auth
         self._streams = auth.streams
+        # Told after every change this service makes (listing caches drop their copies).
+        self._on_change = on_change or (lambda: None)
 
     async def create(
         self, owner: User, slug: str, title: str, visibility: Visibility
@@ -77,6 +80,7 @@ class StreamService:
             stream = await self._streams.create(owner.id, slug, title, visibility, key_hash)
         except UniqueViolation:
             raise SlugTaken(slug) from None
+        self._on_change()
         await self._auth.audit.record("stream.create", "stream", stream.id, actor_id=owner.id)
         return NewStream(stream, key)
 
@@ -97,6 +101,7 @@ class StreamService:
         updated = await self._streams.update(stream.id, title=title, visibility=visibility)
         if updated is None:
             raise LookupError(stream.slug)
+        self._on_change()
         await self._auth.audit.record(
             "stream.update", "stream", stream.id, actor_id=actor.id,
             details={"title": title, "visibility": visibility},
@@ -107,6 +112,7 @@ class StreamService:
         self._check_manager(actor, stream)
         if not await self._streams.delete(stream.id):
             raise StreamIsLive(stream.slug)
+        self._on_change()
         await self._auth.audit.record(
             "stream.delete", "stream", stream.id, actor_id=actor.id, details={"slug": stream.slug}
         )
