@@ -10,11 +10,15 @@ if TYPE_CHECKING:
     from livecore.auth.service import AuthService
     from livecore.config import Config
     from livecore.ops.metrics import Metrics
+    from livecore.sfu.hub import HubRegistry
+    from livecore.sfu.publisher import Publishers
     from livecore.store import Database
 
 CONFIG: Final[web.AppKey[Config]] = web.AppKey("config")
 DB: Final[web.AppKey[Database]] = web.AppKey("db")
 AUTH: Final[web.AppKey[AuthService]] = web.AppKey("auth")
 METRICS: Final[web.AppKey[Metrics]] = web.AppKey("metrics")
+HUBS: Final[web.AppKey[HubRegistry]] = web.AppKey("hubs")
+PUBLISHERS: Final[web.AppKey[Publishers]] = web.AppKey("publishers")
 # The deployment's signing key (CSRF tokens, playback tokens).
 SECRET_KEY: Final[web.AppKey[bytes]] = web.AppKey("secret_key", bytes)

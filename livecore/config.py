@@ -58,6 +58,31 @@ class AuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SfuConfig:
+    # Addresses offered as ICE host candidates; empty: every interface of the machine.
+    ice_host_addresses: tuple[str, ...] = ()
+    # STUN/TURN URLs advertised to publishers and viewers (Link headers) and used by livecore.
+    ice_servers: tuple[str, ...] = ()
+    turn_username: str = ""
+    turn_password: str = _secret()
+    max_offer_bytes: int = _bounded(64 * 1024, 1024, 1024 * 1024)
+    # A publisher whose media stops for this long has vanished: the broadcast ends.
+    publisher_idle_timeout_s: float = _bounded(10.0, 1.0, 600.0)
+    reader_queue_units: int = _bounded(600, 10, 100_000)
+
+
+@dataclass(frozen=True, slots=True)
+class HlsConfig:
+    segment_target_s: float = _bounded(2.0, 0.5, 30.0)
+    part_target_s: float = _bounded(0.5, 0.1, 5.0)
+    # Segments listed in a live media playlist (older ones stay on disk for the recording).
+    live_window_segments: int = _bounded(12, 3, 1000)
+    # How long a blocking playlist reload (_HLS_msn/_HLS_part) may wait.
+    blocking_reload_timeout_s: float = _bounded(6.0, 0.5, 30.0)
+    audio_bitrate: int = _bounded(128_000, 32_000, 512_000)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     host: str = "127.0.0.1"
     port: int = _bounded(8080, 0, 65535)
@@ -77,6 +102,8 @@ class Config:
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     auth: AuthConfig = field(default_factory=AuthConfig)
+    sfu: SfuConfig = field(default_factory=SfuConfig)
+    hls: HlsConfig = field(default_factory=HlsConfig)
 
     @property
     def data_path(self) -> Path:

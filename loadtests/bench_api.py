@@ -3,9 +3,10 @@
     .venv/bin/python loadtests/bench_api.py [--concurrency 64] [--seconds 15] [--url URL]
 
 Without --url it starts its own `livecore serve` (embedded PostgreSQL in a temporary
-directory, 127.0.0.1 on a free port) and stops it afterwards. Load comes from several
-client processes so the generator is not the bottleneck; its CPU is printed too. Every run
-is bounded by --seconds and --max-requests and stops by itself.
+directory, 127.0.0.1 on a free port) and stops it afterwards. The load comes from `wrk`
+(Debian package `wrk`) when it is installed, since a C client leaves the CPU to the server;
+otherwise from Python client processes. The generator's CPU is printed either way. Every
+run is bounded by --seconds (and, for the Python client, --max-requests).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import asyncio
 import json
 import multiprocessing
 import os
+import re
+import shutil
 import signal
 import socket
 import statistics
@@ -103,6 +106,49 @@ def _worker(args: tuple[str, str, int, float, int]) -> WorkerResult:
     return uvloop.run(_worker_async(*args))
 
 
+_WRK_SCRIPT = """
+local paths = {"/api/v1/me", "/api/v1/streams?state=live"}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i % 2) + 1])
+end
+"""
+
+
+def _wrk_ms(text: str, label: str) -> float:
+    match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    if match is None:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def _run_wrk(base: str, token: str, concurrency: int, seconds: float, tmp: Path) -> None:
+    script = tmp / "paths.lua"
+    script.write_text(_WRK_SCRIPT)
+    started = time.monotonic()
+    usage0 = os.times()
+    out = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(concurrency), "-d", f"{int(seconds)}s", "--latency",
+         "-s", str(script), "-H", f"Authorization: Bearer {token}", base],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    ).stdout  # fmt: skip
+    usage1 = os.times()
+    elapsed = time.monotonic() - started
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    gen_cpu = (usage1.children_user + usage1.children_system) - (
+        usage0.children_user + usage0.children_system
+    )
+    print(f"load generator: wrk, {concurrency} connections")
+    print(f"requests: {total} in {elapsed:.1f}s, errors: {errors}")
+    print(f"throughput: {total / elapsed:,.0f} requests/s")
+    print(f"latency p50: {_wrk_ms(out, '50%'):.2f} ms, p99: {_wrk_ms(out, '99%'):.2f} ms")
+    print(f"load-generator CPU: {gen_cpu / elapsed * 100:.0f}% of one core")
+
+
 def _start_server(tmp: Path, port: int, log_level: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
     env.update(
@@ -134,6 +180,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="load-generator processes")
     parser.add_argument("--live-streams", type=int, default=20)
     parser.add_argument("--log-level", default="info", help="server log level when started here")
+    parser.add_argument("--python-client", action="store_true", help="do not use wrk")
     args = parser.parse_args()
     args.seconds = min(args.seconds, 300.0)
 
@@ -148,6 +195,15 @@ def main() -> None:
             token = _prepare(base, args.live_streams)
             server_proc = psutil.Process(server.pid) if server else None
             server_cpu0 = sum(server_proc.cpu_times()[:2]) if server_proc else 0.0
+            print(f"cores: {os.cpu_count()}")
+            if shutil.which("wrk") and not args.python_client:
+                started = time.monotonic()
+                _run_wrk(base, token, args.concurrency, args.seconds, Path(tmp_name))
+                elapsed = time.monotonic() - started
+                if server_proc is not None:
+                    server_cpu = sum(server_proc.cpu_times()[:2]) - server_cpu0
+                    print(f"server CPU: {server_cpu / elapsed * 100:.0f}% of one core")
+                return
             per = max(1, args.concurrency // args.processes)
             deadline = time.monotonic() + args.seconds
             job = (base, token, per, deadline, args.max_requests // args.processes)
@@ -164,7 +220,6 @@ def main() -> None:
     lat = sorted(x for r in results for x in r.latencies_s)
     errors = sum(r.errors for r in results)
     q = statistics.quantiles(lat, n=100, method="inclusive")
-    print(f"cores: {os.cpu_count()}")
     print(f"concurrency: {per * args.processes} over {args.processes} client processes")
     print(f"requests: {len(lat)} in {elapsed:.1f}s, errors: {errors}")
     print(f"throughput: {len(lat) / elapsed:,.0f} requests/s")

@@ -35,9 +35,12 @@ class Passwords:
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool, self._verify_sync, password_hash or self._dummy_hash, password
-        ) and password_hash is not None
+        return (
+            await loop.run_in_executor(
+                self._pool, self._verify_sync, password_hash or self._dummy_hash, password
+            )
+            and password_hash is not None
+        )
 
     def needs_rehash(self, password_hash: str) -> bool:
         return self._hasher.check_needs_rehash(password_hash)

@@ -26,7 +26,7 @@ from livecore.auth.tokens import csrf_matches, csrf_token
 from livecore.errors import Conflict, Forbidden, Invalid, TooManyRequests, Unauthorized
 from livecore.jsonbody import invalid_message, read_body
 from livecore.store.sessions import Session
-from livecore.store.users import User
+from livecore.store.users import Role, User
 
 SESSION_COOKIE = "livecore_session"
 CSRF_COOKIE = "livecore_csrf"
@@ -137,7 +137,8 @@ async def post_register(request: web.Request) -> web.Response:
     body.check()
     auth = request.app[AUTH]
     try:
-        user = await auth.register(email, password, display_name, "creator" if creator else "viewer")
+        role: Role = "creator" if creator else "viewer"
+        user = await auth.register(email, password, display_name, role)
     except InvalidInput as exc:
         raise _invalid(exc) from None
     except EmailTaken:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from livecore.auth.service import AuthService, InvalidInput, new_stream_key
@@ -63,9 +63,7 @@ class StreamService:
         # Told after every change this service makes (listing caches drop their copies).
         self._on_change = on_change or (lambda: None)
 
-    async def create(
-        self, owner: User, slug: str, title: str, visibility: Visibility
-    ) -> NewStream:
+    async def create(self, owner: User, slug: str, title: str, visibility: Visibility) -> NewStream:
         if owner.role not in ("creator", "admin"):
             raise NotAllowed("only creators can create streams")
         problems = {}
