@@ -1,0 +1,80 @@
+"""The one place livecore reaches below aiortc's public API (aiortc pinned at 1.16.0).
+
+1. Pass-through "decoder": aiortc's receiver reassembles each encoded frame (jitter buffer,
+   depayloading to Annex-B for H.264) and hands it to a decoder in a worker thread. We swap
+   the decoder for one that returns the encoded frame untouched, so `track.recv()` yields
+   `EncodedFrame`s and no video is ever decoded on the main path. aiortc looks the factory
+   up as the module global `aiortc.rtcrtpreceiver.get_decoder`, so that is what we replace;
+   this applies to every receiver in the process, which is what a pass-through server wants.
+2. Keyframe requests: `RTCRtpReceiver._send_rtcp_pli(ssrc)` sends an RTCP PLI.
+3. ICE host candidates: aioice enumerates interfaces in `aioice.ice.get_host_addresses`
+   (skipping loopback); operators choose the advertised addresses, so we replace it when
+   `sfu.ice_host_addresses` is set.
+
+tests/sfu/test_passthrough.py covers all three over a real loopback peer connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aioice.ice
+import aiortc.rtcrtpreceiver
+from aiortc import RTCRtpReceiver
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedFrame:
+    """One encoded frame as the receiver reassembled it."""
+
+    codec: str  # lower-case codec name: "h264", "opus", "vp8"
+    data: bytes  # H.264: Annex-B access unit
+    timestamp: int  # RTP timestamp, rebased to 0 at the track's first packet, unwrapped
+    clock_hz: int
+
+
+class _PassthroughDecoder:
+    """Duck-types aiortc.codecs.base.Decoder: returns the encoded frame itself."""
+
+    def __init__(self, codec: Any) -> None:
+        self._name = str(codec.name).lower()
+        self._clock_hz = int(codec.clockRate)
+
+    def decode(self, encoded_frame: Any) -> list[EncodedFrame]:
+        return [
+            EncodedFrame(self._name, bytes(encoded_frame.data), encoded_frame.timestamp,
+                         self._clock_hz)
+        ]  # fmt: skip
+
+
+def install_passthrough() -> None:
+    """Make every aiortc receiver in this process yield EncodedFrames (idempotent)."""
+    # The receiver module imports get_decoder by name; the patch goes where it is looked up.
+    aiortc.rtcrtpreceiver.get_decoder = _PassthroughDecoder  # type: ignore[attr-defined,assignment]
+
+
+def restrict_host_addresses(addresses: Sequence[str]) -> None:
+    """Offer only these addresses as ICE host candidates (empty: every interface)."""
+    if not addresses:
+        return
+    chosen = list(addresses)
+
+    def host_addresses(use_ipv4: bool = True, use_ipv6: bool = True) -> list[str]:
+        return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = host_addresses
+
+
+async def send_pli(receiver: RTCRtpReceiver) -> bool:
+    """Ask the remote sender for a keyframe; False when no media source is known yet."""
+    sources = receiver.getSynchronizationSources()
+    if not sources:
+        return False
+    # The first source is the media SSRC; an RTX SSRC, if listed, comes later.
+    await receiver._send_rtcp_pli(sources[0].source)
+    return True

@@ -1,0 +1,1 @@
+"""WHIP and WHEP HTTP resources. May import: sfu, auth, errors."""

@@ -1,0 +1,148 @@
+"""WHIP ingest (RFC 9725): POST an SDP offer, get the answer and a session to DELETE or PATCH.
+
+`POST /whip/{stream}` with `Authorization: Bearer <stream key>` and an `application/sdp`
+offer answers `201 Created` with the SDP answer, the session's `Location`, and the ICE
+servers as `Link` headers. `DELETE` on the session ends the broadcast; `PATCH` with
+`application/trickle-ice-sdpfrag` adds trickled candidates (RFC 8840). CORS lets a page on
+another origin publish.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from aiohttp import web
+
+from livecore.appkeys import AUTH, CONFIG, PUBLISHERS
+from livecore.errors import (
+    BadRequest,
+    Invalid,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from livecore.sfu.offer import OfferError
+from livecore.sfu.publisher import IceRestartUnsupported, UnknownSession
+
+SDP = "application/sdp"
+SDPFRAG = "application/trickle-ice-sdpfrag"
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, PATCH, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+    "Access-Control-Expose-Headers": "Location, Link, ETag, Accept-Patch",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_route("OPTIONS", "/whip/{stream}", options_whip)
+    app.router.add_post("/whip/{stream}", post_whip)
+    app.router.add_route("OPTIONS", "/whip/{stream}/{session}", options_whip)
+    app.router.add_delete("/whip/{stream}/{session}", delete_whip_session)
+    app.router.add_patch("/whip/{stream}/{session}", patch_whip_session)
+    app.on_response_prepare.append(_add_cors)
+
+
+async def _add_cors(request: web.Request, response: web.StreamResponse) -> None:
+    # Error answers need CORS too, or a browser page cannot read why it was refused.
+    if request.path.startswith("/whip/"):
+        response.headers.update(_CORS)
+
+
+async def options_whip(request: web.Request) -> web.Response:
+    headers = {"Accept-Post": SDP} if "session" not in request.match_info else {}
+    return web.Response(status=204, headers=headers)
+
+
+def _ice_links(request: web.Request) -> list[str]:
+    settings = request.app[CONFIG].sfu
+    links = []
+    for url in settings.ice_servers:
+        link = f'<{url}>; rel="ice-server"'
+        if url.startswith("turn") and settings.turn_username:
+            link += (
+                f'; username="{settings.turn_username}"; credential="{settings.turn_password}"'
+                '; credential-type="password"'
+            )
+        links.append(link)
+    return links
+
+
+async def _read_sdp(request: web.Request, content_type: str, limit: int) -> str:
+    if request.content_type != content_type:
+        raise UnsupportedMediaType(f"the body must be {content_type}")
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the body must be at most {limit} bytes")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"the body must be at most {limit} bytes")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not UTF-8 text") from None
+
+
+async def post_whip(request: web.Request) -> web.Response:
+    """Start ingest: SDP offer in; 201 with the SDP answer and a session Location out."""
+    slug = request.match_info["stream"]
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("invalid stream key", headers={"WWW-Authenticate": "Bearer"})
+    auth = request.app[AUTH]
+    stream = await auth.stream_for_key(slug, token.strip())
+    if stream is None:
+        if await auth.streams.by_slug(slug) is None:
+            raise NotFound("no such stream")
+        raise Unauthorized("invalid stream key", headers={"WWW-Authenticate": "Bearer"})
+    limit = request.app[CONFIG].sfu.max_offer_bytes
+    offer = await _read_sdp(request, SDP, limit)
+    try:
+        session = await request.app[PUBLISHERS].start(stream.id, stream.slug, offer)
+    except OfferError as exc:
+        raise (BadRequest(str(exc)) if exc.malformed else Invalid(str(exc))) from None
+    location = f"/whip/{quote(stream.slug)}/{session.id}"
+    response = web.Response(status=201, text=session.answer_sdp, content_type=SDP)
+    response.headers["Location"] = location
+    response.headers["Accept-Patch"] = SDPFRAG
+    response.headers["ETag"] = f'"{session.id}"'
+    for link in _ice_links(request):
+        response.headers.add("Link", link)
+    return response
+
+
+def _session_id(request: web.Request) -> str:
+    publishers = request.app[PUBLISHERS]
+    session_id = request.match_info["session"]
+    publisher = publishers.session(session_id)
+    if publisher is None or publisher.hub.slug != request.match_info["stream"]:
+        raise NotFound("no such WHIP session")
+    return session_id
+
+
+async def delete_whip_session(request: web.Request) -> web.Response:
+    """End the broadcast. The unguessable session URL is the capability (RFC 9725 §4.2)."""
+    session_id = _session_id(request)
+    await request.app[PUBLISHERS].stop(session_id)
+    return web.Response(status=200)
+
+
+async def patch_whip_session(request: web.Request) -> web.Response:
+    """Trickle ICE: add candidates; an ICE restart is refused with 422 (RFC 9725 §4.3.1)."""
+    session_id = _session_id(request)
+    if_match = request.headers.get("If-Match")
+    if if_match not in (None, "*", f'"{session_id}"'):
+        raise PreconditionFailed("the session's ETag does not match If-Match")
+    fragment = await _read_sdp(request, SDPFRAG, request.app[CONFIG].sfu.max_offer_bytes)
+    try:
+        await request.app[PUBLISHERS].add_candidates(session_id, fragment)
+    except UnknownSession:
+        raise NotFound("no such WHIP session") from None
+    except IceRestartUnsupported:
+        raise Invalid("ICE restarts are not supported; start a new session") from None
+    except ValueError:
+        raise BadRequest("malformed ICE candidate") from None
+    return web.Response(status=204)

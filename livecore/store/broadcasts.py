@@ -1,0 +1,107 @@
+"""Broadcasts: each go-live of a stream, its media description and its recording."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from livecore.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    id: int
+    stream_id: int
+    started_at: datetime
+    ended_at: datetime | None
+    video_codec: str
+    audio_codec: str
+    width: int | None
+    height: int | None
+    recording_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInfo:
+    video_codec: str = ""
+    audio_codec: str = ""
+    width: int | None = None
+    height: int | None = None
+    bitrate_bps: int | None = None
+
+
+def _broadcast(row: asyncpg.Record) -> Broadcast:
+    return Broadcast(
+        row["id"], row["stream_id"], row["started_at"], row["ended_at"], row["video_codec"],
+        row["audio_codec"], row["width"], row["height"], row["recording_path"],
+    )  # fmt: skip
+
+
+_COLUMNS = (
+    "id, stream_id, started_at, ended_at, video_codec, audio_codec, width, height, recording_path"
+)
+
+
+class Broadcasts:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def start(self, stream_id: int) -> Broadcast:
+        """Open a broadcast and mark the stream live (closing one left open by a crash)."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE broadcasts SET ended_at = now() WHERE stream_id = $1 AND ended_at IS NULL",
+                stream_id,
+            )
+            row = await conn.fetchrow(
+                f"INSERT INTO broadcasts (stream_id) VALUES ($1) RETURNING {_COLUMNS}", stream_id
+            )
+            await conn.execute(
+                "UPDATE streams SET state = 'live', started_at = now(), ended_at = NULL,"
+                " updated_at = now() WHERE id = $1",
+                stream_id,
+            )
+        assert row is not None
+        return _broadcast(row)
+
+    async def describe(self, broadcast_id: int, media: MediaInfo, recording_path: str) -> None:
+        await self._db.pool.execute(
+            "UPDATE broadcasts SET video_codec = $2, audio_codec = $3, width = $4, height = $5,"
+            " bitrate_bps = $6, recording_path = $7 WHERE id = $1",
+            broadcast_id, media.video_codec, media.audio_codec, media.width, media.height,
+            media.bitrate_bps, recording_path,
+        )  # fmt: skip
+
+    async def end(self, broadcast_id: int, recording_bytes: int) -> None:
+        async with self._db.transaction() as conn:
+            stream_id = await conn.fetchval(
+                "UPDATE broadcasts SET ended_at = coalesce(ended_at, now()), recording_bytes = $2"
+                " WHERE id = $1 RETURNING stream_id",
+                broadcast_id,
+                recording_bytes,
+            )
+            if stream_id is not None:
+                await conn.execute(
+                    "UPDATE streams SET state = 'offline', ended_at = now(), updated_at = now()"
+                    " WHERE id = $1",
+                    stream_id,
+                )
+
+    async def recordings(self, stream_id: int, limit: int = 50) -> list[Broadcast]:
+        rows = await self._db.pool.fetch(
+            f"SELECT {_COLUMNS} FROM broadcasts WHERE stream_id = $1 AND ended_at IS NOT NULL"
+            " AND recording_path <> '' AND recording_deleted_at IS NULL"
+            " ORDER BY started_at DESC LIMIT $2",
+            stream_id,
+            limit,
+        )
+        return [_broadcast(r) for r in rows]
+
+    async def get(self, broadcast_id: int) -> Broadcast | None:
+        row = await self._db.pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM broadcasts WHERE id = $1 AND recording_deleted_at IS NULL",
+            broadcast_id,
+        )
+        return _broadcast(row) if row else None
