@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, CONFIG, DB, METRICS, SECRET_KEY
+from livecore.appkeys import AUTH, CONFIG, DB, HUBS, METRICS, PUBLISHERS, SECRET_KEY
 from livecore.auth import routes as auth_routes
 from livecore.auth.mail import LogMailSender, MailSender, SmtpMailSender, SmtpSettings
 from livecore.auth.service import AuthService
@@ -19,8 +19,14 @@ from livecore.config import Config
 from livecore.errors import json_errors
 from livecore.ops import routes as ops_routes
 from livecore.ops.metrics import Metrics
+from livecore.sfu.hub import HubRegistry, StreamHub
+from livecore.sfu.passthrough import install_passthrough, restrict_host_addresses
+from livecore.sfu.publisher import Publishers
+from livecore.signaling import routes as signaling_routes
 from livecore.store import Database, apply_migrations
+from livecore.store.broadcasts import MediaInfo
 from livecore.streams import routes as stream_routes
+from livecore.streams.live import BroadcastLog, StateChange
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +52,11 @@ def create_app(
     app.cleanup_ctx.extend([_secret_key, _database(dsn), _auth(mailer or _mailer(config))])
     ops_routes.setup(app)
     auth_routes.setup(app)
-    stream_routes.setup(app)
+    stream_routes.setup(app)  # its context (the listing cache) runs before _live_media
+    app.cleanup_ctx.append(_live_media)
+    signaling_routes.setup(app)
+    # Broadcasts end before aiohttp cancels handlers and closes the contexts above.
+    app.on_shutdown.append(_end_broadcasts)
     return app
 
 
@@ -92,6 +102,34 @@ def _database(dsn: str) -> CleanupContext:
         await db.close(timeout_s=10)
 
     return context
+
+
+async def _live_media(app: web.Application) -> AsyncIterator[None]:
+    """Hubs, publishers, and the log of broadcasts they start and end."""
+    config = app[CONFIG]
+    install_passthrough()
+    restrict_host_addresses(config.sfu.ice_host_addresses)
+    broadcasts = BroadcastLog(app[DB], on_change=app[stream_routes.LISTINGS].invalidate)
+    writer = asyncio.create_task(broadcasts.run(), name="broadcast-log")
+    hubs = app[HUBS] = HubRegistry(queue_size=config.sfu.reader_queue_units)
+
+    def on_state(hub: StreamHub, live: bool) -> None:
+        media = MediaInfo(video_codec=hub.video_codec or "", audio_codec=hub.audio_codec or "")
+        broadcasts.report(StateChange(hub.stream_id, live, media=media))
+
+    app[PUBLISHERS] = Publishers(hubs, config.sfu, on_state=on_state)
+    yield
+    await app[PUBLISHERS].close()
+    try:
+        await broadcasts.drain()
+    except TimeoutError:
+        logger.error("broadcast states not all recorded at shutdown")
+    writer.cancel()
+    await asyncio.gather(writer, return_exceptions=True)
+
+
+async def _end_broadcasts(app: web.Application) -> None:
+    await app[PUBLISHERS].close()
 
 
 def _pool_stats(db: Database) -> tuple[int, int, int]:

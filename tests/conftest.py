@@ -16,7 +16,7 @@ from blockbuster import BlockBuster, blockbuster_ctx
 from pytest_aiohttp import AiohttpClient
 
 from livecore.app import create_app
-from livecore.config import AuthConfig, Config
+from livecore.config import AuthConfig, Config, SfuConfig
 from livecore.store import apply_migrations
 from tests.fakes import CapturingMailSender
 from tests.services import RedisProcess, postgres, redis_server
@@ -74,6 +74,8 @@ def config(tmp_path: Path) -> Config:
         data_dir=str(tmp_path / "var"),
         secret_key="test-secret-key-test-secret-key",
         auth=AuthConfig(argon2_time_cost=1, argon2_memory_kib=64, argon2_parallelism=1),
+        # No test traffic may reach any address of this machine but loopback.
+        sfu=SfuConfig(ice_host_addresses=("127.0.0.1",)),
     )
 
 
@@ -108,10 +110,12 @@ def blockbuster() -> Iterator[BlockBuster]:
     """Fail any test whose code blocks the event loop."""
     with blockbuster_ctx() as bb:
         # Library look-ups made once per new connection, not per query or message: asyncpg
-        # looks for ~/.pgpass, redis-py reads its own version from package metadata.
+        # looks for ~/.pgpass, redis-py reads its own version from package metadata. aiortc
+        # joins a receiver's (already finishing) decoder thread when the track stops.
         allowed = {
             "asyncpg/connect_utils.py": {"_read_password_file"},
             "redis/utils.py": {"get_lib_version"},
+            "aiortc/rtcrtpreceiver.py": {"__stop_decoder"},
         }
         for func in bb.functions.values():
             for filename, names in allowed.items():
