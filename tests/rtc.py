@@ -7,8 +7,8 @@ import asyncio
 import fractions
 import time
 from collections.abc import Sequence
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import av
 from aiohttp import ClientSession
@@ -38,7 +38,7 @@ class PacketTrack(MediaStreamTrack):
         self._start: float | None = None
         self.sent = 0
 
-    async def recv(self) -> av.Packet[Any]:  # type: ignore[override]  # aiortc sends packets too
+    async def recv(self) -> av.Packet[Any]:  # aiortc sends encoded packets as they are
         unit = self._units[self._index]
         offset_s = self._round * self._loop_s
         if self._start is None:
