@@ -1,0 +1,51 @@
+"""HLS metrics, registered in the application's registry (no globals). Thread-safe: the
+packager worker threads observe them directly."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+RequestKind = Literal["master", "playlist", "blocking", "segment", "part", "init"]
+
+_WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class HlsMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "livecore_hls_requests_total",
+            "HLS requests answered, by kind (master/playlist/blocking/segment/part/init)",
+            ["kind"],
+            registry=registry,
+        )
+        self.blocking_wait = Histogram(
+            "livecore_hls_blocking_reload_wait_seconds",
+            "How long blocking playlist reloads and preload-hinted part requests waited",
+            buckets=_WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.part_lag = Histogram(
+            "livecore_hls_part_production_lag_seconds",
+            "From the packager receiving the unit that completes a part to the part on disk",
+            buckets=_LAG_BUCKETS,
+            registry=registry,
+        )
+        self.segment_lag = Histogram(
+            "livecore_hls_segment_production_lag_seconds",
+            "From the packager receiving the unit that completes a segment to the segment on disk",
+            buckets=_LAG_BUCKETS,
+            registry=registry,
+        )
+        self.dropped_units = Counter(
+            "livecore_hls_packager_dropped_units_total",
+            "Media units a packager dropped because its worker thread fell behind",
+            registry=registry,
+        )
+        self.write_errors = Counter(
+            "livecore_hls_disk_write_errors_total",
+            "Failed segment, part, init or playlist writes (each ends its packaging)",
+            registry=registry,
+        )

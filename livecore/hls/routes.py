@@ -1,0 +1,317 @@
+"""HLS HTTP handlers: multivariant and media playlists (with LL-HLS blocking reload), init
+segments, segments and parts, with CDN-correct caching and CORS.
+
+Streams are found through `HlsDirectory`, which app.py implements; this module imports no
+store/ or auth/. Routes:
+
+    GET /hls/{stream}/master.m3u8
+    GET /hls/{stream}/{rendition}/index.m3u8[?_HLS_msn=M[&_HLS_part=P]]
+    GET /hls/{stream}/{rendition}/{init-N.mp4 | seg-M.m4s | part-M-P.m4s | vod.m3u8}
+    OPTIONS /hls/...   (CORS preflight)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Protocol
+
+from aiohttp import web
+
+from livecore.config import HlsConfig
+from livecore.errors import BadRequest, NotFound, Unavailable
+from livecore.hls.metrics import HlsMetrics, RequestKind
+from livecore.hls.playlist import render_media, render_multivariant
+from livecore.hls.state import MediaState, VariantInfo
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+INIT_TYPE = "video/mp4"
+SEGMENT_TYPE = "video/iso.segment"
+IMMUTABLE = "public, max-age=31536000, immutable"
+# An ended playlist no longer changes, but the same URL serves the stream's next broadcast.
+ENDED_MAX_AGE_S = 60
+CORS = {"Access-Control-Allow-Origin": "*"}
+EXPOSE = {"Access-Control-Expose-Headers": "Content-Length, Content-Range, ETag, Age"}
+
+# File names are matched whole; anything else (.., %2f, absolute paths) is a 404.
+_FILE = re.compile(
+    r"(?:init-(\d{1,18})\.mp4|seg-(\d{1,18})\.m4s|part-(\d{1,18})-(\d{1,4})\.m4s|vod\.m3u8)"
+)
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class RenditionView(Protocol):
+    """What the handlers read from one rendition's packager (`hls.packager.Packager`)."""
+
+    @property
+    def directory(self) -> Path: ...
+
+    @property
+    def ended(self) -> bool: ...
+
+    @property
+    def preload_hint(self) -> tuple[int, int] | None: ...
+
+    @property
+    def last_part(self) -> tuple[int, int] | None: ...
+
+    def media_state(self) -> MediaState: ...
+
+    def variant(self, uri: str) -> VariantInfo | None: ...
+
+    def has(self, msn: int, part: int | None = None) -> bool: ...
+
+    def has_init(self, n: int) -> bool: ...
+
+    def has_part(self, msn: int, index: int) -> bool: ...
+
+    def has_segment(self, msn: int) -> bool: ...
+
+    async def wait_for(self, msn: int, part: int | None = None) -> None: ...
+
+    async def wait_started(self) -> None: ...
+
+
+class HlsDirectory(Protocol):
+    """Finds a live (or recently ended) stream's renditions by its public slug."""
+
+    def lookup(self, stream: str) -> Mapping[str, RenditionView] | None:
+        """Renditions by name, in master-playlist order ("source" first); None: unknown."""
+        ...
+
+
+UriQuery = Callable[[web.Request], str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Hls:
+    directory: HlsDirectory
+    config: HlsConfig
+    metrics: HlsMetrics | None
+    cdn_base_url: str
+    uri_query: UriQuery | None
+
+
+_HLS: Final[web.AppKey[_Hls]] = web.AppKey("hls", _Hls)
+
+
+def setup(
+    app: web.Application,
+    directory: HlsDirectory,
+    config: HlsConfig,
+    *,
+    metrics: HlsMetrics | None = None,
+    cdn_base_url: str = "",
+    uri_query: UriQuery | None = None,
+) -> None:
+    """Add the /hls/ routes. `cdn_base_url` makes playlist URIs absolute (CDN in front);
+    `uri_query(request)` returns "" or "?..." to append to every URI (signed playback)."""
+    app[_HLS] = _Hls(directory, config, metrics, cdn_base_url.rstrip("/"), uri_query)
+    app.router.add_get("/hls/{stream}/master.m3u8", get_master)
+    app.router.add_get("/hls/{stream}/{rendition}/index.m3u8", get_media_playlist)
+    app.router.add_get("/hls/{stream}/{rendition}/{file}", get_media_file)
+    app.router.add_route("OPTIONS", "/hls/{tail:.*}", options_hls)
+
+
+async def options_hls(request: web.Request) -> web.Response:
+    """CORS preflight: players on other origins may GET with a Range header."""
+    headers = {
+        **CORS,
+        "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+        "Access-Control-Allow-Headers": "Range, If-None-Match",
+        "Access-Control-Max-Age": "86400",
+    }
+    return web.Response(status=204, headers=headers)
+
+
+def _count(hls: _Hls, kind: RequestKind) -> None:
+    if hls.metrics is not None:
+        hls.metrics.requests.labels(kind).inc()
+
+
+def _renditions(hls: _Hls, stream: str) -> Mapping[str, RenditionView]:
+    renditions = hls.directory.lookup(stream) if _NAME.fullmatch(stream) else None
+    if not renditions:
+        raise NotFound("no such live stream", headers=CORS)
+    return renditions
+
+
+def _rendition(hls: _Hls, request: web.Request) -> tuple[str, RenditionView]:
+    stream, name = request.match_info["stream"], request.match_info["rendition"]
+    view = _renditions(hls, stream).get(name) if _NAME.fullmatch(name) else None
+    if view is None:
+        raise NotFound("no such rendition", headers=CORS)
+    return stream, view
+
+
+def _query(hls: _Hls, request: web.Request) -> str:
+    return hls.uri_query(request) if hls.uri_query is not None else ""
+
+
+async def _await_start(hls: _Hls, view: RenditionView) -> None:
+    """A player may arrive just as the broadcast starts: wait (bounded) for the first part."""
+    try:
+        async with asyncio.timeout(hls.config.blocking_reload_timeout_s):
+            await view.wait_started()
+    except TimeoutError:
+        pass
+    if view.last_part is None:
+        raise Unavailable("the stream has not started yet", headers={**CORS, "Retry-After": "1"})
+
+
+def _max_age(hls: _Hls, ended: bool) -> str:
+    if ended:
+        return f"public, max-age={ENDED_MAX_AGE_S}"
+    # About one part: a CDN may serve a playlist that much behind; blocking reloads carry
+    # their own query string, so each is cached under its own key.
+    return f"public, max-age={max(1, round(hls.config.part_target_s))}"
+
+
+def _playlist_response(request: web.Request, text: str, cache_control: str) -> web.Response:
+    body = text.encode()
+    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    headers = {**CORS, **EXPOSE, "Cache-Control": cache_control, "ETag": etag}
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type=PLAYLIST_TYPE, headers=headers)
+
+
+async def get_master(request: web.Request) -> web.Response:
+    """The multivariant playlist listing every rendition of the stream."""
+    hls = request.app[_HLS]
+    stream = request.match_info["stream"]
+    renditions = _renditions(hls, stream)
+    _count(hls, "master")
+    prefix = f"{hls.cdn_base_url}/hls/{stream}/" if hls.cdn_base_url else ""
+    variants: list[VariantInfo] = []
+    for name, view in renditions.items():
+        if view.variant("") is None:
+            await _await_start(hls, view)
+        variant = view.variant(f"{prefix}{name}/index.m3u8")
+        if variant is not None:
+            variants.append(variant)
+    ended = all(v.ended for v in renditions.values())
+    text = render_multivariant(variants, uri_query=_query(hls, request))
+    return _playlist_response(request, text, _max_age(hls, ended))
+
+
+def _int_param(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest(f"{name} must be a non-negative integer", headers=CORS)
+    return int(raw)
+
+
+async def get_media_playlist(request: web.Request) -> web.Response:
+    """The live media playlist; with `_HLS_msn` (and `_HLS_part`) a blocking reload.
+
+    RFC 8216bis 6.2.5.2: the response is held until the playlist has segment `_HLS_msn`
+    (or part `_HLS_part` of it, or anything later). A request more than two segments
+    ahead of the last, or further than the Advance Part Limit ahead in parts, or with
+    `_HLS_part` but no `_HLS_msn`, is answered 400 at once. A request not satisfied within
+    `blocking_reload_timeout_s` (three target durations by default) is answered 503, as the
+    spec asks, so caches never store a playlist that lacks what was asked for. An ended
+    stream is answered at once.
+    """
+    hls = request.app[_HLS]
+    stream, view = _rendition(hls, request)
+    msn = _int_param(request, "_HLS_msn")
+    part = _int_param(request, "_HLS_part")
+    if part is not None and msn is None:
+        raise BadRequest("_HLS_part requires _HLS_msn", headers=CORS)
+    if view.last_part is None:
+        await _await_start(hls, view)
+    if msn is not None and not view.ended and not view.has(msn, part):
+        _check_not_too_far(hls, view, msn, part)
+        _count(hls, "blocking")
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(hls.config.blocking_reload_timeout_s):
+                await view.wait_for(msn, part)
+        except TimeoutError:
+            raise Unavailable(
+                "the requested segment or part is not available yet",
+                headers={**CORS, "Retry-After": "1"},
+            ) from None
+        finally:
+            if hls.metrics is not None:
+                hls.metrics.blocking_wait.observe(time.monotonic() - started)
+    else:
+        _count(hls, "playlist")
+    rendition = request.match_info["rendition"]
+    prefix = f"{hls.cdn_base_url}/hls/{stream}/{rendition}/" if hls.cdn_base_url else ""
+    state = view.media_state()
+    text = render_media(state, prefix=prefix, uri_query=_query(hls, request))
+    return _playlist_response(request, text, _max_age(hls, state.ended))
+
+
+def _check_not_too_far(hls: _Hls, view: RenditionView, msn: int, part: int | None) -> None:
+    last = view.last_part
+    assert last is not None
+    last_msn, last_index = last
+    if msn > last_msn + 2:
+        raise BadRequest("_HLS_msn is too far ahead of the live edge", headers=CORS)
+    if part is None:
+        return
+    # Advance Part Limit (RFC 8216bis 6.2.5.2): 3 / PART-TARGET parts below one second.
+    target = hls.config.part_target_s
+    limit = int(3 / target) if target < 1 else 3
+    ahead = part - last_index if msn == last_msn else part + 1
+    if ahead > limit:
+        raise BadRequest("_HLS_part is too far ahead of the live edge", headers=CORS)
+
+
+async def get_media_file(request: web.Request) -> web.StreamResponse:
+    """An init segment, segment, part or the recording playlist, from disk.
+
+    A request for the part named in EXT-X-PRELOAD-HINT is held until that part is written
+    (or the next part shows the hint will never be fulfilled: 404)."""
+    hls = request.app[_HLS]
+    _, view = _rendition(hls, request)
+    name = request.match_info["file"]
+    match = _FILE.fullmatch(name)
+    if match is None:
+        raise NotFound("no such file", headers=CORS)
+    init, seg, part_msn, part_index = match.groups()
+    if init is not None:
+        _count(hls, "init")
+        known = view.has_init(int(init))
+        content_type, cache = INIT_TYPE, IMMUTABLE
+    elif seg is not None:
+        _count(hls, "segment")
+        known = view.has_segment(int(seg))
+        content_type, cache = SEGMENT_TYPE, IMMUTABLE
+    elif part_msn is not None:
+        _count(hls, "part")
+        msn, index = int(part_msn), int(part_index)
+        if not view.has_part(msn, index) and view.preload_hint == (msn, index):
+            await _await_hinted_part(hls, view, msn, index)
+        known = view.has_part(msn, index)
+        content_type, cache = SEGMENT_TYPE, IMMUTABLE
+    else:
+        _count(hls, "playlist")
+        known = True
+        content_type, cache = PLAYLIST_TYPE, _max_age(hls, view.ended)
+    if not known:
+        raise NotFound("no such file", headers=CORS)
+    headers = {**CORS, **EXPOSE, "Cache-Control": cache, "Content-Type": content_type}
+    return web.FileResponse(view.directory / name, headers=headers)
+
+
+async def _await_hinted_part(hls: _Hls, view: RenditionView, msn: int, index: int) -> None:
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(hls.config.blocking_reload_timeout_s):
+            await view.wait_for(msn, index)
+    except TimeoutError:
+        pass
+    finally:
+        if hls.metrics is not None:
+            hls.metrics.blocking_wait.observe(time.monotonic() - started)

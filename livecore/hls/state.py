@@ -1,0 +1,111 @@
+"""What a packager has produced, as immutable values the playlists and handlers read.
+
+Imports nothing from livecore; no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def init_name(n: int) -> str:
+    return f"init-{n}.mp4"
+
+
+def segment_name(msn: int) -> str:
+    return f"seg-{msn}.m4s"
+
+
+def part_name(msn: int, index: int) -> str:
+    return f"part-{msn}-{index}.m4s"
+
+
+VOD_PLAYLIST = "vod.m3u8"
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One LL-HLS partial segment: one fMP4 fragment (moof+mdat) on disk."""
+
+    msn: int
+    index: int
+    duration_s: float
+    independent: bool  # starts with a video keyframe (always true for audio-only)
+    size: int
+
+    @property
+    def uri(self) -> str:
+        return part_name(self.msn, self.index)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A media segment: the concatenation of its parts. `complete` is false while it grows."""
+
+    msn: int
+    init: int  # the init segment (EXT-X-MAP) its fragments need
+    discontinuity: bool  # first segment after a new init (codec parameters changed)
+    program_date_time: float  # wall clock (epoch seconds) of its first sample
+    parts: tuple[Part, ...]
+    complete: bool
+    video_frames: int = 0
+
+    @property
+    def uri(self) -> str:
+        return segment_name(self.msn)
+
+    @property
+    def duration_s(self) -> float:
+        return sum(p.duration_s for p in self.parts)
+
+    @property
+    def size(self) -> int:
+        return sum(p.size for p in self.parts)
+
+
+@dataclass(frozen=True, slots=True)
+class InitInfo:
+    """One init segment (ftyp+moov) and what the multivariant playlist says about it."""
+
+    n: int
+    video_codec: str | None  # RFC 6381, "avc1.42c01e"
+    audio_codec: str | None  # "mp4a.40.2"
+    width: int | None
+    height: int | None
+
+    @property
+    def uri(self) -> str:
+        return init_name(self.n)
+
+    @property
+    def codecs(self) -> str:
+        return ",".join(c for c in (self.video_codec, self.audio_codec) if c)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaState:
+    """A media playlist's content: the segments to list, oldest first, the last maybe open."""
+
+    segments: tuple[Segment, ...]
+    target_duration_s: int
+    part_target_s: float
+    discontinuity_sequence: int  # discontinuities before the first listed segment
+    ended: bool
+    preload_hint: tuple[int, int] | None  # (msn, part index) of the next part, while live
+
+    @property
+    def media_sequence(self) -> int:
+        return self.segments[0].msn if self.segments else 0
+
+
+@dataclass(frozen=True, slots=True)
+class VariantInfo:
+    """One rendition as the multivariant playlist lists it."""
+
+    uri: str
+    bandwidth: int  # peak segment bit rate, bits/s
+    average_bandwidth: int | None
+    codecs: str
+    width: int | None
+    height: int | None
+    frame_rate: float | None

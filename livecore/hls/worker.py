@@ -1,0 +1,492 @@
+"""The packager's worker thread: every PyAV call and every file write of one broadcast.
+
+It muxes H.264 access units (passed through, never re-encoded) and Opus packets (decoded and
+re-encoded to AAC-LC) into ONE fragmented MP4 stream with both tracks, turns each fragment
+into an LL-HLS part on disk, groups parts into segments, and reports what it wrote through
+`emit` (which the packager routes to its event loop). Imports only hls/, config and sfu.media.
+"""
+
+from __future__ import annotations
+
+import fractions
+import logging
+import os
+import queue
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import av
+import numpy as np
+
+from livecore.config import HlsConfig
+from livecore.hls import h264
+from livecore.hls.fmp4 import BoxSplitter, TrackInfo, parse_fragment, parse_init
+from livecore.hls.metrics import HlsMetrics
+from livecore.hls.playlist import render_media, target_duration
+from livecore.hls.state import (
+    VOD_PLAYLIST,
+    InitInfo,
+    MediaState,
+    Part,
+    Segment,
+    init_name,
+    part_name,
+    segment_name,
+)
+from livecore.sfu.media import AUDIO_CLOCK_HZ, VIDEO_CLOCK_HZ, MediaUnit
+
+logger = logging.getLogger(__name__)
+
+AAC_CODEC = "mp4a.40.2"  # AAC-LC
+_VIDEO_TB = fractions.Fraction(1, VIDEO_CLOCK_HZ)
+_AUDIO_TB = fractions.Fraction(1, AUDIO_CLOCK_HZ)
+# Before the first fragment we wait this much media (or for both tracks) to learn whether the
+# broadcast has video, audio or both: the track set is fixed in the init segment.
+_STARTUP_S = 1.0
+_STARTUP_MAX_UNITS = 400
+# Audio packets seen without an audio track before we start a new init that has one.
+_LATE_AUDIO_PACKETS = 10
+# Opus gaps are filled with silence so the AAC track stays continuous; longer gaps jump.
+_MAX_SILENCE_S = 10.0
+_AUDIO_JITTER_SAMPLES = 480
+
+
+@dataclass(frozen=True, slots=True)
+class InitReady:
+    init: InitInfo
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentUpdate:
+    """A segment gained a part (complete=False) or is finished (complete=True)."""
+
+    segment: Segment
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    failed: bool
+
+
+WorkerEvent = InitReady | SegmentUpdate | Finished
+# A queued unit and when it was queued (time.monotonic), for the production-lag metrics.
+QueueItem = tuple[MediaUnit, float]
+
+
+class _WriteFailed(Exception):
+    pass
+
+
+class _Mux:
+    """One PyAV mp4 muxer instance, i.e. one init segment; fragments go to `splitter`."""
+
+    def __init__(
+        self,
+        *,
+        parameter_sets: tuple[bytes, bytes] | None,
+        size: tuple[int, int] | None,
+        audio: bool,
+        origin_s: float,
+        fragment_us: int,
+        audio_bitrate: int,
+        splitter: BoxSplitter,
+    ) -> None:
+        self.parameter_sets = parameter_sets
+        self.origin_s = origin_s
+        self.has_video = parameter_sets is not None
+        self.has_audio = audio
+        # empty_moov: the init segment is written first, alone; frag_keyframe + frag_duration:
+        # a fragment ends at every IDR and after about `fragment_us`, so one fragment is one
+        # part; skip_trailer: no mfra at close; max_interleave_delta: if one track stalls,
+        # the other is held back at most 1 s.
+        options = {
+            "movflags": "empty_moov+default_base_moof+frag_keyframe+skip_trailer+cmaf",
+            "frag_duration": str(fragment_us),
+            "flush_packets": "1",
+            "max_interleave_delta": "1000000",
+        }
+        self.out = av.open(splitter, "w", format="mp4", options=options)
+        self.video_stream = None
+        self.audio_stream = None
+        if parameter_sets is not None:
+            width, height = size or (0, 0)
+            # PyAV >= 18 takes SPS/PPS from the first (IDR) packet: nothing is decoded.
+            self.video_stream = self.out.add_mux_stream("h264", rate=30, width=width, height=height)
+            self.video_stream.time_base = _VIDEO_TB
+        if audio:
+            self.audio_stream = self.out.add_stream("aac", rate=AUDIO_CLOCK_HZ, layout="stereo")
+            self.audio_stream.codec_context.bit_rate = audio_bitrate
+            self.decoder = _opus_decoder()
+            self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_CLOCK_HZ)
+        self._origin_video = round(origin_s * VIDEO_CLOCK_HZ)
+        self._last_video_pts: int | None = None
+        self._video_step = VIDEO_CLOCK_HZ // 30
+        self._audio_next = 0  # samples since origin: the AAC track starts at 0 like the video
+
+    def video(self, unit: MediaUnit) -> bool:
+        """Mux one access unit; False when it was refused (timestamps going backwards)."""
+        pts = unit.pts - self._origin_video
+        if pts < 0 or (self._last_video_pts is not None and pts <= self._last_video_pts):
+            return False
+        if self._last_video_pts is not None:
+            self._video_step = pts - self._last_video_pts
+        self._last_video_pts = pts
+        packet = av.Packet(unit.data)
+        packet.pts = packet.dts = pts
+        packet.time_base = _VIDEO_TB
+        packet.duration = self._video_step  # the last sample's duration at close
+        assert self.video_stream is not None  # has_video
+        packet.stream = self.video_stream
+        packet.is_keyframe = unit.keyframe
+        self.out.mux(packet)
+        return True
+
+    def audio(self, unit: MediaUnit) -> bool:
+        """Decode one Opus packet and mux the AAC it yields; False when it was refused."""
+        position = round((unit.pts_s - self.origin_s) * AUDIO_CLOCK_HZ)
+        gap = position - self._audio_next
+        if gap < -_AUDIO_JITTER_SAMPLES:
+            return False  # before the track start, or overlapping what we already encoded
+        if _AUDIO_JITTER_SAMPLES < gap <= _MAX_SILENCE_S * AUDIO_CLOCK_HZ:
+            self._encode(_silence(gap))
+        elif gap > _AUDIO_JITTER_SAMPLES:
+            self._audio_next = position  # a long pause: leave a hole rather than minutes of zeros
+        packet = av.Packet(unit.data)
+        packet.pts = packet.dts = unit.pts
+        packet.time_base = _AUDIO_TB
+        for frame in self.decoder.decode(packet):
+            for out in self.resampler.resample(frame):
+                self._encode(out)
+        return True
+
+    def _encode(self, frame: av.AudioFrame) -> None:
+        frame.pts = self._audio_next
+        frame.time_base = _AUDIO_TB
+        frame.sample_rate = AUDIO_CLOCK_HZ
+        self._audio_next += frame.samples
+        assert self.audio_stream is not None
+        for packet in self.audio_stream.encode(frame):
+            self.out.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoder and the muxer: the last fragment comes out here."""
+        try:
+            if self.audio_stream is not None:
+                for packet in self.audio_stream.encode(None):
+                    self.out.mux(packet)
+        finally:
+            self.out.close()
+
+    def abort(self) -> None:
+        try:
+            self.out.close()
+        except Exception:  # already failing; the container is discarded either way
+            logger.debug("closing a failed muxer", exc_info=True)
+
+
+def _opus_decoder() -> av.AudioCodecContext:
+    try:
+        decoder = av.CodecContext.create("libopus", "r")
+    except av.FFmpegError:
+        decoder = av.CodecContext.create("opus", "r")
+    decoder.sample_rate = AUDIO_CLOCK_HZ
+    decoder.layout = "stereo"
+    return decoder
+
+
+def _silence(samples: int) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(
+        np.zeros((2, samples), np.float32), format="fltp", layout="stereo"
+    )
+    frame.sample_rate = AUDIO_CLOCK_HZ
+    return frame
+
+
+class Worker:
+    """Runs in one thread per packager; `run` returns after the end marker (None)."""
+
+    def __init__(
+        self,
+        *,
+        slug: str,
+        directory: Path,
+        config: HlsConfig,
+        sequence_base: int,
+        emit: Callable[[WorkerEvent], None],
+        metrics: HlsMetrics | None,
+    ) -> None:
+        self._slug = slug
+        self._dir = directory
+        self._config = config
+        self._emit = emit
+        self._metrics = metrics
+        self.write_errors = 0
+        self.refused_units = 0
+        self._failed = False
+        self._pending: list[MediaUnit] = []
+        self._mux: _Mux | None = None
+        self._splitter_out: list[tuple[bool, bytes]] = []  # (is_init, bytes), in order
+        self._tracks: dict[int, TrackInfo] = {}
+        self._init: InitInfo | None = None
+        self._next_init = sequence_base
+        self._next_msn = sequence_base
+        self._open: Segment | None = None
+        self._open_bytes: list[bytes] = []
+        self._segments: list[Segment] = []
+        self._discontinuity_pending = False
+        self._wall_base: float | None = None
+        self._origin_s = 0.0
+        self._late_audio = 0
+        self._unsupported: set[str] = set()
+        self._queued_at = 0.0
+
+    # -- the thread's loop ------------------------------------------------------------------
+
+    def run(self, inbox: queue.SimpleQueue[QueueItem | None]) -> None:
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._fail(exc)
+        while True:
+            item = inbox.get()
+            if item is None:
+                break
+            if self._failed:
+                continue  # keep draining so the loop's end marker always gets through
+            unit, self._queued_at = item
+            try:
+                self._push(unit)
+                self._drain()
+            except (OSError, _WriteFailed) as exc:
+                self._fail(exc)
+            except Exception:
+                logger.exception("hls %s: packaging failed", self._slug)
+                self._fail(None)
+        if not self._failed:
+            try:
+                self._finish()
+            except (OSError, _WriteFailed) as exc:
+                self._fail(exc)
+            except Exception:
+                logger.exception("hls %s: finishing the recording failed", self._slug)
+                self._fail(None)
+        if not self._failed:
+            self._emit(Finished(failed=False))
+
+    def _fail(self, exc: BaseException | None) -> None:
+        if self._failed:
+            return
+        self._failed = True
+        if exc is not None:
+            self.write_errors += 1
+            if self._metrics is not None:
+                self._metrics.write_errors.inc()
+            logger.error("hls %s: disk write failed, packaging ends: %s", self._slug, exc)
+        if self._mux is not None:
+            self._mux.abort()
+            self._mux = None
+        self._emit(Finished(failed=True))
+
+    # -- units in ---------------------------------------------------------------------------
+
+    def _push(self, unit: MediaUnit) -> None:
+        wanted = "h264" if unit.kind == "video" else "opus"
+        if unit.codec != wanted:
+            if unit.codec not in self._unsupported:
+                self._unsupported.add(unit.codec)
+                logger.warning("hls %s: %s %s is not packaged", self._slug, unit.kind, unit.codec)
+            return
+        if self._wall_base is None:
+            self._wall_base = time.time() - unit.pts_s
+        mux = self._mux
+        if mux is None:
+            self._pending.append(unit)
+            self._maybe_start(force=False)
+            return
+        if unit.kind == "video":
+            if unit.keyframe:
+                sets = h264.parameter_sets(unit.data)
+                wants_audio = not mux.has_audio and self._late_audio >= _LATE_AUDIO_PACKETS
+                if sets is not None and (sets != mux.parameter_sets or wants_audio):
+                    # New SPS/PPS (resolution or profile change) or a late audio track: the
+                    # init segment changes, so a new segment starts after a discontinuity.
+                    self._restart(unit, sets, audio=mux.has_audio or wants_audio)
+                    return
+            if not mux.has_video or not mux.video(unit):
+                self.refused_units += 1
+        elif mux.has_audio:
+            if not mux.audio(unit):
+                self.refused_units += 1
+        else:
+            self._late_audio += 1
+
+    def _maybe_start(self, *, force: bool) -> None:
+        pending = self._pending
+        usable = (u for u in pending if u.kind == "video" and u.keyframe)
+        key = next((u for u in usable if h264.parameter_sets(u.data)), None)
+        has_audio = any(u.kind == "audio" for u in pending)
+        span = pending[-1].pts_s - pending[0].pts_s if pending else 0.0
+        ready = (key is not None and has_audio) or span >= _STARTUP_S
+        if not pending or not (ready or force or len(pending) >= _STARTUP_MAX_UNITS):
+            return
+        self._pending = []
+        if key is None and not has_audio:
+            return  # only video that never had a usable keyframe: nothing to package
+        origin = key if key is not None else next(u for u in pending if u.kind == "audio")
+        sets = h264.parameter_sets(key.data) if key is not None else None
+        self._open_mux(origin.pts_s, sets, audio=has_audio)
+        for unit in pending:
+            if unit.kind == "audio" or unit.pts >= origin.pts or key is None:
+                self._push(unit)
+
+    def _restart(self, keyframe: MediaUnit, sets: tuple[bytes, bytes], *, audio: bool) -> None:
+        self._close_mux()
+        self._complete_open()
+        self._discontinuity_pending = bool(self._segments)
+        self._open_mux(keyframe.pts_s, sets, audio=audio)
+        self._push(keyframe)
+
+    def _open_mux(
+        self,
+        origin_s: float,
+        sets: tuple[bytes, bytes] | None,
+        *,
+        audio: bool,
+    ) -> None:
+        size = h264.picture_size(sets[0]) if sets is not None else None
+        # movenc ends a fragment at the first packet of ANY track at least `fragment_us` after
+        # that track's first sample in the fragment. With video, aim 1 ms short of the part
+        # target: 15 frames at 30 fps make exactly 0.5 s, and audio (which starts at or after
+        # the cut) cannot get there first, since ceil(0.499 s / 21.3 ms) AAC frames > 0.5 s.
+        # Audio alone: half an AAC frame short, so parts stay under the target.
+        margin_s = 0.001 if sets is not None else 512 / AUDIO_CLOCK_HZ
+        fragment_us = max(1000, int((self._config.part_target_s - margin_s) * 1e6))
+        self._mux = _Mux(
+            parameter_sets=sets,
+            size=size,
+            audio=audio,
+            origin_s=origin_s,
+            fragment_us=fragment_us,
+            audio_bitrate=self._config.audio_bitrate,
+            splitter=BoxSplitter(self._on_init, self._on_fragment),
+        )
+        self._late_audio = 0
+        self._origin_s = origin_s  # kept after close: the last fragments come out then
+        self._init = InitInfo(
+            n=self._next_init,
+            video_codec=h264.codec_string(sets[0]) if sets is not None else None,
+            audio_codec=AAC_CODEC if audio else None,
+            width=size[0] if size else None,
+            height=size[1] if size else None,
+        )
+        self._next_init += 1
+
+    def _close_mux(self) -> None:
+        if self._mux is not None:
+            mux, self._mux = self._mux, None
+            mux.close()
+            self._drain()
+
+    def _finish(self) -> None:
+        if self._mux is None and self._pending:
+            self._maybe_start(force=True)
+            self._drain()
+        self._close_mux()
+        self._complete_open()
+
+    # -- fragments out ------------------------------------------------------------------------
+
+    # The splitter only collects: files are written after mux() returns, so an OSError never
+    # has to cross PyAV's C I/O callback.
+    def _on_init(self, data: bytes) -> None:
+        self._splitter_out.append((True, data))
+
+    def _on_fragment(self, data: bytes) -> None:
+        self._splitter_out.append((False, data))
+
+    def _drain(self) -> None:
+        out, self._splitter_out = self._splitter_out, []
+        for is_init, data in out:
+            if is_init:
+                self._write_init(data)
+            else:
+                self._add_part(data)
+
+    def _write_init(self, data: bytes) -> None:
+        assert self._init is not None
+        self._tracks = parse_init(data)
+        self._write(init_name(self._init.n), data)
+        self._emit(InitReady(self._init))
+
+    def _add_part(self, data: bytes) -> None:
+        info = parse_fragment(data, self._tracks)
+        video = info.run("video")
+        audio = info.run("audio")
+        if video is None and audio is None:
+            return
+        assert self._init is not None
+        has_video = self._init.video_codec is not None
+        independent = video.starts_with_sync if video is not None else not has_video
+        # Cut at the first independent part once the segment is within half a part of the
+        # target: audio-only parts of 0.49 s then make 1.96 s segments, not 2.45 s ones.
+        target = self._config.segment_target_s - self._config.part_target_s / 2
+        if self._open is not None and independent and self._open.duration_s >= target:
+            self._complete_open()
+        if self._open is None:
+            self._open = Segment(
+                msn=self._next_msn,
+                init=self._init.n,
+                discontinuity=self._discontinuity_pending,
+                program_date_time=(self._wall_base or 0.0) + self._origin_s + info.start_s,
+                parts=(),
+                complete=False,
+            )
+            self._next_msn += 1
+            self._discontinuity_pending = False
+        seg = self._open
+        part = Part(seg.msn, len(seg.parts), info.duration_s, independent, len(data))
+        self._write(part_name(part.msn, part.index), data)
+        frames = video.samples if video is not None else 0
+        self._open = replace(seg, parts=(*seg.parts, part), video_frames=seg.video_frames + frames)
+        self._open_bytes.append(data)
+        if self._metrics is not None:
+            self._metrics.part_lag.observe(max(0.0, time.monotonic() - self._queued_at))
+        self._emit(SegmentUpdate(self._open))
+
+    def _complete_open(self) -> None:
+        if self._open is None:
+            return
+        seg = replace(self._open, complete=True)
+        self._write(segment_name(seg.msn), b"".join(self._open_bytes))
+        self._open, self._open_bytes = None, []
+        self._segments.append(seg)
+        if self._metrics is not None:
+            self._metrics.segment_lag.observe(max(0.0, time.monotonic() - self._queued_at))
+        self._emit(SegmentUpdate(seg))
+        self._write_recording()
+
+    def _write_recording(self) -> None:
+        """The whole broadcast so far as a finished VOD playlist, rewritten per segment so a
+        crash mid-stream still leaves a playable recording up to the last complete segment."""
+        longest = max(s.duration_s for s in self._segments)
+        state = MediaState(
+            segments=tuple(self._segments),
+            target_duration_s=target_duration(longest, self._config.segment_target_s),
+            part_target_s=self._config.part_target_s,
+            discontinuity_sequence=0,
+            ended=True,
+            preload_hint=None,
+        )
+        self._write(VOD_PLAYLIST, render_media(state, low_latency=False).encode())
+
+    def _write(self, name: str, data: bytes) -> None:
+        """Atomically: readers see the whole file or none of it."""
+        tmp = self._dir / f".{name}.tmp"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, self._dir / name)
+        except OSError as exc:
+            raise _WriteFailed(f"{name}: {exc}") from exc

@@ -1,0 +1,108 @@
+"""Fixtures for hls tests: a real StreamHub fed with test media, a Packager on a temp dir,
+and an aiohttp app with only the hls routes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry
+from pytest_aiohttp import AiohttpClient
+
+from livecore.config import HlsConfig
+from livecore.errors import json_errors
+from livecore.hls import routes
+from livecore.hls.metrics import HlsMetrics
+from livecore.hls.packager import Packager
+from livecore.hls.routes import RenditionView
+from livecore.sfu.hub import StreamHub
+from livecore.sfu.media import MediaUnit
+
+Client = TestClient[Any, Any]
+
+# 1 s segments of two 0.5 s parts with a keyframe every second: short clips still make
+# several segments.
+CONFIG = HlsConfig(segment_target_s=1.0, part_target_s=0.5, blocking_reload_timeout_s=4.0)
+
+
+class FakeDirectory:
+    """The HlsDirectory seam: slug -> renditions, filled by the test."""
+
+    def __init__(self) -> None:
+        self.streams: dict[str, dict[str, RenditionView]] = {}
+
+    def lookup(self, stream: str) -> Mapping[str, RenditionView] | None:
+        return self.streams.get(stream)
+
+
+@dataclass
+class Broadcast:
+    hub: StreamHub
+    packager: Packager
+    directory: Path
+    publisher: asyncio.Task[None] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def publish(self, units: Sequence[MediaUnit], *, speed: float | None = None) -> None:
+        """Publish units, at `speed` x real time (None: all at once), then end the broadcast."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        first = units[0].pts_s if units else 0.0
+        for unit in units:
+            if speed is not None:
+                delay = start + (unit.pts_s - first) / speed - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            self.hub.publish(unit)
+        self.hub.end()
+
+    def start_publishing(self, units: Sequence[MediaUnit], *, speed: float | None = None) -> None:
+        self.publisher = asyncio.create_task(self.publish(units, speed=speed))
+
+
+@dataclass
+class Env:
+    directory: FakeDirectory
+    metrics: HlsMetrics
+    registry: CollectorRegistry
+    root: Path
+    broadcasts: list[Broadcast]
+
+    def broadcast(self, slug: str = "demo", **kwargs: Any) -> Broadcast:
+        hub = StreamHub(1, slug, queue_size=10_000)
+        path = self.root / slug / "source"
+        kwargs.setdefault("queue_units", 10_000)
+        packager = Packager(
+            hub.subscribe("hls"), path, CONFIG, slug=slug, metrics=self.metrics, **kwargs
+        )
+        packager.start()
+        self.directory.streams[slug] = {"source": packager}
+        b = Broadcast(hub, packager, path)
+        self.broadcasts.append(b)
+        return b
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    registry = CollectorRegistry()
+    e = Env(FakeDirectory(), HlsMetrics(registry), registry, tmp_path, [])
+    yield e
+    for b in e.broadcasts:
+        if b.publisher is not None:
+            b.publisher.cancel()
+            await asyncio.wait([b.publisher])
+        b.hub.end()
+        await b.packager.aclose()
+
+
+@pytest.fixture
+async def client(env: Env, aiohttp_client: AiohttpClient) -> Client:
+    app = web.Application(middlewares=[json_errors])
+    routes.setup(app, env.directory, CONFIG, metrics=env.metrics)
+    return await aiohttp_client(app)

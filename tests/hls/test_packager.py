@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+from livecore.hls.fmp4 import parse_fragment, parse_init
+from livecore.hls.packager import Packager
+from livecore.hls.playlist import render_media
+from livecore.sfu.hub import StreamHub
+from tests.hls.conftest import CONFIG, Env
+from tests.hls.probe import assert_continuous, probe
+from tests.media import clip, encode_h264
+
+
+async def _read(path: Path) -> bytes:
+    return await asyncio.to_thread(path.read_bytes)
+
+
+async def test_broadcast_becomes_segments_parts_and_a_recording(env: Env) -> None:
+    c = clip(4.0)
+    b = env.broadcast()
+    await b.publish(c.interleaved())
+    await b.packager.wait_closed()
+    p = b.packager
+    assert p.ended and not p.failed and p.dropped_units == 0
+    segs = p.segments
+    assert len(segs) >= 3 and all(s.complete for s in segs)
+    assert [s.msn for s in segs] == list(range(len(segs)))
+    init = await _read(b.directory / "init-0.mp4")
+    tracks = parse_init(init)
+    assert sorted(t.kind for t in tracks.values()) == ["audio", "video"]
+    for seg in segs:
+        assert seg.parts[0].independent
+        blobs = [await _read(b.directory / part.uri) for part in seg.parts]
+        assert b"".join(blobs) == await _read(b.directory / seg.uri)  # segment = its parts
+        for part, blob in zip(seg.parts, blobs, strict=True):
+            info = parse_fragment(blob, tracks)
+            assert {r.kind for r in info.runs if r.samples} == {"video", "audio"}  # muxed
+            assert part.size == len(blob)
+            assert part.duration_s <= CONFIG.part_target_s + 1e-6
+    assert p.init is not None
+    assert p.init.codecs == "avc1.42c01e,mp4a.40.2"
+    assert (p.init.width, p.init.height) == (640, 360)
+    variant = p.variant("source/index.m3u8")
+    assert variant is not None and variant.bandwidth > 0 and variant.frame_rate == 30.0
+    result = await asyncio.to_thread(probe, str(b.directory / "vod.m3u8"))
+    assert (result.video_codec, result.audio_codec, result.audio_profile) == ("h264", "aac", "LC")
+    assert (result.width, result.height) == (640, 360)
+    assert result.video[0][1], "the recording starts with a keyframe"
+    assert len(result.video) == len(c.video)
+    assert_continuous([t for t, _ in result.video], 1 / 30)
+    assert_continuous(list(result.audio), 1024 / 48000)
+    assert abs(result.audio[-1] - result.video[-1][0]) < 0.2
+
+
+async def test_audio_only_broadcast_cuts_segments_by_duration(env: Env) -> None:
+    b = env.broadcast()
+    await b.publish(clip(4.0).audio)
+    await b.packager.wait_closed()
+    p = b.packager
+    assert p.init is not None and p.init.codecs == "mp4a.40.2" and p.init.width is None
+    assert len(p.segments) >= 3
+    assert all(part.independent for s in p.segments for part in s.parts)
+    assert all(s.duration_s <= 1.0 for s in p.segments)
+    result = await asyncio.to_thread(probe, str(b.directory / "vod.m3u8"))
+    assert result.video_codec is None and result.audio_codec == "aac"
+    assert_continuous(list(result.audio), 1024 / 48000)
+
+
+async def test_video_only_broadcast(env: Env) -> None:
+    b = env.broadcast()
+    await b.publish(clip(4.0).video)
+    await b.packager.wait_closed()
+    p = b.packager
+    assert p.init is not None and p.init.codecs == "avc1.42c01e"
+    result = await asyncio.to_thread(probe, str(b.directory / "vod.m3u8"))
+    assert result.audio_codec is None and result.video[0][1]
+    assert len(result.video) == len(clip(4.0).video)
+
+
+async def test_resolution_change_starts_a_new_init_after_a_discontinuity(env: Env) -> None:
+    first = clip(2.0)
+    second = await asyncio.to_thread(encode_h264, 60, 320, 180, 30, pts0=2 * 90_000 + 3000)
+    b = env.broadcast()
+    await b.publish([*first.video, *second])
+    await b.packager.wait_closed()
+    p = b.packager
+    assert not p.failed and p.has_init(0) and p.has_init(1)
+    assert p.init is not None and (p.init.width, p.init.height) == (320, 180)
+    changed = [s for s in p.segments if s.init == 1]
+    assert changed and changed[0].discontinuity and changed[0].parts[0].independent
+    vod = (await _read(b.directory / "vod.m3u8")).decode()
+    assert vod.count("#EXT-X-DISCONTINUITY\n") == 1 and 'URI="init-1.mp4"' in vod
+    result = await asyncio.to_thread(probe, str(b.directory / "vod.m3u8"))
+    assert len(result.video) >= 60  # FFmpeg reads across the discontinuity
+
+
+async def test_worker_falling_behind_drops_units_and_keeps_going(env: Env) -> None:
+    c = clip(4.0)
+    b = env.broadcast(queue_units=3)
+    await b.publish(c.interleaved())
+    await b.packager.wait_closed()
+    p = b.packager
+    assert p.dropped_units > 0 and not p.failed
+    assert env.registry.get_sample_value("livecore_hls_packager_dropped_units_total") == float(
+        p.dropped_units
+    )
+    for seg in p.segments:
+        assert seg.parts[0].independent
+
+
+async def test_disk_failure_ends_packaging_cleanly(env: Env) -> None:
+    c = clip(4.0)
+    b = env.broadcast()
+    units = c.interleaved()
+    half = len(units) // 2
+    for unit in units[:half]:
+        b.hub.publish(unit)
+    while len(b.packager.segments) < 2 and not b.packager.ended:
+        await b.packager.wait_for(1, 0)
+    # The directory vanishes mid-stream (disk unmounted, operator error).
+    await asyncio.to_thread(shutil.rmtree, b.directory)
+    for unit in units[half:]:
+        b.hub.publish(unit)
+    b.hub.end()
+    await asyncio.wait_for(b.packager.wait_closed(), 30)
+    p = b.packager
+    assert p.ended and p.failed and p.write_errors == 1
+    assert all(s.complete for s in p.segments)
+    assert env.registry.get_sample_value("livecore_hls_disk_write_errors_total") == 1.0
+    text = render_media(p.media_state())
+    assert text.rstrip().endswith("#EXT-X-ENDLIST") and "PRELOAD-HINT" not in text
+
+
+async def test_unwritable_directory_fails_at_once(env: Env, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    await asyncio.to_thread(blocker.write_bytes, b"x")
+    hub = StreamHub(2, "x", queue_size=1000)
+    packager = Packager(hub.subscribe("hls"), blocker / "sub", CONFIG, slug="x")
+    packager.start()
+    for unit in clip(4.0).interleaved()[:50]:
+        hub.publish(unit)
+    hub.end()
+    await packager.wait_closed()
+    assert packager.failed and packager.write_errors == 1 and packager.segments == ()
+    assert not await asyncio.to_thread(os.path.exists, blocker / "sub")
