@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 from aiohttp import web
@@ -17,6 +17,10 @@ from livecore.auth.mail import LogMailSender, MailSender, SmtpMailSender, SmtpSe
 from livecore.auth.service import AuthService
 from livecore.config import Config
 from livecore.errors import json_errors
+from livecore.hls import routes as hls_routes
+from livecore.hls.metrics import HlsMetrics
+from livecore.hls.origin import HlsOrigin
+from livecore.hls.thumbnails import Thumbnail
 from livecore.ops import routes as ops_routes
 from livecore.ops.metrics import Metrics
 from livecore.sfu.hub import HubRegistry, StreamHub
@@ -27,10 +31,28 @@ from livecore.store import Database, apply_migrations
 from livecore.store.broadcasts import MediaInfo
 from livecore.streams import routes as stream_routes
 from livecore.streams.live import BroadcastLog, StateChange
+from livecore.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+HLS_ORIGIN = web.AppKey("hls_origin", HlsOrigin)
+HLS_METRICS = web.AppKey("hls_metrics", HlsMetrics)
+
+
+class _OriginOf:
+    """The HLS routes' directory: this app's origin, which exists once the app has started."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    def lookup(self, stream: str) -> Mapping[str, hls_routes.RenditionView] | None:
+        origin = self._app.get(HLS_ORIGIN)
+        return origin.lookup(stream) if origin is not None else None
+
+    def thumbnail(self, stream: str) -> Thumbnail | None:
+        origin = self._app.get(HLS_ORIGIN)
+        return origin.thumbnail(stream) if origin is not None else None
 
 
 def create_app(
@@ -55,6 +77,11 @@ def create_app(
     stream_routes.setup(app)  # its context (the listing cache) runs before _live_media
     app.cleanup_ctx.append(_live_media)
     signaling_routes.setup(app)
+    app[HLS_METRICS] = HlsMetrics(app[METRICS].registry)
+    hls_routes.setup(
+        app, _OriginOf(app), config.hls, metrics=app[HLS_METRICS],
+        cdn_base_url=config.cdn_base_url,
+    )  # fmt: skip
     # Broadcasts end before aiohttp cancels handlers and closes the contexts above.
     app.on_shutdown.append(_end_broadcasts)
     return app
@@ -112,14 +139,33 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     broadcasts = BroadcastLog(app[DB], on_change=app[stream_routes.LISTINGS].invalidate)
     writer = asyncio.create_task(broadcasts.run(), name="broadcast-log")
     hubs = app[HUBS] = HubRegistry(queue_size=config.sfu.reader_queue_units)
+    # Decoding (thumbnails) runs in worker processes, never on the loop.
+    workers = WorkerPool(config.hls.media_workers)
+    recordings = config.data_path / "recordings"
+    origin = app[HLS_ORIGIN] = HlsOrigin(
+        recordings, config.hls, workers=workers.get, metrics=app[HLS_METRICS]
+    )
+    hubs.on_open(origin.attach)
 
     def on_state(hub: StreamHub, live: bool) -> None:
-        media = MediaInfo(video_codec=hub.video_codec or "", audio_codec=hub.audio_codec or "")
-        broadcasts.report(StateChange(hub.stream_id, live, media=media))
+        media, path, size = None, "", 0
+        if not live:
+            rendition = (origin.lookup(hub.slug) or {}).get("source")
+            video = rendition.variant("") if rendition is not None else None
+            media = MediaInfo(
+                video_codec=hub.video_codec or "", audio_codec=hub.audio_codec or "",
+                width=video.width if video else None, height=video.height if video else None,
+            )  # fmt: skip
+            if (recording := origin.recording_of(hub.stream_id)) is not None:
+                path = str(recording[0].relative_to(config.data_path))
+                size = recording[1]
+        broadcasts.report(StateChange(hub.stream_id, live, media, path, size))
 
     app[PUBLISHERS] = Publishers(hubs, config.sfu, on_state=on_state)
     yield
     await app[PUBLISHERS].close()
+    await origin.close()
+    await workers.close()
     try:
         await broadcasts.drain()
     except TimeoutError:

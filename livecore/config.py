@@ -80,6 +80,9 @@ class HlsConfig:
     # How long a blocking playlist reload (_HLS_msn/_HLS_part) may wait.
     blocking_reload_timeout_s: float = _bounded(6.0, 0.5, 30.0)
     audio_bitrate: int = _bounded(128_000, 32_000, 512_000)
+    thumbnail_interval_s: float = _bounded(10.0, 1.0, 3600.0)
+    # Worker processes for CPU-heavy media work (thumbnails; later renditions).
+    media_workers: int = _bounded(1, 1, 64)
 
 
 @dataclass(frozen=True, slots=True)

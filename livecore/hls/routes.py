@@ -28,6 +28,7 @@ from livecore.errors import BadRequest, NotFound, Unavailable
 from livecore.hls.metrics import HlsMetrics, RequestKind
 from livecore.hls.playlist import render_media, render_multivariant
 from livecore.hls.state import MediaState, VariantInfo
+from livecore.hls.thumbnails import Thumbnail
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 INIT_TYPE = "video/mp4"
@@ -84,6 +85,10 @@ class HlsDirectory(Protocol):
         """Renditions by name, in master-playlist order ("source" first); None: unknown."""
         ...
 
+    def thumbnail(self, stream: str) -> Thumbnail | None:
+        """The latest thumbnail of the stream, if one was made."""
+        ...
+
 
 UriQuery = Callable[[web.Request], str]
 
@@ -113,6 +118,7 @@ def setup(
     `uri_query(request)` returns "" or "?..." to append to every URI (signed playback)."""
     app[_HLS] = _Hls(directory, config, metrics, cdn_base_url.rstrip("/"), uri_query)
     app.router.add_get("/hls/{stream}/master.m3u8", get_master)
+    app.router.add_get("/hls/{stream}/thumb.jpg", get_thumbnail)
     app.router.add_get("/hls/{stream}/{rendition}/index.m3u8", get_media_playlist)
     app.router.add_get("/hls/{stream}/{rendition}/{file}", get_media_file)
     app.router.add_route("OPTIONS", "/hls/{tail:.*}", options_hls)
@@ -198,6 +204,21 @@ async def get_master(request: web.Request) -> web.Response:
     ended = all(v.ended for v in renditions.values())
     text = render_multivariant(variants, uri_query=_query(hls, request))
     return _playlist_response(request, text, _max_age(hls, ended))
+
+
+async def get_thumbnail(request: web.Request) -> web.Response:
+    """The stream's latest thumbnail (a JPEG made every `thumbnail_interval_s`)."""
+    hls = request.app[_HLS]
+    stream = request.match_info["stream"]
+    _renditions(hls, stream)  # 404 for unknown streams, and any access check
+    thumb = hls.directory.thumbnail(stream)
+    if thumb is None:
+        raise NotFound("no thumbnail yet", headers=CORS)
+    max_age = max(1, int(hls.config.thumbnail_interval_s))
+    headers = {**CORS, "ETag": thumb.etag, "Cache-Control": f"public, max-age={max_age}"}
+    if request.headers.get("If-None-Match") == thumb.etag:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=thumb.jpeg, content_type="image/jpeg", headers=headers)
 
 
 def _int_param(request: web.Request, name: str) -> int | None:

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -51,18 +52,16 @@ def render_jpeg(annexb_keyframe: bytes, max_width: int) -> bytes:
     return b"".join(bytes(p) for p in packets)
 
 
-def warm_up() -> bool:
-    """Run once in each worker at start so the first thumbnail does not pay for imports."""
-    import av  # noqa: F401
-
-    return True
-
-
 class Thumbnailer:
     """Keeps the latest thumbnail of one live stream; run() until the broadcast ends."""
 
     def __init__(
-        self, hub: StreamHub, pool: Executor, *, interval_s: float, max_width: int = 640
+        self,
+        hub: StreamHub,
+        pool: Callable[[], Awaitable[Executor]],
+        *,
+        interval_s: float,
+        max_width: int = 640,
     ) -> None:
         self._hub = hub
         self._pool = pool
@@ -86,7 +85,8 @@ class Thumbnailer:
                 now = time.monotonic()
                 if job is None and now - last >= self._interval_s:
                     last = now
-                    job = loop.run_in_executor(self._pool, render_jpeg, unit.data, self._max_width)
+                    pool = await self._pool()
+                    job = loop.run_in_executor(pool, render_jpeg, unit.data, self._max_width)
             if job is not None:
                 with contextlib.suppress(Exception):
                     await job

@@ -208,7 +208,7 @@ class HubRegistry:
     def __init__(self, *, queue_size: int = 600) -> None:
         self._hubs: dict[int, StreamHub] = {}
         self._queue_size = queue_size
-        self._watchers: list[Callable[[StreamHub], None]] = []
+        self._watchers: list[Callable[[StreamHub], object]] = []
 
     def open(self, stream_id: int, slug: str) -> StreamHub:
         """The stream's live hub, created when the broadcast starts."""
@@ -220,7 +220,7 @@ class HubRegistry:
                 watcher(hub)
         return hub
 
-    def on_open(self, watcher: Callable[[StreamHub], None]) -> None:
+    def on_open(self, watcher: Callable[[StreamHub], object]) -> None:
         """Call `watcher` with every new hub (packager, thumbnailer, recorder attach here)."""
         self._watchers.append(watcher)
 

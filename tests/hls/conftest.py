@@ -21,6 +21,7 @@ from livecore.hls import routes
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packager import Packager
 from livecore.hls.routes import RenditionView
+from livecore.hls.thumbnails import Thumbnail
 from livecore.sfu.hub import StreamHub
 from livecore.sfu.media import MediaUnit
 
@@ -39,6 +40,9 @@ class FakeDirectory:
 
     def lookup(self, stream: str) -> Mapping[str, RenditionView] | None:
         return self.streams.get(stream)
+
+    def thumbnail(self, stream: str) -> Thumbnail | None:
+        return None
 
 
 @dataclass

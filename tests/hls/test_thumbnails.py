@@ -2,24 +2,30 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 
 import av
 import pytest
 
-from livecore.hls.thumbnails import Thumbnailer, warm_up
+from livecore.hls.thumbnails import Thumbnailer
 from livecore.sfu.hub import StreamHub
+from livecore.workers import _start_sync
 from tests.media import clip
 
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[ProcessPoolExecutor]:
-    import multiprocessing
+    executor = _start_sync(1)
+    yield executor
+    executor.shutdown()
 
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as executor:
-        executor.submit(warm_up).result()
-        yield executor
+
+def _getter(pool: ProcessPoolExecutor) -> Callable[[], Awaitable[Executor]]:
+    async def get() -> Executor:
+        return pool
+
+    return get
 
 
 def _jpeg_size(jpeg: bytes) -> tuple[int, int]:
@@ -30,7 +36,7 @@ def _jpeg_size(jpeg: bytes) -> tuple[int, int]:
 
 async def test_thumbnail_is_a_jpeg_of_a_keyframe(pool: ProcessPoolExecutor) -> None:
     hub = StreamHub(1, "thumbs")
-    thumbnailer = Thumbnailer(hub, pool, interval_s=0.0, max_width=320)
+    thumbnailer = Thumbnailer(hub, _getter(pool), interval_s=0.0, max_width=320)
     task = asyncio.create_task(thumbnailer.run())
     await asyncio.sleep(0)
     for unit in clip().interleaved()[:120]:
@@ -51,7 +57,7 @@ async def test_broken_keyframe_counts_a_failure_and_keeps_going(
     from livecore.sfu.media import MediaUnit
 
     hub = StreamHub(2, "broken")
-    thumbnailer = Thumbnailer(hub, pool, interval_s=0.0)
+    thumbnailer = Thumbnailer(hub, _getter(pool), interval_s=0.0)
     task = asyncio.create_task(thumbnailer.run())
     await asyncio.sleep(0)
     garbage = b"\x00\x00\x00\x01\x65" + b"\xff" * 64

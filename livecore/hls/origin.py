@@ -1,0 +1,112 @@
+"""The HLS origin of this node: a packager and a thumbnailer for every live hub.
+
+Each broadcast is packaged into its own directory under `recordings/<stream id>/`, which
+stays on disk as the broadcast's recording. A stream's last broadcast stays reachable at
+its live URLs (with EXT-X-ENDLIST) until the stream goes live again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from livecore.config import HlsConfig
+from livecore.hls.metrics import HlsMetrics
+from livecore.hls.packager import Packager
+from livecore.hls.routes import RenditionView
+from livecore.hls.thumbnails import Thumbnail, Thumbnailer
+from livecore.sfu.hub import StreamHub
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Broadcast:
+    hub: StreamHub
+    packager: Packager
+    thumbnailer: Thumbnailer
+    task: asyncio.Task[None]
+
+
+class HlsOrigin:
+    """Implements hls.routes.HlsDirectory for the broadcasts of this process."""
+
+    def __init__(
+        self,
+        root: Path,
+        config: HlsConfig,
+        *,
+        workers: Callable[[], Awaitable[Executor]],
+        metrics: HlsMetrics | None = None,
+    ) -> None:
+        self._root = root
+        self._config = config
+        self._workers = workers
+        self._metrics = metrics
+        self._by_slug: dict[str, _Broadcast] = {}
+
+    def attach(self, hub: StreamHub) -> Path:
+        """Start packaging a hub that just opened; returns its recording directory."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        directory = self._root / str(hub.stream_id) / stamp
+        sub = hub.subscribe("hls")
+        # Media sequence numbers unique per broadcast: segment URLs are cached as immutable,
+        # and the next broadcast of the same stream must not reuse one.
+        packager = Packager(
+            sub, directory, self._config, slug=hub.slug, metrics=self._metrics,
+            sequence_base=int(time.time()),
+        )  # fmt: skip
+        thumbnailer = Thumbnailer(hub, self._workers, interval_s=self._config.thumbnail_interval_s)
+
+        async def run() -> None:
+            thumbs = asyncio.create_task(thumbnailer.run(), name=f"thumbs:{hub.slug}")
+            try:
+                await packager.run()
+            finally:
+                hub.unsubscribe(sub)
+                thumbs.cancel()
+                await asyncio.gather(thumbs, return_exceptions=True)
+
+        previous = self._by_slug.get(hub.slug)
+        if previous is not None and not previous.task.done():
+            previous.task.cancel()
+        task = asyncio.create_task(run(), name=f"hls:{hub.slug}")
+        self._by_slug[hub.slug] = _Broadcast(hub, packager, thumbnailer, task)
+        logger.info("stream %s: packaging into %s", hub.slug, directory)
+        return directory
+
+    def lookup(self, stream: str) -> Mapping[str, RenditionView] | None:
+        broadcast = self._by_slug.get(stream)
+        return {"source": broadcast.packager} if broadcast is not None else None
+
+    def thumbnail(self, stream: str) -> Thumbnail | None:
+        broadcast = self._by_slug.get(stream)
+        return broadcast.thumbnailer.latest if broadcast is not None else None
+
+    def recording_of(self, stream_id: int) -> tuple[Path, int] | None:
+        """The directory and size so far of a stream's current or last recording."""
+        for broadcast in self._by_slug.values():
+            if broadcast.hub.stream_id == stream_id:
+                directory = broadcast.packager.directory
+                written = sum(p.size for s in broadcast.packager.segments for p in s.parts)
+                return directory, written
+        return None
+
+    async def wait_finished(self, stream: str) -> None:
+        broadcast = self._by_slug.get(stream)
+        if broadcast is not None:
+            await asyncio.shield(broadcast.task)
+
+    async def close(self) -> None:
+        """Finish every packager (flush, ENDLIST) and stop their tasks."""
+        for broadcast in list(self._by_slug.values()):
+            if not broadcast.task.done():
+                await broadcast.packager.aclose()
+        tasks = [b.task for b in self._by_slug.values()]
+        await asyncio.gather(*tasks, return_exceptions=True)
