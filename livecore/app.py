@@ -18,6 +18,7 @@ from livecore.auth.service import AuthService
 from livecore.config import Config
 from livecore.errors import json_errors
 from livecore.hls import routes as hls_routes
+from livecore.hls import vod as vod_routes
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.origin import HlsOrigin
 from livecore.hls.thumbnails import Thumbnail
@@ -28,7 +29,7 @@ from livecore.sfu.passthrough import install_passthrough, restrict_host_addresse
 from livecore.sfu.publisher import Publishers
 from livecore.signaling import routes as signaling_routes
 from livecore.store import Database, apply_migrations
-from livecore.store.broadcasts import MediaInfo
+from livecore.store.broadcasts import Broadcasts, MediaInfo
 from livecore.streams import routes as stream_routes
 from livecore.streams.live import BroadcastLog, StateChange
 from livecore.workers import WorkerPool
@@ -80,8 +81,9 @@ def create_app(
     app[HLS_METRICS] = HlsMetrics(app[METRICS].registry)
     hls_routes.setup(
         app, _OriginOf(app), config.hls, metrics=app[HLS_METRICS],
-        cdn_base_url=config.cdn_base_url,
+        cdn_base_url=config.cdn_base_url, gate=stream_routes.hls_gate,
     )  # fmt: skip
+    vod_routes.setup(app, _recording_resolver(app), gate=stream_routes.hls_gate)
     # Broadcasts end before aiohttp cancels handlers and closes the contexts above.
     app.on_shutdown.append(_end_broadcasts)
     return app
@@ -172,6 +174,17 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
         logger.error("broadcast states not all recorded at shutdown")
     writer.cancel()
     await asyncio.gather(writer, return_exceptions=True)
+
+
+def _recording_resolver(app: web.Application) -> vod_routes.Resolve:
+    async def resolve(broadcast_id: int) -> tuple[str, Path] | None:
+        found = await Broadcasts(app[DB]).recording_location(broadcast_id)
+        if found is None:
+            return None
+        slug, relative = found
+        return slug, app[CONFIG].data_path / relative
+
+    return resolve
 
 
 async def _end_broadcasts(app: web.Application) -> None:

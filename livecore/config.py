@@ -81,6 +81,8 @@ class HlsConfig:
     blocking_reload_timeout_s: float = _bounded(6.0, 0.5, 30.0)
     audio_bitrate: int = _bounded(128_000, 32_000, 512_000)
     thumbnail_interval_s: float = _bounded(10.0, 1.0, 3600.0)
+    # Lifetime of a signed playback token for subscriber-only streams.
+    playback_token_ttl_s: int = _bounded(6 * 3600, 60, 7 * 24 * 3600)
     # Worker processes for CPU-heavy media work (thumbnails; later renditions).
     media_workers: int = _bounded(1, 1, 64)
 

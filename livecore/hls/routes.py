@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
@@ -90,7 +90,10 @@ class HlsDirectory(Protocol):
         ...
 
 
-UriQuery = Callable[[web.Request], str]
+# Admits a request for a stream (raising an ApiError, e.g. 403, when it may not play it) and
+# returns the query to append to every URI of the answer ("" or "?token=...").
+Gate = Callable[[web.Request, str], Awaitable[str]]
+_URI_QUERY: Final[web.RequestKey[str]] = web.RequestKey("hls_uri_query", str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +102,7 @@ class _Hls:
     config: HlsConfig
     metrics: HlsMetrics | None
     cdn_base_url: str
-    uri_query: UriQuery | None
+    gate: Gate | None
 
 
 _HLS: Final[web.AppKey[_Hls]] = web.AppKey("hls", _Hls)
@@ -112,11 +115,12 @@ def setup(
     *,
     metrics: HlsMetrics | None = None,
     cdn_base_url: str = "",
-    uri_query: UriQuery | None = None,
+    gate: Gate | None = None,
 ) -> None:
     """Add the /hls/ routes. `cdn_base_url` makes playlist URIs absolute (CDN in front);
-    `uri_query(request)` returns "" or "?..." to append to every URI (signed playback)."""
-    app[_HLS] = _Hls(directory, config, metrics, cdn_base_url.rstrip("/"), uri_query)
+    `gate(request, stream)` admits each request and returns "" or "?..." to append to every
+    URI (signed playback)."""
+    app[_HLS] = _Hls(directory, config, metrics, cdn_base_url.rstrip("/"), gate)
     app.router.add_get("/hls/{stream}/master.m3u8", get_master)
     app.router.add_get("/hls/{stream}/thumb.jpg", get_thumbnail)
     app.router.add_get("/hls/{stream}/{rendition}/index.m3u8", get_media_playlist)
@@ -156,7 +160,12 @@ def _rendition(hls: _Hls, request: web.Request) -> tuple[str, RenditionView]:
 
 
 def _query(hls: _Hls, request: web.Request) -> str:
-    return hls.uri_query(request) if hls.uri_query is not None else ""
+    return str(request.get(_URI_QUERY, ""))
+
+
+async def _admit(hls: _Hls, request: web.Request) -> None:
+    if hls.gate is not None:
+        request[_URI_QUERY] = await hls.gate(request, request.match_info["stream"])
 
 
 async def _await_start(hls: _Hls, view: RenditionView) -> None:
@@ -190,6 +199,7 @@ def _playlist_response(request: web.Request, text: str, cache_control: str) -> w
 async def get_master(request: web.Request) -> web.Response:
     """The multivariant playlist listing every rendition of the stream."""
     hls = request.app[_HLS]
+    await _admit(hls, request)
     stream = request.match_info["stream"]
     renditions = _renditions(hls, stream)
     _count(hls, "master")
@@ -209,6 +219,7 @@ async def get_master(request: web.Request) -> web.Response:
 async def get_thumbnail(request: web.Request) -> web.Response:
     """The stream's latest thumbnail (a JPEG made every `thumbnail_interval_s`)."""
     hls = request.app[_HLS]
+    await _admit(hls, request)
     stream = request.match_info["stream"]
     _renditions(hls, stream)  # 404 for unknown streams, and any access check
     thumb = hls.directory.thumbnail(stream)
@@ -242,6 +253,7 @@ async def get_media_playlist(request: web.Request) -> web.Response:
     stream is answered at once.
     """
     hls = request.app[_HLS]
+    await _admit(hls, request)
     stream, view = _rendition(hls, request)
     msn = _int_param(request, "_HLS_msn")
     part = _int_param(request, "_HLS_part")
@@ -295,6 +307,7 @@ async def get_media_file(request: web.Request) -> web.StreamResponse:
     A request for the part named in EXT-X-PRELOAD-HINT is held until that part is written
     (or the next part shows the hint will never be fulfilled: 404)."""
     hls = request.app[_HLS]
+    await _admit(hls, request)
     _, view = _rendition(hls, request)
     name = request.match_info["file"]
     match = _FILE.fullmatch(name)

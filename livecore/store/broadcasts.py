@@ -105,3 +105,13 @@ class Broadcasts:
             broadcast_id,
         )
         return _broadcast(row) if row else None
+
+    async def recording_location(self, broadcast_id: int) -> tuple[str, str] | None:
+        """(stream slug, recording path) of a kept recording, for serving it as VOD."""
+        row = await self._db.pool.fetchrow(
+            "SELECT s.slug, b.recording_path FROM broadcasts b JOIN streams s ON s.id = b.stream_id"
+            " WHERE b.id = $1 AND b.ended_at IS NOT NULL AND b.recording_path <> ''"
+            " AND b.recording_deleted_at IS NULL",
+            broadcast_id,
+        )
+        return (row["slug"], row["recording_path"]) if row else None

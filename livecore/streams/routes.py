@@ -7,19 +7,22 @@ from typing import Any
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH
-from livecore.auth.routes import iso, require_user
+from livecore.appkeys import AUTH, CONFIG, DB, SECRET_KEY
+from livecore.auth.routes import authenticate, iso, require_user
 from livecore.auth.service import InvalidInput
 from livecore.cache import TtlCache
-from livecore.errors import Conflict, Forbidden, Invalid, NotFound
+from livecore.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from livecore.jsonbody import invalid_message, read_body
+from livecore.store.broadcasts import Broadcasts
 from livecore.store.streams import Stream, StreamState, Visibility
+from livecore.streams.playback import PlaybackPolicy, PlaybackRefused
 from livecore.streams.service import NotAllowed, SlugTaken, StreamIsLive, StreamService
 
 STREAMS = web.AppKey("streams", StreamService)
 # Public stream listings, by state filter; invalidated by this node's own changes.
 LISTINGS = web.AppKey("stream_listings", TtlCache[StreamState | None, bytes])
 LISTING_TTL_S = 1.0
+PLAYBACK = web.AppKey("playback", PlaybackPolicy)
 VISIBILITIES: tuple[Visibility, ...] = ("public", "subscribers")
 STATES: tuple[StreamState, ...] = ("offline", "live")
 
@@ -32,11 +35,22 @@ def setup(app: web.Application) -> None:
     app.router.add_patch("/api/v1/streams/{slug}", patch_stream)
     app.router.add_delete("/api/v1/streams/{slug}", delete_stream)
     app.router.add_post("/api/v1/streams/{slug}/key", post_stream_key)
+    app.router.add_post("/api/v1/streams/{slug}/playback", post_stream_playback)
+    app.router.add_get("/api/v1/streams/{slug}/recordings", get_stream_recordings)
 
 
 async def _service(app: web.Application) -> Any:
     listings = app[LISTINGS] = TtlCache(LISTING_TTL_S)
-    app[STREAMS] = StreamService(app[AUTH], on_change=listings.invalidate)
+    auth = app[AUTH]
+    playback = app[PLAYBACK] = PlaybackPolicy(
+        auth.streams, app[SECRET_KEY], token_ttl_s=app[CONFIG].hls.playback_token_ttl_s
+    )
+
+    def changed() -> None:
+        listings.invalidate()
+        playback.forget()
+
+    app[STREAMS] = StreamService(auth, on_change=changed)
     yield
 
 
@@ -153,3 +167,54 @@ async def post_stream_key(request: web.Request) -> web.Response:
     except NotAllowed as exc:
         raise Forbidden(str(exc)) from None
     return web.json_response({"stream_key": key})
+
+
+async def post_stream_playback(request: web.Request) -> web.Response:
+    """Where to play the stream; for subscriber-only streams a signed, expiring token."""
+    principal = await authenticate(request)
+    stream = await _stream(request)
+    try:
+        ticket = await request.app[PLAYBACK].ticket(principal.user if principal else None, stream)
+    except PlaybackRefused:
+        if principal is None:
+            raise Unauthorized("log in to watch this stream") from None
+        raise Forbidden("this stream is for subscribers") from None
+    query = f"?token={ticket.token}" if ticket.token else ""
+    return web.json_response(
+        {
+            "url": f"/hls/{stream.slug}/master.m3u8{query}",
+            "token": ticket.token,
+            "expires_at": ticket.expires_at,
+        }
+    )
+
+
+async def get_stream_recordings(request: web.Request) -> web.Response:
+    """Finished broadcasts of the stream whose recordings are kept, newest first."""
+    stream = await _stream(request)
+    recordings = await Broadcasts(request.app[DB]).recordings(stream.id)
+    return web.json_response(
+        {
+            "recordings": [
+                {
+                    "id": r.id,
+                    "started_at": iso(r.started_at),
+                    "ended_at": iso(r.ended_at),
+                    "width": r.width,
+                    "height": r.height,
+                    "url": f"/vod/{r.id}/vod.m3u8",
+                }
+                for r in recordings
+            ]
+        }
+    )
+
+
+async def hls_gate(request: web.Request, stream: str) -> str:
+    """Admit an HLS request: subscriber-only streams need a valid `?token=`."""
+    try:
+        return await request.app[PLAYBACK].admit(stream, request.query.get("token"))
+    except PlaybackRefused:
+        raise Forbidden(
+            "a valid playback token is required", headers={"Access-Control-Allow-Origin": "*"}
+        ) from None
