@@ -32,6 +32,7 @@ from livecore.store import Database, apply_migrations
 from livecore.store.broadcasts import Broadcasts, MediaInfo
 from livecore.streams import routes as stream_routes
 from livecore.streams.live import BroadcastLog, StateChange
+from livecore.streams.retention import Retention
 from livecore.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -164,7 +165,12 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
         broadcasts.report(StateChange(hub.stream_id, live, media, path, size))
 
     app[PUBLISHERS] = Publishers(hubs, config.sfu, on_state=on_state)
+    retention = asyncio.create_task(
+        Retention(app[DB], config.data_path, config.recordings).run(), name="retention"
+    )
     yield
+    retention.cancel()
+    await asyncio.gather(retention, return_exceptions=True)
     await app[PUBLISHERS].close()
     await origin.close()
     await workers.close()

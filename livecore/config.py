@@ -88,6 +88,15 @@ class HlsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordingsConfig:
+    # Recordings older than this are deleted (0: kept forever).
+    max_age_days: float = _bounded(30.0, 0.0, 36500.0)
+    # When this node's recordings take more than this, the oldest are deleted (0: no limit).
+    max_total_bytes: int = _bounded(50 * 1024**3, 0)
+    sweep_interval_s: float = _bounded(600.0, 1.0, 86400.0)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     host: str = "127.0.0.1"
     port: int = _bounded(8080, 0, 65535)
@@ -109,6 +118,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     sfu: SfuConfig = field(default_factory=SfuConfig)
     hls: HlsConfig = field(default_factory=HlsConfig)
+    recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
 
     @property
     def data_path(self) -> Path:

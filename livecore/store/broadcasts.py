@@ -32,6 +32,14 @@ class MediaInfo:
     bitrate_bps: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class KeptRecording:
+    id: int
+    path: str
+    size_bytes: int
+    ended_at: datetime
+
+
 def _broadcast(row: asyncpg.Record) -> Broadcast:
     return Broadcast(
         row["id"], row["stream_id"], row["started_at"], row["ended_at"], row["video_codec"],
@@ -115,3 +123,20 @@ class Broadcasts:
             broadcast_id,
         )
         return (row["slug"], row["recording_path"]) if row else None
+
+    async def kept_recordings(self) -> list[KeptRecording]:
+        """Every finished, not yet deleted recording, oldest first."""
+        rows = await self._db.pool.fetch(
+            "SELECT id, recording_path, recording_bytes, ended_at FROM broadcasts"
+            " WHERE ended_at IS NOT NULL AND recording_path <> ''"
+            " AND recording_deleted_at IS NULL ORDER BY ended_at, id"
+        )
+        return [
+            KeptRecording(r["id"], r["recording_path"], r["recording_bytes"], r["ended_at"])
+            for r in rows
+        ]
+
+    async def mark_deleted(self, broadcast_id: int) -> None:
+        await self._db.pool.execute(
+            "UPDATE broadcasts SET recording_deleted_at = now() WHERE id = $1", broadcast_id
+        )

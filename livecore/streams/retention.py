@@ -1,0 +1,65 @@
+"""Recording retention: delete recordings past their age, then the oldest while this node's
+recordings take more disk than allowed. Runs on each node for the recordings on its disk."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from livecore.config import RecordingsConfig
+from livecore.store import Database
+from livecore.store.broadcasts import Broadcasts, KeptRecording
+
+logger = logging.getLogger(__name__)
+
+
+class Retention:
+    def __init__(self, db: Database, data_dir: Path, settings: RecordingsConfig) -> None:
+        self._broadcasts = Broadcasts(db)
+        self._data_dir = data_dir
+        self._settings = settings
+
+    async def sweep(self, *, now: datetime | None = None) -> list[int]:
+        """Delete what the policy says to; returns the broadcast ids whose recordings went."""
+        now = now or datetime.now(UTC)
+        local = [r for r in await self._broadcasts.kept_recordings() if await self._here(r)]
+        doomed: list[KeptRecording] = []
+        if self._settings.max_age_days > 0:
+            cutoff = now - timedelta(days=self._settings.max_age_days)
+            doomed = [r for r in local if r.ended_at < cutoff]
+        limit = self._settings.max_total_bytes
+        if limit > 0:
+            kept = [r for r in local if r not in doomed]
+            total = sum(r.size_bytes for r in kept)
+            for recording in kept:  # oldest first
+                if total <= limit:
+                    break
+                doomed.append(recording)
+                total -= recording.size_bytes
+        for recording in doomed:
+            await asyncio.to_thread(shutil.rmtree, self._path(recording), True)
+            await self._broadcasts.mark_deleted(recording.id)
+            logger.info("recording of broadcast %d deleted by retention", recording.id)
+        return [r.id for r in doomed]
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("recording retention sweep failed")
+            await asyncio.sleep(self._settings.sweep_interval_s)
+
+    def _path(self, recording: KeptRecording) -> Path:
+        return self._data_dir / recording.path
+
+    async def _here(self, recording: KeptRecording) -> bool:
+        return await asyncio.to_thread(self._is_local, recording)
+
+    def _is_local(self, recording: KeptRecording) -> bool:
+        # Another node's recordings are not on this disk; that node sweeps them.
+        path = self._path(recording).resolve()
+        return path.is_relative_to(self._data_dir.resolve()) and path.is_dir()

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from livecore.config import RecordingsConfig
+from livecore.store import Database
+from livecore.streams.retention import Retention
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(dsn: str) -> AsyncIterator[Database]:
+    database = await Database.connect(dsn, max_size=2)
+    yield database
+    await database.close()
+
+
+async def _recording(
+    conn: asyncpg.Connection, data: Path, days_ago: float | None, size: int, *, on_disk: bool = True
+) -> int:
+    stream_id = await conn.fetchval("SELECT id FROM streams LIMIT 1")
+    path = f"recordings/{stream_id}/r{size}-{days_ago}"
+    if on_disk:
+        await asyncio.to_thread(_make_files, data / path)
+    ended = None if days_ago is None else NOW - timedelta(days=days_ago)
+    return int(
+        await conn.fetchval(
+            "INSERT INTO broadcasts (stream_id, started_at, ended_at, recording_path,"
+            " recording_bytes) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            stream_id,
+            NOW - timedelta(days=(days_ago or 0) + 0.1),
+            ended,
+            path,
+            size,
+        )
+    )
+
+
+def _make_files(path: Path) -> None:
+    path.mkdir(parents=True)
+    (path / "vod.m3u8").write_text("#EXTM3U\n")
+
+
+async def _setup(dsn: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn)
+    user = await conn.fetchval(
+        "INSERT INTO users (email, display_name, password_hash, role)"
+        " VALUES ('r@example.com', 'R', 'x', 'creator') RETURNING id"
+    )
+    await conn.execute("INSERT INTO streams (owner_id, slug) VALUES ($1, 'kept')", user)
+    return conn
+
+
+async def test_old_recordings_go_and_recent_ones_stay(
+    db: Database, dsn: str, tmp_path: Path
+) -> None:
+    conn = await _setup(dsn)
+    try:
+        old = await _recording(conn, tmp_path, 40, 100)
+        recent = await _recording(conn, tmp_path, 2, 100)
+        live = await _recording(conn, tmp_path, None, 100)
+        elsewhere = await _recording(conn, tmp_path, 50, 100, on_disk=False)
+        settings = RecordingsConfig(max_age_days=30, max_total_bytes=0)
+        deleted = await Retention(db, tmp_path, settings).sweep(now=NOW)
+        assert deleted == [old]
+        gone = await conn.fetchval(
+            "SELECT recording_deleted_at IS NOT NULL FROM broadcasts WHERE id = $1", old
+        )
+        assert gone
+        rows = await conn.fetch(
+            "SELECT id FROM broadcasts WHERE recording_deleted_at IS NULL ORDER BY id"
+        )
+        assert [r["id"] for r in rows] == [recent, live, elsewhere]
+    finally:
+        await conn.close()
+    assert not await asyncio.to_thread((tmp_path / "recordings/1/r100-40").exists)
+
+
+async def test_disk_limit_deletes_oldest_first(db: Database, dsn: str, tmp_path: Path) -> None:
+    conn = await _setup(dsn)
+    try:
+        first = await _recording(conn, tmp_path, 5, 600)
+        second = await _recording(conn, tmp_path, 4, 600)
+        await _recording(conn, tmp_path, 3, 600)
+        settings = RecordingsConfig(max_age_days=0, max_total_bytes=1000)
+        deleted = await Retention(db, tmp_path, settings).sweep(now=NOW)
+        assert deleted == [first, second]
+        # Under the limit now: a second sweep deletes nothing.
+        assert await Retention(db, tmp_path, settings).sweep(now=NOW) == []
+    finally:
+        await conn.close()
