@@ -25,6 +25,7 @@ from livecore.hls.thumbnails import Thumbnail
 from livecore.ops import routes as ops_routes
 from livecore.ops.metrics import Metrics
 from livecore.sfu.hub import HubRegistry, StreamHub
+from livecore.sfu.metrics import SfuMetrics
 from livecore.sfu.passthrough import install_passthrough, restrict_host_addresses
 from livecore.sfu.publisher import Publishers
 from livecore.signaling import routes as signaling_routes
@@ -164,7 +165,9 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
                 size = recording[1]
         broadcasts.report(StateChange(hub.stream_id, live, media, path, size))
 
-    app[PUBLISHERS] = Publishers(hubs, config.sfu, on_state=on_state)
+    app[PUBLISHERS] = Publishers(
+        hubs, config.sfu, on_state=on_state, metrics=SfuMetrics(app[METRICS].registry)
+    )
     retention = asyncio.create_task(
         Retention(app[DB], config.data_path, config.recordings).run(), name="retention"
     )

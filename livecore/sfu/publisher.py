@@ -31,6 +31,7 @@ from aiortc.sdp import candidate_from_sdp
 from livecore.config import SfuConfig
 from livecore.sfu.hub import HubRegistry, StreamHub
 from livecore.sfu.media import MediaKind, MediaUnit, h264_is_keyframe
+from livecore.sfu.metrics import SfuMetrics
 from livecore.sfu.offer import OfferSummary, inspect_offer
 from livecore.sfu.passthrough import EncodedFrame, send_pli
 
@@ -103,8 +104,16 @@ class _Timeline:
 class Publisher:
     """One live publishing session."""
 
-    def __init__(self, hub: StreamHub, pc: RTCPeerConnection, idle_timeout_s: float) -> None:
+    def __init__(
+        self,
+        hub: StreamHub,
+        pc: RTCPeerConnection,
+        idle_timeout_s: float,
+        metrics: SfuMetrics | None = None,
+    ) -> None:
         self.id = secrets.token_urlsafe(16)
+        self._metrics = metrics
+        self._lost_reported = 0
         self.hub = hub
         self.pc = pc
         self._idle_timeout_s = idle_timeout_s
@@ -138,6 +147,12 @@ class Publisher:
                 timeline = _Timeline(self.hub, kind, frame.clock_hz)
             keyframe = h264_is_keyframe(frame.data) if frame.codec == "h264" else kind == "audio"
             self._last_media = time.monotonic()
+            if self._metrics is not None:
+                self._metrics.units.labels(kind).inc()
+                self._metrics.bytes.labels(kind).inc(len(frame.data))
+                if kind == "video" and keyframe and self.hub.stats.last_keyframe_at:
+                    since = self._last_media - self.hub.stats.last_keyframe_at
+                    self._metrics.keyframe_interval.observe(since)
             self.hub.publish(
                 MediaUnit(kind, frame.codec, frame.data, timeline.pts(frame.timestamp),
                           frame.clock_hz, keyframe)
@@ -145,7 +160,22 @@ class Publisher:
 
     def request_keyframe(self) -> None:
         if self._video_receiver is not None and not self._closed.is_set():
+            if self._metrics is not None:
+                self._metrics.keyframe_requests.inc()
             self.spawn(send_pli(self._video_receiver), "pli")
+
+    async def report_loss(self) -> None:
+        """Add the packets lost since the last report to the loss counter."""
+        if self._metrics is None:
+            return
+        lost = 0
+        for transceiver in self.pc.getTransceivers():
+            stats = await transceiver.receiver.getStats()
+            lost += sum(getattr(s, "packetsLost", 0) or 0 for s in stats.values()
+                        if getattr(s, "type", "") == "inbound-rtp")  # fmt: skip
+        if lost > self._lost_reported:
+            self._metrics.packets_lost.inc(lost - self._lost_reported)
+            self._lost_reported = lost
 
     def idle_for_s(self) -> float:
         return time.monotonic() - self._last_media
@@ -170,9 +200,16 @@ class Publishers:
     """Owns every publishing session of this process; at most one per stream."""
 
     def __init__(
-        self, hubs: HubRegistry, settings: SfuConfig, on_state: StateCallback | None = None
+        self,
+        hubs: HubRegistry,
+        settings: SfuConfig,
+        on_state: StateCallback | None = None,
+        metrics: SfuMetrics | None = None,
     ) -> None:
         self._hubs = hubs
+        self._metrics = metrics
+        if metrics is not None:
+            metrics.publishers.set_function(lambda: len(self._by_id))
         self._settings = settings
         self._on_state = on_state
         self._by_id: dict[str, Publisher] = {}
@@ -199,7 +236,9 @@ class Publishers:
             async with self._lock:
                 old = self._by_stream.get(stream_id)
                 hub = old.hub if old is not None else self._hubs.open(stream_id, slug)
-                publisher = Publisher(hub, pc, self._settings.publisher_idle_timeout_s)
+                publisher = Publisher(
+                    hub, pc, self._settings.publisher_idle_timeout_s, self._metrics
+                )
 
                 @pc.on("track")
                 def on_track(track: MediaStreamTrack) -> None:
@@ -278,12 +317,16 @@ class Publishers:
 
     async def _watch_idle(self) -> None:
         """End publishers whose media stopped (a vanished OBS never sends DELETE)."""
+        rounds = 0
         while self._by_id:
             await asyncio.sleep(min(1.0, self._settings.publisher_idle_timeout_s / 4))
+            rounds += 1
             for publisher in list(self._by_id.values()):
                 if publisher.idle_for_s() > self._settings.publisher_idle_timeout_s:
                     logger.warning("stream %s: no media, ending", publisher.hub.slug)
                     await self.stop(publisher.id)
+                elif rounds % 5 == 0:
+                    await publisher.report_loss()
 
     async def close(self) -> None:
         """End every broadcast (shutdown)."""

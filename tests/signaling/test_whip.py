@@ -62,6 +62,9 @@ async def test_publish_goes_live_and_delete_ends_it(client: Client) -> None:
         assert {u.codec for u in units if u.kind == "audio"} == {"opus"}
         for earlier, later in itertools.pairwise(video):
             assert later.pts > earlier.pts
+        metrics = await (await client.get("/metrics")).text()
+        assert "livecore_sfu_publishers 1.0" in metrics
+        assert 'livecore_sfu_ingest_units_total{kind="video"}' in metrics
         resp = await client.delete(pub.location)
         assert resp.status == 200
         await _wait_state(client, slug, "offline")
