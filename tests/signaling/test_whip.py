@@ -211,3 +211,29 @@ async def test_cors_preflight_allows_browser_publishing(client: Client) -> None:
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
     assert "Authorization" in resp.headers["Access-Control-Allow-Headers"]
     assert "Location" in resp.headers["Access-Control-Expose-Headers"]
+
+
+async def test_trickle_ice_patch(client: Client) -> None:
+    slug, key = await _stream(client)
+    pub = await publish(client.session, str(client.make_url(f"/whip/{slug}")), key, clip())
+    try:
+        offer = pub.pc.localDescription.sdp
+        ufrag = next(line for line in offer.splitlines() if line.startswith("a=ice-ufrag:"))
+        frag_headers = {"Content-Type": "application/trickle-ice-sdpfrag"}
+        candidate = "a=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host"
+        body = f"{ufrag}\r\na=mid:0\r\n{candidate}\r\n"
+        resp = await client.patch(pub.location, data=body, headers=frag_headers)
+        assert resp.status == 204
+        restart = "a=ice-ufrag:brandnew\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+        resp = await client.patch(pub.location, data=restart, headers=frag_headers)
+        assert resp.status == 422
+        resp = await client.patch(
+            pub.location, data=body, headers=frag_headers | {"If-Match": '"stale"'}
+        )
+        assert resp.status == 412
+        resp = await client.patch(pub.location, data=body, headers=SDP_HEADERS)
+        assert resp.status == 415
+        resp = await client.patch(f"/whip/{slug}/nosuchsession", data=body, headers=frag_headers)
+        assert resp.status == 404
+    finally:
+        await pub.close()
