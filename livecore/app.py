@@ -11,12 +11,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, CONFIG, DB, HUBS, METRICS, PUBLISHERS, SECRET_KEY
+from livecore.appkeys import AUTH, CONFIG, DB, HUBS, METRICS, PUBLISHERS, SECRET_KEY, VIEWERS
 from livecore.auth import routes as auth_routes
 from livecore.auth.mail import LogMailSender, MailSender, SmtpMailSender, SmtpSettings
 from livecore.auth.service import AuthService
 from livecore.config import Config
-from livecore.errors import json_errors
+from livecore.errors import Forbidden, json_errors
 from livecore.hls import routes as hls_routes
 from livecore.hls import vod as vod_routes
 from livecore.hls.metrics import HlsMetrics
@@ -28,11 +28,13 @@ from livecore.sfu.hub import HubRegistry, StreamHub
 from livecore.sfu.metrics import SfuMetrics
 from livecore.sfu.passthrough import install_passthrough, restrict_host_addresses
 from livecore.sfu.publisher import Publishers
+from livecore.sfu.viewers import Viewers
 from livecore.signaling import routes as signaling_routes
 from livecore.store import Database, apply_migrations
 from livecore.store.broadcasts import Broadcasts, MediaInfo
 from livecore.streams import routes as stream_routes
 from livecore.streams.live import BroadcastLog, StateChange
+from livecore.streams.playback import PlaybackRefused
 from livecore.streams.retention import Retention
 from livecore.workers import WorkerPool
 
@@ -79,7 +81,7 @@ def create_app(
     auth_routes.setup(app)
     stream_routes.setup(app)  # its context (the listing cache) runs before _live_media
     app.cleanup_ctx.append(_live_media)
-    signaling_routes.setup(app)
+    signaling_routes.setup(app, whep_admit=_whep_admit(app))
     app[HLS_METRICS] = HlsMetrics(app[METRICS].registry)
     hls_routes.setup(
         app, _OriginOf(app), config.hls, metrics=app[HLS_METRICS],
@@ -165,6 +167,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
                 size = recording[1]
         broadcasts.report(StateChange(hub.stream_id, live, media, path, size))
 
+    app[VIEWERS] = Viewers(config.sfu)
     app[PUBLISHERS] = Publishers(
         hubs, config.sfu, on_state=on_state, metrics=SfuMetrics(app[METRICS].registry)
     )
@@ -175,6 +178,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     retention.cancel()
     await asyncio.gather(retention, return_exceptions=True)
     await app[PUBLISHERS].close()
+    await app[VIEWERS].close()
     await origin.close()
     await workers.close()
     try:
@@ -183,6 +187,16 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
         logger.error("broadcast states not all recorded at shutdown")
     writer.cancel()
     await asyncio.gather(writer, return_exceptions=True)
+
+
+def _whep_admit(app: web.Application) -> signaling_routes.WhepAdmit:
+    async def admit(slug: str, token: str | None) -> None:
+        try:
+            await app[stream_routes.PLAYBACK].admit(slug, token)
+        except PlaybackRefused:
+            raise Forbidden("a valid playback token is required") from None
+
+    return admit
 
 
 def _recording_resolver(app: web.Application) -> vod_routes.Resolve:
@@ -198,6 +212,7 @@ def _recording_resolver(app: web.Application) -> vod_routes.Resolve:
 
 async def _end_broadcasts(app: web.Application) -> None:
     await app[PUBLISHERS].close()
+    await app[VIEWERS].close()
 
 
 def _pool_stats(db: Database) -> tuple[int, int, int]:

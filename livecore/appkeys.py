@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from livecore.ops.metrics import Metrics
     from livecore.sfu.hub import HubRegistry
     from livecore.sfu.publisher import Publishers
+    from livecore.sfu.viewers import Viewers
     from livecore.store import Database
 
 CONFIG: Final[web.AppKey[Config]] = web.AppKey("config")
@@ -20,5 +21,6 @@ AUTH: Final[web.AppKey[AuthService]] = web.AppKey("auth")
 METRICS: Final[web.AppKey[Metrics]] = web.AppKey("metrics")
 HUBS: Final[web.AppKey[HubRegistry]] = web.AppKey("hubs")
 PUBLISHERS: Final[web.AppKey[Publishers]] = web.AppKey("publishers")
+VIEWERS: Final[web.AppKey[Viewers]] = web.AppKey("viewers")
 # The deployment's signing key (CSRF tokens, playback tokens).
 SECRET_KEY: Final[web.AppKey[bytes]] = web.AppKey("secret_key", bytes)

@@ -69,6 +69,8 @@ class SfuConfig:
     # A publisher whose media stops for this long has vanished: the broadcast ends.
     publisher_idle_timeout_s: float = _bounded(10.0, 1.0, 600.0)
     reader_queue_units: int = _bounded(600, 10, 100_000)
+    # WHEP viewers this node serves at most (each costs packetising and SRTP per viewer).
+    max_viewers: int = _bounded(200, 0, 100_000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,14 +170,20 @@ class StreamHub:
 
     # -- the readers' side ------------------------------------------------------------------
 
-    def subscribe(self, name: str) -> Subscription:
-        """A new reader; it starts at once from the cached GOP when there is one."""
+    def subscribe(self, name: str, *, replay_gop: bool = True) -> Subscription:
+        """A new reader; it starts at once from the cached GOP when there is one.
+
+        A real-time reader (a WebRTC viewer) passes replay_gop=False: it starts at the next
+        keyframe, which is requested now, instead of seconds behind at the cached one.
+        """
         sub = Subscription(name, self._queue_size)
         sub.on_keyframe_needed = self.request_keyframe
         if self._ended.is_set():
             sub.end()
             return sub
-        if self._gop_complete:
+        if not replay_gop:
+            self.request_keyframe()
+        elif self._gop_complete:
             for unit in self._gop:
                 sub.offer(unit)
         else:

@@ -7,23 +7,25 @@
    up as the module global `aiortc.rtcrtpreceiver.get_decoder`, so that is what we replace;
    this applies to every receiver in the process, which is what a pass-through server wants.
 2. Keyframe requests: `RTCRtpReceiver._send_rtcp_pli(ssrc)` sends an RTCP PLI.
-3. ICE host candidates: aioice enumerates interfaces in `aioice.ice.get_host_addresses`
+3. Viewers' keyframe requests: aiortc's sender turns a PLI/FIR into a flag for its encoder,
+   which pre-encoded media never reads; `forward_keyframe_requests` sends them to the hub.
+4. ICE host candidates: aioice enumerates interfaces in `aioice.ice.get_host_addresses`
    (skipping loopback); operators choose the advertised addresses, so we replace it when
    `sfu.ice_host_addresses` is set.
 
-tests/sfu/test_passthrough.py covers all three over a real loopback peer connection.
+tests/signaling/test_whip.py and test_whep.py cover these over real loopback peers.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aioice.ice
 import aiortc.rtcrtpreceiver
-from aiortc import RTCRtpReceiver
+from aiortc import RTCRtpReceiver, RTCRtpSender
 
 logger = logging.getLogger(__name__)
 
@@ -78,3 +80,8 @@ async def send_pli(receiver: RTCRtpReceiver) -> bool:
     # The first source is the media SSRC; an RTX SSRC, if listed, comes later.
     await receiver._send_rtcp_pli(sources[0].source)
     return True
+
+
+def forward_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None]) -> None:
+    """Make a viewer's PLI/FIR on this sender ask the publisher for a keyframe."""
+    sender._send_keyframe = request  # type: ignore[method-assign]  # see module docstring

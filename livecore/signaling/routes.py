@@ -1,19 +1,25 @@
-"""WHIP ingest (RFC 9725): POST an SDP offer, get the answer and a session to DELETE or PATCH.
+"""WHIP ingest (RFC 9725) and WHEP playback: POST an SDP offer, get the answer and a session.
 
 `POST /whip/{stream}` with `Authorization: Bearer <stream key>` and an `application/sdp`
 offer answers `201 Created` with the SDP answer, the session's `Location`, and the ICE
 servers as `Link` headers. `DELETE` on the session ends the broadcast; `PATCH` with
 `application/trickle-ice-sdpfrag` adds trickled candidates (RFC 8840). CORS lets a page on
 another origin publish.
+
+`POST /whep/{stream}` (a recvonly offer; `Authorization: Bearer <playback token>` for
+subscriber-only streams) answers with the stream's media forwarded as it is, no re-encoding;
+`DELETE` on the session ends it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Final
 from urllib.parse import quote
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, CONFIG, PUBLISHERS
+from livecore.appkeys import AUTH, CONFIG, HUBS, PUBLISHERS, VIEWERS
 from livecore.errors import (
     BadRequest,
     Invalid,
@@ -21,10 +27,12 @@ from livecore.errors import (
     PayloadTooLarge,
     PreconditionFailed,
     Unauthorized,
+    Unavailable,
     UnsupportedMediaType,
 )
 from livecore.sfu.offer import OfferError
 from livecore.sfu.publisher import IceRestartUnsupported, UnknownSession
+from livecore.sfu.viewers import TooManyViewers
 
 SDP = "application/sdp"
 SDPFRAG = "application/trickle-ice-sdpfrag"
@@ -37,7 +45,17 @@ _CORS = {
 }
 
 
-def setup(app: web.Application) -> None:
+# Admits a viewer: (stream slug, bearer token or None); raises an ApiError to refuse.
+WhepAdmit = Callable[[str, str | None], Awaitable[None]]
+_WHEP_ADMIT: Final[web.AppKey[WhepAdmit]] = web.AppKey("whep_admit")
+
+
+def setup(app: web.Application, *, whep_admit: WhepAdmit) -> None:
+    app[_WHEP_ADMIT] = whep_admit
+    app.router.add_route("OPTIONS", "/whep/{stream}", options_whip)
+    app.router.add_post("/whep/{stream}", post_whep)
+    app.router.add_route("OPTIONS", "/whep/{stream}/{session}", options_whip)
+    app.router.add_delete("/whep/{stream}/{session}", delete_whep_session)
     app.router.add_route("OPTIONS", "/whip/{stream}", options_whip)
     app.router.add_post("/whip/{stream}", post_whip)
     app.router.add_route("OPTIONS", "/whip/{stream}/{session}", options_whip)
@@ -48,7 +66,7 @@ def setup(app: web.Application) -> None:
 
 async def _add_cors(request: web.Request, response: web.StreamResponse) -> None:
     # Error answers need CORS too, or a browser page cannot read why it was refused.
-    if request.path.startswith("/whip/"):
+    if request.path.startswith(("/whip/", "/whep/")):
         response.headers.update(_CORS)
 
 
@@ -146,3 +164,39 @@ async def patch_whip_session(request: web.Request) -> web.Response:
     except ValueError:
         raise BadRequest("malformed ICE candidate") from None
     return web.Response(status=204)
+
+
+async def post_whep(request: web.Request) -> web.Response:
+    """Start playback: a recvonly SDP offer in; 201 with the answer and a session out."""
+    slug = request.match_info["stream"]
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    bearer = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    await request.app[_WHEP_ADMIT](slug, bearer)
+    hub = request.app[HUBS].by_slug(slug)
+    if hub is None:
+        raise NotFound("the stream is not live")
+    offer = await _read_sdp(request, SDP, request.app[CONFIG].sfu.max_offer_bytes)
+    try:
+        session = await request.app[VIEWERS].start(hub, offer)
+    except OfferError as exc:
+        raise (BadRequest(str(exc)) if exc.malformed else Invalid(str(exc))) from None
+    except TooManyViewers:
+        raise Unavailable(
+            "this node serves its maximum of WebRTC viewers; play over HLS",
+            headers={"Retry-After": "10"},
+        ) from None
+    response = web.Response(status=201, text=session.answer_sdp, content_type=SDP)
+    response.headers["Location"] = f"/whep/{quote(slug)}/{session.id}"
+    for link in _ice_links(request):
+        response.headers.add("Link", link)
+    return response
+
+
+async def delete_whep_session(request: web.Request) -> web.Response:
+    viewers = request.app[VIEWERS]
+    session_id = request.match_info["session"]
+    if viewers.session_stream(session_id) != request.match_info["stream"]:
+        raise NotFound("no such WHEP session")
+    await viewers.stop(session_id)
+    return web.Response(status=200)
