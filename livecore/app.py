@@ -161,6 +161,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
             media = MediaInfo(
                 video_codec=hub.video_codec or "", audio_codec=hub.audio_codec or "",
                 width=video.width if video else None, height=video.height if video else None,
+                bitrate_bps=hub.stats.average_bitrate_bps(),
             )  # fmt: skip
             if (recording := origin.recording_of(hub.stream_id)) is not None:
                 path = str(recording[0].relative_to(config.data_path))

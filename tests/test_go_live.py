@@ -99,7 +99,8 @@ async def test_publish_over_whip_and_play_over_hls(client: Client, dsn: str) -> 
         deadline = time.monotonic() + 10
         while (
             row := await conn.fetchrow(
-                "SELECT ended_at, recording_path, width, height, recording_bytes FROM broadcasts"
+                "SELECT ended_at, recording_path, width, height, recording_bytes, bitrate_bps"
+            " FROM broadcasts"
             )
         ) is None or row["ended_at"] is None:
             assert time.monotonic() < deadline
@@ -109,3 +110,4 @@ async def test_publish_over_whip_and_play_over_hls(client: Client, dsn: str) -> 
     assert row["recording_path"].startswith("recordings/")
     assert (row["width"], row["height"]) == (640, 360)
     assert row["recording_bytes"] > 0
+    assert row["bitrate_bps"] > 100_000  # the clip is about 0.8 Mb/s of video

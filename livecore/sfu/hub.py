@@ -88,6 +88,11 @@ class HubStats:
     keyframe_interval_s: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
 
+    def average_bitrate_bps(self) -> int | None:
+        """Media bits per second since the broadcast started (audio and video)."""
+        elapsed = time.monotonic() - self.started_at
+        return round(self.bytes_in * 8 / elapsed) if elapsed > 0 and self.bytes_in else None
+
 
 class StreamHub:
     """The meeting point of one live stream's publisher and its readers."""
