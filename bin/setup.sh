@@ -36,6 +36,13 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
+ensure_web() {
+  # hls.js for the watch page, from npm (web/package-lock.json); nodejs/npm via apt if missing.
+  [ -f "$LIVECORE_ROOT/web/node_modules/hls.js/dist/hls.min.js" ] && return 0
+  command -v npm >/dev/null 2>&1 || apt_install npm || return 1
+  npm ci --prefix "$LIVECORE_ROOT/web" --no-audit --no-fund >&2
+}
+
 ensure_venv() {
   # $1: pip extras ("" or "test"). Reinstalls only when pyproject.toml or the extras change.
   local extras="$1" python stamp want

@@ -33,6 +33,7 @@ from livecore.signaling import routes as signaling_routes
 from livecore.store import Database, apply_migrations
 from livecore.store.broadcasts import Broadcasts, MediaInfo
 from livecore.streams import routes as stream_routes
+from livecore.web import routes as web_routes
 from livecore.streams.live import BroadcastLog, StateChange
 from livecore.streams.playback import PlaybackRefused
 from livecore.streams.retention import Retention
@@ -88,6 +89,7 @@ def create_app(
         cdn_base_url=config.cdn_base_url, gate=stream_routes.hls_gate,
     )  # fmt: skip
     vod_routes.setup(app, _recording_resolver(app), gate=stream_routes.hls_gate)
+    web_routes.setup(app)
     # Broadcasts end before aiohttp cancels handlers and closes the contexts above.
     app.on_shutdown.append(_end_broadcasts)
     return app

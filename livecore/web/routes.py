@@ -1,0 +1,114 @@
+"""The web pages and their static files: `/`, `/studio`, `/watch/{slug}`, `/static/...`.
+
+The pages are static HTML; everything dynamic is done by their JavaScript modules through
+the public API, so nothing here reads the database or imports other livecore packages.
+hls.js is served from the npm install in `web/node_modules` (run `npm ci --prefix web`).
+
+Caching: file names are not versioned (no build step), so browsers revalidate every file
+(`no-cache` with ETag / Last-Modified answers 304 when unchanged). HTML pages get a
+Content-Security-Policy that allows only this origin: scripts from files, never inline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+
+STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
+# The npm project beside the package in a source checkout (`web/package.json`).
+NODE_MODULES: Final = Path(__file__).resolve().parents[2] / "web" / "node_modules"
+HLS_JS: Final = Path("hls.js") / "dist" / "hls.min.js"
+
+CSP: Final = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        # hls.js plays through Media Source Extensions: the video element gets a blob: URL,
+        # and its transmuxer runs in a worker made from a blob: URL.
+        "media-src 'self' blob:",
+        "worker-src 'self' blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+PAGE_HEADERS: Final[Mapping[str, str]] = {
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Permissions-Policy": "camera=(self), microphone=(self)",
+}
+STATIC_CACHE: Final = "public, no-cache"
+# Every static file, by name, with its type: anything else is a 404.
+STATIC_FILES: Final[Mapping[str, str]] = {
+    "app.css": "text/css; charset=utf-8",
+    "api.js": "text/javascript; charset=utf-8",
+    "home.js": "text/javascript; charset=utf-8",
+    "studio.js": "text/javascript; charset=utf-8",
+    "watch.js": "text/javascript; charset=utf-8",
+    "whip.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+
+_NODE_MODULES = web.AppKey("web_node_modules", Path)
+
+
+def setup(app: web.Application, *, node_modules: Path = NODE_MODULES) -> None:
+    """Add the page and static routes; `node_modules` is where npm installed hls.js."""
+    app[_NODE_MODULES] = node_modules
+    app.router.add_get("/", _page("index.html"))
+    app.router.add_get("/studio", _page("studio.html"))
+    app.router.add_get("/watch/{slug}", _page("watch.html"))
+    app.router.add_get("/static/vendor/hls.min.js", get_hls_js)
+    app.router.add_get("/static/{name}", get_static)
+
+
+def _page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    path = STATIC_DIR / name
+    headers = {"Content-Type": "text/html; charset=utf-8", **PAGE_HEADERS}
+
+    async def get_page(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(path, headers=headers)
+
+    return get_page
+
+
+def _not_found(message: str) -> web.Response:
+    # The API's error shape, built here because web/ imports nothing from livecore.
+    body = {"error": {"code": "not_found", "message": message}}
+    return web.json_response(body, status=404, headers={"Cache-Control": "no-store"})
+
+
+async def get_static(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    content_type = STATIC_FILES.get(name)
+    if content_type is None:
+        return _not_found("no such file")
+    headers = {
+        "Content-Type": content_type,
+        "Cache-Control": STATIC_CACHE,
+        "X-Content-Type-Options": "nosniff",
+    }
+    return web.FileResponse(STATIC_DIR / name, headers=headers)
+
+
+async def get_hls_js(request: web.Request) -> web.StreamResponse:
+    """hls.js as npm installed it; a clear 404 when `npm ci --prefix web` was not run."""
+    path = request.app[_NODE_MODULES] / HLS_JS
+    if not await asyncio.to_thread(path.is_file):
+        return _not_found("hls.js is not installed on this server: run `npm ci --prefix web`")
+    headers = {
+        "Content-Type": "text/javascript; charset=utf-8",
+        "Cache-Control": STATIC_CACHE,
+        "X-Content-Type-Options": "nosniff",
+    }
+    return web.FileResponse(path, headers=headers)

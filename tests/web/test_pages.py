@@ -1,0 +1,92 @@
+"""The pages and static files over plain HTTP: types, caching, CSP, hls.js from npm."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from pytest_aiohttp import AiohttpClient
+
+from livecore.web import routes as web_routes
+from livecore.web.routes import HLS_JS, NODE_MODULES, STATIC_DIR, STATIC_FILES
+from tests.conftest import Client
+
+PAGES = ("/", "/studio", "/watch/some-show")
+_STATIC_REF = re.compile(r"""(?:src|href)="/static/([^"]+)\"""")
+_IMPORT = re.compile(r"""from "\./([^"]+)\"""")
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_pages_are_html_with_a_self_only_csp(client: Client, path: str) -> None:
+    resp = await client.get(path)
+    assert resp.status == 200
+    assert resp.content_type == "text/html"
+    csp = resp.headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["default-src"] == "'self'"
+    assert directives["script-src"] == "'self'"
+    assert directives["connect-src"] == "'self'"
+    assert directives["media-src"] == "'self' blob:"
+    assert "unsafe" not in csp
+    assert resp.headers["Cache-Control"] == "no-cache"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    html = await resp.text()
+    # No inline script: every <script> names its file.
+    scripts = re.findall(r"<script\b[^>]*>", html)
+    assert scripts and all(' src="/static/' in tag for tag in scripts)
+
+
+async def test_static_files_are_served_with_their_types_and_revalidated(client: Client) -> None:
+    resp = await client.get("/static/studio.js")
+    assert resp.status == 200
+    assert resp.content_type == "text/javascript"
+    assert resp.headers["Cache-Control"] == "public, no-cache"
+    assert "export" in (text := await resp.text()) or "import" in text
+    etag = resp.headers["ETag"]
+    again = await client.get("/static/studio.js", headers={"If-None-Match": etag})
+    assert again.status == 304
+    css = await client.get("/static/app.css")
+    assert css.status == 200 and css.content_type == "text/css"
+
+
+@pytest.mark.parametrize(
+    "path", ["/static/nope.js", "/static/index.html", "/static/..%2Froutes.py", "/static/"]
+)
+async def test_unknown_static_files_are_404(client: Client, path: str) -> None:
+    resp = await client.get(path)
+    assert resp.status == 404
+
+
+def test_every_file_the_pages_load_is_listed_and_exists() -> None:
+    referenced: set[str] = set()
+    for page in ("index.html", "studio.html", "watch.html"):
+        referenced |= set(_STATIC_REF.findall((STATIC_DIR / page).read_text()))
+    for name in STATIC_FILES:
+        if name.endswith(".js"):
+            referenced |= set(_IMPORT.findall((STATIC_DIR / name).read_text()))
+    referenced.discard("vendor/hls.min.js")  # from npm, tested below
+    assert referenced <= set(STATIC_FILES)
+    assert all((STATIC_DIR / name).is_file() for name in STATIC_FILES)
+
+
+@pytest.mark.skipif(
+    not (NODE_MODULES / HLS_JS).is_file(), reason="hls.js not installed: npm ci --prefix web"
+)
+async def test_hls_js_is_served_from_the_npm_install(client: Client) -> None:
+    resp = await client.get("/static/vendor/hls.min.js")
+    assert resp.status == 200
+    assert resp.content_type == "text/javascript"
+    assert "Hls" in await resp.text()
+
+
+async def test_missing_hls_js_is_a_clear_404(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
+    app = web.Application()
+    web_routes.setup(app, node_modules=tmp_path)
+    client = await aiohttp_client(app)
+    resp = await client.get("/static/vendor/hls.min.js")
+    assert resp.status == 404
+    body = await resp.json()
+    assert body["error"]["code"] == "not_found"
+    assert "npm ci --prefix web" in body["error"]["message"]
