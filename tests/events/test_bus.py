@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -102,12 +102,6 @@ async def test_leaving_listener_stops_delivery(two_nodes: tuple[RedisBus, RedisB
     assert len(inbox.events) == 1
 
 
-async def _eventually(check: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not check():
-            await asyncio.sleep(0.1)
-
-
 async def test_redis_outage_keeps_local_delivery_and_recovers(tmp_path: Path) -> None:
     redis = RedisProcess(tmp_path / "redis")
     await asyncio.to_thread(redis.start)
@@ -128,7 +122,9 @@ async def test_redis_outage_keeps_local_delivery_and_recovers(tmp_path: Path) ->
         assert json.loads(on_a.events[-1].body)["text"] == "during"
 
         await asyncio.to_thread(redis.start)  # same port
-        await _eventually(lambda: a._connected.is_set() and b._connected.is_set())
+        async with asyncio.timeout(15):
+            await a._connected.wait()
+            await b._connected.wait()
 
         async def delivered() -> bool:
             await a.publish(4, "chat", {"text": "after"})
