@@ -6,17 +6,39 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, CONFIG, DB, HUBS, METRICS, PUBLISHERS, SECRET_KEY, VIEWERS
+from livecore.appkeys import (
+    AUTH,
+    BUS,
+    CONFIG,
+    DB,
+    HUBS,
+    METRICS,
+    PUBLISHERS,
+    SECRET_KEY,
+    VIEWERS,
+)
 from livecore.auth import routes as auth_routes
 from livecore.auth.mail import LogMailSender, MailSender, SmtpMailSender, SmtpSettings
 from livecore.auth.service import AuthService
+from livecore.chat import routes as chat_routes
+from livecore.chat.limits import chat_limits
+from livecore.chat.metrics import ChatMetrics
+from livecore.chat.presence import Presence
+from livecore.chat.room import Rooms, RoomTuning
+from livecore.chat.service import ChatService
 from livecore.config import Config
 from livecore.errors import Forbidden, json_errors
+from livecore.events.bus import LocalBus
+from livecore.events.metrics import BusMetrics
+from livecore.events.redis_bus import RedisBus
+from livecore.events.types import Event
 from livecore.hls import routes as hls_routes
 from livecore.hls import vod as vod_routes
 from livecore.hls.metrics import HlsMetrics
@@ -32,11 +54,14 @@ from livecore.sfu.viewers import Viewers
 from livecore.signaling import routes as signaling_routes
 from livecore.store import Database, apply_migrations
 from livecore.store.broadcasts import Broadcasts, MediaInfo
+from livecore.store.chat import ChatStore
+from livecore.store.streams import Stream
+from livecore.store.users import User
 from livecore.streams import routes as stream_routes
-from livecore.web import routes as web_routes
 from livecore.streams.live import BroadcastLog, StateChange
 from livecore.streams.playback import PlaybackRefused
 from livecore.streams.retention import Retention
+from livecore.web import routes as web_routes
 from livecore.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -81,7 +106,8 @@ def create_app(
     ops_routes.setup(app)
     auth_routes.setup(app)
     stream_routes.setup(app)  # its context (the listing cache) runs before _live_media
-    app.cleanup_ctx.append(_live_media)
+    app.cleanup_ctx.extend([_events, _live_media, _chat])
+    chat_routes.setup_routes(app)
     signaling_routes.setup(app, whep_admit=_whep_admit(app))
     app[HLS_METRICS] = HlsMetrics(app[METRICS].registry)
     hls_routes.setup(
@@ -91,7 +117,7 @@ def create_app(
     vod_routes.setup(app, _recording_resolver(app), gate=stream_routes.hls_gate)
     web_routes.setup(app)
     # Broadcasts end before aiohttp cancels handlers and closes the contexts above.
-    app.on_shutdown.append(_end_broadcasts)
+    app.on_shutdown.extend([_end_broadcasts, _close_chat_sockets])
     return app
 
 
@@ -139,9 +165,90 @@ def _database(dsn: str) -> CleanupContext:
     return context
 
 
+async def _events(app: web.Application) -> AsyncIterator[None]:
+    """The event bus: in-process on one node, Redis pub/sub when redis_url is set."""
+    config = app[CONFIG]
+    if config.redis_url:
+        bus = RedisBus(config.redis_url, history=config.chat.history,
+                       metrics=BusMetrics(app[METRICS].registry))  # fmt: skip
+        await bus.start()
+        app[BUS] = bus
+    else:
+        app[BUS] = LocalBus(history=config.chat.history)
+    yield
+    await app[BUS].close()
+
+
+async def _chat(app: web.Application) -> AsyncIterator[None]:
+    """Chat rooms, their rules, presence and the message store writer."""
+    config = app[CONFIG]
+    settings = config.chat
+    bus = app[BUS]
+    auth = app[AUTH]
+    metrics = ChatMetrics(app[METRICS].registry)
+
+    def on_frame(sockets: int) -> None:
+        metrics.batches.inc()
+        metrics.deliveries.inc(sockets)
+
+    tuning = RoomTuning(
+        tick_s=settings.tick_ms / 1000, outbox_frames=settings.outbox_frames,
+        storm_chat_per_tick=settings.storm_chat_per_tick,
+    )  # fmt: skip
+    rooms = Rooms(bus, tuning, on_frame)
+    limits = chat_limits(config)
+    service = ChatService(
+        bus, ChatStore(app[DB]), auth.streams, auth.audit, rate_limiter=limits.rate,
+        fallback_limiter=limits.local_rate, duplicates=limits.duplicates,
+    )  # fmt: skip
+    playback = app[stream_routes.PLAYBACK]
+
+    async def may_read(user: User | None, stream: Stream) -> bool:
+        if stream.visibility == "public":
+            return True
+        return user is not None and await playback.may_watch(user, stream)
+
+    app[chat_routes.CHAT] = chat_routes.Chat(
+        bus, auth, service, rooms, metrics, may_read, defaultdict(int), set()
+    )
+    presence = Presence(rooms, config.redis_url, interval_s=settings.presence_interval_s)
+    tasks = [
+        asyncio.create_task(service.run_persister(), name="chat-persister"),
+        asyncio.create_task(presence.run(), name="presence"),
+    ]
+    yield
+    await service.drain()
+    await presence.leave_all()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await rooms.close()
+    await presence.close()
+    await limits.close()
+
+
+async def _close_chat_sockets(app: web.Application) -> None:
+    """Tell every chat client the node is going away (1001) before handlers are cancelled."""
+    chat = app.get(chat_routes.CHAT)
+    if chat is None:
+        return
+    await asyncio.gather(
+        *(ws.close(code=1001, message=b"server shutting down") for ws in list(chat.sockets)),
+        return_exceptions=True,
+    )
+
+
 async def _live_media(app: web.Application) -> AsyncIterator[None]:
     """Hubs, publishers, and the log of broadcasts they start and end."""
     config = app[CONFIG]
+    bus = app[BUS]
+    background: set[asyncio.Task[Event]] = set()
+
+    def spawn(coro: Coroutine[Any, Any, Event]) -> None:
+        task = asyncio.create_task(coro)
+        background.add(task)
+        task.add_done_callback(background.discard)
+
     install_passthrough()
     restrict_host_addresses(config.sfu.ice_host_addresses)
     broadcasts = BroadcastLog(app[DB], on_change=app[stream_routes.LISTINGS].invalidate)
@@ -169,6 +276,10 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
                 path = str(recording[0].relative_to(config.data_path))
                 size = recording[1]
         broadcasts.report(StateChange(hub.stream_id, live, media, path, size))
+        state: dict[str, object] = {"state": "live" if live else "offline"}
+        if media is not None:
+            state.update(video_codec=media.video_codec, width=media.width, height=media.height)
+        spawn(bus.publish(hub.stream_id, "stream_state", state))
 
     app[VIEWERS] = Viewers(config.sfu)
     app[PUBLISHERS] = Publishers(
@@ -179,7 +290,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     retention.cancel()
-    await asyncio.gather(retention, return_exceptions=True)
+    await asyncio.gather(retention, *background, return_exceptions=True)
     await app[PUBLISHERS].close()
     await app[VIEWERS].close()
     await origin.close()

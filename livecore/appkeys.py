@@ -9,6 +9,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from livecore.auth.service import AuthService
     from livecore.config import Config
+    from livecore.events.bus import EventBus
     from livecore.ops.metrics import Metrics
     from livecore.sfu.hub import HubRegistry
     from livecore.sfu.publisher import Publishers
@@ -19,6 +20,7 @@ CONFIG: Final[web.AppKey[Config]] = web.AppKey("config")
 DB: Final[web.AppKey[Database]] = web.AppKey("db")
 AUTH: Final[web.AppKey[AuthService]] = web.AppKey("auth")
 METRICS: Final[web.AppKey[Metrics]] = web.AppKey("metrics")
+BUS: Final[web.AppKey[EventBus]] = web.AppKey("bus")
 HUBS: Final[web.AppKey[HubRegistry]] = web.AppKey("hubs")
 PUBLISHERS: Final[web.AppKey[Publishers]] = web.AppKey("publishers")
 VIEWERS: Final[web.AppKey[Viewers]] = web.AppKey("viewers")

@@ -90,6 +90,28 @@ class HlsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatConfig:
+    # Events are sent to each socket at most once per tick, batched into one frame.
+    tick_ms: int = _bounded(75, 10, 1000)
+    # Frames a socket may have waiting; a socket further behind is closed (1013).
+    outbox_frames: int = _bounded(64, 4, 10_000)
+    # Above this many chat lines per tick a room thins chat (tips and moderation all go out).
+    storm_chat_per_tick: int = _bounded(40, 1, 10_000)
+    max_connections: int = _bounded(20_000, 1)
+    max_connections_per_ip: int = _bounded(100, 1)
+    max_frame_bytes: int = _bounded(4096, 256, 1024 * 1024)
+    heartbeat_s: float = _bounded(30.0, 1.0, 600.0)
+    history: int = _bounded(50, 0, 1000)
+    # Per user per room, shared by all nodes through Redis: a burst, then this many a second.
+    rate_burst: int = _bounded(5, 1, 1000)
+    rate_per_s: float = _bounded(1.0, 0.01, 1000.0)
+    duplicate_window_s: float = _bounded(30.0, 0.0, 3600.0)
+    # Any client frames (chat, pings) per socket per second before it counts as flooding.
+    inbound_per_s: float = _bounded(10.0, 0.1, 1000.0)
+    presence_interval_s: float = _bounded(5.0, 0.2, 300.0)
+
+
+@dataclass(frozen=True, slots=True)
 class RecordingsConfig:
     # Recordings older than this are deleted (0: kept forever).
     max_age_days: float = _bounded(30.0, 0.0, 36500.0)
@@ -121,6 +143,7 @@ class Config:
     sfu: SfuConfig = field(default_factory=SfuConfig)
     hls: HlsConfig = field(default_factory=HlsConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
 
     @property
     def data_path(self) -> Path:

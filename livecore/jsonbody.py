@@ -63,6 +63,29 @@ class Body:
             return ""
         return value
 
+    def integer(self, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+        value = self._data.get(name)
+        if value is None:
+            self.problems[name] = "is required"
+            return 0
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.problems[name] = "must be an integer"
+            return 0
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            self.problems[name] = f"must be between {minimum} and {maximum}"
+            return 0
+        return value
+
+    def texts(self, name: str, *, max_items: int, max_len: int) -> list[str]:
+        value = self._data.get(name)
+        if not isinstance(value, list) or len(value) > max_items:
+            self.problems[name] = f"must be a list of at most {max_items} strings"
+            return []
+        if not all(isinstance(v, str) and 0 < len(v) <= max_len for v in value):
+            self.problems[name] = f"must hold strings of 1 to {max_len} characters"
+            return []
+        return [str(v) for v in value]
+
     def flag(self, name: str, *, default: bool = False) -> bool:
         value = self._data.get(name, default)
         if not isinstance(value, bool):

@@ -100,7 +100,7 @@ async def test_publish_over_whip_and_play_over_hls(client: Client, dsn: str) -> 
         while (
             row := await conn.fetchrow(
                 "SELECT ended_at, recording_path, width, height, recording_bytes, bitrate_bps"
-            " FROM broadcasts"
+                " FROM broadcasts"
             )
         ) is None or row["ended_at"] is None:
             assert time.monotonic() < deadline

@@ -28,6 +28,10 @@ class EventBus(Protocol):
         """The room's remembered events (chat, deletions, tips), oldest first."""
         ...
 
+    async def joined(self, room: int) -> None:
+        """Wait (briefly) until events of a newly subscribed room reach this node."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -96,6 +100,9 @@ class LocalBus:
 
     async def history(self, room: int) -> list[bytes]:
         return list(self._history.get(room, ()))
+
+    async def joined(self, room: int) -> None:
+        return None
 
     async def close(self) -> None:
         return None

@@ -69,6 +69,7 @@ class RedisBus:
         self._local_id: dict[int, int] = defaultdict(int)
         self._connected = asyncio.Event()
         self._changed: set[int] = set()  # rooms to (un)subscribe, by the reader task
+        self._ready: dict[int, asyncio.Event] = {}  # rooms whose SUBSCRIBE is on its way
 
     async def start(self) -> None:
         self._reader = asyncio.create_task(self._read_forever(), name="redis-bus")
@@ -97,12 +98,21 @@ class RedisBus:
     def subscribe(self, room: int, listener: Listener) -> Callable[[], None]:
         if self._listeners.add(room, listener):
             self._changed.add(room)
+            self._ready[room] = asyncio.Event()
 
         def unsubscribe() -> None:
             if self._listeners.remove(room, listener):
                 self._changed.add(room)
 
         return unsubscribe
+
+    async def joined(self, room: int) -> None:
+        ready = self._ready.get(room)
+        if ready is not None:
+            # Bounded: with Redis down the viewer still joins (and hears this node).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_TIMEOUT_S):
+                    await ready.wait()
 
     async def history(self, room: int) -> list[bytes]:
         """The room's remembered events (chat, deletions, tips), oldest first."""
@@ -133,8 +143,16 @@ class RedisBus:
         leave = [_channel(r) for r in changed if r not in rooms]
         if join:
             await pubsub.subscribe(*join)
+        self._mark_ready([r for r in changed if r in rooms])
         if leave:
             await pubsub.unsubscribe(*leave)
+
+    def _mark_ready(self, rooms: list[int]) -> None:
+        # Redis handles commands in order: a PUBLISH it takes after this SUBSCRIBE reaches us.
+        for room in rooms:
+            ready = self._ready.pop(room, None)
+            if ready is not None:
+                ready.set()
 
     async def _read_forever(self) -> None:
         backoff = 0.1
@@ -147,6 +165,7 @@ class RedisBus:
                 # Channel 0 is never published to: it keeps the connection in pub/sub mode
                 # when this node has no rooms yet.
                 await self._pubsub.subscribe(*(_channel(r) for r in rooms), _channel(0))
+                self._mark_ready(rooms)
                 self._connected.set()
                 if backoff > 0.1:
                     logger.info("Redis bus reconnected; %d rooms resubscribed", len(rooms))

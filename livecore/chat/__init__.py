@@ -1,0 +1,1 @@
+"""Live chat: WebSocket rooms, moderation, presence. May import: events, auth, store, errors."""

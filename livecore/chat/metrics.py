@@ -1,0 +1,48 @@
+"""Chat metrics (labels bounded: reasons and kinds, never users or streams)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class ChatMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.connected = 0
+        self.connections = Gauge(
+            "livecore_chat_connections", "Open chat WebSockets on this node", registry=registry
+        )
+        self.connections.set_function(lambda: self.connected)
+        self.joins = Counter("livecore_chat_joins_total", "Chat sockets opened", registry=registry)
+        self.messages_in = Counter(
+            "livecore_chat_messages_in_total", "Chat lines received from clients", registry=registry
+        )
+        self.deliveries = Counter(
+            "livecore_chat_frame_deliveries_total",
+            "Frames queued to sockets (one per socket per tick with events)",
+            registry=registry,
+        )
+        self.batches = Counter(
+            "livecore_chat_batches_total", "Frames built (one per room per tick)", registry=registry
+        )
+        self.slow_consumers = Counter(
+            "livecore_chat_slow_consumers_total",
+            "Sockets closed for falling behind",
+            registry=registry,
+        )
+        self.refused = Counter(
+            "livecore_chat_refused_total", "Chat lines refused, by reason", ["reason"],
+            registry=registry,
+        )  # fmt: skip
+        self.publish_latency = Histogram(
+            "livecore_chat_publish_seconds",
+            "Time to check and publish a chat line on the bus",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=registry,
+        )
+
+    def opened(self) -> None:
+        self.connected += 1
+        self.joins.inc()
+
+    def closed(self) -> None:
+        self.connected -= 1

@@ -1,0 +1,87 @@
+"""Viewer counts that are right across nodes.
+
+Every few seconds each node writes its own count of each room's viewers into a Redis hash
+(field = node, value = count and time), reads the hash back, and sums the counts written
+recently: a dead node's viewers drop out once its entry goes stale. Without Redis the count
+is this node's. The total goes to the room's local viewers as a `viewer_count` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from livecore.chat.room import Rooms
+from livecore.events.types import encode
+
+logger = logging.getLogger(__name__)
+
+_KEY = "livecore:presence:"
+_TIMEOUT_S = 2.0
+
+
+class Presence:
+    def __init__(self, rooms: Rooms, redis_url: str = "", *, interval_s: float = 5.0) -> None:
+        self._rooms = rooms
+        self._interval_s = interval_s
+        self.node = secrets.token_hex(6)
+        self._redis = (
+            aioredis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+            if redis_url
+            else None
+        )
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            await self.broadcast()
+
+    async def broadcast(self) -> None:
+        """Send every room of this node its current total."""
+        for room in self._rooms.all():
+            total = await self.total(room.stream_id, len(room.outboxes))
+            body = encode(room.stream_id, 0, "viewer_count", time.time(), {"count": total})
+            room.send_now(body)
+
+    async def total(self, stream_id: int, local: int) -> int:
+        if self._redis is None:
+            return local
+        key = f"{_KEY}{stream_id}"
+        now = time.time()
+        try:
+            async with asyncio.timeout(_TIMEOUT_S):
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.hset(key, self.node, f"{local} {now:.0f}")
+                pipe.expire(key, int(self._interval_s * 6))
+                pipe.hgetall(key)
+                entries = (await pipe.execute())[-1]
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.warning("presence: Redis unavailable (%s); counting this node only", exc)
+            return local
+        fresh_after = now - 3 * self._interval_s
+        total = 0
+        for value in entries.values():
+            count, written = value.split()
+            if float(written) >= fresh_after:
+                total += int(count)
+        return total
+
+    async def leave_all(self) -> None:
+        """This node is stopping: take its counts out at once."""
+        if self._redis is None:
+            return
+        try:
+            async with asyncio.timeout(_TIMEOUT_S):
+                for room in self._rooms.all():
+                    await self._redis.hdel(f"{_KEY}{room.stream_id}", self.node)
+        except (RedisError, OSError, TimeoutError):
+            pass
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()

@@ -1,0 +1,262 @@
+"""Chat rules: who may say what, and moderators' actions. Plain asyncio over the bus and store.
+
+A message is refused with a reason (never dropped silently): banned or timed out, a
+subscribers-only room, empty or too long, a link where links are off, a banned term, slow
+mode, the rate limit, or the same message again. Every moderation action is written to
+PostgreSQL and the audit log, then published on the bus so every node applies it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any, Literal
+
+from livecore.chat.limits import DuplicateFilter, LimiterUnavailable, RateLimiter
+from livecore.chat.room import Room
+from livecore.chat.state import RoomState, settings_json
+from livecore.chat.text import BannedTerms, check_message, normalise
+from livecore.events.bus import EventBus
+from livecore.store.audit import AuditLog
+from livecore.store.chat import ChatStore, Report, RoomSettings
+from livecore.store.streams import Stream, Streams
+from livecore.store.users import User
+
+logger = logging.getLogger(__name__)
+
+# The subscribers-only check payments plug in; None admits only the stream's staff.
+ChatCheck = Callable[[User, Stream], Awaitable[bool]]
+Badge = Literal["owner", "moderator", "admin", "subscriber"]
+
+_PERSIST_QUEUE = 10_000  # messages waiting to be stored; beyond this they are not stored
+_PERSIST_BATCH = 500
+
+
+class Refused(Exception):
+    """A message or action refused, with a code clients can act on and a message people read."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ChatService:
+    def __init__(
+        self,
+        bus: EventBus,
+        store: ChatStore,
+        streams: Streams,
+        audit: AuditLog,
+        *,
+        rate_limiter: RateLimiter,
+        fallback_limiter: RateLimiter,
+        duplicates: DuplicateFilter,
+        may_chat_extra: ChatCheck | None = None,
+    ) -> None:
+        self._bus = bus
+        self._store = store
+        self._streams = streams
+        self._audit = audit
+        self._limiter = rate_limiter
+        self._fallback_limiter = fallback_limiter
+        self._duplicates = duplicates
+        self._may_chat_extra = may_chat_extra
+        self._terms: dict[int, BannedTerms] = {}
+        self._persist: asyncio.Queue[tuple[int, int, int | None, str]] = asyncio.Queue(
+            _PERSIST_QUEUE
+        )
+        self.unsaved = 0
+
+    # -- room state ---------------------------------------------------------------------------
+
+    async def state(self, room: Room) -> RoomState:
+        if room.state is None or room.state.stale:
+            settings = await self._store.settings(room.stream_id)
+            if room.state is None:
+                room.state = RoomState.load(settings, await self._store.active_bans(room.stream_id))
+            else:
+                room.state.settings, room.state.stale = settings, False
+            self._terms[room.stream_id] = BannedTerms(settings.banned_terms)
+        return room.state
+
+    async def badges(self, user: User, stream: Stream) -> list[Badge]:
+        badges: list[Badge] = []
+        if user.id == stream.owner_id:
+            badges.append("owner")
+        if user.role == "admin":
+            badges.append("admin")
+        if await self._streams.is_moderator(stream.id, user.id):
+            badges.append("moderator")
+        return badges
+
+    async def is_staff(self, user: User, stream: Stream) -> bool:
+        return (
+            user.role == "admin"
+            or user.id == stream.owner_id
+            or await self._streams.is_moderator(stream.id, user.id)
+        )
+
+    # -- sending --------------------------------------------------------------------------------
+
+    async def send(
+        self, room: Room, stream: Stream, user: User, badges: list[Badge], text: str, nonce: str
+    ) -> int:
+        """Publish a chat line; returns its event id, or raises Refused with the reason."""
+        state = await self.state(room)
+        settings = state.settings
+        staff = bool(badges)
+        left = state.banned_for_s(user.id)
+        if left is not None:
+            if left == float("inf"):
+                raise Refused("banned", "you are banned from this chat")
+            raise Refused("timed_out", f"you are timed out for {int(left) + 1} more seconds")
+        if settings.subscribers_only and not staff and not await self._may_chat(user, stream):
+            raise Refused("subscribers_only", "this chat is for subscribers only")
+        refusal = check_message(
+            text,
+            max_length=settings.max_length,
+            links_allowed=settings.links_allowed or staff,
+            banned=self._terms.get(stream.id) or BannedTerms(()),
+        )
+        if refusal is not None:
+            raise Refused(refusal.code, refusal.message)
+        now = time.monotonic()
+        if settings.slow_mode_s and not staff:
+            since = now - state.last_chat_at.get(user.id, -1e9)
+            if since < settings.slow_mode_s:
+                wait = int(settings.slow_mode_s - since) + 1
+                raise Refused("slow_mode", f"slow mode: wait {wait} more seconds")
+        wait_s = await self._rate_limit(f"{stream.id}:{user.id}")
+        if wait_s > 0:
+            raise Refused("rate_limited", f"too many messages: wait {wait_s:.1f} seconds")
+        if not await self._duplicates.first_time(f"{stream.id}:{user.id}", normalise(text)):
+            raise Refused("duplicate", "you just sent this message")
+        state.last_chat_at[user.id] = now
+        # The server decides who sent it: user fields come from the session, never the client.
+        payload: dict[str, Any] = {
+            "user": {"id": user.id, "name": user.display_name, "badges": list(badges)},
+            "text": text,
+        }
+        event = await self._bus.publish(stream.id, "chat", payload)
+        try:
+            self._persist.put_nowait((stream.id, event.id, user.id, text))
+        except asyncio.QueueFull:
+            self.unsaved += 1
+        return event.id
+
+    async def _rate_limit(self, key: str) -> float:
+        try:
+            return await self._limiter.allow(key)
+        except LimiterUnavailable:
+            # Redis is out: the node's own limiter keeps the room safe meanwhile.
+            return await self._fallback_limiter.allow(key)
+
+    async def _may_chat(self, user: User, stream: Stream) -> bool:
+        return self._may_chat_extra is not None and await self._may_chat_extra(user, stream)
+
+    async def run_persister(self) -> None:
+        """Store chat lines in batches (moderation and reports need them)."""
+        while True:
+            batch = [await self._persist.get()]
+            while len(batch) < _PERSIST_BATCH and not self._persist.empty():
+                batch.append(self._persist.get_nowait())
+            try:
+                await self._store.save_messages(batch)
+            except Exception:
+                self.unsaved += len(batch)
+                logger.exception("could not store %d chat messages", len(batch))
+            finally:
+                for _ in batch:
+                    self._persist.task_done()
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """Wait until queued messages are stored (shutdown, tests)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._persist.join()
+
+    # -- moderation -----------------------------------------------------------------------------
+
+    async def delete_message(self, stream: Stream, message_id: int, actor: User) -> None:
+        await self._store.mark_deleted(stream.id, message_id)
+        await self._audit.record(
+            "chat.delete", "stream", stream.id, actor_id=actor.id,
+            details={"message_id": message_id},
+        )  # fmt: skip
+        await self._bus.publish(stream.id, "chat_deleted", {"message_id": message_id})
+
+    async def timeout(
+        self, stream: Stream, user_id: int, seconds: int, actor: User, reason: str
+    ) -> float:
+        ban = await self._store.ban(stream.id, user_id, seconds=seconds, reason=reason, by=actor.id)
+        assert ban.until is not None
+        until = ban.until.timestamp()
+        await self._audit.record(
+            "chat.timeout", "user", user_id, actor_id=actor.id,
+            details={"stream_id": stream.id, "seconds": seconds, "reason": reason},
+        )  # fmt: skip
+        await self._bus.publish(
+            stream.id, "user_timed_out", {"user_id": user_id, "until": until, "seconds": seconds}
+        )
+        return until
+
+    async def ban(self, stream: Stream, user_id: int, actor: User, reason: str) -> None:
+        await self._store.ban(stream.id, user_id, seconds=None, reason=reason, by=actor.id)
+        await self._audit.record(
+            "chat.ban", "user", user_id, actor_id=actor.id,
+            details={"stream_id": stream.id, "reason": reason},
+        )  # fmt: skip
+        await self._bus.publish(stream.id, "user_banned", {"user_id": user_id})
+
+    async def unban(self, stream: Stream, user_id: int, actor: User) -> bool:
+        removed = await self._store.unban(stream.id, user_id)
+        await self._audit.record(
+            "chat.unban", "user", user_id, actor_id=actor.id, details={"stream_id": stream.id}
+        )
+        await self._bus.publish(stream.id, "user_unbanned", {"user_id": user_id})
+        return removed
+
+    async def update_settings(
+        self, stream: Stream, actor: User, changes: dict[str, Any]
+    ) -> RoomSettings:
+        current = await self._store.settings(stream.id)
+        saved = await self._store.save_settings(stream.id, replace(current, **changes))
+        self._terms[stream.id] = BannedTerms(saved.banned_terms)
+        await self._audit.record(
+            "chat.settings", "stream", stream.id, actor_id=actor.id,
+            details={k: str(v) for k, v in changes.items()},
+        )  # fmt: skip
+        # Viewers see how many terms are banned, never the list itself.
+        await self._bus.publish(stream.id, "room_mode", settings_json(saved))
+        return saved
+
+    # -- reads for the API and the socket -------------------------------------------------------
+
+    async def history(self, stream_id: int) -> list[bytes]:
+        return await self._bus.history(stream_id)
+
+    async def settings(self, stream: Stream) -> RoomSettings:
+        return await self._store.settings(stream.id)
+
+    async def report(self, stream: Stream, message_id: int, reporter: User, reason: str) -> int:
+        """Queue a message for moderators; LookupError if there is no such message."""
+        if await self._store.message(stream.id, message_id) is None:
+            raise LookupError(message_id)
+        return await self._store.report(stream.id, message_id, reporter.id, reason)
+
+    async def reports(self, stream: Stream, state: str) -> list[Report]:
+        return await self._store.reports(stream.id, state=state)
+
+    async def resolve_report(self, stream: Stream, report_id: int, state: str, actor: User) -> bool:
+        done = await self._store.resolve_report(stream.id, report_id, state=state, by=actor.id)
+        if done:
+            await self._audit.record(
+                f"chat.report_{state}", "stream", stream.id, actor_id=actor.id,
+                details={"report_id": report_id},
+            )  # fmt: skip
+        return done

@@ -1,0 +1,164 @@
+"""Chat rooms' settings, bans and timeouts, stored messages and the reports queue."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from livecore.store.db import Database, unique_violation
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSettings:
+    slow_mode_s: int = 0
+    subscribers_only: bool = False
+    links_allowed: bool = False
+    banned_terms: tuple[str, ...] = ()
+    max_length: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    user_id: int
+    until: datetime | None  # None: banned until unbanned
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    user_id: int | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    id: int
+    message_id: int
+    reporter_id: int
+    reason: str
+    state: str
+    text: str | None
+    author_id: int | None
+    created_at: datetime
+
+
+def _settings(row: asyncpg.Record | None) -> RoomSettings:
+    if row is None:
+        return RoomSettings()
+    return RoomSettings(
+        row["slow_mode_s"], row["subscribers_only"], row["links_allowed"],
+        tuple(row["banned_terms"]), row["max_length"],
+    )  # fmt: skip
+
+
+class ChatStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def settings(self, stream_id: int) -> RoomSettings:
+        row = await self._db.pool.fetchrow(
+            "SELECT * FROM chat_settings WHERE stream_id = $1", stream_id
+        )
+        return _settings(row)
+
+    async def save_settings(self, stream_id: int, s: RoomSettings) -> RoomSettings:
+        row = await self._db.pool.fetchrow(
+            "INSERT INTO chat_settings (stream_id, slow_mode_s, subscribers_only, links_allowed,"
+            " banned_terms, max_length) VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT (stream_id) DO UPDATE SET slow_mode_s = $2, subscribers_only = $3,"
+            " links_allowed = $4, banned_terms = $5, max_length = $6, updated_at = now()"
+            " RETURNING *",
+            stream_id, s.slow_mode_s, s.subscribers_only, s.links_allowed,
+            list(s.banned_terms), s.max_length,
+        )  # fmt: skip
+        return _settings(row)
+
+    async def active_bans(self, stream_id: int) -> list[Ban]:
+        rows = await self._db.pool.fetch(
+            "SELECT user_id, until FROM chat_bans WHERE stream_id = $1"
+            " AND (until IS NULL OR until > now())",
+            stream_id,
+        )
+        return [Ban(r["user_id"], r["until"]) for r in rows]
+
+    async def ban(
+        self, stream_id: int, user_id: int, *, seconds: int | None, reason: str, by: int
+    ) -> Ban:
+        """Ban (seconds None) or time out a user; replaces an earlier ban or timeout."""
+        row = await self._db.pool.fetchrow(
+            "INSERT INTO chat_bans (stream_id, user_id, until, reason, by_user)"
+            " VALUES ($1, $2, CASE WHEN $3::int IS NULL THEN NULL"
+            " ELSE now() + make_interval(secs => $3::int) END, $4, $5)"
+            " ON CONFLICT (stream_id, user_id) DO UPDATE SET until = EXCLUDED.until,"
+            " reason = EXCLUDED.reason, by_user = EXCLUDED.by_user, created_at = now()"
+            " RETURNING user_id, until",
+            stream_id, user_id, seconds, reason, by,
+        )  # fmt: skip
+        assert row is not None
+        return Ban(row["user_id"], row["until"])
+
+    async def unban(self, stream_id: int, user_id: int) -> bool:
+        status = await self._db.pool.execute(
+            "DELETE FROM chat_bans WHERE stream_id = $1 AND user_id = $2", stream_id, user_id
+        )
+        return status.endswith(" 1")
+
+    async def save_messages(self, rows: Sequence[tuple[int, int, int | None, str]]) -> None:
+        """Store (stream id, event id, user id, text) rows in one round trip."""
+        await self._db.pool.executemany(
+            "INSERT INTO chat_messages (stream_id, id, user_id, text) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT DO NOTHING",
+            rows,
+        )
+
+    async def message(self, stream_id: int, message_id: int) -> StoredMessage | None:
+        row = await self._db.pool.fetchrow(
+            "SELECT id, user_id, text FROM chat_messages WHERE stream_id = $1 AND id = $2"
+            " AND deleted_at IS NULL",
+            stream_id,
+            message_id,
+        )
+        return StoredMessage(row["id"], row["user_id"], row["text"]) if row else None
+
+    async def mark_deleted(self, stream_id: int, message_id: int) -> None:
+        await self._db.pool.execute(
+            "UPDATE chat_messages SET deleted_at = now() WHERE stream_id = $1 AND id = $2",
+            stream_id,
+            message_id,
+        )
+
+    async def report(self, stream_id: int, message_id: int, reporter_id: int, reason: str) -> int:
+        """File a report; raises UniqueViolation when this user reported it already."""
+        with unique_violation():
+            report_id = await self._db.pool.fetchval(
+                "INSERT INTO chat_reports (stream_id, message_id, reporter_id, reason)"
+                " VALUES ($1, $2, $3, $4) RETURNING id",
+                stream_id, message_id, reporter_id, reason,
+            )  # fmt: skip
+        return int(report_id)
+
+    async def reports(self, stream_id: int, *, state: str = "open") -> list[Report]:
+        rows = await self._db.pool.fetch(
+            "SELECT r.id, r.message_id, r.reporter_id, r.reason, r.state, r.created_at,"
+            " m.text, m.user_id AS author_id FROM chat_reports r"
+            " LEFT JOIN chat_messages m ON m.stream_id = r.stream_id AND m.id = r.message_id"
+            " WHERE r.stream_id = $1 AND r.state = $2 ORDER BY r.created_at LIMIT 200",
+            stream_id,
+            state,
+        )
+        return [
+            Report(r["id"], r["message_id"], r["reporter_id"], r["reason"], r["state"],
+                   r["text"], r["author_id"], r["created_at"])
+            for r in rows
+        ]  # fmt: skip
+
+    async def resolve_report(self, stream_id: int, report_id: int, *, state: str, by: int) -> bool:
+        status = await self._db.pool.execute(
+            "UPDATE chat_reports SET state = $3, resolved_by = $4, resolved_at = now()"
+            " WHERE stream_id = $1 AND id = $2 AND state = 'open'",
+            stream_id, report_id, state, by,
+        )  # fmt: skip
+        return status.endswith(" 1")
