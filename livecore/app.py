@@ -211,7 +211,9 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     app[chat_routes.CHAT] = chat_routes.Chat(
         bus, auth, service, rooms, metrics, may_read, defaultdict(int), set()
     )
-    presence = Presence(rooms, config.redis_url, interval_s=settings.presence_interval_s)
+    presence = Presence(
+        rooms, Broadcasts(app[DB]), config.redis_url, interval_s=settings.presence_interval_s
+    )
     tasks = [
         asyncio.create_task(service.run_persister(), name="chat-persister"),
         asyncio.create_task(presence.run(), name="presence"),

@@ -37,8 +37,10 @@ class RoomTuning:
 class Outbox:
     """One socket's bounded queue of frames and the task that writes them."""
 
-    def __init__(self, send: Send, size: int, user_id: int | None) -> None:
+    def __init__(self, send: Send, size: int, user_id: int | None, identity: str = "") -> None:
         self.user_id = user_id
+        # Who this viewer is for unique-viewer counts: the user, or the address if anonymous.
+        self.identity = identity
         self.slow = False
         self._send = send
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(size)
@@ -79,6 +81,8 @@ class Room:
         self._pending: list[Event] = []
         self._wake = asyncio.Event()
         self.state: RoomState | None = None  # loaded by the chat service when first needed
+        self.joined: set[str] = set()  # identities that joined since presence last looked
+        self.audience_of: int | None = None  # the broadcast presence last counted for
 
     def on_event(self, event: Event) -> None:
         """From the bus (never blocks): keep the event for the next tick."""
@@ -149,6 +153,7 @@ class Rooms:
     def join(self, stream_id: int, outbox: Outbox) -> Room:
         room = self.open(stream_id)
         room.outboxes.add(outbox)
+        room.joined.add(outbox.identity)
         return room
 
     def leave(self, stream_id: int, outbox: Outbox) -> None:

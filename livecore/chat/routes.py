@@ -132,7 +132,8 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     async def send(frame: bytes) -> None:
         await ws.send_frame(frame, WSMsgType.TEXT)
 
-    outbox = Outbox(send, config.outbox_frames, user.id if user else None)
+    identity = f"u{user.id}" if user else f"a{ip}"
+    outbox = Outbox(send, config.outbox_frames, user.id if user else None, identity)
     room = chat.rooms.join(stream.id, outbox)
     # Live events from here on, history for what came before: no gap between the two.
     await chat.bus.joined(stream.id)

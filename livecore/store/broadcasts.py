@@ -140,3 +140,19 @@ class Broadcasts:
         await self._db.pool.execute(
             "UPDATE broadcasts SET recording_deleted_at = now() WHERE id = $1", broadcast_id
         )
+
+    async def open_broadcast(self, stream_id: int) -> int | None:
+        value = await self._db.pool.fetchval(
+            "SELECT id FROM broadcasts WHERE stream_id = $1 AND ended_at IS NULL", stream_id
+        )
+        return int(value) if value is not None else None
+
+    async def record_audience(self, broadcast_id: int, viewers: int, unique: int) -> None:
+        """Raise the broadcast's peak and unique viewer counts (never lowers them)."""
+        await self._db.pool.execute(
+            "UPDATE broadcasts SET peak_viewers = GREATEST(peak_viewers, $2),"
+            " unique_viewers = GREATEST(unique_viewers, $3) WHERE id = $1",
+            broadcast_id,
+            viewers,
+            unique,
+        )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
+
 from tests.chat.conftest import connect, stream, user
 from tests.conftest import Client, bearer
 
@@ -100,3 +102,37 @@ async def test_viewer_counts_sum_across_nodes(node_a: Client, node_b: Client) ->
     finally:
         for viewer in viewers:
             await viewer.close()
+
+
+async def test_broadcast_records_peak_and_unique_viewers(node_a: Client, dsn: str) -> None:
+    owner = await user(node_a, "owner", creator=True)
+    stream_id = await stream(node_a, owner["token"])
+    conn = await asyncpg.connect(dsn)
+    try:
+        broadcast_id = await conn.fetchval(
+            "INSERT INTO broadcasts (stream_id) VALUES ($1) RETURNING id", stream_id
+        )
+        alice = await user(node_a, "alice")
+        viewers = [
+            await connect(node_a, "room-one", alice["token"]),
+            await connect(node_a, "room-one", alice["token"]),  # the same person, twice
+            await connect(node_a, "room-one"),
+        ]
+        try:
+            await viewers[0].wait_for(lambda e: e["type"] == "viewer_count" and e["count"] == 3)
+            async with asyncio.timeout(10):
+                while True:
+                    row = await conn.fetchrow(
+                        "SELECT peak_viewers, unique_viewers FROM broadcasts WHERE id = $1",
+                        broadcast_id,
+                    )
+                    assert row is not None
+                    if row["peak_viewers"] == 3:
+                        break
+                    await asyncio.sleep(0.1)
+            assert row["unique_viewers"] == 2  # alice and one anonymous address
+        finally:
+            for viewer in viewers:
+                await viewer.close()
+    finally:
+        await conn.close()
