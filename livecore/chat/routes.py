@@ -196,7 +196,9 @@ class _Session:
         self._user = user
         self._outbox = outbox
         self._badges: list[Badge] = []
-        self._inbound = TokenBucket(capacity=inbound_per_s * 2, refill_per_s=inbound_per_s)
+        self._inbound = TokenBucket(
+            capacity=max(1.0, inbound_per_s * 2), refill_per_s=inbound_per_s
+        )
         self.strikes = 0
 
     async def hello(self) -> None:
@@ -271,6 +273,7 @@ class _Session:
         if not isinstance(text, str):
             self._outbox.offer(_error("bad_message", "text must be a string", nonce))
             return
+        text = text.replace("\r\n", "\n")  # Windows line ends are line ends, not control chars
         metrics.messages_in.inc()
         started = time.perf_counter()
         try:
