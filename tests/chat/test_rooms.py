@@ -136,3 +136,18 @@ async def test_broadcast_records_peak_and_unique_viewers(node_a: Client, dsn: st
                 await viewer.close()
     finally:
         await conn.close()
+
+
+async def test_viewer_count_drops_when_a_node_goes_away(node_a: Client, node_b: Client) -> None:
+    owner = await user(node_a, "owner", creator=True)
+    await stream(node_a, owner["token"])
+    on_a = await connect(node_a, "room-one")
+    on_b = [await connect(node_b, "room-one") for _ in range(2)]
+    try:
+        await on_a.wait_for(lambda e: e["type"] == "viewer_count" and e["count"] == 3)
+        await node_b.close()  # the whole node stops, its sockets with it
+        await on_a.wait_for(lambda e: e["type"] == "viewer_count" and e["count"] == 1)
+    finally:
+        await on_a.close()
+        for viewer in on_b:
+            await viewer.close()
