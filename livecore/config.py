@@ -87,6 +87,29 @@ class HlsConfig:
     playback_token_ttl_s: int = _bounded(6 * 3600, 60, 7 * 24 * 3600)
     # Worker processes for CPU-heavy media work (thumbnails; later renditions).
     media_workers: int = _bounded(1, 1, 64)
+    # The master playlist's variants, in order: "source" (as published) and "<height>p" rungs
+    # transcoded in worker processes (144p..2160p; rungs not below the source are skipped).
+    renditions: tuple[str, ...] = ("source", "360p")
+
+    def __post_init__(self) -> None:
+        # The loader casts and bounds values one by one; a ladder is also checked as a whole.
+        if (problem := _ladder_problem(self.renditions)) is not None:
+            raise ConfigError(f"hls.renditions: {problem}")
+
+
+def _ladder_problem(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        digits = name.removesuffix("p")
+        if name != "source" and not (
+            name.endswith("p") and digits.isascii() and digits.isdigit() and digits[0] != "0"
+            and 144 <= int(digits) <= 2160
+        ):  # fmt: skip
+            return f"{name!r} is not 'source' or a height from '144p' to '2160p'"
+    if len(set(names)) != len(names):
+        return f"{list(names)!r} lists a rendition twice"
+    if "source" not in names:
+        return "must include 'source' (the published stream, always packaged)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,16 @@
 """HLS metrics, registered in the application's registry (no globals). Thread-safe: the
-packager worker threads observe them directly."""
+packager worker threads observe them directly. Rendition labels are ladder names from
+the config ("360p"), never stream ids, so their cardinality is bounded."""
 
 from __future__ import annotations
 
+import typing
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 RequestKind = Literal["master", "playlist", "blocking", "segment", "part", "init"]
+DropReason = Literal["behind", "crashed"]
 
 _WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 _LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -49,3 +52,29 @@ class HlsMetrics:
             "Failed segment, part, init or playlist writes (each ends its packaging)",
             registry=registry,
         )
+        self.transcoder_queue = Gauge(
+            "livecore_hls_transcoder_queue_units",
+            "Video units handed to rendition transcoder processes and not yet encoded",
+            ["rendition"],
+            registry=registry,
+        )
+        self.transcoders = Gauge(
+            "livecore_hls_transcoder_processes",
+            "Rendition transcoder processes running",
+            ["rendition"],
+            registry=registry,
+        )
+        self.transcode_frames = Counter(
+            "livecore_hls_transcode_frames_total",
+            "Frames encoded by rendition transcoders",
+            ["rendition"],
+            registry=registry,
+        )
+        self.renditions_dropped = Counter(
+            "livecore_hls_renditions_dropped_total",
+            "Renditions dropped mid-broadcast: their worker fell behind or crashed",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in typing.get_args(DropReason):
+            self.renditions_dropped.labels(reason)  # exported as 0 before the first drop

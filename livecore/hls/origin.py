@@ -1,8 +1,10 @@
-"""The HLS origin of this node: a packager and a thumbnailer for every live hub.
+"""The HLS origin of this node: a packager, a thumbnailer and the renditions ladder for
+every live hub.
 
 Each broadcast is packaged into its own directory under `recordings/<stream id>/`, which
-stays on disk as the broadcast's recording. A stream's last broadcast stays reachable at
-its live URLs (with EXT-X-ENDLIST) until the stream goes live again.
+stays on disk as the broadcast's recording; lower renditions go into subdirectories named
+after them ("360p/"). A stream's last broadcast stays reachable at its live URLs (with
+EXT-X-ENDLIST) until the stream goes live again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from livecore.config import HlsConfig
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packager import Packager
+from livecore.hls.renditions import Rendition
 from livecore.hls.routes import RenditionView
 from livecore.hls.thumbnails import Thumbnail, Thumbnailer
 from livecore.sfu.hub import StreamHub
@@ -32,6 +35,7 @@ class _Broadcast:
     packager: Packager
     thumbnailer: Thumbnailer
     task: asyncio.Task[None]
+    renditions: dict[str, Rendition]
 
 
 class HlsOrigin:
@@ -50,6 +54,8 @@ class HlsOrigin:
         self._workers = workers
         self._metrics = metrics
         self._by_slug: dict[str, _Broadcast] = {}
+        # Tasks of replaced broadcasts, still stopping their workers: awaited by close().
+        self._retiring: set[asyncio.Task[None]] = set()
 
     def attach(self, hub: StreamHub) -> Path:
         """Start packaging a hub that just opened; returns its recording directory."""
@@ -58,32 +64,72 @@ class HlsOrigin:
         sub = hub.subscribe("hls")
         # Media sequence numbers unique per broadcast: segment URLs are cached as immutable,
         # and the next broadcast of the same stream must not reuse one.
+        sequence_base = int(time.time())
         packager = Packager(
             sub, directory, self._config, slug=hub.slug, metrics=self._metrics,
-            sequence_base=int(time.time()),
+            sequence_base=sequence_base,
         )  # fmt: skip
+        # Subscribed right after the source's packager, with no await between: every rung
+        # starts at the same keyframe, so segments line up across the ladder.
+        renditions: dict[str, Rendition] = {}
+        for name in self._config.renditions:
+            if name != "source":
+                renditions[name] = Rendition(
+                    hub, name, directory / name, self._config, metrics=self._metrics,
+                    sequence_base=sequence_base,
+                )  # fmt: skip
         thumbnailer = Thumbnailer(hub, self._workers, interval_s=self._config.thumbnail_interval_s)
 
         async def run() -> None:
             thumbs = asyncio.create_task(thumbnailer.run(), name=f"thumbs:{hub.slug}")
+            ladder = [
+                asyncio.create_task(r.run(), name=f"rendition:{hub.slug}:{r.name}")
+                for r in renditions.values()
+            ]
             try:
                 await packager.run()
+            except asyncio.CancelledError:
+                for task in ladder:
+                    task.cancel()  # each stops its worker process on the way out
+                raise
             finally:
                 hub.unsubscribe(sub)
                 thumbs.cancel()
-                await asyncio.gather(thumbs, return_exceptions=True)
+                # Renditions end with the hub, a moment after the source (their workers flush).
+                results = await asyncio.gather(thumbs, *ladder, return_exceptions=True)
+                for name, result in zip(renditions, results[1:], strict=True):
+                    if isinstance(result, Exception):
+                        logger.error("stream %s: rendition %s failed: %r", hub.slug, name, result)
 
         previous = self._by_slug.get(hub.slug)
         if previous is not None and not previous.task.done():
             previous.task.cancel()
+            self._retiring.add(previous.task)
+            previous.task.add_done_callback(self._retiring.discard)
         task = asyncio.create_task(run(), name=f"hls:{hub.slug}")
-        self._by_slug[hub.slug] = _Broadcast(hub, packager, thumbnailer, task)
+        self._by_slug[hub.slug] = _Broadcast(hub, packager, thumbnailer, task, renditions)
         logger.info("stream %s: packaging into %s", hub.slug, directory)
         return directory
 
     def lookup(self, stream: str) -> Mapping[str, RenditionView] | None:
+        """The stream's renditions in ladder order: the source, and each rung that has output
+        and was neither skipped nor dropped (a rung still starting is not listed yet, so the
+        master playlist never waits on a worker)."""
         broadcast = self._by_slug.get(stream)
-        return {"source": broadcast.packager} if broadcast is not None else None
+        if broadcast is None:
+            return None
+        views: dict[str, RenditionView] = {}
+        for name in self._config.renditions:
+            if name == "source":
+                views[name] = broadcast.packager
+            elif (rendition := broadcast.renditions.get(name)) is not None and rendition.listed:
+                views[name] = rendition.packager
+        return views
+
+    def renditions(self, stream: str) -> Mapping[str, Rendition]:
+        """The stream's ladder rungs, listed or not (for tests and diagnostics)."""
+        broadcast = self._by_slug.get(stream)
+        return dict(broadcast.renditions) if broadcast is not None else {}
 
     def thumbnail(self, stream: str) -> Thumbnail | None:
         broadcast = self._by_slug.get(stream)
@@ -104,9 +150,12 @@ class HlsOrigin:
             await asyncio.shield(broadcast.task)
 
     async def close(self) -> None:
-        """Finish every packager (flush, ENDLIST) and stop their tasks."""
+        """Finish every packager (flush, ENDLIST), stop every transcoder process and wait
+        for their tasks."""
         for broadcast in list(self._by_slug.values()):
             if not broadcast.task.done():
+                for rendition in broadcast.renditions.values():
+                    rendition.stop()
                 await broadcast.packager.aclose()
         tasks = [b.task for b in self._by_slug.values()]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *self._retiring, return_exceptions=True)
