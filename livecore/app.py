@@ -43,6 +43,7 @@ from livecore.hls import routes as hls_routes
 from livecore.hls import vod as vod_routes
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.origin import HlsOrigin
+from livecore.hls.source_transcode import SourceTranscode
 from livecore.hls.thumbnails import Thumbnail
 from livecore.ops import routes as ops_routes
 from livecore.ops.metrics import Metrics
@@ -285,8 +286,9 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
 
     app[VIEWERS] = Viewers(config.sfu)
     app[PUBLISHERS] = Publishers(
-        hubs, config.sfu, on_state=on_state, metrics=SfuMetrics(app[METRICS].registry)
-    )
+        hubs, config.sfu, on_state=on_state, metrics=SfuMetrics(app[METRICS].registry),
+        transcoders=lambda hub: SourceTranscode(hub, app[HLS_METRICS]),
+    )  # fmt: skip
     retention = asyncio.create_task(
         Retention(app[DB], config.data_path, config.recordings).run(), name="retention"
     )

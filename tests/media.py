@@ -35,6 +35,14 @@ class Clip:
 
 
 @functools.cache
+def vp8_clip(seconds: float = 4.0, width: int = 640, height: int = 360, keyint: int = 30) -> Clip:
+    """Like clip(), with VP8 video: what a browser that cannot send H.264 publishes."""
+    video = encode_vp8(round(seconds * FPS), width, height, keyint)
+    audio = encode_opus(round(seconds * 50))
+    return Clip(width, height, FPS, keyint, tuple(video), tuple(audio))
+
+
+@functools.cache
 def clip(
     seconds: float = 6.0, width: int = 640, height: int = 360, keyint: int = 30, pts0_s: float = 0
 ) -> Clip:
@@ -110,6 +118,32 @@ def encode_opus(packets: int, *, pts0: int = 0) -> list[MediaUnit]:
         pcm = np.repeat(tone[None, :], 2, axis=0).T.reshape(1, -1)  # packed s16 stereo
         frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
         frame.sample_rate, frame.pts, frame.time_base = AUDIO_CLOCK_HZ, i * n, ctx.time_base
+        collect(ctx.encode(frame))
+    collect(ctx.encode(None))
+    return units
+
+
+def encode_vp8(frames: int, width: int, height: int, keyint: int) -> list[MediaUnit]:
+    ctx = av.CodecContext.create("libvpx", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+    ctx.time_base = fractions.Fraction(1, VIDEO_CLOCK_HZ)
+    ctx.framerate = fractions.Fraction(FPS, 1)
+    ctx.bit_rate = 800_000
+    ctx.gop_size = keyint
+    ctx.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    yy, xx = np.mgrid[0:height, 0:width]
+    step = VIDEO_CLOCK_HZ // FPS
+    units: list[MediaUnit] = []
+
+    def collect(packets: list[Any]) -> None:
+        for p in packets:
+            units.append(MediaUnit("video", "vp8", bytes(p), p.pts, VIDEO_CLOCK_HZ, p.is_keyframe))
+
+    for i in range(frames):
+        img = np.stack([(xx + 4 * i) & 255, (yy + 2 * i) & 255, (xx ^ yy) & 255], -1)
+        frame = av.VideoFrame.from_ndarray(img.astype(np.uint8), format="rgb24")
+        frame = frame.reformat(format="yuv420p")
+        frame.pts, frame.time_base = i * step, ctx.time_base
         collect(ctx.encode(frame))
     collect(ctx.encode(None))
     return units

@@ -94,7 +94,13 @@ async def publish(
         caps = RTCRtpSender.getCapabilities("video")
         assert caps is not None
         # Like Chromium, optionally list VP8 before H.264: livecore must still pick H.264.
-        order = ("video/vp8", "video/h264") if vp8_first else ("video/h264",)
+        # A VP8 clip offers VP8 only, like a browser without an H.264 encoder.
+        if clip.video[0].codec == "vp8":
+            order: tuple[str, ...] = ("video/vp8",)
+        elif vp8_first:
+            order = ("video/vp8", "video/h264")
+        else:
+            order = ("video/h264",)
         preferred = [c for name in order for c in caps.codecs if c.mimeType.lower() == name]
         rtx = [c for c in caps.codecs if c.mimeType.lower() == "video/rtx"]
         transceiver.setCodecPreferences(preferred + rtx)

@@ -44,3 +44,8 @@ def h264_nal_types(data: bytes) -> list[int]:
 def h264_is_keyframe(data: bytes) -> bool:
     """An IDR slice (type 5) makes the access unit a point where decoding can start."""
     return 5 in h264_nal_types(data)
+
+
+def vp8_is_keyframe(data: bytes) -> bool:
+    """The frame tag's lowest bit is 0 on a VP8 keyframe (RFC 6386 9.1)."""
+    return bool(data) and not data[0] & 1

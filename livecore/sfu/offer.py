@@ -39,10 +39,11 @@ def _h264_packetization_1(media: object) -> bool:
     return False
 
 
-def inspect_offer(sdp: str, *, want: str) -> OfferSummary:
+def inspect_offer(sdp: str, *, want: str, vp8: bool = False) -> OfferSummary:
     """Parse an offer and check it carries something livecore can take.
 
-    `want` is "publish" (the peer sends media to us) or "play" (we send to the peer).
+    `want` is "publish" (the peer sends media to us) or "play" (we send to the peer);
+    `vp8` accepts a publisher's VP8 when it has no H.264 (it will be transcoded).
     """
     if "\x00" in sdp or not sdp.lstrip().startswith("v=0"):
         raise OfferError("the body is not an SDP offer (it must start with v=0)", malformed=True)
@@ -67,7 +68,7 @@ def inspect_offer(sdp: str, *, want: str) -> OfferSummary:
     has_h264 = any(_h264_packetization_1(m) for m in video)
     has_vp8 = any("vp8" in _codec_names(m) for m in video)
     has_opus = any("opus" in _codec_names(m) for m in audio)
-    if video and not has_h264:
+    if video and not has_h264 and not (vp8 and has_vp8):
         offered = ", ".join(sorted(set().union(*(_codec_names(m) for m in video)))) or "none"
         raise OfferError(
             f"no usable video codec: livecore takes H.264 (packetization-mode 1); offered: "

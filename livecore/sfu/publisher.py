@@ -15,12 +15,14 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpCodecCapability,
     RTCRtpReceiver,
     RTCRtpTransceiver,
     RTCSessionDescription,
@@ -30,7 +32,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from livecore.config import SfuConfig
 from livecore.sfu.hub import HubRegistry, StreamHub
-from livecore.sfu.media import MediaKind, MediaUnit, h264_is_keyframe
+from livecore.sfu.media import MediaKind, MediaUnit, h264_is_keyframe, vp8_is_keyframe
 from livecore.sfu.metrics import SfuMetrics
 from livecore.sfu.offer import OfferSummary, inspect_offer
 from livecore.sfu.passthrough import EncodedFrame, send_pli
@@ -56,6 +58,20 @@ class PublishSession:
 StateCallback = Callable[[StreamHub, bool], None]
 
 
+class VideoTranscoder(Protocol):
+    """Turns a publisher's VP8 into H.264 that it publishes into the hub (a worker process)."""
+
+    def submit(self, unit: MediaUnit) -> bool:
+        """Never waits; False when the worker is behind or gone (the unit is dropped)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+# Makes the transcoder for a hub whose publisher sends VP8; None: VP8 is refused.
+TranscoderFactory = Callable[[StreamHub], VideoTranscoder]
+
+
 def rtc_configuration(settings: SfuConfig) -> RTCConfiguration:
     # An explicit empty list: aiortc would otherwise use a public STUN server by default.
     servers = [
@@ -71,14 +87,16 @@ def rtc_configuration(settings: SfuConfig) -> RTCConfiguration:
     return RTCConfiguration(iceServers=servers)
 
 
-def _preferred_codecs(kind: str) -> list[object]:
-    """H.264 first for video, whatever order the offer lists (Chromium lists VP8 first)."""
+def _preferred_codecs(kind: str, *, vp8: bool) -> list[RTCRtpCodecCapability]:
+    """H.264 first for video, whatever order the offer lists (Chromium lists VP8 first);
+    VP8 only as a fallback, and only when it can be transcoded."""
     capabilities = RTCRtpReceiver.getCapabilities(kind)
     codecs = capabilities.codecs if capabilities is not None else []
     if kind == "video":
-        h264 = [c for c in codecs if c.mimeType.lower() == "video/h264"]
+        wanted = ("video/h264", "video/vp8") if vp8 else ("video/h264",)
+        chosen = [c for name in wanted for c in codecs if c.mimeType.lower() == name]
         rtx = [c for c in codecs if c.mimeType.lower() == "video/rtx"]
-        return [*h264, *rtx]
+        return [*chosen, *rtx]
     return [c for c in codecs if c.mimeType.lower() == "audio/opus"]
 
 
@@ -110,8 +128,11 @@ class Publisher:
         pc: RTCPeerConnection,
         idle_timeout_s: float,
         metrics: SfuMetrics | None = None,
+        transcoders: TranscoderFactory | None = None,
     ) -> None:
         self.id = secrets.token_urlsafe(16)
+        self._transcoders = transcoders
+        self._vp8: VideoTranscoder | None = None
         self._metrics = metrics
         self._lost_reported = 0
         self.hub = hub
@@ -145,7 +166,12 @@ class Publisher:
                 continue  # never happens with the pass-through installed
             if timeline is None:
                 timeline = _Timeline(self.hub, kind, frame.clock_hz)
-            keyframe = h264_is_keyframe(frame.data) if frame.codec == "h264" else kind == "audio"
+            if frame.codec == "h264":
+                keyframe = h264_is_keyframe(frame.data)
+            elif frame.codec == "vp8":
+                keyframe = vp8_is_keyframe(frame.data)
+            else:
+                keyframe = kind == "audio"
             self._last_media = time.monotonic()
             if self._metrics is not None:
                 self._metrics.units.labels(kind).inc()
@@ -153,10 +179,16 @@ class Publisher:
                 if kind == "video" and keyframe and self.hub.stats.last_keyframe_at:
                     since = self._last_media - self.hub.stats.last_keyframe_at
                     self._metrics.keyframe_interval.observe(since)
-            self.hub.publish(
-                MediaUnit(kind, frame.codec, frame.data, timeline.pts(frame.timestamp),
-                          frame.clock_hz, keyframe)
-            )  # fmt: skip
+            unit = MediaUnit(kind, frame.codec, frame.data, timeline.pts(frame.timestamp),
+                             frame.clock_hz, keyframe)  # fmt: skip
+            if frame.codec == "vp8":
+                # Everything downstream takes H.264: the worker publishes its output.
+                if self._vp8 is None and self._transcoders is not None:
+                    self._vp8 = self._transcoders(self.hub)
+                if self._vp8 is not None:
+                    self._vp8.submit(unit)
+                continue
+            self.hub.publish(unit)
 
     def request_keyframe(self) -> None:
         if self._video_receiver is not None and not self._closed.is_set():
@@ -186,6 +218,8 @@ class Publisher:
             return
         self._closed.set()
         await self.pc.close()
+        if self._vp8 is not None:
+            await self._vp8.aclose()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -205,8 +239,10 @@ class Publishers:
         settings: SfuConfig,
         on_state: StateCallback | None = None,
         metrics: SfuMetrics | None = None,
+        transcoders: TranscoderFactory | None = None,
     ) -> None:
         self._hubs = hubs
+        self._transcoders = transcoders
         self._metrics = metrics
         if metrics is not None:
             metrics.publishers.set_function(lambda: len(self._by_id))
@@ -225,20 +261,23 @@ class Publishers:
 
         Raises OfferError for an unusable offer, before touching any running session.
         """
-        summary = inspect_offer(offer_sdp, want="publish")
+        summary = inspect_offer(offer_sdp, want="publish", vp8=self._transcoders is not None)
         pc = RTCPeerConnection(rtc_configuration(self._settings))
         try:
             # Transceivers made before the offer is applied carry our codec preferences;
             # aiortc matches them to the offer's m-lines in order.
             for kind in summary.kinds:
                 transceiver: RTCRtpTransceiver = pc.addTransceiver(kind, direction="recvonly")
-                transceiver.setCodecPreferences(_preferred_codecs(kind))  # type: ignore[arg-type]
+                # VP8 only for a publisher with no H.264 at all: an answer that lists both
+                # lets the publisher pick VP8, which would cost a transcode for nothing.
+                transceiver.setCodecPreferences(_preferred_codecs(kind, vp8=not summary.has_h264))
             async with self._lock:
                 old = self._by_stream.get(stream_id)
                 hub = old.hub if old is not None else self._hubs.open(stream_id, slug)
                 publisher = Publisher(
-                    hub, pc, self._settings.publisher_idle_timeout_s, self._metrics
-                )
+                    hub, pc, self._settings.publisher_idle_timeout_s, self._metrics,
+                    self._transcoders,
+                )  # fmt: skip
 
                 @pc.on("track")
                 def on_track(track: MediaStreamTrack) -> None:

@@ -4,7 +4,6 @@ that falls behind or crashes, VP8 in. Media is made here with PyAV and read back
 from __future__ import annotations
 
 import asyncio
-import fractions
 import os
 import signal
 import time
@@ -12,10 +11,8 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import av
-import numpy as np
 import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -30,10 +27,10 @@ from livecore.hls.packager import Packager
 from livecore.hls.renditions import Rendition, vp8_picture_size
 from livecore.hls.transcoder import EncodedFrame, Transcoder, TranscodeSpec
 from livecore.sfu.hub import StreamHub
-from livecore.sfu.media import VIDEO_CLOCK_HZ, MediaUnit
+from livecore.sfu.media import MediaUnit
 from tests.hls.conftest import CONFIG, Client
 from tests.hls.probe import Probe, probe
-from tests.media import FPS, Clip, clip, encode_opus
+from tests.media import Clip, clip, encode_opus, encode_vp8
 
 LADDER = replace(CONFIG, renditions=("source", "360p"))
 
@@ -214,32 +211,6 @@ async def test_worker_behind_drops_the_rendition_not_the_source(tmp_path: Path) 
     assert value == 1
 
 
-def _encode_vp8(frames: int, width: int, height: int, keyint: int) -> list[MediaUnit]:
-    ctx = av.CodecContext.create("libvpx", "w")
-    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
-    ctx.time_base = fractions.Fraction(1, VIDEO_CLOCK_HZ)
-    ctx.framerate = fractions.Fraction(FPS, 1)
-    ctx.bit_rate = 800_000
-    ctx.gop_size = keyint
-    ctx.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
-    yy, xx = np.mgrid[0:height, 0:width]
-    step = VIDEO_CLOCK_HZ // FPS
-    units: list[MediaUnit] = []
-
-    def collect(packets: list[Any]) -> None:
-        for p in packets:
-            units.append(MediaUnit("video", "vp8", bytes(p), p.pts, VIDEO_CLOCK_HZ, p.is_keyframe))
-
-    for i in range(frames):
-        img = np.stack([(xx + 4 * i) & 255, (yy + 2 * i) & 255, (xx ^ yy) & 255], -1)
-        frame = av.VideoFrame.from_ndarray(img.astype(np.uint8), format="rgb24")
-        frame = frame.reformat(format="yuv420p")
-        frame.pts, frame.time_base = i * step, ctx.time_base
-        collect(ctx.encode(frame))
-    collect(ctx.encode(None))
-    return units
-
-
 def _decode_h264(frames: list[EncodedFrame]) -> list[tuple[int, int]]:
     decoder = av.CodecContext.create("h264", "r")
     sizes = []
@@ -250,7 +221,7 @@ def _decode_h264(frames: list[EncodedFrame]) -> list[tuple[int, int]]:
 
 
 async def test_vp8_input_becomes_h264_at_the_source_size() -> None:
-    vp8 = await asyncio.to_thread(_encode_vp8, 60, 640, 360, 30)
+    vp8 = await asyncio.to_thread(encode_vp8, 60, 640, 360, 30)
     assert vp8_picture_size(vp8[0].data) == (640, 360)
     out: list[EncodedFrame] = []
     crashes: list[str] = []
@@ -275,7 +246,7 @@ async def test_vp8_input_becomes_h264_at_the_source_size() -> None:
 
 
 async def test_vp8_publisher_gets_an_h264_360p_rendition(tmp_path: Path) -> None:
-    video = await asyncio.to_thread(_encode_vp8, 60, 854, 480, 30)
+    video = await asyncio.to_thread(encode_vp8, 60, 854, 480, 30)
     audio = await asyncio.to_thread(encode_opus, 100)
     units = sorted([*video, *audio], key=lambda u: (u.pts_s, u.kind != "video"))
     hub = StreamHub(1, "vp8", queue_size=10_000)

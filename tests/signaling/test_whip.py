@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from livecore.appkeys import HUBS, PUBLISHERS
-from livecore.sfu.media import MediaUnit
+from livecore.sfu.media import MediaUnit, h264_is_keyframe
 from tests.conftest import Client, MakeClient, bearer, register
-from tests.media import clip
+from tests.media import clip, vp8_clip
 from tests.rtc import publish
 
 SDP_HEADERS = {"Content-Type": "application/sdp"}
@@ -81,8 +81,8 @@ async def test_answer_prefers_h264_even_when_vp8_is_offered_first(client: Client
         video_section = pub.answer.split("m=video", 1)[1]
         first_payload = video_section.split("\r\n", 1)[0].split()[2]
         assert f"a=rtpmap:{first_payload} H264/90000" in video_section
-        units = await _first_units(client, slug, 5)
-        assert units[0].codec == "h264"
+        units = await _first_units(client, slug, 150)  # a few seconds of audio and video
+        assert {u.codec for u in units if u.kind == "video"} == {"h264"}
     finally:
         await pub.close()
 
@@ -181,12 +181,12 @@ async def test_malformed_or_empty_offers_are_refused(
     assert await _state(client, slug) == "offline"
 
 
-async def test_vp8_only_offer_is_refused_with_the_reason(client: Client) -> None:
+async def test_offer_without_h264_or_vp8_is_refused_with_the_reason(client: Client) -> None:
     slug, key = await _stream(client)
     pub_sdp = (
         "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
         "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n"
-        "a=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\na=ice-ufrag:abcd\r\n"
+        "a=rtcp-mux\r\na=rtpmap:96 AV1/90000\r\na=ice-ufrag:abcd\r\n"
         "a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
         "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\na=setup:actpass\r\n"
     )
@@ -235,5 +235,26 @@ async def test_trickle_ice_patch(client: Client) -> None:
         assert resp.status == 415
         resp = await client.patch(f"/whip/{slug}/nosuchsession", data=body, headers=frag_headers)
         assert resp.status == 404
+    finally:
+        await pub.close()
+
+
+async def test_vp8_only_publisher_is_transcoded_to_h264(client: Client) -> None:
+    slug, key = await _stream(client)
+    url = str(client.make_url(f"/whip/{slug}"))
+    pub = await publish(client.session, url, key, vp8_clip())
+    try:
+        assert "VP8/90000" in pub.answer.split("m=video", 1)[1]
+        hub = client.app[HUBS].by_slug(slug)
+        assert hub is not None
+        sub = hub.subscribe("test")
+        try:
+            async with asyncio.timeout(30):
+                while (unit := await sub.get()) is not None and unit.kind != "video":
+                    pass
+        finally:
+            hub.unsubscribe(sub)
+        assert unit is not None and unit.codec == "h264" and unit.keyframe
+        assert h264_is_keyframe(unit.data)
     finally:
         await pub.close()
