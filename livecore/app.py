@@ -193,7 +193,7 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
         metrics.deliveries.inc(sockets)
 
     tuning = RoomTuning(
-        tick_s=settings.tick_ms / 1000, outbox_frames=settings.outbox_frames,
+        tick_s=settings.tick_ms / 1000, outbox_bytes=settings.outbox_bytes,
         storm_chat_per_tick=settings.storm_chat_per_tick,
     )  # fmt: skip
     rooms = Rooms(bus, tuning, on_frame)

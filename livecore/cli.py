@@ -150,8 +150,9 @@ async def _serve_async(config: Config, dsn: str) -> int:
     await runner.setup()
     try:
         site = web.TCPSite(
-            runner, config.host, config.port, shutdown_timeout=config.shutdown_timeout_s
-        )
+            runner, config.host, config.port, shutdown_timeout=config.shutdown_timeout_s,
+            backlog=config.listen_backlog,
+        )  # fmt: skip
         try:
             await site.start()
         except OSError as exc:

@@ -116,8 +116,8 @@ def _ladder_problem(names: tuple[str, ...]) -> str | None:
 class ChatConfig:
     # Events are sent to each socket at most once per tick, batched into one frame.
     tick_ms: int = _bounded(75, 10, 1000)
-    # Frames a socket may have waiting; a socket further behind is closed (1013).
-    outbox_frames: int = _bounded(64, 4, 10_000)
+    # Unread bytes a socket may have waiting; a socket further behind is closed (1013).
+    outbox_bytes: int = _bounded(1 << 20, 4096, 64 << 20)
     # Above this many chat lines per tick a room thins chat (tips and moderation all go out).
     storm_chat_per_tick: int = _bounded(40, 1, 10_000)
     max_connections: int = _bounded(20_000, 1)
@@ -159,6 +159,9 @@ class Config:
     # Signs CSRF tokens (and later playback tokens); empty: generated once into data_dir.
     secret_key: str = _secret()
     max_body_bytes: int = _bounded(1024 * 1024, 1024)
+    # Connections the kernel queues before livecore accepts them: a premiere brings
+    # thousands in a second (the kernel caps it at net.core.somaxconn).
+    listen_backlog: int = _bounded(4096, 16, 65535)
     shutdown_timeout_s: float = _bounded(10.0, 0.0, 600.0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"

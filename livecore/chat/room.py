@@ -9,9 +9,9 @@ outbox; a socket that cannot keep up is closed rather than holding the room back
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from livecore.chat.state import RoomState
@@ -20,13 +20,10 @@ from livecore.events.types import ESSENTIAL, Event
 
 logger = logging.getLogger(__name__)
 
-Send = Callable[[bytes], Awaitable[None]]
-
-
 @dataclass(frozen=True, slots=True)
 class RoomTuning:
     tick_s: float = 0.075
-    outbox_frames: int = 64  # ~5 s of ticks: a socket further behind is closed
+    outbox_bytes: int = 1 << 20  # unread bytes a socket may have before it is closed
     # Above this many chat lines in one tick the room thins chat to this many per tick;
     # tips, moderation and state events always go through.
     storm_chat_per_tick: int = 40
@@ -34,42 +31,58 @@ class RoomTuning:
     max_pending: int = 5000
 
 
-class Outbox:
-    """One socket's bounded queue of frames and the task that writes them."""
+def text_frame(payload: bytes) -> bytes:
+    """A whole WebSocket text frame (RFC 6455 5.2; server frames are not masked). Built once
+    per tick and written as is to every socket of the room."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
 
-    def __init__(self, send: Send, size: int, user_id: int | None, identity: str = "") -> None:
+
+class Outbox:
+    """One socket's way out: frames written straight into its transport, no task per socket.
+
+    The transport buffers what the client has not read yet; when that passes `limit_bytes`
+    the socket is marked slow and its handler closes it (1013), so a slow phone never holds
+    the room back nor grows the server's memory past the limit.
+    """
+
+    def __init__(
+        self,
+        transport: asyncio.Transport | None,
+        limit_bytes: int,
+        user_id: int | None,
+        identity: str = "",
+    ) -> None:
         self.user_id = user_id
         # Who this viewer is for unique-viewer counts: the user, or the address if anonymous.
         self.identity = identity
         self.slow = False
-        self._send = send
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(size)
         self.closed = asyncio.Event()
+        self._transport = transport
+        self._limit = limit_bytes
 
-    def offer(self, frame: bytes) -> bool:
-        """Queue a frame; False (and the socket is to be closed) when the outbox is full."""
-        if self.slow:
+    def offer(self, payload: bytes) -> bool:
+        """Send one JSON array to this socket alone."""
+        return self.write_frame(text_frame(payload))
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write a built frame; False when the socket is gone or too far behind."""
+        transport = self._transport
+        if self.slow or transport is None or transport.is_closing():
             return False
-        try:
-            self._queue.put_nowait(frame)
-            return True
-        except asyncio.QueueFull:
+        if transport.get_write_buffer_size() > self._limit:
             self.slow = True
             self.closed.set()
             return False
+        transport.write(frame)
+        return True
 
     def finish(self) -> None:
         self.closed.set()
-        # When the queue is full the writer is stopped through `closed` instead.
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
-
-    async def run(self) -> None:
-        """Write frames until finished or the socket fails."""
-        while (frame := await self._queue.get()) is not None:
-            if self.slow:
-                return
-            await self._send(frame)
 
 
 class Room:
@@ -113,10 +126,11 @@ class Room:
         chat = sum(1 for e in events if e.kind == "chat")
         if chat > self._tuning.storm_chat_per_tick:
             events = self._thin(events)
-        frame = b"[" + b",".join(e.body for e in events) + b"]"  # encoded once, for everyone
+        # Encoded and framed once, for everyone: each socket costs one transport write.
+        frame = text_frame(b"[" + b",".join(e.body for e in events) + b"]")
         self._on_frame(len(self.outboxes))
         for outbox in list(self.outboxes):
-            if not outbox.offer(frame):
+            if not outbox.write_frame(frame):
                 self.outboxes.discard(outbox)  # its socket is closed by its handler
 
     def _thin(self, events: list[Event]) -> list[Event]:

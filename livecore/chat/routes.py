@@ -124,20 +124,21 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         heartbeat=config.heartbeat_s, max_msg_size=config.max_frame_bytes, compress=False
     )
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except ConnectionResetError:
+        return ws  # the client left during the handshake: nothing to serve, not an error
     chat.sockets.add(ws)
     chat.per_ip[ip] += 1
     chat.metrics.opened()
 
-    async def send(frame: bytes) -> None:
-        await ws.send_frame(frame, WSMsgType.TEXT)
-
     identity = f"u{user.id}" if user else f"a{ip}"
-    outbox = Outbox(send, config.outbox_frames, user.id if user else None, identity)
+    transport = request.transport
+    assert isinstance(transport, asyncio.Transport | None)
+    outbox = Outbox(transport, config.outbox_bytes, user.id if user else None, identity)
     room = chat.rooms.join(stream.id, outbox)
     # Live events from here on, history for what came before: no gap between the two.
     await chat.bus.joined(stream.id)
-    writer = asyncio.create_task(outbox.run(), name=f"ws-writer:{stream.slug}")
     watcher = asyncio.create_task(_close_when_slow(ws, outbox, chat.metrics))
     try:
         session = _Session(chat, room, stream, user, outbox, config.inbound_per_s)
@@ -162,7 +163,7 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
         chat.rooms.leave(stream.id, outbox)
         outbox.finish()
         watcher.cancel()
-        await asyncio.gather(writer, watcher, return_exceptions=True)
+        await asyncio.gather(watcher, return_exceptions=True)
         chat.sockets.discard(ws)
         chat.per_ip[ip] -= 1
         if chat.per_ip[ip] <= 0:

@@ -126,7 +126,7 @@ async def test_full_node_refuses_before_the_upgrade(make_client: MakeClient) -> 
 
 
 async def test_slow_consumer_is_dropped_and_others_keep_up(make_client: MakeClient) -> None:
-    client = await make_client(chat=chat_config(outbox_frames=4, tick_ms=5))
+    client = await make_client(chat=chat_config(outbox_bytes=64 * 1024, tick_ms=5))
     await _room(client)
     stream_id = (await (await client.get("/api/v1/streams/room-one")).json())["stream"]["id"]
     fast = await connect(client, "room-one")
