@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import uvloop
 from aiohttp.test_utils import TestClient
 from blockbuster import BlockBuster, blockbuster_ctx
 from pytest_aiohttp import AiohttpClient
@@ -22,6 +23,13 @@ from tests.fakes import CapturingMailSender
 from tests.services import RedisProcess, postgres, redis_server
 
 Client = TestClient[Any, Any]
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Tests run on uvloop, the loop livecore serves on (its transports differ from asyncio's)."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture(scope="session")

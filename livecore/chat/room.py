@@ -13,12 +13,14 @@ import logging
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from livecore.chat.state import RoomState
 from livecore.events.bus import EventBus
 from livecore.events.types import ESSENTIAL, Event
 
 logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class RoomTuning:
@@ -42,6 +44,17 @@ def text_frame(payload: bytes) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, n) + payload
 
 
+class Transport(Protocol):
+    """The part of a socket's transport the outbox uses (asyncio's or uvloop's: uvloop's
+    transports implement the interface without subclassing asyncio.Transport)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+
 class Outbox:
     """One socket's way out: frames written straight into its transport, no task per socket.
 
@@ -52,7 +65,7 @@ class Outbox:
 
     def __init__(
         self,
-        transport: asyncio.Transport | None,
+        transport: Transport | None,
         limit_bytes: int,
         user_id: int | None,
         identity: str = "",

@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from aiohttp import WSMsgType, web
 
@@ -25,7 +25,7 @@ from livecore.auth.routes import authenticate, require_user
 from livecore.auth.service import AuthService
 from livecore.chat.limits import TokenBucket
 from livecore.chat.metrics import ChatMetrics
-from livecore.chat.room import Outbox, Room, Rooms
+from livecore.chat.room import Outbox, Room, Rooms, Transport
 from livecore.chat.service import Badge, ChatService, Refused
 from livecore.chat.state import settings_json
 from livecore.errors import (
@@ -133,8 +133,7 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     chat.metrics.opened()
 
     identity = f"u{user.id}" if user else f"a{ip}"
-    transport = request.transport
-    assert isinstance(transport, asyncio.Transport | None)
+    transport = cast(Transport | None, request.transport)
     outbox = Outbox(transport, config.outbox_bytes, user.id if user else None, identity)
     room = chat.rooms.join(stream.id, outbox)
     # Live events from here on, history for what came before: no gap between the two.
