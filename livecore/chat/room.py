@@ -116,7 +116,7 @@ class Room:
             self.state.on_event(event)
         self._pending.append(event)
         if len(self._pending) > self._tuning.max_pending:
-            self._pending = self._thin(self._pending)
+            self._pending = self._thin(self._pending, self._tuning.storm_chat_per_tick)
         self._wake.set()
 
     def send_now(self, body: bytes) -> None:
@@ -126,19 +126,26 @@ class Room:
 
     async def run(self) -> None:
         """Flush pending events as one frame per tick, while there is something to send."""
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
             await self._wake.wait()
             self._wake.clear()
-            self.flush()
-            await asyncio.sleep(self._tuning.tick_s)
+            started = loop.time()
+            # A tick that ran long (a huge room) carries more lines before chat is thinned:
+            # the storm threshold is a rate, not a count per tick.
+            self.flush(max(1.0, (started - last) / self._tuning.tick_s))
+            last = started
+            # Time spent writing counts towards the tick: a big room is not slowed further.
+            await asyncio.sleep(max(0.0, self._tuning.tick_s - (loop.time() - started)))
 
-    def flush(self) -> None:
+    def flush(self, ticks: float = 1.0) -> None:
         events, self._pending = self._pending, []
         if not events or not self.outboxes:
             return
-        chat = sum(1 for e in events if e.kind == "chat")
-        if chat > self._tuning.storm_chat_per_tick:
-            events = self._thin(events)
+        allowed = int(self._tuning.storm_chat_per_tick * ticks)
+        if sum(1 for e in events if e.kind == "chat") > allowed:
+            events = self._thin(events, allowed)
         # Encoded and framed once, for everyone: each socket costs one transport write.
         frame = text_frame(b"[" + b",".join(e.body for e in events) + b"]")
         self._on_frame(len(self.outboxes))
@@ -146,10 +153,10 @@ class Room:
             if not outbox.write_frame(frame):
                 self.outboxes.discard(outbox)  # its socket is closed by its handler
 
-    def _thin(self, events: list[Event]) -> list[Event]:
+    def _thin(self, events: list[Event], allowed: int) -> list[Event]:
         """Storm mode: every essential event, and an even sample of chat."""
         chat = [e for e in events if e.kind == "chat"]
-        keep_every = max(1, -(-len(chat) // self._tuning.storm_chat_per_tick))
+        keep_every = max(1, -(-len(chat) // max(1, allowed)))
         kept = {id(e) for e in chat[::keep_every]}
         return [e for e in events if e.kind in ESSENTIAL or e.kind == "local" or id(e) in kept]
 
