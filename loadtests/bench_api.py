@@ -1,6 +1,6 @@
 """Authenticated API throughput: GET /api/v1/me and the live-stream list under concurrency.
 
-    .venv/bin/python loadtests/bench_api.py [--concurrency 64] [--seconds 15] [--url URL]
+    .venv/bin/python -m loadtests.bench_api [--concurrency 64] [--seconds 15] [--url URL]
 
 Without --url it starts its own `livecore serve` (embedded PostgreSQL in a temporary
 directory, 127.0.0.1 on a free port) and stops it afterwards. The load comes from `wrk`
@@ -13,25 +13,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import psutil
 import uvloop
+
+from loadtests.server import free_port, post_json, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark passphrase"
@@ -44,32 +41,16 @@ class WorkerResult:
     cpu_s: float
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _post(url: str, body: dict[str, object], token: str = "") -> dict[str, object]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        data: dict[str, object] = json.loads(resp.read())
-        return data
-
-
 def _prepare(base: str, live_streams: int) -> str:
     """A creator with some live streams; returns a session token."""
     email = f"bench-{time.time_ns()}@example.com"
-    user = _post(
+    user = post_json(
         f"{base}/api/v1/auth/register",
         {"email": email, "password": PASSWORD, "display_name": "Bench", "creator": True},
     )
     token = str(user["token"])
     for i in range(live_streams):
-        _post(f"{base}/api/v1/streams", {"slug": f"bench-{time.time_ns() % 10**9}-{i}"}, token)
+        post_json(f"{base}/api/v1/streams", {"slug": f"bench-{time.time_ns() % 10**9}-{i}"}, token)
     return token
 
 
@@ -149,28 +130,6 @@ def _run_wrk(base: str, token: str, concurrency: int, seconds: float, tmp: Path)
     print(f"load-generator CPU: {gen_cpu / elapsed * 100:.0f}% of one core")
 
 
-def _start_server(tmp: Path, port: int, log_level: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
-    env.update(
-        LIVECORE_PORT=str(port), LIVECORE_DATA_DIR=str(tmp / "var"), LIVECORE_LOG_LEVEL=log_level
-    )
-    log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "livecore", "serve"], env=env, cwd=ROOT, stdout=log, stderr=log
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
-                return proc
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"server did not start; see {tmp / 'server.log'}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", help="a running livecore (default: start one)")
@@ -188,8 +147,11 @@ def main() -> None:
         server = None
         base = args.url
         if base is None:
-            port = _free_port()
-            server = _start_server(Path(tmp_name), port, args.log_level)
+            port = free_port()
+            tmp = Path(tmp_name)
+            server = start_server(
+                port, tmp / "var", tmp / "server.log", env={"LIVECORE_LOG_LEVEL": args.log_level}
+            )
             base = f"http://127.0.0.1:{port}"
         try:
             token = _prepare(base, args.live_streams)
@@ -214,8 +176,7 @@ def main() -> None:
             server_cpu = sum(server_proc.cpu_times()[:2]) - server_cpu0 if server_proc else 0.0
         finally:
             if server is not None:
-                server.send_signal(signal.SIGTERM)
-                server.wait(60)
+                stop_server(server)
 
     lat = sorted(x for r in results for x in r.latencies_s)
     errors = sum(r.errors for r in results)

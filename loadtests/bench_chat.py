@@ -1,6 +1,6 @@
 """Chat premiere spike: N WebSocket viewers join one room, then P senders chat into it.
 
-    .venv/bin/python loadtests/bench_chat.py [--viewers 10000] [--join-rate 1000]
+    .venv/bin/python -m loadtests.bench_chat [--viewers 10000] [--join-rate 1000]
         [--senders 20] [--rate 100,200] [--seconds 20] [--nodes 1|2] [--redis]
         [--processes 2] [--profile-dir DIR] [--keep-dir DIR]
 
@@ -70,6 +70,8 @@ import numpy.typing as npt
 import psutil
 import uvloop
 
+from loadtests.server import free_port, post_json, start_server, stop_server
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark passphrase"
 HIST_MS = 120_001  # delivery-latency histogram: 1 ms buckets up to 120 s (the last: beyond)
@@ -78,12 +80,6 @@ DRAIN_MAX_S = 30.0
 WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 I64 = npt.NDArray[np.int64]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _raise_nofile() -> int:
@@ -407,7 +403,7 @@ class _Redis:
     """A throwaway redis-server on a free loopback port, without persistence."""
 
     def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         tmp.mkdir(parents=True, exist_ok=True)
         binary = shutil.which("redis-server")
         if binary is None:
@@ -443,61 +439,10 @@ def _server_preexec() -> None:
     _raise_nofile()
 
 
-def _start_server(
-    tmp: Path, index: int, port: int, env_extra: dict[str, str], log_level: str
-) -> tuple[subprocess.Popen[bytes], Path]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
-    env.update(env_extra)
-    env.update(
-        LIVECORE_PORT=str(port),
-        LIVECORE_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        LIVECORE_DATA_DIR=str(tmp / f"node{index}"),
-        LIVECORE_LOG_LEVEL=log_level,
-    )
-    log_path = tmp / f"server{index}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "livecore", "serve"], env=env, cwd=ROOT, stdout=log,
-            stderr=log, preexec_fn=_server_preexec,
-        )  # fmt: skip
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
-                return proc, log_path
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.2)
-    proc.kill()
-    proc.wait()
-    raise SystemExit(f"server {index} did not start:\n{log_path.read_text()[-3000:]}")
-
-
-def _stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _post(url: str, body: dict[str, object], token: str = "") -> dict[str, Any]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        data: dict[str, Any] = json.loads(resp.read())
-        return data
-
-
 def _register(base: str, name: str, creator: bool = False) -> dict[str, Any]:
     email = f"{name}-{time.time_ns()}-{secrets.token_hex(3)}@example.com"
     body = {"email": email, "password": PASSWORD, "display_name": name, "creator": creator}
-    return _post(f"{base}/api/v1/auth/register", body)
+    return post_json(f"{base}/api/v1/auth/register", body)
 
 
 def _metrics(base: str) -> dict[str, float]:
@@ -930,9 +875,13 @@ def main() -> None:
             if use_redis:
                 redis = _Redis(tmp / "redis")
                 env["LIVECORE_REDIS_URL"] = redis.url
-            ports = [_free_port() for _ in range(args.nodes)]
+            ports = [free_port() for _ in range(args.nodes)]
             for n, port in enumerate(ports):
-                proc, log = _start_server(tmp, n, port, env, args.log_level)
+                log = tmp / f"server{n}.log"
+                proc = start_server(
+                    port, tmp / f"node{n}", log, env={**env, "LIVECORE_LOG_LEVEL": args.log_level},
+                    preexec=_server_preexec,
+                )  # fmt: skip
                 servers.append(proc)
                 logs.append(log)
             bases = [f"http://127.0.0.1:{p}" for p in ports]
@@ -941,7 +890,7 @@ def main() -> None:
 
             creator = _register(bases[0], "creator", creator=True)
             slug = f"premiere-{secrets.token_hex(4)}"
-            _post(f"{bases[0]}/api/v1/streams", {"slug": slug}, str(creator["token"]))
+            post_json(f"{bases[0]}/api/v1/streams", {"slug": slug}, str(creator["token"]))
             with ThreadPoolExecutor(4) as pool:
                 users = list(
                     pool.map(
@@ -984,7 +933,7 @@ def main() -> None:
                     w_proc.terminate()
                     w_proc.join(5)
             for proc in servers:
-                _stop_server(proc)
+                stop_server(proc)
             if redis is not None:
                 redis.stop()
             pg.stop()

@@ -1,7 +1,7 @@
 """Ingest benchmark: N WHIP publishers of 720p30 H.264 (~2.5 Mb/s) + Opus into LL-HLS.
 
-    .venv/bin/python loadtests/bench_ingest.py [--streams N] [--seconds S]
-    .venv/bin/python loadtests/bench_ingest.py --origin [--clients K] [--seconds S]
+    .venv/bin/python -m loadtests.bench_ingest [--streams N] [--seconds S]
+    .venv/bin/python -m loadtests.bench_ingest --origin [--clients K] [--seconds S]
 
 It starts its own `livecore serve` (embedded PostgreSQL in a temporary directory, 127.0.0.1
 on a free port, ICE host candidates restricted to 127.0.0.1) and stops it with SIGTERM.
@@ -45,14 +45,11 @@ import queue
 import re
 import shutil
 import signal
-import socket
 import statistics
 import struct
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +71,7 @@ from aiortc import (
 
 from livecore.config import HlsConfig
 from livecore.sfu.passthrough import restrict_host_addresses
+from loadtests.server import free_port, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark passphrase"
@@ -376,12 +374,6 @@ def _attr(line: str, name: str, *, quoted: bool = True) -> str:
 # -- small helpers ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _pct(values: Sequence[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -397,46 +389,6 @@ def _ms(values: Sequence[float], *ps: float) -> str:
 
 def _renditions_supported() -> bool:
     return "renditions" in {f.name for f in dataclasses.fields(HlsConfig)}
-
-
-def _start_server(tmp: Path, port: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
-    env.update(
-        LIVECORE_PORT=str(port),
-        LIVECORE_DATA_DIR=str(tmp / "var"),
-        LIVECORE_LOG_LEVEL=args.log_level,
-        LIVECORE_SFU__ICE_HOST_ADDRESSES="127.0.0.1",
-    )
-    if _renditions_supported() and args.renditions:
-        env["LIVECORE_HLS__RENDITIONS"] = args.renditions
-    log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "livecore", "serve"], env=env, cwd=ROOT, stdout=log, stderr=log
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
-                return proc
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"server did not start; see {tmp / 'server.log'}")
-
-
-def _stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        print(f"!! the server had already exited, with code {proc.returncode}, before SIGTERM")
-    else:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            print("server did not stop within 60 s of SIGTERM; killing it")
-            proc.kill()
-            proc.wait(10)
 
 
 async def _create_streams(base: str, n: int) -> list[tuple[str, str]]:
@@ -1470,15 +1422,21 @@ def main() -> None:
         print("hls.renditions: not a livecore setting yet (source only)")
     with tempfile.TemporaryDirectory(prefix="livecore-bench-ingest-") as tmp_name:
         tmp = Path(tmp_name)
-        port = _free_port()
-        server = _start_server(tmp, port, args)
+        port = free_port()
+        env = {
+            "LIVECORE_LOG_LEVEL": args.log_level,
+            "LIVECORE_SFU__ICE_HOST_ADDRESSES": "127.0.0.1",
+        }
+        if args.renditions:
+            env["LIVECORE_HLS__RENDITIONS"] = args.renditions
+        server = start_server(port, tmp / "var", tmp / "server.log", env=env)
         watch = ProcessWatch(server.pid)
         base = f"http://127.0.0.1:{port}"
         try:
             run = _origin if args.origin else _ingest
             uvloop.run(run(args, base, server, watch))
         finally:
-            _stop_server(server)
+            stop_server(server)
             watch.end_orphans()
             print(f"server exit code after SIGTERM: {server.returncode}")
             summary = _log_summary(tmp / "server.log")

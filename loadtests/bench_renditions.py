@@ -1,6 +1,6 @@
 """CPU cost of one rendition: worker-process CPU seconds per second of 720p -> 360p.
 
-    .venv/bin/python loadtests/bench_renditions.py [--seconds 20] [--rung 360]
+    .venv/bin/python -m loadtests.bench_renditions [--seconds 20] [--rung 360]
 
 Encodes a 1280x720 30 fps H.264 clip here first (a scrolling noise texture over a moving
 gradient at 2.5 Mb/s: harder than a flat test card, easier than a noisy camera), then runs

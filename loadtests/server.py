@@ -1,0 +1,85 @@
+"""What every benchmark needs: a `livecore serve` of its own on 127.0.0.1, and JSON calls.
+
+The server runs from this checkout with the given LIVECORE_* settings, logs to a file, and
+is stopped with SIGTERM (killed if it does not stop within a minute) by its PID only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(
+    port: int,
+    data_dir: Path,
+    log_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    preexec: Callable[[], None] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start `livecore serve` and wait until /readyz answers (at most 90 s)."""
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
+    child_env.update(env or {})
+    child_env.update(
+        LIVECORE_PORT=str(port),
+        LIVECORE_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        LIVECORE_DATA_DIR=str(data_dir),
+    )
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "livecore", "serve"], env=child_env, cwd=ROOT, stdout=log,
+            stderr=log, preexec_fn=preexec,
+        )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    raise SystemExit(f"the server did not start:\n{log_path.read_text()[-3000:]}")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        print(f"!! the server had already exited, with code {proc.returncode}, before SIGTERM")
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        print("the server did not stop within 60 s of SIGTERM; killing it")
+        proc.kill()
+        proc.wait(10)
+
+
+def post_json(url: str, body: dict[str, object], token: str = "") -> dict[str, Any]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        data: dict[str, Any] = json.loads(resp.read())
+        return data
