@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import gc
 import json
 import logging
@@ -130,6 +131,8 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def _serve(config: Config, args: argparse.Namespace) -> int:
+    # A crash in native code (FFmpeg, libsrtp) still leaves a traceback in the log.
+    faulthandler.enable()
     with _database_url(config) as (dsn, _):
         return _run(_serve_async(config, dsn))
 

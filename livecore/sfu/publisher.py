@@ -289,6 +289,11 @@ class Publishers:
                 @pc.on("connectionstatechange")
                 async def on_state() -> None:
                     if pc.connectionState in ("failed", "closed"):
+                        if not publisher.closed:
+                            logger.warning(
+                                "stream %s: publisher connection %s, ending the broadcast",
+                                slug, pc.connectionState,
+                            )  # fmt: skip
                         await self.stop(publisher.id)
 
                 await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
