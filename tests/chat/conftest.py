@@ -26,6 +26,11 @@ async def node_b(make_client: MakeClient, redis_url: str) -> Client:
     return await make_client(redis_url=redis_url, chat=FAST_CHAT)
 
 
+@pytest.fixture
+async def node_c(make_client: MakeClient, redis_url: str) -> Client:
+    return await make_client(redis_url=redis_url, chat=FAST_CHAT)
+
+
 async def user(client: Client, name: str, *, creator: bool = False) -> dict[str, Any]:
     body = await register(client, f"{name}@example.com", creator=creator, display_name=name)
     client.session.cookie_jar.clear()

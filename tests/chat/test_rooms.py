@@ -11,27 +11,28 @@ from tests.conftest import Client, bearer
 
 
 async def test_message_reaches_other_nodes_once_and_in_order(
-    node_a: Client, node_b: Client
+    node_a: Client, node_b: Client, node_c: Client
 ) -> None:
     owner = await user(node_a, "owner", creator=True)
     await stream(node_a, owner["token"])
     alice = await user(node_a, "alice")
     sender = await connect(node_a, "room-one", alice["token"])
     on_b = await connect(node_b, "room-one")
+    on_c = await connect(node_c, "room-one")
     on_a = await connect(node_a, "room-one")
     await asyncio.sleep(0.3)  # node B's subscription to the room reaches Redis
     try:
         for i in range(5):
             ack = await sender.say(f"hello {i}", f"n{i}")
             assert ack["type"] == "ack"
-        for viewer in (on_a, on_b):
+        for viewer in (on_a, on_b, on_c):
             await viewer.wait_for(lambda e: e.get("text") == "hello 4")
             lines = viewer.of("chat")
             assert [e["text"] for e in lines] == [f"hello {i}" for i in range(5)]
             assert [e["id"] for e in lines] == sorted(e["id"] for e in lines)
             assert lines[0]["user"] == {"id": alice["user"]["id"], "name": "alice", "badges": []}
     finally:
-        for viewer in (sender, on_a, on_b):
+        for viewer in (sender, on_a, on_b, on_c):
             await viewer.close()
 
 
