@@ -49,7 +49,11 @@ from livecore.ops import routes as ops_routes
 from livecore.ops.metrics import Metrics
 from livecore.sfu.hub import HubRegistry, StreamHub
 from livecore.sfu.metrics import SfuMetrics
-from livecore.sfu.passthrough import install_passthrough, restrict_host_addresses
+from livecore.sfu.passthrough import (
+    enlarge_receive_buffers,
+    install_passthrough,
+    restrict_host_addresses,
+)
 from livecore.sfu.publisher import Publishers
 from livecore.sfu.viewers import Viewers
 from livecore.signaling import routes as signaling_routes
@@ -254,6 +258,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
 
     install_passthrough()
     restrict_host_addresses(config.sfu.ice_host_addresses)
+    enlarge_receive_buffers(config.sfu.udp_receive_buffer_bytes)
     broadcasts = BroadcastLog(app[DB], on_change=app[stream_routes.LISTINGS].invalidate)
     writer = asyncio.create_task(broadcasts.run(), name="broadcast-log")
     hubs = app[HUBS] = HubRegistry(queue_size=config.sfu.reader_queue_units)

@@ -69,6 +69,8 @@ class SfuConfig:
     # A publisher whose media stops for this long has vanished: the broadcast ends.
     publisher_idle_timeout_s: float = _bounded(10.0, 1.0, 600.0)
     reader_queue_units: int = _bounded(600, 10, 100_000)
+    # Kernel receive buffer asked for on each media socket (capped by net.core.rmem_max).
+    udp_receive_buffer_bytes: int = _bounded(4 * 1024 * 1024, 64 * 1024, 256 * 1024 * 1024)
     # WHEP viewers this node serves at most (each costs packetising and SRTP per viewer).
     max_viewers: int = _bounded(200, 0, 100_000)
 

@@ -9,7 +9,10 @@
 2. Keyframe requests: `RTCRtpReceiver._send_rtcp_pli(ssrc)` sends an RTCP PLI.
 3. Viewers' keyframe requests: aiortc's sender turns a PLI/FIR into a flag for its encoder,
    which pre-encoded media never reads; `forward_keyframe_requests` sends them to the hub.
-4. ICE host candidates: aioice enumerates interfaces in `aioice.ice.get_host_addresses`
+4. UDP receive buffers: aioice opens the media sockets itself with a 256 KiB SO_RCVBUF
+   taken from a module constant; `enlarge_receive_buffers` raises it so that a keyframe's
+   burst of packets survives a busy event loop instead of being dropped by the kernel.
+5. ICE host candidates: aioice enumerates interfaces in `aioice.ice.get_host_addresses`
    (skipping loopback); operators choose the advertised addresses, so we replace it when
    `sfu.ice_host_addresses` is set.
 
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aioice.ice
+import aioice.turn
 import aiortc.rtcrtpreceiver
 from aiortc import RTCRtpReceiver, RTCRtpSender
 
@@ -85,3 +89,9 @@ async def send_pli(receiver: RTCRtpReceiver) -> bool:
 def forward_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None]) -> None:
     """Make a viewer's PLI/FIR on this sender ask the publisher for a keyframe."""
     sender._send_keyframe = request  # type: ignore[method-assign]  # see module docstring
+
+
+def enlarge_receive_buffers(size_bytes: int) -> None:
+    """Ask for `size_bytes` of kernel receive buffer on every ICE socket (the kernel caps it
+    at net.core.rmem_max). aioice applies this module constant to each socket it opens."""
+    aioice.turn.UDP_SOCKET_BUFFER_SIZE = size_bytes

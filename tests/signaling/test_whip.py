@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import time
 from typing import Any
 
@@ -256,5 +257,20 @@ async def test_vp8_only_publisher_is_transcoded_to_h264(client: Client) -> None:
             hub.unsubscribe(sub)
         assert unit is not None and unit.codec == "h264" and unit.keyframe
         assert h264_is_keyframe(unit.data)
+    finally:
+        await pub.close()
+
+
+async def test_media_sockets_get_the_larger_receive_buffer(client: Client) -> None:
+    slug, key = await _stream(client)
+    pub = await publish(client.session, str(client.make_url(f"/whip/{slug}")), key, clip())
+    try:
+        session = client.app[PUBLISHERS].session(pub.location.rsplit("/", 1)[1])
+        assert session is not None
+        ice = session.pc.getTransceivers()[0].receiver.transport.transport
+        sockets = [p.transport.get_extra_info("socket") for p in ice._connection._protocols]
+        sizes = [s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) for s in sockets]
+        # Linux reports twice the size granted; the default is about 208 KiB.
+        assert sizes and min(sizes) > 1024 * 1024
     finally:
         await pub.close()
