@@ -67,7 +67,8 @@ async def test_event_reaches_every_node_once_in_order(
     on_a, on_b = Inbox(), Inbox()
     a.subscribe(1, on_a)
     b.subscribe(1, on_b)
-    await _settle()
+    await a.joined(1)
+    await b.joined(1)
     for i in range(10):
         await (a if i % 2 else b).publish(1, "chat", {"text": str(i)})
     for inbox in (on_a, on_b):
@@ -92,7 +93,7 @@ async def test_leaving_listener_stops_delivery(two_nodes: tuple[RedisBus, RedisB
     a, b = two_nodes
     inbox = Inbox()
     unsubscribe = b.subscribe(3, inbox)
-    await _settle()
+    await b.joined(3)
     await a.publish(3, "chat", {"text": "one"})
     await inbox.wait_for(1)
     unsubscribe()
@@ -112,7 +113,8 @@ async def test_redis_outage_keeps_local_delivery_and_recovers(tmp_path: Path) ->
         on_a, on_b = Inbox(), Inbox()
         a.subscribe(4, on_a)
         b.subscribe(4, on_b)
-        await _settle()
+        await a.joined(4)
+        await b.joined(4)
         await a.publish(4, "chat", {"text": "before"})
         await on_b.wait_for(1)
 
