@@ -1,0 +1,113 @@
+"""The double-entry ledger: accounts, balanced transactions, and the checks that prove it.
+
+The database enforces the rules (see migrations/0005_ledger.sql); this module posts
+transactions in one database transaction each, and posts an external reference once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import asyncpg
+
+from livecore.store.db import Database
+
+AccountKind = Literal[
+    "creator",
+    "platform_revenue",
+    "processor_clearing",
+    "processor_fees",
+    "refunds",
+    "disputes",
+    "payouts_in_transit",
+    "payouts_paid",
+]
+
+
+class Unbalanced(Exception):
+    """The entries of a transaction do not sum to zero in every currency."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    account_id: int
+    amount_minor: int  # positive: debit-side growth of this account's balance
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerCheck:
+    unbalanced_transactions: int
+    accounts_off: int  # accounts whose balance differs from the sum of their entries
+
+    @property
+    def ok(self) -> bool:
+        return self.unbalanced_transactions == 0 and self.accounts_off == 0
+
+
+class Ledger:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def account(self, kind: AccountKind, currency: str, owner_id: int | None = None) -> int:
+        """The id of an account, made on first use."""
+        row_id = await self._db.pool.fetchval(
+            "INSERT INTO ledger_accounts (kind, owner_id, currency) VALUES ($1, $2, $3)"
+            # A no-op update, so that RETURNING yields the existing row's id too.
+            " ON CONFLICT (kind, coalesce(owner_id, 0), currency)"
+            " DO UPDATE SET kind = EXCLUDED.kind RETURNING id",
+            kind,
+            owner_id,
+            currency,
+        )
+        return int(row_id)
+
+    async def post(self, external_ref: str, kind: str, entries: Sequence[Entry]) -> int | None:
+        """Post a balanced transaction; None when `external_ref` was posted already.
+
+        Raises Unbalanced (and changes nothing) when the entries do not sum to zero.
+        """
+        totals: dict[str, int] = {}
+        for entry in entries:
+            totals[entry.currency] = totals.get(entry.currency, 0) + entry.amount_minor
+        if not entries or any(totals.values()):
+            raise Unbalanced(f"{external_ref}: entries sum to {totals}")
+        try:
+            async with self._db.transaction() as conn:
+                tx_id = await conn.fetchval(
+                    "INSERT INTO ledger_transactions (kind, external_ref) VALUES ($1, $2)"
+                    " ON CONFLICT (external_ref) DO NOTHING RETURNING id",
+                    kind,
+                    external_ref,
+                )
+                if tx_id is None:
+                    return None
+                await conn.executemany(
+                    "INSERT INTO ledger_entries (transaction_id, account_id, amount_minor,"
+                    " currency) VALUES ($1, $2, $3, $4)",
+                    [(tx_id, e.account_id, e.amount_minor, e.currency) for e in entries],
+                )
+        except asyncpg.CheckViolationError as exc:
+            raise Unbalanced(str(exc)) from None
+        return int(tx_id)
+
+    async def balance(self, account_id: int) -> int:
+        value = await self._db.pool.fetchval(
+            "SELECT balance_minor FROM ledger_accounts WHERE id = $1", account_id
+        )
+        return int(value or 0)
+
+    async def check(self) -> LedgerCheck:
+        """Prove the invariants from the entries themselves."""
+        unbalanced = await self._db.pool.fetchval(
+            "SELECT count(*) FROM (SELECT transaction_id FROM ledger_entries"
+            " GROUP BY transaction_id, currency HAVING sum(amount_minor) <> 0) t"
+        )
+        off = await self._db.pool.fetchval(
+            "SELECT count(*) FROM ledger_accounts a LEFT JOIN (SELECT account_id,"
+            " sum(amount_minor) AS total FROM ledger_entries GROUP BY account_id) e"
+            " ON e.account_id = a.id WHERE a.balance_minor <> coalesce(e.total, 0)"
+        )
+        return LedgerCheck(int(unbalanced), int(off))
