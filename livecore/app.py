@@ -60,12 +60,17 @@ from livecore.signaling import routes as signaling_routes
 from livecore.store import Database, apply_migrations
 from livecore.store.broadcasts import Broadcasts, MediaInfo
 from livecore.store.chat import ChatStore
+from livecore.store.ledger import Ledger
 from livecore.store.streams import Stream
+from livecore.store.tips import Tips
 from livecore.store.users import User
 from livecore.streams import routes as stream_routes
 from livecore.streams.live import BroadcastLog, StateChange
 from livecore.streams.playback import PlaybackRefused
 from livecore.streams.retention import Retention
+from livecore.tips import routes as tip_routes
+from livecore.tips.providers import TestProvider
+from livecore.tips.service import TipService
 from livecore.web import routes as web_routes
 from livecore.workers import WorkerPool
 
@@ -113,6 +118,7 @@ def create_app(
     stream_routes.setup(app)  # its context (the listing cache) runs before _live_media
     app.cleanup_ctx.extend([_events, _live_media, _chat])
     chat_routes.setup_routes(app)
+    tip_routes.setup(app)
     signaling_routes.setup(app, whep_admit=_whep_admit(app))
     app[HLS_METRICS] = HlsMetrics(app[METRICS].registry)
     hls_routes.setup(
@@ -213,6 +219,10 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
             return True
         return user is not None and await playback.may_watch(user, stream)
 
+    app[tip_routes.TIPS] = TipService(
+        Tips(app[DB]), auth.users, Ledger(app[DB]), bus, config.tips, TestProvider(),
+        screen=service.screen,
+    )  # fmt: skip
     app[chat_routes.CHAT] = chat_routes.Chat(
         bus, auth, service, rooms, metrics, may_read, defaultdict(int), set()
     )

@@ -137,6 +137,15 @@ class ChatConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TipsConfig:
+    # The platform's share of each tip, in basis points (2000 = 20%).
+    platform_fee_bps: int = _bounded(2000, 0, 10_000)
+    min_tip_minor: int = _bounded(100, 1)
+    max_tip_minor: int = _bounded(50_000, 1)
+    currencies: tuple[str, ...] = ("usd", "eur", "gbp")
+
+
+@dataclass(frozen=True, slots=True)
 class RecordingsConfig:
     # Recordings older than this are deleted (0: kept forever).
     max_age_days: float = _bounded(30.0, 0.0, 36500.0)
@@ -172,6 +181,7 @@ class Config:
     hls: HlsConfig = field(default_factory=HlsConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
+    tips: TipsConfig = field(default_factory=TipsConfig)
 
     @property
     def data_path(self) -> Path:

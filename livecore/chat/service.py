@@ -261,6 +261,17 @@ class ChatService:
             )  # fmt: skip
         return done
 
+    async def screen(self, stream_id: int, text: str) -> str:
+        """A tip's message as the room may show it: empty when chat rules would refuse it."""
+        if not text:
+            return ""
+        settings = await self._store.settings(stream_id)
+        refusal = check_message(
+            text, max_length=settings.max_length, links_allowed=settings.links_allowed,
+            banned=self._terms.get(stream_id) or await _compile_terms(settings.banned_terms),
+        )  # fmt: skip
+        return "" if refusal is not None else text
+
 
 async def _compile_terms(terms: tuple[str, ...]) -> BannedTerms:
     # Compiling costs about 0.2 ms a term: a long list is built off the event loop.

@@ -99,6 +99,16 @@ class Ledger:
         )
         return int(value or 0)
 
+    async def balances(self, kind: AccountKind, owner_id: int | None) -> dict[str, int]:
+        """Balances of an owner's accounts of one kind, by currency (none made on reading)."""
+        rows = await self._db.pool.fetch(
+            "SELECT currency, balance_minor FROM ledger_accounts WHERE kind = $1"
+            " AND coalesce(owner_id, 0) = coalesce($2::bigint, 0)",
+            kind,
+            owner_id,
+        )
+        return {r["currency"]: int(r["balance_minor"]) for r in rows}
+
     async def check(self) -> LedgerCheck:
         """Prove the invariants from the entries themselves."""
         unbalanced = await self._db.pool.fetchval(

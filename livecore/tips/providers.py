@@ -1,0 +1,36 @@
+"""Payment providers behind one interface. The built-in test provider is the embedded
+default: it charges nothing, succeeds at once, and every answer says it is test mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from livecore.store.tips import Provider, Tip
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    status: Literal["succeeded", "pending", "failed"]
+    provider_ref: str
+    # What a browser needs to finish a pending payment (e.g. a client secret), if anything.
+    client_secret: str | None = None
+
+
+class PaymentProvider(Protocol):
+    name: Provider
+    test_mode: bool
+
+    async def create(self, tip: Tip) -> Payment:
+        """Start charging for `tip`; called once per tip (its id keys any retry)."""
+        ...
+
+
+class TestProvider:
+    """No money moves: for one-node setups and development. Clearly labelled test mode."""
+
+    name: Provider = "test"
+    test_mode = True
+
+    async def create(self, tip: Tip) -> Payment:
+        return Payment("succeeded", f"test_tip_{tip.id}")
