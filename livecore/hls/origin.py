@@ -67,7 +67,7 @@ class HlsOrigin:
         sequence_base = int(time.time())
         packager = Packager(
             sub, directory, self._config, slug=hub.slug, metrics=self._metrics,
-            sequence_base=sequence_base,
+            sequence_base=sequence_base, expect_audio="audio" in hub.kinds,
         )  # fmt: skip
         # Subscribed right after the source's packager, with no await between: every rung
         # starts at the same keyframe, so segments line up across the ladder.

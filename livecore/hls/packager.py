@@ -59,6 +59,7 @@ class Packager:
         metrics: HlsMetrics | None = None,
         sequence_base: int = 0,
         queue_units: int = DEFAULT_QUEUE_UNITS,
+        expect_audio: bool = True,
     ) -> None:
         self.slug = slug
         self.directory = directory
@@ -78,6 +79,7 @@ class Packager:
             sequence_base=sequence_base,
             emit=self._emit,
             metrics=metrics,
+            expect_audio=expect_audio,
         )
         self._drop_video_until_keyframe = False
         self._task: asyncio.Task[None] | None = None

@@ -216,8 +216,12 @@ class Worker:
         sequence_base: int,
         emit: Callable[[WorkerEvent], None],
         metrics: HlsMetrics | None,
+        expect_audio: bool = True,
     ) -> None:
         self._slug = slug
+        # False when the publisher's offer had no audio: the first segment need not wait
+        # _STARTUP_S to find out.
+        self._expect_audio = expect_audio
         self._dir = directory
         self._config = config
         self._emit = emit
@@ -328,7 +332,7 @@ class Worker:
         key = next((u for u in usable if h264.parameter_sets(u.data)), None)
         has_audio = any(u.kind == "audio" for u in pending)
         span = pending[-1].pts_s - pending[0].pts_s if pending else 0.0
-        ready = (key is not None and has_audio) or span >= _STARTUP_S
+        ready = (key is not None and (has_audio or not self._expect_audio)) or span >= _STARTUP_S
         if not pending or not (ready or force or len(pending) >= _STARTUP_MAX_UNITS):
             return
         self._pending = []

@@ -103,12 +103,15 @@ class StreamHub:
         slug: str,
         *,
         queue_size: int = 600,
+        kinds: frozenset[str] = frozenset({"video", "audio"}),
         request_keyframe: Callable[[], None] | None = None,
         keyframe_request_interval_s: float = 0.5,
     ) -> None:
         self.stream_id = stream_id
         self.slug = slug
         self.stats = HubStats()
+        # The kinds of media the publisher's offer announced (readers need not wait for others).
+        self.kinds = kinds
         self.video_codec: str | None = None
         self.audio_codec: str | None = None
         self._queue_size = queue_size
@@ -221,11 +224,13 @@ class HubRegistry:
         self._queue_size = queue_size
         self._watchers: list[Callable[[StreamHub], object]] = []
 
-    def open(self, stream_id: int, slug: str) -> StreamHub:
+    def open(
+        self, stream_id: int, slug: str, kinds: frozenset[str] = frozenset({"video", "audio"})
+    ) -> StreamHub:
         """The stream's live hub, created when the broadcast starts."""
         hub = self._hubs.get(stream_id)
         if hub is None or hub.ended:
-            hub = StreamHub(stream_id, slug, queue_size=self._queue_size)
+            hub = StreamHub(stream_id, slug, queue_size=self._queue_size, kinds=kinds)
             self._hubs[stream_id] = hub
             for watcher in self._watchers:
                 watcher(hub)

@@ -273,7 +273,11 @@ class Publishers:
                 transceiver.setCodecPreferences(_preferred_codecs(kind, vp8=not summary.has_h264))
             async with self._lock:
                 old = self._by_stream.get(stream_id)
-                hub = old.hub if old is not None else self._hubs.open(stream_id, slug)
+                hub = (
+                    old.hub
+                    if old is not None
+                    else self._hubs.open(stream_id, slug, frozenset(summary.kinds))
+                )
                 publisher = Publisher(
                     hub, pc, self._settings.publisher_idle_timeout_s, self._metrics,
                     self._transcoders,

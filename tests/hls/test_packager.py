@@ -146,3 +146,19 @@ async def test_unwritable_directory_fails_at_once(env: Env, tmp_path: Path) -> N
     await packager.wait_closed()
     assert packager.failed and packager.write_errors == 1 and packager.segments == ()
     assert not await asyncio.to_thread(os.path.exists, blocker / "sub")
+
+
+async def test_video_only_publisher_starts_without_waiting_for_audio(env: Env) -> None:
+    # 0.9 s of video, no audio, and the broadcast still going: a packager told that
+    # no audio is coming starts at once; one expecting audio would wait for a full second.
+    video = [u for u in clip().video if u.pts_s < 0.9]
+    waiting = env.broadcast("expects-audio")
+    told = env.broadcast("video-only", expect_audio=False)
+    for unit in video:
+        waiting.hub.publish(unit)
+        told.hub.publish(unit)
+    await asyncio.wait_for(told.packager.wait_started(), 10)
+    assert told.packager.init is not None and told.packager.init.audio_codec is None
+    assert not waiting.packager.segments  # still waiting to see whether audio comes
+    waiting.hub.end()
+    told.hub.end()
