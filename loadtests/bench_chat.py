@@ -48,7 +48,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -71,6 +70,7 @@ import psutil
 import uvloop
 
 from loadtests.server import free_port, post_json, start_server, stop_server
+from tests.services import RedisProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark passphrase"
@@ -397,42 +397,6 @@ def _viewer_worker(
 
 
 # -- servers -----------------------------------------------------------------------------------
-
-
-class _Redis:
-    """A throwaway redis-server on a free loopback port, without persistence."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        tmp.mkdir(parents=True, exist_ok=True)
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not installed")
-        self.proc = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", str(tmp), "--protected-mode", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise SystemExit("redis-server did not start")
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def _server_preexec() -> None:
@@ -855,7 +819,7 @@ def main() -> None:
     with _watchdog(budget), tempfile.TemporaryDirectory(prefix="livecore-chat-") as tmp_name:
         tmp = Path(tmp_name)
         pg = EmbeddedPostgres(tmp / "postgres")
-        redis: _Redis | None = None
+        redis: RedisProcess | None = None
         servers: list[subprocess.Popen[bytes]] = []
         logs: list[Path] = []
         workers: list[multiprocessing.process.BaseProcess] = []
@@ -873,7 +837,8 @@ def main() -> None:
                 "LIVECORE_CHAT__INBOUND_PER_S": "1000",
             }
             if use_redis:
-                redis = _Redis(tmp / "redis")
+                redis = RedisProcess(tmp / "redis")
+                redis.start()
                 env["LIVECORE_REDIS_URL"] = redis.url
             ports = [free_port() for _ in range(args.nodes)]
             for n, port in enumerate(ports):

@@ -70,6 +70,7 @@ from aiortc import (
 )
 
 from livecore.config import HlsConfig
+from livecore.hls.h264 import rbsp
 from livecore.sfu.passthrough import restrict_host_addresses
 from loadtests.server import free_port, start_server, stop_server
 
@@ -170,18 +171,6 @@ def _escape(rbsp: bytes) -> bytes:
     return bytes(out)
 
 
-def _unescape(nal: bytes) -> bytes:
-    out = bytearray()
-    zeros = 0
-    for b in nal:
-        if zeros >= 2 and b == 3:
-            zeros = 0
-            continue
-        out.append(b)
-        zeros = zeros + 1 if b == 0 else 0
-    return bytes(out)
-
-
 def sei_nal(send_us: int) -> bytes:
     """An Annex-B SEI NAL unit carrying `send_us` (wall clock, µs) under SEI_UUID."""
     payload = SEI_UUID + send_us.to_bytes(8, "big")
@@ -193,9 +182,9 @@ def sei_time_us(nal: bytes) -> int | None:
     """The send time from one of our SEI NAL units (no start code), else None."""
     if not nal or nal[0] & 0x1F != NAL_SEI or SEI_UUID not in nal:
         return None
-    rbsp = _unescape(nal)
-    at = rbsp.find(SEI_UUID) + len(SEI_UUID)
-    return int.from_bytes(rbsp[at : at + 8], "big") if len(rbsp) >= at + 8 else None
+    payload = rbsp(nal)
+    at = payload.find(SEI_UUID) + len(SEI_UUID)
+    return int.from_bytes(payload[at : at + 8], "big") if len(payload) >= at + 8 else None
 
 
 # -- fMP4 (just enough to find the video samples of a part) ------------------------------------

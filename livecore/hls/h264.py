@@ -68,7 +68,7 @@ class _Bits:
         return (k + 1) // 2 if k & 1 else -(k // 2)
 
 
-def _rbsp(nal: bytes) -> bytes:
+def rbsp(nal: bytes) -> bytes:
     """Remove emulation-prevention bytes (00 00 03 -> 00 00)."""
     out = bytearray()
     zeros = 0
@@ -87,7 +87,7 @@ _HIGH_PROFILES = {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}
 def picture_size(sps: bytes) -> tuple[int, int]:
     """Displayed width and height (after cropping) from an SPS NAL unit (ITU-T H.264 7.3.2.1)."""
     try:
-        return _picture_size(_Bits(_rbsp(sps[1:])))
+        return _picture_size(_Bits(rbsp(sps[1:])))
     except IndexError:
         raise ValueError("truncated SPS") from None
 
