@@ -22,6 +22,7 @@ from livecore.appkeys import (
     METRICS,
     PUBLISHERS,
     SECRET_KEY,
+    TRUSTED_PROXIES,
     VIEWERS,
 )
 from livecore.auth import routes as auth_routes
@@ -33,6 +34,7 @@ from livecore.chat.metrics import ChatMetrics
 from livecore.chat.presence import Presence
 from livecore.chat.room import Rooms, RoomTuning
 from livecore.chat.service import ChatService
+from livecore.clientip import parse_networks
 from livecore.config import Config
 from livecore.errors import Forbidden, json_errors
 from livecore.events.bus import LocalBus
@@ -107,6 +109,7 @@ def create_app(
         middlewares=[ops_routes.observe, json_errors], client_max_size=config.max_body_bytes
     )
     app[CONFIG] = config
+    app[TRUSTED_PROXIES] = parse_networks(config.trusted_proxies)
     app[METRICS] = Metrics()
     dsn = database_url or config.database_url
     if not dsn:

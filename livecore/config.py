@@ -10,6 +10,7 @@ Imports nothing from livecore.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -170,6 +171,9 @@ class Config:
     # Signs CSRF tokens (and later playback tokens); empty: generated once into data_dir.
     secret_key: str = _secret()
     max_body_bytes: int = _bounded(1024 * 1024, 1024)
+    # Load balancers whose X-Forwarded-For is believed (addresses or CIDRs); empty: none,
+    # and clients are known by their direct address.
+    trusted_proxies: tuple[str, ...] = ()
     # Connections the kernel queues before livecore accepts them: a premiere brings
     # thousands in a second (the kernel caps it at net.core.somaxconn).
     listen_backlog: int = _bounded(4096, 16, 65535)
@@ -182,6 +186,15 @@ class Config:
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
     tips: TipsConfig = field(default_factory=TipsConfig)
+
+    def __post_init__(self) -> None:
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"trusted_proxies: {proxy!r} is not an address or network"
+                ) from None
 
     @property
     def data_path(self) -> Path:

@@ -23,6 +23,7 @@ from livecore.auth.service import (
     Throttled,
 )
 from livecore.auth.tokens import csrf_matches, csrf_token
+from livecore.clientip import client_ip
 from livecore.errors import Conflict, Forbidden, Invalid, TooManyRequests, Unauthorized
 from livecore.jsonbody import invalid_message, read_body
 from livecore.store.sessions import Session
@@ -123,10 +124,6 @@ def _login_response(request: web.Request, result: LoginResult, status: int) -> w
     return resp
 
 
-def _client_ip(request: web.Request) -> str:
-    return request.remote or ""
-
-
 async def post_register(request: web.Request) -> web.Response:
     """Create an account (creator when asked) and log it in: 201 with the session."""
     body = await read_body(request)
@@ -144,7 +141,7 @@ async def post_register(request: web.Request) -> web.Response:
     except EmailTaken:
         raise Conflict("an account with this email exists already") from None
     result = await auth.login(
-        email, password, client_ip=_client_ip(request),
+        email, password, client_ip=client_ip(request),
         user_agent=request.headers.get("User-Agent", ""),
     )  # fmt: skip
     assert result.user.id == user.id
@@ -158,7 +155,7 @@ async def post_login(request: web.Request) -> web.Response:
     body.check()
     try:
         result = await request.app[AUTH].login(
-            email, password, client_ip=_client_ip(request),
+            email, password, client_ip=client_ip(request),
             user_agent=request.headers.get("User-Agent", ""),
         )  # fmt: skip
     except Throttled as exc:

@@ -28,6 +28,7 @@ from livecore.chat.metrics import ChatMetrics
 from livecore.chat.room import Outbox, Room, Rooms, Transport
 from livecore.chat.service import Badge, ChatService, Refused
 from livecore.chat.state import settings_json
+from livecore.clientip import client_ip
 from livecore.errors import (
     Conflict,
     Forbidden,
@@ -110,7 +111,7 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     chat = request.app[CHAT]
     config = request.app[CONFIG].chat
     stream = await _stream(request, "stream")
-    ip = request.remote or ""
+    ip = client_ip(request)
     # Admission before the upgrade: a clear HTTP refusal the client can retry.
     if chat.metrics.connected >= config.max_connections:
         raise Unavailable("this node is full; try again", headers={"Retry-After": "5"})
