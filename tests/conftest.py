@@ -4,6 +4,7 @@ and an HTTP client for the whole application."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -154,3 +155,14 @@ async def register(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def wait_state(client: Client, slug: str, want: str, timeout_s: float = 20) -> None:
+    """Wait until the streams API shows the stream `want` ("live" or "offline")."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body = await (await client.get(f"/api/v1/streams/{slug}")).json()
+        if body["stream"]["state"] == want:
+            return
+        assert time.monotonic() < deadline, f"stream stayed {body['stream']['state']}"
+        await asyncio.sleep(0.1)

@@ -65,15 +65,24 @@ def user_json(user: User) -> dict[str, Any]:
     }
 
 
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an `Authorization: Bearer` header; None without one, "" when malformed."""
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 async def authenticate(request: web.Request) -> Principal | None:
     """Who sent this request, or None for an anonymous one; checks CSRF for cookie writes."""
     if _PRINCIPAL in request:
         return request[_PRINCIPAL]
-    header = request.headers.get("Authorization", "")
+    given = bearer_token(request)
     via_cookie = False
-    if header:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+    if given is not None:
+        token = given
+        if not token:
             raise Unauthorized("authentication required", headers={"WWW-Authenticate": "Bearer"})
     else:
         token = request.cookies.get(SESSION_COOKIE, "")

@@ -20,6 +20,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from livecore.appkeys import AUTH, CONFIG, HUBS, PUBLISHERS, VIEWERS
+from livecore.auth.routes import bearer_token
 from livecore.errors import (
     BadRequest,
     Invalid,
@@ -106,12 +107,11 @@ async def _read_sdp(request: web.Request, content_type: str, limit: int) -> str:
 async def post_whip(request: web.Request) -> web.Response:
     """Start ingest: SDP offer in; 201 with the SDP answer and a session Location out."""
     slug = request.match_info["stream"]
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(request)
+    if not token:
         raise Unauthorized("invalid stream key", headers={"WWW-Authenticate": "Bearer"})
     auth = request.app[AUTH]
-    stream = await auth.stream_for_key(slug, token.strip())
+    stream = await auth.stream_for_key(slug, token)
     if stream is None:
         if await auth.streams.by_slug(slug) is None:
             raise NotFound("no such stream")
@@ -169,10 +169,7 @@ async def patch_whip_session(request: web.Request) -> web.Response:
 async def post_whep(request: web.Request) -> web.Response:
     """Start playback: a recvonly SDP offer in; 201 with the answer and a session out."""
     slug = request.match_info["stream"]
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    bearer = token.strip() if scheme.lower() == "bearer" and token.strip() else None
-    await request.app[_WHEP_ADMIT](slug, bearer)
+    await request.app[_WHEP_ADMIT](slug, bearer_token(request) or None)
     hub = request.app[HUBS].by_slug(slug)
     if hub is None:
         raise NotFound("the stream is not live")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
-import time
 from typing import Any
 
 import pytest
 
 from livecore.appkeys import HUBS, PUBLISHERS
 from livecore.sfu.media import MediaUnit, h264_is_keyframe
-from tests.conftest import Client, MakeClient, bearer, register
+from tests.conftest import Client, MakeClient, bearer, register, wait_state
 from tests.media import clip, vp8_clip
 from tests.rtc import publish
 
@@ -33,13 +32,6 @@ async def _state(client: Client, slug: str) -> str:
     return str(body["stream"]["state"])
 
 
-async def _wait_state(client: Client, slug: str, want: str, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while (state := await _state(client, slug)) != want:
-        assert time.monotonic() < deadline, f"stream stayed {state}, wanted {want}"
-        await asyncio.sleep(0.1)
-
-
 async def _first_units(client: Client, slug: str, count: int) -> list[MediaUnit]:
     hub = client.app[HUBS].by_slug(slug)
     assert hub is not None
@@ -56,7 +48,7 @@ async def test_publish_goes_live_and_delete_ends_it(client: Client) -> None:
     pub = await publish(client.session, str(client.make_url(f"/whip/{slug}")), key, clip())
     try:
         assert pub.location.startswith(f"/whip/{slug}/")
-        await _wait_state(client, slug, "live")
+        await wait_state(client, slug, "live")
         units = await _first_units(client, slug, 40)
         video = [u for u in units if u.kind == "video"]
         assert video and video[0].keyframe and video[0].codec == "h264"
@@ -68,7 +60,7 @@ async def test_publish_goes_live_and_delete_ends_it(client: Client) -> None:
         assert 'livecore_sfu_ingest_units_total{kind="video"}' in metrics
         resp = await client.delete(pub.location)
         assert resp.status == 200
-        await _wait_state(client, slug, "offline")
+        await wait_state(client, slug, "offline")
         assert (await client.delete(pub.location)).status == 404
     finally:
         await pub.close()
@@ -135,9 +127,9 @@ async def test_vanished_publisher_ends_the_broadcast(make_client: MakeClient) ->
     )
     slug, key = await _stream(client)
     pub = await publish(client.session, str(client.make_url(f"/whip/{slug}")), key, clip())
-    await _wait_state(client, slug, "live")
+    await wait_state(client, slug, "live")
     await pub.close()  # no DELETE: the peer just goes away
-    await _wait_state(client, slug, "offline")
+    await wait_state(client, slug, "offline")
     assert client.app[HUBS].by_slug(slug) is None
 
 

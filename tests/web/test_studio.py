@@ -4,13 +4,12 @@ fake camera over WHIP (H.264, on loopback only), and stop."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 from playwright.async_api import expect
 
 from livecore.appkeys import HUBS
 from livecore.sfu.media import MediaUnit
-from tests.conftest import Client, bearer, register
+from tests.conftest import Client, bearer, register, wait_state
 from tests.web.browser import LOOPBACK, Chromium, candidate_addresses
 
 PASSWORD = "correct horse battery"
@@ -33,16 +32,6 @@ async def _h264_keyframes(client: Client, slug: str, want: int, timeout_s: float
     finally:
         hub.unsubscribe(sub)
     return keyframes
-
-
-async def _wait_state(client: Client, slug: str, want: str, timeout_s: float = 15) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        body = await (await client.get(f"/api/v1/streams/{slug}")).json()
-        if body["stream"]["state"] == want:
-            return
-        assert time.monotonic() < deadline, f"stream stayed {body['stream']['state']}"
-        await asyncio.sleep(0.1)
 
 
 async def test_studio_goes_live_from_the_camera_with_h264(
@@ -100,11 +89,11 @@ async def test_studio_goes_live_from_the_camera_with_h264(
         assert pairs and all(p["remote"] == LOOPBACK for p in pairs), pairs
         assert all(p["local"] in (LOOPBACK, None) for p in pairs), pairs
 
-        await _wait_state(client, "cam-show", "live")
+        await wait_state(client, "cam-show", "live")
         assert await _h264_keyframes(client, "cam-show", want=2, timeout_s=20) == 2
 
         await page.get_by_role("button", name="Stop").click()
         await expect(page.locator("#status")).to_have_text("Stopped: the stream is offline.")
-        await _wait_state(client, "cam-show", "offline")
+        await wait_state(client, "cam-show", "offline")
         assert client.app[HUBS].by_slug("cam-show") is None
         assert not tab.csp_violations(), tab.console_errors

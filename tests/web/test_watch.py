@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,7 +12,7 @@ from playwright.async_api import expect
 
 from livecore.app import create_app
 from livecore.config import Config
-from tests.conftest import Client, bearer, register
+from tests.conftest import Client, bearer, register, wait_state
 from tests.media import clip
 from tests.rtc import Publication, publish
 from tests.web.browser import Chromium
@@ -40,22 +39,12 @@ async def _streams(client: Client, *slugs_and_titles: tuple[str, str]) -> dict[s
     return keys
 
 
-async def _wait_state(client: Client, slug: str, want: str, timeout_s: float = 15) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        body = await (await client.get(f"/api/v1/streams/{slug}")).json()
-        if body["stream"]["state"] == want:
-            return
-        assert time.monotonic() < deadline, f"stream stayed {body['stream']['state']}"
-        await asyncio.sleep(0.1)
-
-
 @asynccontextmanager
 async def _live(client: Client, slug: str, key: str) -> AsyncIterator[Publication]:
     """Publish the test clip to `slug` until the block ends, then end the broadcast."""
     pub = await publish(client.session, str(client.make_url(f"/whip/{slug}")), key, clip())
     try:
-        await _wait_state(client, slug, "live")
+        await wait_state(client, slug, "live")
         yield pub
     finally:
         await client.delete(pub.location)
