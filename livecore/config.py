@@ -144,6 +144,37 @@ class TipsConfig:
     min_tip_minor: int = _bounded(100, 1)
     max_tip_minor: int = _bounded(50_000, 1)
     currencies: tuple[str, ...] = ("usd", "eur", "gbp")
+    # Abuse limits: tips one viewer may send, per minute and in minor units per day (any
+    # currency counted at face value), and the largest tip from an account younger than
+    # new_account_hours.
+    viewer_tips_per_minute: int = _bounded(10, 1, 10_000)
+    viewer_daily_minor: int = _bounded(200_000, 1)
+    new_account_hours: float = _bounded(24.0, 0.0, 24.0 * 365)
+    new_account_max_tip_minor: int = _bounded(2_000, 1)
+    # Earnings become available for payout this long after they are posted (chargebacks).
+    payout_hold_days: float = _bounded(7.0, 0.0, 365.0)
+    # A subscription whose renewal failed keeps its perks this long (Stripe retries meanwhile).
+    past_due_grace_days: float = _bounded(3.0, 0.0, 60.0)
+    # When the payment processor is unreachable, new tips go to this lane: "manual" records
+    # them as pending invoices the creator settles; "none" refuses them (503).
+    fallback: Literal["manual", "none"] = "manual"
+
+
+@dataclass(frozen=True, slots=True)
+class StripeConfig:
+    # Empty: the built-in test provider (test mode, no money moves) takes payments.
+    secret_key: str = _secret()
+    webhook_secret: str = _secret()
+    publishable_key: str = ""
+    # Where Stripe's API is reached; a local Stripe-shaped server can stand in for tests.
+    api_base: str = "https://api.stripe.com"
+    # A call that takes longer has an unknown outcome and is reconciled before any fallback.
+    timeout_s: float = _bounded(10.0, 0.1, 120.0)
+    # Signed webhooks older (or further in the future) than this are refused.
+    webhook_tolerance_s: int = _bounded(300, 1, 86_400)
+    # Consecutive failures that open the circuit, and how long it stays open before a trial.
+    breaker_failures: int = _bounded(3, 1, 1000)
+    breaker_reset_s: float = _bounded(30.0, 0.1, 3600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +217,7 @@ class Config:
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
     tips: TipsConfig = field(default_factory=TipsConfig)
+    stripe: StripeConfig = field(default_factory=StripeConfig)
 
     def __post_init__(self) -> None:
         for proxy in self.trusted_proxies:

@@ -6,9 +6,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
+# A connection inside a Database.transaction(), handed to repositories that join it.
+Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 
 class UniqueViolation(Exception):
@@ -67,7 +71,7 @@ class Database:
         )
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         async with self.pool.acquire() as conn, conn.transaction():
             yield conn
 

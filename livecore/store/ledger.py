@@ -12,7 +12,7 @@ from typing import Literal
 
 import asyncpg
 
-from livecore.store.db import Database
+from livecore.store.db import Connection, Database
 
 AccountKind = Literal[
     "creator",
@@ -50,9 +50,14 @@ class LedgerCheck:
 class Ledger:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # Accounts are never deleted or renumbered: their ids are cached for good.
+        self._ids: dict[tuple[AccountKind, str, int | None], int] = {}
 
     async def account(self, kind: AccountKind, currency: str, owner_id: int | None = None) -> int:
         """The id of an account, made on first use."""
+        key = (kind, currency, owner_id)
+        if (known := self._ids.get(key)) is not None:
+            return known
         row_id = await self._db.pool.fetchval(
             "INSERT INTO ledger_accounts (kind, owner_id, currency) VALUES ($1, $2, $3)"
             # A no-op update, so that RETURNING yields the existing row's id too.
@@ -62,12 +67,20 @@ class Ledger:
             owner_id,
             currency,
         )
+        self._ids[key] = int(row_id)
         return int(row_id)
 
-    async def post(self, external_ref: str, kind: str, entries: Sequence[Entry]) -> int | None:
+    async def post(
+        self,
+        external_ref: str,
+        kind: str,
+        entries: Sequence[Entry],
+        conn: Connection | None = None,
+    ) -> int | None:
         """Post a balanced transaction; None when `external_ref` was posted already.
 
-        Raises Unbalanced (and changes nothing) when the entries do not sum to zero.
+        Raises Unbalanced (and changes nothing) when the entries do not sum to zero. With
+        `conn` (inside the caller's transaction) the posting commits or rolls back with it.
         """
         totals: dict[str, int] = {}
         for entry in entries:
@@ -75,22 +88,34 @@ class Ledger:
         if not entries or any(totals.values()):
             raise Unbalanced(f"{external_ref}: entries sum to {totals}")
         try:
-            async with self._db.transaction() as conn:
-                tx_id = await conn.fetchval(
-                    "INSERT INTO ledger_transactions (kind, external_ref) VALUES ($1, $2)"
-                    " ON CONFLICT (external_ref) DO NOTHING RETURNING id",
-                    kind,
-                    external_ref,
-                )
-                if tx_id is None:
-                    return None
-                await conn.executemany(
-                    "INSERT INTO ledger_entries (transaction_id, account_id, amount_minor,"
-                    " currency) VALUES ($1, $2, $3, $4)",
-                    [(tx_id, e.account_id, e.amount_minor, e.currency) for e in entries],
-                )
+            if conn is not None:
+                return await self._insert(conn, external_ref, kind, entries)
+            async with self._db.transaction() as own:
+                return await self._insert(own, external_ref, kind, entries)
         except asyncpg.CheckViolationError as exc:
             raise Unbalanced(str(exc)) from None
+
+    @staticmethod
+    async def _insert(
+        conn: Connection, external_ref: str, kind: str, entries: Sequence[Entry]
+    ) -> int | None:
+        tx_id = await conn.fetchval(
+            "INSERT INTO ledger_transactions (kind, external_ref) VALUES ($1, $2)"
+            " ON CONFLICT (external_ref) DO NOTHING RETURNING id",
+            kind,
+            external_ref,
+        )
+        if tx_id is None:
+            return None
+        # One statement for all entries: a posting is one round trip, not one per entry.
+        await conn.execute(
+            "INSERT INTO ledger_entries (transaction_id, account_id, amount_minor, currency)"
+            " SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::text[])",
+            tx_id,
+            [e.account_id for e in entries],
+            [e.amount_minor for e in entries],
+            [e.currency for e in entries],
+        )
         return int(tx_id)
 
     async def balance(self, account_id: int) -> int:

@@ -1,0 +1,83 @@
+-- Money beyond tips: per-creator settings, Stripe webhook events, subscriptions, payouts.
+
+-- A creator's revenue-share override and Stripe connected account (both optional).
+CREATE TABLE creator_settings (
+    user_id           bigint PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    platform_fee_bps  integer CHECK (platform_fee_bps BETWEEN 0 AND 10000),
+    stripe_account_id text CHECK (stripe_account_id ~ '^acct_[A-Za-z0-9]{1,64}$'),
+    updated_at        timestamptz NOT NULL DEFAULT now()
+);
+
+-- Each Stripe event id once. processed_at is set when its effects are committed; an event
+-- whose handling failed stays unprocessed and Stripe's redelivery runs it again.
+CREATE TABLE stripe_events (
+    id           text PRIMARY KEY,
+    type         text NOT NULL,
+    received_at  timestamptz NOT NULL DEFAULT now(),
+    processed_at timestamptz
+);
+
+-- Tips: refunds so far, why a payment failed, and disputes.
+ALTER TABLE tips ADD COLUMN refunded_minor bigint NOT NULL DEFAULT 0
+    CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor);
+ALTER TABLE tips ADD COLUMN failure text;
+ALTER TABLE tips DROP CONSTRAINT tips_status_check;
+ALTER TABLE tips ADD CONSTRAINT tips_status_check
+    CHECK (status IN ('pending', 'succeeded', 'failed', 'refunded', 'disputed'));
+CREATE INDEX tips_viewer_idx ON tips (viewer_id, created_at);
+
+-- A creator's subscription tiers (monthly prices).
+CREATE TABLE subscription_tiers (
+    id              bigserial PRIMARY KEY,
+    creator_id      bigint NOT NULL REFERENCES users (id) ON DELETE RESTRICT,
+    name            text NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    price_minor     bigint NOT NULL CHECK (price_minor > 0),
+    currency        text NOT NULL CHECK (currency ~ '^[a-z]{3}$'),
+    stripe_price_id text UNIQUE,
+    active          boolean NOT NULL DEFAULT true,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (creator_id, name)
+);
+
+-- A viewer's subscription to a tier. Its state comes from the processor's object; state_at
+-- is the time of the newest event applied, so an older event delivered late changes nothing.
+CREATE TABLE subscriptions (
+    id                   bigserial PRIMARY KEY,
+    tier_id              bigint NOT NULL REFERENCES subscription_tiers (id) ON DELETE RESTRICT,
+    viewer_id            bigint NOT NULL REFERENCES users (id) ON DELETE RESTRICT,
+    creator_id           bigint NOT NULL REFERENCES users (id) ON DELETE RESTRICT,
+    provider             text NOT NULL CHECK (provider IN ('test', 'stripe')),
+    provider_ref         text UNIQUE,
+    status               text NOT NULL
+                             CHECK (status IN ('incomplete', 'active', 'past_due', 'canceled')),
+    current_period_end   timestamptz,
+    cancel_at_period_end boolean NOT NULL DEFAULT false,
+    grace_until          timestamptz,
+    state_at             timestamptz NOT NULL DEFAULT 'epoch',
+    created_at           timestamptz NOT NULL DEFAULT now(),
+    updated_at           timestamptz NOT NULL DEFAULT now()
+);
+-- At most one subscription per viewer and tier that is not over.
+CREATE UNIQUE INDEX subscriptions_one_open ON subscriptions (viewer_id, tier_id)
+    WHERE status <> 'canceled';
+CREATE INDEX subscriptions_viewer_creator_idx ON subscriptions (viewer_id, creator_id);
+
+-- Payouts of a creator's earnings: in transit until paid, or failed (money back to them).
+CREATE TABLE payouts (
+    id           bigserial PRIMARY KEY,
+    creator_id   bigint NOT NULL REFERENCES users (id) ON DELETE RESTRICT,
+    amount_minor bigint NOT NULL CHECK (amount_minor > 0),
+    currency     text NOT NULL CHECK (currency ~ '^[a-z]{3}$'),
+    rail         text NOT NULL CHECK (rail IN ('stripe', 'manual')),
+    provider_ref text UNIQUE,
+    status       text NOT NULL DEFAULT 'in_transit'
+                     CHECK (status IN ('in_transit', 'paid', 'failed')),
+    failure      text,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX payouts_creator_idx ON payouts (creator_id, created_at);
+
+-- Statements read a creator's entries by time.
+ALTER TABLE ledger_entries ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();
+CREATE INDEX ledger_entries_account_time_idx ON ledger_entries (account_id, created_at);
