@@ -119,7 +119,7 @@ def create_app(
     ops_routes.setup(app)
     auth_routes.setup(app)
     stream_routes.setup(app)  # its context (the listing cache) runs before _live_media
-    app.cleanup_ctx.extend([_events, _live_media, _chat])
+    app.cleanup_ctx.extend([_events, _live_media, _chat, _money])
     chat_routes.setup_routes(app)
     tip_routes.setup(app)
     signaling_routes.setup(app, whep_admit=_whep_admit(app))
@@ -222,10 +222,6 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
             return True
         return user is not None and await playback.may_watch(user, stream)
 
-    app[tip_routes.TIPS] = TipService(
-        Tips(app[DB]), auth.users, Ledger(app[DB]), bus, config.tips, TestProvider(),
-        screen=service.screen,
-    )  # fmt: skip
     app[chat_routes.CHAT] = chat_routes.Chat(
         bus, auth, service, rooms, metrics, may_read, defaultdict(int), set()
     )
@@ -245,6 +241,18 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     await rooms.close()
     await presence.close()
     await limits.close()
+
+
+async def _money(app: web.Application) -> AsyncIterator[None]:
+    """Tips, subscriptions, payouts and the ledger behind them."""
+    config = app[CONFIG]
+    auth = app[AUTH]
+    ledger = Ledger(app[DB])
+    app[tip_routes.TIPS] = TipService(
+        Tips(app[DB]), auth.users, ledger, app[BUS], config.tips, TestProvider(),
+        screen=app[chat_routes.CHAT].service.screen,
+    )  # fmt: skip
+    yield
 
 
 async def _close_chat_sockets(app: web.Application) -> None:
