@@ -9,6 +9,36 @@ from typing import Literal, Protocol
 from livecore.store.tips import Provider, Tip
 
 
+class ProviderUnavailable(Exception):
+    """The processor could not be reached or failed (timeout, refused, 5xx, 429).
+
+    `unknown` is True when the request may have reached it (a timeout): its outcome must be
+    reconciled (retried with the same idempotency key) before anything else is tried.
+    """
+
+    def __init__(self, reason: str, *, unknown: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.unknown = unknown
+
+
+class PaymentDeclined(Exception):
+    """The processor refused the payment itself (a card decline): never retried elsewhere."""
+
+    def __init__(self, reason: str, code: str = "card_declined") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class PayoutFailed(Exception):
+    """The processor refused a payout for good; the money goes back to the creator."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class Payment:
     status: Literal["succeeded", "pending", "failed"]
