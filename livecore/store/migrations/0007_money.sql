@@ -17,7 +17,11 @@ CREATE TABLE stripe_events (
     processed_at timestamptz
 );
 
--- Tips: refunds so far, why a payment failed, and disputes.
+-- Tips: the platform's share fixed when the tip is made, the processor's charge, refunds so
+-- far, why a payment failed, and disputes.
+ALTER TABLE tips ADD COLUMN platform_fee_minor bigint NOT NULL DEFAULT 0
+    CHECK (platform_fee_minor >= 0 AND platform_fee_minor <= amount_minor);
+ALTER TABLE tips ADD COLUMN charge_ref text UNIQUE;
 ALTER TABLE tips ADD COLUMN refunded_minor bigint NOT NULL DEFAULT 0
     CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor);
 ALTER TABLE tips ADD COLUMN failure text;
@@ -61,6 +65,35 @@ CREATE TABLE subscriptions (
 CREATE UNIQUE INDEX subscriptions_one_open ON subscriptions (viewer_id, tier_id)
     WHERE status <> 'canceled';
 CREATE INDEX subscriptions_viewer_creator_idx ON subscriptions (viewer_id, creator_id);
+
+-- Each paid subscription invoice: what was charged and the platform's share, so that a later
+-- refund or dispute of its charge reverses the right amounts.
+CREATE TABLE subscription_invoices (
+    id                 text PRIMARY KEY,  -- the processor's invoice id
+    subscription_id    bigint NOT NULL REFERENCES subscriptions (id) ON DELETE RESTRICT,
+    creator_id         bigint NOT NULL REFERENCES users (id) ON DELETE RESTRICT,
+    charge_ref         text UNIQUE,
+    amount_minor       bigint NOT NULL CHECK (amount_minor > 0),
+    platform_fee_minor bigint NOT NULL CHECK (platform_fee_minor >= 0
+                                              AND platform_fee_minor <= amount_minor),
+    currency           text NOT NULL CHECK (currency ~ '^[a-z]{3}$'),
+    refunded_minor     bigint NOT NULL DEFAULT 0
+                           CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor),
+    period_start       timestamptz,
+    period_end         timestamptz,
+    created_at         timestamptz NOT NULL DEFAULT now()
+);
+
+-- Disputes (chargebacks) of a tip's or an invoice's charge, as the processor reports them.
+CREATE TABLE disputes (
+    id           text PRIMARY KEY,  -- the processor's dispute id
+    charge_ref   text NOT NULL,
+    amount_minor bigint NOT NULL CHECK (amount_minor > 0),
+    currency     text NOT NULL CHECK (currency ~ '^[a-z]{3}$'),
+    status       text NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
 
 -- Payouts of a creator's earnings: in transit until paid, or failed (money back to them).
 CREATE TABLE payouts (

@@ -1,0 +1,46 @@
+"""The circuit breaker opens after consecutive failures, allows one trial, and closes."""
+
+from __future__ import annotations
+
+from livecore.tips.breaker import CircuitBreaker, State
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_opens_after_consecutive_failures_and_recovers_through_one_trial() -> None:
+    clock = Clock()
+    changes: list[State] = []
+    breaker = CircuitBreaker(3, 10.0, clock, changes.append)
+    for _ in range(2):
+        assert breaker.allow()
+        breaker.failed()
+    breaker.succeeded()  # a success resets the count: failures must be consecutive
+    for _ in range(3):
+        assert breaker.allow()
+        breaker.failed()
+    assert breaker.state == "open" and not breaker.allow()
+    clock.now = 10.0
+    assert breaker.state == "half_open"
+    assert breaker.allow()
+    assert not breaker.allow()  # one trial at a time
+    breaker.succeeded()
+    assert breaker.state == "closed" and breaker.allow()
+    assert changes == ["open", "closed"]
+
+
+def test_a_failed_trial_opens_the_circuit_again() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(1, 5.0, clock)
+    breaker.failed()
+    clock.now = 5.0
+    assert breaker.allow()
+    breaker.failed()
+    assert breaker.state == "open"
+    clock.now = 9.9
+    assert not breaker.allow()
