@@ -62,6 +62,7 @@ from livecore.signaling import routes as signaling_routes
 from livecore.store import Database, apply_migrations
 from livecore.store.broadcasts import Broadcasts, MediaInfo
 from livecore.store.chat import ChatStore
+from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Ledger
 from livecore.store.streams import Stream
 from livecore.store.tips import Tips
@@ -71,8 +72,10 @@ from livecore.streams.live import BroadcastLog, StateChange
 from livecore.streams.playback import PlaybackRefused
 from livecore.streams.retention import Retention
 from livecore.tips import routes as tip_routes
-from livecore.tips.providers import TestProvider
+from livecore.tips.breaker import CircuitBreaker
+from livecore.tips.providers import PaymentProvider, TestProvider
 from livecore.tips.service import TipService
+from livecore.tips.stripe_gateway import StripeGateway, StripeProvider
 from livecore.web import routes as web_routes
 from livecore.workers import WorkerPool
 
@@ -248,11 +251,25 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     auth = app[AUTH]
     ledger = Ledger(app[DB])
+    creators = CreatorSettings(app[DB])
+    # Stripe when a secret key is configured; else the built-in test provider (test mode).
+    gateway = StripeGateway(config.stripe) if config.stripe.secret_key else None
+    provider: PaymentProvider = StripeProvider(gateway) if gateway else TestProvider()
+    breaker = CircuitBreaker(config.stripe.breaker_failures, config.stripe.breaker_reset_s)
+    chat_store = ChatStore(app[DB])
+
+    async def blocked(stream_id: int, user_id: int) -> bool:
+        bans = await chat_store.active_bans(stream_id)
+        return any(ban.user_id == user_id and ban.until is None for ban in bans)
+
     app[tip_routes.TIPS] = TipService(
-        Tips(app[DB]), auth.users, ledger, app[BUS], config.tips, TestProvider(),
+        app[DB], Tips(app[DB]), auth.users, ledger, app[BUS], config.tips, provider,
+        creator_settings=creators, breaker=breaker, blocked=blocked,
         screen=app[chat_routes.CHAT].service.screen,
     )  # fmt: skip
     yield
+    if gateway is not None:
+        await gateway.close()
 
 
 async def _close_chat_sockets(app: web.Application) -> None:

@@ -44,6 +44,12 @@ class Unauthorized(ApiError):
     status, code = 401, "unauthorized"
 
 
+class PaymentRequired(ApiError):
+    """402: the payment itself was refused (a card decline)."""
+
+    status, code = 402, "payment_declined"
+
+
 class Forbidden(ApiError):
     status, code = 403, "forbidden"
 

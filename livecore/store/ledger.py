@@ -53,12 +53,19 @@ class Ledger:
         # Accounts are never deleted or renumbered: their ids are cached for good.
         self._ids: dict[tuple[AccountKind, str, int | None], int] = {}
 
-    async def account(self, kind: AccountKind, currency: str, owner_id: int | None = None) -> int:
-        """The id of an account, made on first use."""
+    async def account(
+        self,
+        kind: AccountKind,
+        currency: str,
+        owner_id: int | None = None,
+        conn: Connection | None = None,
+    ) -> int:
+        """The id of an account, made on first use (inside the caller's transaction with
+        `conn`: a caller holding a connection must not wait for a second one)."""
         key = (kind, currency, owner_id)
         if (known := self._ids.get(key)) is not None:
             return known
-        row_id = await self._db.pool.fetchval(
+        row_id = await (conn or self._db.pool).fetchval(
             "INSERT INTO ledger_accounts (kind, owner_id, currency) VALUES ($1, $2, $3)"
             # A no-op update, so that RETURNING yields the existing row's id too.
             " ON CONFLICT (kind, coalesce(owner_id, 0), currency)"
@@ -67,7 +74,9 @@ class Ledger:
             owner_id,
             currency,
         )
-        self._ids[key] = int(row_id)
+        if conn is None:
+            # Made in a caller's transaction, it may yet roll back: cache only committed ids.
+            self._ids[key] = int(row_id)
         return int(row_id)
 
     async def post(

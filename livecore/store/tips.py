@@ -8,14 +8,15 @@ from typing import Literal
 
 import asyncpg
 
-from livecore.store.db import Database
+from livecore.store.db import Connection, Database
 
-TipStatus = Literal["pending", "succeeded", "failed", "refunded"]
+TipStatus = Literal["pending", "succeeded", "failed", "refunded", "disputed"]
 Provider = Literal["test", "stripe", "manual"]
 
 _COLUMNS = (
     "id, stream_id, viewer_id, creator_id, amount_minor, currency, message, provider,"
-    " provider_ref, idempotency_key, status, created_at"
+    " provider_ref, idempotency_key, status, created_at, platform_fee_minor, charge_ref,"
+    " refunded_minor, failure"
 )
 
 
@@ -33,6 +34,10 @@ class Tip:
     idempotency_key: str
     status: TipStatus
     created_at: datetime
+    platform_fee_minor: int
+    charge_ref: str | None
+    refunded_minor: int
+    failure: str | None
 
 
 def _tip(row: asyncpg.Record) -> Tip:
@@ -46,14 +51,16 @@ class Tips:
     async def create(
         self, stream_id: int, viewer_id: int, creator_id: int, amount_minor: int,
         currency: str, message: str, provider: Provider, idempotency_key: str,
+        platform_fee_minor: int = 0,
     ) -> tuple[Tip, bool]:  # fmt: skip
         """The tip for this (viewer, key): (tip, True) when made now, (existing, False) else."""
         row = await self._db.pool.fetchrow(
             f"INSERT INTO tips (stream_id, viewer_id, creator_id, amount_minor, currency,"
-            f" message, provider, idempotency_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            f" message, provider, idempotency_key, platform_fee_minor)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
             f" ON CONFLICT (viewer_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
             stream_id, viewer_id, creator_id, amount_minor, currency, message, provider,
-            idempotency_key,
+            idempotency_key, platform_fee_minor,
         )  # fmt: skip
         if row is not None:
             return _tip(row), True
@@ -65,15 +72,85 @@ class Tips:
         assert existing is not None
         return _tip(existing), False
 
-    async def settle(self, tip_id: int, provider_ref: str) -> Tip | None:
-        """Mark a pending tip succeeded; None when it was settled (or failed) already."""
+    async def settle(
+        self, tip_id: int, provider_ref: str, charge_ref: str | None = None,
+        conn: Connection | None = None,
+    ) -> Tip | None:  # fmt: skip
+        """Mark a tip succeeded; None when it was settled already.
+
+        A failed tip may still succeed: a viewer can retry a declined card on the same payment,
+        and a late failure event never undoes a success (see `fail`).
+        """
+        row = await (conn or self._db.pool).fetchrow(
+            f"UPDATE tips SET status = 'succeeded', provider_ref = $2,"
+            f" charge_ref = coalesce($3, charge_ref), failure = NULL, updated_at = now()"
+            f" WHERE id = $1 AND status IN ('pending', 'failed') RETURNING {_COLUMNS}",
+            tip_id,
+            provider_ref,
+            charge_ref,
+        )
+        return _tip(row) if row else None
+
+    async def fail(self, tip_id: int, reason: str) -> Tip | None:
+        """Mark a pending tip failed with the reason; None when it is not pending."""
         row = await self._db.pool.fetchrow(
-            f"UPDATE tips SET status = 'succeeded', provider_ref = $2, updated_at = now()"
+            f"UPDATE tips SET status = 'failed', failure = $2, updated_at = now()"
             f" WHERE id = $1 AND status = 'pending' RETURNING {_COLUMNS}",
+            tip_id,
+            reason[:500],
+        )
+        return _tip(row) if row else None
+
+    async def attach(self, tip_id: int, provider_ref: str) -> None:
+        """Remember the processor's payment for a pending tip (its webhooks name it)."""
+        await self._db.pool.execute(
+            "UPDATE tips SET provider_ref = $2, updated_at = now()"
+            " WHERE id = $1 AND provider_ref IS NULL",
             tip_id,
             provider_ref,
         )
+
+    async def to_lane(self, tip_id: int, provider: Provider) -> Tip | None:
+        """Move a pending tip that never reached its processor to another lane."""
+        row = await self._db.pool.fetchrow(
+            f"UPDATE tips SET provider = $2, updated_at = now()"
+            f" WHERE id = $1 AND status = 'pending' AND provider_ref IS NULL RETURNING {_COLUMNS}",
+            tip_id,
+            provider,
+        )
         return _tip(row) if row else None
+
+    async def by_provider_ref(self, provider_ref: str) -> Tip | None:
+        row = await self._db.pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM tips WHERE provider_ref = $1", provider_ref
+        )
+        return _tip(row) if row else None
+
+    async def recent_by_viewer(self, viewer_id: int) -> tuple[int, int]:
+        """(tips in the last minute, minor units in the last day) a viewer has sent or is
+        sending; failed tips do not count."""
+        row = await self._db.pool.fetchrow(
+            "SELECT count(*) FILTER (WHERE created_at > now() - interval '1 minute') AS minute,"
+            " coalesce(sum(amount_minor), 0) AS day FROM tips WHERE viewer_id = $1"
+            " AND created_at > now() - interval '1 day' AND status <> 'failed'",
+            viewer_id,
+        )
+        assert row is not None
+        return int(row["minute"]), int(row["day"])
+
+    async def list_for_creator(
+        self, creator_id: int, status: TipStatus | None, provider: Provider | None, limit: int
+    ) -> list[Tip]:
+        rows = await self._db.pool.fetch(
+            f"SELECT {_COLUMNS} FROM tips WHERE creator_id = $1"
+            f" AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR provider = $3)"
+            f" ORDER BY created_at DESC, id DESC LIMIT $4",
+            creator_id,
+            status,
+            provider,
+            limit,
+        )
+        return [_tip(r) for r in rows]
 
     async def get(self, tip_id: int) -> Tip | None:
         row = await self._db.pool.fetchrow(f"SELECT {_COLUMNS} FROM tips WHERE id = $1", tip_id)

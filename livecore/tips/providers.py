@@ -50,9 +50,18 @@ class Payment:
 class PaymentProvider(Protocol):
     name: Provider
     test_mode: bool
+    # What a browser needs to confirm a pending payment with this provider, if anything.
+    publishable_key: str | None
 
-    async def create(self, tip: Tip) -> Payment:
-        """Start charging for `tip`; called once per tip (its id keys any retry)."""
+    async def create(
+        self, tip: Tip, destination: str | None, payment_method: str | None
+    ) -> Payment:
+        """Start charging for `tip` (its platform share goes to the platform, the rest to the
+        creator's connected account `destination` when set). Called again for the same tip
+        only as a retry: the tip's id keys it, so the processor never charges twice.
+
+        Raises PaymentDeclined or ProviderUnavailable.
+        """
         ...
 
 
@@ -61,6 +70,9 @@ class TestProvider:
 
     name: Provider = "test"
     test_mode = True
+    publishable_key: str | None = None
 
-    async def create(self, tip: Tip) -> Payment:
+    async def create(
+        self, tip: Tip, destination: str | None, payment_method: str | None
+    ) -> Payment:
         return Payment("succeeded", f"test_tip_{tip.id}")

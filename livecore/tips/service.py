@@ -1,30 +1,88 @@
-"""Tips: validate, create once per Idempotency-Key, charge through the provider, and when the
-payment succeeds post it to the ledger with the platform's share and tell the room."""
+"""Tips: validate and limit, create once per Idempotency-Key, charge through the processor or
+its fallback lane, and when the payment succeeds post it to the ledger with the platform's
+share and tell the room.
+
+A tip is made in the database before the processor is called, and the processor's
+idempotency key is the tip's id: a retried request, a timeout reconciled by retrying, or a
+webhook arriving before the answer all meet the same one payment.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from livecore.config import TipsConfig
 from livecore.events.bus import EventBus
+from livecore.store.creator_settings import CreatorSettings
+from livecore.store.db import Database
 from livecore.store.ledger import Entry, Ledger
 from livecore.store.streams import Stream
-from livecore.store.tips import Tip, Tips
+from livecore.store.tips import Provider, Tip, Tips, TipStatus
 from livecore.store.users import User, Users
-from livecore.tips.providers import Payment, PaymentProvider
+from livecore.tips.breaker import CircuitBreaker
+from livecore.tips.providers import (
+    Payment,
+    PaymentDeclined,
+    PaymentProvider,
+    ProviderUnavailable,
+)
 
 logger = logging.getLogger(__name__)
 
 # Clears a tip's message for the room (banned terms); wired to chat by app.py.
 MessageScreen = Callable[[int, str], Awaitable[str]]
+# Is this viewer barred from this stream (banned from its chat)? Wired to chat by app.py.
+Blocked = Callable[[int, int], Awaitable[bool]]
+
+Lane = Literal["primary", "fallback"]
+FALLBACK_NOTICE = (
+    "Card payments are unavailable right now. Your tip is recorded as pending and you have "
+    "not been charged; the creator will send you an invoice to settle it."
+)
 
 
 class TipRefused(Exception):
     def __init__(self, fields: dict[str, str]) -> None:
         super().__init__(", ".join(f"{k} {v}" for k, v in fields.items()))
         self.fields = fields
+
+
+class TipLimited(Exception):
+    """A velocity limit: the viewer may try again later."""
+
+    def __init__(self, reason: str, retry_after_s: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+class TipForbidden(Exception):
+    """This viewer may not tip this stream (banned from it)."""
+
+
+class TipDeclined(Exception):
+    def __init__(self, tip: Tip, reason: str, code: str) -> None:
+        super().__init__(reason)
+        self.tip = tip
+        self.reason = reason
+        self.code = code
+
+
+class TipUnconfirmed(Exception):
+    """The processor may or may not have taken the payment; retrying with the same
+    Idempotency-Key finds out and never charges twice."""
+
+    def __init__(self, tip: Tip) -> None:
+        super().__init__(f"tip {tip.id}: outcome unknown")
+        self.tip = tip
+
+
+class TipsUnavailable(Exception):
+    """The processor is down and no fallback lane is configured."""
 
 
 class IdempotencyMismatch(Exception):
@@ -34,8 +92,11 @@ class IdempotencyMismatch(Exception):
 @dataclass(frozen=True, slots=True)
 class TipResult:
     tip: Tip
-    payment: Payment | None  # None: an earlier request with the same key made this tip
+    payment: Payment | None  # None: no processor call (a settled retry, or the fallback lane)
     test_mode: bool
+    lane: Lane = "primary"
+    publishable_key: str | None = None
+    created: bool = True
 
 
 def split(amount_minor: int, fee_bps: int) -> tuple[int, int]:
@@ -47,39 +108,48 @@ def split(amount_minor: int, fee_bps: int) -> tuple[int, int]:
 class TipService:
     def __init__(
         self,
+        db: Database,
         tips: Tips,
         users: Users,
         ledger: Ledger,
         bus: EventBus,
         settings: TipsConfig,
         provider: PaymentProvider,
+        *,
+        creator_settings: CreatorSettings,
+        breaker: CircuitBreaker | None = None,
         screen: MessageScreen | None = None,
+        blocked: Blocked | None = None,
     ) -> None:
+        self._db = db
         self._tips = tips
         self._users = users
         self._ledger = ledger
         self._bus = bus
         self._settings = settings
         self._provider = provider
+        self._creators = creator_settings
+        self._breaker = breaker
         self._screen = screen
+        self._blocked = blocked
+
+    @property
+    def test_mode(self) -> bool:
+        return self._provider.test_mode
 
     async def send(
         self, viewer: User, stream: Stream, amount_minor: int, currency: str, message: str,
-        idempotency_key: str,
+        idempotency_key: str, payment_method: str | None = None,
     ) -> TipResult:  # fmt: skip
-        problems = {}
-        s = self._settings
-        if not s.min_tip_minor <= amount_minor <= s.max_tip_minor:
-            problems["amount_minor"] = f"must be between {s.min_tip_minor} and {s.max_tip_minor}"
-        if currency not in s.currencies:
-            problems["currency"] = "must be one of " + ", ".join(s.currencies)
-        if viewer.id == stream.owner_id:
-            problems["stream"] = "you cannot tip your own stream"
-        if problems:
-            raise TipRefused(problems)
+        await self._check(viewer, stream, amount_minor, currency)
+        creator = await self._creators.get(stream.owner_id)
+        bps = self._settings.platform_fee_bps
+        if creator.platform_fee_bps is not None:
+            bps = creator.platform_fee_bps
+        _, fee = split(amount_minor, bps)
         tip, created = await self._tips.create(
             stream.id, viewer.id, stream.owner_id, amount_minor, currency, message,
-            self._provider.name, idempotency_key,
+            self._provider.name, idempotency_key, fee,
         )  # fmt: skip
         if not created:
             same = (tip.stream_id, tip.amount_minor, tip.currency, tip.message) == (
@@ -87,45 +157,166 @@ class TipService:
             )  # fmt: skip
             if not same:
                 raise IdempotencyMismatch(idempotency_key)
-            # A retry: the first request charged (or is charging); never charge again.
-            return TipResult(tip, None, self._provider.test_mode)
-        payment = await self._provider.create(tip)
+            if tip.status != "pending" or tip.provider != self._provider.name:
+                # Settled, failed, or moved to the fallback lane: answer what happened.
+                lane: Lane = "fallback" if tip.provider == "manual" else "primary"
+                return TipResult(tip, None, self.test_mode, lane, created=False)
+            # Pending with the processor: asking again with the same key is safe (the
+            # processor answers with the same payment), and gives the browser what it needs.
+        return await self._charge(tip, creator.stripe_account_id, payment_method, created)
+
+    async def _check(self, viewer: User, stream: Stream, amount: int, currency: str) -> None:
+        problems = {}
+        s = self._settings
+        if not s.min_tip_minor <= amount <= s.max_tip_minor:
+            problems["amount_minor"] = f"must be between {s.min_tip_minor} and {s.max_tip_minor}"
+        young = datetime.now(UTC) - viewer.created_at < timedelta(hours=s.new_account_hours)
+        if young and amount > s.new_account_max_tip_minor:
+            problems["amount_minor"] = (
+                f"accounts younger than {s.new_account_hours:g} hours may tip at most "
+                f"{s.new_account_max_tip_minor}"
+            )
+        if currency not in s.currencies:
+            problems["currency"] = "must be one of " + ", ".join(s.currencies)
+        if viewer.id == stream.owner_id:
+            problems["stream"] = "you cannot tip your own stream"
+        if problems:
+            raise TipRefused(problems)
+        if self._blocked is not None and await self._blocked(stream.id, viewer.id):
+            raise TipForbidden("you are banned from this stream")
+        per_minute, per_day = await self._tips.recent_by_viewer(viewer.id)
+        if per_minute >= s.viewer_tips_per_minute:
+            raise TipLimited(f"at most {s.viewer_tips_per_minute} tips a minute", 60)
+        if per_day + amount > s.viewer_daily_minor:
+            raise TipLimited(f"at most {s.viewer_daily_minor} in tips a day", 3600)
+
+    async def _charge(
+        self, tip: Tip, destination: str | None, payment_method: str | None, created: bool
+    ) -> TipResult:
+        breaker = self._breaker
+        if breaker is not None and not breaker.allow():
+            return await self._fallback(tip, "circuit open")
+        try:
+            payment = await self._create(tip, destination, payment_method)
+        except PaymentDeclined as exc:
+            # A decline is the card's answer, not an outage: it never falls back.
+            if breaker is not None:
+                breaker.succeeded()
+            failed = await self._tips.fail(tip.id, exc.reason) or tip
+            raise TipDeclined(failed, exc.reason, exc.code) from None
+        except ProviderUnavailable as exc:
+            if breaker is not None:
+                breaker.failed()
+            if exc.unknown:
+                # It may have reached the processor: never move it elsewhere. A retry with
+                # the same Idempotency-Key (or the processor's webhook) settles it.
+                logger.warning("tip %d: outcome unknown (%s)", tip.id, exc.reason)
+                raise TipUnconfirmed(tip) from None
+            return await self._fallback(tip, exc.reason)
+        if breaker is not None:
+            breaker.succeeded()
         if payment.status == "succeeded":
             tip = await self.settle(tip.id, payment.provider_ref) or tip
-        return TipResult(tip, payment, self._provider.test_mode)
+        elif payment.status == "failed":
+            tip = await self._tips.fail(tip.id, "payment canceled") or tip
+        else:
+            await self._tips.attach(tip.id, payment.provider_ref)
+        return TipResult(
+            tip, payment, self.test_mode, "primary", self._provider.publishable_key, created
+        )
 
-    async def settle(self, tip_id: int, provider_ref: str) -> Tip | None:
+    async def _create(
+        self, tip: Tip, destination: str | None, payment_method: str | None
+    ) -> Payment:
+        try:
+            return await self._provider.create(tip, destination, payment_method)
+        except ProviderUnavailable as exc:
+            if not exc.unknown:
+                raise
+        # Reconcile a possibly applied request at once: the same idempotency key returns
+        # the payment if the first call made one, and makes it once if not.
+        logger.info("tip %d: reconciling after an unknown outcome", tip.id)
+        return await self._provider.create(tip, destination, payment_method)
+
+    async def _fallback(self, tip: Tip, reason: str) -> TipResult:
+        if self._settings.fallback == "none":
+            raise TipsUnavailable(reason)
+        moved = await self._tips.to_lane(tip.id, "manual")
+        if moved is None:
+            # It reached the processor meanwhile (another request for the same key).
+            current = await self._tips.get(tip.id)
+            return TipResult(current or tip, None, self.test_mode, created=False)
+        logger.warning("tip %d sent to the fallback lane: %s", tip.id, reason)
+        return TipResult(moved, None, self.test_mode, "fallback")
+
+    async def settle(
+        self, tip_id: int, provider_ref: str, charge_ref: str | None = None
+    ) -> Tip | None:
         """Record a successful payment: ledger posting and room event, each exactly once.
 
-        Safe to repeat (a webhook delivered twice, a retry after a crash): the ledger posts
-        the tip's reference once, and only the call that flips the tip publishes its event.
+        Safe to repeat (a webhook delivered twice, a retry after a crash): the tip flips and
+        its posting is made in one database transaction, and only the call that flipped it
+        publishes the room event.
         """
-        tip = await self._tips.get(tip_id)
-        if tip is None:
+        found = await self._tips.get(tip_id)
+        if found is None or found.status not in ("pending", "failed"):
             return None
-        creator_share, platform_share = split(tip.amount_minor, self._settings.platform_fee_bps)
-        clearing = await self._ledger.account("processor_clearing", tip.currency)
-        creator = await self._ledger.account("creator", tip.currency, tip.creator_id)
-        entries = [Entry(clearing, tip.amount_minor, tip.currency),
-                   Entry(creator, -creator_share, tip.currency)]  # fmt: skip
-        if platform_share:
-            revenue = await self._ledger.account("platform_revenue", tip.currency)
-            entries.append(Entry(revenue, -platform_share, tip.currency))
-        await self._ledger.post(f"tip:{tip.id}", "tip", entries)
-        settled = await self._tips.settle(tip.id, provider_ref)
-        if settled is None:
-            return None
+        currency = found.currency
+        # Account ids first (cached after their first use): the transaction below then
+        # holds its connection only for the flip and the posting.
+        clearing = await self._ledger.account("processor_clearing", currency)
+        creator = await self._ledger.account("creator", currency, found.creator_id)
+        revenue = await self._ledger.account("platform_revenue", currency)
+        async with self._db.transaction() as conn:
+            tip = await self._tips.settle(tip_id, provider_ref, charge_ref, conn=conn)
+            if tip is None:
+                return None
+            fee = tip.platform_fee_minor
+            if tip.provider == "manual":
+                # The viewer paid the creator directly: the creator owes the platform's share.
+                kind, entries = "tip_manual", [Entry(creator, fee, currency)]
+            else:
+                kind = "tip"
+                entries = [Entry(clearing, tip.amount_minor, currency),
+                           Entry(creator, fee - tip.amount_minor, currency)]  # fmt: skip
+            entries.append(Entry(revenue, -fee, currency))
+            entries = [e for e in entries if e.amount_minor]  # a zero share has no entry
+            if len(entries) > 1:
+                await self._ledger.post(f"tip:{tip.id}", kind, entries, conn=conn)
+        await self._announce(tip)
+        logger.info("tip %d settled: %d %s", tip.id, tip.amount_minor, tip.currency)
+        return tip
+
+    async def _announce(self, tip: Tip) -> None:
         message = await self._screen(tip.stream_id, tip.message) if self._screen else tip.message
         viewer = await self._users.get(tip.viewer_id)
         await self._bus.publish(
             tip.stream_id,
             "tip",
             {"tip_id": tip.id, "amount_minor": tip.amount_minor, "currency": tip.currency,
-             "message": message,
+             "message": message, "test_mode": tip.provider == "test",
              "user": {"id": tip.viewer_id, "name": viewer.display_name if viewer else ""}},
         )  # fmt: skip
-        logger.info("tip %d settled: %d %s", tip.id, tip.amount_minor, tip.currency)
-        return settled
+
+    async def fail(self, tip_id: int, reason: str) -> Tip | None:
+        return await self._tips.fail(tip_id, reason)
+
+    async def by_payment(self, provider_ref: str) -> Tip | None:
+        return await self._tips.by_provider_ref(provider_ref)
+
+    async def creator_tips(
+        self, creator: User, status: TipStatus | None, provider: Provider | None, limit: int
+    ) -> list[Tip]:
+        return await self._tips.list_for_creator(creator.id, status, provider, limit)
+
+    async def settle_manual(self, creator: User, tip_id: int, paid: bool) -> Tip | None:
+        """The creator says a fallback-lane tip's invoice was paid (or will not be)."""
+        tip = await self._tips.get(tip_id)
+        if tip is None or tip.creator_id != creator.id or tip.provider != "manual":
+            return None
+        if paid:
+            return await self.settle(tip.id, f"manual_{tip.id}") or await self._tips.get(tip.id)
+        return await self._tips.fail(tip.id, "the creator marked the invoice unpaid") or tip
 
     async def owed(self, creator: User) -> dict[str, int]:
         """What the platform owes a creator, by currency (the creator account's credit)."""

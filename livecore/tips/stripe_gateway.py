@@ -1,0 +1,227 @@
+"""Every Stripe API call livecore makes, through the official client, with Stripe's errors
+turned into livecore's: declined, unavailable (with or without a possibly applied effect),
+or refused for good.
+
+The client retries nothing (a retry is the caller's decision, made with the same idempotency
+key); answers come back as plain dicts so the rest of livecore never handles Stripe objects.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import aiohttp
+import stripe
+from stripe.params import PaymentIntentCreateParams, TransferCreateParams
+from stripe.params.checkout import SessionCreateParams, SessionCreateParamsSubscriptionData
+
+from livecore.config import StripeConfig
+from livecore.store.tips import Provider, Tip
+from livecore.tips.providers import (
+    Payment,
+    PaymentDeclined,
+    PayoutFailed,
+    ProviderUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=stripe.StripeObject)
+
+
+class ProcessorRefused(Exception):
+    """Stripe refused the request itself (bad parameters, keys, permissions): not transient."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StripeGateway:
+    def __init__(self, settings: StripeConfig) -> None:
+        self._http = stripe.AIOHTTPClient(timeout=aiohttp.ClientTimeout(total=settings.timeout_s))
+        self._client = stripe.StripeClient(
+            settings.secret_key,
+            base_addresses={"api": settings.api_base.rstrip("/")},
+            http_client=self._http,
+            max_network_retries=0,
+        )
+        self.publishable_key = settings.publishable_key or None
+
+    async def close(self) -> None:
+        await self._http.close_async()  # type: ignore[no-untyped-call]
+
+    async def _call(self, what: str, call: Awaitable[T]) -> dict[str, Any]:
+        try:
+            answer = await call
+        except stripe.CardError as exc:
+            reason = exc.user_message or "card declined"
+            raise PaymentDeclined(reason, exc.code or "card_declined") from None
+        except stripe.RateLimitError:
+            # Stripe refuses a rate-limited request before doing anything.
+            raise ProviderUnavailable(f"{what}: rate limited") from None
+        except stripe.APIConnectionError as exc:
+            # A refused connection never reached Stripe; a timeout or a dropped answer may
+            # have, and the outcome is unknown until reconciled.
+            reached = not isinstance(exc.__cause__, aiohttp.ClientConnectorError)
+            raise ProviderUnavailable(f"{what}: {_cause(exc)}", unknown=reached) from None
+        except stripe.APIError as exc:
+            # 5xx: Stripe may or may not have applied the request.
+            status = exc.http_status
+            raise ProviderUnavailable(f"{what}: Stripe error {status}", unknown=True) from None
+        except stripe.StripeError as exc:
+            logger.warning("Stripe refused %s: %s", what, exc.user_message or exc)
+            raise ProcessorRefused(exc.user_message or str(exc)) from None
+        return answer.to_dict()
+
+    async def payment_intent(
+        self, tip: Tip, destination: str | None, payment_method: str | None
+    ) -> dict[str, Any]:
+        params: PaymentIntentCreateParams = {
+            "amount": tip.amount_minor,
+            "currency": tip.currency,
+            "metadata": {"tip_id": str(tip.id), "stream_id": str(tip.stream_id),
+                         "viewer_id": str(tip.viewer_id), "creator_id": str(tip.creator_id)},
+            "description": f"Tip {tip.id}",
+        }  # fmt: skip
+        if destination is not None:
+            # A destination charge: the creator's account receives it, the platform keeps
+            # its share as the application fee.
+            params["transfer_data"] = {"destination": destination}
+            params["application_fee_amount"] = tip.platform_fee_minor
+        if payment_method is not None:
+            params["payment_method"] = payment_method
+            params["confirm"] = True
+            params["off_session"] = True
+        else:
+            params["automatic_payment_methods"] = {"enabled": True}
+        return await self._call(
+            "create payment",
+            self._client.v1.payment_intents.create_async(
+                params, {"idempotency_key": f"livecore-tip-{tip.id}"}
+            ),
+        )
+
+    async def charge_fee(self, charge_id: str) -> tuple[int, str] | None:
+        """The processing fee Stripe took on a charge, once its balance transaction exists."""
+        charge = await self._call(
+            "read charge",
+            self._client.v1.charges.retrieve_async(charge_id, {"expand": ["balance_transaction"]}),
+        )
+        txn = charge.get("balance_transaction")
+        if not isinstance(txn, dict):
+            return None
+        return int(txn["fee"]), str(txn["currency"])
+
+    async def create_price(self, tier_id: int, name: str, amount_minor: int, currency: str) -> str:
+        price = await self._call(
+            "create price",
+            self._client.v1.prices.create_async(
+                {"unit_amount": amount_minor, "currency": currency,
+                 "recurring": {"interval": "month"}, "product_data": {"name": name},
+                 "metadata": {"tier_id": str(tier_id)}},
+                {"idempotency_key": f"livecore-tier-{tier_id}"},
+            ),
+        )  # fmt: skip
+        return str(price["id"])
+
+    async def checkout(
+        self, *, price_id: str, customer_email: str, metadata: dict[str, str],
+        application_fee_percent: float | None, destination: str | None, success_url: str,
+        cancel_url: str, idempotency_key: str,
+    ) -> tuple[str, str]:  # fmt: skip
+        subscription_data: SessionCreateParamsSubscriptionData = {"metadata": metadata}
+        if destination is not None:
+            subscription_data["transfer_data"] = {"destination": destination}
+            if application_fee_percent is not None:
+                subscription_data["application_fee_percent"] = application_fee_percent
+        params: SessionCreateParams = {
+            "mode": "subscription",
+            "line_items": [{"price": price_id, "quantity": 1}],
+            "customer_email": customer_email,
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "metadata": metadata,
+            "subscription_data": subscription_data,
+        }
+        session = await self._call(
+            "create checkout",
+            self._client.v1.checkout.sessions.create_async(
+                params, {"idempotency_key": idempotency_key}
+            ),
+        )
+        return str(session["id"]), str(session["url"])
+
+    async def set_cancel_at_period_end(self, subscription_ref: str, cancel: bool) -> dict[str, Any]:
+        return await self._call(
+            "update subscription",
+            self._client.v1.subscriptions.update_async(
+                subscription_ref, {"cancel_at_period_end": cancel}
+            ),
+        )
+
+    async def transfer(
+        self, payout_id: int, amount_minor: int, currency: str, destination: str
+    ) -> str:
+        params: TransferCreateParams = {
+            "amount": amount_minor,
+            "currency": currency,
+            "destination": destination,
+            "metadata": {"payout_id": str(payout_id)},
+            "transfer_group": f"payout-{payout_id}",
+        }
+        try:
+            transfer = await self._call(
+                "transfer",
+                self._client.v1.transfers.create_async(
+                    params, {"idempotency_key": f"livecore-payout-{payout_id}"}
+                ),
+            )
+        except ProcessorRefused as exc:
+            raise PayoutFailed(exc.reason) from None
+        return str(transfer["id"])
+
+
+def _cause(exc: stripe.APIConnectionError) -> str:
+    cause = exc.__cause__
+    if isinstance(cause, TimeoutError):
+        return "timed out"
+    return type(cause).__name__ if cause is not None else "connection failed"
+
+
+class StripeProvider:
+    """Tips through Stripe PaymentIntents; the browser confirms with the client secret."""
+
+    name: Provider = "stripe"
+    test_mode = False
+
+    def __init__(self, gateway: StripeGateway) -> None:
+        self._gateway = gateway
+        self.publishable_key: str | None = gateway.publishable_key
+
+    async def create(
+        self, tip: Tip, destination: str | None, payment_method: str | None
+    ) -> Payment:
+        intent = await self._gateway.payment_intent(tip, destination, payment_method)
+        status = intent["status"]
+        if status == "succeeded":
+            return Payment("succeeded", intent["id"])
+        if status == "canceled":
+            return Payment("failed", intent["id"])
+        return Payment("pending", intent["id"], intent.get("client_secret"))
+
+
+class StripeRail:
+    """Payouts as Stripe Connect transfers to the creator's connected account."""
+
+    name = "stripe"
+
+    def __init__(self, gateway: StripeGateway) -> None:
+        self._gateway = gateway
+
+    async def transfer(
+        self, payout_id: int, amount_minor: int, currency: str, destination: str
+    ) -> str:
+        return await self._gateway.transfer(payout_id, amount_minor, currency, destination)
