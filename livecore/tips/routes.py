@@ -4,6 +4,7 @@ and GET /api/v1/me/earnings."""
 from __future__ import annotations
 
 import re
+import typing
 from typing import Any, Final
 
 from aiohttp import web
@@ -21,7 +22,7 @@ from livecore.errors import (
     Unavailable,
 )
 from livecore.jsonbody import invalid_message, read_body
-from livecore.store.tips import Tip
+from livecore.store.tips import Tip, TipStatus
 from livecore.tips.service import (
     FALLBACK_NOTICE,
     IdempotencyMismatch,
@@ -38,6 +39,7 @@ TIPS: Final = web.AppKey("tips", TipService)
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _PAYMENT_METHOD = re.compile(r"^pm_[A-Za-z0-9_]{1,200}$")
 TEST_MODE_NOTICE = "Test mode: no money moves."
+_STATUSES: Final[tuple[TipStatus, ...]] = typing.get_args(TipStatus)
 
 
 def setup(app: web.Application) -> None:
@@ -134,17 +136,15 @@ async def get_my_tips(request: web.Request) -> web.Response:
     """Tips to the logged-in creator, newest first; `?status=pending&lane=fallback` lists the
     invoices waiting to be settled."""
     principal = await require_user(request)
-    status = request.query.get("status")
-    if status not in (None, "pending", "succeeded", "failed", "refunded", "disputed"):
+    raw = request.query.get("status")
+    status = next((s for s in _STATUSES if s == raw), None)
+    if raw is not None and status is None:
         raise Invalid("status is invalid", fields={"status": "is not a tip status"})
     lane = request.query.get("lane")
     if lane not in (None, "fallback"):
         raise Invalid("lane is invalid", fields={"lane": "must be 'fallback'"})
     tips = await request.app[TIPS].creator_tips(
-        principal.user,
-        status,
-        "manual" if lane else None,
-        200,  # type: ignore[arg-type]
+        principal.user, status, "manual" if lane else None, 200
     )
     return web.json_response({"tips": [tip_json(t) for t in tips]})
 
