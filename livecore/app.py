@@ -65,6 +65,7 @@ from livecore.store.chat import ChatStore
 from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Ledger
 from livecore.store.streams import Stream
+from livecore.store.stripe_events import StripeEvents
 from livecore.store.tips import Tips
 from livecore.store.users import User
 from livecore.streams import routes as stream_routes
@@ -72,10 +73,13 @@ from livecore.streams.live import BroadcastLog, StateChange
 from livecore.streams.playback import PlaybackRefused
 from livecore.streams.retention import Retention
 from livecore.tips import routes as tip_routes
+from livecore.tips import webhook_routes
 from livecore.tips.breaker import CircuitBreaker
 from livecore.tips.providers import PaymentProvider, TestProvider
+from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
 from livecore.tips.stripe_gateway import StripeGateway, StripeProvider
+from livecore.tips.webhooks import WebhookHandler
 from livecore.web import routes as web_routes
 from livecore.workers import WorkerPool
 
@@ -133,6 +137,7 @@ def create_app(
     )  # fmt: skip
     vod_routes.setup(app, _recording_resolver(app), gate=stream_routes.hls_gate)
     web_routes.setup(app)
+    webhook_routes.setup(app)
     # Broadcasts end before aiohttp cancels handlers and closes the contexts above.
     app.on_shutdown.extend([_end_broadcasts, _close_chat_sockets])
     return app
@@ -266,6 +271,10 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
         app[DB], Tips(app[DB]), auth.users, ledger, app[BUS], config.tips, provider,
         creator_settings=creators, breaker=breaker, blocked=blocked,
         screen=app[chat_routes.CHAT].service.screen,
+    )  # fmt: skip
+    app[webhook_routes.WEBHOOKS] = WebhookHandler(
+        StripeEvents(app[DB]), app[tip_routes.TIPS], Reversals(app[DB], ledger),
+        gateway.charge_fee if gateway else None,
     )  # fmt: skip
     yield
     if gateway is not None:

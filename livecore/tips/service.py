@@ -298,6 +298,9 @@ class TipService:
              "user": {"id": tip.viewer_id, "name": viewer.display_name if viewer else ""}},
         )  # fmt: skip
 
+    async def get(self, tip_id: int) -> Tip | None:
+        return await self._tips.get(tip_id)
+
     async def fail(self, tip_id: int, reason: str) -> Tip | None:
         return await self._tips.fail(tip_id, reason)
 

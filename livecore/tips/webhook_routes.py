@@ -1,0 +1,44 @@
+"""POST /webhooks/stripe: signed events from Stripe, answered 2xx once applied."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from aiohttp import web
+
+from livecore.appkeys import CONFIG
+from livecore.errors import BadRequest, NotFound, PayloadTooLarge
+from livecore.tips.webhooks import WebhookHandler, WebhookRefused, verify
+
+logger = logging.getLogger(__name__)
+
+WEBHOOKS: Final = web.AppKey("stripe_webhooks", WebhookHandler)
+# Stripe's events are a few KiB; nothing legitimate comes near this.
+MAX_EVENT_BYTES = 512 * 1024
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/webhooks/stripe", post_stripe_webhook)
+
+
+async def post_stripe_webhook(request: web.Request) -> web.Response:
+    settings = request.app[CONFIG].stripe
+    handler = request.app.get(WEBHOOKS)
+    if handler is None or not settings.webhook_secret:
+        raise NotFound("Stripe webhooks are not configured on this server")
+    if request.content_length is not None and request.content_length > MAX_EVENT_BYTES:
+        raise PayloadTooLarge("event too large")
+    payload = await request.read()
+    if len(payload) > MAX_EVENT_BYTES:
+        raise PayloadTooLarge("event too large")
+    try:
+        event = verify(
+            payload, request.headers.get("Stripe-Signature", ""), settings.webhook_secret,
+            settings.webhook_tolerance_s,
+        )  # fmt: skip
+    except WebhookRefused as exc:
+        logger.warning("Stripe webhook refused: %s", exc)
+        raise BadRequest(f"webhook refused: {exc}") from None
+    outcome = await handler.handle(event)
+    return web.json_response({"received": True, "outcome": outcome})

@@ -1,0 +1,197 @@
+"""Stripe webhooks: verify the signature, apply each event once, act on the object's state.
+
+Stripe delivers at least once and in any order. Each event id is recorded and marked done
+only after its effects are committed, so a redelivery after a failure runs it again while a
+duplicate of a finished event changes nothing. The handlers themselves are idempotent (every
+ledger posting has an external reference) and compare states rather than trusting order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal, Protocol
+
+import stripe
+
+from livecore.store.stripe_events import StripeEvents
+from livecore.tips.reversals import Reversals
+from livecore.tips.service import TipService
+
+logger = logging.getLogger(__name__)
+
+Outcome = Literal["processed", "duplicate", "ignored"]
+# The processing fee Stripe took on a charge (fee, currency), or None when not known yet.
+FeeLookup = Callable[[str], Awaitable[tuple[int, str] | None]]
+
+
+class WebhookRefused(Exception):
+    """Not a genuine, fresh Stripe event: answered 400 and nothing changes."""
+
+
+class SubscriptionEvents(Protocol):
+    async def apply_subscription(self, obj: dict[str, Any], event_created: int) -> None: ...
+    async def apply_invoice_paid(self, invoice: dict[str, Any], event_created: int) -> None: ...
+    async def apply_invoice_failed(self, invoice: dict[str, Any], event_created: int) -> None: ...
+
+
+def verify(payload: bytes, header: str, secret: str, tolerance_s: int) -> dict[str, Any]:
+    """The event in a signed payload, or WebhookRefused.
+
+    Stripe's library checks the HMAC and that the timestamp is not older than the tolerance;
+    a timestamp from the future is checked here (the library accepts it).
+    """
+    try:
+        stripe.WebhookSignature.verify_header(payload, header, secret, tolerance_s)
+    except stripe.SignatureVerificationError as exc:
+        raise WebhookRefused(str(exc).split(". ")[0]) from None
+    timestamp = _timestamp(header)
+    if timestamp is None or timestamp > time.time() + tolerance_s:
+        raise WebhookRefused("timestamp outside the tolerance zone")
+    try:
+        event = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise WebhookRefused("payload is not JSON") from None
+    if not (
+        isinstance(event, dict) and isinstance(event.get("id"), str)
+        and isinstance(event.get("type"), str) and isinstance(event.get("data"), dict)
+        and isinstance(event["data"].get("object"), dict)
+    ):  # fmt: skip
+        raise WebhookRefused("payload is not a Stripe event")
+    return event
+
+
+def _timestamp(header: str) -> int | None:
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t" and value.isdigit():
+            return int(value)
+    return None
+
+
+class WebhookHandler:
+    def __init__(
+        self,
+        events: StripeEvents,
+        tips: TipService,
+        reversals: Reversals,
+        fee_lookup: FeeLookup | None,
+        subscriptions: SubscriptionEvents | None = None,
+    ) -> None:
+        self._events = events
+        self._tips = tips
+        self._reversals = reversals
+        self._fee_lookup = fee_lookup
+        self._subscriptions = subscriptions
+        self._handlers: Mapping[str, Callable[[dict[str, Any], int], Awaitable[bool]]] = {
+            "payment_intent.succeeded": self._payment_succeeded,
+            "payment_intent.payment_failed": self._payment_failed,
+            "payment_intent.canceled": self._payment_failed,
+            "charge.refunded": self._charge_refunded,
+            "charge.dispute.created": self._dispute,
+            "charge.dispute.updated": self._dispute,
+            "charge.dispute.closed": self._dispute,
+            "customer.subscription.created": self._subscription,
+            "customer.subscription.updated": self._subscription,
+            "customer.subscription.deleted": self._subscription,
+            "invoice.paid": self._invoice_paid,
+            "invoice.payment_failed": self._invoice_failed,
+        }
+
+    async def handle(self, event: dict[str, Any]) -> Outcome:
+        handler = self._handlers.get(event["type"])
+        if handler is None:
+            return "ignored"  # acknowledged: Stripe stops sending it
+        if not await self._events.begin(event["id"], event["type"]):
+            return "duplicate"
+        created = int(event.get("created") or 0)
+        applied = await handler(event["data"]["object"], created)
+        await self._events.done(event["id"])
+        return "processed" if applied else "ignored"
+
+    async def _payment_succeeded(self, intent: dict[str, Any], created: int) -> bool:
+        tip_id = _tip_id(intent)
+        if tip_id is None:
+            return False  # not a tip (e.g. an invoice's payment)
+        tip = await self._tips.get(tip_id)
+        if tip is None or (intent.get("amount"), intent.get("currency")) != (
+            tip.amount_minor, tip.currency,
+        ):  # fmt: skip
+            logger.error("payment %s does not match tip %s: ignored", intent.get("id"), tip_id)
+            return False
+        charge = intent.get("latest_charge")
+        charge_ref = charge if isinstance(charge, str) else None
+        await self._tips.settle(tip_id, str(intent["id"]), charge_ref)
+        if charge_ref is not None:
+            await self._record_fee(charge_ref)
+        return True
+
+    async def _payment_failed(self, intent: dict[str, Any], created: int) -> bool:
+        tip_id = _tip_id(intent)
+        if tip_id is None:
+            return False
+        error = intent.get("last_payment_error") or {}
+        reason = str(error.get("message") or intent.get("cancellation_reason") or "failed")
+        # Only a pending tip fails: a late failure never undoes a success.
+        return await self._tips.fail(tip_id, reason) is not None
+
+    async def _charge_refunded(self, charge: dict[str, Any], created: int) -> bool:
+        refunded = await self._reversals.refund(
+            str(charge["id"]), _ref(charge.get("payment_intent")),
+            int(charge.get("amount_refunded") or 0),
+        )  # fmt: skip
+        return refunded > 0
+
+    async def _dispute(self, dispute: dict[str, Any], created: int) -> bool:
+        charge_ref = _ref(dispute.get("charge"))
+        if charge_ref is None:
+            return False
+        await self._reversals.dispute(
+            str(dispute["id"]), charge_ref, _ref(dispute.get("payment_intent")),
+            int(dispute["amount"]), str(dispute["currency"]), str(dispute.get("status", "")),
+        )  # fmt: skip
+        return True
+
+    async def _subscription(self, obj: dict[str, Any], created: int) -> bool:
+        if self._subscriptions is None:
+            return False
+        await self._subscriptions.apply_subscription(obj, created)
+        return True
+
+    async def _invoice_paid(self, invoice: dict[str, Any], created: int) -> bool:
+        if self._subscriptions is None:
+            return False
+        await self._subscriptions.apply_invoice_paid(invoice, created)
+        charge_ref = _ref(invoice.get("charge"))
+        if charge_ref is not None:
+            await self._record_fee(charge_ref)
+        return True
+
+    async def _invoice_failed(self, invoice: dict[str, Any], created: int) -> bool:
+        if self._subscriptions is None:
+            return False
+        await self._subscriptions.apply_invoice_failed(invoice, created)
+        return True
+
+    async def _record_fee(self, charge_ref: str) -> None:
+        # A failure here fails the event: Stripe redelivers it, and the settled payment
+        # is not posted twice while the fee gets its second chance.
+        if self._fee_lookup is None:
+            return
+        found = await self._fee_lookup(charge_ref)
+        if found is not None:
+            await self._reversals.fee(charge_ref, *found)
+
+
+def _tip_id(intent: dict[str, Any]) -> int | None:
+    value = (intent.get("metadata") or {}).get("tip_id")
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def _ref(value: Any) -> str | None:
+    """An expandable Stripe field: an id, or the object with its id."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) else None
