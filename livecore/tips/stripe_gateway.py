@@ -41,7 +41,12 @@ class ProcessorRefused(Exception):
 
 class StripeGateway:
     def __init__(self, settings: StripeConfig) -> None:
-        self._http = stripe.AIOHTTPClient(timeout=aiohttp.ClientTimeout(total=settings.timeout_s))
+        timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
+        # livecore's own session (made inside the running loop) rather than the library's,
+        # which would load a CA bundle file on the event loop; aiohttp verifies TLS with the
+        # system's trust store.
+        self._session = aiohttp.ClientSession(timeout=timeout)
+        self._http = stripe.AIOHTTPClient(timeout=timeout, session=self._session)
         self._client = stripe.StripeClient(
             settings.secret_key,
             base_addresses={"api": settings.api_base.rstrip("/")},
@@ -51,7 +56,7 @@ class StripeGateway:
         self.publishable_key = settings.publishable_key or None
 
     async def close(self) -> None:
-        await self._http.close_async()  # type: ignore[no-untyped-call]
+        await self._session.close()
 
     async def _call(self, what: str, call: Awaitable[T]) -> dict[str, Any]:
         try:
