@@ -102,6 +102,15 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("slug")
     rotate.add_argument("--json", action="store_true")
     rotate.set_defaults(handler=_stream_rotate)
+
+    ledger = sub.add_parser("ledger", help="the money ledger").add_subparsers(
+        dest="ledger_command", required=True
+    )
+    check = ledger.add_parser(
+        "check", help="prove the ledger's invariants from its entries (exit 1 when broken)"
+    )
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(handler=_ledger_check)
     return parser
 
 
@@ -289,6 +298,36 @@ def _stream_rotate(config: Config, args: argparse.Namespace) -> int:
     else:
         print(f"new stream key for {args.slug} (shown once; the old one no longer works): {key}")
     return 0
+
+
+def _ledger_check(config: Config, args: argparse.Namespace) -> int:
+    from livecore.store import Database, apply_migrations
+    from livecore.store.ledger import Ledger, LedgerCheck
+
+    async def check() -> tuple[LedgerCheck, int, int]:
+        await apply_migrations(dsn)
+        db = await Database.connect(dsn, max_size=1)
+        try:
+            result = await Ledger(db).check()
+            transactions = await db.pool.fetchval("SELECT count(*) FROM ledger_transactions")
+            entries = await db.pool.fetchval("SELECT count(*) FROM ledger_entries")
+            return result, int(transactions), int(entries)
+        finally:
+            await db.close()
+
+    with _database_url(config) as (dsn, _):
+        result, transactions, entries = _run(check())
+    out = {"ok": result.ok, "transactions": transactions, "entries": entries,
+           "unbalanced_transactions": result.unbalanced_transactions,
+           "accounts_off": result.accounts_off}  # fmt: skip
+    if args.json:
+        print(json.dumps(out))
+    else:
+        verdict = "balanced" if result.ok else "BROKEN"
+        print(f"ledger {verdict}: {transactions} transactions, {entries} entries, "
+              f"{result.unbalanced_transactions} unbalanced, {result.accounts_off} accounts "
+              f"whose balance differs from their entries")  # fmt: skip
+    return 0 if result.ok else EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -137,3 +137,13 @@ def test_cli_errors_are_one_line(postgres_dsn: str, tmp_path: Path) -> None:
     )
     assert weak.returncode == 1
     assert "password must be at least" in weak.stderr
+
+
+def test_ledger_check_reports_a_balanced_ledger(postgres_dsn: str, tmp_path: Path) -> None:
+    env = _env(LIVECORE_DATABASE_URL=postgres_dsn, LIVECORE_DATA_DIR=str(tmp_path))
+    checked = _livecore("ledger", "check", "--json", env=env)
+    assert checked.returncode == 0, checked.stderr
+    result = json.loads(checked.stdout)
+    assert result["ok"] is True and result["unbalanced_transactions"] == 0
+    text = _livecore("ledger", "check", env=env)
+    assert text.stdout.startswith("ledger balanced:")
