@@ -41,6 +41,9 @@ class ProcessorRefused(Exception):
 
 class StripeGateway:
     def __init__(self, settings: StripeConfig) -> None:
+        # With telemetry on, the library reads and writes an id file under ~/.config and
+        # probes the platform on the event loop, and reports call timings to Stripe.
+        stripe.enable_telemetry = False
         timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
         # livecore's own session (made inside the running loop) rather than the library's,
         # which would load a CA bundle file on the event loop; aiohttp verifies TLS with the

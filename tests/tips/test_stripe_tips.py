@@ -1,0 +1,341 @@
+"""Tips through Stripe, against a Stripe-shaped server on 127.0.0.1, with webhooks signed as
+Stripe signs them: exactly once, in any order, through outages, and never charged twice."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from livecore.config import Config
+from livecore.store import Database
+from livecore.store.ledger import Ledger
+from tests.chat.conftest import connect
+from tests.conftest import Client, MakeClient, bearer, register
+from tests.stripe_peer import StripePeer, event_body, sign_payload
+from tests.stripe_peer import stripe_peer as stripe_peer  # the fixture
+
+SECRET = "whsec_livecore_test"
+
+
+@pytest.fixture
+async def db(dsn: str) -> AsyncIterator[Database]:
+    database = await Database.connect(dsn, max_size=2)
+    yield database
+    await database.close()
+
+
+def stripe_config(config: Config, peer: StripePeer, **changes: Any) -> Config:
+    stripe = replace(
+        config.stripe, secret_key="sk_test_livecore", webhook_secret=SECRET, api_base=peer.url,
+        publishable_key="pk_test_livecore", timeout_s=1.0, breaker_failures=2,
+        breaker_reset_s=0.5, **changes,
+    )  # fmt: skip
+    return replace(config, stripe=stripe)
+
+
+@pytest.fixture
+async def client(make_client: MakeClient, config: Config, stripe_peer: StripePeer) -> Client:
+    return await make_client(stripe=stripe_config(config, stripe_peer).stripe)
+
+
+async def _setup(client: Client) -> tuple[dict[str, Any], dict[str, Any]]:
+    creator = await register(client, "creator@example.com", creator=True, display_name="Cara")
+    resp = await client.post(
+        "/api/v1/streams", json={"slug": "tipjar"}, headers=bearer(creator["token"])
+    )
+    assert resp.status == 201
+    fan = await register(client, "fan@example.com", display_name="Fan")
+    client.session.cookie_jar.clear()
+    return creator, fan
+
+
+async def _tip(client: Client, token: str, key: str, **body: Any) -> Any:
+    payload = {"amount_minor": 1000, "currency": "usd", **body}
+    headers = bearer(token) | {"Idempotency-Key": key}
+    return await client.post("/api/v1/streams/tipjar/tips", json=payload, headers=headers)
+
+
+async def deliver(
+    client: Client, event: dict[str, Any], *, secret: str = SECRET, at: int | None = None
+) -> Any:
+    body = event_body(event)
+    headers = {
+        "Stripe-Signature": sign_payload(body, secret, at),
+        "Content-Type": "application/json",
+    }
+    return await client.post("/webhooks/stripe", data=body, headers=headers)
+
+
+async def deliver_all(client: Client, events: list[dict[str, Any]]) -> list[str]:
+    outcomes = []
+    for event in events:
+        resp = await deliver(client, event)
+        assert resp.status == 200, await resp.text()
+        outcomes.append((await resp.json())["outcome"])
+    return outcomes
+
+
+def _of(events: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    return next(e for e in events if e["type"] == kind)
+
+
+def _intents(peer: StripePeer) -> list[Any]:
+    return [r for r in peer.requests if r.method == "POST" and r.path == "/v1/payment_intents"]
+
+
+async def _balances(db: Database, creator_id: int) -> dict[str, int]:
+    ledger = Ledger(db)
+    return {
+        "creator": (await ledger.balances("creator", creator_id)).get("usd", 0),
+        "revenue": (await ledger.balances("platform_revenue", None)).get("usd", 0),
+        "clearing": (await ledger.balances("processor_clearing", None)).get("usd", 0),
+        "fees": (await ledger.balances("processor_fees", None)).get("usd", 0),
+        "refunds": (await ledger.balances("refunds", None)).get("usd", 0),
+        "disputes": (await ledger.balances("disputes", None)).get("usd", 0),
+    }
+
+
+async def _paid_tip(
+    client: Client, peer: StripePeer, token: str, key: str = "k1", **body: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    resp = await _tip(client, token, key, **body)
+    assert resp.status == 201, await resp.text()
+    answer = await resp.json()
+    pi_id = answer["client_secret"].split("_secret_")[0]
+    events = peer.succeed_payment_intent(pi_id)
+    assert await deliver_all(client, events) == ["ignored", "processed"]  # charge.succeeded
+    return answer, events
+
+
+async def test_a_tip_is_a_payment_intent_settled_once_by_its_webhook(
+    client: Client, stripe_peer: StripePeer, db: Database
+) -> None:
+    creator, fan = await _setup(client)
+    viewer = await connect(client, "tipjar")
+    try:
+        resp = await _tip(client, fan["token"], "k1", message="hello")
+        assert resp.status == 201
+        answer = await resp.json()
+        assert answer["test_mode"] is False and answer["tip"]["status"] == "pending"
+        assert answer["publishable_key"] == "pk_test_livecore"
+        (call,) = _intents(stripe_peer)
+        assert call.params["amount"] == "1000" and call.params["currency"] == "usd"
+        assert call.params["metadata"]["tip_id"] == str(answer["tip"]["id"])
+        assert call.idempotency_key == f"livecore-tip-{answer['tip']['id']}"
+        assert await _balances(db, creator["user"]["id"]) == dict.fromkeys(
+            ["creator", "revenue", "clearing", "fees", "refunds", "disputes"], 0
+        )
+        pi_id = answer["client_secret"].split("_secret_")[0]
+        events = stripe_peer.succeed_payment_intent(pi_id)
+        succeeded = _of(events, "payment_intent.succeeded")
+        assert await deliver_all(client, [succeeded]) == ["processed"]
+        event = await viewer.wait_for(lambda e: e["type"] == "tip")
+        assert (event["amount_minor"], event["message"]) == (1000, "hello")
+        # A duplicate delivery changes nothing and tells no one.
+        assert await deliver_all(client, [succeeded]) == ["duplicate"]
+    finally:
+        await viewer.close()
+    fee = round(1000 * 0.029) + 30
+    assert await _balances(db, creator["user"]["id"]) == {
+        "creator": -800, "revenue": -200, "clearing": 1000 - fee, "fees": fee,
+        "refunds": 0, "disputes": 0,
+    }  # fmt: skip
+    assert (await Ledger(db).check()).ok
+
+
+async def test_racing_requests_with_one_key_make_one_payment(
+    client: Client, stripe_peer: StripePeer
+) -> None:
+    _, fan = await _setup(client)
+    answers = await asyncio.gather(*(_tip(client, fan["token"], "race") for _ in range(6)))
+    bodies = [await a.json() for a in answers]
+    assert all(a.status in (200, 201) for a in answers), bodies
+    assert len({b["tip"]["id"] for b in bodies}) == 1
+    payments = {r.idempotency_key for r in _intents(stripe_peer)}
+    assert len(payments) == 1
+    assert len(stripe_peer.payment_intents) == 1
+
+
+async def test_forged_stale_and_future_webhooks_are_refused(
+    client: Client, stripe_peer: StripePeer, db: Database
+) -> None:
+    creator, fan = await _setup(client)
+    resp = await _tip(client, fan["token"], "k1")
+    pi_id = (await resp.json())["client_secret"].split("_secret_")[0]
+    succeeded = _of(stripe_peer.succeed_payment_intent(pi_id), "payment_intent.succeeded")
+    now = int(time.time())
+    for refused in (
+        await deliver(client, succeeded, secret="whsec_forged"),
+        await deliver(client, succeeded, at=now - 3600),
+        await deliver(client, succeeded, at=now + 3600),
+    ):
+        assert refused.status == 400
+        assert "webhook refused" in (await refused.json())["error"]["message"]
+    body = event_body(succeeded)
+    tampered = body.replace(b'"amount": 1000', b'"amount": 9000')
+    assert tampered != body
+    resp = await client.post(
+        "/webhooks/stripe", data=tampered,
+        headers={"Stripe-Signature": sign_payload(body, SECRET)},
+    )  # fmt: skip
+    assert resp.status == 400
+    unsigned = await client.post("/webhooks/stripe", data=body)
+    assert unsigned.status == 400
+    assert await _balances(db, creator["user"]["id"]) == dict.fromkeys(
+        ["creator", "revenue", "clearing", "fees", "refunds", "disputes"], 0
+    )
+    unknown = dict(succeeded, id="evt_unknown_type", type="customer.tax_id.created")
+    assert await deliver_all(client, [unknown]) == ["ignored"]
+
+
+async def test_a_late_failure_never_undoes_a_success(
+    client: Client, stripe_peer: StripePeer, db: Database
+) -> None:
+    creator, fan = await _setup(client)
+    resp = await _tip(client, fan["token"], "k1")
+    tip_id = (await resp.json())["tip"]["id"]
+    pi_id = (await resp.json())["client_secret"].split("_secret_")[0]
+    failed = _of(stripe_peer.fail_payment_intent(pi_id), "payment_intent.payment_failed")
+    succeeded = _of(stripe_peer.succeed_payment_intent(pi_id), "payment_intent.succeeded")
+    # Delivered the other way round: success first, then the older failure.
+    assert await deliver_all(client, [succeeded, failed]) == ["processed", "ignored"]
+    tips = await client.get("/api/v1/me/tips", headers=bearer(creator["token"]))
+    (tip,) = (await tips.json())["tips"]
+    assert (tip["id"], tip["status"]) == (tip_id, "succeeded")
+    assert (await _balances(db, creator["user"]["id"]))["creator"] == -800
+
+
+async def test_a_declined_card_fails_the_tip_and_never_falls_back(
+    client: Client, stripe_peer: StripePeer, db: Database
+) -> None:
+    creator, fan = await _setup(client)
+    resp = await _tip(client, fan["token"], "k1", payment_method="pm_card_chargeDeclined")
+    assert resp.status == 402
+    assert "declined" in (await resp.json())["error"]["message"]
+    again = await _tip(client, fan["token"], "k1", payment_method="pm_card_chargeDeclined")
+    assert again.status == 200 and (await again.json())["tip"]["status"] == "failed"
+    assert (await _balances(db, creator["user"]["id"]))["creator"] == 0
+    saved = await _tip(client, fan["token"], "k2", payment_method="pm_card_visa")
+    assert saved.status == 201 and (await saved.json())["tip"]["status"] == "succeeded"
+    assert (await _balances(db, creator["user"]["id"]))["creator"] == -800
+
+
+async def test_a_timeout_is_reconciled_with_the_same_key(
+    client: Client, stripe_peer: StripePeer
+) -> None:
+    _, fan = await _setup(client)
+    # The request reached Stripe but the answer never came: the retry finds that payment.
+    stripe_peer.fail_next("/v1/payment_intents", "timeout_after_commit")
+    resp = await _tip(client, fan["token"], "k1")
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["client_secret"]
+    assert len(stripe_peer.payment_intents) == 1
+
+
+async def test_an_unknown_outcome_is_never_moved_and_a_retry_finds_out(
+    client: Client, stripe_peer: StripePeer
+) -> None:
+    _, fan = await _setup(client)
+    stripe_peer.fail_next("/v1/payment_intents", "timeout", times=2)
+    resp = await _tip(client, fan["token"], "k1")
+    assert resp.status == 503 and resp.headers["Retry-After"]
+    assert "Idempotency-Key" in (await resp.json())["error"]["message"]
+    again = await _tip(client, fan["token"], "k1")
+    assert again.status == 200, await again.text()  # the same tip, now with its payment
+    body = await again.json()
+    assert body["lane"] == "primary" and body["tip"]["status"] == "pending"
+    assert len(stripe_peer.payment_intents) == 1
+
+
+async def test_stripe_down_sends_tips_to_the_fallback_lane_and_back(
+    client: Client, stripe_peer: StripePeer, db: Database
+) -> None:
+    creator, fan = await _setup(client)
+    await stripe_peer.stop_listening()
+    lane = []
+    for n in range(3):
+        resp = await _tip(client, fan["token"], f"down{n}")
+        assert resp.status == 202, await resp.text()
+        body = await resp.json()
+        assert body["lane"] == "fallback" and "not been charged" in body["notice"]
+        lane.append(body["tip"]["id"])
+    # The breaker opened after two refused connections: the third never tried Stripe.
+    await stripe_peer.start_listening()
+    await asyncio.sleep(0.6)  # stripe.breaker_reset_s: one trial call goes through
+    back = await _tip(client, fan["token"], "back")
+    assert back.status == 201 and (await back.json())["lane"] == "primary"
+    assert len(stripe_peer.payment_intents) == 1
+    # A retry of a fallback tip answers the same, and charges nothing.
+    retry = await _tip(client, fan["token"], "down0")
+    assert retry.status == 200 and (await retry.json())["tip"]["id"] == lane[0]
+    # The creator settles one invoice and gives up on another.
+    headers = bearer(creator["token"])
+    pending = await client.get("/api/v1/me/tips?status=pending&lane=fallback", headers=headers)
+    assert sorted(t["id"] for t in (await pending.json())["tips"]) == sorted(lane)
+    paid = await client.post(f"/api/v1/me/tips/{lane[0]}/paid", headers=headers)
+    assert (await paid.json())["tip"]["status"] == "succeeded"
+    unpaid = await client.post(f"/api/v1/me/tips/{lane[1]}/unpaid", headers=headers)
+    assert (await unpaid.json())["tip"]["status"] == "failed"
+    # The viewer paid the creator directly: the creator owes the platform its share.
+    balances = await _balances(db, creator["user"]["id"])
+    assert (balances["creator"], balances["revenue"], balances["clearing"]) == (200, -200, 0)
+    other = await client.post(f"/api/v1/me/tips/{lane[2]}/paid", headers=bearer(fan["token"]))
+    assert other.status == 404
+    assert (await Ledger(db).check()).ok
+
+
+async def test_refunds_post_only_what_the_refunded_total_adds(
+    client: Client, stripe_peer: StripePeer, db: Database
+) -> None:
+    creator, fan = await _setup(client)
+    _, events = await _paid_tip(client, stripe_peer, fan["token"])
+    charge = _of(events, "charge.succeeded")["data"]["object"]["id"]
+    first = _of(stripe_peer.refund(charge, 300), "charge.refunded")
+    second = _of(stripe_peer.refund(charge, 700), "charge.refunded")
+    # The later total first: the earlier, smaller total then adds nothing.
+    assert await deliver_all(client, [second, first]) == ["processed", "ignored"]
+    balances = await _balances(db, creator["user"]["id"])
+    assert (balances["creator"], balances["revenue"], balances["refunds"]) == (0, 0, -1000)
+    tips = await client.get("/api/v1/me/tips", headers=bearer(creator["token"]))
+    (tip,) = (await tips.json())["tips"]
+    assert (tip["status"], tip["refunded_minor"]) == ("refunded", 1000)
+    assert (await Ledger(db).check()).ok
+
+
+async def test_disputes_withdraw_once_and_return_when_won_in_any_order(
+    client: Client, stripe_peer: StripePeer, db: Database
+) -> None:
+    creator, fan = await _setup(client)
+    _, events = await _paid_tip(client, stripe_peer, fan["token"], "k1")
+    charge1 = _of(events, "charge.succeeded")["data"]["object"]["id"]
+    _, events = await _paid_tip(client, stripe_peer, fan["token"], "k2")
+    charge2 = _of(events, "charge.succeeded")["data"]["object"]["id"]
+    assert (await _balances(db, creator["user"]["id"]))["creator"] == -1600
+    won = stripe_peer.dispute(charge1)
+    dispute1 = _of(won, "charge.dispute.created")["data"]["object"]["id"]
+    won += stripe_peer.close_dispute(dispute1, won=True)
+    lost = stripe_peer.dispute(charge2)
+    dispute2 = _of(lost, "charge.dispute.created")["data"]["object"]["id"]
+    lost += stripe_peer.close_dispute(dispute2, won=False)
+    # The lost dispute's closing arrives before its opening; the won one in order.
+    await deliver_all(client, [won[0], lost[1], won[1], lost[0]])
+    balances = await _balances(db, creator["user"]["id"])
+    assert (balances["creator"], balances["disputes"]) == (-800, -1000)
+    tips = await client.get("/api/v1/me/tips", headers=bearer(creator["token"]))
+    statuses = sorted(t["status"] for t in (await tips.json())["tips"])
+    assert statuses == ["disputed", "succeeded"]
+    assert (await Ledger(db).check()).ok
+
+
+async def test_a_tip_to_a_stream_that_ended_is_still_credited(
+    client: Client, stripe_peer: StripePeer, db: Database
+) -> None:
+    # The tip's stream is offline by the time its payment succeeds (nobody publishes here).
+    creator, fan = await _setup(client)
+    await _paid_tip(client, stripe_peer, fan["token"])
+    assert (await _balances(db, creator["user"]["id"]))["creator"] == -800
