@@ -59,8 +59,10 @@ class Reversals:
             return Charged("tips", **dict(row))
         row = await db.fetchrow(
             "SELECT id AS key, creator_id, amount_minor, platform_fee_minor, currency,"
-            " refunded_minor FROM subscription_invoices WHERE charge_ref = $1" + lock,
+            " refunded_minor FROM subscription_invoices WHERE charge_ref = $1"
+            " OR (payment_ref = $2 AND $2 IS NOT NULL)" + lock,
             charge_ref,
+            payment_ref,
         )
         return Charged("subscription_invoices", **dict(row)) if row is not None else None
 

@@ -82,6 +82,10 @@ class StripeGateway:
         except stripe.StripeError as exc:
             logger.warning("Stripe refused %s: %s", what, exc.user_message or exc)
             raise ProcessorRefused(exc.user_message or str(exc)) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # The answer broke off after its headers (the library reads the body outside
+            # its own error handling): the request arrived, its outcome is unknown.
+            raise ProviderUnavailable(f"{what}: {type(exc).__name__}", unknown=True) from None
         return answer.to_dict()
 
     async def payment_intent(
@@ -112,16 +116,22 @@ class StripeGateway:
             ),
         )
 
-    async def charge_fee(self, charge_id: str) -> tuple[int, str] | None:
-        """The processing fee Stripe took on a charge, once its balance transaction exists."""
-        charge = await self._call(
-            "read charge",
-            self._client.v1.charges.retrieve_async(charge_id, {"expand": ["balance_transaction"]}),
+    async def payment_fee(self, payment_ref: str) -> tuple[str, int, str] | None:
+        """(charge id, fee, currency) of a PaymentIntent's charge: the processing fee Stripe
+        took, once its balance transaction exists. Tips and subscription invoices alike."""
+        intent = await self._call(
+            "read payment",
+            self._client.v1.payment_intents.retrieve_async(
+                payment_ref, {"expand": ["latest_charge.balance_transaction"]}
+            ),
         )
+        charge = intent.get("latest_charge")
+        if not isinstance(charge, dict):
+            return None
         txn = charge.get("balance_transaction")
         if not isinstance(txn, dict):
             return None
-        return int(txn["fee"]), str(txn["currency"])
+        return str(charge["id"]), int(txn["fee"]), str(txn["currency"])
 
     async def create_price(self, tier_id: int, name: str, amount_minor: int, currency: str) -> str:
         price = await self._call(

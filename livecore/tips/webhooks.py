@@ -23,8 +23,9 @@ from livecore.tips.service import TipService
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["processed", "duplicate", "ignored"]
-# The processing fee Stripe took on a charge (fee, currency), or None when not known yet.
-FeeLookup = Callable[[str], Awaitable[tuple[int, str] | None]]
+# The charge of a payment (PaymentIntent) and the processing fee Stripe took on it
+# (charge id, fee, currency), or None when not known yet.
+FeeLookup = Callable[[str], Awaitable[tuple[str, int, str] | None]]
 
 
 class WebhookRefused(Exception):
@@ -124,8 +125,7 @@ class WebhookHandler:
         charge = intent.get("latest_charge")
         charge_ref = charge if isinstance(charge, str) else None
         await self._tips.settle(tip_id, str(intent["id"]), charge_ref)
-        if charge_ref is not None:
-            await self._record_fee(charge_ref)
+        await self._record_fee(str(intent["id"]))
         return True
 
     async def _payment_failed(self, intent: dict[str, Any], created: int) -> bool:
@@ -164,9 +164,9 @@ class WebhookHandler:
         if self._subscriptions is None:
             return False
         await self._subscriptions.apply_invoice_paid(invoice, created)
-        charge_ref = _ref(invoice.get("charge"))
-        if charge_ref is not None:
-            await self._record_fee(charge_ref)
+        payment_ref = invoice_payment(invoice)
+        if payment_ref is not None:
+            await self._record_fee(payment_ref)
         return True
 
     async def _invoice_failed(self, invoice: dict[str, Any], created: int) -> bool:
@@ -175,14 +175,24 @@ class WebhookHandler:
         await self._subscriptions.apply_invoice_failed(invoice, created)
         return True
 
-    async def _record_fee(self, charge_ref: str) -> None:
+    async def _record_fee(self, payment_ref: str) -> None:
         # A failure here fails the event: Stripe redelivers it, and the settled payment
         # is not posted twice while the fee gets its second chance.
         if self._fee_lookup is None:
             return
-        found = await self._fee_lookup(charge_ref)
+        found = await self._fee_lookup(payment_ref)
         if found is not None:
-            await self._reversals.fee(charge_ref, *found)
+            await self._reversals.fee(*found)
+
+
+def invoice_payment(invoice: dict[str, Any]) -> str | None:
+    """The PaymentIntent that paid an invoice: on current API versions under
+    `payments.data[].payment.payment_intent` (invoices no longer name a charge)."""
+    for paid in (invoice.get("payments") or {}).get("data") or []:
+        payment = paid.get("payment") or {}
+        if payment.get("type") == "payment_intent":
+            return _ref(payment.get("payment_intent"))
+    return _ref(invoice.get("payment_intent"))  # older API versions
 
 
 def _tip_id(intent: dict[str, Any]) -> int | None:

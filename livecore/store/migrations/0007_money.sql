@@ -73,6 +73,7 @@ CREATE TABLE subscription_invoices (
     subscription_id    bigint NOT NULL REFERENCES subscriptions (id) ON DELETE RESTRICT,
     creator_id         bigint NOT NULL REFERENCES users (id) ON DELETE RESTRICT,
     charge_ref         text UNIQUE,
+    payment_ref        text UNIQUE,  -- the PaymentIntent that paid it (current API versions)
     amount_minor       bigint NOT NULL CHECK (amount_minor > 0),
     platform_fee_minor bigint NOT NULL CHECK (platform_fee_minor >= 0
                                               AND platform_fee_minor <= amount_minor),
