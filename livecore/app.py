@@ -66,6 +66,7 @@ from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Ledger
 from livecore.store.streams import Stream
 from livecore.store.stripe_events import StripeEvents
+from livecore.store.subscriptions import Subscriptions
 from livecore.store.tips import Tips
 from livecore.store.users import User
 from livecore.streams import routes as stream_routes
@@ -73,12 +74,13 @@ from livecore.streams.live import BroadcastLog, StateChange
 from livecore.streams.playback import PlaybackRefused
 from livecore.streams.retention import Retention
 from livecore.tips import routes as tip_routes
-from livecore.tips import webhook_routes
+from livecore.tips import subscription_routes, webhook_routes
 from livecore.tips.breaker import CircuitBreaker
 from livecore.tips.providers import PaymentProvider, TestProvider
 from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
 from livecore.tips.stripe_gateway import StripeGateway, StripeProvider
+from livecore.tips.subscriptions import SubscriptionService
 from livecore.tips.webhooks import WebhookHandler
 from livecore.web import routes as web_routes
 from livecore.workers import WorkerPool
@@ -129,6 +131,7 @@ def create_app(
     app.cleanup_ctx.extend([_events, _live_media, _chat, _money])
     chat_routes.setup_routes(app)
     tip_routes.setup(app)
+    subscription_routes.setup(app)
     signaling_routes.setup(app, whep_admit=_whep_admit(app))
     app[HLS_METRICS] = HlsMetrics(app[METRICS].registry)
     hls_routes.setup(
@@ -272,11 +275,27 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
         creator_settings=creators, breaker=breaker, blocked=blocked,
         screen=app[chat_routes.CHAT].service.screen,
     )  # fmt: skip
+    subscriptions = app[subscription_routes.SUBSCRIPTIONS] = SubscriptionService(
+        app[DB], Subscriptions(app[DB]), ledger, creators, config.tips, gateway
+    )
     app[webhook_routes.WEBHOOKS] = WebhookHandler(
         StripeEvents(app[DB]), app[tip_routes.TIPS], Reversals(app[DB], ledger),
-        gateway.charge_fee if gateway else None,
+        gateway.payment_fee if gateway else None, subscriptions,
     )  # fmt: skip
+    # Playback and chat are built before payments: they take the subscriber check now.
+    playback, chat = app[stream_routes.PLAYBACK], app[chat_routes.CHAT].service
+    playback.set_extra_check(subscriptions.admits)
+    chat.set_may_chat_extra(subscriptions.admits)
+    # The test lane renews its own subscriptions; the processor renews real ones.
+    renewals = None
+    if gateway is None:
+        renewals = asyncio.create_task(subscriptions.run_renewals(60.0), name="renewals")
     yield
+    if renewals is not None:
+        renewals.cancel()
+        await asyncio.gather(renewals, return_exceptions=True)
+    playback.set_extra_check(None)
+    chat.set_may_chat_extra(None)
     if gateway is not None:
         await gateway.close()
 

@@ -53,6 +53,10 @@ class PlaybackPolicy:
         # read from the database at most once a second per stream and node.
         self._access: TtlCache[str, _Access | None] = TtlCache(1.0, max_keys=10_000)
 
+    def set_extra_check(self, check: WatchCheck | None) -> None:
+        """Install the extra admission rule (the policy is built before payments are)."""
+        self._extra_check = check
+
     async def may_watch(self, user: User, stream: Stream) -> bool:
         if stream.visibility == "public" or user.role == "admin" or user.id == stream.owner_id:
             return True

@@ -19,6 +19,7 @@ import stripe
 from livecore.store.stripe_events import StripeEvents
 from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
+from livecore.tips.subscriptions import invoice_payment
 
 logger = logging.getLogger(__name__)
 
@@ -183,16 +184,6 @@ class WebhookHandler:
         found = await self._fee_lookup(payment_ref)
         if found is not None:
             await self._reversals.fee(*found)
-
-
-def invoice_payment(invoice: dict[str, Any]) -> str | None:
-    """The PaymentIntent that paid an invoice: on current API versions under
-    `payments.data[].payment.payment_intent` (invoices no longer name a charge)."""
-    for paid in (invoice.get("payments") or {}).get("data") or []:
-        payment = paid.get("payment") or {}
-        if payment.get("type") == "payment_intent":
-            return _ref(payment.get("payment_intent"))
-    return _ref(invoice.get("payment_intent"))  # older API versions
 
 
 def _tip_id(intent: dict[str, Any]) -> int | None:
