@@ -1,0 +1,114 @@
+"""Subscriptions through Stripe Checkout against the Stripe-shaped server: webhooks drive the
+state, each paid period is posted once, and the perks follow the subscription's life."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from livecore.config import Config
+from livecore.store import Database
+from livecore.store.ledger import Ledger
+from tests.conftest import Client, MakeClient, bearer, register
+from tests.stripe_peer import StripePeer
+from tests.stripe_peer import stripe_peer as stripe_peer  # the fixture
+from tests.tips.test_stripe_tips import deliver_all, stripe_config
+
+
+@pytest.fixture
+async def db(dsn: str) -> AsyncIterator[Database]:
+    database = await Database.connect(dsn, max_size=2)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def client(make_client: MakeClient, config: Config, stripe_peer: StripePeer) -> Client:
+    return await make_client(stripe=stripe_config(config, stripe_peer).stripe)
+
+
+async def _members_stream(client: Client) -> tuple[dict[str, Any], dict[str, Any], int]:
+    creator = await register(client, "creator@example.com", creator=True, display_name="Cara")
+    headers = bearer(creator["token"])
+    resp = await client.post(
+        "/api/v1/streams", json={"slug": "members", "visibility": "subscribers"}, headers=headers
+    )
+    assert resp.status == 201, await resp.text()
+    tier = await client.post(
+        "/api/v1/me/tiers", json={"name": "Gold", "price_minor": 500, "currency": "usd"},
+        headers=headers,
+    )  # fmt: skip
+    assert tier.status == 201, await tier.text()
+    fan = await register(client, "fan@example.com", display_name="Fan")
+    client.session.cookie_jar.clear()
+    return creator, fan, (await tier.json())["tier"]["id"]
+
+
+async def _may_watch(client: Client, token: str) -> bool:
+    resp = await client.post("/api/v1/streams/members/playback", headers=bearer(token))
+    assert resp.status in (200, 403), await resp.text()
+    return resp.status == 200
+
+
+async def test_checkout_to_lapse_drives_access_and_posts_each_period_once(
+    client: Client, stripe_peer: StripePeer, db: Database
+) -> None:
+    creator, fan, tier_id = await _members_stream(client)
+    assert len(stripe_peer.prices) == 1
+    resp = await client.post(
+        f"/api/v1/tiers/{tier_id}/subscribe",
+        headers=bearer(fan["token"]) | {"Idempotency-Key": "sub-1"},
+    )
+    assert resp.status == 201, await resp.text()
+    session_id = (await resp.json())["session_id"]
+    assert not await _may_watch(client, fan["token"])  # not paid yet
+
+    events = stripe_peer.complete_checkout(session_id)
+    # Delivered out of order: the invoice before the subscription it belongs to, twice.
+    invoice = next(e for e in events if e["type"] == "invoice.paid")
+    created = next(e for e in events if e["type"] == "customer.subscription.created")
+    outcomes = await deliver_all(client, [invoice, invoice, created])
+    assert outcomes == ["processed", "duplicate", "processed"]
+    assert await _may_watch(client, fan["token"])
+    ledger = Ledger(db)
+    assert await ledger.balances("creator", creator["user"]["id"]) == {"usd": -400}
+    assert (await ledger.balances("processor_fees", None))["usd"] == 45  # 2.9% + 30 of 500
+
+    sub_id = next(iter(stripe_peer.subscriptions))
+    await deliver_all(client, stripe_peer.renew(sub_id, paid=True))
+    assert await ledger.balances("creator", creator["user"]["id"]) == {"usd": -800}
+
+    # A failed renewal: past due, perks kept through the grace period.
+    await deliver_all(client, stripe_peer.renew(sub_id, paid=False))
+    mine = await client.get("/api/v1/me/subscriptions", headers=bearer(fan["token"]))
+    (sub,) = (await mine.json())["subscriptions"]
+    assert sub["status"] == "past_due"
+    assert await _may_watch(client, fan["token"])
+
+    ended = stripe_peer.end_subscription(sub_id)
+    late_update = dict(
+        next(e for e in stripe_peer.events if e["type"] == "customer.subscription.updated"),
+        id="evt_late_update",
+    )
+    await deliver_all(client, [*ended, late_update])  # a late update never resurrects it
+    assert not await _may_watch(client, fan["token"])
+    assert (await Ledger(db).check()).ok
+
+
+async def test_a_refunded_subscription_charge_is_reversed(
+    client: Client, stripe_peer: StripePeer, db: Database
+) -> None:
+    creator, fan, tier_id = await _members_stream(client)
+    resp = await client.post(
+        f"/api/v1/tiers/{tier_id}/subscribe",
+        headers=bearer(fan["token"]) | {"Idempotency-Key": "sub-1"},
+    )
+    await deliver_all(client, stripe_peer.complete_checkout((await resp.json())["session_id"]))
+    (charge_id,) = stripe_peer.charges
+    await deliver_all(client, stripe_peer.refund(charge_id))
+    ledger = Ledger(db)
+    assert await ledger.balances("creator", creator["user"]["id"]) == {"usd": 0}
+    assert (await ledger.balances("refunds", None))["usd"] == -500
+    assert (await ledger.check()).ok
