@@ -76,6 +76,7 @@ from livecore.streams.retention import Retention
 from livecore.tips import routes as tip_routes
 from livecore.tips import subscription_routes, webhook_routes
 from livecore.tips.breaker import CircuitBreaker
+from livecore.tips.fees import FeeRecorder
 from livecore.tips.providers import PaymentProvider, TestProvider
 from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
@@ -278,22 +279,25 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
     subscriptions = app[subscription_routes.SUBSCRIPTIONS] = SubscriptionService(
         app[DB], Subscriptions(app[DB]), ledger, creators, config.tips, gateway
     )
+    reversals = Reversals(app[DB], ledger)
+    fees = FeeRecorder(app[DB], reversals, gateway.payment_fee) if gateway else None
     app[webhook_routes.WEBHOOKS] = WebhookHandler(
-        StripeEvents(app[DB]), app[tip_routes.TIPS], Reversals(app[DB], ledger),
-        gateway.payment_fee if gateway else None, subscriptions,
+        StripeEvents(app[DB]), app[tip_routes.TIPS], reversals, subscriptions,
+        fees.nudge if fees else None,
     )  # fmt: skip
     # Playback and chat are built before payments: they take the subscriber check now.
     playback, chat = app[stream_routes.PLAYBACK], app[chat_routes.CHAT].service
     playback.set_extra_check(subscriptions.admits)
     chat.set_may_chat_extra(subscriptions.admits)
     # The test lane renews its own subscriptions; the processor renews real ones.
-    renewals = None
-    if gateway is None:
-        renewals = asyncio.create_task(subscriptions.run_renewals(60.0), name="renewals")
+    # The processor renews real subscriptions, and its fees are read after each payment;
+    # the test lane renews its own.
+    task = asyncio.create_task(
+        fees.run() if fees else subscriptions.run_renewals(60.0), name="money-background"
+    )
     yield
-    if renewals is not None:
-        renewals.cancel()
-        await asyncio.gather(renewals, return_exceptions=True)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
     playback.set_extra_check(None)
     chat.set_may_chat_extra(None)
     if gateway is not None:

@@ -250,15 +250,16 @@ class TipService:
         return TipResult(moved, None, self.test_mode, "fallback")
 
     async def settle(
-        self, tip_id: int, provider_ref: str, charge_ref: str | None = None
-    ) -> Tip | None:
+        self, tip_id: int, provider_ref: str, charge_ref: str | None = None,
+        known: Tip | None = None,
+    ) -> Tip | None:  # fmt: skip
         """Record a successful payment: ledger posting and room event, each exactly once.
 
         Safe to repeat (a webhook delivered twice, a retry after a crash): the tip flips and
         its posting is made in one database transaction, and only the call that flipped it
         publishes the room event.
         """
-        found = await self._tips.get(tip_id)
+        found = known if known is not None else await self._tips.get(tip_id)
         if found is None or found.status not in ("pending", "failed"):
             return None
         currency = found.currency

@@ -19,14 +19,10 @@ import stripe
 from livecore.store.stripe_events import StripeEvents
 from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
-from livecore.tips.subscriptions import invoice_payment
 
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["processed", "duplicate", "ignored"]
-# The charge of a payment (PaymentIntent) and the processing fee Stripe took on it
-# (charge id, fee, currency), or None when not known yet.
-FeeLookup = Callable[[str], Awaitable[tuple[str, int, str] | None]]
 
 
 class WebhookRefused(Exception):
@@ -79,14 +75,16 @@ class WebhookHandler:
         events: StripeEvents,
         tips: TipService,
         reversals: Reversals,
-        fee_lookup: FeeLookup | None,
         subscriptions: SubscriptionEvents | None = None,
+        on_paid: Callable[[], None] | None = None,
     ) -> None:
         self._events = events
         self._tips = tips
         self._reversals = reversals
-        self._fee_lookup = fee_lookup
         self._subscriptions = subscriptions
+        # Called after a payment is recorded: its processing fee is read and posted later
+        # (livecore/tips/fees.py), so a webhook never waits for a second call to Stripe.
+        self._on_paid = on_paid or (lambda: None)
         self._handlers: Mapping[str, Callable[[dict[str, Any], int], Awaitable[bool]]] = {
             "payment_intent.succeeded": self._payment_succeeded,
             "payment_intent.payment_failed": self._payment_failed,
@@ -125,8 +123,8 @@ class WebhookHandler:
             return False
         charge = intent.get("latest_charge")
         charge_ref = charge if isinstance(charge, str) else None
-        await self._tips.settle(tip_id, str(intent["id"]), charge_ref)
-        await self._record_fee(str(intent["id"]))
+        await self._tips.settle(tip_id, str(intent["id"]), charge_ref, tip)
+        self._on_paid()
         return True
 
     async def _payment_failed(self, intent: dict[str, Any], created: int) -> bool:
@@ -165,9 +163,7 @@ class WebhookHandler:
         if self._subscriptions is None:
             return False
         await self._subscriptions.apply_invoice_paid(invoice, created)
-        payment_ref = invoice_payment(invoice)
-        if payment_ref is not None:
-            await self._record_fee(payment_ref)
+        self._on_paid()
         return True
 
     async def _invoice_failed(self, invoice: dict[str, Any], created: int) -> bool:
@@ -175,15 +171,6 @@ class WebhookHandler:
             return False
         await self._subscriptions.apply_invoice_failed(invoice, created)
         return True
-
-    async def _record_fee(self, payment_ref: str) -> None:
-        # A failure here fails the event: Stripe redelivers it, and the settled payment
-        # is not posted twice while the fee gets its second chance.
-        if self._fee_lookup is None:
-            return
-        found = await self._fee_lookup(payment_ref)
-        if found is not None:
-            await self._reversals.fee(*found)
 
 
 def _tip_id(intent: dict[str, Any]) -> int | None:

@@ -80,6 +80,14 @@ async def deliver_all(client: Client, events: list[dict[str, Any]]) -> list[str]
     return outcomes
 
 
+async def fees_posted(db: Database, want: int, timeout_s: float = 10.0) -> None:
+    """Processing fees are read and posted shortly after each payment, off the webhook."""
+    deadline = time.monotonic() + timeout_s
+    while (await Ledger(db).balances("processor_fees", None)).get("usd", 0) != want:
+        assert time.monotonic() < deadline, "fees not posted in time"
+        await asyncio.sleep(0.05)
+
+
 def _of(events: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return next(e for e in events if e["type"] == kind)
 
@@ -141,6 +149,7 @@ async def test_a_tip_is_a_payment_intent_settled_once_by_its_webhook(
     finally:
         await viewer.close()
     fee = round(1000 * 0.029) + 30
+    await fees_posted(db, fee)
     assert await _balances(db, creator["user"]["id"]) == {
         "creator": -800, "revenue": -200, "clearing": 1000 - fee, "fees": fee,
         "refunds": 0, "disputes": 0,

@@ -25,10 +25,15 @@ ALTER TABLE tips ADD COLUMN charge_ref text UNIQUE;
 ALTER TABLE tips ADD COLUMN refunded_minor bigint NOT NULL DEFAULT 0
     CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor);
 ALTER TABLE tips ADD COLUMN failure text;
+-- When the processor's fee on its charge was posted (fees are read after the payment).
+ALTER TABLE tips ADD COLUMN fee_recorded_at timestamptz;
 ALTER TABLE tips DROP CONSTRAINT tips_status_check;
 ALTER TABLE tips ADD CONSTRAINT tips_status_check
     CHECK (status IN ('pending', 'succeeded', 'failed', 'refunded', 'disputed'));
 CREATE INDEX tips_viewer_idx ON tips (viewer_id, created_at);
+CREATE INDEX tips_fee_due_idx ON tips (updated_at)
+    WHERE fee_recorded_at IS NULL AND provider = 'stripe' AND provider_ref IS NOT NULL
+      AND status <> 'pending' AND status <> 'failed';
 
 -- A creator's subscription tiers (monthly prices).
 CREATE TABLE subscription_tiers (
@@ -82,6 +87,7 @@ CREATE TABLE subscription_invoices (
                            CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor),
     period_start       timestamptz,
     period_end         timestamptz,
+    fee_recorded_at    timestamptz,
     created_at         timestamptz NOT NULL DEFAULT now()
 );
 

@@ -1,0 +1,107 @@
+"""The processor's fee on each paid charge, posted after the payment, off the webhook's path.
+
+Stripe states a charge's fee on its balance transaction, which is read with one more API
+call. Doing that inside the webhook would make every payment wait for Stripe twice; instead
+settled payments whose fee is not posted yet are found in the database and their fees read
+and posted here: soon after each payment (the webhook nudges this loop), and again on every
+pass until done, so nothing is lost to a crash, an outage or a charge still being settled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from livecore.store.db import Database
+from livecore.tips.providers import ProviderUnavailable
+from livecore.tips.reversals import Reversals
+from livecore.tips.stripe_gateway import ProcessorRefused
+
+logger = logging.getLogger(__name__)
+
+# (charge id, fee, currency) of a PaymentIntent's charge, or None when not known yet.
+FeeLookup = Callable[[str], Awaitable[tuple[str, int, str] | None]]
+
+# Payments (tips and subscription invoices) paid through the processor whose fee is due.
+_DUE = """
+    SELECT 'tips' AS source, id::text AS key, provider_ref AS payment FROM tips
+    WHERE fee_recorded_at IS NULL AND provider = 'stripe' AND provider_ref IS NOT NULL
+      AND status <> 'pending' AND status <> 'failed'
+    UNION ALL
+    SELECT 'subscription_invoices', id, payment_ref FROM subscription_invoices
+    WHERE fee_recorded_at IS NULL AND payment_ref IS NOT NULL
+    LIMIT $1
+"""
+
+
+class FeeRecorder:
+    def __init__(
+        self,
+        db: Database,
+        reversals: Reversals,
+        lookup: FeeLookup,
+        *,
+        interval_s: float = 30.0,
+        batch: int = 200,
+        concurrency: int = 8,
+    ) -> None:
+        self._db = db
+        self._reversals = reversals
+        self._lookup = lookup
+        self._interval_s = interval_s
+        self._batch = batch
+        self._limit = asyncio.Semaphore(concurrency)
+        self._nudged = asyncio.Event()
+
+    def nudge(self) -> None:
+        """A payment was just settled: look for due fees soon."""
+        self._nudged.set()
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._nudged.wait(), self._interval_s)
+            # Let a burst of payments gather into one pass.
+            await asyncio.sleep(0.2)
+            self._nudged.clear()
+            try:
+                while await self.record_due() == self._batch:
+                    pass
+            except Exception:
+                logger.exception("recording processor fees failed; retrying on the next pass")
+
+    async def record_due(self) -> int:
+        """Post the fees of due payments; returns how many payments were looked at."""
+        rows = await self._db.pool.fetch(_DUE, self._batch)
+        await asyncio.gather(*(self._record(r["source"], r["key"], r["payment"]) for r in rows))
+        return len(rows)
+
+    async def _record(self, source: str, key: str, payment: str) -> None:
+        async with self._limit:
+            try:
+                found = await self._lookup(payment)
+            except ProviderUnavailable as exc:
+                logger.info("fee of payment %s not read yet: %s", payment, exc.reason)
+                return
+            except ProcessorRefused as exc:
+                # It will never be readable (e.g. unknown to this Stripe account): say so
+                # once, and stop asking.
+                logger.error("fee of payment %s cannot be read: %s", payment, exc.reason)
+                found = None
+                await self._mark(source, key, None)
+                return
+        if found is None:
+            return  # Stripe has not settled the charge yet: the next pass looks again
+        charge, fee, currency = found
+        await self._reversals.fee(charge, fee, currency)
+        await self._mark(source, key, charge)
+
+    async def _mark(self, source: str, key: str, charge: str | None) -> None:
+        await self._db.pool.execute(
+            f"UPDATE {source} SET fee_recorded_at = now(),"
+            f" charge_ref = coalesce(charge_ref, $2) WHERE id::text = $1",
+            key,
+            charge,
+        )
