@@ -152,3 +152,30 @@ async def test_viewer_count_drops_when_a_node_goes_away(node_a: Client, node_b: 
         await on_a.close()
         for viewer in on_b:
             await viewer.close()
+
+
+async def test_a_tip_on_one_node_reaches_every_node_once(
+    node_a: Client, node_b: Client, node_c: Client
+) -> None:
+    owner = await user(node_a, "owner", creator=True)
+    await stream(node_a, owner["token"])
+    fan = await user(node_a, "fan")
+    viewers = [await connect(node, "room-one") for node in (node_a, node_b, node_c)]
+    await asyncio.sleep(0.3)  # every node's subscription to the room reaches Redis
+    try:
+        resp = await node_b.post(
+            "/api/v1/streams/room-one/tips",
+            json={"amount_minor": 300, "currency": "usd", "message": "for the show"},
+            headers=bearer(fan["token"]) | {"Idempotency-Key": "t1"},
+        )
+        assert resp.status == 201, await resp.text()
+        for viewer in viewers:
+            tip = await viewer.wait_for(lambda e: e["type"] == "tip")
+            assert (tip["amount_minor"], tip["message"], tip["user"]["name"]) == (
+                300, "for the show", "fan",
+            )  # fmt: skip
+        await asyncio.sleep(0.3)
+        assert all(len(viewer.of("tip")) == 1 for viewer in viewers)
+    finally:
+        for viewer in viewers:
+            await viewer.close()
