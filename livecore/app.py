@@ -272,7 +272,7 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
         return any(ban.user_id == user_id and ban.until is None for ban in bans)
 
     app[tip_routes.TIPS] = TipService(
-        app[DB], Tips(app[DB]), auth.users, ledger, app[BUS], config.tips, provider,
+        Tips(app[DB]), auth.users, ledger, app[BUS], config.tips, provider,
         creator_settings=creators, breaker=breaker, blocked=blocked,
         screen=app[chat_routes.CHAT].service.screen,
     )  # fmt: skip

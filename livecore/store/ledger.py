@@ -47,6 +47,28 @@ class LedgerCheck:
         return self.unbalanced_transactions == 0 and self.accounts_off == 0
 
 
+# Post a transaction and its entries; no row (None) when its external reference exists.
+POST_SQL = """
+    WITH tx AS (
+        INSERT INTO ledger_transactions (kind, external_ref) VALUES ($1, $2)
+        ON CONFLICT (external_ref) DO NOTHING RETURNING id
+    ), entries AS (
+        INSERT INTO ledger_entries (transaction_id, account_id, amount_minor, currency)
+        SELECT tx.id, e.account_id, e.amount_minor, e.currency FROM tx,
+            unnest($3::bigint[], $4::bigint[], $5::text[]) AS e(account_id, amount_minor, currency)
+    )
+    SELECT id FROM tx
+"""
+
+
+def entry_arrays(entries: Sequence[Entry]) -> tuple[list[int], list[int], list[str]]:
+    return (
+        [e.account_id for e in entries],
+        [e.amount_minor for e in entries],
+        [e.currency for e in entries],
+    )
+
+
 class Ledger:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -97,35 +119,19 @@ class Ledger:
         if not entries or any(totals.values()):
             raise Unbalanced(f"{external_ref}: entries sum to {totals}")
         try:
-            if conn is not None:
-                return await self._insert(conn, external_ref, kind, entries)
-            async with self._db.transaction() as own:
-                return await self._insert(own, external_ref, kind, entries)
+            return await self._insert(conn or self._db.pool, external_ref, kind, entries)
         except asyncpg.CheckViolationError as exc:
             raise Unbalanced(str(exc)) from None
 
     @staticmethod
     async def _insert(
-        conn: Connection, external_ref: str, kind: str, entries: Sequence[Entry]
+        db: Connection | asyncpg.Pool, external_ref: str, kind: str, entries: Sequence[Entry]
     ) -> int | None:
-        tx_id = await conn.fetchval(
-            "INSERT INTO ledger_transactions (kind, external_ref) VALUES ($1, $2)"
-            " ON CONFLICT (external_ref) DO NOTHING RETURNING id",
-            kind,
-            external_ref,
-        )
-        if tx_id is None:
-            return None
-        # One statement for all entries: a posting is one round trip, not one per entry.
-        await conn.execute(
-            "INSERT INTO ledger_entries (transaction_id, account_id, amount_minor, currency)"
-            " SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::text[])",
-            tx_id,
-            [e.account_id for e in entries],
-            [e.amount_minor for e in entries],
-            [e.currency for e in entries],
-        )
-        return int(tx_id)
+        # One statement, so that on its own it is one transaction and one round trip: the
+        # accounts' rows are locked only while PostgreSQL runs it and commits, never across
+        # a trip back to a busy client (a burst of tips meets on the same few accounts).
+        tx_id = await db.fetchval(POST_SQL, kind, external_ref, *entry_arrays(entries))
+        return int(tx_id) if tx_id is not None else None
 
     async def balance(self, account_id: int) -> int:
         value = await self._db.pool.fetchval(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 import asyncpg
 
-from livecore.store.db import Connection, Database
+from livecore.store.db import Database
+from livecore.store.ledger import Entry, entry_arrays
 
 TipStatus = Literal["pending", "succeeded", "failed", "refunded", "disputed"]
 Provider = Literal["test", "stripe", "manual"]
@@ -72,23 +74,33 @@ class Tips:
         assert existing is not None
         return _tip(existing), False
 
-    async def settle(
-        self, tip_id: int, provider_ref: str, charge_ref: str | None = None,
-        conn: Connection | None = None,
+    async def settle_posting(
+        self, tip_id: int, provider: Provider, provider_ref: str, charge_ref: str | None,
+        kind: str, entries: Sequence[Entry],
     ) -> Tip | None:  # fmt: skip
-        """Mark a tip succeeded; None when it was settled already.
-
-        A failed tip may still succeed: a viewer can retry a declined card on the same payment,
-        and a late failure event never undoes a success (see `fail`).
-        """
-        row = await (conn or self._db.pool).fetchrow(
-            f"UPDATE tips SET status = 'succeeded', provider_ref = $2,"
-            f" charge_ref = coalesce($3, charge_ref), failure = NULL, updated_at = now()"
-            f" WHERE id = $1 AND status IN ('pending', 'failed') RETURNING {_COLUMNS}",
-            tip_id,
-            provider_ref,
-            charge_ref,
-        )
+        """Settle a tip and post its ledger transaction (`tip:{id}`) in one statement: both
+        or neither, one round trip, the accounts locked only while PostgreSQL runs it."""
+        row = await self._db.pool.fetchrow(
+            f"""
+            WITH flipped AS (
+                UPDATE tips SET status = 'succeeded', provider_ref = $3,
+                    charge_ref = coalesce($4, charge_ref), failure = NULL, updated_at = now()
+                WHERE id = $1 AND provider = $2 AND status IN ('pending', 'failed')
+                RETURNING {_COLUMNS}
+            ), tx AS (
+                INSERT INTO ledger_transactions (kind, external_ref)
+                SELECT $5, 'tip:' || id FROM flipped WHERE cardinality($6::bigint[]) > 0
+                ON CONFLICT (external_ref) DO NOTHING RETURNING id
+            ), entries AS (
+                INSERT INTO ledger_entries (transaction_id, account_id, amount_minor, currency)
+                SELECT tx.id, e.account_id, e.amount_minor, e.currency FROM tx,
+                    unnest($6::bigint[], $7::bigint[], $8::text[])
+                        AS e(account_id, amount_minor, currency)
+            )
+            SELECT {_COLUMNS} FROM flipped
+            """,
+            tip_id, provider, provider_ref, charge_ref, kind, *entry_arrays(entries),
+        )  # fmt: skip
         return _tip(row) if row else None
 
     async def fail(self, tip_id: int, reason: str) -> Tip | None:

@@ -18,7 +18,6 @@ from typing import Literal
 from livecore.config import TipsConfig
 from livecore.events.bus import EventBus
 from livecore.store.creator_settings import CreatorSettings
-from livecore.store.db import Database
 from livecore.store.ledger import Entry, Ledger
 from livecore.store.streams import Stream
 from livecore.store.tips import Provider, Tip, Tips, TipStatus
@@ -108,7 +107,6 @@ def split(amount_minor: int, fee_bps: int) -> tuple[int, int]:
 class TipService:
     def __init__(
         self,
-        db: Database,
         tips: Tips,
         users: Users,
         ledger: Ledger,
@@ -121,7 +119,6 @@ class TipService:
         screen: MessageScreen | None = None,
         blocked: Blocked | None = None,
     ) -> None:
-        self._db = db
         self._tips = tips
         self._users = users
         self._ledger = ledger
@@ -256,34 +253,32 @@ class TipService:
         """Record a successful payment: ledger posting and room event, each exactly once.
 
         Safe to repeat (a webhook delivered twice, a retry after a crash): the tip flips and
-        its posting is made in one database transaction, and only the call that flipped it
-        publishes the room event.
+        its posting is made in one statement, and only the call that flipped it publishes
+        the room event.
         """
         found = known if known is not None else await self._tips.get(tip_id)
         if found is None or found.status not in ("pending", "failed"):
             return None
         currency = found.currency
-        # Account ids first (cached after their first use): the transaction below then
-        # holds its connection only for the flip and the posting.
+        # Account ids first (cached after their first use).
         clearing = await self._ledger.account("processor_clearing", currency)
         creator = await self._ledger.account("creator", currency, found.creator_id)
         revenue = await self._ledger.account("platform_revenue", currency)
-        async with self._db.transaction() as conn:
-            tip = await self._tips.settle(tip_id, provider_ref, charge_ref, conn=conn)
-            if tip is None:
-                return None
-            fee = tip.platform_fee_minor
-            if tip.provider == "manual":
-                # The viewer paid the creator directly: the creator owes the platform's share.
-                kind, entries = "tip_manual", [Entry(creator, fee, currency)]
-            else:
-                kind = "tip"
-                entries = [Entry(clearing, tip.amount_minor, currency),
-                           Entry(creator, fee - tip.amount_minor, currency)]  # fmt: skip
-            entries.append(Entry(revenue, -fee, currency))
-            entries = [e for e in entries if e.amount_minor]  # a zero share has no entry
-            if len(entries) > 1:
-                await self._ledger.post(f"tip:{tip.id}", kind, entries, conn=conn)
+        fee, amount = found.platform_fee_minor, found.amount_minor
+        if found.provider == "manual":
+            # The viewer paid the creator directly: the creator owes the platform's share.
+            kind, entries = "tip_manual", [Entry(creator, fee, currency)]
+        else:
+            kind = "tip"
+            entries = [Entry(clearing, amount, currency), Entry(creator, fee - amount, currency)]
+        entries.append(Entry(revenue, -fee, currency))
+        entries = [e for e in entries if e.amount_minor]  # a zero share has no entry
+        tip = await self._tips.settle_posting(
+            tip_id, found.provider, provider_ref, charge_ref, kind,
+            entries if len(entries) > 1 else [],
+        )  # fmt: skip
+        if tip is None:
+            return None
         await self._announce(tip)
         logger.info("tip %d settled: %d %s", tip.id, tip.amount_minor, tip.currency)
         return tip

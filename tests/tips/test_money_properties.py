@@ -78,7 +78,7 @@ async def test_random_money_events_keep_every_invariant(
     ledger = Ledger(db)
     tips_store = Tips(db)
     tips = TipService(
-        db, tips_store, Users(db), ledger, LocalBus(), TipsConfig(), TestProvider(),
+        tips_store, Users(db), ledger, LocalBus(), TipsConfig(), TestProvider(),
         creator_settings=CreatorSettings(db),
     )  # fmt: skip
     reversals = Reversals(db, ledger)
