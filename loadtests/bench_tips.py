@@ -15,7 +15,8 @@ plus --duplicates of them sent again a little later. Each answer's latency is re
 postings/s = events that posted (outcome "processed") / the time from the first send to
 the last answer. Each posting is the tip's flip to succeeded, its ledger transaction, the
 processing-fee lookup at the Stripe-shaped server and its posting, and the room event.
-Afterwards `livecore ledger check` proves the ledger from its entries.
+Processing fees are read from Stripe and posted once the burst pauses (--fee-wait seconds
+are given to them); then `livecore ledger check` proves the ledger from its entries.
 
 Bounded: --tips <= 50,000, the send phase ends with its last event, every request has a
 30 s timeout, and a watchdog stops the run after 20 minutes.
@@ -168,6 +169,9 @@ async def _main(args: argparse.Namespace, data_dir: Path) -> None:
                 http, base, bodies, args.rate, args.duplicates
             )
             server_cpu = sum(server.cpu_times()[:2]) - cpu0
+            # Processing fees are read from Stripe once the burst pauses: let them land,
+            # so the ledger check below covers them too.
+            await asyncio.sleep(args.fee_wait)
             own_cpu = sum(psutil.Process().cpu_times()[:2]) - own0
             machine1 = psutil.cpu_times()
             idle = (machine1.idle - machine0.idle) / (elapsed * (os.cpu_count() or 1))
@@ -200,6 +204,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--duplicates", type=float, default=0.1)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--fee-wait",
+        type=float,
+        default=5.0,
+        help="seconds for the trailing fee postings before the server stops",
+    )
     parser.add_argument("--keep-dir", type=Path, help="keep the server's data and log here")
     args = parser.parse_args()
     if not 1 <= args.tips <= 50_000 or not 0 <= args.duplicates <= 1 or args.rate <= 0:

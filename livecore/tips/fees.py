@@ -44,13 +44,15 @@ class FeeRecorder:
         lookup: FeeLookup,
         *,
         interval_s: float = 30.0,
+        quiet_s: float = 0.5,
         batch: int = 200,
-        concurrency: int = 8,
+        concurrency: int = 4,
     ) -> None:
         self._db = db
         self._reversals = reversals
         self._lookup = lookup
         self._interval_s = interval_s
+        self._quiet_s = quiet_s
         self._batch = batch
         self._limit = asyncio.Semaphore(concurrency)
         self._nudged = asyncio.Event()
@@ -63,14 +65,20 @@ class FeeRecorder:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._nudged.wait(), self._interval_s)
-            # Let a burst of payments gather into one pass.
-            await asyncio.sleep(0.2)
-            self._nudged.clear()
+            await self._quiet()
             try:
                 while await self.record_due() == self._batch:
                     pass
             except Exception:
                 logger.exception("recording processor fees failed; retrying on the next pass")
+
+    async def _quiet(self) -> None:
+        """Wait until payments pause for a moment (or the interval passes): during a tip
+        burst the webhooks get the CPU, and the fees follow right after."""
+        deadline = asyncio.get_running_loop().time() + self._interval_s
+        while self._nudged.is_set() and asyncio.get_running_loop().time() < deadline:
+            self._nudged.clear()
+            await asyncio.sleep(self._quiet_s)
 
     async def record_due(self) -> int:
         """Post the fees of due payments; returns how many payments were looked at."""
