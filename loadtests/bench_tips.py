@@ -169,12 +169,12 @@ async def _main(args: argparse.Namespace, data_dir: Path) -> None:
                 http, base, bodies, args.rate, args.duplicates
             )
             server_cpu = sum(server.cpu_times()[:2]) - cpu0
-            # Processing fees are read from Stripe once the burst pauses: let them land,
-            # so the ledger check below covers them too.
-            await asyncio.sleep(args.fee_wait)
             own_cpu = sum(psutil.Process().cpu_times()[:2]) - own0
             machine1 = psutil.cpu_times()
             idle = (machine1.idle - machine0.idle) / (elapsed * (os.cpu_count() or 1))
+            # Processing fees are read from Stripe once the burst pauses: let them land,
+            # so the ledger check below covers them too.
+            await asyncio.sleep(args.fee_wait)
     finally:
         await asyncio.to_thread(stop_server, proc)
         await peer.close()

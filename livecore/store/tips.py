@@ -10,7 +10,7 @@ from typing import Literal
 import asyncpg
 
 from livecore.store.db import Database
-from livecore.store.ledger import Entry, entry_arrays
+from livecore.store.ledger import Entry
 
 TipStatus = Literal["pending", "succeeded", "failed", "refunded", "disputed"]
 Provider = Literal["test", "stripe", "manual"]
@@ -20,6 +20,8 @@ _COLUMNS = (
     " provider_ref, idempotency_key, status, created_at, platform_fee_minor, charge_ref,"
     " refunded_minor, failure"
 )
+
+_QUALIFIED = ", ".join(f"tips.{c.strip()}" for c in _COLUMNS.split(","))
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,18 @@ class Tip:
 
 def _tip(row: asyncpg.Record) -> Tip:
     return Tip(*(row[c.strip()] for c in _COLUMNS.split(",")))
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """A tip's payment succeeded: flip it and post these entries (none: nothing to post)."""
+
+    tip_id: int
+    provider: Provider
+    provider_ref: str
+    charge_ref: str | None
+    kind: str
+    entries: Sequence[Entry]
 
 
 class Tips:
@@ -74,34 +88,50 @@ class Tips:
         assert existing is not None
         return _tip(existing), False
 
-    async def settle_posting(
-        self, tip_id: int, provider: Provider, provider_ref: str, charge_ref: str | None,
-        kind: str, entries: Sequence[Entry],
-    ) -> Tip | None:  # fmt: skip
-        """Settle a tip and post its ledger transaction (`tip:{id}`) in one statement: both
-        or neither, one round trip, the accounts locked only while PostgreSQL runs it."""
-        row = await self._db.pool.fetchrow(
+    async def settle_many(self, requests: Sequence[Settlement]) -> list[Tip | None]:
+        """Settle tips and post their ledger transactions (`tip:{id}`) in one statement:
+        all or none, one round trip, the accounts locked only while PostgreSQL runs it.
+
+        The answer lines up with `requests`: the settled tip, or None for one that was not
+        pending (settled already, or in another lane). Tip ids must be distinct.
+        """
+        refs, accounts, amounts, currencies = [], [], [], []
+        for r in requests:
+            for e in r.entries:
+                refs.append(f"tip:{r.tip_id}")
+                accounts.append(e.account_id)
+                amounts.append(e.amount_minor)
+                currencies.append(e.currency)
+        rows = await self._db.pool.fetch(
             f"""
-            WITH flipped AS (
-                UPDATE tips SET status = 'succeeded', provider_ref = $3,
-                    charge_ref = coalesce($4, charge_ref), failure = NULL, updated_at = now()
-                WHERE id = $1 AND provider = $2 AND status IN ('pending', 'failed')
-                RETURNING {_COLUMNS}
+            WITH req AS (
+                SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],
+                    $5::text[]) AS r(tip_id, provider, provider_ref, charge_ref, kind)
+            ), flipped AS (
+                UPDATE tips SET status = 'succeeded', provider_ref = req.provider_ref,
+                    charge_ref = coalesce(req.charge_ref, tips.charge_ref), failure = NULL,
+                    updated_at = now()
+                FROM req WHERE tips.id = req.tip_id AND tips.provider = req.provider
+                    AND tips.status IN ('pending', 'failed')
+                RETURNING {_QUALIFIED}, req.kind
             ), tx AS (
                 INSERT INTO ledger_transactions (kind, external_ref)
-                SELECT $5, 'tip:' || id FROM flipped WHERE cardinality($6::bigint[]) > 0
-                ON CONFLICT (external_ref) DO NOTHING RETURNING id
+                SELECT kind, 'tip:' || id FROM flipped WHERE 'tip:' || id = ANY($6::text[])
+                ON CONFLICT (external_ref) DO NOTHING RETURNING id, external_ref
             ), entries AS (
                 INSERT INTO ledger_entries (transaction_id, account_id, amount_minor, currency)
-                SELECT tx.id, e.account_id, e.amount_minor, e.currency FROM tx,
-                    unnest($6::bigint[], $7::bigint[], $8::text[])
-                        AS e(account_id, amount_minor, currency)
+                SELECT tx.id, e.account_id, e.amount_minor, e.currency FROM tx
+                JOIN unnest($6::text[], $7::bigint[], $8::bigint[], $9::text[])
+                    AS e(ref, account_id, amount_minor, currency) ON e.ref = tx.external_ref
             )
             SELECT {_COLUMNS} FROM flipped
             """,
-            tip_id, provider, provider_ref, charge_ref, kind, *entry_arrays(entries),
+            [r.tip_id for r in requests], [r.provider for r in requests],
+            [r.provider_ref for r in requests], [r.charge_ref for r in requests],
+            [r.kind for r in requests], refs, accounts, amounts, currencies,
         )  # fmt: skip
-        return _tip(row) if row else None
+        settled = {row["id"]: _tip(row) for row in rows}
+        return [settled.get(r.tip_id) for r in requests]
 
     async def fail(self, tip_id: int, reason: str) -> Tip | None:
         """Mark a pending tip failed with the reason; None when it is not pending."""

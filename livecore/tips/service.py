@@ -10,18 +10,21 @@ webhook arriving before the answer all meet the same one payment.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
+
+import asyncpg
 
 from livecore.config import TipsConfig
 from livecore.events.bus import EventBus
 from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Entry, Ledger
 from livecore.store.streams import Stream
-from livecore.store.tips import Provider, Tip, Tips, TipStatus
+from livecore.store.tips import Provider, Settlement, Tip, Tips, TipStatus
 from livecore.store.users import User, Users
+from livecore.tips.batching import Batcher
 from livecore.tips.breaker import CircuitBreaker
 from livecore.tips.providers import (
     Payment,
@@ -129,6 +132,7 @@ class TipService:
         self._breaker = breaker
         self._screen = screen
         self._blocked = blocked
+        self._settlements: Batcher[Settlement, Tip | None] = Batcher(self._settle_batch)
 
     @property
     def test_mode(self) -> bool:
@@ -273,15 +277,36 @@ class TipService:
             entries = [Entry(clearing, amount, currency), Entry(creator, fee - amount, currency)]
         entries.append(Entry(revenue, -fee, currency))
         entries = [e for e in entries if e.amount_minor]  # a zero share has no entry
-        tip = await self._tips.settle_posting(
-            tip_id, found.provider, provider_ref, charge_ref, kind,
-            entries if len(entries) > 1 else [],
+        tip = await self._settlements.submit(
+            Settlement(tip_id, found.provider, provider_ref, charge_ref, kind,
+                       entries if len(entries) > 1 else [])
         )  # fmt: skip
         if tip is None:
             return None
         await self._announce(tip)
         logger.info("tip %d settled: %d %s", tip.id, tip.amount_minor, tip.currency)
         return tip
+
+    async def _settle_batch(self, batch: Sequence[Settlement]) -> list[Tip | Exception | None]:
+        """Settle a batch in one statement. A tip twice in a batch (a webhook delivered twice
+        at once) is settled by its first request; if the batch fails, each request is tried
+        alone so that one bad payment cannot hold up the others."""
+        first: dict[int, Settlement] = {}
+        for item in batch:
+            first.setdefault(item.tip_id, item)
+        unique = list(first.values())
+        results: dict[int, Tip | Exception | None] = {}
+        try:
+            results = dict(zip(first, await self._tips.settle_many(unique), strict=True))
+        except asyncpg.PostgresError:
+            if len(unique) == 1:
+                raise
+            for item in unique:
+                try:
+                    (results[item.tip_id],) = await self._tips.settle_many([item])
+                except asyncpg.PostgresError as exc:
+                    results[item.tip_id] = exc
+        return [results[item.tip_id] if first[item.tip_id] is item else None for item in batch]
 
     async def _announce(self, tip: Tip) -> None:
         message = await self._screen(tip.stream_id, tip.message) if self._screen else tip.message
