@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,8 +58,18 @@ def _settings(row: asyncpg.Record | None) -> RoomSettings:
 class ChatStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._reading: dict[int, asyncio.Future[RoomSettings]] = {}
 
     async def settings(self, stream_id: int) -> RoomSettings:
+        # Concurrent reads of one stream's settings (a burst of tips to it) share one query.
+        pending = self._reading.get(stream_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._read_settings(stream_id))
+            self._reading[stream_id] = pending
+            pending.add_done_callback(lambda _: self._reading.pop(stream_id, None))
+        return await asyncio.shield(pending)
+
+    async def _read_settings(self, stream_id: int) -> RoomSettings:
         row = await self._db.pool.fetchrow(
             "SELECT * FROM chat_settings WHERE stream_id = $1", stream_id
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from livecore.store.db import Database
 
 
@@ -22,6 +24,29 @@ class StripeEvents:
             event_type,
         )
         return processed_at is None
+
+    async def begin_many(self, events: Sequence[tuple[str, str]]) -> list[bool]:
+        """`begin` for many (id, type) pairs in one statement, answers in order."""
+        unique = dict(events)  # one event twice in a batch: its first delivery handles it
+        rows = await self._db.pool.fetch(
+            "INSERT INTO stripe_events (id, type) SELECT * FROM unnest($1::text[], $2::text[])"
+            " ON CONFLICT (id) DO UPDATE SET type = EXCLUDED.type RETURNING id, processed_at",
+            list(unique),
+            list(unique.values()),
+        )
+        fresh = {r["id"] for r in rows if r["processed_at"] is None}
+        answers = []
+        for event_id, _ in events:
+            answers.append(event_id in fresh)
+            fresh.discard(event_id)
+        return answers
+
+    async def done_many(self, event_ids: Sequence[str]) -> None:
+        await self._db.pool.execute(
+            "UPDATE stripe_events SET processed_at = now()"
+            " WHERE id = ANY($1::text[]) AND processed_at IS NULL",
+            list(event_ids),
+        )
 
     async def done(self, event_id: str) -> None:
         await self._db.pool.execute(

@@ -194,6 +194,13 @@ class Tips:
         )
         return [_tip(r) for r in rows]
 
+    async def get_many(self, tip_ids: Sequence[int]) -> list[Tip | None]:
+        rows = await self._db.pool.fetch(
+            f"SELECT {_COLUMNS} FROM tips WHERE id = ANY($1::bigint[])", list(tip_ids)
+        )
+        found = {row["id"]: _tip(row) for row in rows}
+        return [found.get(tip_id) for tip_id in tip_ids]
+
     async def get(self, tip_id: int) -> Tip | None:
         row = await self._db.pool.fetchrow(f"SELECT {_COLUMNS} FROM tips WHERE id = $1", tip_id)
         return _tip(row) if row else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -55,6 +56,13 @@ class Users:
     async def get(self, user_id: int) -> User | None:
         row = await self._db.pool.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)
         return _user(row) if row else None
+
+    async def get_many(self, user_ids: Sequence[int]) -> list[User | None]:
+        rows = await self._db.pool.fetch(
+            f"SELECT {_COLUMNS} FROM users WHERE id = ANY($1::bigint[])", list(user_ids)
+        )
+        found = {row["id"]: _user(row) for row in rows}
+        return [found.get(user_id) for user_id in user_ids]
 
     async def by_email(self, email: str) -> User | None:
         row = await self._db.pool.fetchrow(

@@ -133,6 +133,8 @@ class TipService:
         self._screen = screen
         self._blocked = blocked
         self._settlements: Batcher[Settlement, Tip | None] = Batcher(self._settle_batch)
+        self._reads: Batcher[int, Tip | None] = Batcher(tips.get_many)
+        self._names: Batcher[int, User | None] = Batcher(users.get_many)
 
     @property
     def test_mode(self) -> bool:
@@ -310,7 +312,7 @@ class TipService:
 
     async def _announce(self, tip: Tip) -> None:
         message = await self._screen(tip.stream_id, tip.message) if self._screen else tip.message
-        viewer = await self._users.get(tip.viewer_id)
+        viewer = await self._names.submit(tip.viewer_id)
         await self._bus.publish(
             tip.stream_id,
             "tip",
@@ -320,7 +322,9 @@ class TipService:
         )  # fmt: skip
 
     async def get(self, tip_id: int) -> Tip | None:
-        return await self._tips.get(tip_id)
+        """A tip, read together with the others asked for at the same moment (a burst of
+        payment webhooks reads its tips in a few statements)."""
+        return await self._reads.submit(tip_id)
 
     async def fail(self, tip_id: int, reason: str) -> Tip | None:
         return await self._tips.fail(tip_id, reason)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 import stripe
 
 from livecore.store.stripe_events import StripeEvents
+from livecore.tips.batching import Batcher
 from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
 
@@ -78,8 +79,11 @@ class WebhookHandler:
         subscriptions: SubscriptionEvents | None = None,
         on_paid: Callable[[], None] | None = None,
     ) -> None:
-        self._events = events
+        # A burst of webhooks records and closes its events in batches (one statement each).
+        self._begin: Batcher[tuple[str, str], bool] = Batcher(events.begin_many)
+        self._done: Batcher[str, None] = Batcher(self._close_events)
         self._tips = tips
+        self._events = events
         self._reversals = reversals
         self._subscriptions = subscriptions
         # Called after a payment is recorded: its processing fee is read and posted later
@@ -104,12 +108,16 @@ class WebhookHandler:
         handler = self._handlers.get(event["type"])
         if handler is None:
             return "ignored"  # acknowledged: Stripe stops sending it
-        if not await self._events.begin(event["id"], event["type"]):
+        if not await self._begin.submit((event["id"], event["type"])):
             return "duplicate"
         created = int(event.get("created") or 0)
         applied = await handler(event["data"]["object"], created)
-        await self._events.done(event["id"])
+        await self._done.submit(event["id"])
         return "processed" if applied else "ignored"
+
+    async def _close_events(self, event_ids: Sequence[str]) -> list[None]:
+        await self._events.done_many(event_ids)
+        return [None] * len(event_ids)
 
     async def _payment_succeeded(self, intent: dict[str, Any], created: int) -> bool:
         tip_id = _tip_id(intent)
