@@ -1,9 +1,11 @@
-"""Random sequences of money events through livecore's own services, checked after each step:
+"""Random sequences of money events (tips, subscription invoices, redeliveries, refunds,
+disputes, fees) through livecore's own services, checked after each step:
 every transaction balances, no entry ever changes, balances equal the sum of their entries,
 and no event is applied twice however often it is delivered."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,11 +19,13 @@ from livecore.events.bus import LocalBus
 from livecore.store import Database
 from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Ledger
+from livecore.store.subscriptions import Subscriptions
 from livecore.store.tips import Tips
 from livecore.store.users import Users
 from livecore.tips.providers import TestProvider
 from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
+from livecore.tips.subscriptions import SubscriptionService
 
 
 @pytest.fixture
@@ -59,8 +63,21 @@ async def _entries(db: Database) -> dict[int, tuple[Any, ...]]:
     return {r["id"]: tuple(r) for r in rows}
 
 
+def _invoice(run: str, n: int, amount: int, sub: str, owner: dict[str, str]) -> dict[str, Any]:
+    """A paid Stripe invoice as current API versions shape it."""
+    now = int(time.time())
+    return {
+        "id": f"in_{run}_{n}", "object": "invoice", "amount_paid": amount, "currency": "usd",
+        "lines": {"data": [{"period": {"start": now, "end": now + 30 * 86400}}]},
+        "parent": {"subscription_details": {"subscription": sub, "metadata": owner}},
+        "payments": {"data": [{"payment": {"type": "payment_intent",
+                                           "payment_intent": f"pi_{run}_{n}"}}]},
+    }  # fmt: skip
+
+
 _step = st.one_of(
     st.tuples(st.just("tip"), st.integers(100, 50_000), st.integers(0, 1)),
+    st.tuples(st.just("invoice"), st.integers(100, 20_000), st.integers(0, 1)),
     st.tuples(st.just("redeliver"), st.integers(0, 50), st.integers(0, 0)),
     st.tuples(st.just("refund"), st.integers(0, 50), st.integers(1, 100)),
     st.tuples(st.just("dispute"), st.integers(0, 50), st.integers(0, 2)),
@@ -82,13 +99,22 @@ async def test_random_money_events_keep_every_invariant(
         creator_settings=CreatorSettings(db),
     )  # fmt: skip
     reversals = Reversals(db, ledger)
+    users = Users(db)
+    subscriptions = SubscriptionService(
+        db, Subscriptions(db), ledger, CreatorSettings(db), TipsConfig(), None
+    )
     creators = [await _user(db, "creator") for _ in range(2)]
     streams = [await _stream(db, c) for c in creators]
     viewer = await _user(db, "viewer")
     run = uuid.uuid4().hex[:8]
-    paid: list[tuple[int, str, int]] = []  # (tip id, charge, amount)
+    tiers = []
+    for c in creators:
+        creator = await users.get(c)
+        assert creator is not None
+        tiers.append((await subscriptions.create_tier(creator, f"t{run}", 500, "usd")).id)
+    # (tip id or invoice id, charge, its PaymentIntent, amount)
+    paid: list[tuple[int | str, str, str, int]] = []
     refunded: dict[str, int] = {}
-    seen_disputes: dict[str, str] = {}
     for n, (op, a, b) in enumerate(steps):
         before = await _entries(db)
         transactions = await db.pool.fetchval("SELECT count(*) FROM ledger_transactions")
@@ -99,28 +125,41 @@ async def test_random_money_events_keep_every_invariant(
             )
             charge = f"ch_{run}_{n}"
             assert await tips.settle(tip.id, f"pi_{run}_{n}", charge) is not None
-            paid.append((tip.id, charge, a))
+            paid.append((tip.id, charge, f"pi_{run}_{n}", a))
+            expect_new = True
+        elif op == "invoice":
+            meta = {"viewer_id": str(viewer), "tier_id": str(tiers[b]),
+                    "creator_id": str(creators[b])}  # fmt: skip
+            invoice = _invoice(run, n, a, f"sub_{run}_{b}", meta)
+            await subscriptions.apply_invoice_paid(invoice, int(time.time()))
+            # The refund of an invoice's charge names the charge and its PaymentIntent.
+            paid.append((invoice["id"], f"ch_{run}_{n}", f"pi_{run}_{n}", a))
             expect_new = True
         elif not paid:
             continue
         elif op == "redeliver":
-            tip_id, charge, _ = paid[a % len(paid)]
-            assert await tips.settle(tip_id, f"pi_again_{n}", charge) is None
+            key, charge, payment, amount = paid[a % len(paid)]
+            if isinstance(key, int):
+                assert await tips.settle(key, payment, charge) is None
+            else:
+                meta = {"viewer_id": str(viewer), "tier_id": str(tiers[0]),
+                        "creator_id": str(creators[0])}  # fmt: skip
+                again = _invoice(run, 0, amount, f"sub_{run}_0", meta) | {"id": key}
+                await subscriptions.apply_invoice_paid(again, int(time.time()))
             expect_new = False
         elif op == "refund":
-            _, charge, amount = paid[a % len(paid)]
+            _, charge, payment, amount = paid[a % len(paid)]
             total = min(amount, refunded.get(charge, 0) + amount * b // 100)
-            posted = await reversals.refund(charge, None, total)
+            posted = await reversals.refund(charge, payment, total)
             assert posted == max(0, total - refunded.get(charge, 0))
             expect_new = posted > 0
             refunded[charge] = max(total, refunded.get(charge, 0))
         elif op == "dispute":
-            _, charge, amount = paid[a % len(paid)]
+            _, charge, payment, amount = paid[a % len(paid)]
             status = ("needs_response", "won", "lost")[b]
-            await reversals.dispute(f"dp_{charge}", charge, None, amount, "usd", status)
-            seen_disputes[charge] = status
+            await reversals.dispute(f"dp_{charge}", charge, payment, amount, "usd", status)
         else:
-            _, charge, _ = paid[a % len(paid)]
+            _, charge, _, _ = paid[a % len(paid)]
             await reversals.fee(charge, b, "usd")
         check = await ledger.check()
         assert check.ok, (op, check)
