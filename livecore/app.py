@@ -64,6 +64,7 @@ from livecore.store.broadcasts import Broadcasts, MediaInfo
 from livecore.store.chat import ChatStore
 from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Ledger
+from livecore.store.payouts import Payouts
 from livecore.store.streams import Stream
 from livecore.store.stripe_events import StripeEvents
 from livecore.store.subscriptions import Subscriptions
@@ -73,14 +74,15 @@ from livecore.streams import routes as stream_routes
 from livecore.streams.live import BroadcastLog, StateChange
 from livecore.streams.playback import PlaybackRefused
 from livecore.streams.retention import Retention
+from livecore.tips import payout_routes, subscription_routes, webhook_routes
 from livecore.tips import routes as tip_routes
-from livecore.tips import subscription_routes, webhook_routes
 from livecore.tips.breaker import CircuitBreaker
 from livecore.tips.fees import FeeRecorder
+from livecore.tips.payouts import PayoutService
 from livecore.tips.providers import PaymentProvider, TestProvider
 from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
-from livecore.tips.stripe_gateway import StripeGateway, StripeProvider
+from livecore.tips.stripe_gateway import StripeGateway, StripeProvider, StripeRail
 from livecore.tips.subscriptions import SubscriptionService
 from livecore.tips.webhooks import WebhookHandler
 from livecore.web import routes as web_routes
@@ -132,6 +134,7 @@ def create_app(
     app.cleanup_ctx.extend([_events, _live_media, _chat, _money])
     chat_routes.setup_routes(app)
     tip_routes.setup(app)
+    payout_routes.setup(app)
     subscription_routes.setup(app)
     signaling_routes.setup(app, whep_admit=_whep_admit(app))
     app[HLS_METRICS] = HlsMetrics(app[METRICS].registry)
@@ -295,7 +298,15 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(
         fees.run() if fees else subscriptions.run_renewals(60.0), name="money-background"
     )
+    payouts = app[payout_routes.PAYOUTS] = PayoutService(
+        app[DB], ledger, Payouts(app[DB]), creators, config.tips,
+        StripeRail(gateway) if gateway else None,
+    )  # fmt: skip
+    # Stripe transfers that had no answer are sent again (returns at once without Stripe).
+    payout_retries = asyncio.create_task(payouts.run_retries(60.0), name="payout-retries")
     yield
+    payout_retries.cancel()
+    await asyncio.gather(payout_retries, return_exceptions=True)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     playback.set_extra_check(None)

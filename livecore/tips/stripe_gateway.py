@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiohttp
 import stripe
@@ -67,6 +67,10 @@ class StripeGateway:
         except stripe.CardError as exc:
             reason = exc.user_message or "card declined"
             raise PaymentDeclined(reason, exc.code or "card_declined") from None
+        except stripe.IdempotencyError:
+            # A request with the same key is in flight or was made with other details: what
+            # happened to it is not known from this answer.
+            raise ProviderUnavailable(f"{what}: idempotency conflict", unknown=True) from None
         except stripe.RateLimitError:
             # Stripe refuses a rate-limited request before doing anything.
             raise ProviderUnavailable(f"{what}: rate limited") from None
@@ -234,7 +238,7 @@ class StripeProvider:
 class StripeRail:
     """Payouts as Stripe Connect transfers to the creator's connected account."""
 
-    name = "stripe"
+    name: Final = "stripe"
 
     def __init__(self, gateway: StripeGateway) -> None:
         self._gateway = gateway

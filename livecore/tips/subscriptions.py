@@ -188,8 +188,8 @@ def _time(value: Any) -> datetime | None:
     return None
 
 
-def _ref(value: Any) -> str | None:
-    """An expandable field: an id, or the expanded object with its id."""
+def stripe_id(value: Any) -> str | None:
+    """An expandable Stripe field: an id, or the expanded object with its id."""
     if isinstance(value, dict):
         value = value.get("id")
     return value if isinstance(value, str) and value else None
@@ -215,7 +215,7 @@ def _owner(metadata: Any) -> Owner | None:
 
 def parse_subscription(obj: dict[str, Any]) -> ProcessorSubscription | None:
     """A Stripe subscription object as livecore needs it; None without an id."""
-    ref = _ref(obj.get("id"))
+    ref = stripe_id(obj.get("id"))
     if ref is None:
         return None
     raw = str(obj.get("status") or "")
@@ -231,7 +231,7 @@ def parse_subscription(obj: dict[str, Any]) -> ProcessorSubscription | None:
 
 def parse_invoice(invoice: dict[str, Any]) -> ProcessorInvoice | None:
     """A Stripe invoice object as livecore needs it; None when it is unusable."""
-    invoice_id = _ref(invoice.get("id"))
+    invoice_id = stripe_id(invoice.get("id"))
     currency = invoice.get("currency")
     amount = invoice.get("amount_paid", 0)
     if (
@@ -244,11 +244,13 @@ def parse_invoice(invoice: dict[str, Any]) -> ProcessorInvoice | None:
     # Current API versions name the subscription under parent.subscription_details; older
     # ones at the top level (with its metadata under subscription_details).
     details = _dict(_dict(invoice.get("parent")).get("subscription_details"))
-    subscription_ref = _ref(details.get("subscription")) or _ref(invoice.get("subscription"))
+    subscription_ref = stripe_id(details.get("subscription")) or stripe_id(
+        invoice.get("subscription")
+    )
     metadata = details.get("metadata") or _dict(invoice.get("subscription_details")).get("metadata")
     period = _dict(_first(invoice.get("lines")).get("period"))
     # Current API versions no longer carry `charge`; its payments (when included) may.
-    charge_ref = _ref(invoice.get("charge")) or _ref(
+    charge_ref = stripe_id(invoice.get("charge")) or stripe_id(
         _dict(_first(invoice.get("payments")).get("payment")).get("charge")
     )
     return ProcessorInvoice(
@@ -265,8 +267,8 @@ def invoice_payment(invoice: dict[str, Any]) -> str | None:
     for paid in payments if isinstance(payments, list) else []:
         payment = _dict(_dict(paid).get("payment"))
         if payment.get("type") == "payment_intent":
-            return _ref(payment.get("payment_intent"))
-    return _ref(invoice.get("payment_intent"))  # older API versions
+            return stripe_id(payment.get("payment_intent"))
+    return stripe_id(invoice.get("payment_intent"))  # older API versions
 
 
 def _event_time(event_created: int) -> datetime:

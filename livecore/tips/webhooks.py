@@ -20,6 +20,7 @@ from livecore.store.stripe_events import StripeEvents
 from livecore.tips.batching import Batcher
 from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
+from livecore.tips.subscriptions import stripe_id
 
 logger = logging.getLogger(__name__)
 
@@ -146,17 +147,17 @@ class WebhookHandler:
 
     async def _charge_refunded(self, charge: dict[str, Any], created: int) -> bool:
         refunded = await self._reversals.refund(
-            str(charge["id"]), _ref(charge.get("payment_intent")),
+            str(charge["id"]), stripe_id(charge.get("payment_intent")),
             int(charge.get("amount_refunded") or 0),
         )  # fmt: skip
         return refunded > 0
 
     async def _dispute(self, dispute: dict[str, Any], created: int) -> bool:
-        charge_ref = _ref(dispute.get("charge"))
+        charge_ref = stripe_id(dispute.get("charge"))
         if charge_ref is None:
             return False
         await self._reversals.dispute(
-            str(dispute["id"]), charge_ref, _ref(dispute.get("payment_intent")),
+            str(dispute["id"]), charge_ref, stripe_id(dispute.get("payment_intent")),
             int(dispute["amount"]), str(dispute["currency"]), str(dispute.get("status", "")),
         )  # fmt: skip
         return True
@@ -184,10 +185,3 @@ class WebhookHandler:
 def _tip_id(intent: dict[str, Any]) -> int | None:
     value = (intent.get("metadata") or {}).get("tip_id")
     return int(value) if isinstance(value, str) and value.isdigit() else None
-
-
-def _ref(value: Any) -> str | None:
-    """An expandable Stripe field: an id, or the object with its id."""
-    if isinstance(value, dict):
-        value = value.get("id")
-    return value if isinstance(value, str) else None
