@@ -348,3 +348,79 @@ async def test_a_tip_to_a_stream_that_ended_is_still_credited(
     creator, fan = await _setup(client)
     await _paid_tip(client, stripe_peer, fan["token"])
     assert (await _balances(db, creator["user"]["id"]))["creator"] == -800
+
+
+@pytest.fixture
+async def paying_client(make_client: MakeClient, config: Config, stripe_peer: StripePeer) -> Client:
+    """Earnings are available at once (no holding period) for the payout tests."""
+    tips = replace(config.tips, payout_hold_days=0.0)
+    return await make_client(stripe=stripe_config(config, stripe_peer).stripe, tips=tips)
+
+
+async def _admin(client: Client, db: Database) -> dict[str, str]:
+    root = await register(client, "root@example.com", display_name="Root")
+    await db.pool.execute("UPDATE users SET role = 'admin' WHERE id = $1", root["user"]["id"])
+    client.session.cookie_jar.clear()
+    return bearer(root["token"])
+
+
+async def test_payout_is_a_connect_transfer_and_a_later_refund_leaves_a_debt(
+    paying_client: Client, stripe_peer: StripePeer, db: Database
+) -> None:
+    client = paying_client
+    creator, fan = await _setup(client)
+    account = stripe_peer.add_account()
+    admin = await _admin(client, db)
+    resp = await client.put(
+        f"/api/v1/admin/creators/{creator['user']['id']}/money",
+        json={"platform_fee_bps": None, "stripe_account_id": account}, headers=admin,
+    )  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    _, events = await _paid_tip(client, stripe_peer, fan["token"])
+    # With a connected account the tip was a destination charge, the platform's share its fee.
+    (call,) = _intents(stripe_peer)
+    assert call.params["transfer_data"] == {"destination": account}
+    assert call.params["application_fee_amount"] == "200"
+    payout = await client.post(
+        "/api/v1/me/payouts", json={"currency": "usd"}, headers=bearer(creator["token"])
+    )
+    assert payout.status == 201, await payout.text()
+    assert (await payout.json())["payout"]["status"] == "paid"
+    (transfer,) = stripe_peer.transfers.values()
+    assert (transfer["amount"], transfer["destination"]) == (800, account)
+    assert (await _balances(db, creator["user"]["id"]))["creator"] == 0
+
+    # The viewer is refunded after the creator was paid: the creator now owes their share.
+    charge = _of(events, "charge.succeeded")["data"]["object"]["id"]
+    await deliver_all(client, stripe_peer.refund(charge))
+    assert (await _balances(db, creator["user"]["id"]))["creator"] == 800
+    held = await client.post(
+        "/api/v1/me/payouts", json={"currency": "usd"}, headers=bearer(creator["token"])
+    )
+    assert held.status == 409 and "owe" in (await held.json())["error"]["message"]
+    mine = await client.get("/api/v1/me/payouts", headers=bearer(creator["token"]))
+    assert (await mine.json())["summary"]["usd"]["debt_minor"] == 800
+    assert (await Ledger(db).check()).ok
+
+
+async def test_a_lost_dispute_after_a_payout_drives_the_balance_negative(
+    paying_client: Client, stripe_peer: StripePeer, db: Database
+) -> None:
+    client = paying_client
+    creator, fan = await _setup(client)
+    _, events = await _paid_tip(client, stripe_peer, fan["token"])
+    payout = await client.post(
+        "/api/v1/me/payouts", json={"currency": "usd"}, headers=bearer(creator["token"])
+    )
+    assert payout.status == 201  # a manual payout: no connected account
+    charge = _of(events, "charge.succeeded")["data"]["object"]["id"]
+    opened = stripe_peer.dispute(charge)
+    dispute_id = opened[0]["data"]["object"]["id"]
+    await deliver_all(client, [*opened, *stripe_peer.close_dispute(dispute_id, won=False)])
+    balances = await _balances(db, creator["user"]["id"])
+    assert (balances["creator"], balances["disputes"]) == (800, -1000)
+    held = await client.post(
+        "/api/v1/me/payouts", json={"currency": "usd"}, headers=bearer(creator["token"])
+    )
+    assert held.status == 409
+    assert (await Ledger(db).check()).ok
