@@ -1,5 +1,5 @@
 """Random sequences of money events (tips, subscription invoices, redeliveries, refunds,
-disputes, fees) through livecore's own services, checked after each step:
+disputes, fees, payouts paid or failed) through livecore's own services, checked after each step:
 every transaction balances, no entry ever changes, balances equal the sum of their entries,
 and no event is applied twice however often it is delivered."""
 
@@ -19,9 +19,11 @@ from livecore.events.bus import LocalBus
 from livecore.store import Database
 from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Ledger
+from livecore.store.payouts import Payouts
 from livecore.store.subscriptions import Subscriptions
 from livecore.store.tips import Tips
 from livecore.store.users import Users
+from livecore.tips.payouts import PayoutRefused, PayoutService
 from livecore.tips.providers import TestProvider
 from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
@@ -82,11 +84,13 @@ _step = st.one_of(
     st.tuples(st.just("refund"), st.integers(0, 50), st.integers(1, 100)),
     st.tuples(st.just("dispute"), st.integers(0, 50), st.integers(0, 2)),
     st.tuples(st.just("fee"), st.integers(0, 50), st.integers(1, 500)),
+    # A payout request by creator a % 2, then marked paid (b = 1) or failed (b = 2).
+    st.tuples(st.just("payout"), st.integers(0, 1), st.integers(0, 2)),
 )
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(steps=st.lists(_step, min_size=1, max_size=20))
 async def test_random_money_events_keep_every_invariant(
@@ -100,6 +104,9 @@ async def test_random_money_events_keep_every_invariant(
     )  # fmt: skip
     reversals = Reversals(db, ledger)
     users = Users(db)
+    payouts = PayoutService(
+        db, ledger, Payouts(db), CreatorSettings(db), TipsConfig(payout_hold_days=0.0), None
+    )
     subscriptions = SubscriptionService(
         db, Subscriptions(db), ledger, CreatorSettings(db), TipsConfig(), None
     )
@@ -119,7 +126,22 @@ async def test_random_money_events_keep_every_invariant(
         before = await _entries(db)
         transactions = await db.pool.fetchval("SELECT count(*) FROM ledger_transactions")
         expect_new: bool | None = None  # None: may or may not post
-        if op == "tip":
+        if op == "payout":
+            creator = await users.get(creators[a])
+            assert creator is not None
+            try:
+                payout = await payouts.request(creator, "usd")
+            except PayoutRefused:
+                expect_new = False  # nothing available, or a debt holds it
+            else:
+                expect_new = True
+                if b == 1:
+                    await payouts.mark_paid(payout.id)
+                elif b == 2:
+                    await payouts.mark_failed(payout.id, "bank refused")
+            owed = -(await ledger.balances("creator", creators[a])).get("usd", 0)
+            assert b == 2 or not expect_new or owed <= 0, "a payout left money behind"
+        elif op == "tip":
             tip, _ = await tips_store.create(
                 streams[b], viewer, creators[b], a, "usd", "", "stripe", f"{run}-{n}", a // 5
             )
