@@ -74,7 +74,7 @@ from livecore.streams import routes as stream_routes
 from livecore.streams.live import BroadcastLog, StateChange
 from livecore.streams.playback import PlaybackRefused
 from livecore.streams.retention import Retention
-from livecore.tips import payout_routes, subscription_routes, webhook_routes
+from livecore.tips import earnings_routes, payout_routes, subscription_routes, webhook_routes
 from livecore.tips import routes as tip_routes
 from livecore.tips.breaker import CircuitBreaker
 from livecore.tips.fees import FeeRecorder
@@ -134,6 +134,7 @@ def create_app(
     app.cleanup_ctx.extend([_events, _live_media, _chat, _money])
     chat_routes.setup_routes(app)
     tip_routes.setup(app)
+    earnings_routes.setup(app)
     payout_routes.setup(app)
     subscription_routes.setup(app)
     signaling_routes.setup(app, whep_admit=_whep_admit(app))
