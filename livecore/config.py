@@ -149,6 +149,9 @@ class TipsConfig:
     # new_account_hours.
     viewer_tips_per_minute: int = _bounded(10, 1, 10_000)
     viewer_daily_minor: int = _bounded(200_000, 1)
+    # Tips one card may pay in an hour, whoever sends them (checked for saved cards; a
+    # card's fingerprint is known before charging only then).
+    card_tips_per_hour: int = _bounded(20, 1, 100_000)
     new_account_hours: float = _bounded(24.0, 0.0, 24.0 * 365)
     new_account_max_tip_minor: int = _bounded(2_000, 1)
     # Earnings become available for payout this long after they are posted (chargebacks).

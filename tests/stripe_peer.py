@@ -164,6 +164,11 @@ def stripe_fee(amount: int) -> int:
     return (amount * 29 + 500) // 1000 + 30
 
 
+def card_fingerprint(payment_method: str) -> str:
+    """Stripe gives a card the same fingerprint every time it is used."""
+    return hashlib.sha256(payment_method.encode()).hexdigest()[:16]
+
+
 def sign_payload(payload: bytes, secret: str, timestamp: int | None = None) -> str:
     """The `Stripe-Signature` header Stripe would send with this webhook body."""
     t = int(time.time()) if timestamp is None else timestamp
@@ -357,6 +362,7 @@ class StripePeer:
         for path, action in posts.items():
             app.router.add_post(path, self._endpoint(action))
         app.router.add_delete("/v1/subscriptions/{id}", self._endpoint(self._cancel_subscription))
+        app.router.add_get("/v1/payment_methods/{id}", self._endpoint(self._payment_method))
         app.router.add_get("/checkout/{id}", self._checkout_page)
         app.router.add_route("*", "/{tail:.*}", self._endpoint(self._unknown_url))
         # handler_cancellation: a hung handler ends when its client gives up; a short
@@ -737,6 +743,19 @@ class StripePeer:
 
     # -- endpoints ----------------------------------------------------------------------
 
+    def _payment_method(self, call: _Call) -> Obj:
+        """Stripe's test cards (pm_card_*) as saved PaymentMethods."""
+        pm_id = call.match["id"]
+        if not pm_id.startswith("pm_card_"):
+            raise _no_such("PaymentMethod", pm_id)
+        return {
+            "id": pm_id, "object": "payment_method", "type": "card", "livemode": False,
+            "created": int(time.time()), "customer": None, "metadata": {},
+            "card": {"brand": "visa", "country": "US", "exp_month": 12, "exp_year": 2034,
+                     "fingerprint": card_fingerprint(pm_id), "funding": "credit",
+                     "last4": "4242"},
+        }  # fmt: skip
+
     def _retrieve(self, collection: str, call: _Call) -> Obj:
         return self._get(collection, call.match["id"])
 
@@ -995,8 +1014,7 @@ class StripePeer:
         ch_id = new_id("ch")
         amount, currency = intent["amount"], intent["currency"]
         method = intent["payment_method"]
-        # Stripe gives a card the same fingerprint every time it is used.
-        fingerprint = hashlib.sha256(method.encode()).hexdigest()[:16]
+        fingerprint = card_fingerprint(method)
         txn = self._balance_transaction(amount, currency, "charge", ch_id, stripe_fee(amount))
         charge = self.charges[ch_id] = {
             "id": ch_id, "object": "charge", "created": int(time.time()), "livemode": False,

@@ -180,6 +180,27 @@ class Tips:
         assert row is not None
         return int(row["minute"]), int(row["day"])
 
+    async def recent_by_card(self, fingerprint: str) -> int:
+        """Tips one card paid, or is paying, in the last hour (failed ones do not count)."""
+        count = await self._db.pool.fetchval(
+            "SELECT count(*) FROM tips WHERE card_fingerprint = $1"
+            " AND created_at > now() - interval '1 hour' AND status <> 'failed'",
+            fingerprint,
+        )
+        return int(count)
+
+    async def record_card(
+        self, tip_id: int | None, provider_ref: str | None, fingerprint: str
+    ) -> None:
+        """Remember which card pays a tip (by its id, or by its processor payment)."""
+        await self._db.pool.execute(
+            "UPDATE tips SET card_fingerprint = $3 WHERE (id = $1 OR provider_ref = $2)"
+            " AND card_fingerprint IS DISTINCT FROM $3",
+            tip_id,
+            provider_ref,
+            fingerprint,
+        )
+
     async def list_for_creator(
         self, creator_id: int, status: TipStatus | None, provider: Provider | None, limit: int
     ) -> list[Tip]:

@@ -64,6 +64,10 @@ class PaymentProvider(Protocol):
         """
         ...
 
+    async def card_fingerprint(self, payment_method: str) -> str | None:
+        """The card behind a saved payment method (the same for every use of one card)."""
+        ...
+
 
 class TestProvider:
     """No money moves: for one-node setups and development. Clearly labelled test mode."""
@@ -76,3 +80,6 @@ class TestProvider:
         self, tip: Tip, destination: str | None, payment_method: str | None
     ) -> Payment:
         return Payment("succeeded", f"test_tip_{tip.id}")
+
+    async def card_fingerprint(self, payment_method: str) -> str | None:
+        return None

@@ -145,6 +145,7 @@ class TipService:
         idempotency_key: str, payment_method: str | None = None,
     ) -> TipResult:  # fmt: skip
         await self._check(viewer, stream, amount_minor, currency)
+        card = await self._card(payment_method)
         creator = await self._creators.get(stream.owner_id)
         bps = self._settings.platform_fee_bps
         if creator.platform_fee_bps is not None:
@@ -166,6 +167,8 @@ class TipService:
                 return TipResult(tip, None, self.test_mode, lane, created=False)
             # Pending with the processor: asking again with the same key is safe (the
             # processor answers with the same payment), and gives the browser what it needs.
+        if card is not None:
+            await self._tips.record_card(tip.id, None, card)
         return await self._charge(tip, creator.stripe_account_id, payment_method, created)
 
     async def _check(self, viewer: User, stream: Stream, amount: int, currency: str) -> None:
@@ -192,6 +195,24 @@ class TipService:
             raise TipLimited(f"at most {s.viewer_tips_per_minute} tips a minute", 60)
         if per_day + amount > s.viewer_daily_minor:
             raise TipLimited(f"at most {s.viewer_daily_minor} in tips a day", 3600)
+
+    async def _card(self, payment_method: str | None) -> str | None:
+        """A saved card's fingerprint, refused once it paid too many tips this hour (a stolen
+        card spread over many accounts). Unknown when the processor cannot say: the charge
+        itself then meets the outage."""
+        if payment_method is None:
+            return None
+        try:
+            card = await self._provider.card_fingerprint(payment_method)
+        except ProviderUnavailable:
+            return None
+        limit = self._settings.card_tips_per_hour
+        if card is not None and await self._tips.recent_by_card(card) >= limit:
+            raise TipLimited(f"this card may pay at most {limit} tips an hour", 3600)
+        return card
+
+    async def record_card(self, provider_ref: str, fingerprint: str) -> None:
+        await self._tips.record_card(None, provider_ref, fingerprint)
 
     async def _charge(
         self, tip: Tip, destination: str | None, payment_method: str | None, created: bool

@@ -120,6 +120,16 @@ class StripeGateway:
             ),
         )
 
+    async def card_fingerprint(self, payment_method: str) -> str | None:
+        """The fingerprint of a saved card: the same for every PaymentMethod of one card."""
+        method = await self._call(
+            "read payment method", self._client.v1.payment_methods.retrieve_async(payment_method)
+        )
+        card = method.get("card")
+        return (
+            str(card["fingerprint"]) if isinstance(card, dict) and card.get("fingerprint") else None
+        )
+
     async def payment_fee(self, payment_ref: str) -> tuple[str, int, str] | None:
         """(charge id, fee, currency) of a PaymentIntent's charge: the processing fee Stripe
         took, once its balance transaction exists. Tips and subscription invoices alike."""
@@ -233,6 +243,9 @@ class StripeProvider:
         if status == "canceled":
             return Payment("failed", intent["id"])
         return Payment("pending", intent["id"], intent.get("client_secret"))
+
+    async def card_fingerprint(self, payment_method: str) -> str | None:
+        return await self._gateway.card_fingerprint(payment_method)
 
 
 class StripeRail:

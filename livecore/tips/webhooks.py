@@ -92,6 +92,7 @@ class WebhookHandler:
         self._on_paid = on_paid or (lambda: None)
         self._handlers: Mapping[str, Callable[[dict[str, Any], int], Awaitable[bool]]] = {
             "payment_intent.succeeded": self._payment_succeeded,
+            "charge.succeeded": self._charge_succeeded,
             "payment_intent.payment_failed": self._payment_failed,
             "payment_intent.canceled": self._payment_failed,
             "charge.refunded": self._charge_refunded,
@@ -134,6 +135,16 @@ class WebhookHandler:
         charge_ref = charge if isinstance(charge, str) else None
         await self._tips.settle(tip_id, str(intent["id"]), charge_ref, tip)
         self._on_paid()
+        return True
+
+    async def _charge_succeeded(self, charge: dict[str, Any], created: int) -> bool:
+        # Which card paid: per-card limits count tips paid in the browser too.
+        details = charge.get("payment_method_details") or {}
+        fingerprint = (details.get("card") or {}).get("fingerprint")
+        payment_ref = stripe_id(charge.get("payment_intent"))
+        if not isinstance(fingerprint, str) or payment_ref is None:
+            return False
+        await self._tips.record_card(payment_ref, fingerprint)
         return True
 
     async def _payment_failed(self, intent: dict[str, Any], created: int) -> bool:

@@ -116,7 +116,7 @@ async def _paid_tip(
     answer = await resp.json()
     pi_id = answer["client_secret"].split("_secret_")[0]
     events = peer.succeed_payment_intent(pi_id)
-    assert await deliver_all(client, events) == ["ignored", "processed"]  # charge.succeeded
+    assert await deliver_all(client, events) == ["processed", "processed"]  # charge, payment
     return answer, events
 
 
@@ -424,3 +424,23 @@ async def test_a_lost_dispute_after_a_payout_drives_the_balance_negative(
     )
     assert held.status == 409
     assert (await Ledger(db).check()).ok
+
+
+async def test_one_card_is_limited_across_accounts(
+    make_client: MakeClient, config: Config, stripe_peer: StripePeer
+) -> None:
+    tips = replace(config.tips, card_tips_per_hour=2)
+    client = await make_client(stripe=stripe_config(config, stripe_peer).stripe, tips=tips)
+    _, fan = await _setup(client)
+    other = await register(client, "other@example.com", display_name="Other")
+    client.session.cookie_jar.clear()
+    for n, who in enumerate((fan, other)):
+        resp = await _tip(client, who["token"], f"card{n}", payment_method="pm_card_visa")
+        assert resp.status == 201, await resp.text()
+    # The same card from a third request, whichever account sends it, waits an hour.
+    limited = await _tip(client, fan["token"], "card2", payment_method="pm_card_visa")
+    assert limited.status == 429 and limited.headers["Retry-After"] == "3600"
+    assert "card" in (await limited.json())["error"]["message"]
+    # Another card, or the browser flow, is not held by it.
+    fresh = await _tip(client, fan["token"], "card3", payment_method="pm_card_mastercard")
+    assert fresh.status == 201, await fresh.text()

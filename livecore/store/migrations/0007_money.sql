@@ -25,6 +25,10 @@ ALTER TABLE tips ADD COLUMN charge_ref text UNIQUE;
 ALTER TABLE tips ADD COLUMN refunded_minor bigint NOT NULL DEFAULT 0
     CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor);
 ALTER TABLE tips ADD COLUMN failure text;
+-- The paying card's fingerprint (the same for every use of a card), for per-card limits.
+ALTER TABLE tips ADD COLUMN card_fingerprint text;
+CREATE INDEX tips_card_idx ON tips (card_fingerprint, created_at)
+    WHERE card_fingerprint IS NOT NULL;
 -- When the processor's fee on its charge was posted (fees are read after the payment).
 ALTER TABLE tips ADD COLUMN fee_recorded_at timestamptz;
 ALTER TABLE tips DROP CONSTRAINT tips_status_check;
