@@ -14,6 +14,7 @@ import pytest
 from livecore.config import Config
 from livecore.store import Database
 from livecore.store.ledger import Ledger
+from livecore.tips.routes import TIPS
 from tests.chat.conftest import connect
 from tests.conftest import Client, MakeClient, bearer, register
 from tests.stripe_peer import StripePeer, event_body, sign_payload
@@ -444,3 +445,28 @@ async def test_one_card_is_limited_across_accounts(
     # Another card, or the browser flow, is not held by it.
     fresh = await _tip(client, fan["token"], "card3", payment_method="pm_card_mastercard")
     assert fresh.status == 201, await fresh.text()
+
+
+async def test_an_event_whose_handling_failed_is_applied_when_redelivered(
+    client: Client, stripe_peer: StripePeer, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    creator, fan = await _setup(client)
+    resp = await _tip(client, fan["token"], "k1")
+    pi_id = (await resp.json())["client_secret"].split("_secret_")[0]
+    succeeded = _of(stripe_peer.succeed_payment_intent(pi_id), "payment_intent.succeeded")
+    app = client.app
+    assert app is not None
+    tips = app[TIPS]
+    settle = tips.settle
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionResetError("the database went away mid-event")
+
+    monkeypatch.setattr(tips, "settle", broken)
+    failed = await deliver(client, succeeded)
+    assert failed.status == 500  # Stripe retries it
+    assert (await _balances(db, creator["user"]["id"]))["creator"] == 0
+    monkeypatch.setattr(tips, "settle", settle)
+    assert await deliver_all(client, [succeeded]) == ["processed"]
+    assert (await _balances(db, creator["user"]["id"]))["creator"] == -800
+    assert await deliver_all(client, [succeeded]) == ["duplicate"]
