@@ -58,6 +58,15 @@ class Settlement:
     charge_ref: str | None
     kind: str
     entries: Sequence[Entry]
+    # The processor's event reporting the payment: applied only if new, recorded with it.
+    event_id: str | None = None
+    event_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    tip: Tip | None  # None: it was not pending (settled already, or in another lane)
+    new_event: bool  # its event was recorded now (False: none given, or seen before)
 
 
 class Tips:
@@ -88,12 +97,16 @@ class Tips:
         assert existing is not None
         return _tip(existing), False
 
-    async def settle_many(self, requests: Sequence[Settlement]) -> list[Tip | None]:
+    async def settle_many(self, requests: Sequence[Settlement]) -> list[Settled]:
         """Settle tips and post their ledger transactions (`tip:{id}`) in one statement:
         all or none, one round trip, the accounts locked only while PostgreSQL runs it.
 
+        A request that names the processor's event is applied only if that event is new,
+        and the event is recorded as processed by the same statement.
+
         The answer lines up with `requests`: the settled tip, or None for one that was not
-        pending (settled already, or in another lane). Tip ids must be distinct.
+        pending (settled already, or in another lane), and whether its event was new. Tip
+        ids must be distinct.
         """
         refs, accounts, amounts, currencies = [], [], [], []
         for r in requests:
@@ -106,14 +119,21 @@ class Tips:
             f"""
             WITH req AS (
                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],
-                    $5::text[]) AS r(tip_id, provider, provider_ref, charge_ref, kind)
+                    $5::text[], $10::text[], $11::text[])
+                    AS r(tip_id, provider, provider_ref, charge_ref, kind, event_id, event_type)
+            ), ev AS (
+                INSERT INTO stripe_events (id, type, processed_at)
+                SELECT event_id, event_type, now() FROM req WHERE event_id IS NOT NULL
+                ON CONFLICT (id) DO NOTHING RETURNING id
+            ), todo AS (
+                SELECT * FROM req WHERE event_id IS NULL OR event_id IN (SELECT id FROM ev)
             ), flipped AS (
-                UPDATE tips SET status = 'succeeded', provider_ref = req.provider_ref,
-                    charge_ref = coalesce(req.charge_ref, tips.charge_ref), failure = NULL,
+                UPDATE tips SET status = 'succeeded', provider_ref = todo.provider_ref,
+                    charge_ref = coalesce(todo.charge_ref, tips.charge_ref), failure = NULL,
                     updated_at = now()
-                FROM req WHERE tips.id = req.tip_id AND tips.provider = req.provider
+                FROM todo WHERE tips.id = todo.tip_id AND tips.provider = todo.provider
                     AND tips.status IN ('pending', 'failed')
-                RETURNING {_QUALIFIED}, req.kind
+                RETURNING {_QUALIFIED}, todo.kind, todo.event_id
             ), tx AS (
                 INSERT INTO ledger_transactions (kind, external_ref)
                 SELECT kind, 'tip:' || id FROM flipped WHERE 'tip:' || id = ANY($6::text[])
@@ -124,14 +144,21 @@ class Tips:
                 JOIN unnest($6::text[], $7::bigint[], $8::bigint[], $9::text[])
                     AS e(ref, account_id, amount_minor, currency) ON e.ref = tx.external_ref
             )
-            SELECT {_COLUMNS} FROM flipped
+            SELECT {", ".join(f"f.{c.strip()}" for c in _COLUMNS.split(","))},
+                ev.id AS new_event
+            FROM flipped f FULL JOIN ev ON ev.id = f.event_id
             """,
             [r.tip_id for r in requests], [r.provider for r in requests],
             [r.provider_ref for r in requests], [r.charge_ref for r in requests],
             [r.kind for r in requests], refs, accounts, amounts, currencies,
+            [r.event_id for r in requests], [r.event_type for r in requests],
         )  # fmt: skip
-        settled = {row["id"]: _tip(row) for row in rows}
-        return [settled.get(r.tip_id) for r in requests]
+        settled = {row["id"]: _tip(row) for row in rows if row["id"] is not None}
+        new_events = {row["new_event"] for row in rows}
+        return [
+            Settled(settled.get(r.tip_id), r.event_id is not None and r.event_id in new_events)
+            for r in requests
+        ]
 
     async def fail(self, tip_id: int, reason: str) -> Tip | None:
         """Mark a pending tip failed with the reason; None when it is not pending."""

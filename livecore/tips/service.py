@@ -22,7 +22,7 @@ from livecore.events.bus import EventBus
 from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Entry, Ledger
 from livecore.store.streams import Stream
-from livecore.store.tips import Provider, Settlement, Tip, Tips, TipStatus
+from livecore.store.tips import Provider, Settled, Settlement, Tip, Tips, TipStatus
 from livecore.store.users import User, Users
 from livecore.tips.batching import Batcher
 from livecore.tips.breaker import CircuitBreaker
@@ -132,7 +132,7 @@ class TipService:
         self._breaker = breaker
         self._screen = screen
         self._blocked = blocked
-        self._settlements: Batcher[Settlement, Tip | None] = Batcher(self._settle_batch)
+        self._settlements: Batcher[Settlement, Settled] = Batcher(self._settle_batch)
         self._reads: Batcher[int, Tip | None] = Batcher(tips.get_many)
         self._names: Batcher[int, User | None] = Batcher(users.get_many)
 
@@ -284,8 +284,24 @@ class TipService:
         the room event.
         """
         found = known if known is not None else await self._tips.get(tip_id)
-        if found is None or found.status not in ("pending", "failed"):
+        if found is None:
             return None
+        return (await self._settle(found, provider_ref, charge_ref, None, None)).tip
+
+    async def settle_event(
+        self, tip: Tip, provider_ref: str, charge_ref: str | None, event_id: str,
+        event_type: str,
+    ) -> Settled:  # fmt: skip
+        """`settle` for the processor's event reporting the payment, recorded as processed by
+        the same statement when it is new (a new event's whole work is one round trip)."""
+        return await self._settle(tip, provider_ref, charge_ref, event_id, event_type)
+
+    async def _settle(
+        self, found: Tip, provider_ref: str, charge_ref: str | None, event_id: str | None,
+        event_type: str | None,
+    ) -> Settled:  # fmt: skip
+        if event_id is None and found.status not in ("pending", "failed"):
+            return Settled(None, False)
         currency = found.currency
         # Account ids first (cached after their first use).
         clearing = await self._ledger.account("processor_clearing", currency)
@@ -300,17 +316,17 @@ class TipService:
             entries = [Entry(clearing, amount, currency), Entry(creator, fee - amount, currency)]
         entries.append(Entry(revenue, -fee, currency))
         entries = [e for e in entries if e.amount_minor]  # a zero share has no entry
-        tip = await self._settlements.submit(
-            Settlement(tip_id, found.provider, provider_ref, charge_ref, kind,
-                       entries if len(entries) > 1 else [])
+        settled = await self._settlements.submit(
+            Settlement(found.id, found.provider, provider_ref, charge_ref, kind,
+                       entries if len(entries) > 1 else [], event_id, event_type)
         )  # fmt: skip
-        if tip is None:
-            return None
-        await self._announce(tip)
-        logger.info("tip %d settled: %d %s", tip.id, tip.amount_minor, tip.currency)
-        return tip
+        tip = settled.tip
+        if tip is not None:
+            await self._announce(tip)
+            logger.info("tip %d settled: %d %s", tip.id, tip.amount_minor, tip.currency)
+        return settled
 
-    async def _settle_batch(self, batch: Sequence[Settlement]) -> list[Tip | Exception | None]:
+    async def _settle_batch(self, batch: Sequence[Settlement]) -> list[Settled | Exception]:
         """Settle a batch in one statement. A tip twice in a batch (a webhook delivered twice
         at once) is settled by its first request; if the batch fails, each request is tried
         alone so that one bad payment cannot hold up the others."""
@@ -318,7 +334,7 @@ class TipService:
         for item in batch:
             first.setdefault(item.tip_id, item)
         unique = list(first.values())
-        results: dict[int, Tip | Exception | None] = {}
+        results: dict[int, Settled | Exception] = {}
         try:
             results = dict(zip(first, await self._tips.settle_many(unique), strict=True))
         except asyncpg.PostgresError:
@@ -329,7 +345,10 @@ class TipService:
                     (results[item.tip_id],) = await self._tips.settle_many([item])
                 except asyncpg.PostgresError as exc:
                     results[item.tip_id] = exc
-        return [results[item.tip_id] if first[item.tip_id] is item else None for item in batch]
+        return [
+            results[item.tip_id] if first[item.tip_id] is item else Settled(None, False)
+            for item in batch
+        ]
 
     async def _announce(self, tip: Tip) -> None:
         message = await self._screen(tip.stream_id, tip.message) if self._screen else tip.message

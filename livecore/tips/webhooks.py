@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 import stripe
 
 from livecore.store.stripe_events import StripeEvents
+from livecore.store.tips import Tip
 from livecore.tips.batching import Batcher
 from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
@@ -110,12 +111,32 @@ class WebhookHandler:
         handler = self._handlers.get(event["type"])
         if handler is None:
             return "ignored"  # acknowledged: Stripe stops sending it
+        if event["type"] == "payment_intent.succeeded" and await self._paid_at_once(event):
+            return "processed"
         if not await self._begin.submit((event["id"], event["type"])):
             return "duplicate"
         created = int(event.get("created") or 0)
         applied = await handler(event["data"]["object"], created)
         await self._done.submit(event["id"])
         return "processed" if applied else "ignored"
+
+    async def _paid_at_once(self, event: dict[str, Any]) -> bool:
+        """The common case of a tip burst, in two round trips: read the tip, then record the
+        event, settle and post in one statement. False when the event is not new (or not a
+        plain tip payment): the general path then answers it."""
+        intent = event["data"]["object"]
+        tip_id = _tip_id(intent)
+        tip = await self._tips.get(tip_id) if tip_id is not None else None
+        if tip is None or not _matches(intent, tip):
+            return False
+        charge = intent.get("latest_charge")
+        settled = await self._tips.settle_event(
+            tip, str(intent["id"]), charge if isinstance(charge, str) else None,
+            event["id"], event["type"],
+        )  # fmt: skip
+        if settled.new_event:
+            self._on_paid()
+        return settled.new_event
 
     async def _close_events(self, event_ids: Sequence[str]) -> list[None]:
         await self._events.done_many(event_ids)
@@ -126,9 +147,7 @@ class WebhookHandler:
         if tip_id is None:
             return False  # not a tip (e.g. an invoice's payment)
         tip = await self._tips.get(tip_id)
-        if tip is None or (intent.get("amount"), intent.get("currency")) != (
-            tip.amount_minor, tip.currency,
-        ):  # fmt: skip
+        if tip is None or not _matches(intent, tip):
             logger.error("payment %s does not match tip %s: ignored", intent.get("id"), tip_id)
             return False
         charge = intent.get("latest_charge")
@@ -191,6 +210,10 @@ class WebhookHandler:
             return False
         await self._subscriptions.apply_invoice_failed(invoice, created)
         return True
+
+
+def _matches(intent: dict[str, Any], tip: Tip) -> bool:
+    return (intent.get("amount"), intent.get("currency")) == (tip.amount_minor, tip.currency)
 
 
 def _tip_id(intent: dict[str, Any]) -> int | None:

@@ -457,16 +457,16 @@ async def test_an_event_whose_handling_failed_is_applied_when_redelivered(
     app = client.app
     assert app is not None
     tips = app[TIPS]
-    settle = tips.settle
 
     async def broken(*args: Any, **kwargs: Any) -> None:
         raise ConnectionResetError("the database went away mid-event")
 
-    monkeypatch.setattr(tips, "settle", broken)
-    failed = await deliver(client, succeeded)
+    with monkeypatch.context() as patch:
+        patch.setattr(tips, "settle", broken)
+        patch.setattr(tips, "settle_event", broken)
+        failed = await deliver(client, succeeded)
     assert failed.status == 500  # Stripe retries it
     assert (await _balances(db, creator["user"]["id"]))["creator"] == 0
-    monkeypatch.setattr(tips, "settle", settle)
     assert await deliver_all(client, [succeeded]) == ["processed"]
     assert (await _balances(db, creator["user"]["id"]))["creator"] == -800
     assert await deliver_all(client, [succeeded]) == ["duplicate"]
