@@ -19,7 +19,7 @@ _CREATOR_SQL = """
         SELECT e.transaction_id, e.amount_minor, e.currency,
             (e.created_at AT TIME ZONE 'UTC')::date AS day
         FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id
-        WHERE a.kind = 'creator' AND a.owner_id = $1
+        WHERE a.kind = 'creator' AND coalesce(a.owner_id, 0) = $1  -- as ledger_accounts_key
           AND e.created_at >= $2 AND e.created_at < $3
     )
     SELECT m.day, m.currency, t.kind, -sum(m.amount_minor) AS creator,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from livecore.errors import Forbidden, Invalid
 from livecore.store.earnings import Earnings, RevenueDay, StatementDay, as_row
 
 MAX_SPAN_DAYS = 366
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 DEFAULT_SPAN_DAYS = 30
 
 
@@ -37,9 +39,15 @@ def _period(request: web.Request) -> tuple[date, date, str]:
                 days[name] = default
             continue
         try:
+            # fromisoformat also takes 20250310 and 2025-W11-1: only the one form is documented.
+            if not _DAY.fullmatch(raw):
+                raise ValueError(raw)
             days[name] = date.fromisoformat(raw)
         except ValueError:
             problems[name] = "must be a date, YYYY-MM-DD"
+            continue
+        if days[name] == date.max:  # the period ends at the next midnight: there is none
+            problems[name] = f"must be before {date.max.isoformat()}"
     end = days.get("to", today)
     start = days.get("from", end - timedelta(days=DEFAULT_SPAN_DAYS - 1))
     kind = request.query.get("format", "json")
@@ -74,7 +82,7 @@ def _answer(
                                 "days": rows, "totals": _totals(days)}  # fmt: skip
         return web.json_response(body)
     out = io.StringIO()
-    columns = [c for c in (rows[0] if rows else _empty(name)) if c]
+    columns = list(rows[0] if rows else _empty(name))
     writer = csv.writer(out)
     writer.writerow([c if c in ("day", "currency") else f"{c}_minor" for c in columns])
     for row in rows:
