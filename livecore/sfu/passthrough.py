@@ -12,7 +12,13 @@
 4. UDP receive buffers: aioice opens the media sockets itself with a 256 KiB SO_RCVBUF
    taken from a module constant; `enlarge_receive_buffers` raises it so that a keyframe's
    burst of packets survives a busy event loop instead of being dropped by the kernel.
-5. ICE host candidates: aioice enumerates interfaces in `aioice.ice.get_host_addresses`
+5. Inline delivery: aiortc hands each reassembled frame to its decoder thread, which hands it
+   back to the loop for `track.recv()`: two thread hops and two queues per frame, which
+   cost a publisher more than the rest of its receive path. `deliver_inline` replaces a
+   receiver's decoder queue with a callable that gets each frame at once, on the loop,
+   inside the receiver's packet handler; the decoder thread of such a receiver ends as soon
+   as it starts (our `decoder_worker` stand-in sees the inline queue).
+6. ICE host candidates: aioice enumerates interfaces in `aioice.ice.get_host_addresses`
    (skipping loopback); operators choose the advertised addresses, so we replace it when
    `sfu.ice_host_addresses` is set.
 
@@ -22,6 +28,7 @@ tests/signaling/test_whip.py and test_whep.py cover these over real loopback pee
 from __future__ import annotations
 
 import logging
+import queue
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,10 +65,54 @@ class _PassthroughDecoder:
         ]  # fmt: skip
 
 
+FrameSink = Callable[[EncodedFrame], None]
+
+
+class _InlineDelivery:
+    """Stands in for a receiver's decoder queue (aiortc only calls `put`): a frame goes to
+    the sink at once; None (the receiver stopping) is dropped, as nobody awaits the track."""
+
+    def __init__(self, sink: FrameSink) -> None:
+        self._sink = sink
+
+    def put(self, item: tuple[Any, Any] | None) -> None:
+        if item is None:
+            return
+        codec, frame = item
+        try:
+            self._sink(
+                EncodedFrame(codec.name.lower(), bytes(frame.data), frame.timestamp,
+                             codec.clockRate)
+            )  # fmt: skip
+        except Exception:  # never into aiortc's receive loop: that would end the connection
+            logger.exception("dropping a received %s frame", codec.name)
+
+
+_aiortc_decoder_worker = aiortc.rtcrtpreceiver.decoder_worker
+
+
+def _decoder_worker(loop: Any, input_q: Any, output_q: Any, decode_error: Any) -> None:
+    if isinstance(input_q, _InlineDelivery):
+        return  # frames of this receiver are delivered inline: the thread has nothing to do
+    _aiortc_decoder_worker(loop, input_q, output_q, decode_error)
+
+
 def install_passthrough() -> None:
     """Make every aiortc receiver in this process yield EncodedFrames (idempotent)."""
-    # The receiver module imports get_decoder by name; the patch goes where it is looked up.
+    # The receiver module imports these by name; the patch goes where they are looked up.
     aiortc.rtcrtpreceiver.get_decoder = _PassthroughDecoder  # type: ignore[attr-defined,assignment]
+    aiortc.rtcrtpreceiver.decoder_worker = _decoder_worker
+
+
+def deliver_inline(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
+    """Hand this receiver's frames to `sink` on the loop as they are reassembled, instead of
+    through `track.recv()`. Call it before the receiver starts (the "track" event is)."""
+    if receiver._RTCRtpReceiver__decoder_thread is not None:  # type: ignore[attr-defined]
+        raise RuntimeError("deliver_inline after the receiver started")
+    before: queue.Queue[Any] = receiver._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
+    if not before.empty():
+        raise RuntimeError("deliver_inline after frames were queued")
+    receiver._RTCRtpReceiver__decoder_queue = _InlineDelivery(sink)  # type: ignore[attr-defined]
 
 
 def restrict_host_addresses(addresses: Sequence[str]) -> None:

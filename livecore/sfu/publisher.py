@@ -27,7 +27,6 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
-from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
 
 from livecore.config import SfuConfig
@@ -35,7 +34,7 @@ from livecore.sfu.hub import HubRegistry, StreamHub
 from livecore.sfu.media import MediaKind, MediaUnit, h264_is_keyframe, vp8_is_keyframe
 from livecore.sfu.metrics import SfuMetrics
 from livecore.sfu.offer import OfferSummary, inspect_offer
-from livecore.sfu.passthrough import EncodedFrame, send_pli
+from livecore.sfu.passthrough import EncodedFrame, deliver_inline, send_pli
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +118,46 @@ class _Timeline:
         return rtp_timestamp + self._offset
 
 
+class _TrackIntake:
+    """One received track: turns each frame the receiver reassembles into a MediaUnit on the
+    hub's timeline. Runs on the loop inside aiortc's packet handler, so it never waits."""
+
+    def __init__(self, publisher: Publisher, kind: MediaKind) -> None:
+        self._publisher = publisher
+        self._kind = kind
+        self._timeline: _Timeline | None = None
+        metrics = publisher.metrics
+        self._units = metrics.units.labels(kind) if metrics is not None else None
+        self._bytes = metrics.bytes.labels(kind) if metrics is not None else None
+        self._keyframe_interval = metrics.keyframe_interval if metrics is not None else None
+
+    def receive(self, frame: EncodedFrame) -> None:
+        publisher, kind = self._publisher, self._kind
+        if self._timeline is None:
+            self._timeline = _Timeline(publisher.hub, kind, frame.clock_hz)
+        if frame.codec == "h264":
+            keyframe = h264_is_keyframe(frame.data)
+        elif frame.codec == "vp8":
+            keyframe = vp8_is_keyframe(frame.data)
+        else:
+            keyframe = kind == "audio"
+        if self._units is not None and self._bytes is not None:
+            self._units.inc()
+            self._bytes.inc(len(frame.data))
+        last_keyframe_at = publisher.hub.stats.last_keyframe_at
+        if (
+            self._keyframe_interval is not None
+            and keyframe
+            and kind == "video"
+            and last_keyframe_at
+        ):
+            self._keyframe_interval.observe(time.monotonic() - last_keyframe_at)
+        publisher.publish_unit(
+            MediaUnit(kind, frame.codec, frame.data, self._timeline.pts(frame.timestamp),
+                      frame.clock_hz, keyframe)
+        )  # fmt: skip
+
+
 class Publisher:
     """One live publishing session."""
 
@@ -133,7 +172,7 @@ class Publisher:
         self.id = secrets.token_urlsafe(16)
         self._transcoders = transcoders
         self._vp8: VideoTranscoder | None = None
-        self._metrics = metrics
+        self.metrics = metrics
         self._lost_reported = 0
         self.hub = hub
         self.pc = pc
@@ -150,55 +189,31 @@ class Publisher:
         task.add_done_callback(self._tasks.discard)
 
     def on_track(self, track: MediaStreamTrack, receiver: RTCRtpReceiver) -> None:
-        if track.kind == "video":
-            self._video_receiver = receiver
-        self.spawn(self._pump(track), f"pump-{track.kind}")
-
-    async def _pump(self, track: MediaStreamTrack) -> None:
         kind: MediaKind = "video" if track.kind == "video" else "audio"
-        timeline: _Timeline | None = None
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if not isinstance(frame, EncodedFrame):
-                continue  # never happens with the pass-through installed
-            if timeline is None:
-                timeline = _Timeline(self.hub, kind, frame.clock_hz)
-            if frame.codec == "h264":
-                keyframe = h264_is_keyframe(frame.data)
-            elif frame.codec == "vp8":
-                keyframe = vp8_is_keyframe(frame.data)
-            else:
-                keyframe = kind == "audio"
-            self._last_media = time.monotonic()
-            if self._metrics is not None:
-                self._metrics.units.labels(kind).inc()
-                self._metrics.bytes.labels(kind).inc(len(frame.data))
-                if kind == "video" and keyframe and self.hub.stats.last_keyframe_at:
-                    since = self._last_media - self.hub.stats.last_keyframe_at
-                    self._metrics.keyframe_interval.observe(since)
-            unit = MediaUnit(kind, frame.codec, frame.data, timeline.pts(frame.timestamp),
-                             frame.clock_hz, keyframe)  # fmt: skip
-            if frame.codec == "vp8":
-                # Everything downstream takes H.264: the worker publishes its output.
-                if self._vp8 is None and self._transcoders is not None:
-                    self._vp8 = self._transcoders(self.hub)
-                if self._vp8 is not None:
-                    self._vp8.submit(unit)
-                continue
-            self.hub.publish(unit)
+        if kind == "video":
+            self._video_receiver = receiver
+        deliver_inline(receiver, _TrackIntake(self, kind).receive)
+
+    def publish_unit(self, unit: MediaUnit) -> None:
+        self._last_media = time.monotonic()
+        if unit.codec == "vp8":
+            # Everything downstream takes H.264: the worker publishes its output.
+            if self._vp8 is None and self._transcoders is not None:
+                self._vp8 = self._transcoders(self.hub)
+            if self._vp8 is not None:
+                self._vp8.submit(unit)
+            return
+        self.hub.publish(unit)
 
     def request_keyframe(self) -> None:
         if self._video_receiver is not None and not self._closed.is_set():
-            if self._metrics is not None:
-                self._metrics.keyframe_requests.inc()
+            if self.metrics is not None:
+                self.metrics.keyframe_requests.inc()
             self.spawn(send_pli(self._video_receiver), "pli")
 
     async def report_loss(self) -> None:
         """Add the packets lost since the last report to the loss counter."""
-        if self._metrics is None:
+        if self.metrics is None:
             return
         lost = 0
         for transceiver in self.pc.getTransceivers():
@@ -206,7 +221,7 @@ class Publisher:
             lost += sum(getattr(s, "packetsLost", 0) or 0 for s in stats.values()
                         if getattr(s, "type", "") == "inbound-rtp")  # fmt: skip
         if lost > self._lost_reported:
-            self._metrics.packets_lost.inc(lost - self._lost_reported)
+            self.metrics.packets_lost.inc(lost - self._lost_reported)
             self._lost_reported = lost
 
     def idle_for_s(self) -> float:
