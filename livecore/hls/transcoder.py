@@ -2,17 +2,16 @@
 and re-encodes it as H.264 for one rung of the renditions ladder (or at the source's own
 size, which turns a VP8-only publisher into H.264).
 
-Decoding and encoding never run in this process. The worker is spawned (never forked: a fork
-would copy the event loop, its sockets and threads) in a thread, and stopped in a thread; the
-two pipes to it are asyncio pipe transports, so nothing here blocks the loop. At most
-`max_in_flight` units are outstanding: a worker that falls behind is reported through
+Decoding and encoding never run in this process. The worker is spawned and stopped in threads
+and its two pipes are asyncio pipe transports (`procpipes`), so nothing here blocks the loop.
+At most `max_in_flight` units are outstanding: a worker that falls behind is reported through
 `submit()` returning False, and the caller drops the rendition rather than queueing more.
 
 Keyframes stay aligned with the source: the output frame of every input keyframe is forced
 to an IDR (with SPS/PPS in front, Annex-B), x264 never places one of its own, and output pts
 are the input pts, so every rendition's segments cut at the same points as the source's.
 
-May import: sfu.media, hls.metrics. The worker process imports this module and PyAV only.
+May import: procpipes, sfu.media, hls.metrics. The worker process imports this module and PyAV only.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import signal
 import struct
 import time
@@ -28,9 +26,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any, Literal
 
+from livecore import procpipes
 from livecore.hls.metrics import HlsMetrics
 from livecore.sfu.media import VIDEO_CLOCK_HZ, MediaUnit
 
@@ -56,7 +54,6 @@ _BITRATES = {
 _UNIT = struct.Struct("!qB")
 _COUNT = struct.Struct("!H")
 _PACKET = struct.Struct("!qBI")
-_LENGTH = struct.Struct("!i")  # multiprocessing.Connection's own framing, for the child side
 _READY, _DONE, _FLUSHED, _ERROR = b"R", b"D", b"F", b"E"
 
 
@@ -130,7 +127,7 @@ class Transcoder:
         # (pts, handed to the worker at) of every unit not yet answered, oldest first.
         self._in_flight: deque[tuple[int, float]] = deque()
         self._before_connect: list[bytes] = []  # frames submitted while the worker spawns
-        self._spawned: asyncio.Future[_Spawned] | None = None
+        self._spawned: asyncio.Future[procpipes.Spawned] | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._writer: asyncio.WriteTransport | None = None
         self._reader: asyncio.ReadTransport | None = None
@@ -151,7 +148,9 @@ class Transcoder:
         self._exited = loop.create_future()
         self._settled = asyncio.Event()
         # An executor future, not a task: a cancellation can never lose the process handle.
-        self._spawned = loop.run_in_executor(None, _spawn, self.spec, self.name)
+        self._spawned = loop.run_in_executor(
+            None, procpipes.spawn, worker_main, (self.spec,), f"transcode-{self.name}"
+        )
         if self._metrics is not None:
             self._metrics.transcoders.labels(self._label).inc()
         self._connecting = asyncio.create_task(self._connect(), name=f"transcoder-{self.name}")
@@ -165,15 +164,14 @@ class Transcoder:
             self._crash(f"could not start: {exc!r}")
             return
         self.pid = spawned.process.pid
-        loop = asyncio.get_running_loop()
-        frames = _Frames(self._on_message, self._on_eof)
-        self._reader, _ = await loop.connect_read_pipe(lambda: frames, spawned.results)
-        self._writer, _ = await loop.connect_write_pipe(asyncio.Protocol, spawned.units)
+        self._writer, self._reader = await procpipes.connect(
+            spawned, self._on_message, self._on_eof
+        )
         for data in self._before_connect:
             self._writer.write(data)
         self._before_connect.clear()
         if self._finishing:
-            self._writer.write(_LENGTH.pack(0))
+            self._writer.write(procpipes.END)
         assert self._settled is not None
         try:
             async with asyncio.timeout(self._start_timeout_s):
@@ -189,7 +187,7 @@ class Transcoder:
             return
         self._finishing = True
         if self._writer is not None and not self._writer.is_closing():
-            self._writer.write(_LENGTH.pack(0))  # an empty message: the end marker
+            self._writer.write(procpipes.END)
         assert self._exited is not None
         try:
             async with asyncio.timeout(timeout_s):
@@ -226,10 +224,10 @@ class Transcoder:
             spawned = self._spawned.result()
             # Pipes never handed to a transport (closed before connecting) are closed here.
             if self._writer is None:
-                spawned.units.close()
+                spawned.to_worker.close()
             if self._reader is None:
-                spawned.results.close()
-            self.exitcode = await asyncio.to_thread(_reap, spawned.process, grace_s)
+                spawned.from_worker.close()
+            self.exitcode = await asyncio.to_thread(procpipes.reap, spawned.process, grace_s)
         finally:
             if self._metrics is not None:
                 self._metrics.transcoders.labels(self._label).dec()
@@ -266,8 +264,7 @@ class Transcoder:
         if self._ready and self._in_flight and now - self._in_flight[0][1] > self._max_lag_s:
             self.refusal = f"a unit waited more than {self._max_lag_s} s"
             return False
-        payload = _UNIT.pack(unit.pts, unit.keyframe) + unit.data
-        data = _LENGTH.pack(len(payload)) + payload
+        data = procpipes.framed(_UNIT.pack(unit.pts, unit.keyframe) + unit.data)
         self._in_flight.append((unit.pts, now))
         if self._metrics is not None:
             self._metrics.transcoder_queue.labels(self._label).inc()
@@ -327,30 +324,6 @@ class Transcoder:
         self._in_flight.clear()
 
 
-class _Frames(asyncio.Protocol):
-    """Splits the worker's output pipe into messages (4-byte big-endian length, payload)."""
-
-    def __init__(self, on_message: Callable[[bytes], None], on_eof: Callable[[], None]) -> None:
-        self._buffer = bytearray()
-        self._on_message = on_message
-        self._on_eof = on_eof
-
-    def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        while len(buffer) >= _LENGTH.size:
-            (size,) = _LENGTH.unpack_from(buffer)
-            end = _LENGTH.size + size
-            if size < 0 or len(buffer) < end:
-                break  # messages are far below 2 GiB, so -1 (a 64-bit length) never comes
-            message = bytes(buffer[_LENGTH.size : end])
-            del buffer[:end]
-            self._on_message(message)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._on_eof()
-
-
 def _unpack_frames(body: memoryview) -> list[EncodedFrame]:
     (count,) = _COUNT.unpack_from(body)
     offset = _COUNT.size
@@ -368,49 +341,6 @@ def _pack_frames(kind: bytes, frames: list[EncodedFrame]) -> bytes:
     for f in frames:
         parts += [_PACKET.pack(f.pts, f.keyframe, len(f.data)), f.data]
     return b"".join(parts)
-
-
-# -- process start and stop (blocking: run in threads) ----------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Spawned:
-    process: BaseProcess
-    units: Connection  # the loop writes units here
-    results: Connection  # and reads the worker's messages here
-
-
-def _spawn(spec: TranscodeSpec, name: str) -> _Spawned:
-    ctx = multiprocessing.get_context("spawn")
-    units_r, units_w = ctx.Pipe(duplex=False)
-    results_r, results_w = ctx.Pipe(duplex=False)
-    process = ctx.Process(
-        target=worker_main, args=(units_r, results_w, spec), name=f"transcode-{name}", daemon=True
-    )
-    try:
-        process.start()
-    except BaseException:
-        for conn in (units_r, units_w, results_r, results_w):
-            conn.close()
-        raise
-    # Only the worker may hold its ends: then its death is an EOF on our side, and ours on its.
-    units_r.close()
-    results_w.close()
-    return _Spawned(process, units_w, results_r)
-
-
-def _reap(process: BaseProcess, grace_s: float) -> int | None:
-    process.join(grace_s)
-    if process.exitcode is None:
-        process.terminate()  # SIGTERM to the PID we started
-        process.join(2.0)
-    if process.exitcode is None:
-        process.kill()
-        process.join(2.0)
-    code = process.exitcode
-    if code is not None:
-        process.close()
-    return code
 
 
 # -- the worker process ----------------------------------------------------------------------
