@@ -45,6 +45,7 @@ from livecore.hls import routes as hls_routes
 from livecore.hls import vod as vod_routes
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.origin import HlsOrigin
+from livecore.hls.packaging import PackagingProcesses
 from livecore.hls.source_transcode import SourceTranscode
 from livecore.hls.thumbnails import Thumbnail
 from livecore.ops import routes as ops_routes
@@ -347,9 +348,12 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     # Decoding (thumbnails) runs in worker processes, never on the loop.
     workers = WorkerPool(config.hls.media_workers)
     recordings = config.data_path / "recordings"
+    # Packaging (Opus to AAC, muxing, files) runs in processes, never on the loop's core.
+    packaging = PackagingProcesses(config.hls.packaging_processes)
     origin = app[HLS_ORIGIN] = HlsOrigin(
-        recordings, config.hls, workers=workers.get, metrics=app[HLS_METRICS]
-    )
+        recordings, config.hls, workers=workers.get, metrics=app[HLS_METRICS],
+        packaging=packaging,
+    )  # fmt: skip
     hubs.on_open(origin.attach)
 
     def on_state(hub: StreamHub, live: bool) -> None:
@@ -385,6 +389,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     await app[PUBLISHERS].close()
     await app[VIEWERS].close()
     await origin.close()
+    await packaging.close()
     await workers.close()
     try:
         await broadcasts.drain()

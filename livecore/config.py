@@ -90,6 +90,9 @@ class HlsConfig:
     playback_token_ttl_s: int = _bounded(6 * 3600, 60, 7 * 24 * 3600)
     # Worker processes for CPU-heavy media work (thumbnails; later renditions).
     media_workers: int = _bounded(1, 1, 64)
+    # Processes that package live broadcasts (Opus to AAC, fMP4, files), each hosting several;
+    # spawned as broadcasts start. About one per core the event loop leaves free.
+    packaging_processes: int = _bounded(2, 1, 64)
     # The master playlist's variants, in order: "source" (as published) and "<height>p" rungs
     # transcoded in worker processes (144p..2160p; rungs not below the source are skipped).
     renditions: tuple[str, ...] = ("source", "360p")

@@ -21,6 +21,7 @@ from pathlib import Path
 from livecore.config import HlsConfig
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packager import Packager
+from livecore.hls.packaging import PackagingProcesses, WorkerLink
 from livecore.hls.renditions import Rendition
 from livecore.hls.routes import RenditionView
 from livecore.hls.thumbnails import Thumbnail, Thumbnailer
@@ -48,8 +49,10 @@ class HlsOrigin:
         *,
         workers: Callable[[], Awaitable[Executor]],
         metrics: HlsMetrics | None = None,
+        packaging: PackagingProcesses | None = None,
     ) -> None:
         self._root = root
+        self._packaging = packaging
         self._config = config
         self._workers = workers
         self._metrics = metrics
@@ -67,7 +70,7 @@ class HlsOrigin:
         sequence_base = int(time.time())
         packager = Packager(
             sub, directory, self._config, slug=hub.slug, metrics=self._metrics,
-            sequence_base=sequence_base, expect_audio="audio" in hub.kinds,
+            sequence_base=sequence_base, expect_audio="audio" in hub.kinds, link=self._link(),
         )  # fmt: skip
         # Subscribed right after the source's packager, with no await between: every rung
         # starts at the same keyframe, so segments line up across the ladder.
@@ -76,7 +79,7 @@ class HlsOrigin:
             if name != "source":
                 renditions[name] = Rendition(
                     hub, name, directory / name, self._config, metrics=self._metrics,
-                    sequence_base=sequence_base,
+                    sequence_base=sequence_base, link=self._link(),
                 )  # fmt: skip
         thumbnailer = Thumbnailer(hub, self._workers, interval_s=self._config.thumbnail_interval_s)
 
@@ -110,6 +113,10 @@ class HlsOrigin:
         self._by_slug[hub.slug] = _Broadcast(hub, packager, thumbnailer, task, renditions)
         logger.info("stream %s: packaging into %s", hub.slug, directory)
         return directory
+
+    def _link(self) -> WorkerLink | None:
+        """Where the next packager's worker runs: a packaging process (None: a thread)."""
+        return self._packaging.link() if self._packaging is not None else None
 
     def lookup(self, stream: str) -> Mapping[str, RenditionView] | None:
         """The stream's renditions in ladder order: the source, and each rung that has output

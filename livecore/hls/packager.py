@@ -1,9 +1,10 @@
 """Packager: one broadcast of one stream, from a hub Subscription to LL-HLS files on disk.
 
 The event loop only moves MediaUnits from the subscription into a bounded hand-off to ONE
-worker thread (`worker.py`) that does every PyAV call and every file write. The worker reports
-what it wrote through `loop.call_soon_threadsafe`, so the state the HTTP handlers read is only
-ever touched on the loop, and a file is listed only once it is completely on disk.
+worker (`worker.py`, in a packaging process or a thread: `packaging.py`) that does every PyAV
+call and every file write. The worker reports what it wrote as events applied on the loop, so
+the state the HTTP handlers read is only ever touched on the loop, and a file is listed only
+once it is completely on disk.
 
 May import: config, hls/, sfu (the Subscription reader API and MediaUnit only).
 """
@@ -11,25 +12,16 @@ May import: config, hls/, sfu (the Subscription reader API and MediaUnit only).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import queue
-import threading
 import time
 from pathlib import Path
 
 from livecore.config import HlsConfig
 from livecore.hls.metrics import HlsMetrics
+from livecore.hls.packaging import ThreadLink, WorkerLink
 from livecore.hls.playlist import target_duration
 from livecore.hls.state import InitInfo, MediaState, Segment, VariantInfo
-from livecore.hls.worker import (
-    Finished,
-    InitReady,
-    QueueItem,
-    SegmentUpdate,
-    Worker,
-    WorkerEvent,
-)
+from livecore.hls.worker import Finished, InitReady, SegmentUpdate, WorkerEvent, WorkerSpec
 from livecore.sfu.hub import Subscription
 from livecore.sfu.media import MediaUnit
 
@@ -60,6 +52,7 @@ class Packager:
         sequence_base: int = 0,
         queue_units: int = DEFAULT_QUEUE_UNITS,
         expect_audio: bool = True,
+        link: WorkerLink | None = None,
     ) -> None:
         self.slug = slug
         self.directory = directory
@@ -67,20 +60,10 @@ class Packager:
         self.dropped_units = 0
         self._sub = sub
         self._metrics = metrics
-        self._queue_units = queue_units
-        # SimpleQueue: put() never takes a lock the worker may hold, so the loop never blocks.
-        # It is unbounded, so the bound is enforced in _offer().
-        self._inbox: queue.SimpleQueue[QueueItem | None] = queue.SimpleQueue()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._worker = Worker(
-            slug=slug,
-            directory=directory,
-            config=config,
-            sequence_base=sequence_base,
-            emit=self._emit,
-            metrics=metrics,
-            expect_audio=expect_audio,
-        )
+        self._queue_units = queue_units  # the link is unbounded: _offer() bounds it
+        self._link = link if link is not None else ThreadLink()
+        self._spec = WorkerSpec(slug, directory, config, sequence_base, expect_audio)
+        self._write_errors = 0
         self._drop_video_until_keyframe = False
         self._task: asyncio.Task[None] | None = None
         # State mirrored from the worker; only touched on the loop.
@@ -106,12 +89,8 @@ class Packager:
 
     async def run(self) -> None:
         """Package until the broadcast ends; returns once the recording is finished on disk."""
-        loop = self._loop = asyncio.get_running_loop()
-        self._finished = loop.create_future()
-        thread = threading.Thread(
-            target=self._worker.run, args=(self._inbox,), name=f"hls-{self.slug}", daemon=True
-        )
-        thread.start()
+        self._finished = asyncio.get_running_loop().create_future()
+        self._link.start(self._spec, self._apply)
         try:
             while not self._failed:
                 unit = await self._sub.get()
@@ -119,7 +98,7 @@ class Packager:
                     break
                 self._offer(unit)
         finally:
-            self._inbox.put(None)  # the end marker always gets in: it is not bounded
+            self._link.end()  # the end marker always gets in: it is not bounded
             # Shielded: a second cancellation must not leave the worker's last writes unseen.
             await asyncio.shield(self._finished)
 
@@ -146,7 +125,7 @@ class Packager:
                 self._count_drop()
                 return
             self._drop_video_until_keyframe = False
-        if self._inbox.qsize() >= self._queue_units:
+        if self._link.backlog >= self._queue_units:
             # The worker is behind real time. Drop rather than grow memory or stall the loop;
             # a dropped access unit breaks decoding until the next keyframe, so video then
             # waits for one (and the hub asks the publisher for it).
@@ -156,7 +135,7 @@ class Packager:
                 if self._sub.on_keyframe_needed is not None:
                     self._sub.on_keyframe_needed()
             return
-        self._inbox.put((unit, time.monotonic()))
+        self._link.send(unit, time.monotonic())
 
     def _count_drop(self) -> None:
         self.dropped_units += 1
@@ -169,20 +148,14 @@ class Packager:
 
     # -- the worker's reports, applied on the loop --------------------------------------------
 
-    def _emit(self, event: WorkerEvent) -> None:
-        """Called from the worker thread."""
-        loop = self._loop
-        if loop is None:
-            return
-        # RuntimeError: the loop is closed, so nobody is left to read the state.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._apply, event)
-
     def _apply(self, event: WorkerEvent) -> None:
         if isinstance(event, InitReady):
             self._inits[event.init.n] = event.init
         elif isinstance(event, SegmentUpdate):
             seg = event.segment
+            if self._metrics is not None:
+                lag = self._metrics.segment_lag if seg.complete else self._metrics.part_lag
+                lag.observe(event.lag_s)
             self._track_gop(seg)
             if self._segments and self._segments[-1].msn == seg.msn:
                 self._segments[-1] = seg
@@ -196,8 +169,13 @@ class Packager:
                 self._longest_s = max(self._longest_s, seg.duration_s)
         elif isinstance(event, Finished):
             self._ended = True
+            if event.write_error:
+                self._write_errors += 1
+                if self._metrics is not None:
+                    self._metrics.write_errors.inc()
             if event.failed:
                 self._failed = True
+                self._sub.end()  # wakes run() if it waits for media: nothing more is packaged
                 # A segment cut short by the failure has no segment file: never list it.
                 if self._segments and not self._segments[-1].complete:
                     self._segments.pop()
@@ -229,7 +207,7 @@ class Packager:
 
     @property
     def write_errors(self) -> int:
-        return self._worker.write_errors
+        return self._write_errors
 
     @property
     def init(self) -> InitInfo | None:

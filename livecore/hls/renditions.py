@@ -22,6 +22,7 @@ from livecore.config import HlsConfig
 from livecore.hls import h264
 from livecore.hls.metrics import DropReason, HlsMetrics
 from livecore.hls.packager import Packager
+from livecore.hls.packaging import WorkerLink
 from livecore.hls.transcoder import (
     EncodedFrame,
     InputCodec,
@@ -96,6 +97,7 @@ class Rendition:
         max_in_flight: int = 150,
         max_lag_s: float = 2.0,
         spec: TranscodeSpec | None = None,
+        link: WorkerLink | None = None,
     ) -> None:
         self.name = name
         self.height = rung_height(name)
@@ -114,7 +116,7 @@ class Rendition:
         self._hub.set_keyframe_requester(source.request_keyframe)
         self.packager = Packager(
             self._hub.subscribe("hls"), directory, config, slug=f"{source.slug}/{name}",
-            metrics=metrics, sequence_base=sequence_base,
+            metrics=metrics, sequence_base=sequence_base, link=link,
         )  # fmt: skip
         self._audio: deque[MediaUnit] = deque()
         self._published_any = False

@@ -23,7 +23,6 @@ import numpy as np
 from livecore.config import HlsConfig
 from livecore.hls import h264
 from livecore.hls.fmp4 import BoxSplitter, TrackInfo, parse_fragment, parse_init
-from livecore.hls.metrics import HlsMetrics
 from livecore.hls.playlist import render_media, target_duration
 from livecore.hls.state import (
     VOD_PLAYLIST,
@@ -63,11 +62,27 @@ class SegmentUpdate:
     """A segment gained a part (complete=False) or is finished (complete=True)."""
 
     segment: Segment
+    # From the newest unit in it being queued to its file being written: production lag.
+    lag_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Finished:
     failed: bool
+    write_error: bool = False  # failed because a file could not be written
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """What one worker packages, and where. Picklable: a packaging process gets it."""
+
+    slug: str
+    directory: Path
+    config: HlsConfig
+    sequence_base: int = 0
+    # False when the publisher's offer had no audio: the first segment need not wait
+    # _STARTUP_S to find out.
+    expect_audio: bool = True
 
 
 WorkerEvent = InitReady | SegmentUpdate | Finished
@@ -205,28 +220,17 @@ def _silence(samples: int) -> av.AudioFrame:
 
 
 class Worker:
-    """Runs in one thread per packager; `run` returns after the end marker (None)."""
+    """Runs in one thread per packager (in a packaging process, or in tests in the process
+    itself); `run` returns after the end marker (None). Every outcome leaves as an event
+    through `emit`, called from the worker's thread."""
 
-    def __init__(
-        self,
-        *,
-        slug: str,
-        directory: Path,
-        config: HlsConfig,
-        sequence_base: int,
-        emit: Callable[[WorkerEvent], None],
-        metrics: HlsMetrics | None,
-        expect_audio: bool = True,
-    ) -> None:
-        self._slug = slug
-        # False when the publisher's offer had no audio: the first segment need not wait
-        # _STARTUP_S to find out.
-        self._expect_audio = expect_audio
-        self._dir = directory
-        self._config = config
+    def __init__(self, spec: WorkerSpec, emit: Callable[[WorkerEvent], None]) -> None:
+        self._slug = spec.slug
+        self._expect_audio = spec.expect_audio
+        self._dir = spec.directory
+        self._config = spec.config
         self._emit = emit
-        self._metrics = metrics
-        self.write_errors = 0
+        self.consumed = 0  # units taken from the inbox: the sender's backlog is sent - consumed
         self.refused_units = 0
         self._failed = False
         self._pending: list[MediaUnit] = []
@@ -234,8 +238,8 @@ class Worker:
         self._splitter_out: list[tuple[bool, bytes]] = []  # (is_init, bytes), in order
         self._tracks: dict[int, TrackInfo] = {}
         self._init: InitInfo | None = None
-        self._next_init = sequence_base
-        self._next_msn = sequence_base
+        self._next_init = spec.sequence_base
+        self._next_msn = spec.sequence_base
         self._open: Segment | None = None
         self._open_bytes: list[bytes] = []
         self._segments: list[Segment] = []
@@ -257,6 +261,7 @@ class Worker:
             item = inbox.get()
             if item is None:
                 break
+            self.consumed += 1
             if self._failed:
                 continue  # keep draining so the loop's end marker always gets through
             unit, self._queued_at = item
@@ -284,14 +289,11 @@ class Worker:
             return
         self._failed = True
         if exc is not None:
-            self.write_errors += 1
-            if self._metrics is not None:
-                self._metrics.write_errors.inc()
             logger.error("hls %s: disk write failed, packaging ends: %s", self._slug, exc)
         if self._mux is not None:
             self._mux.abort()
             self._mux = None
-        self._emit(Finished(failed=True))
+        self._emit(Finished(failed=True, write_error=exc is not None))
 
     # -- units in ---------------------------------------------------------------------------
 
@@ -455,9 +457,7 @@ class Worker:
         frames = video.samples if video is not None else 0
         self._open = replace(seg, parts=(*seg.parts, part), video_frames=seg.video_frames + frames)
         self._open_bytes.append(data)
-        if self._metrics is not None:
-            self._metrics.part_lag.observe(max(0.0, time.monotonic() - self._queued_at))
-        self._emit(SegmentUpdate(self._open))
+        self._emit(SegmentUpdate(self._open, self._lag_s()))
 
     def _complete_open(self) -> None:
         if self._open is None:
@@ -466,10 +466,12 @@ class Worker:
         self._write(segment_name(seg.msn), b"".join(self._open_bytes))
         self._open, self._open_bytes = None, []
         self._segments.append(seg)
-        if self._metrics is not None:
-            self._metrics.segment_lag.observe(max(0.0, time.monotonic() - self._queued_at))
-        self._emit(SegmentUpdate(seg))
+        self._emit(SegmentUpdate(seg, self._lag_s()))
         self._write_recording()
+
+    def _lag_s(self) -> float:
+        # time.monotonic is the system's monotonic clock: the same in every process.
+        return max(0.0, time.monotonic() - self._queued_at)
 
     def _write_recording(self) -> None:
         """The whole broadcast so far as a finished VOD playlist, rewritten per segment so a

@@ -20,6 +20,7 @@ from livecore.errors import json_errors
 from livecore.hls import routes
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packager import Packager
+from livecore.hls.packaging import PackagingProcesses
 from livecore.hls.routes import RenditionView
 from livecore.hls.thumbnails import Thumbnail
 from livecore.sfu.hub import StreamHub
@@ -77,11 +78,14 @@ class Env:
     registry: CollectorRegistry
     root: Path
     broadcasts: list[Broadcast]
+    packaging: PackagingProcesses | None = None  # None: each worker in a thread
 
     def broadcast(self, slug: str = "demo", **kwargs: Any) -> Broadcast:
         hub = StreamHub(1, slug, queue_size=10_000)
         path = self.root / slug / "source"
         kwargs.setdefault("queue_units", 10_000)
+        if self.packaging is not None:
+            kwargs.setdefault("link", self.packaging.link())
         packager = Packager(
             hub.subscribe("hls"), path, CONFIG, slug=slug, metrics=self.metrics, **kwargs
         )
@@ -93,9 +97,16 @@ class Env:
 
 
 @pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
+def workers_in() -> str:
+    """Where packagers' workers run: "thread" here; test modules may ask for "process" too."""
+    return "thread"
+
+
+@pytest.fixture
+async def env(tmp_path: Path, workers_in: str) -> AsyncIterator[Env]:
     registry = CollectorRegistry()
-    e = Env(FakeDirectory(), HlsMetrics(registry), registry, tmp_path, [])
+    packaging = PackagingProcesses(2) if workers_in == "process" else None
+    e = Env(FakeDirectory(), HlsMetrics(registry), registry, tmp_path, [], packaging)
     yield e
     for b in e.broadcasts:
         if b.publisher is not None:
@@ -103,6 +114,8 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
             await asyncio.wait([b.publisher])
         b.hub.end()
         await b.packager.aclose()
+    if packaging is not None:
+        await packaging.close()
 
 
 @pytest.fixture

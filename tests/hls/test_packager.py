@@ -5,6 +5,8 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from livecore.hls.fmp4 import parse_fragment, parse_init
 from livecore.hls.packager import Packager
 from livecore.hls.playlist import render_media
@@ -12,6 +14,12 @@ from livecore.sfu.hub import StreamHub
 from tests.hls.conftest import CONFIG, Env
 from tests.hls.probe import assert_continuous, probe
 from tests.media import clip, encode_h264
+
+
+@pytest.fixture(params=["thread", "process"])
+def workers_in(request: pytest.FixtureRequest) -> str:
+    """Every packager test runs with the worker in a thread and in a packaging process."""
+    return str(request.param)
 
 
 async def _read(path: Path) -> bytes:

@@ -1,0 +1,260 @@
+"""Where a packager's worker runs (`WorkerLink`): a thread of this process (`ThreadLink`, for
+tests and tools) or a packaging process shared by several broadcasts (`PackagingProcesses`,
+what `livecore serve` uses).
+
+Packaging is CPU work the event loop must never wait on: Opus is decoded and encoded to AAC,
+and PyAV holds the GIL while it does, so in a thread it would slow the loop (and every
+publisher and viewer on it) and keep the whole server on one core. In packaging processes it
+runs beside the loop on other cores. Each process hosts several broadcasts, a thread each
+(`packaging_host.host_main`); broadcasts go to the least loaded one, and a node spawns them
+only as broadcasts need them, up to `hls.packaging_processes`.
+
+The loop's side never blocks: units go down a pipe transport, events come back through one.
+A process that dies ends its broadcasts as failed (their recordings stay playable up to the
+last complete segment); the next broadcast gets a new process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import pickle
+import queue
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from livecore import procpipes
+from livecore.hls.packaging_host import UNIT_HEAD, host_main
+from livecore.hls.worker import Finished, QueueItem, Worker, WorkerEvent, WorkerSpec
+from livecore.sfu.media import MediaUnit
+
+logger = logging.getLogger(__name__)
+
+EventHandler = Callable[[WorkerEvent], None]
+
+
+class WorkerLink(Protocol):
+    """The loop's end of one packager's worker. `on_event` is always called on the loop."""
+
+    def start(self, spec: WorkerSpec, on_event: EventHandler) -> None: ...
+
+    def send(self, unit: MediaUnit, queued_at: float) -> None:
+        """Never waits."""
+        ...
+
+    @property
+    def backlog(self) -> int:
+        """Units sent that the worker has not taken yet (as far as the loop knows)."""
+        ...
+
+    def end(self) -> None:
+        """No more units: the worker flushes, finishes the recording and reports Finished."""
+        ...
+
+
+class ThreadLink:
+    """The worker in a thread of this process."""
+
+    def __init__(self) -> None:
+        # SimpleQueue: put() never takes a lock the worker may hold, so the loop never blocks.
+        self._inbox: queue.SimpleQueue[QueueItem | None] = queue.SimpleQueue()
+
+    def start(self, spec: WorkerSpec, on_event: EventHandler) -> None:
+        loop = asyncio.get_running_loop()
+
+        def emit(event: WorkerEvent) -> None:
+            # RuntimeError: the loop is closed, so nobody is left to read the state.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(on_event, event)
+
+        worker = Worker(spec, emit)
+        name = f"hls-{spec.slug}"
+        threading.Thread(target=worker.run, args=(self._inbox,), name=name, daemon=True).start()
+
+    def send(self, unit: MediaUnit, queued_at: float) -> None:
+        self._inbox.put((unit, queued_at))
+
+    @property
+    def backlog(self) -> int:
+        return self._inbox.qsize()
+
+    def end(self) -> None:
+        self._inbox.put(None)
+
+
+class _Process:
+    """One packaging process and the loop's side of its pipes."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.dead = False
+        self.handlers: dict[int, Callable[[int | None, WorkerEvent], None]] = {}
+        self.assigned = 0  # links handed out and not finished: what "least loaded" counts
+        self._spawned: asyncio.Future[procpipes.Spawned] | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._writer: asyncio.WriteTransport | None = None
+        self._reader: asyncio.ReadTransport | None = None
+        self._before_connect: list[bytes] = []
+        self._exited = asyncio.Event()
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        # An executor future, not a task: a cancellation can never lose the process handle.
+        self._spawned = loop.run_in_executor(None, procpipes.spawn, host_main, (), self.name)
+        self._connecting = asyncio.create_task(self._connect(), name=self.name)
+
+    async def _connect(self) -> None:
+        assert self._spawned is not None
+        try:
+            spawned = await asyncio.shield(self._spawned)
+        except Exception as exc:
+            self._die(f"could not start: {exc!r}")
+            return
+        self._writer, self._reader = await procpipes.connect(spawned, self._on_message, self._die)
+        for data in self._before_connect:
+            self._writer.write(data)
+        self._before_connect.clear()
+
+    @property
+    def pid(self) -> int | None:
+        spawned = self._spawned
+        if spawned is None or not spawned.done() or spawned.cancelled() or spawned.exception():
+            return None
+        return spawned.result().process.pid
+
+    def write(self, payload: bytes) -> None:
+        if self.dead:
+            return
+        data = procpipes.framed(payload)
+        if self._writer is None:
+            self._before_connect.append(data)
+        elif not self._writer.is_closing():
+            self._writer.write(data)
+
+    def _on_message(self, message: bytes) -> None:
+        sid, consumed, event = pickle.loads(message)
+        handler = self.handlers.get(sid)
+        if isinstance(event, Finished):
+            self.handlers.pop(sid, None)
+            self.assigned -= 1
+        if handler is not None:
+            handler(consumed, event)
+
+    def _die(self, why: str = "exited") -> None:
+        self._exited.set()
+        if self.dead:
+            return
+        self.dead = True
+        self._before_connect.clear()
+        if self.handlers:
+            logger.error("%s: %s, ending %d broadcasts' packaging", self.name, why,
+                         len(self.handlers))  # fmt: skip
+        handlers, self.handlers = self.handlers, {}
+        for handler in handlers.values():
+            handler(None, Finished(failed=True))
+
+    async def aclose(self, grace_s: float) -> None:
+        """Ask the process to finish its broadcasts and exit; stop it by its PID after
+        `grace_s`."""
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.write(procpipes.END)
+        if self._connecting is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace_s):
+                    await asyncio.shield(self._connecting)
+                    if self._writer is not None:
+                        await self._exited.wait()
+            self._connecting.cancel()
+            await asyncio.wait([self._connecting])
+        self._die("stopped")
+        for transport in (self._writer, self._reader):
+            if transport is not None and not transport.is_closing():
+                transport.close()
+        if self._spawned is None:
+            return
+        await asyncio.wait([self._spawned])
+        if self._spawned.cancelled() or self._spawned.exception() is not None:
+            return
+        spawned = self._spawned.result()
+        if self._writer is None:
+            spawned.to_worker.close()
+        if self._reader is None:
+            spawned.from_worker.close()
+        code = await asyncio.to_thread(procpipes.reap, spawned.process, 0.5)
+        if code:
+            logger.warning("%s exited with code %s", self.name, code)
+
+
+class _ProcessLink:
+    """One broadcast's worker in a packaging process."""
+
+    def __init__(self, process: _Process, sid: int) -> None:
+        self._process = process
+        self._sid = sid
+        self._sent = 0
+        self._consumed = 0
+        self._on_event: EventHandler | None = None
+
+    def start(self, spec: WorkerSpec, on_event: EventHandler) -> None:
+        self._on_event = on_event
+        if self._process.dead:
+            asyncio.get_running_loop().call_soon(on_event, Finished(failed=True))
+            return
+        self._process.handlers[self._sid] = self._on_process_event
+        self._process.write(b"O" + pickle.dumps((self._sid, spec)))
+
+    def _on_process_event(self, consumed: int | None, event: WorkerEvent) -> None:
+        if consumed is not None:
+            self._consumed = consumed
+        assert self._on_event is not None
+        self._on_event(event)
+
+    def send(self, unit: MediaUnit, queued_at: float) -> None:
+        self._sent += 1
+        codec = unit.codec.encode()
+        head = UNIT_HEAD.pack(self._sid, unit.pts, unit.clock_hz, unit.kind == "video",
+                              unit.keyframe, queued_at, len(codec))  # fmt: skip
+        self._process.write(b"U" + head + codec + unit.data)
+
+    @property
+    def backlog(self) -> int:
+        return self._sent - self._consumed
+
+    def end(self) -> None:
+        self._process.write(b"E" + UNIT_HEAD.pack(self._sid, 0, 0, False, False, 0.0, 0))
+
+
+class PackagingProcesses:
+    """Up to `processes` packaging processes, spawned as broadcasts need them."""
+
+    def __init__(self, processes: int) -> None:
+        self._max = processes
+        self._live: list[_Process] = []
+        self._all: list[_Process] = []
+        self._ids = itertools.count(1)
+
+    def link(self) -> WorkerLink:
+        """A worker for one more broadcast, in the least loaded process."""
+        self._live = [p for p in self._live if not p.dead]
+        if len(self._live) < self._max and all(p.assigned for p in self._live):
+            process = _Process(f"hls-packaging-{next(self._ids)}")
+            process.start()
+            self._live.append(process)
+            self._all.append(process)
+        else:
+            process = min(self._live, key=lambda p: p.assigned)
+        process.assigned += 1
+        return _ProcessLink(process, next(self._ids))
+
+    @property
+    def pids(self) -> list[int]:
+        """The PIDs of the running packaging processes (those started so far)."""
+        return [pid for p in self._live if not p.dead and (pid := p.pid) is not None]
+
+    async def close(self, grace_s: float = 10.0) -> None:
+        """Let every process finish what it holds, then stop it."""
+        processes, self._all, self._live = self._all, [], []
+        await asyncio.gather(*(p.aclose(grace_s) for p in processes))

@@ -1,0 +1,66 @@
+"""Packaging processes: broadcasts share and spread over them, and one dying ends only its
+own broadcasts (cleanly, recordings kept) while the next broadcast gets a new process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from livecore.hls.packaging import PackagingProcesses
+from livecore.hls.playlist import render_media
+from tests.hls.conftest import Env
+from tests.media import clip
+
+
+async def _started(packaging: PackagingProcesses, count: int) -> list[int]:
+    async with asyncio.timeout(30):
+        while len(packaging.pids) < count:  # noqa: ASYNC110  (spawned in a thread)
+            await asyncio.sleep(0.05)
+    return packaging.pids
+
+
+async def test_broadcasts_spread_over_the_processes_then_share_them(env: Env) -> None:
+    env.packaging = PackagingProcesses(2)
+    try:
+        media = clip(3.0).interleaved()
+        broadcasts = [env.broadcast(f"s{i}") for i in range(3)]
+        await asyncio.gather(*(b.publish(media) for b in broadcasts))
+        for b in broadcasts:
+            await asyncio.wait_for(b.packager.wait_closed(), 60)
+            assert b.packager.ended and not b.packager.failed
+            assert len(b.packager.segments) >= 2
+        assert len(await _started(env.packaging, 2)) == 2  # three broadcasts, two processes
+    finally:
+        await env.packaging.close()
+
+
+async def test_a_dead_process_ends_its_broadcast_and_the_next_gets_a_new_one(env: Env) -> None:
+    env.packaging = PackagingProcesses(1)
+    try:
+        units = clip(6.0).interleaved()
+        first = env.broadcast("first")
+        half = len(units) // 2
+        for unit in units[:half]:
+            first.hub.publish(unit)
+        while len(first.packager.segments) < 2:
+            await first.packager.wait_for(1, 0)
+        (pid,) = await _started(env.packaging, 1)
+        os.kill(pid, signal.SIGKILL)  # the process this test's packaging started
+        await asyncio.wait_for(first.packager.wait_closed(), 30)
+        p = first.packager
+        assert p.ended and p.failed and p.write_errors == 0
+        assert p.segments and all(s.complete for s in p.segments)
+        text = render_media(p.media_state())
+        assert text.rstrip().endswith("#EXT-X-ENDLIST")
+        for unit in units[half:]:
+            first.hub.publish(unit)  # nobody packages them any more; nothing breaks
+        first.hub.end()
+
+        second = env.broadcast("second")
+        await second.publish(units)
+        await asyncio.wait_for(second.packager.wait_closed(), 60)
+        assert not second.packager.failed and len(second.packager.segments) >= 3
+        assert env.packaging.pids != [pid]
+    finally:
+        await env.packaging.close()
