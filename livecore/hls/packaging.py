@@ -5,8 +5,8 @@ what `livecore serve` uses).
 Packaging is CPU work the event loop must never wait on: Opus is decoded and encoded to AAC,
 and PyAV holds the GIL while it does, so in a thread it would slow the loop (and every
 publisher and viewer on it) and keep the whole server on one core. In packaging processes it
-runs beside the loop on other cores. Each process hosts several broadcasts, a thread each
-(`packaging_host.host_main`); broadcasts go to the least loaded one, and a node spawns them
+runs beside the loop on other cores. Each process hosts several broadcasts, all fed by one
+thread (`packaging_host.host_main`); broadcasts go to the least loaded one, and a node spawns them
 only as broadcasts need them, up to `hls.packaging_processes`.
 
 The loop's side never blocks: units go down a pipe transport, events come back through one.

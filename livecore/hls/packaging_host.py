@@ -1,4 +1,4 @@
-"""The packaging process: one worker thread per broadcast it hosts (see packaging.py).
+"""The packaging process: the workers of the broadcasts it hosts (see packaging.py).
 
 Messages from the parent: b"O" + pickle((id, WorkerSpec)) opens a broadcast; b"U" + UNIT_HEAD
 + codec name + data is one unit; b"E" + UNIT_HEAD (id only) ends one; an empty message (or
@@ -13,10 +13,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import pickle
-import queue
 import signal
 import struct
-import threading
 from multiprocessing.connection import Connection
 
 from livecore.sfu.media import MediaUnit
@@ -28,30 +26,24 @@ UNIT_HEAD = struct.Struct("!Iqi??dB")
 
 
 def host_main(inbox: Connection, outbox: Connection) -> None:
+    """One thread feeds every worker of this process in turn: a unit is packaged as soon as
+    it arrives, with no hand-off between threads (each costs a wake-up and a GIL switch)."""
     # Ctrl-C reaches the whole process group; the parent decides when its workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from livecore.hls.worker import QueueItem, Worker, WorkerEvent, WorkerSpec
+    from livecore.hls.worker import Worker, WorkerEvent, WorkerSpec
 
-    send_lock = threading.Lock()
-    inboxes: dict[int, queue.SimpleQueue[QueueItem | None]] = {}
-    threads: list[threading.Thread] = []
+    workers: dict[int, Worker] = {}
 
     def open_worker(sid: int, spec: WorkerSpec) -> None:
         worker: Worker
 
         def emit(event: WorkerEvent) -> None:
-            data = pickle.dumps((sid, worker.consumed, event))
             # OSError: the parent is gone; the worker still finishes its files.
-            with send_lock, contextlib.suppress(OSError):
-                outbox.send_bytes(data)
+            with contextlib.suppress(OSError):
+                outbox.send_bytes(pickle.dumps((sid, worker.consumed, event)))
 
-        worker = Worker(spec, emit)
-        threads[:] = [t for t in threads if t.is_alive()]
-        inbox: queue.SimpleQueue[QueueItem | None] = queue.SimpleQueue()
-        inboxes[sid] = inbox
-        thread = threading.Thread(target=worker.run, args=(inbox,), name=f"hls-{spec.slug}")
-        thread.start()
-        threads.append(thread)
+        worker = workers[sid] = Worker(spec, emit)
+        worker.open()
 
     try:
         while True:
@@ -62,22 +54,20 @@ def host_main(inbox: Connection, outbox: Connection) -> None:
             if kind == b"U":
                 sid, pts, clock, video, key, queued_at, n = UNIT_HEAD.unpack_from(message, 1)
                 start = 1 + UNIT_HEAD.size
-                target = inboxes.get(sid)
+                target = workers.get(sid)
                 if target is not None:
                     codec = message[start : start + n].decode()
                     unit = MediaUnit("video" if video else "audio", codec,
                                      message[start + n :], pts, clock, key)  # fmt: skip
-                    target.put((unit, queued_at))
+                    target.feed(unit, queued_at)
             elif kind == b"O":
                 open_worker(*pickle.loads(message[1:]))
             elif kind == b"E":
-                ended = inboxes.pop(UNIT_HEAD.unpack_from(message, 1)[0], None)
+                ended = workers.pop(UNIT_HEAD.unpack_from(message, 1)[0], None)
                 if ended is not None:
-                    ended.put(None)
+                    ended.finish()
     except (EOFError, OSError):
         pass  # the parent is gone: finish what we hold
     finally:
-        for remaining in inboxes.values():
-            remaining.put(None)
-        for thread in threads:
-            thread.join()
+        for remaining in workers.values():
+            remaining.finish()

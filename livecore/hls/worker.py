@@ -224,9 +224,9 @@ def _silence(samples: int) -> av.AudioFrame:
 
 
 class Worker:
-    """Runs in one thread per packager (in a packaging process, or in tests in the process
-    itself); `run` returns after the end marker (None). Every outcome leaves as an event
-    through `emit`, called from the worker's thread."""
+    """Packages one broadcast: `open`, `feed` each unit, `finish`; or `run` all three in a
+    thread of its own (tests). Every outcome leaves as an event through `emit`, called from
+    the thread that feeds it."""
 
     def __init__(self, spec: WorkerSpec, emit: Callable[[WorkerEvent], None]) -> None:
         self._slug = spec.slug
@@ -257,26 +257,35 @@ class Worker:
     # -- the thread's loop ------------------------------------------------------------------
 
     def run(self, inbox: queue.SimpleQueue[QueueItem | None]) -> None:
+        """Package what arrives in `inbox` until the end marker (None), then finish."""
+        self.open()
+        while (item := inbox.get()) is not None:
+            self.feed(*item)
+        self.finish()
+
+    def open(self) -> None:
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             self._fail(exc)
-        while True:
-            item = inbox.get()
-            if item is None:
-                break
-            self.consumed += 1
-            if self._failed:
-                continue  # keep draining so the loop's end marker always gets through
-            unit, self._queued_at = item
-            try:
-                self._push(unit)
-                self._drain()
-            except (OSError, _WriteFailed) as exc:
-                self._fail(exc)
-            except Exception:
-                logger.exception("hls %s: packaging failed", self._slug)
-                self._fail(None)
+
+    def feed(self, unit: MediaUnit, queued_at: float) -> None:
+        """Package one unit (after a failure: only count it, so the sender's backlog clears)."""
+        self.consumed += 1
+        if self._failed:
+            return
+        self._queued_at = queued_at
+        try:
+            self._push(unit)
+            self._drain()
+        except (OSError, _WriteFailed) as exc:
+            self._fail(exc)
+        except Exception:
+            logger.exception("hls %s: packaging failed", self._slug)
+            self._fail(None)
+
+    def finish(self) -> None:
+        """Flush the last fragment, complete the recording and report Finished."""
         if not self._failed:
             try:
                 self._finish()
