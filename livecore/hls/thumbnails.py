@@ -71,7 +71,7 @@ class Thumbnailer:
         self.failures = 0
 
     async def run(self) -> None:
-        sub = self._hub.subscribe("thumbnails")
+        sub = self._hub.subscribe("thumbnails", keyframes_only=True)
         loop = asyncio.get_running_loop()
         job: asyncio.Future[bytes] | None = None
         last = -self._interval_s

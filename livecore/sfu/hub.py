@@ -30,8 +30,10 @@ class HubClosed(Exception):
 class Subscription:
     """One reader's bounded view of a hub."""
 
-    def __init__(self, name: str, maxsize: int) -> None:
+    def __init__(self, name: str, maxsize: int, *, keyframes_only: bool = False) -> None:
         self.name = name
+        # A reader of keyframes alone (thumbnails) is not woken for the other ~80 units/s.
+        self._keyframes_only = keyframes_only
         self.dropped = 0
         self._queue: asyncio.Queue[MediaUnit | None] = asyncio.Queue(maxsize)
         self._need_keyframe = True
@@ -40,6 +42,8 @@ class Subscription:
 
     def offer(self, unit: MediaUnit) -> None:
         if self._closed:
+            return
+        if self._keyframes_only and not (unit.keyframe and unit.kind == "video"):
             return
         if unit.kind == "video" and self._need_keyframe:
             if not unit.keyframe:
@@ -178,13 +182,15 @@ class StreamHub:
 
     # -- the readers' side ------------------------------------------------------------------
 
-    def subscribe(self, name: str, *, replay_gop: bool = True) -> Subscription:
+    def subscribe(
+        self, name: str, *, replay_gop: bool = True, keyframes_only: bool = False
+    ) -> Subscription:
         """A new reader; it starts at once from the cached GOP when there is one.
 
         A real-time reader (a WebRTC viewer) passes replay_gop=False: it starts at the next
         keyframe, which is requested now, instead of seconds behind at the cached one.
         """
-        sub = Subscription(name, self._queue_size)
+        sub = Subscription(name, self._queue_size, keyframes_only=keyframes_only)
         sub.on_keyframe_needed = self.request_keyframe
         if self._ended.is_set():
             sub.end()
