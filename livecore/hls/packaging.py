@@ -33,6 +33,9 @@ from livecore.sfu.media import MediaUnit
 
 logger = logging.getLogger(__name__)
 
+# How long units wait to go down a packaging process's pipe together (parts are 0.5 s).
+FLUSH_S = 0.01
+
 EventHandler = Callable[[WorkerEvent], None]
 
 
@@ -97,7 +100,8 @@ class _Process:
         self._connecting: asyncio.Task[None] | None = None
         self._writer: asyncio.WriteTransport | None = None
         self._reader: asyncio.ReadTransport | None = None
-        self._before_connect: list[bytes] = []
+        self._outgoing: list[bytes] = []  # framed messages not yet written
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._exited = asyncio.Event()
 
     def start(self) -> None:
@@ -114,9 +118,7 @@ class _Process:
             self._die(f"could not start: {exc!r}")
             return
         self._writer, self._reader = await procpipes.connect(spawned, self._on_message, self._die)
-        for data in self._before_connect:
-            self._writer.write(data)
-        self._before_connect.clear()
+        self._flush()
 
     @property
     def pid(self) -> int | None:
@@ -126,12 +128,21 @@ class _Process:
         return spawned.result().process.pid
 
     def write(self, payload: bytes) -> None:
+        """Queue one message; messages go down the pipe together every FLUSH_S: a write per
+        unit cost the loop more than the rest of a unit's way through it."""
         if self.dead:
             return
-        data = procpipes.framed(payload)
+        self._outgoing.append(procpipes.framed(payload))
+        if self._flush_timer is None:
+            loop = asyncio.get_running_loop()
+            self._flush_timer = loop.call_later(FLUSH_S, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_timer = None
         if self._writer is None:
-            self._before_connect.append(data)
-        elif not self._writer.is_closing():
+            return  # still connecting: _connect flushes
+        data, self._outgoing = b"".join(self._outgoing), []
+        if data and not self._writer.is_closing():
             self._writer.write(data)
 
     def _on_message(self, message: bytes) -> None:
@@ -148,7 +159,7 @@ class _Process:
         if self.dead:
             return
         self.dead = True
-        self._before_connect.clear()
+        self._outgoing.clear()
         if self.handlers:
             logger.error("%s: %s, ending %d broadcasts' packaging", self.name, why,
                          len(self.handlers))  # fmt: skip
@@ -160,6 +171,7 @@ class _Process:
         """Ask the process to finish its broadcasts and exit; stop it by its PID after
         `grace_s`."""
         if self._writer is not None and not self._writer.is_closing():
+            self._flush()
             self._writer.write(procpipes.END)
         if self._connecting is not None:
             with contextlib.suppress(TimeoutError):
