@@ -33,6 +33,10 @@ class RoomTuning:
     max_pending: int = 5000
 
 
+# Sockets written between two looks at the event loop during a tick (~5 ms of writes).
+WRITE_SLICE = 500
+
+
 def text_frame(payload: bytes) -> bytes:
     """A whole WebSocket text frame (RFC 6455 5.2; server frames are not masked). Built once
     per tick and written as is to every socket of the room."""
@@ -134,22 +138,42 @@ class Room:
             started = loop.time()
             # A tick that ran long (a huge room) carries more lines before chat is thinned:
             # the storm threshold is a rate, not a count per tick.
-            self.flush(max(1.0, (started - last) / self._tuning.tick_s))
+            frame = self.take_frame(max(1.0, (started - last) / self._tuning.tick_s))
             last = started
+            if frame is not None:
+                # A big room's writes take a while (10,000 sockets: ~100 ms); the loop reads
+                # new lines and answers requests between slices, so those make the next tick
+                # instead of waiting for this one to end. Each socket still gets whole frames
+                # in order: this task alone writes them.
+                targets = list(self.outboxes)
+                for i in range(0, len(targets), WRITE_SLICE):
+                    if i:
+                        await asyncio.sleep(0)
+                    self._write(targets[i : i + WRITE_SLICE], frame)
             # Time spent writing counts towards the tick: a big room is not slowed further.
             await asyncio.sleep(max(0.0, self._tuning.tick_s - (loop.time() - started)))
 
     def flush(self, ticks: float = 1.0) -> None:
+        """Send what is pending to every socket now, in one go."""
+        frame = self.take_frame(ticks)
+        if frame is not None:
+            self._write(list(self.outboxes), frame)
+
+    def take_frame(self, ticks: float = 1.0) -> bytes | None:
+        """The pending events as one WebSocket frame (None: nothing to send), thinned when a
+        storm brings more chat than `ticks` ticks may carry."""
         events, self._pending = self._pending, []
         if not events or not self.outboxes:
-            return
+            return None
         allowed = int(self._tuning.storm_chat_per_tick * ticks)
         if sum(1 for e in events if e.kind == "chat") > allowed:
             events = self._thin(events, allowed)
-        # Encoded and framed once, for everyone: each socket costs one transport write.
-        frame = text_frame(b"[" + b",".join(e.body for e in events) + b"]")
         self._on_frame(len(self.outboxes))
-        for outbox in list(self.outboxes):
+        # Encoded and framed once, for everyone: each socket costs one transport write.
+        return text_frame(b"[" + b",".join(e.body for e in events) + b"]")
+
+    def _write(self, targets: list[Outbox], frame: bytes) -> None:
+        for outbox in targets:
             if not outbox.write_frame(frame):
                 self.outboxes.discard(outbox)  # its socket is closed by its handler
 
