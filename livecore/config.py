@@ -88,6 +88,8 @@ class HlsConfig:
     thumbnail_interval_s: float = _bounded(10.0, 1.0, 3600.0)
     # Lifetime of a signed playback token for subscriber-only streams.
     playback_token_ttl_s: int = _bounded(6 * 3600, 60, 7 * 24 * 3600)
+    # Recent segments and parts kept in memory for the players at the live edge.
+    memory_cache_bytes: int = _bounded(64 * 1024 * 1024, 0, 16 * 1024 * 1024 * 1024)
     # Worker processes for CPU-heavy media work (thumbnails; later renditions).
     media_workers: int = _bounded(1, 1, 64)
     # Processes that package live broadcasts (Opus to AAC, fMP4, files), each hosting several;

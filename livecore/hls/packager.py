@@ -75,6 +75,7 @@ class Packager:
         self._since_keyframe_s = 0.0
         self._ended = False
         self._failed = False
+        self.version = 0  # counts changes to what the playlists show
         self._finished: asyncio.Future[None] | None = None
         # One Event per packager, replaced after every set(): waiters hold the one that was
         # current when they looked, so a single set() wakes exactly the waiters of that update.
@@ -182,6 +183,7 @@ class Packager:
                     self._discontinuities_before.pop()
             if self._finished is not None and not self._finished.done():
                 self._finished.set_result(None)
+        self.version += 1
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 

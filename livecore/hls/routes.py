@@ -17,7 +17,7 @@ import hashlib
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -25,6 +25,7 @@ from aiohttp import web
 
 from livecore.config import HlsConfig
 from livecore.errors import BadRequest, NotFound, Unavailable
+from livecore.hls.filecache import FileCache, bytes_response
 from livecore.hls.metrics import HlsMetrics, RequestKind
 from livecore.hls.playlist import render_media, render_multivariant
 from livecore.hls.state import MediaState, VariantInfo
@@ -44,6 +45,7 @@ _FILE = re.compile(
     r"(?:init-(\d{1,18})\.mp4|seg-(\d{1,18})\.m4s|part-(\d{1,18})-(\d{1,4})\.m4s|vod\.m3u8)"
 )
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MAX_PLAYLISTS = 1024
 
 
 class RenditionView(Protocol):
@@ -51,6 +53,11 @@ class RenditionView(Protocol):
 
     @property
     def directory(self) -> Path: ...
+
+    @property
+    def version(self) -> int:
+        """Changes whenever the media playlist would."""
+        ...
 
     @property
     def ended(self) -> bool: ...
@@ -103,6 +110,12 @@ class _Hls:
     metrics: HlsMetrics | None
     cdn_base_url: str
     gate: Gate | None
+    files: FileCache
+    # A rendered media playlist (body, ETag) per rendition, version, prefix and URI query:
+    # the players woken by one new part all get the one rendering.
+    playlists: dict[tuple[RenditionView, int, str, str], tuple[bytes, str]] = field(
+        default_factory=dict
+    )
 
 
 _HLS: Final[web.AppKey[_Hls]] = web.AppKey("hls", _Hls)
@@ -120,7 +133,8 @@ def setup(
     """Add the /hls/ routes. `cdn_base_url` makes playlist URIs absolute (CDN in front);
     `gate(request, stream)` admits each request and returns "" or "?..." to append to every
     URI (signed playback)."""
-    app[_HLS] = _Hls(directory, config, metrics, cdn_base_url.rstrip("/"), gate)
+    files = FileCache(config.memory_cache_bytes)
+    app[_HLS] = _Hls(directory, config, metrics, cdn_base_url.rstrip("/"), gate, files)
     app.router.add_get("/hls/{stream}/master.m3u8", get_master)
     app.router.add_get("/hls/{stream}/thumb.jpg", get_thumbnail)
     app.router.add_get("/hls/{stream}/{rendition}/index.m3u8", get_media_playlist)
@@ -189,7 +203,16 @@ def _max_age(hls: _Hls, ended: bool) -> str:
 
 def _playlist_response(request: web.Request, text: str, cache_control: str) -> web.Response:
     body = text.encode()
-    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    return _encoded_playlist_response(request, body, _etag(body), cache_control)
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+def _encoded_playlist_response(
+    request: web.Request, body: bytes, etag: str, cache_control: str
+) -> web.Response:
     headers = {**CORS, **EXPOSE, "Cache-Control": cache_control, "ETag": etag}
     if etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
@@ -280,9 +303,14 @@ async def get_media_playlist(request: web.Request) -> web.Response:
         _count(hls, "playlist")
     rendition = request.match_info["rendition"]
     prefix = f"{hls.cdn_base_url}/hls/{stream}/{rendition}/" if hls.cdn_base_url else ""
-    state = view.media_state()
-    text = render_media(state, prefix=prefix, uri_query=_query(hls, request))
-    return _playlist_response(request, text, _max_age(hls, state.ended))
+    key = (view, view.version, prefix, _query(hls, request))
+    rendered = hls.playlists.get(key)
+    if rendered is None:
+        body = render_media(view.media_state(), prefix=prefix, uri_query=key[3]).encode()
+        if len(hls.playlists) >= _MAX_PLAYLISTS:
+            hls.playlists.clear()  # older versions are never asked for again
+        rendered = hls.playlists[key] = (body, _etag(body))
+    return _encoded_playlist_response(request, *rendered, _max_age(hls, view.ended))
 
 
 def _check_not_too_far(hls: _Hls, view: RenditionView, msn: int, part: int | None) -> None:
@@ -336,7 +364,13 @@ async def get_media_file(request: web.Request) -> web.StreamResponse:
     if not known:
         raise NotFound("no such file", headers=CORS)
     headers = {**CORS, **EXPOSE, "Cache-Control": cache, "Content-Type": content_type}
-    return web.FileResponse(view.directory / name, headers=headers)
+    if cache != IMMUTABLE:
+        return web.FileResponse(view.directory / name, headers=headers)  # vod.m3u8 changes
+    try:
+        file = await hls.files.get(view.directory / name)
+    except OSError:
+        raise NotFound("no such file", headers=CORS) from None  # deleted since (retention)
+    return bytes_response(request, file.body, file.etag, headers)
 
 
 async def _await_hinted_part(hls: _Hls, view: RenditionView, msn: int, index: int) -> None:

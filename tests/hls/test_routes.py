@@ -128,6 +128,60 @@ async def test_caching_cors_etag_and_range(env: Env, client: Client) -> None:
     assert "Range" in preflight.headers["Access-Control-Allow-Headers"]
 
 
+async def test_ranges_and_conditionals_on_media_files(env: Env, client: Client) -> None:
+    await _ended(env)
+    url = "/hls/demo/source/seg-0.m4s"
+    full = await client.get(url)
+    body, etag = await full.read(), full.headers["ETag"]
+    size = len(body)
+    assert full.headers["Accept-Ranges"] == "bytes" and int(full.headers["Content-Length"]) == size
+    for header, status, want, content_range in (
+        ("bytes=0-99", 206, body[:100], f"bytes 0-99/{size}"),
+        ("bytes=-100", 206, body[-100:], f"bytes {size - 100}-{size - 1}/{size}"),
+        ("bytes=100-", 206, body[100:], f"bytes 100-{size - 1}/{size}"),
+        (f"bytes=10-{size + 50}", 206, body[10:], f"bytes 10-{size - 1}/{size}"),
+        (f"bytes={size}-", 416, b"", f"bytes */{size}"),
+        ("bytes=5-2", 200, body, None),  # malformed: ignored
+        ("bytes=0-1,4-5", 200, body, None),  # several ranges: the whole file instead
+        ("items=0-1", 200, body, None),
+    ):
+        resp = await client.get(url, headers={"Range": header})
+        assert resp.status == status, header
+        assert await resp.read() == want, header
+        assert resp.headers.get("Content-Range") == content_range, header
+    # If-Range with another version: the whole (current) file, not a piece of it.
+    other = await client.get(url, headers={"Range": "bytes=0-9", "If-Range": '"other"'})
+    assert other.status == 200 and await other.read() == body
+    same = await client.get(url, headers={"Range": "bytes=0-9", "If-Range": etag})
+    assert same.status == 206 and await same.read() == body[:10]
+    cached = await client.get(url, headers={"If-None-Match": etag})
+    assert cached.status == 304 and cached.headers["ETag"] == etag
+    head = await client.head(url)
+    assert head.status == 200 and int(head.headers["Content-Length"]) == size
+
+
+async def test_parts_come_from_memory_and_a_playlist_version_is_rendered_once(
+    env: Env, client: Client
+) -> None:
+    b = await _ended(env)
+    url = "/hls/demo/source/part-1-0.m4s"
+    answers = await asyncio.gather(*(client.get(url) for _ in range(20)))
+    bodies = {await a.read() for a in answers}
+    assert len(bodies) == 1 and all(a.status == 200 for a in answers)
+    # Served from memory from now on, even with the file gone from the disk...
+    await asyncio.to_thread((b.directory / "part-1-0.m4s").unlink)
+    again = await client.get(url)
+    assert again.status == 200 and await again.read() in bodies
+    # ...while a file never read is looked for on disk: gone (retention) is a 404.
+    await asyncio.to_thread((b.directory / "part-2-0.m4s").unlink)
+    assert (await client.get("/hls/demo/source/part-2-0.m4s")).status == 404
+    playlists = await asyncio.gather(
+        *(client.get("/hls/demo/source/index.m3u8") for _ in range(10))
+    )
+    texts = {await p.text() for p in playlists}
+    assert len(texts) == 1 and len({p.headers["ETag"] for p in playlists}) == 1
+
+
 async def test_live_playlist_is_cached_about_one_part(env: Env, client: Client) -> None:
     b = env.broadcast()
     b.start_publishing(clip(6.0).interleaved(), speed=1.0)
