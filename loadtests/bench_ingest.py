@@ -72,6 +72,7 @@ from aiortc import (
 from livecore.config import HlsConfig
 from livecore.hls.h264 import rbsp
 from livecore.sfu.passthrough import restrict_host_addresses
+from loadtests import hlsjs_player
 from loadtests.server import free_port, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -921,13 +922,14 @@ async def _ingest(
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(base, timeout=timeout, connector=connector) as http:
         try:
-            await _ingest_measure(args, http, streams, watch, rss0, pubs, startup_s)
+            await _ingest_measure(args, base, http, streams, watch, rss0, pubs, startup_s)
         finally:
             await asyncio.to_thread(pubs.close)
 
 
 async def _ingest_measure(
     args: argparse.Namespace,
+    base: str,
     http: aiohttp.ClientSession,
     streams: list[tuple[str, str]],
     watch: ProcessWatch,
@@ -958,12 +960,16 @@ async def _ingest_measure(
         f"streams live: {len(first_seen)}/{n} (parts listed) after {ramp_s:.1f}s; "
         f"publishers connected: {len(pubs.connected)}/{n}"
     )
+    went_live = [s for s in slugs if s in first_seen]
+    w0 = time.time() + args.warmup
+    w1 = w0 + args.seconds
+    # hls.js takes a few seconds to settle at the live edge: it starts before the warm-up.
+    player = asyncio.create_task(hlsjs_player.play(base, went_live[0], (w0 + 2, w1))) if (
+        args.hlsjs and went_live) else None  # fmt: skip
     await asyncio.sleep(args.warmup)
 
     # Steady-state window.
-    w0 = time.time()
-    w1 = w0 + args.seconds
-    g2g_slugs = [s for s in slugs if s in first_seen][: args.g2g_streams]
+    g2g_slugs = went_live[: args.g2g_streams]
     followers = [
         asyncio.create_task(follow(http, s, time.monotonic() + args.seconds + 5, (w0, w1)))
         for s in g2g_slugs
@@ -1053,6 +1059,19 @@ async def _ingest_measure(
         f"max {max(lat, default=float('nan')) * 1000:.0f} ms"
     )
     print(f"  newest frame of each part on arrival: {_ms(edge, 50, 90)}")
+    if player is not None:
+        played = await player
+        if played.error:
+            print(f"glass to glass in hls.js: not measured ({played.error})")
+        else:
+            print(
+                f"glass to glass in hls.js (headless Chromium, low-latency mode, 1 stream, "
+                f"{len(played.latency_ms)} samples over {played.played_s:.1f}s played): "
+                f"{_ms([x / 1000 for x in played.latency_ms], 50, 90)} "
+                f"(min {min(played.latency_ms, default=0):.0f}, "
+                f"max {max(played.latency_ms, default=0):.0f} ms); "
+                f"stalls {played.stalls}; its target latency {played.target_latency_s:.2f}s"
+            )
     print(
         f"  blocking reloads: {_ms([x for r in results for x in r.blocking], 50, 99)}; "
         f"part fetches {_ms([x for r in results for x in r.part_fetch], 50, 99)}; "
@@ -1380,6 +1399,11 @@ def main() -> None:
     parser.add_argument("--g2g-streams", type=int, default=2, help="streams followed over HLS")
     parser.add_argument("--publisher-processes", type=int, default=2)
     parser.add_argument("--video-only", action="store_true", help="publish no audio")
+    parser.add_argument("--part-target", type=float, help="hls.part_target_s of the server")
+    parser.add_argument(
+        "--hlsjs", action="store_true",
+        help="also play the first stream with hls.js in headless Chromium (glass to glass)",
+    )  # fmt: skip
     parser.add_argument("--origin", action="store_true", help="measure the HLS origin instead")
     parser.add_argument("--clients", type=int, default=100, help="origin mode: concurrent clients")
     parser.add_argument("--client-processes", type=int, default=2, help="origin mode")
@@ -1418,6 +1442,8 @@ def main() -> None:
         }
         if args.renditions:
             env["LIVECORE_HLS__RENDITIONS"] = args.renditions
+        if args.part_target:
+            env["LIVECORE_HLS__PART_TARGET_S"] = str(args.part_target)
         server = start_server(port, tmp / "var", tmp / "server.log", env=env)
         watch = ProcessWatch(server.pid)
         base = f"http://127.0.0.1:{port}"

@@ -27,7 +27,8 @@ function start() {
   say(message, "");
   const Hls = window.Hls;
   if (Hls && Hls.isSupported()) {
-    hls = new Hls({ lowLatencyMode: true });
+    // Catch up (up to 1.5x speed) when behind the target latency, e.g. after a stall.
+    hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 });
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (!data.fatal) return;
       if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
