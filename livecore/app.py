@@ -349,7 +349,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     workers = WorkerPool(config.hls.media_workers)
     recordings = config.data_path / "recordings"
     # Packaging (Opus to AAC, muxing, files) runs in processes, never on the loop's core.
-    packaging = PackagingProcesses(config.hls.packaging_processes)
+    packaging = PackagingProcesses(config.hls.packaging_processes, app[HLS_METRICS])
     origin = app[HLS_ORIGIN] = HlsOrigin(
         recordings, config.hls, workers=workers.get, metrics=app[HLS_METRICS],
         packaging=packaging,

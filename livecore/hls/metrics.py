@@ -1,5 +1,5 @@
-"""HLS metrics, registered in the application's registry (no globals). Thread-safe: the
-packager worker threads observe them directly. Rendition labels are ladder names from
+"""HLS metrics, registered in the application's registry (no globals), observed on the
+event loop (packaging processes report through their events). Rendition labels are ladder names from
 the config ("360p"), never stream ids, so their cardinality is bounded."""
 
 from __future__ import annotations
@@ -44,12 +44,22 @@ class HlsMetrics:
         )
         self.dropped_units = Counter(
             "livecore_hls_packager_dropped_units_total",
-            "Media units a packager dropped because its worker thread fell behind",
+            "Media units a packager dropped because its worker fell behind",
             registry=registry,
         )
         self.write_errors = Counter(
             "livecore_hls_disk_write_errors_total",
             "Failed segment, part, init or playlist writes (each ends its packaging)",
+            registry=registry,
+        )
+        self.packaging_processes = Gauge(
+            "livecore_hls_packaging_processes",
+            "Packaging processes running (each packages several broadcasts)",
+            registry=registry,
+        )
+        self.packaging_process_deaths = Counter(
+            "livecore_hls_packaging_process_deaths_total",
+            "Packaging processes that died or could not start, ending their broadcasts",
             registry=registry,
         )
         self.transcoder_queue = Gauge(

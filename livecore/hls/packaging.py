@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from livecore import procpipes
+from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packaging_host import UNIT_HEAD, host_main
 from livecore.hls.worker import Finished, QueueItem, Worker, WorkerEvent, WorkerSpec
 from livecore.sfu.media import MediaUnit
@@ -91,9 +92,11 @@ class ThreadLink:
 class _Process:
     """One packaging process and the loop's side of its pipes."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, on_death: Callable[[], None]) -> None:
         self.name = name
+        self._on_death = on_death
         self.dead = False
+        self._stopping = False  # asked to exit: its end is not a death
         self.handlers: dict[int, Callable[[int | None, WorkerEvent], None]] = {}
         self.assigned = 0  # links handed out and not finished: what "least loaded" counts
         self._spawned: asyncio.Future[procpipes.Spawned] | None = None
@@ -160,6 +163,8 @@ class _Process:
             return
         self.dead = True
         self._outgoing.clear()
+        if not self._stopping:
+            self._on_death()
         if self.handlers:
             logger.error("%s: %s, ending %d broadcasts' packaging", self.name, why,
                          len(self.handlers))  # fmt: skip
@@ -170,6 +175,7 @@ class _Process:
     async def aclose(self, grace_s: float) -> None:
         """Ask the process to finish its broadcasts and exit; stop it by its PID after
         `grace_s`."""
+        self._stopping = True
         if self._writer is not None and not self._writer.is_closing():
             self._flush()
             self._writer.write(procpipes.END)
@@ -242,17 +248,20 @@ class _ProcessLink:
 class PackagingProcesses:
     """Up to `processes` packaging processes, spawned as broadcasts need them."""
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, metrics: HlsMetrics | None = None) -> None:
         self._max = processes
         self._live: list[_Process] = []
         self._all: list[_Process] = []
         self._ids = itertools.count(1)
+        self._metrics = metrics
+        if metrics is not None:
+            metrics.packaging_processes.set_function(lambda: len(self.pids))
 
     def link(self) -> WorkerLink:
         """A worker for one more broadcast, in the least loaded process."""
         self._live = [p for p in self._live if not p.dead]
         if len(self._live) < self._max and all(p.assigned for p in self._live):
-            process = _Process(f"hls-packaging-{next(self._ids)}")
+            process = _Process(f"hls-packaging-{next(self._ids)}", self._count_death)
             process.start()
             self._live.append(process)
             self._all.append(process)
@@ -260,6 +269,10 @@ class PackagingProcesses:
             process = min(self._live, key=lambda p: p.assigned)
         process.assigned += 1
         return _ProcessLink(process, next(self._ids))
+
+    def _count_death(self) -> None:
+        if self._metrics is not None:
+            self._metrics.packaging_process_deaths.inc()
 
     @property
     def pids(self) -> list[int]:

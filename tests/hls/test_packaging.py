@@ -36,7 +36,7 @@ async def test_broadcasts_spread_over_the_processes_then_share_them(env: Env) ->
 
 
 async def test_a_dead_process_ends_its_broadcast_and_the_next_gets_a_new_one(env: Env) -> None:
-    env.packaging = PackagingProcesses(1)
+    env.packaging = PackagingProcesses(1, env.metrics)
     try:
         units = clip(6.0).interleaved()
         first = env.broadcast("first")
@@ -62,5 +62,8 @@ async def test_a_dead_process_ends_its_broadcast_and_the_next_gets_a_new_one(env
         await asyncio.wait_for(second.packager.wait_closed(), 60)
         assert not second.packager.failed and len(second.packager.segments) >= 3
         assert env.packaging.pids != [pid]
+        sample = env.registry.get_sample_value
+        assert sample("livecore_hls_packaging_process_deaths_total") == 1.0
+        assert sample("livecore_hls_packaging_processes") == 1.0
     finally:
         await env.packaging.close()
