@@ -176,14 +176,14 @@ class _Process:
         """Ask the process to finish its broadcasts and exit; stop it by its PID after
         `grace_s`."""
         self._stopping = True
-        if self._writer is not None and not self._writer.is_closing():
-            self._flush()
-            self._writer.write(procpipes.END)
         if self._connecting is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace_s):
-                    await asyncio.shield(self._connecting)
+                    await asyncio.shield(self._connecting)  # a process still starting
                     if self._writer is not None:
+                        if not self._writer.is_closing():
+                            self._flush()
+                            self._writer.write(procpipes.END)
                         await self._exited.wait()
             self._connecting.cancel()
             await asyncio.wait([self._connecting])

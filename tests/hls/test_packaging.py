@@ -67,3 +67,16 @@ async def test_a_dead_process_ends_its_broadcast_and_the_next_gets_a_new_one(env
         assert sample("livecore_hls_packaging_processes") == 1.0
     finally:
         await env.packaging.close()
+
+
+async def test_closing_while_a_process_starts_finishes_its_broadcast(env: Env) -> None:
+    env.packaging = PackagingProcesses(1)
+    b = env.broadcast("early")
+    for unit in clip(3.0).interleaved():
+        b.hub.publish(unit)  # queued while the process is still being spawned
+    b.hub.end()
+    await env.packaging.close()
+    await asyncio.wait_for(b.packager.wait_closed(), 30)
+    assert b.packager.ended and env.packaging.pids == []
+    # The process got the units and the end marker before it was asked to exit.
+    assert not b.packager.failed and b.packager.segments
