@@ -157,6 +157,9 @@ class Owner:
     viewer_id: int
     tier_id: int
     creator_id: int
+    # The platform's share agreed at checkout (basis points): Stripe keeps applying that
+    # share (application_fee_percent) to every invoice, whatever an admin sets later.
+    fee_bps: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +213,9 @@ def _owner(metadata: Any) -> Owner | None:
     if not all(isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 18 for v in ids):
         return None
     viewer, tier, creator = (int(str(v)) for v in ids)
-    return Owner(viewer, tier, creator)
+    fee = _dict(metadata).get("fee_bps")
+    fee_bps = int(fee) if isinstance(fee, str) and fee.isascii() and fee.isdigit() else None
+    return Owner(viewer, tier, creator, fee_bps if fee_bps is None or fee_bps <= 10_000 else None)
 
 
 def parse_subscription(obj: dict[str, Any]) -> ProcessorSubscription | None:
@@ -397,13 +402,14 @@ class SubscriptionService:
             await self._store.set_price_id(tier.id, price_id)
         money = await self._creators.get(tier.creator_id)
         destination = money.stripe_account_id
-        fee_percent = self._bps_of(money) / 100 if destination else None
+        bps = self._bps_of(money)
+        fee_percent = bps / 100 if destination else None
         # Scoped to the viewer and tier, so one client's key never meets another's request;
         # hashed, since the processor's keys are at most 255 characters.
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
         key = f"livecore-sub-{viewer.id}-{tier.id}-{digest}"
         metadata = {"viewer_id": str(viewer.id), "tier_id": str(tier.id),
-                    "creator_id": str(tier.creator_id)}  # fmt: skip
+                    "creator_id": str(tier.creator_id), "fee_bps": str(bps)}  # fmt: skip
         session_id, url = await _reconciled(
             f"tier {tier.id}: checkout",
             lambda: gateway.checkout(
@@ -536,7 +542,8 @@ class SubscriptionService:
         accounts, bps = None, 0
         if inv.amount_paid_minor > 0:
             accounts = await self._accounts(inv.currency, owner.creator_id)
-            bps = await self._fee_bps(owner.creator_id)
+            agreed = inv.owner.fee_bps if inv.owner is not None else None
+            bps = agreed if agreed is not None else await self._fee_bps(owner.creator_id)
         async with self._db.transaction() as conn:
             if known is None:
                 state = ProcessorState(

@@ -112,3 +112,51 @@ async def test_a_refunded_subscription_charge_is_reversed(
     assert await ledger.balances("creator", creator["user"]["id"]) == {"usd": 0}
     assert (await ledger.balances("refunds", None))["usd"] == -500
     assert (await ledger.check()).ok
+
+
+async def test_each_subscription_keeps_the_share_agreed_at_its_checkout(
+    client: Client, stripe_peer: StripePeer, db: Database
+) -> None:
+    creator, fan, tier_id = await _members_stream(client)
+    creator_id = creator["user"]["id"]
+    root = await register(client, "root@example.com", display_name="Root")
+    await db.pool.execute("UPDATE users SET role = 'admin' WHERE id = $1", root["user"]["id"])
+    client.session.cookie_jar.clear()
+    admin = bearer(root["token"])
+    url = f"/api/v1/admin/creators/{creator_id}/money"
+    account = stripe_peer.add_account()
+
+    async def share(bps: int) -> None:
+        body = {"platform_fee_bps": bps, "stripe_account_id": account}
+        resp = await client.put(url, json=body, headers=admin)
+        assert resp.status == 200, await resp.text()
+
+    async def subscribe(token: str, key: str) -> str:
+        resp = await client.post(
+            f"/api/v1/tiers/{tier_id}/subscribe", headers=bearer(token) | {"Idempotency-Key": key}
+        )
+        assert resp.status == 201, await resp.text()
+        before = set(stripe_peer.subscriptions)
+        await deliver_all(client, stripe_peer.complete_checkout((await resp.json())["session_id"]))
+        (sub_id,) = set(stripe_peer.subscriptions) - before
+        return sub_id
+
+    ledger = Ledger(db)
+    await share(2000)
+    first = await subscribe(fan["token"], "sub-a")
+    assert stripe_peer.subscriptions[first]["application_fee_percent"] == 20
+    assert await ledger.balances("creator", creator_id) == {"usd": -400}
+
+    # The admin raises the platform's share: Stripe keeps taking 20% of the first
+    # subscription's invoices, and the ledger keeps posting what Stripe takes.
+    await share(5000)
+    await deliver_all(client, stripe_peer.renew(first, paid=True))
+    assert await ledger.balances("creator", creator_id) == {"usd": -800}
+
+    # A subscription made after the change has the new share.
+    other = await register(client, "other@example.com", display_name="Other")
+    client.session.cookie_jar.clear()
+    second = await subscribe(other["token"], "sub-b")
+    assert stripe_peer.subscriptions[second]["application_fee_percent"] == 50
+    assert await ledger.balances("creator", creator_id) == {"usd": -1050}
+    assert (await ledger.check()).ok
