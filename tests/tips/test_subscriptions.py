@@ -673,7 +673,7 @@ async def test_subscribing_through_the_processor_starts_a_checkout(
     assert body["test_mode"] is False and "notice" not in body
     assert body["checkout_url"] == f"https://checkout.example/{body['session_id']}"
     (asked,) = gateway.checkouts
-    assert asked["metadata"] == _meta(fan, tier, creator)
+    assert asked["metadata"] == _meta(fan, tier, creator) | {"fee_bps": "1500"}
     assert (asked["price_id"], asked["customer_email"]) == (
         f"price_{tier['id']}",
         "fan@example.com",
