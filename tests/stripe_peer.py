@@ -35,6 +35,7 @@ from aiohttp import web
 # names its subscription under `parent.subscription_details`, periods live on the
 # subscription items, and an invoice lists its payments instead of having a `charge`.
 API_VERSION: Final = "2026-10-28.endive"
+DISPUTE_FEE: Final = 1500  # what Stripe charges for a dispute (and returns if it is won)
 
 FaultKind = Literal["500", "429", "timeout", "timeout_after_commit", "stall_body", "reset"]
 Obj = dict[str, Any]
@@ -279,6 +280,18 @@ def _hash(params: Obj, name: str) -> Obj:
     if not isinstance(value, dict):
         raise _invalid(f"Invalid object: {name}", param=name)
     return value
+
+
+def _dispute_transaction(amount: int, fee: int, currency: str) -> Obj:
+    """A dispute's balance transaction: the disputed money, and the dispute fee with it."""
+    return {
+        "id": new_id("txn"), "object": "balance_transaction", "amount": amount,
+        "currency": currency, "fee": fee, "net": amount - fee, "type": "adjustment",
+        "reporting_category": "dispute" if amount < 0 else "dispute_reversal",
+        "fee_details": [{"amount": fee, "currency": currency, "description": "Dispute fee",
+                         "type": "stripe_fee", "application": None}],
+        "created": int(time.time()), "status": "available",
+    }  # fmt: skip
 
 
 def _metadata(params: Obj, name: str = "metadata") -> dict[str, str]:
@@ -545,6 +558,8 @@ class StripePeer:
             "payment_intent": charge["payment_intent"], "reason": "fraudulent",
             "status": "needs_response", "is_charge_refundable": False, "metadata": {},
             "evidence_details": {"due_by": int(time.time()) + 7 * 86400},
+            "balance_transactions": [_dispute_transaction(-charge["amount"], DISPUTE_FEE,
+                                                          charge["currency"])],
         }  # fmt: skip
         charge["disputed"] = True
         return [self._emit("charge.dispute.created", dispute, _DASHBOARD)]
@@ -554,6 +569,10 @@ class StripePeer:
         dispute = self._known("disputes", dp_id)
         before = {"status": dispute["status"]}
         dispute["status"] = "won" if won else "lost"
+        if won:  # the money and the dispute fee come back
+            dispute["balance_transactions"].append(
+                _dispute_transaction(dispute["amount"], -DISPUTE_FEE, dispute["currency"])
+            )
         return [self._emit("charge.dispute.closed", dispute, _DASHBOARD, before)]
 
     # -- HTTP plumbing ------------------------------------------------------------------

@@ -10,6 +10,7 @@ reference, so a repeated event posts nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,6 +31,15 @@ class Charged:
     platform_fee_minor: int
     currency: str
     refunded_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeFee:
+    """A fee on one of a dispute's balance transactions (negative when given back)."""
+
+    ref: str  # the balance transaction
+    fee_minor: int
+    currency: str
 
 
 def share(fee_minor: int, amount_minor: int, part_minor: int) -> int:
@@ -114,10 +124,12 @@ class Reversals:
 
     async def dispute(
         self, dispute_id: str, charge_ref: str, payment_ref: str | None, amount_minor: int,
-        currency: str, status: str,
+        currency: str, status: str, fees: Sequence[DisputeFee] = (),
     ) -> None:  # fmt: skip
         """A dispute opened or changed: the disputed money leaves the creator's balance (and
-        the platform's share) when it opens, and comes back if the dispute is won."""
+        the platform's share) when it opens, and comes back if the dispute is won. The
+        processor's dispute fees (and their return) are the platform's expense, each posted
+        once by the balance transaction that carries it."""
         paid = await self._find(charge_ref, payment_ref)
         if paid is None:
             logger.info("dispute %s of charge %s: not a livecore payment", dispute_id, charge_ref)
@@ -132,6 +144,8 @@ class Reversals:
             Entry(disputes, -amount, paid.currency),
         ]
         withdrawn = [e for e in withdrawn if e.amount_minor]
+        fee_postings = [(f"dispute-fee:{f.ref}", await self._fee_entries(f.fee_minor, f.currency))
+                        for f in fees if f.fee_minor]  # fmt: skip
         async with self._db.transaction() as conn:
             # A closed dispute stays closed: a late "created" event cannot reopen it.
             status = await conn.fetchval(
@@ -148,6 +162,8 @@ class Reversals:
                 await self._ledger.post(
                     f"dispute:{dispute_id}:won", "dispute_won", returned, conn=conn
                 )
+            for ref, entries in fee_postings:
+                await self._ledger.post(ref, "processor_fee", entries, conn=conn)
             if paid.table == "tips":
                 await conn.execute(
                     "UPDATE tips SET status = CASE WHEN $2 = 'won' THEN 'succeeded'"
@@ -160,11 +176,12 @@ class Reversals:
 
     async def fee(self, charge_ref: str, fee_minor: int, currency: str) -> None:
         """The processor's fee on a charge: an expense the platform bears."""
-        if fee_minor <= 0:
-            return
+        if fee_minor > 0:
+            entries = await self._fee_entries(fee_minor, currency)
+            await self._ledger.post(f"fee:{charge_ref}", "processor_fee", entries)
+
+    async def _fee_entries(self, fee_minor: int, currency: str) -> list[Entry]:
+        """A processor fee (negative: one given back) against the processor's clearing."""
         fees = await self._ledger.account("processor_fees", currency)
         clearing = await self._ledger.account("processor_clearing", currency)
-        await self._ledger.post(
-            f"fee:{charge_ref}", "processor_fee",
-            [Entry(fees, fee_minor, currency), Entry(clearing, -fee_minor, currency)],
-        )  # fmt: skip
+        return [Entry(fees, fee_minor, currency), Entry(clearing, -fee_minor, currency)]

@@ -19,7 +19,7 @@ import stripe
 from livecore.store.stripe_events import StripeEvents
 from livecore.store.tips import Tip
 from livecore.tips.batching import Batcher
-from livecore.tips.reversals import Reversals
+from livecore.tips.reversals import DisputeFee, Reversals
 from livecore.tips.service import TipService
 from livecore.tips.subscriptions import stripe_id
 
@@ -189,6 +189,7 @@ class WebhookHandler:
         await self._reversals.dispute(
             str(dispute["id"]), charge_ref, stripe_id(dispute.get("payment_intent")),
             int(dispute["amount"]), str(dispute["currency"]), str(dispute.get("status", "")),
+            _dispute_fees(dispute.get("balance_transactions")),
         )  # fmt: skip
         return True
 
@@ -219,3 +220,21 @@ def _matches(intent: dict[str, Any], tip: Tip) -> bool:
 def _tip_id(intent: dict[str, Any]) -> int | None:
     value = (intent.get("metadata") or {}).get("tip_id")
     return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def _dispute_fees(transactions: Any) -> list[DisputeFee]:
+    """The fees on a dispute's balance transactions (Stripe's dispute fee when it opens, its
+    return if won), ignoring any entry that is not a well-formed balance transaction."""
+    fees: list[DisputeFee] = []
+    for bt in transactions if isinstance(transactions, list) else []:
+        ref = stripe_id(bt)
+        fee = bt.get("fee") if isinstance(bt, dict) else None
+        currency = bt.get("currency") if isinstance(bt, dict) else None
+        if (
+            ref is not None and len(ref) <= 255
+            and isinstance(fee, int) and not isinstance(fee, bool) and abs(fee) < 10**12
+            and isinstance(currency, str) and len(currency) == 3 and currency.isascii()
+            and currency.isalpha()
+        ):  # fmt: skip
+            fees.append(DisputeFee(ref, fee, currency.lower()))
+    return fees

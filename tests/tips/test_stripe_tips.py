@@ -17,7 +17,7 @@ from livecore.store.ledger import Ledger
 from livecore.tips.routes import TIPS
 from tests.chat.conftest import connect
 from tests.conftest import Client, MakeClient, bearer, register
-from tests.stripe_peer import StripePeer, event_body, sign_payload
+from tests.stripe_peer import DISPUTE_FEE, StripePeer, event_body, sign_payload
 from tests.stripe_peer import stripe_peer as stripe_peer  # the fixture
 
 SECRET = "whsec_livecore_test"
@@ -339,7 +339,25 @@ async def test_disputes_withdraw_once_and_return_when_won_in_any_order(
     tips = await client.get("/api/v1/me/tips", headers=bearer(creator["token"]))
     statuses = sorted(t["status"] for t in (await tips.json())["tips"])
     assert statuses == ["disputed", "succeeded"]
+    # Stripe's dispute fee is the platform's expense: charged on both, returned on the won
+    # one, each posted once, even when an event about the same dispute comes again.
+    assert await _dispute_fees(db) == (3, DISPUTE_FEE)
+    again = dict(lost[1], id="evt_closed_again")
+    assert await deliver_all(client, [again]) == ["processed"]
+    assert await _dispute_fees(db) == (3, DISPUTE_FEE)
     assert (await Ledger(db).check()).ok
+
+
+async def _dispute_fees(db: Database) -> tuple[int, int]:
+    """How many dispute-fee postings there are, and what they add to the processor's fees."""
+    row = await db.pool.fetchrow(
+        "SELECT count(DISTINCT t.id) AS n, coalesce(sum(e.amount_minor), 0) AS total"
+        " FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id"
+        " JOIN ledger_accounts a ON a.id = e.account_id"
+        " WHERE t.external_ref LIKE 'dispute-fee:%' AND a.kind = 'processor_fees'"
+    )
+    assert row is not None
+    return int(row["n"]), int(row["total"])
 
 
 async def test_a_tip_to_a_stream_that_ended_is_still_credited(
