@@ -95,10 +95,12 @@ def encode_h264(
     return units
 
 
-def encode_opus(packets: int, *, pts0: int = 0) -> list[MediaUnit]:
+def encode_opus(packets: int, *, pts0: int = 0, channels: int = 2) -> list[MediaUnit]:
+    """A 440 Hz tone as Opus packets of 20 ms; `channels` 1 codes mono (as browsers send)."""
+    layout = "mono" if channels == 1 else "stereo"
     ctx = av.CodecContext.create("libopus", "w")
     ctx.sample_rate = AUDIO_CLOCK_HZ
-    ctx.layout = "stereo"
+    ctx.layout = layout
     ctx.format = "s16"
     ctx.bit_rate = 64_000
     ctx.time_base = fractions.Fraction(1, AUDIO_CLOCK_HZ)
@@ -115,8 +117,8 @@ def encode_opus(packets: int, *, pts0: int = 0) -> list[MediaUnit]:
     for i in range(packets):
         t = (np.arange(n) + i * n) / AUDIO_CLOCK_HZ
         tone = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
-        pcm = np.repeat(tone[None, :], 2, axis=0).T.reshape(1, -1)  # packed s16 stereo
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
+        pcm = np.repeat(tone[None, :], channels, axis=0).T.reshape(1, -1)  # packed s16
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout=layout)
         frame.sample_rate, frame.pts, frame.time_base = AUDIO_CLOCK_HZ, i * n, ctx.time_base
         collect(ctx.encode(frame))
     collect(ctx.encode(None))

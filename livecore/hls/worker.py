@@ -102,7 +102,7 @@ class _Mux:
         *,
         parameter_sets: tuple[bytes, bytes] | None,
         size: tuple[int, int] | None,
-        audio: bool,
+        channels: int,
         origin_s: float,
         fragment_us: int,
         audio_bitrate: int,
@@ -111,7 +111,9 @@ class _Mux:
         self.parameter_sets = parameter_sets
         self.origin_s = origin_s
         self.has_video = parameter_sets is not None
-        self.has_audio = audio
+        self.has_audio = channels > 0
+        self.channels = channels  # of the AAC track: 0 (none), 1 or 2
+        layout = "mono" if channels == 1 else "stereo"
         # empty_moov: the init segment is written first, alone; frag_keyframe + frag_duration:
         # a fragment ends at every IDR and after about `fragment_us`, so one fragment is one
         # part; skip_trailer: no mfra at close; max_interleave_delta: if one track stalls,
@@ -130,15 +132,15 @@ class _Mux:
             # PyAV >= 18 takes SPS/PPS from the first (IDR) packet: nothing is decoded.
             self.video_stream = self.out.add_mux_stream("h264", rate=30, width=width, height=height)
             self.video_stream.time_base = _VIDEO_TB
-        if audio:
-            self.audio_stream = self.out.add_stream("aac", rate=AUDIO_CLOCK_HZ, layout="stereo")
+        if channels:
+            self.audio_stream = self.out.add_stream("aac", rate=AUDIO_CLOCK_HZ, layout=layout)
             self.audio_stream.codec_context.bit_rate = audio_bitrate
             # FFmpeg's "fast" AAC coder: its authors rate it above the default "twoloop" at
             # 128 kb/s and up, and it takes about half the CPU (packaging 720p30 + Opus: 1.6% of a
             # core instead of 3.0% here).
             self.audio_stream.codec_context.options = {"aac_coder": "fast"}
-            self.decoder = _opus_decoder()
-            self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_CLOCK_HZ)
+            self.decoder = _opus_decoder(layout)
+            self.resampler = av.AudioResampler(format="fltp", layout=layout, rate=AUDIO_CLOCK_HZ)
         self._origin_video = round(origin_s * VIDEO_CLOCK_HZ)
         self._last_video_pts: int | None = None
         self._video_step = VIDEO_CLOCK_HZ // 30
@@ -169,7 +171,7 @@ class _Mux:
         if gap < -_AUDIO_JITTER_SAMPLES:
             return False  # before the track start, or overlapping what we already encoded
         if _AUDIO_JITTER_SAMPLES < gap <= _MAX_SILENCE_S * AUDIO_CLOCK_HZ:
-            self._encode(_silence(gap))
+            self._encode(_silence(gap, self.channels))
         elif gap > _AUDIO_JITTER_SAMPLES:
             self._audio_next = position  # a long pause: leave a hole rather than minutes of zeros
         packet = av.Packet(unit.data)
@@ -205,20 +207,26 @@ class _Mux:
             logger.debug("closing a failed muxer", exc_info=True)
 
 
-def _opus_decoder() -> av.AudioCodecContext:
+def _opus_decoder(layout: str) -> av.AudioCodecContext:
     try:
         decoder = av.CodecContext.create("libopus", "r")
     except av.FFmpegError:
         decoder = av.CodecContext.create("opus", "r")
     decoder.sample_rate = AUDIO_CLOCK_HZ
-    decoder.layout = "stereo"
+    decoder.layout = layout
     return decoder
 
 
-def _silence(samples: int) -> av.AudioFrame:
+def _opus_channels(packet: bytes) -> int:
+    """Channels coded in an Opus packet: the TOC byte's stereo flag (RFC 6716 3.1)."""
+    return 2 if packet and packet[0] & 0x04 else 1
+
+
+def _silence(samples: int, channels: int) -> av.AudioFrame:
     frame = av.AudioFrame.from_ndarray(
-        np.zeros((2, samples), np.float32), format="fltp", layout="stereo"
-    )
+        np.zeros((channels, samples), np.float32), format="fltp",
+        layout="mono" if channels == 1 else "stereo",
+    )  # fmt: skip
     frame.sample_rate = AUDIO_CLOCK_HZ
     return frame
 
@@ -251,6 +259,7 @@ class Worker:
         self._wall_base: float | None = None
         self._origin_s = 0.0
         self._late_audio = 0
+        self._stereo = False  # an Opus packet coded in stereo has been seen
         self._unsupported: set[str] = set()
         self._queued_at = 0.0
 
@@ -319,6 +328,10 @@ class Worker:
             return
         if self._wall_base is None:
             self._wall_base = time.time() - unit.pts_s
+        if unit.kind == "audio" and not self._stereo and _opus_channels(unit.data) == 2:
+            # Browsers send mono Opus unless asked for stereo: AAC follows the publisher
+            # (a mono track costs half as much to encode), and turns stereo when it does.
+            self._stereo = True
         mux = self._mux
         if mux is None:
             self._pending.append(unit)
@@ -328,10 +341,13 @@ class Worker:
             if unit.keyframe:
                 sets = h264.parameter_sets(unit.data)
                 wants_audio = not mux.has_audio and self._late_audio >= _LATE_AUDIO_PACKETS
-                if sets is not None and (sets != mux.parameter_sets or wants_audio):
-                    # New SPS/PPS (resolution or profile change) or a late audio track: the
-                    # init segment changes, so a new segment starts after a discontinuity.
-                    self._restart(unit, sets, audio=mux.has_audio or wants_audio)
+                wants_stereo = mux.channels == 1 and self._stereo
+                if sets is not None and (sets != mux.parameter_sets or wants_audio or wants_stereo):
+                    # New SPS/PPS (resolution or profile change), a late audio track, or
+                    # stereo audio after mono: the init segment changes, so a new segment
+                    # starts after a discontinuity.
+                    audio = mux.has_audio or wants_audio
+                    self._restart(unit, sets, channels=self._channels() if audio else 0)
                     return
             if not mux.has_video or not mux.video(unit):
                 self.refused_units += 1
@@ -355,16 +371,19 @@ class Worker:
             return  # only video that never had a usable keyframe: nothing to package
         origin = key if key is not None else next(u for u in pending if u.kind == "audio")
         sets = h264.parameter_sets(key.data) if key is not None else None
-        self._open_mux(origin.pts_s, sets, audio=has_audio)
+        self._open_mux(origin.pts_s, sets, channels=self._channels() if has_audio else 0)
         for unit in pending:
             if unit.kind == "audio" or unit.pts >= origin.pts or key is None:
                 self._push(unit)
 
-    def _restart(self, keyframe: MediaUnit, sets: tuple[bytes, bytes], *, audio: bool) -> None:
+    def _channels(self) -> int:
+        return 2 if self._stereo else 1
+
+    def _restart(self, keyframe: MediaUnit, sets: tuple[bytes, bytes], *, channels: int) -> None:
         self._close_mux()
         self._complete_open()
         self._discontinuity_pending = bool(self._segments)
-        self._open_mux(keyframe.pts_s, sets, audio=audio)
+        self._open_mux(keyframe.pts_s, sets, channels=channels)
         self._push(keyframe)
 
     def _open_mux(
@@ -372,7 +391,7 @@ class Worker:
         origin_s: float,
         sets: tuple[bytes, bytes] | None,
         *,
-        audio: bool,
+        channels: int,
     ) -> None:
         size = h264.picture_size(sets[0]) if sets is not None else None
         # movenc ends a fragment at the first packet of ANY track at least `fragment_us` after
@@ -385,7 +404,7 @@ class Worker:
         self._mux = _Mux(
             parameter_sets=sets,
             size=size,
-            audio=audio,
+            channels=channels,
             origin_s=origin_s,
             fragment_us=fragment_us,
             audio_bitrate=self._config.audio_bitrate,
@@ -396,7 +415,7 @@ class Worker:
         self._init = InitInfo(
             n=self._next_init,
             video_codec=h264.codec_string(sets[0]) if sets is not None else None,
-            audio_codec=AAC_CODEC if audio else None,
+            audio_codec=AAC_CODEC if channels else None,
             width=size[0] if size else None,
             height=size[1] if size else None,
         )

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import shutil
 from pathlib import Path
 
+import av
 import pytest
 
 from livecore.hls.fmp4 import parse_fragment, parse_init
@@ -13,7 +15,7 @@ from livecore.hls.playlist import render_media
 from livecore.sfu.hub import StreamHub
 from tests.hls.conftest import CONFIG, Env
 from tests.hls.probe import assert_continuous, probe
-from tests.media import clip, encode_h264
+from tests.media import clip, encode_h264, encode_opus
 
 
 @pytest.fixture(params=["thread", "process"])
@@ -170,3 +172,27 @@ async def test_video_only_publisher_starts_without_waiting_for_audio(env: Env) -
     assert not waiting.packager.segments  # still waiting to see whether audio comes
     waiting.hub.end()
     told.hub.end()
+
+
+def _audio_channels(init: bytes, segment: bytes) -> int:
+    with av.open(io.BytesIO(init + segment)) as container:
+        return int(container.streams.audio[0].codec_context.channels)
+
+
+async def test_aac_follows_the_publishers_channels_mono_then_stereo(env: Env) -> None:
+    c = clip(4.0)
+    mono = encode_opus(100, channels=1)  # the first 2 s, as browsers send by default
+    stereo = encode_opus(100, channels=2, pts0=100 * 960)
+    assert {u.data[0] & 0x04 for u in mono} == {0} and {u.data[0] & 0x04 for u in stereo} == {4}
+    units = sorted([*c.video, *mono, *stereo], key=lambda u: (u.pts_s, u.kind != "video"))
+    b = env.broadcast()
+    await b.publish(units)
+    await b.packager.wait_closed()
+    segs = b.packager.segments
+    assert not b.packager.failed and {s.init for s in segs} == {0, 1}
+    first, later = segs[0], next(s for s in segs if s.init == 1)
+    assert later.discontinuity  # a new init segment: players are told
+    init0 = await _read(b.directory / "init-0.mp4")
+    init1 = await _read(b.directory / "init-1.mp4")
+    assert _audio_channels(init0, await _read(b.directory / first.uri)) == 1
+    assert _audio_channels(init1, await _read(b.directory / later.uri)) == 2
