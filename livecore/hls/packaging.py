@@ -130,6 +130,11 @@ class _Process:
             return None
         return spawned.result().process.pid
 
+    @property
+    def buffered_bytes(self) -> int:
+        waiting = sum(len(m) for m in self._outgoing)
+        return waiting + (self._writer.get_write_buffer_size() if self._writer else 0)
+
     def write(self, payload: bytes) -> None:
         """Queue one message; messages go down the pipe together every FLUSH_S: a write per
         unit cost the loop more than the rest of a unit's way through it."""
@@ -269,6 +274,11 @@ class PackagingProcesses:
             process = min(self._live, key=lambda p: p.assigned)
         process.assigned += 1
         return _ProcessLink(process, next(self._ids))
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes on their way to the processes, not yet in their pipes."""
+        return sum(p.buffered_bytes for p in self._live)
 
     def _count_death(self) -> None:
         if self._metrics is not None:

@@ -80,3 +80,40 @@ async def test_closing_while_a_process_starts_finishes_its_broadcast(env: Env) -
     assert b.packager.ended and env.packaging.pids == []
     # The process got the units and the end marker before it was asked to exit.
     assert not b.packager.failed and b.packager.segments
+
+
+async def test_a_stalled_process_costs_dropped_units_not_memory(env: Env) -> None:
+    env.packaging = PackagingProcesses(1)
+    try:
+        c = clip(12.0)
+        b = env.broadcast("stalled", queue_units=100)
+        (pid,) = await _started(env.packaging, 1)
+        units = c.interleaved()
+        third = len(units) // 3
+        for i, unit in enumerate(units[:third]):  # about real time: nothing is dropped
+            b.hub.publish(unit)
+            if i % 8 == 7:
+                await asyncio.sleep(0.1)
+        await b.packager.wait_for(1, 0)
+        assert b.packager.dropped_units == 0
+        os.kill(pid, signal.SIGSTOP)  # the process this test's packaging started
+        try:
+            for unit in units[third : 2 * third]:
+                b.hub.publish(unit)
+                await asyncio.sleep(0)  # the packager takes each unit as it comes
+            # Nothing was consumed meanwhile: beyond the bound, units were dropped instead
+            # of piling up in the pipe.
+            assert b.packager.dropped_units > 0
+            sent = sum(len(u.data) for u in units[third : 2 * third])
+            assert env.packaging.buffered_bytes < sent
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        for unit in units[2 * third :]:
+            b.hub.publish(unit)
+        b.hub.end()
+        await asyncio.wait_for(b.packager.wait_closed(), 60)
+        assert not b.packager.failed and b.packager.segments[-1].complete
+        # After the stall it starts again at a keyframe: every segment is decodable.
+        assert all(s.parts[0].independent for s in b.packager.segments)
+    finally:
+        await env.packaging.close()
