@@ -49,12 +49,13 @@ MAX_PRICE_MINOR: Final = 99_999_999
 TIER_NAME_MAX: Final = 60
 _LIST_LIMIT: Final = 200
 # The processor's subscription statuses, as livecore keeps them. A paused subscription lets
-# nobody in but may resume, like an incomplete one.
+# nobody in but may resume, like an incomplete one; so does an unpaid one (Stripe has stopped
+# retrying but keeps it, and makes it active again when the open invoice is paid).
 _STATUSES: Final[dict[str, SubscriptionStatus]] = {
     "active": "active",
     "trialing": "active",
     "past_due": "past_due",
-    "unpaid": "canceled",
+    "unpaid": "incomplete",
     "canceled": "canceled",
     "incomplete_expired": "canceled",
     "incomplete": "incomplete",

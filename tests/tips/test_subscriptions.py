@@ -552,6 +552,30 @@ async def test_a_failed_renewal_keeps_access_through_the_grace_period_only(
     assert (await Ledger(db).check()).ok
 
 
+async def test_an_unpaid_subscription_lets_nobody_in_until_its_invoice_is_paid(
+    client: Client, db: Database
+) -> None:
+    creator, fan, _ = await _people(client)
+    tier = await _tier(client, creator, price_minor=1000)
+    meta = _meta(fan, tier, creator)
+    service = _service(client)
+    viewer_id, creator_id = fan["user"]["id"], creator["user"]["id"]
+    now = int(time.time())
+    end = now + 30 * DAY_S
+    await service.apply_subscription(_stripe_subscription("sub_1", "active", meta, end), now - 60)
+    # Stripe gave up retrying and marked it unpaid: no access, but not ended either.
+    await service.apply_subscription(_stripe_subscription("sub_1", "unpaid", meta, end), now)
+    assert (await _row(db, "sub_1"))["status"] == "incomplete"
+    assert not await service.has_access(viewer_id, creator_id)
+    # The viewer pays the open invoice at last: active again, and the payment posted once.
+    await service.apply_invoice_paid(_stripe_invoice("in_9", "sub_1", meta, 1000, end), now + 60)
+    await service.apply_subscription(_stripe_subscription("sub_1", "active", meta, end), now + 61)
+    assert (await _row(db, "sub_1"))["status"] == "active"
+    assert await service.has_access(viewer_id, creator_id)
+    assert await _owed(client, creator) == {"usd": 800}
+    assert (await Ledger(db).check()).ok
+
+
 async def test_a_failed_first_payment_gives_no_grace(client: Client, db: Database) -> None:
     creator, fan, _ = await _people(client)
     tier = await _tier(client, creator)
