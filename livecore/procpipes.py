@@ -90,6 +90,31 @@ async def connect(
     return writer, reader
 
 
+def start(target: Callable[..., None], args: Sequence[Any], name: str) -> asyncio.Future[Spawned]:
+    """`spawn` in a thread. An executor future, not a task: a cancellation can never lose
+    the process handle."""
+    return asyncio.get_running_loop().run_in_executor(None, spawn, target, args, name)
+
+
+async def release(
+    spawning: asyncio.Future[Spawned],
+    writer: asyncio.BaseTransport | None,
+    reader: asyncio.BaseTransport | None,
+    grace_s: float,
+) -> int | None:
+    """After the transports (if any) are closed: close the pipes never handed to one and
+    reap the worker (see `reap`). None when it never started or could not be reaped."""
+    await asyncio.wait([spawning])
+    if spawning.cancelled() or spawning.exception() is not None:
+        return None
+    spawned = spawning.result()
+    if writer is None:
+        spawned.to_worker.close()
+    if reader is None:
+        spawned.from_worker.close()
+    return await asyncio.to_thread(reap, spawned.process, grace_s)
+
+
 def reap(process: BaseProcess, grace_s: float) -> int | None:
     """Wait `grace_s` for the worker to exit, then SIGTERM and SIGKILL it by its PID
     (blocking: call it in a thread). Its exit code, None if it could not be reaped."""

@@ -108,9 +108,7 @@ class _Process:
         self._exited = asyncio.Event()
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        # An executor future, not a task: a cancellation can never lose the process handle.
-        self._spawned = loop.run_in_executor(None, procpipes.spawn, host_main, (), self.name)
+        self._spawned = procpipes.start(host_main, (), self.name)
         self._connecting = asyncio.create_task(self._connect(), name=self.name)
 
     async def _connect(self) -> None:
@@ -198,15 +196,7 @@ class _Process:
                 transport.close()
         if self._spawned is None:
             return
-        await asyncio.wait([self._spawned])
-        if self._spawned.cancelled() or self._spawned.exception() is not None:
-            return
-        spawned = self._spawned.result()
-        if self._writer is None:
-            spawned.to_worker.close()
-        if self._reader is None:
-            spawned.from_worker.close()
-        code = await asyncio.to_thread(procpipes.reap, spawned.process, 0.5)
+        code = await procpipes.release(self._spawned, self._writer, self._reader, 0.5)
         if code:
             logger.warning("%s exited with code %s", self.name, code)
 

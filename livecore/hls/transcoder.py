@@ -144,13 +144,9 @@ class Transcoder:
         """Spawn the worker in a thread; units submitted meanwhile wait for it (bounded)."""
         if self._spawned is not None:
             return
-        loop = asyncio.get_running_loop()
-        self._exited = loop.create_future()
+        self._exited = asyncio.get_running_loop().create_future()
         self._settled = asyncio.Event()
-        # An executor future, not a task: a cancellation can never lose the process handle.
-        self._spawned = loop.run_in_executor(
-            None, procpipes.spawn, worker_main, (self.spec,), f"transcode-{self.name}"
-        )
+        self._spawned = procpipes.start(worker_main, (self.spec,), f"transcode-{self.name}")
         if self._metrics is not None:
             self._metrics.transcoders.labels(self._label).inc()
         self._connecting = asyncio.create_task(self._connect(), name=f"transcoder-{self.name}")
@@ -217,21 +213,14 @@ class Transcoder:
         self._forget_in_flight()
         if self._spawned is None:
             return
-        await asyncio.wait([self._spawned])
         try:
-            if self._spawned.cancelled() or self._spawned.exception() is not None:
-                return
-            spawned = self._spawned.result()
-            # Pipes never handed to a transport (closed before connecting) are closed here.
-            if self._writer is None:
-                spawned.to_worker.close()
-            if self._reader is None:
-                spawned.from_worker.close()
-            self.exitcode = await asyncio.to_thread(procpipes.reap, spawned.process, grace_s)
+            self.exitcode = await procpipes.release(
+                self._spawned, self._writer, self._reader, grace_s
+            )
         finally:
             if self._metrics is not None:
                 self._metrics.transcoders.labels(self._label).dec()
-        if self.crashed:
+        if self.crashed and self.exitcode is not None:  # one that never started said so
             logger.warning("transcoder %s: worker exited with code %s", self.name, self.exitcode)
 
     # -- units in -----------------------------------------------------------------------------
