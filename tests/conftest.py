@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from pytest_aiohttp import AiohttpClient
 
 from livecore.app import create_app
 from livecore.config import AuthConfig, Config, SfuConfig
-from livecore.store import apply_migrations
+from livecore.store import Database, apply_migrations
 from tests.fakes import CapturingMailSender
 from tests.services import RedisProcess, postgres, redis_server
 
@@ -57,6 +57,14 @@ async def redis_url(redis_proc: RedisProcess) -> str:
     finally:
         await client.aclose()
     return redis_proc.url
+
+
+@pytest.fixture
+async def db(dsn: str) -> AsyncIterator[Database]:
+    """A pool on the emptied test database, for tests that read or write it directly."""
+    database = await Database.connect(dsn, max_size=4)
+    yield database
+    await database.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -13,13 +12,6 @@ from hypothesis import strategies as st
 
 from livecore.store import Database
 from livecore.store.ledger import Entry, Ledger, Unbalanced
-
-
-@pytest.fixture
-async def db(dsn: str) -> AsyncIterator[Database]:
-    database = await Database.connect(dsn, max_size=4)
-    yield database
-    await database.close()
 
 
 async def _creator(db: Database, name: str = "c") -> int:

@@ -1,25 +1,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-import pytest
 
 from livecore.config import RecordingsConfig
 from livecore.store import Database
 from livecore.streams.retention import Retention
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(dsn: str) -> AsyncIterator[Database]:
-    database = await Database.connect(dsn, max_size=2)
-    yield database
-    await database.close()
 
 
 async def _recording(

@@ -5,33 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from livecore.store import Database
 from livecore.store.ledger import Entry, Ledger
-from tests.conftest import Client, bearer, register
-
-
-@pytest.fixture
-async def db(dsn: str) -> AsyncIterator[Database]:
-    database = await Database.connect(dsn, max_size=2)
-    yield database
-    await database.close()
-
-
-async def _setup(client: Client) -> tuple[dict[str, Any], dict[str, Any]]:
-    creator = await register(client, "creator@example.com", creator=True, display_name="Cara")
-    resp = await client.post(
-        "/api/v1/streams", json={"slug": "tipjar"}, headers=bearer(creator["token"])
-    )
-    assert resp.status == 201
-    fan = await register(client, "fan@example.com", display_name="Fan")
-    client.session.cookie_jar.clear()
-    return creator, fan
+from tests.conftest import Client, bearer
+from tests.tips.people import admin_headers, creator_and_fan
 
 
 async def _tip(client: Client, fan: dict[str, Any], key: str, amount: int) -> None:
@@ -42,15 +22,8 @@ async def _tip(client: Client, fan: dict[str, Any], key: str, amount: int) -> No
     assert resp.status == 201, await resp.text()
 
 
-async def _admin(client: Client, db: Database) -> dict[str, str]:
-    root = await register(client, "root@example.com", display_name="Root")
-    await db.pool.execute("UPDATE users SET role = 'admin' WHERE id = $1", root["user"]["id"])
-    client.session.cookie_jar.clear()
-    return bearer(root["token"])
-
-
 async def test_a_creators_statement_adds_up_by_day(client: Client, db: Database) -> None:
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     await _tip(client, fan, "a", 1000)
     await _tip(client, fan, "b", 500)
     # A refund of the first tip's creator share and a payout, posted as livecore posts them.
@@ -99,12 +72,12 @@ async def test_a_creators_statement_adds_up_by_day(client: Client, db: Database)
 
 
 async def test_platform_revenue_is_for_admins(client: Client, db: Database) -> None:
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     await _tip(client, fan, "a", 1000)
     assert (await client.get("/api/v1/admin/revenue")).status == 401
     refused = await client.get("/api/v1/admin/revenue", headers=bearer(creator["token"]))
     assert refused.status == 403
-    admin = await _admin(client, db)
+    admin = await admin_headers(client, db)
     resp = await client.get("/api/v1/admin/revenue", headers=admin)
     (day,) = (await resp.json())["days"]
     assert (day["gross_volume"], day["fees_earned"], day["net"]) == (1000, 200, 200)
@@ -114,7 +87,7 @@ async def test_platform_revenue_is_for_admins(client: Client, db: Database) -> N
 
 
 async def test_bad_periods_are_refused_naming_the_field(client: Client) -> None:
-    creator, _ = await _setup(client)
+    creator, _ = await creator_and_fan(client)
     headers = bearer(creator["token"])
     for query, field in (
         ("from=yesterday", "from"),

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,13 +26,6 @@ from livecore.tips.providers import TestProvider
 from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
 from livecore.tips.subscriptions import SubscriptionService
-
-
-@pytest.fixture
-async def db(dsn: str) -> AsyncIterator[Database]:
-    database = await Database.connect(dsn, max_size=4)
-    yield database
-    await database.close()
 
 
 async def _user(db: Database, role: str) -> int:

@@ -4,7 +4,6 @@ money back; a debt holds payouts; the Stripe rail retried under one payout id; a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -20,16 +19,9 @@ from livecore.store.users import User, Users
 from livecore.tips.payouts import PayoutConflict, PayoutRail, PayoutService
 from livecore.tips.providers import PayoutFailed, ProviderUnavailable
 from tests.conftest import Client, MakeClient, bearer, register
+from tests.tips.people import Account, creator_and_fan
 
-Account = dict[str, Any]
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-async def db(dsn: str) -> AsyncIterator[Database]:
-    database = await Database.connect(dsn, max_size=4)
-    yield database
-    await database.close()
 
 
 @pytest.fixture
@@ -45,14 +37,7 @@ async def instant(make_client: MakeClient, no_hold: TipsConfig) -> Client:
 
 async def _setup(client: Client) -> tuple[Account, Account]:
     """A creator with the stream "tipjar", and a fan."""
-    creator = await register(client, "cara@example.com", creator=True, display_name="Cara")
-    resp = await client.post(
-        "/api/v1/streams", json={"slug": "tipjar"}, headers=bearer(creator["token"])
-    )
-    assert resp.status == 201
-    fan = await register(client, "fan@example.com", display_name="Fan")
-    client.session.cookie_jar.clear()  # each request below says who it is
-    return creator, fan
+    return await creator_and_fan(client, creator_email="cara@example.com")
 
 
 async def _tip(client: Client, fan: Account, key: str, amount_minor: int = 500) -> None:

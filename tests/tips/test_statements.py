@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
-
-import pytest
 
 from livecore.store import Database
 from livecore.store.ledger import Entry, Ledger
 from tests.conftest import Client, bearer, register
+from tests.tips.people import admin_headers
 
 STATEMENT_HEADER = (
     "day,currency,tips_minor,subscriptions_minor,platform_fees_minor,refunds_minor,"
@@ -26,13 +25,6 @@ REVENUE_HEADER = (
 )
 DAY = date(2025, 3, 10)
 NOON = datetime(2025, 3, 10, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(dsn: str) -> AsyncIterator[Database]:
-    database = await Database.connect(dsn, max_size=1)
-    yield database
-    await database.close()
 
 
 async def _post_at(
@@ -82,13 +74,6 @@ async def _creator(client: Client) -> dict[str, Any]:
     creator = await register(client, "creator@example.com", creator=True, display_name="Cara")
     client.session.cookie_jar.clear()
     return creator
-
-
-async def _admin(client: Client, db: Database) -> dict[str, str]:
-    root = await register(client, "root@example.com", display_name="Root")
-    await db.pool.execute("UPDATE users SET role = 'admin' WHERE id = $1", root["user"]["id"])
-    client.session.cookie_jar.clear()
-    return bearer(root["token"])
 
 
 async def _json(client: Client, path: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -169,7 +154,9 @@ async def test_every_kind_lands_in_its_column_and_currencies_come_in_order(
     assert body["totals"]["eur"]["net"] == 600
 
     revenue = await _json(
-        client, "/api/v1/admin/revenue?from=2025-03-10&to=2025-03-10", await _admin(client, db)
+        client,
+        "/api/v1/admin/revenue?from=2025-03-10&to=2025-03-10",
+        await admin_headers(client, db),
     )
     assert revenue["days"] == [
         {"day": "2025-03-10", "currency": "eur", "gross_volume": 700, "fees_earned": 140,
@@ -205,7 +192,7 @@ async def test_csv_is_an_attachment_with_a_header_even_when_empty(
     assert empty.status == 200
     assert list(csv.reader(io.StringIO(await empty.text()))) == [STATEMENT_HEADER.split(",")]
 
-    admin = await _admin(client, db)
+    admin = await admin_headers(client, db)
     revenue = await client.get(f"/api/v1/admin/revenue?{query}", headers=admin)
     assert revenue.headers["Content-Disposition"] == (
         'attachment; filename="revenue-2025-03-10-2025-03-10.csv"'
@@ -248,7 +235,7 @@ async def test_statements_need_a_login_and_revenue_an_admin(client: Client) -> N
 async def test_bad_input_on_the_admin_route_is_refused_before_anything_is_read(
     client: Client, db: Database
 ) -> None:
-    admin = await _admin(client, db)
+    admin = await admin_headers(client, db)
     for query, field in (
         ("from=2025-02-30", "from"),
         ("to=", "to"),

@@ -3,7 +3,6 @@ state, each paid period is posted once, and the perks follow the subscription's 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,14 +13,8 @@ from livecore.store.ledger import Ledger
 from tests.conftest import Client, MakeClient, bearer, register
 from tests.stripe_peer import StripePeer
 from tests.stripe_peer import stripe_peer as stripe_peer  # the fixture
+from tests.tips.people import admin_headers
 from tests.tips.test_stripe_tips import deliver_all, fees_posted, stripe_config
-
-
-@pytest.fixture
-async def db(dsn: str) -> AsyncIterator[Database]:
-    database = await Database.connect(dsn, max_size=2)
-    yield database
-    await database.close()
 
 
 @pytest.fixture
@@ -119,10 +112,7 @@ async def test_each_subscription_keeps_the_share_agreed_at_its_checkout(
 ) -> None:
     creator, fan, tier_id = await _members_stream(client)
     creator_id = creator["user"]["id"]
-    root = await register(client, "root@example.com", display_name="Root")
-    await db.pool.execute("UPDATE users SET role = 'admin' WHERE id = $1", root["user"]["id"])
-    client.session.cookie_jar.clear()
-    admin = bearer(root["token"])
+    admin = await admin_headers(client, db)
     url = f"/api/v1/admin/creators/{creator_id}/money"
     account = stripe_peer.add_account()
 

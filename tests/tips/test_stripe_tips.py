@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -19,15 +18,9 @@ from tests.chat.conftest import connect
 from tests.conftest import Client, MakeClient, bearer, register
 from tests.stripe_peer import DISPUTE_FEE, StripePeer, event_body, sign_payload
 from tests.stripe_peer import stripe_peer as stripe_peer  # the fixture
+from tests.tips.people import admin_headers, creator_and_fan
 
 SECRET = "whsec_livecore_test"
-
-
-@pytest.fixture
-async def db(dsn: str) -> AsyncIterator[Database]:
-    database = await Database.connect(dsn, max_size=2)
-    yield database
-    await database.close()
 
 
 def stripe_config(config: Config, peer: StripePeer, **changes: Any) -> Config:
@@ -42,17 +35,6 @@ def stripe_config(config: Config, peer: StripePeer, **changes: Any) -> Config:
 @pytest.fixture
 async def client(make_client: MakeClient, config: Config, stripe_peer: StripePeer) -> Client:
     return await make_client(stripe=stripe_config(config, stripe_peer).stripe)
-
-
-async def _setup(client: Client) -> tuple[dict[str, Any], dict[str, Any]]:
-    creator = await register(client, "creator@example.com", creator=True, display_name="Cara")
-    resp = await client.post(
-        "/api/v1/streams", json={"slug": "tipjar"}, headers=bearer(creator["token"])
-    )
-    assert resp.status == 201
-    fan = await register(client, "fan@example.com", display_name="Fan")
-    client.session.cookie_jar.clear()
-    return creator, fan
 
 
 async def _tip(client: Client, token: str, key: str, **body: Any) -> Any:
@@ -124,7 +106,7 @@ async def _paid_tip(
 async def test_a_tip_is_a_payment_intent_settled_once_by_its_webhook(
     client: Client, stripe_peer: StripePeer, db: Database
 ) -> None:
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     viewer = await connect(client, "tipjar")
     try:
         resp = await _tip(client, fan["token"], "k1", message="hello")
@@ -161,7 +143,7 @@ async def test_a_tip_is_a_payment_intent_settled_once_by_its_webhook(
 async def test_racing_requests_with_one_key_make_one_payment(
     client: Client, stripe_peer: StripePeer
 ) -> None:
-    _, fan = await _setup(client)
+    _, fan = await creator_and_fan(client)
     answers = await asyncio.gather(*(_tip(client, fan["token"], "race") for _ in range(6)))
     bodies = [await a.json() for a in answers]
     assert all(a.status in (200, 201) for a in answers), bodies
@@ -174,7 +156,7 @@ async def test_racing_requests_with_one_key_make_one_payment(
 async def test_forged_stale_and_future_webhooks_are_refused(
     client: Client, stripe_peer: StripePeer, db: Database
 ) -> None:
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     resp = await _tip(client, fan["token"], "k1")
     pi_id = (await resp.json())["client_secret"].split("_secret_")[0]
     succeeded = _of(stripe_peer.succeed_payment_intent(pi_id), "payment_intent.succeeded")
@@ -206,7 +188,7 @@ async def test_forged_stale_and_future_webhooks_are_refused(
 async def test_a_late_failure_never_undoes_a_success(
     client: Client, stripe_peer: StripePeer, db: Database
 ) -> None:
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     resp = await _tip(client, fan["token"], "k1")
     tip_id = (await resp.json())["tip"]["id"]
     pi_id = (await resp.json())["client_secret"].split("_secret_")[0]
@@ -223,7 +205,7 @@ async def test_a_late_failure_never_undoes_a_success(
 async def test_a_declined_card_fails_the_tip_and_never_falls_back(
     client: Client, stripe_peer: StripePeer, db: Database
 ) -> None:
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     resp = await _tip(client, fan["token"], "k1", payment_method="pm_card_chargeDeclined")
     assert resp.status == 402
     assert "declined" in (await resp.json())["error"]["message"]
@@ -238,7 +220,7 @@ async def test_a_declined_card_fails_the_tip_and_never_falls_back(
 async def test_a_timeout_is_reconciled_with_the_same_key(
     client: Client, stripe_peer: StripePeer
 ) -> None:
-    _, fan = await _setup(client)
+    _, fan = await creator_and_fan(client)
     # The request reached Stripe but the answer never came: the retry finds that payment.
     stripe_peer.fail_next("/v1/payment_intents", "timeout_after_commit")
     resp = await _tip(client, fan["token"], "k1")
@@ -250,7 +232,7 @@ async def test_a_timeout_is_reconciled_with_the_same_key(
 async def test_an_unknown_outcome_is_never_moved_and_a_retry_finds_out(
     client: Client, stripe_peer: StripePeer
 ) -> None:
-    _, fan = await _setup(client)
+    _, fan = await creator_and_fan(client)
     stripe_peer.fail_next("/v1/payment_intents", "timeout", times=2)
     resp = await _tip(client, fan["token"], "k1")
     assert resp.status == 503 and resp.headers["Retry-After"]
@@ -265,7 +247,7 @@ async def test_an_unknown_outcome_is_never_moved_and_a_retry_finds_out(
 async def test_stripe_down_sends_tips_to_the_fallback_lane_and_back(
     client: Client, stripe_peer: StripePeer, db: Database
 ) -> None:
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     await stripe_peer.stop_listening()
     lane = []
     for n in range(3):
@@ -302,7 +284,7 @@ async def test_stripe_down_sends_tips_to_the_fallback_lane_and_back(
 async def test_refunds_post_only_what_the_refunded_total_adds(
     client: Client, stripe_peer: StripePeer, db: Database
 ) -> None:
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     _, events = await _paid_tip(client, stripe_peer, fan["token"])
     charge = _of(events, "charge.succeeded")["data"]["object"]["id"]
     first = _of(stripe_peer.refund(charge, 300), "charge.refunded")
@@ -320,7 +302,7 @@ async def test_refunds_post_only_what_the_refunded_total_adds(
 async def test_disputes_withdraw_once_and_return_when_won_in_any_order(
     client: Client, stripe_peer: StripePeer, db: Database
 ) -> None:
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     _, events = await _paid_tip(client, stripe_peer, fan["token"], "k1")
     charge1 = _of(events, "charge.succeeded")["data"]["object"]["id"]
     _, events = await _paid_tip(client, stripe_peer, fan["token"], "k2")
@@ -364,7 +346,7 @@ async def test_a_tip_to_a_stream_that_ended_is_still_credited(
     client: Client, stripe_peer: StripePeer, db: Database
 ) -> None:
     # The tip's stream is offline by the time its payment succeeds (nobody publishes here).
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     await _paid_tip(client, stripe_peer, fan["token"])
     assert (await _balances(db, creator["user"]["id"]))["creator"] == -800
 
@@ -376,20 +358,13 @@ async def paying_client(make_client: MakeClient, config: Config, stripe_peer: St
     return await make_client(stripe=stripe_config(config, stripe_peer).stripe, tips=tips)
 
 
-async def _admin(client: Client, db: Database) -> dict[str, str]:
-    root = await register(client, "root@example.com", display_name="Root")
-    await db.pool.execute("UPDATE users SET role = 'admin' WHERE id = $1", root["user"]["id"])
-    client.session.cookie_jar.clear()
-    return bearer(root["token"])
-
-
 async def test_payout_is_a_connect_transfer_and_a_later_refund_leaves_a_debt(
     paying_client: Client, stripe_peer: StripePeer, db: Database
 ) -> None:
     client = paying_client
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     account = stripe_peer.add_account()
-    admin = await _admin(client, db)
+    admin = await admin_headers(client, db)
     resp = await client.put(
         f"/api/v1/admin/creators/{creator['user']['id']}/money",
         json={"platform_fee_bps": None, "stripe_account_id": account}, headers=admin,
@@ -426,7 +401,7 @@ async def test_a_lost_dispute_after_a_payout_drives_the_balance_negative(
     paying_client: Client, stripe_peer: StripePeer, db: Database
 ) -> None:
     client = paying_client
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     _, events = await _paid_tip(client, stripe_peer, fan["token"])
     payout = await client.post(
         "/api/v1/me/payouts", json={"currency": "usd"}, headers=bearer(creator["token"])
@@ -450,7 +425,7 @@ async def test_one_card_is_limited_across_accounts(
 ) -> None:
     tips = replace(config.tips, card_tips_per_hour=2)
     client = await make_client(stripe=stripe_config(config, stripe_peer).stripe, tips=tips)
-    _, fan = await _setup(client)
+    _, fan = await creator_and_fan(client)
     other = await register(client, "other@example.com", display_name="Other")
     client.session.cookie_jar.clear()
     for n, who in enumerate((fan, other)):
@@ -468,7 +443,7 @@ async def test_one_card_is_limited_across_accounts(
 async def test_an_event_whose_handling_failed_is_applied_when_redelivered(
     client: Client, stripe_peer: StripePeer, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     resp = await _tip(client, fan["token"], "k1")
     pi_id = (await resp.json())["client_secret"].split("_secret_")[0]
     succeeded = _of(stripe_peer.succeed_payment_intent(pi_id), "payment_intent.succeeded")

@@ -32,13 +32,6 @@ DAY_S = 24 * 3600
 Account = dict[str, Any]
 
 
-@pytest.fixture
-async def db(dsn: str) -> AsyncIterator[Database]:
-    database = await Database.connect(dsn, max_size=2)
-    yield database
-    await database.close()
-
-
 async def _people(client: Client) -> tuple[Account, Account, Account]:
     """A creator, a fan and another viewer."""
     creator = await register(client, "cara@example.com", creator=True, display_name="Cara")

@@ -8,20 +8,10 @@ from typing import Any
 from livecore.store import Database
 from livecore.store.ledger import Ledger
 from tests.chat.conftest import connect
-from tests.conftest import Client, bearer, register
+from tests.conftest import Client, bearer
+from tests.tips.people import creator_and_fan
 
 HEADERS = {"Idempotency-Key": "tip-1"}
-
-
-async def _setup(client: Client) -> tuple[dict[str, Any], dict[str, Any]]:
-    creator = await register(client, "creator@example.com", creator=True, display_name="Cara")
-    resp = await client.post(
-        "/api/v1/streams", json={"slug": "tipjar"}, headers=bearer(creator["token"])
-    )
-    assert resp.status == 201
-    fan = await register(client, "fan@example.com", display_name="Fan")
-    client.session.cookie_jar.clear()
-    return creator, fan
 
 
 async def _tip(client: Client, token: str, key: str, **body: Any) -> Any:
@@ -47,7 +37,7 @@ async def _ledger_ok(dsn: str) -> bool:
 async def test_tip_is_posted_with_the_platform_share_and_reaches_the_room(
     client: Client, dsn: str
 ) -> None:
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     viewer = await connect(client, "tipjar")
     try:
         resp = await _tip(client, fan["token"], "k1", message="great show")
@@ -67,7 +57,7 @@ async def test_tip_is_posted_with_the_platform_share_and_reaches_the_room(
 
 
 async def test_retry_with_the_same_key_never_charges_again(client: Client) -> None:
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     first = await (await _tip(client, fan["token"], "same")).json()
     again = await _tip(client, fan["token"], "same")
     assert again.status == 200
@@ -76,7 +66,7 @@ async def test_retry_with_the_same_key_never_charges_again(client: Client) -> No
 
 
 async def test_racing_requests_with_one_key_make_one_tip(client: Client, dsn: str) -> None:
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     answers = await asyncio.gather(*(_tip(client, fan["token"], "race") for _ in range(8)))
     ids = {(await a.json())["tip"]["id"] for a in answers}
     assert len(ids) == 1
@@ -86,14 +76,14 @@ async def test_racing_requests_with_one_key_make_one_tip(client: Client, dsn: st
 
 
 async def test_key_reused_for_another_tip_is_409(client: Client) -> None:
-    _, fan = await _setup(client)
+    _, fan = await creator_and_fan(client)
     await _tip(client, fan["token"], "k")
     resp = await _tip(client, fan["token"], "k", amount_minor=900)
     assert resp.status == 409
 
 
 async def test_concurrent_tips_to_one_creator_lose_nothing(client: Client, dsn: str) -> None:
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     answers = await asyncio.gather(
         *(_tip(client, fan["token"], f"c{i}", amount_minor=100 + i) for i in range(10))
     )
@@ -104,7 +94,7 @@ async def test_concurrent_tips_to_one_creator_lose_nothing(client: Client, dsn: 
 
 
 async def test_bad_tips_are_refused_and_change_nothing(client: Client) -> None:
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     token = fan["token"]
     no_key = await client.post(
         "/api/v1/streams/tipjar/tips", json={"amount_minor": 500, "currency": "usd"},
@@ -129,7 +119,7 @@ async def test_bad_tips_are_refused_and_change_nothing(client: Client) -> None:
 
 
 async def test_tip_message_is_screened_by_the_room_rules(client: Client) -> None:
-    creator, fan = await _setup(client)
+    creator, fan = await creator_and_fan(client)
     await client.patch(
         "/api/v1/streams/tipjar/chat/settings", json={"banned_terms": ["badword"]},
         headers=bearer(creator["token"]),
