@@ -284,27 +284,28 @@ class Worker:
         if self._failed:
             return
         self._queued_at = queued_at
-        try:
-            self._push(unit)
-            self._drain()
-        except (OSError, _WriteFailed) as exc:
-            self._fail(exc)
-        except Exception:
-            logger.exception("hls %s: packaging failed", self._slug)
-            self._fail(None)
+        self._guarded("packaging", self._push_and_drain, unit)
 
     def finish(self) -> None:
         """Flush the last fragment, complete the recording and report Finished."""
         if not self._failed:
-            try:
-                self._finish()
-            except (OSError, _WriteFailed) as exc:
-                self._fail(exc)
-            except Exception:
-                logger.exception("hls %s: finishing the recording failed", self._slug)
-                self._fail(None)
+            self._guarded("finishing the recording", self._finish)
         if not self._failed:
             self._emit(Finished(failed=False))
+
+    def _push_and_drain(self, unit: MediaUnit) -> None:
+        self._push(unit)
+        self._drain()
+
+    def _guarded(self, what: str, step: Callable[..., None], *args: MediaUnit) -> None:
+        """Run a step; a failed write (or any error) ends the packaging cleanly."""
+        try:
+            step(*args)
+        except (OSError, _WriteFailed) as exc:
+            self._fail(exc)
+        except Exception:
+            logger.exception("hls %s: %s failed", self._slug, what)
+            self._fail(None)
 
     def _fail(self, exc: BaseException | None) -> None:
         if self._failed:
