@@ -46,8 +46,8 @@ class FileCache:
         return await asyncio.shield(loading)
 
     async def _load(self, path: Path) -> CachedFile:
-        body = await asyncio.to_thread(path.read_bytes)
-        file = CachedFile(body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
+        file = await asyncio.to_thread(_read, path)  # hashing a segment is CPU: not here
+        body = file.body
         if len(body) <= self._max_bytes // 4:  # one huge file must not empty the cache
             self._files[path] = file
             self._bytes += len(body)
@@ -59,6 +59,11 @@ class FileCache:
     @property
     def size_bytes(self) -> int:
         return self._bytes
+
+
+def _read(path: Path) -> CachedFile:
+    body = path.read_bytes()
+    return CachedFile(body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
 
 
 def bytes_response(
