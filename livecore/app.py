@@ -218,15 +218,11 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     auth = app[AUTH]
     metrics = ChatMetrics(app[METRICS].registry)
 
-    def on_frame(sockets: int) -> None:
-        metrics.batches.inc()
-        metrics.deliveries.inc(sockets)
-
     tuning = RoomTuning(
         tick_s=settings.tick_ms / 1000, outbox_bytes=settings.outbox_bytes,
         storm_chat_per_tick=settings.storm_chat_per_tick,
     )  # fmt: skip
-    rooms = Rooms(bus, tuning, on_frame)
+    rooms = Rooms(bus, tuning, metrics)
     limits = chat_limits(config)
     service = ChatService(
         bus, ChatStore(app[DB]), auth.streams, auth.audit, rate_limiter=limits.rate,

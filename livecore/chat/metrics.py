@@ -18,11 +18,18 @@ class ChatMetrics:
         )
         self.deliveries = Counter(
             "livecore_chat_frame_deliveries_total",
-            "Frames queued to sockets (one per socket per tick with events)",
+            "Frames written to sockets (at most one per socket per sweep of its room)",
             registry=registry,
         )
         self.batches = Counter(
-            "livecore_chat_batches_total", "Frames built (one per room per tick)", registry=registry
+            "livecore_chat_batches_total",
+            "Frames built (one per slice of a room's sockets per sweep)",
+            registry=registry,
+        )
+        self.thinned = Counter(
+            "livecore_chat_thinned_total",
+            "Chat lines storm mode did not send to this node's viewers",
+            registry=registry,
         )
         self.slow_consumers = Counter(
             "livecore_chat_slow_consumers_total",

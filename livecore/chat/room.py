@@ -1,20 +1,26 @@
 """Rooms: the viewers of one stream on this node, and the batching that keeps storms cheap.
 
-Events from the bus are collected and, once per tick, joined into ONE frame (a JSON array
-of the events' pre-encoded bodies) that every socket of the room receives: a chat storm
-costs one write per viewer per tick, not one per message. Each socket has a bounded
-outbox; a socket that cannot keep up is closed rather than holding the room back.
+Events from the bus go into the room's log. A sweep walks the room's sockets in slices and
+writes each socket ONE frame (a JSON array of the events' pre-encoded bodies) holding
+everything logged since that socket's last frame: a chat storm costs one write per viewer
+per sweep, not one per message, and each slice's frame is built once for the sockets that
+share a place in the log (nearly all of them). Because a slice takes what has arrived by
+the time the sweep reaches it, an event waits at most one sweep for any socket, even when
+writing a big room takes longer than a tick. Each socket has a bounded outbox; a socket
+that cannot keep up is closed rather than holding the room back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from livecore.chat.metrics import ChatMetrics
 from livecore.chat.state import RoomState
 from livecore.events.bus import EventBus
 from livecore.events.types import ESSENTIAL, Event
@@ -24,22 +30,23 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class RoomTuning:
-    tick_s: float = 0.075
+    tick_s: float = 0.075  # the shortest time between two sweeps: what coalesces a storm
     outbox_bytes: int = 1 << 20  # unread bytes a socket may have before it is closed
-    # Above this many chat lines in one tick the room thins chat to this many per tick;
-    # tips, moderation and state events always go through.
+    # Storm mode: chat lines pass at most at this many per tick (a burst of that many, then
+    # an even rate); beyond it lines are dropped for every socket of the node alike. Tips,
+    # moderation and state events always go through.
     storm_chat_per_tick: int = 40
-    # Events waiting for the next tick; beyond this, chat is thinned at once.
+    # Events logged and not yet written to every socket; beyond this chat is dropped at once.
     max_pending: int = 5000
 
 
-# Sockets written between two looks at the event loop during a tick (~5 ms of writes).
+# Sockets written between two looks at the event loop during a sweep (~5 ms of writes).
 WRITE_SLICE = 500
 
 
 def text_frame(payload: bytes) -> bytes:
     """A whole WebSocket text frame (RFC 6455 5.2; server frames are not masked). Built once
-    per tick and written as is to every socket of the room."""
+    per slice and written as is to its sockets."""
     n = len(payload)
     if n < 126:
         return bytes((0x81, n)) + payload
@@ -67,6 +74,8 @@ class Outbox:
     the room back nor grows the server's memory past the limit.
     """
 
+    __slots__ = ("_limit", "_transport", "closed", "cursor", "identity", "slow", "user_id")
+
     def __init__(
         self,
         transport: Transport | None,
@@ -79,6 +88,7 @@ class Outbox:
         self.identity = identity
         self.slow = False
         self.closed = asyncio.Event()
+        self.cursor = 0  # the room log's last event this socket was sent (set on joining)
         self._transport = transport
         self._limit = limit_bytes
 
@@ -103,95 +113,133 @@ class Outbox:
 
 
 class Room:
-    def __init__(self, stream_id: int, tuning: RoomTuning, on_frame: Callable[[int], None]) -> None:
+    def __init__(self, stream_id: int, tuning: RoomTuning, metrics: ChatMetrics) -> None:
         self.stream_id = stream_id
         self.outboxes: set[Outbox] = set()
         self._tuning = tuning
-        self._on_frame = on_frame
-        self._pending: list[Event] = []
+        self._metrics = metrics
+        # The log: events not yet written to every socket, numbered by this node (ids from
+        # the bus would not number node-local events such as viewer counts).
+        self._seqs: list[int] = []
+        self._bodies: list[bytes] = []
+        self.head = 0  # the newest event's number
         self._wake = asyncio.Event()
+        # Storm mode's allowance of chat lines (a token bucket refilled per tick).
+        self._chat_tokens = float(tuning.storm_chat_per_tick)
+        self._refilled = 0.0
         self.state: RoomState | None = None  # loaded by the chat service when first needed
         self.joined: set[str] = set()  # identities that joined since presence last looked
         self.audience_of: int | None = None  # the broadcast presence last counted for
 
+    def add(self, outbox: Outbox) -> None:
+        """A socket joins: it is sent what is logged from now on (its history comes with
+        the hello)."""
+        outbox.cursor = self.head
+        self.outboxes.add(outbox)
+
     def on_event(self, event: Event) -> None:
-        """From the bus (never blocks): keep the event for the next tick."""
+        """From the bus (never blocks): log the event for the sockets' next frames."""
         if self.state is not None:
             self.state.on_event(event)
-        self._pending.append(event)
-        if len(self._pending) > self._tuning.max_pending:
-            self._pending = self._thin(self._pending, self._tuning.storm_chat_per_tick)
-        self._wake.set()
+        if event.kind not in ESSENTIAL and not self._may_log_chat():
+            self._metrics.thinned.inc()
+            return
+        self._log(event.body)
 
     def send_now(self, body: bytes) -> None:
-        """A node-local event (viewer counts) for every socket of the room, next tick."""
-        self._pending.append(Event(self.stream_id, 0, "local", body))
+        """A node-local event (viewer counts) for every socket of the room."""
+        self._log(body)
+
+    def _log(self, body: bytes) -> None:
+        if not self.outboxes:
+            return  # nobody to send it to; a joining socket gets history instead
+        self.head += 1
+        self._seqs.append(self.head)
+        self._bodies.append(body)
         self._wake.set()
 
+    def pending(self) -> int:
+        """Events logged and not yet written to every socket."""
+        return len(self._seqs)
+
+    def _may_log_chat(self) -> bool:
+        if len(self._seqs) >= self._tuning.max_pending:
+            return False
+        now = asyncio.get_running_loop().time()
+        per_tick = self._tuning.storm_chat_per_tick
+        self._chat_tokens = min(
+            float(per_tick),
+            self._chat_tokens + (now - self._refilled) * per_tick / self._tuning.tick_s,
+        )
+        self._refilled = now
+        if self._chat_tokens < 1.0:
+            return False
+        self._chat_tokens -= 1.0
+        return True
+
     async def run(self) -> None:
-        """Flush pending events as one frame per tick, while there is something to send."""
+        """Sweep the room's sockets whenever something is logged, at most once per tick."""
         loop = asyncio.get_running_loop()
-        last = loop.time()
         while True:
             await self._wake.wait()
             self._wake.clear()
             started = loop.time()
-            # A tick that ran long (a huge room) carries more lines before chat is thinned:
-            # the storm threshold is a rate, not a count per tick.
-            frame = self.take_frame(max(1.0, (started - last) / self._tuning.tick_s))
-            last = started
-            if frame is not None:
-                # A big room's writes take a while (10,000 sockets: ~100 ms); the loop reads
-                # new lines and answers requests between slices, so those make the next tick
-                # instead of waiting for this one to end. Each socket still gets whole frames
-                # in order: this task alone writes them.
-                targets = list(self.outboxes)
-                for i in range(0, len(targets), WRITE_SLICE):
-                    if i:
-                        await asyncio.sleep(0)
-                    self._write(targets[i : i + WRITE_SLICE], frame)
+            await self.sweep()
             # Time spent writing counts towards the tick: a big room is not slowed further.
             await asyncio.sleep(max(0.0, self._tuning.tick_s - (loop.time() - started)))
 
-    def flush(self, ticks: float = 1.0) -> None:
-        """Send what is pending to every socket now, in one go."""
-        frame = self.take_frame(ticks)
-        if frame is not None:
-            self._write(list(self.outboxes), frame)
+    async def sweep(self) -> None:
+        """Write every socket what it has not been sent, a slice at a time.
 
-    def take_frame(self, ticks: float = 1.0) -> bytes | None:
-        """The pending events as one WebSocket frame (None: nothing to send), thinned when a
-        storm brings more chat than `ticks` ticks may carry."""
-        events, self._pending = self._pending, []
-        if not events or not self.outboxes:
-            return None
-        allowed = int(self._tuning.storm_chat_per_tick * ticks)
-        if sum(1 for e in events if e.kind == "chat") > allowed:
-            events = self._thin(events, allowed)
-        self._on_frame(len(self.outboxes))
-        # Encoded and framed once, for everyone: each socket costs one transport write.
-        return text_frame(b"[" + b",".join(e.body for e in events) + b"]")
+        A big room's writes take a while (10,000 sockets: ~150 ms); the loop reads new
+        lines and answers requests between slices, and each slice takes what has been
+        logged by then. Each socket still gets whole frames in order: this task alone
+        writes the log to sockets.
+        """
+        floor = self.head  # every socket has been sent up to here once the sweep ends
+        targets = list(self.outboxes)
+        for i in range(0, len(targets), WRITE_SLICE):
+            if i:
+                await asyncio.sleep(0)
+            self._write(targets[i : i + WRITE_SLICE])
+        # Every socket of the room (joined since, too) is now past `floor`.
+        cut = bisect.bisect_right(self._seqs, floor)
+        del self._seqs[:cut], self._bodies[:cut]
 
-    def _write(self, targets: list[Outbox], frame: bytes) -> None:
+    def _write(self, targets: list[Outbox]) -> None:
+        head = self.head
+        frames: dict[int, bytes] = {}  # by the cursor it continues from
+        written = 0
         for outbox in targets:
-            if not outbox.write_frame(frame):
+            cursor = outbox.cursor
+            if cursor >= head:
+                continue
+            frame = frames.get(cursor)
+            if frame is None:
+                frame = frames[cursor] = self._frame_after(cursor)
+            if outbox.write_frame(frame):
+                outbox.cursor = head
+                written += 1
+            else:
                 self.outboxes.discard(outbox)  # its socket is closed by its handler
+        if frames:
+            self._metrics.batches.inc(len(frames))
+            self._metrics.deliveries.inc(written)
 
-    def _thin(self, events: list[Event], allowed: int) -> list[Event]:
-        """Storm mode: every essential event, and an even sample of chat."""
-        chat = [e for e in events if e.kind == "chat"]
-        keep_every = max(1, -(-len(chat) // max(1, allowed)))
-        kept = {id(e) for e in chat[::keep_every]}
-        return [e for e in events if e.kind in ESSENTIAL or e.kind == "local" or id(e) in kept]
+    def _frame_after(self, cursor: int) -> bytes:
+        """The logged events after `cursor` as one WebSocket frame, encoded once for every
+        socket at that place in the log."""
+        start = bisect.bisect_right(self._seqs, cursor)
+        return text_frame(b"[" + b",".join(self._bodies[start:]) + b"]")
 
 
 class Rooms:
-    """This node's rooms: one bus subscription and one ticker per room with viewers."""
+    """This node's rooms: one bus subscription and one sweeper per room with viewers."""
 
-    def __init__(self, bus: EventBus, tuning: RoomTuning, on_frame: Callable[[int], None]) -> None:
+    def __init__(self, bus: EventBus, tuning: RoomTuning, metrics: ChatMetrics) -> None:
         self._bus = bus
         self._tuning = tuning
-        self._on_frame = on_frame
+        self._metrics = metrics
         self._rooms: dict[int, tuple[Room, Callable[[], None], asyncio.Task[None]]] = {}
 
     def get(self, stream_id: int) -> Room | None:
@@ -202,7 +250,7 @@ class Rooms:
         entry = self._rooms.get(stream_id)
         if entry is not None:
             return entry[0]
-        room = Room(stream_id, self._tuning, self._on_frame)
+        room = Room(stream_id, self._tuning, self._metrics)
         unsubscribe = self._bus.subscribe(stream_id, room.on_event)
         task = asyncio.create_task(room.run(), name=f"room:{stream_id}")
         self._rooms[stream_id] = (room, unsubscribe, task)
@@ -210,7 +258,7 @@ class Rooms:
 
     def join(self, stream_id: int, outbox: Outbox) -> Room:
         room = self.open(stream_id)
-        room.outboxes.add(outbox)
+        room.add(outbox)
         room.joined.add(outbox.identity)
         return room
 

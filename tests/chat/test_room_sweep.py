@@ -1,0 +1,128 @@
+"""A room's sweep over its sockets: once and in order, storms thinned, slow sockets dropped.
+
+These drive one Room directly with in-memory transports, so a room of more sockets than a
+write slice, and events arriving between two slices, can be set up exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from livecore.chat.metrics import ChatMetrics
+from livecore.chat.room import WRITE_SLICE, Outbox, Room, RoomTuning
+from livecore.events.types import Event, encode
+
+
+class MemoryTransport:
+    """A socket transport that keeps what is written; `backlog` is what the client has not
+    read yet."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.backlog = 0
+
+    def write(self, data: bytes) -> None:
+        self.frames.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return self.backlog
+
+    def events(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for frame in self.frames:
+            assert frame[0] == 0x81  # one whole text frame per write
+            header = 2 if frame[1] < 126 else 4 if frame[1] == 126 else 10
+            out.extend(json.loads(frame[header:]))
+        return out
+
+
+def event(n: int, kind: str = "chat") -> Event:
+    return Event(1, n, kind, encode(1, n, kind, 0.0, {"text": f"line {n}"}))
+
+
+def room_of(sockets: int, **tuning: Any) -> tuple[Room, list[MemoryTransport], ChatMetrics]:
+    metrics = ChatMetrics(CollectorRegistry())
+    room = Room(1, RoomTuning(**tuning), metrics)
+    transports = [MemoryTransport() for _ in range(sockets)]
+    for transport in transports:
+        room.add(Outbox(transport, 1 << 20, None))
+    return room, transports, metrics
+
+
+def ids(transport: MemoryTransport) -> list[int]:
+    return [e["id"] for e in transport.events()]
+
+
+async def test_every_socket_gets_every_event_once_in_order_with_one_write_per_sweep() -> None:
+    room, transports, metrics = room_of(3)
+    for n in (1, 2, 3):
+        room.on_event(event(n))
+    await room.sweep()
+    room.on_event(event(4, "tip"))
+    await room.sweep()
+    await room.sweep()  # nothing new: nothing written
+    for transport in transports:
+        assert len(transport.frames) == 2
+        assert ids(transport) == [1, 2, 3, 4]
+    assert metrics.batches._value.get() == 2  # one frame built per sweep, for all three
+    assert metrics.deliveries._value.get() == 6
+
+
+async def test_an_event_arriving_mid_sweep_reaches_every_socket_exactly_once() -> None:
+    room, transports, _ = room_of(WRITE_SLICE * 3)
+    room.on_event(event(1))
+    sweep = asyncio.create_task(room.sweep())
+    await asyncio.sleep(0)  # the first slice is written, then the sweep lets the loop run
+    room.on_event(event(2))
+    await sweep
+    # The first slice was written before event 2 came; the later slices take it at once.
+    assert sorted(len(ids(t)) for t in transports) == [1] * WRITE_SLICE + [2] * WRITE_SLICE * 2
+    await room.sweep()  # the next sweep brings it to the sockets written before it came
+    for transport in transports:
+        assert ids(transport) == [1, 2]
+    assert room.pending() == 0  # written everywhere: the log is empty again
+
+
+async def test_a_joining_socket_gets_only_what_is_logged_after_it_joined() -> None:
+    room, (early,), _ = room_of(1)
+    room.on_event(event(1))
+    late = MemoryTransport()
+    room.add(Outbox(late, 1 << 20, None))
+    room.on_event(event(2))
+    await room.sweep()
+    assert ids(early) == [1, 2]
+    assert ids(late) == [2]  # event 1 reaches it as history in its hello instead
+
+
+async def test_a_storm_is_thinned_but_every_tip_and_moderation_event_goes_through() -> None:
+    room, (viewer,), metrics = room_of(1, storm_chat_per_tick=10, tick_s=60.0)
+    for n in range(1, 1001):
+        kinds = ["tip" if n % 50 == 0 else "user_banned" if n % 77 == 0 else "chat"]
+        room.on_event(event(n, kinds[0]))
+    await room.sweep()
+    got = viewer.events()
+    essential = [e["id"] for e in got if e["type"] != "chat"]
+    assert essential == [n for n in range(1, 1001) if n % 50 == 0 or n % 77 == 0]
+    chat = [e for e in got if e["type"] == "chat"]
+    assert len(chat) == 10  # the tick's allowance (no time passed to refill it)
+    assert metrics.thinned._value.get() == 1000 - len(essential) - 10
+    assert [e["id"] for e in got] == sorted(e["id"] for e in got)
+
+
+async def test_a_slow_socket_is_dropped_and_the_others_keep_getting_everything() -> None:
+    room, (slow, fine), _ = room_of(2)
+    room.on_event(event(1))
+    await room.sweep()
+    slow.backlog = 2 << 20  # its client stopped reading: past the outbox limit
+    room.on_event(event(2))
+    await room.sweep()
+    assert ids(slow) == [1]
+    assert ids(fine) == [1, 2]
+    assert len(room.outboxes) == 1
