@@ -23,8 +23,8 @@ is measured. A join is complete when `hello` arrives.
 Each phase (--rate, default 100 then 200 msg/s, for --seconds) the P senders (aiohttp,
 authenticated with Bearer on the upgrade, spread over the nodes) send `bench SEQ SEND_NS`
 lines round-robin at the total rate; the generator parses each distinct frame once (the
-server encodes a tick's frame once for the whole room, so a worker's viewers mostly receive
-identical bytes). Every --timed-every'th viewer (default 10th; the server writes a room's
+server encodes a frame once per slice of the room's sockets, so a worker's viewers mostly
+receive identical bytes). Every --timed-every'th viewer (default 10th; the server writes a room's
 sockets in no particular order, so they are spread over each tick) reads as data arrives and
 takes the receive time of each frame: delivery latency = receive - send for every chat event
 at those viewers. The others stop reading as data arrives and are read in batches every
@@ -35,7 +35,7 @@ machine). Once a second the creator
 times out the victim for 1 s over the HTTP API: `user_timed_out` is an essential event
 (never thinned in a storm), so its deliveries stand in for tips, which cannot be published
 from a client. A message that no viewer of a node received was thinned by that node's
-storm mode (thinning is per room and tick, the same for every socket of the node); a
+storm mode (thinning is per room, as lines arrive, the same for every socket of the node); a
 message that some viewers of the node received and others did not was lost for those.
 
 Bounded: --viewers <= the open-file limit, --seconds <= 120, a drain of at most 30 s after
