@@ -50,6 +50,7 @@ from livecore.hls.source_transcode import SourceTranscode
 from livecore.hls.thumbnails import Thumbnail
 from livecore.ops import routes as ops_routes
 from livecore.ops.metrics import Metrics
+from livecore.ops.runtime import RuntimeProbe
 from livecore.sfu.hub import HubRegistry, StreamHub
 from livecore.sfu.metrics import SfuMetrics
 from livecore.sfu.passthrough import (
@@ -111,6 +112,12 @@ class _OriginOf:
         return origin.thumbnail(stream) if origin is not None else None
 
 
+async def _runtime(app: web.Application) -> AsyncIterator[None]:
+    """Event-loop lag and garbage-collection pauses, as metrics."""
+    async with RuntimeProbe(app[METRICS].registry).running():
+        yield
+
+
 def create_app(
     config: Config,
     *,
@@ -128,7 +135,9 @@ def create_app(
     if not dsn:
         raise ValueError("no database: set database_url or start the embedded database")
     # Order matters: each context may use the ones above it; exit runs in reverse.
-    app.cleanup_ctx.extend([_secret_key, _database(dsn), _auth(mailer or _mailer(config))])
+    app.cleanup_ctx.extend(
+        [_runtime, _secret_key, _database(dsn), _auth(mailer or _mailer(config))]
+    )
     ops_routes.setup(app)
     auth_routes.setup(app)
     stream_routes.setup(app)  # its context (the listing cache) runs before _live_media

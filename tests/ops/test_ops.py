@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
+import time
 
 import pytest
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 
 from livecore.app import create_app
 from livecore.config import Config
+from livecore.ops.runtime import PROBE_S
 from tests.conftest import Client
 from tests.fakes import CapturingMailSender
 
@@ -33,6 +38,25 @@ async def test_metrics_label_routes_by_template_not_path(client: Client) -> None
     assert "first-one" not in text
     assert "livecore_store_pool_connections" in text
     assert "process_resident_memory_bytes" in text
+
+
+async def test_loop_lag_and_collection_pauses_are_measured(client: Client) -> None:
+    await asyncio.sleep(PROBE_S * 2)  # the probe has woken at least once
+    gc.collect()
+    held_until = time.perf_counter() + 0.3
+    while time.perf_counter() < held_until:  # work that holds the loop (no blocking call)
+        pass
+    await asyncio.sleep(PROBE_S * 2)
+    samples = {
+        (s.name, s.labels.get("le"), s.labels.get("generation")): s.value
+        for family in text_string_to_metric_families(await (await client.get("/metrics")).text())
+        for s in family.samples
+    }
+    lag_count = samples[("livecore_event_loop_lag_seconds_count", None, None)]
+    assert lag_count >= 2
+    # The probe that was due while the loop was held woke at least 0.2 s late.
+    assert samples[("livecore_event_loop_lag_seconds_bucket", "0.1", None)] < lag_count
+    assert samples[("livecore_gc_pause_seconds_count", None, "2")] >= 1
 
 
 async def test_every_response_carries_a_request_id(client: Client) -> None:
