@@ -32,9 +32,9 @@ logger = logging.getLogger(__name__)
 class RoomTuning:
     tick_s: float = 0.075  # the shortest time between two sweeps: what coalesces a storm
     outbox_bytes: int = 1 << 20  # unread bytes a socket may have before it is closed
-    # Storm mode: chat lines pass at most at this many per tick (a burst of that many, then
-    # an even rate); beyond it lines are dropped for every socket of the node alike. Tips,
-    # moderation and state events always go through.
+    # Storm mode: chat lines pass at most at this many per tick on average over a second;
+    # beyond it lines are dropped for every socket of the node alike. Tips, moderation and
+    # state events always go through.
     storm_chat_per_tick: int = 40
     # Events logged and not yet written to every socket; beyond this chat is dropped at once.
     max_pending: int = 5000
@@ -124,8 +124,12 @@ class Room:
         self._bodies: list[bytes] = []
         self.head = 0  # the newest event's number
         self._wake = asyncio.Event()
-        # Storm mode's allowance of chat lines (a token bucket refilled per tick).
-        self._chat_tokens = float(tuning.storm_chat_per_tick)
+        # Storm mode's allowance of chat lines: a token bucket refilled at the storm rate
+        # that holds a second of it, so lines that arrive together after the node was busy
+        # for a moment (a garbage collection) are not taken for a storm.
+        self._chat_rate = tuning.storm_chat_per_tick / tuning.tick_s
+        self._chat_burst = max(float(tuning.storm_chat_per_tick), self._chat_rate)
+        self._chat_tokens = self._chat_burst
         self._refilled = 0.0
         self.state: RoomState | None = None  # loaded by the chat service when first needed
         self.joined: set[str] = set()  # identities that joined since presence last looked
@@ -166,10 +170,8 @@ class Room:
         if len(self._seqs) >= self._tuning.max_pending:
             return False
         now = asyncio.get_running_loop().time()
-        per_tick = self._tuning.storm_chat_per_tick
         self._chat_tokens = min(
-            float(per_tick),
-            self._chat_tokens + (now - self._refilled) * per_tick / self._tuning.tick_s,
+            self._chat_burst, self._chat_tokens + (now - self._refilled) * self._chat_rate
         )
         self._refilled = now
         if self._chat_tokens < 1.0:

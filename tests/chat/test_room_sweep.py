@@ -126,3 +126,14 @@ async def test_a_slow_socket_is_dropped_and_the_others_keep_getting_everything()
     assert ids(slow) == [1]
     assert ids(fine) == [1, 2]
     assert len(room.outboxes) == 1
+
+
+async def test_lines_held_up_for_a_moment_all_go_out_but_not_more_than_a_second_of_them() -> None:
+    # 10 lines per 0.1 s tick: 100 a second. A second's worth arriving together (the node
+    # was busy) is not a storm; what comes beyond it is.
+    room, (viewer,), metrics = room_of(1, storm_chat_per_tick=10, tick_s=0.1)
+    for n in range(1, 111):
+        room.on_event(event(n))
+    await room.sweep()
+    assert ids(viewer)[:100] == list(range(1, 101))
+    assert len(ids(viewer)) < 110 and metrics.thinned._value.get() > 0
