@@ -29,6 +29,7 @@ from livecore.auth import routes as auth_routes
 from livecore.auth.mail import LogMailSender, MailSender, SmtpMailSender, SmtpSettings
 from livecore.auth.service import AuthService
 from livecore.chat import routes as chat_routes
+from livecore.chat.heartbeat import Heartbeat
 from livecore.chat.limits import chat_limits
 from livecore.chat.metrics import ChatMetrics
 from livecore.chat.presence import Presence
@@ -253,6 +254,9 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(service.run_persister(), name="chat-persister"),
         asyncio.create_task(presence.run(), name="presence"),
+        asyncio.create_task(
+            Heartbeat(rooms, settings.heartbeat_s, metrics).run(), name="chat-heartbeat"
+        ),
     ]
     yield
     await service.drain()

@@ -36,6 +36,11 @@ class ChatMetrics:
             "Sockets closed for falling behind",
             registry=registry,
         )
+        self.unresponsive = Counter(
+            "livecore_chat_unresponsive_closed_total",
+            "Sockets dropped for answering no heartbeat",
+            registry=registry,
+        )
         self.refused = Counter(
             "livecore_chat_refused_total", "Chat lines refused, by reason", ["reason"],
             registry=registry,

@@ -42,6 +42,9 @@ class RoomTuning:
 
 # Sockets written between two looks at the event loop during a sweep (~5 ms of writes).
 WRITE_SLICE = 500
+# Sweeps a socket with unsent data waits for its client before it is written regardless
+# (and then closed as slow if it never reads): ~1 s at the default tick.
+MAX_DEFERRALS = 12
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -65,6 +68,8 @@ class Transport(Protocol):
 
     def get_write_buffer_size(self) -> int: ...
 
+    def abort(self) -> None: ...
+
 
 class Outbox:
     """One socket's way out: frames written straight into its transport, no task per socket.
@@ -74,7 +79,18 @@ class Outbox:
     the room back nor grows the server's memory past the limit.
     """
 
-    __slots__ = ("_limit", "_transport", "closed", "cursor", "identity", "slow", "user_id")
+    __slots__ = (
+        "_limit",
+        "_transport",
+        "closed",
+        "cursor",
+        "deferred",
+        "identity",
+        "seen",
+        "silent",
+        "slow",
+        "user_id",
+    )
 
     def __init__(
         self,
@@ -87,10 +103,19 @@ class Outbox:
         # Who this viewer is for unique-viewer counts: the user, or the address if anonymous.
         self.identity = identity
         self.slow = False
+        self.silent = False  # answered no heartbeat: its handler drops the connection
         self.closed = asyncio.Event()
+        # When its client last sent anything (loop time): the heartbeat judges by it.
+        self.seen = asyncio.get_running_loop().time()
         self.cursor = 0  # the room log's last event this socket was sent (set on joining)
+        self.deferred = 0  # sweeps since this socket last had a frame while it had unsent data
         self._transport = transport
         self._limit = limit_bytes
+
+    def unsent(self) -> int:
+        """Bytes written that its client has not taken yet."""
+        transport = self._transport
+        return transport.get_write_buffer_size() if transport is not None else 0
 
     def offer(self, payload: bytes) -> bool:
         """Send one JSON array to this socket alone."""
@@ -107,6 +132,16 @@ class Outbox:
             return False
         transport.write(frame)
         return True
+
+    def abandon(self) -> None:
+        """The client answered no heartbeat: its handler drops the connection."""
+        self.silent = True
+        self.closed.set()
+
+    def drop(self) -> None:
+        """Close the connection without a closing handshake (the peer is not answering)."""
+        if self._transport is not None:
+            self._transport.abort()
 
     def finish(self) -> None:
         self.closed.set()
@@ -197,25 +232,37 @@ class Room:
         lines and answers requests between slices, and each slice takes what has been
         logged by then. Each socket still gets whole frames in order: this task alone
         writes the log to sockets.
+
+        A socket whose client has not taken its last frame yet is passed over (for at most
+        MAX_DEFERRALS sweeps) and later gets one frame with everything since: a slow reader
+        costs one write when it catches up instead of one queued write per sweep.
         """
-        floor = self.head  # every socket has been sent up to here once the sweep ends
+        floor = self.head  # every socket not deferred has been sent up to here at the end
         targets = list(self.outboxes)
         for i in range(0, len(targets), WRITE_SLICE):
             if i:
                 await asyncio.sleep(0)
-            self._write(targets[i : i + WRITE_SLICE])
+            floor = min(floor, self._write(targets[i : i + WRITE_SLICE]))
         # Every socket of the room (joined since, too) is now past `floor`.
         cut = bisect.bisect_right(self._seqs, floor)
         del self._seqs[:cut], self._bodies[:cut]
+        if floor < self.head:
+            self._wake.set()  # deferred sockets: look again next tick
 
-    def _write(self, targets: list[Outbox]) -> None:
-        head = self.head
+    def _write(self, targets: list[Outbox]) -> int:
+        """Write a slice; the lowest cursor among the sockets it passed over."""
+        head = lowest = self.head
         frames: dict[int, bytes] = {}  # by the cursor it continues from
         written = 0
         for outbox in targets:
             cursor = outbox.cursor
             if cursor >= head:
                 continue
+            if outbox.deferred < MAX_DEFERRALS and outbox.unsent():
+                outbox.deferred += 1
+                lowest = min(lowest, cursor)
+                continue
+            outbox.deferred = 0
             frame = frames.get(cursor)
             if frame is None:
                 frame = frames[cursor] = self._frame_after(cursor)
@@ -227,6 +274,7 @@ class Room:
         if frames:
             self._metrics.batches.inc(len(frames))
             self._metrics.deliveries.inc(written)
+        return lowest
 
     def _frame_after(self, cursor: int) -> bytes:
         """The logged events after `cursor` as one WebSocket frame, encoded once for every

@@ -122,9 +122,9 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     if not await chat.may_read(user, stream):
         raise Forbidden("this chat is for subscribers")
 
-    ws = web.WebSocketResponse(
-        heartbeat=config.heartbeat_s, max_msg_size=config.max_frame_bytes, compress=False
-    )
+    # Pings come from the node's one heartbeat task (livecore/chat/heartbeat.py), not from a
+    # timer per socket; pongs are seen here, so the socket answers pings itself.
+    ws = web.WebSocketResponse(autoping=False, max_msg_size=config.max_frame_bytes, compress=False)
     try:
         await ws.prepare(request)
     except ConnectionResetError:
@@ -139,12 +139,18 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     room = chat.rooms.join(stream.id, outbox)
     # Live events from here on, history for what came before: no gap between the two.
     await chat.bus.joined(stream.id)
-    watcher = asyncio.create_task(_close_when_slow(ws, outbox, chat.metrics))
+    watcher = asyncio.create_task(_close_when_told(ws, outbox, chat.metrics))
+    loop = asyncio.get_running_loop()
     try:
         session = _Session(chat, room, stream, user, outbox, config.inbound_per_s)
         await session.hello()
         async for message in ws:
-            if message.type == WSMsgType.TEXT:
+            outbox.seen = loop.time()
+            if message.type == WSMsgType.PONG:
+                continue  # an answer to the heartbeat: being seen is all it says
+            if message.type == WSMsgType.PING:
+                await ws.pong(message.data)
+            elif message.type == WSMsgType.TEXT:
                 await session.handle(message.data)
                 if session.strikes >= _FLOOD_STRIKES:
                     # Said directly, not queued: the close would overtake the queue.
@@ -172,9 +178,11 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _close_when_slow(ws: web.WebSocketResponse, outbox: Outbox, metrics: ChatMetrics) -> None:
+async def _close_when_told(ws: web.WebSocketResponse, outbox: Outbox, metrics: ChatMetrics) -> None:
     await outbox.closed.wait()
-    if outbox.slow:
+    if outbox.silent:
+        outbox.drop()  # nobody there to answer a closing handshake
+    elif outbox.slow:
         metrics.slow_consumers.inc()
         await ws.close(code=CLOSE_TOO_SLOW, message=b"too slow to keep up")
 

@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from livecore.chat.metrics import ChatMetrics
-from livecore.chat.room import WRITE_SLICE, Outbox, Room, RoomTuning
+from livecore.chat.room import MAX_DEFERRALS, WRITE_SLICE, Outbox, Room, RoomTuning
 from livecore.events.types import Event, encode
 
 
@@ -24,6 +24,7 @@ class MemoryTransport:
     def __init__(self) -> None:
         self.frames: list[bytes] = []
         self.backlog = 0
+        self.aborted = False
 
     def write(self, data: bytes) -> None:
         self.frames.append(data)
@@ -33,6 +34,9 @@ class MemoryTransport:
 
     def get_write_buffer_size(self) -> int:
         return self.backlog
+
+    def abort(self) -> None:
+        self.aborted = True
 
     def events(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -58,6 +62,12 @@ def room_of(sockets: int, **tuning: Any) -> tuple[Room, list[MemoryTransport], C
 
 def ids(transport: MemoryTransport) -> list[int]:
     return [e["id"] for e in transport.events()]
+
+
+def ids_of(frame: bytes) -> list[int]:
+    one = MemoryTransport()
+    one.frames.append(frame)
+    return ids(one)
 
 
 async def test_every_socket_gets_every_event_once_in_order_with_one_write_per_sweep() -> None:
@@ -116,16 +126,35 @@ async def test_a_storm_is_thinned_but_every_tip_and_moderation_event_goes_throug
     assert [e["id"] for e in got] == sorted(e["id"] for e in got)
 
 
+async def test_a_socket_behind_is_passed_over_then_gets_one_frame_with_everything() -> None:
+    room, (behind, fine), _ = room_of(2)
+    room.on_event(event(1))
+    await room.sweep()
+    behind.backlog = 100  # its client has not taken the last frame yet
+    for n in (2, 3, 4):
+        room.on_event(event(n))
+        await room.sweep()
+    assert len(behind.frames) == 1 and len(fine.frames) == 4
+    assert room.pending() == 3  # kept for the socket behind
+    behind.backlog = 0  # it caught up
+    await room.sweep()
+    assert [len(ids_of(f)) for f in behind.frames] == [1, 3]  # one write for all three
+    assert ids(behind) == ids(fine) == [1, 2, 3, 4]
+    assert room.pending() == 0
+
+
 async def test_a_slow_socket_is_dropped_and_the_others_keep_getting_everything() -> None:
     room, (slow, fine), _ = room_of(2)
     room.on_event(event(1))
     await room.sweep()
     slow.backlog = 2 << 20  # its client stopped reading: past the outbox limit
-    room.on_event(event(2))
-    await room.sweep()
+    for n in range(2, MAX_DEFERRALS + 3):
+        room.on_event(event(n))
+        await room.sweep()
     assert ids(slow) == [1]
-    assert ids(fine) == [1, 2]
+    assert ids(fine) == list(range(1, MAX_DEFERRALS + 3))
     assert len(room.outboxes) == 1
+    assert room.pending() == 0  # nothing is kept for a socket that was closed
 
 
 async def test_lines_held_up_for_a_moment_all_go_out_but_not_more_than_a_second_of_them() -> None:
