@@ -86,6 +86,7 @@ class Outbox:
         "cursor",
         "deferred",
         "identity",
+        "pinged_at",
         "seen",
         "silent",
         "slow",
@@ -107,6 +108,7 @@ class Outbox:
         self.closed = asyncio.Event()
         # When its client last sent anything (loop time): the heartbeat judges by it.
         self.seen = asyncio.get_running_loop().time()
+        self.pinged_at = 0.0  # when the heartbeat last pinged it (0: not yet)
         self.cursor = 0  # the room log's last event this socket was sent (set on joining)
         self.deferred = 0  # sweeps since this socket last had a frame while it had unsent data
         self._transport = transport
