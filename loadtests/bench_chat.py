@@ -58,8 +58,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -75,7 +73,7 @@ import numpy.typing as npt
 import psutil
 import uvloop
 
-from loadtests.server import free_port, post_json, start_server, stop_server
+from loadtests.server import free_port, post_json, scrape, stalls, start_server, stop_server
 from tests.services import RedisProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -478,48 +476,11 @@ def _register(base: str, name: str, creator: bool = False) -> dict[str, Any]:
     return post_json(f"{base}/api/v1/auth/register", body)
 
 
-def _metrics(base: str) -> dict[str, float]:
-    """The chat counters of a node's /metrics (summed over labels)."""
-    wanted = (
-        "livecore_chat_batches_total", "livecore_chat_frame_deliveries_total",
-        "livecore_chat_slow_consumers_total", "livecore_chat_refused_total",
-        "livecore_bus_publish_failures_total", "livecore_event_loop_lag_seconds_count",
-        *(f"livecore_gc_pause_seconds_{kind}:{gen}" for kind in ("sum", "count") for gen in "012"),
-        *(f"livecore_event_loop_lag_seconds_bucket:{le}" for le in _LAG_BUCKETS),
-    )  # fmt: skip
-    out: dict[str, float] = dict.fromkeys(wanted, 0.0)
-    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as resp:
-        for line in resp.read().decode().splitlines():
-            name = line.split("{", 1)[0].split(" ", 1)[0]
-            for label in ("le", "generation"):
-                if f'{label}="' in line:
-                    name += ":" + line.split(f'{label}="', 1)[1].split('"', 1)[0]
-            if name in out:
-                out[name] += float(line.rsplit(" ", 1)[1])
-    return out
-
-
-_LAG_BUCKETS = ("0.025", "0.05", "0.1")
-
-
-def _stalls(m0: dict[str, float], m1: dict[str, float]) -> str:
-    """How often the node's event loop was held longer than each bucket bound, and what the
-    garbage collector cost, between two scrapes."""
-
-    def delta(key: str) -> float:
-        return m1[key] - m0[key]
-
-    probes = delta("livecore_event_loop_lag_seconds_count")
-    lag = "livecore_event_loop_lag_seconds_bucket"
-    over = [
-        f">{float(le) * 1000:.0f} ms {probes - delta(f'{lag}:{le}'):.0f}" for le in _LAG_BUCKETS
-    ]
-    collections = [
-        f"gen{gen} {delta(f'livecore_gc_pause_seconds_count:{gen}'):.0f}"
-        f" ({delta(f'livecore_gc_pause_seconds_sum:{gen}') * 1000:.0f} ms)"
-        for gen in "012"
-    ]
-    return f"loop-lag probes {probes:.0f} ({', '.join(over)}); GC {', '.join(collections)}"
+CHAT_COUNTERS = (
+    "livecore_chat_batches_total", "livecore_chat_frame_deliveries_total",
+    "livecore_chat_slow_consumers_total", "livecore_chat_refused_total",
+    "livecore_bus_publish_failures_total",
+)  # fmt: skip
 
 
 def _cpu(procs: list[psutil.Process]) -> list[float]:
@@ -706,7 +667,7 @@ async def _phases(run: _Run) -> None:
             ready = await _ask(run.conns, ("phase",))
             viewers = [sum(r[0][n] for r in ready) for n in range(nodes)]
             gen0 = sum(r[1] for r in ready) + time.process_time()
-            metrics0 = [_metrics(b) for b in run.bases]
+            metrics0 = [scrape(b, CHAT_COUNTERS) for b in run.bases]
             cpu0 = _cpu(run.servers)
             t0 = time.monotonic()
             sending = asyncio.gather(
@@ -717,7 +678,7 @@ async def _phases(run: _Run) -> None:
             _, statuses, profile = await sending
             window = time.monotonic() - t0
             cpu1 = _cpu(run.servers)
-            metrics_w = [_metrics(b) for b in run.bases]
+            metrics_w = [scrape(b, CHAT_COUNTERS) for b in run.bases]
             polled = await _ask(run.conns, ("poll",))
             gen1 = sum(p[1] for p in polled) + time.process_time()
             delivered = sum(p[0] for p in polled)
@@ -732,7 +693,7 @@ async def _phases(run: _Run) -> None:
                 steady = steady + 1 if now == delivered and pending <= 0 else 0
                 delivered = now
             drain = time.monotonic() - drain_t0
-            metrics1 = [_metrics(b) for b in run.bases]
+            metrics1 = [scrape(b, CHAT_COUNTERS) for b in run.bases]
             got = await _ask(run.conns, ("collect", base, count))
             _report_phase(
                 run, rate, count, base, acks, viewers, window, drain, cpu0, cpu1, gen1 - gen0,
@@ -821,7 +782,7 @@ def _report_phase(
               f" room frames built {batches / window:.1f}/s (one per slice of sockets"
               f" per sweep);"
               f" slow consumers closed {slow:.0f}; bus publish failures {fails:.0f}")  # fmt: skip
-        print(f"node {n}: {_stalls(m0, mw)}")
+        print(f"node {n}: {stalls(m0, mw)}")
     print(f"load-generator CPU: {gen_cpu / window * 100:.0f}% of one core (all its processes)")
     if profile is not None:
         print(f"py-spy of node 0 (5 s mid-window, by leaf frame; {profile}):")

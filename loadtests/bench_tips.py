@@ -11,7 +11,8 @@ made over the HTTP API (each a PaymentIntent at the Stripe-shaped server), each 
 paid there, which yields its webhook event.
 
 Measured: the events are sent at --rate per second (each signed when sent, as Stripe does),
-plus --duplicates of them sent again a little later. Each answer's latency is recorded;
+plus --duplicates of them sent again a little later, over --concurrency keep-alive
+connections opened before the burst. Each answer's latency is recorded;
 postings/s = events that posted (outcome "processed") / the time from the first send to
 the last answer. Each posting is the tip's flip to succeeded, its ledger transaction, the
 processing-fee lookup at the Stripe-shaped server and its posting, and the room event.
@@ -42,7 +43,7 @@ import aiohttp
 import psutil
 import uvloop
 
-from loadtests.server import ROOT, free_port, start_server, stop_server
+from loadtests.server import ROOT, free_port, scrape, stalls, start_server, stop_server
 from tests.stripe_peer import StripePeer, event_body, sign_payload
 
 PASSWORD = "benchmark passphrase"
@@ -94,9 +95,15 @@ async def _setup(
     return bodies
 
 
+async def _healthz(http: aiohttp.ClientSession, base: str) -> None:
+    async with http.get(f"{base}/healthz") as resp:
+        await resp.read()
+
+
 async def _burst(
-    http: aiohttp.ClientSession, base: str, bodies: list[bytes], rate: float, duplicates: float
-) -> tuple[list[float], dict[str, int], float]:
+    http: aiohttp.ClientSession, base: str, bodies: list[bytes], rate: float, duplicates: float,
+    concurrency: int,
+) -> tuple[list[float], dict[str, int], float]:  # fmt: skip
     schedule = [(i / rate, body) for i, body in enumerate(bodies)]
     # Duplicates: an already sent event again, 0.05-0.5 s after its first delivery.
     for i in random.sample(range(len(bodies)), int(len(bodies) * duplicates)):
@@ -115,6 +122,9 @@ async def _burst(
         key = answer.get("outcome", f"http {resp.status}")
         outcomes[key] = outcomes.get(key, 0) + 1
 
+    # The generator's connections are opened first, as a steady flow of webhooks keeps them
+    # open: opening 64 at the burst's first instant measures connection setup, not posting.
+    await asyncio.gather(*(_healthz(http, base) for _ in range(concurrency)))
     start = time.perf_counter()
     tasks = []
     for at, body in schedule:
@@ -162,15 +172,17 @@ async def _main(args: argparse.Namespace, data_dir: Path) -> None:
             t0 = time.perf_counter()
             bodies = await _setup(http, base, peer, args.tips)
             print(f"setup: {args.tips} tips created in {time.perf_counter() - t0:.1f} s")
+            runtime0 = await asyncio.to_thread(scrape, base)
             cpu0 = sum(server.cpu_times()[:2])
             own0 = sum(psutil.Process().cpu_times()[:2])
             machine0 = psutil.cpu_times()
             latencies, outcomes, elapsed = await _burst(
-                http, base, bodies, args.rate, args.duplicates
+                http, base, bodies, args.rate, args.duplicates, args.concurrency
             )
             server_cpu = sum(server.cpu_times()[:2]) - cpu0
             own_cpu = sum(psutil.Process().cpu_times()[:2]) - own0
             machine1 = psutil.cpu_times()
+            runtime1 = await asyncio.to_thread(scrape, base)
             idle = (machine1.idle - machine0.idle) / (elapsed * (os.cpu_count() or 1))
             # Processing fees are read from Stripe once the burst pauses: let them land,
             # so the ledger check below covers them too.
@@ -192,6 +204,7 @@ async def _main(args: argparse.Namespace, data_dir: Path) -> None:
           f"max {latencies[-1] * 1000:.1f} ms")  # fmt: skip
     print(f"duplicates rejected: {outcomes.get('duplicate', 0)}")
     print(f"server CPU: {server_cpu / elapsed * 100:.0f}% of one core during the burst")
+    print(f"server during the burst: {stalls(runtime0, runtime1)}")
     print(f"this process (load generator and Stripe-shaped server): "
           f"{own_cpu / elapsed * 100:.0f}% of one core")  # fmt: skip
     print(f"machine: {100 - idle * 100:.0f}% busy (PostgreSQL takes most of the rest)")

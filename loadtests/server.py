@@ -83,3 +83,48 @@ def post_json(url: str, body: dict[str, object], token: str = "") -> dict[str, A
     with urllib.request.urlopen(req, timeout=60) as resp:
         data: dict[str, Any] = json.loads(resp.read())
         return data
+
+
+_LAG_BUCKETS = ("0.025", "0.05", "0.1")
+# What `stalls` reads: the event-loop lag histogram and GC pauses by generation, keyed
+# `name:label` for labelled samples.
+RUNTIME_SERIES = (
+    "livecore_event_loop_lag_seconds_count",
+    *(f"livecore_event_loop_lag_seconds_bucket:{le}" for le in _LAG_BUCKETS),
+    *(f"livecore_gc_pause_seconds_{kind}:{gen}" for kind in ("sum", "count") for gen in "012"),
+)
+
+
+def scrape(base: str, counters: tuple[str, ...] = ()) -> dict[str, float]:
+    """Some series of a server's /metrics: `counters` (summed over their labels) and the
+    RUNTIME_SERIES."""
+    out: dict[str, float] = dict.fromkeys((*counters, *RUNTIME_SERIES), 0.0)
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as resp:
+        for line in resp.read().decode().splitlines():
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            for label in ("le", "generation"):
+                if f'{label}="' in line:
+                    name += ":" + line.split(f'{label}="', 1)[1].split('"', 1)[0]
+            if name in out:
+                out[name] += float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def stalls(m0: dict[str, float], m1: dict[str, float]) -> str:
+    """How often the server's event loop was held longer than each bucket bound, and what
+    the garbage collector cost, between two scrapes."""
+
+    def delta(key: str) -> float:
+        return m1[key] - m0[key]
+
+    probes = delta("livecore_event_loop_lag_seconds_count")
+    lag = "livecore_event_loop_lag_seconds_bucket"
+    over = [
+        f">{float(le) * 1000:.0f} ms {probes - delta(f'{lag}:{le}'):.0f}" for le in _LAG_BUCKETS
+    ]
+    collections = [
+        f"gen{gen} {delta(f'livecore_gc_pause_seconds_count:{gen}'):.0f}"
+        f" ({delta(f'livecore_gc_pause_seconds_sum:{gen}') * 1000:.0f} ms)"
+        for gen in "012"
+    ]
+    return f"loop-lag probes {probes:.0f} ({', '.join(over)}); GC {', '.join(collections)}"
