@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -303,7 +304,6 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
     playback, chat = app[stream_routes.PLAYBACK], app[chat_routes.CHAT].service
     playback.set_extra_check(subscriptions.admits)
     chat.set_may_chat_extra(subscriptions.admits)
-    # The test lane renews its own subscriptions; the processor renews real ones.
     # The processor renews real subscriptions, and its fees are read after each payment;
     # the test lane renews its own.
     task = asyncio.create_task(
@@ -318,6 +318,10 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
     yield
     payout_retries.cancel()
     await asyncio.gather(payout_retries, return_exceptions=True)
+    # Tips settled just before shutdown still reach their rooms (the bus closes later).
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(10):
+            await app[tip_routes.TIPS].announced()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     playback.set_extra_check(None)

@@ -9,8 +9,11 @@ per payment. At low load a batch is a single call and nothing waits.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
+
+logger = logging.getLogger(__name__)
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -54,5 +57,43 @@ class Batcher(Generic[In, Out]):
                         future.set_exception(result)
                     else:
                         future.set_result(result)
+        finally:
+            self._worker = None
+
+
+class Backlog(Generic[In]):
+    """Work done after its caller has moved on: items wait (at most `limit`; beyond that
+    `add` waits for room) and one background task runs all that are waiting at once.
+
+    A payment's room announcement goes this way: the webhook is answered once the money
+    is recorded, and announcements made together share their look-ups (see Batcher).
+    """
+
+    def __init__(self, run: Callable[[In], Awaitable[None]], limit: int = 10_000) -> None:
+        self._run = run
+        self._queue: asyncio.Queue[In] = asyncio.Queue(maxsize=limit)
+        self._worker: asyncio.Task[None] | None = None
+
+    async def add(self, item: In) -> None:
+        await self._queue.put(item)
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._drain(), name="backlog")
+
+    async def join(self) -> None:
+        """Return once every item added so far has run."""
+        await self._queue.join()
+
+    async def _drain(self) -> None:
+        try:
+            while not self._queue.empty():
+                items = [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+                results = await asyncio.gather(
+                    *(self._run(item) for item in items), return_exceptions=True
+                )
+                for result in results:
+                    if isinstance(result, Exception):
+                        logger.error("background work failed", exc_info=result)
+                for _ in items:
+                    self._queue.task_done()
         finally:
             self._worker = None

@@ -24,7 +24,7 @@ from livecore.store.ledger import Entry, Ledger
 from livecore.store.streams import Stream
 from livecore.store.tips import Provider, Settled, Settlement, Tip, Tips, TipStatus
 from livecore.store.users import User, Users
-from livecore.tips.batching import Batcher
+from livecore.tips.batching import Backlog, Batcher
 from livecore.tips.breaker import CircuitBreaker
 from livecore.tips.providers import (
     Payment,
@@ -135,6 +135,8 @@ class TipService:
         self._settlements: Batcher[Settlement, Settled] = Batcher(self._settle_batch)
         self._reads: Batcher[int, Tip | None] = Batcher(tips.get_many)
         self._names: Batcher[int, User | None] = Batcher(users.get_many)
+        # A settled tip's room event is sent after its caller (a webhook) is answered.
+        self._announcements: Backlog[Tip] = Backlog(self._announce)
 
     @property
     def test_mode(self) -> bool:
@@ -322,7 +324,7 @@ class TipService:
         )  # fmt: skip
         tip = settled.tip
         if tip is not None:
-            await self._announce(tip)
+            await self._announcements.add(tip)
             logger.info("tip %d settled: %d %s", tip.id, tip.amount_minor, tip.currency)
         return settled
 
@@ -349,6 +351,10 @@ class TipService:
             results[item.tip_id] if first[item.tip_id] is item else Settled(None, False)
             for item in batch
         ]
+
+    async def announced(self) -> None:
+        """Return once the room events of every tip settled so far are sent."""
+        await self._announcements.join()
 
     async def _announce(self, tip: Tip) -> None:
         message = await self._screen(tip.stream_id, tip.message) if self._screen else tip.message

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from livecore.tips.batching import Batcher
+from livecore.tips.batching import Backlog, Batcher
 
 
 async def test_calls_arriving_meanwhile_go_as_the_next_batch() -> None:
@@ -41,3 +41,39 @@ async def test_a_failing_batch_fails_each_of_its_callers() -> None:
         assert isinstance(outcome, RuntimeError)
     with pytest.raises(RuntimeError):
         await batcher.submit(9)
+
+
+async def test_a_backlog_runs_what_waits_together_after_the_callers_moved_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    started: list[int] = []
+    running = peak = 0
+    release = asyncio.Event()
+
+    async def run(item: int) -> None:
+        nonlocal running, peak
+        started.append(item)
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        await asyncio.sleep(0)  # the others of its round start meanwhile
+        running -= 1
+        if item == 3:
+            raise RuntimeError("the bus is gone")
+
+    backlog: Backlog[int] = Backlog(run, limit=3)
+    await backlog.add(1)  # returns at once: the work happens in the background
+    assert started == []
+    await asyncio.sleep(0.01)
+    assert started == [1]
+    for item in (2, 3, 4):
+        await backlog.add(item)  # they wait while item 1 runs
+    blocked = asyncio.create_task(backlog.add(5))  # three wait already: no room for a fourth
+    await asyncio.sleep(0.01)
+    assert not blocked.done() and started == [1]
+    release.set()
+    await blocked
+    await backlog.join()
+    assert started == [1, 2, 3, 4, 5]
+    assert peak == 3  # 2, 3 and 4 ran together
+    assert "background work failed" in caplog.text  # item 3's error is logged; 4 and 5 ran
