@@ -51,7 +51,7 @@ class Heartbeat:
     def _check(self, outbox: Outbox, now: float) -> None:
         if outbox.closed.is_set():
             return  # already on its way out
-        if outbox.pinged_at and outbox.seen <= outbox.pinged_at:
+        if outbox.unanswered:
             # Unanswered. Judged once it has had half an interval to answer (a socket's
             # place in a round can move when others join or leave).
             if now - outbox.pinged_at >= self._interval / 2:
@@ -59,4 +59,4 @@ class Heartbeat:
                 outbox.abandon()
             return
         if outbox.write_frame(PING_FRAME):
-            outbox.pinged_at = now
+            outbox.unanswered, outbox.pinged_at = True, now

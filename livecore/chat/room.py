@@ -87,9 +87,9 @@ class Outbox:
         "deferred",
         "identity",
         "pinged_at",
-        "seen",
         "silent",
         "slow",
+        "unanswered",
         "user_id",
     )
 
@@ -106,9 +106,9 @@ class Outbox:
         self.slow = False
         self.silent = False  # answered no heartbeat: its handler drops the connection
         self.closed = asyncio.Event()
-        # When its client last sent anything (loop time): the heartbeat judges by it.
-        self.seen = asyncio.get_running_loop().time()
-        self.pinged_at = 0.0  # when the heartbeat last pinged it (0: not yet)
+        # Pinged, and nothing at all has come from the client since (the heartbeat's test).
+        self.unanswered = False
+        self.pinged_at = 0.0  # when the heartbeat last pinged it
         self.cursor = 0  # the room log's last event this socket was sent (set on joining)
         self.deferred = 0  # sweeps since this socket last had a frame while it had unsent data
         self._transport = transport

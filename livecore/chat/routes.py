@@ -140,14 +140,13 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     # Live events from here on, history for what came before: no gap between the two.
     await chat.bus.joined(stream.id)
     watcher = asyncio.create_task(_close_when_told(ws, outbox, chat.metrics))
-    loop = asyncio.get_running_loop()
     try:
         session = _Session(chat, room, stream, user, outbox, config.inbound_per_s)
         await session.hello()
         async for message in ws:
-            outbox.seen = loop.time()
+            outbox.unanswered = False  # anything from the client answers the heartbeat
             if message.type == WSMsgType.PONG:
-                continue  # an answer to the heartbeat: being seen is all it says
+                continue
             if message.type == WSMsgType.PING:
                 await ws.pong(message.data)
             elif message.type == WSMsgType.TEXT:
