@@ -1,6 +1,6 @@
 """Tip burst: signed `payment_intent.succeeded` webhooks at a set rate, some delivered twice.
 
-    .venv/bin/python -m loadtests.bench_tips [--tips 5000] [--rate 1000] [--duplicates 0.1]
+    .venv/bin/python -m loadtests.bench_tips [--tips 5000] [--rate 1100] [--duplicates 0.1]
         [--concurrency 64] [--keep-dir DIR]
 
 Everything runs on 127.0.0.1 in a temporary directory and is stopped by PID afterwards: a
@@ -214,7 +214,7 @@ async def _main(args: argparse.Namespace, data_dir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tips", type=int, default=5000)
-    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--rate", type=float, default=1100.0)
     parser.add_argument("--duplicates", type=float, default=0.1)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument(
