@@ -68,6 +68,16 @@ async def _my_subscriptions(client: Client, who: Account) -> list[dict[str, Any]
     return subs
 
 
+async def _subscriber(
+    client: Client, **tier_body: Any
+) -> tuple[Account, Account, dict[str, str], SubscriptionService]:
+    """A creator with a tier, a fan, the metadata livecore puts on the fan's Stripe
+    subscription to it, and the service its webhooks reach."""
+    creator, fan, _ = await _people(client)
+    tier = await _tier(client, creator, **tier_body)
+    return creator, fan, _meta(fan, tier, creator), _service(client)
+
+
 def _service(client: Client) -> SubscriptionService:
     service: SubscriptionService = client.app[SUBSCRIPTIONS]
     return service
@@ -352,10 +362,7 @@ async def _row(db: Database, ref: str) -> Any:
 async def test_invoice_paid_before_subscription_created_makes_it_active(
     client: Client, db: Database
 ) -> None:
-    creator, fan, _ = await _people(client)
-    tier = await _tier(client, creator, price_minor=1000)
-    meta = _meta(fan, tier, creator)
-    service = _service(client)
+    creator, fan, meta, service = await _subscriber(client, price_minor=1000)
     now = int(time.time())
     end = now + 30 * DAY_S
     await service.apply_invoice_paid(
@@ -405,10 +412,7 @@ async def test_a_subscription_and_its_invoice_applied_at_once_agree(
 async def test_a_second_checkout_for_one_tier_is_recorded_but_ended(
     client: Client, db: Database
 ) -> None:
-    creator, fan, _ = await _people(client)
-    tier = await _tier(client, creator, price_minor=1000)
-    meta = _meta(fan, tier, creator)
-    service = _service(client)
+    creator, _fan, meta, service = await _subscriber(client, price_minor=1000)
     now = int(time.time())
     end = now + 30 * DAY_S
     await service.apply_subscription(_stripe_subscription("sub_1", "active", meta, end), now)
@@ -422,10 +426,7 @@ async def test_a_second_checkout_for_one_tier_is_recorded_but_ended(
 
 
 async def test_a_repeated_invoice_is_posted_once(client: Client, db: Database) -> None:
-    creator, fan, _ = await _people(client)
-    tier = await _tier(client, creator, price_minor=1000)
-    meta = _meta(fan, tier, creator)
-    service = _service(client)
+    creator, _fan, meta, service = await _subscriber(client, price_minor=1000)
     now = int(time.time())
     invoice = _stripe_invoice("in_1", "sub_1", meta, 1000, now + 30 * DAY_S, legacy=True)
     await service.apply_subscription(
@@ -453,10 +454,7 @@ async def test_a_repeated_invoice_is_posted_once(client: Client, db: Database) -
 async def test_a_deleted_subscription_stays_ended_whatever_arrives_late(
     client: Client, db: Database
 ) -> None:
-    creator, fan, _ = await _people(client)
-    tier = await _tier(client, creator)
-    meta = _meta(fan, tier, creator)
-    service = _service(client)
+    creator, fan, meta, service = await _subscriber(client)
     now = int(time.time())
     end = now + 30 * DAY_S
     await service.apply_subscription(_stripe_subscription("sub_1", "canceled", meta, end), now)
@@ -472,10 +470,7 @@ async def test_a_deleted_subscription_stays_ended_whatever_arrives_late(
 
 
 async def test_an_older_event_changes_nothing(client: Client, db: Database) -> None:
-    creator, fan, _ = await _people(client)
-    tier = await _tier(client, creator)
-    meta = _meta(fan, tier, creator)
-    service = _service(client)
+    _creator, _fan, meta, service = await _subscriber(client)
     now = int(time.time())
     end = now + 30 * DAY_S
     newer = _stripe_subscription("sub_1", "active", meta, end, cancel=True)
@@ -510,10 +505,7 @@ async def test_subscriptions_livecore_cannot_place_are_ignored(
 async def test_a_failed_renewal_keeps_access_through_the_grace_period_only(
     client: Client, db: Database
 ) -> None:
-    creator, fan, _ = await _people(client)
-    tier = await _tier(client, creator, price_minor=1000)
-    meta = _meta(fan, tier, creator)
-    service = _service(client)
+    creator, fan, meta, service = await _subscriber(client, price_minor=1000)
     viewer_id, creator_id = fan["user"]["id"], creator["user"]["id"]
     now = int(time.time())
     await service.apply_subscription(
@@ -548,10 +540,7 @@ async def test_a_failed_renewal_keeps_access_through_the_grace_period_only(
 async def test_an_unpaid_subscription_lets_nobody_in_until_its_invoice_is_paid(
     client: Client, db: Database
 ) -> None:
-    creator, fan, _ = await _people(client)
-    tier = await _tier(client, creator, price_minor=1000)
-    meta = _meta(fan, tier, creator)
-    service = _service(client)
+    creator, fan, meta, service = await _subscriber(client, price_minor=1000)
     viewer_id, creator_id = fan["user"]["id"], creator["user"]["id"]
     now = int(time.time())
     end = now + 30 * DAY_S
@@ -570,10 +559,7 @@ async def test_an_unpaid_subscription_lets_nobody_in_until_its_invoice_is_paid(
 
 
 async def test_a_failed_first_payment_gives_no_grace(client: Client, db: Database) -> None:
-    creator, fan, _ = await _people(client)
-    tier = await _tier(client, creator)
-    meta = _meta(fan, tier, creator)
-    service = _service(client)
+    creator, fan, meta, service = await _subscriber(client)
     now = int(time.time())
     end = now + 30 * DAY_S
     await service.apply_subscription(_stripe_subscription("sub_1", "incomplete", meta, end), now)
