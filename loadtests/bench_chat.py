@@ -479,7 +479,7 @@ def _register(base: str, name: str, creator: bool = False) -> dict[str, Any]:
 CHAT_COUNTERS = (
     "livecore_chat_batches_total", "livecore_chat_frame_deliveries_total",
     "livecore_chat_slow_consumers_total", "livecore_chat_refused_total",
-    "livecore_bus_publish_failures_total",
+    "livecore_events_bus_publish_failures_total",
 )  # fmt: skip
 
 
@@ -775,9 +775,8 @@ def _report_phase(
         m0, mw, m1 = metrics[0][n], metrics[1][n], metrics[2][n]
         batches = mw["livecore_chat_batches_total"] - m0["livecore_chat_batches_total"]
         slow = m1["livecore_chat_slow_consumers_total"] - m0["livecore_chat_slow_consumers_total"]
-        fails = (
-            m1["livecore_bus_publish_failures_total"] - m0["livecore_bus_publish_failures_total"]
-        )
+        failures = "livecore_events_bus_publish_failures_total"
+        fails = m1[failures] - m0[failures]
         print(f"node {n}: server CPU {(cpu1[n] - cpu0[n]) / window * 100:.0f}% of one core;"
               f" room frames built {batches / window:.1f}/s (one per slice of sockets"
               f" per sweep);"
