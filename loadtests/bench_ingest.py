@@ -94,19 +94,17 @@ assert len(SEI_UUID) == 16
 NAL_SEI = 6
 SEI_USER_DATA_UNREGISTERED = 5
 
-_VIDEO_ARGS = [
-    "-f", "lavfi", "-i", f"testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS},noise=alls=10:allf=t",
-    "-t", str(CLIP_SECONDS), "-an",
-    "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "baseline", "-pix_fmt", "yuv420p",
-    "-b:v", f"{VIDEO_KBPS}k", "-maxrate", f"{VIDEO_KBPS}k", "-bufsize", f"{VIDEO_KBPS}k",
-    "-x264-params", f"keyint={KEYINT}:min-keyint={KEYINT}:scenecut=0:repeat-headers=1:bframes=0",
-    "-f", "h264",
-]  # fmt: skip
-_AUDIO_ARGS = [
-    "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={AUDIO_CLOCK_HZ}",
-    "-t", str(CLIP_SECONDS), "-ac", "2",
-    "-c:a", "libopus", "-b:a", "64k", "-frame_duration", "20", "-f", "ogg",
-]  # fmt: skip
+_VIDEO_SOURCE = f"testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS},noise=alls=10:allf=t"
+_VIDEO_OPTIONS = {
+    "preset": "veryfast",
+    "profile": "baseline",
+    "b": f"{VIDEO_KBPS}k",
+    "maxrate": f"{VIDEO_KBPS}k",
+    "bufsize": f"{VIDEO_KBPS}k",
+    "x264-params": f"keyint={KEYINT}:min-keyint={KEYINT}:scenecut=0:repeat-headers=1:bframes=0",
+}
+_AUDIO_SOURCE = f"sine=frequency=440:sample_rate={AUDIO_CLOCK_HZ}"
+_AUDIO_OPTIONS = {"b": "64k", "frame_duration": "20"}
 
 
 # -- the clip -------------------------------------------------------------------------------
@@ -126,17 +124,45 @@ class Clip:
 
 def clip_files() -> tuple[Path, Path]:
     """Encode the clip once (cached in the temp directory by its encoding arguments)."""
-    digest = hashlib.sha256(repr((_VIDEO_ARGS, _AUDIO_ARGS)).encode()).hexdigest()[:12]
+    recipe = (_VIDEO_SOURCE, _VIDEO_OPTIONS, _AUDIO_SOURCE, _AUDIO_OPTIONS, CLIP_SECONDS)
+    digest = hashlib.sha256(repr(recipe).encode()).hexdigest()[:12]
     base = Path(tempfile.gettempdir()) / f"livecore-bench-clip-{digest}"
-    paths = (base.with_suffix(".h264"), base.with_suffix(".ogg"))
-    for args, path in zip((_VIDEO_ARGS, _AUDIO_ARGS), paths, strict=True):
+    video, audio = base.with_suffix(".h264"), base.with_suffix(".ogg")
+    for path, write in ((video, _write_video), (audio, _write_audio)):
         if path.exists():
             continue
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args, str(tmp)]
-        subprocess.run(cmd, check=True, timeout=300)
+        write(tmp)
         os.replace(tmp, path)
-    return paths
+    return video, audio
+
+
+def _write_video(path: Path) -> None:
+    """Annex-B H.264 (constrained baseline, fixed GOP, SPS/PPS on every keyframe) by libx264."""
+    source = av.open(f"{_VIDEO_SOURCE},trim=duration={CLIP_SECONDS}", format="lavfi")
+    with source, av.open(str(path), "w", format="h264") as out:
+        stream = out.add_stream("libx264", rate=FPS, options=_VIDEO_OPTIONS)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for frame in source.decode(video=0):
+            frame.pict_type = av.video.frame.PictureType.NONE  # libx264 chooses
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def _write_audio(path: Path) -> None:
+    """Stereo Opus in 20 ms packets, in Ogg."""
+    source = av.open(f"{_AUDIO_SOURCE}:duration={CLIP_SECONDS}", format="lavfi")
+    with source, av.open(str(path), "w", format="ogg") as out:
+        stream = out.add_stream(
+            "libopus", rate=AUDIO_CLOCK_HZ, layout="stereo", options=_AUDIO_OPTIONS
+        )
+        resampler = av.AudioResampler(format="flt", layout="stereo", rate=AUDIO_CLOCK_HZ)
+        for frame in source.decode(audio=0):
+            for converted in resampler.resample(frame):
+                out.mux(stream.encode(converted))
+        for converted in resampler.resample(None):
+            out.mux(stream.encode(converted))
+        out.mux(stream.encode(None))
 
 
 def _first_slice(au: bytes) -> int:
