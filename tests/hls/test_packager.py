@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import av
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from livecore.hls.fmp4 import parse_fragment, parse_init
@@ -77,6 +79,28 @@ async def test_audio_only_broadcast_cuts_segments_by_duration(env: Env) -> None:
     result = await asyncio.to_thread(probe, str(b.directory / "vod.m3u8"))
     assert result.video_codec is None and result.audio_codec == "aac"
     assert_continuous(list(result.audio), 1024 / 48000)
+
+
+def _decoded_audio(url: str) -> npt.NDArray[np.float32]:
+    """All the AAC of a playlist decoded: one row of float samples per channel."""
+    with av.open(url) as container:
+        frames = [f.to_ndarray() for f in container.decode(audio=0)]
+    return np.concatenate(frames, axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+async def test_aac_carries_the_publishers_sound(env: Env, channels: int) -> None:
+    b = env.broadcast()
+    await b.publish(encode_opus(150, channels=channels))  # 3 s of a 440 Hz tone at 0.3
+    await b.packager.wait_closed()
+    pcm = await asyncio.to_thread(_decoded_audio, str(b.directory / "vod.m3u8"))
+    assert pcm.shape[0] == channels
+    second = pcm[:, 48_000:96_000]  # past the codecs' start-up
+    for channel in second:
+        spectrum = np.abs(np.fft.rfft(channel))
+        assert abs(int(np.argmax(spectrum)) - 440) <= 2  # 1 Hz bins over one second
+        rms = float(np.sqrt(np.mean(channel**2)))
+        assert 0.15 < rms < 0.27, rms  # 0.3 / sqrt(2), give or take the codecs
 
 
 async def test_video_only_broadcast(env: Env) -> None:
