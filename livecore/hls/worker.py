@@ -208,6 +208,9 @@ class _Mux:
 
 
 def _opus_decoder(layout: str) -> av.AudioCodecContext:
+    # libopus first, though FFmpeg's own decoder is a little cheaper: that one yields float
+    # with detail below 16 bits, which makes the AAC coder up to four times slower on clean
+    # signals (a test tone: 4.8% of a core instead of 1.1%); libopus yields 16-bit samples.
     try:
         decoder = av.CodecContext.create("libopus", "r")
     except av.FFmpegError:
