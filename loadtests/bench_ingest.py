@@ -78,6 +78,7 @@ from loadtests.server import free_port, start_server, stop_server
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark passphrase"
 MAX_SECONDS = 300.0
+PY_SPY = ROOT / ".venv" / "bin" / "py-spy"  # a sampling profiler, not a livecore dependency
 
 FPS = 30
 VIDEO_CLOCK_HZ = 90_000
@@ -1154,12 +1155,11 @@ async def _probe(http: aiohttp.ClientSession, until: float) -> list[float]:
 
 async def _start_py_spy(args: argparse.Namespace, pid: int) -> asyncio.subprocess.Process | None:
     """Sample the server with py-spy (raw folded stacks) for most of the window."""
-    spy = ROOT / ".venv" / "bin" / "py-spy"
-    if args.py_spy is None or not spy.exists():
+    if args.py_spy is None:
         return None
     duration = max(1, int(args.seconds) - 2)
     return await asyncio.create_subprocess_exec(
-        str(spy), "record", "-p", str(pid), "-d", str(duration), "-r", "50", "--nonblocking",
+        str(PY_SPY), "record", "-p", str(pid), "-d", str(duration), "-r", "50", "--nonblocking",
         "--subprocesses", "-f", "raw", "-o", str(args.py_spy), *(["--gil"] if args.gil else []),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
@@ -1444,6 +1444,10 @@ def main() -> None:
     parser.add_argument("--gil", action="store_true", help="py-spy: only threads holding the GIL")
     parser.add_argument("--keep-log", type=Path, help="copy the server log here")
     args = parser.parse_args()
+    if args.py_spy is not None and not PY_SPY.exists():
+        parser.error(
+            f"--py-spy needs py-spy in the virtualenv: {ROOT}/.venv/bin/pip install py-spy"
+        )
     args.seconds = max(1.0, min(args.seconds, MAX_SECONDS))
     args.warmup = max(0.0, min(args.warmup, 60.0))
     args.streams = max(1, min(args.streams, 200))
