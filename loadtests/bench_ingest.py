@@ -69,7 +69,6 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from livecore.config import HlsConfig
 from livecore.hls.h264 import rbsp
 from livecore.sfu.passthrough import restrict_host_addresses
 from loadtests import hlsjs_player
@@ -402,10 +401,6 @@ def _ms(values: Sequence[float], *ps: float) -> str:
     if not values:
         return "no samples"
     return ", ".join(f"p{p:g} {_pct(values, p) * 1000:.0f} ms" for p in ps)
-
-
-def _renditions_supported() -> bool:
-    return "renditions" in {f.name for f in dataclasses.fields(HlsConfig)}
 
 
 async def _create_streams(base: str, n: int) -> list[tuple[str, str]]:
@@ -1121,9 +1116,15 @@ async def _ingest_measure(
     others = host - cpu["server"] - cpu["workers"] - cpu["postgres"] - pub_cpu - own_cpu
     print(
         f"host CPU busy {host / elapsed * 100:.0f}% of one core ({cores} cores), of which "
-        f"{max(0.0, others) / elapsed * 100:.0f}% by processes this benchmark did not start; "
+        f"{max(0.0, others) / elapsed * 100:.0f}% by other processes"
+        + (" (Chromium's among them)" if args.hlsjs else "")
+        + "; "
         f"load average {os.getloadavg()[0]:.1f}"
-        + ("  !! the host was not quiet: figures are pessimistic" if others / elapsed > 0.1 else "")
+        + (
+            "  !! the host was not quiet: figures are pessimistic"
+            if others / elapsed > 0.1 and not args.hlsjs
+            else ""
+        )
     )
     print(
         f"UDP datagrams dropped, receive buffer full: {rcvbuf} on the host in the window; "
@@ -1437,7 +1438,7 @@ def main() -> None:
     parser.add_argument(
         "--renditions",
         default="source",
-        help="LIVECORE_HLS__RENDITIONS when livecore has that setting ('' for its default)",
+        help="the server's hls.renditions ('' for livecore's default)",
     )
     parser.add_argument("--log-level", default="warning", help="server log level")
     parser.add_argument("--py-spy", type=Path, help="ingest mode: profile the server into FILE")
@@ -1459,10 +1460,7 @@ def main() -> None:
         f"clip: {WIDTH}x{HEIGHT} {FPS} fps H.264 baseline, keyint {KEYINT}, "
         f"{clip.video_kbps:.0f} kb/s video + Opus, {len(clip.video) / FPS:.0f}s looped"
     )
-    if _renditions_supported():
-        print(f"hls.renditions: {args.renditions or '(livecore default)'}")
-    else:
-        print("hls.renditions: not a livecore setting yet (source only)")
+    print(f"hls.renditions: {args.renditions or '(livecore default)'}")
     with tempfile.TemporaryDirectory(prefix="livecore-bench-ingest-") as tmp_name:
         tmp = Path(tmp_name)
         port = free_port()
