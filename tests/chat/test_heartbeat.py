@@ -11,7 +11,7 @@ from livecore.chat.metrics import ChatMetrics
 from livecore.chat.room import Outbox, Rooms, RoomTuning
 from livecore.events.bus import LocalBus
 from tests.chat.conftest import Viewer, chat_config, connect, stream, user
-from tests.chat.test_room_sweep import MemoryTransport
+from tests.chat.memory_transport import MemoryTransport
 from tests.conftest import MakeClient
 
 

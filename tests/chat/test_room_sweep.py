@@ -7,7 +7,6 @@ write slice, and events arriving between two slices, can be set up exactly.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -15,36 +14,7 @@ from prometheus_client import CollectorRegistry
 from livecore.chat.metrics import ChatMetrics
 from livecore.chat.room import MAX_DEFERRALS, WRITE_SLICE, Outbox, Room, RoomTuning
 from livecore.events.types import Event, encode
-
-
-class MemoryTransport:
-    """A socket transport that keeps what is written; `backlog` is what the client has not
-    read yet."""
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-        self.backlog = 0
-        self.aborted = False
-
-    def write(self, data: bytes) -> None:
-        self.frames.append(data)
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return self.backlog
-
-    def abort(self) -> None:
-        self.aborted = True
-
-    def events(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for frame in self.frames:
-            assert frame[0] == 0x81  # one whole text frame per write
-            header = 2 if frame[1] < 126 else 4 if frame[1] == 126 else 10
-            out.extend(json.loads(frame[header:]))
-        return out
+from tests.chat.memory_transport import MemoryTransport
 
 
 def event(n: int, kind: str = "chat") -> Event:
