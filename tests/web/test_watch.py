@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 
 from livecore.app import create_app
 from livecore.config import Config
@@ -111,3 +113,109 @@ async def test_watch_page_plays_the_live_stream_with_hls_js(
         await expect(offline).to_have_text("This stream is offline.", timeout=POLL_WAIT_MS)
         await expect(page.locator("#state")).to_have_text("offline")
         assert not tab.csp_violations(), tab.console_errors
+
+
+async def _recordings(client: Client, slug: str) -> list[dict[str, Any]]:
+    """The stream's recordings, once its last broadcast is listed (packaging finishes it)."""
+    async with asyncio.timeout(30):
+        while True:
+            body = await (await client.get(f"/api/v1/streams/{slug}/recordings")).json()
+            if body["recordings"]:
+                return list(body["recordings"])
+            await asyncio.sleep(0.2)
+
+
+async def _playing(page: Page, past_s: float = 1.0) -> None:
+    await page.wait_for_function(
+        f"() => document.getElementById('video').currentTime > {past_s}", timeout=30_000
+    )
+
+
+@pytest.mark.skipif(not _hls_wired(), reason="the app has no /hls/ routes yet")
+async def test_watch_page_lists_past_broadcasts_and_plays_one_as_vod(
+    client: Client, chromium: Chromium
+) -> None:
+    keys = await _streams(client, ("vod-show", "VOD show"))
+    async with _live(client, "vod-show", keys["vod-show"]):
+        await asyncio.sleep(5)  # two or more complete segments
+    (recording,) = await _recordings(client, "vod-show")
+    async with chromium.tab(str(client.make_url("/"))) as tab:
+        page = tab.page
+        video = page.locator("#video")
+        await page.goto("/watch/vod-show")
+        await expect(page.locator("#state")).to_have_text("offline")
+        await expect(page.locator("#message")).to_have_text("This stream is offline.")
+        items = page.locator("#recording-list button")
+        await expect(items).to_have_count(1)
+        await items.first.click()
+        await _playing(page)
+        await expect(page.locator("#message")).to_be_hidden()
+        duration = await video.evaluate("v => v.duration")
+        assert math.isfinite(duration) and duration > 3, duration  # VOD: its whole length
+        assert (await video.evaluate("v => v.currentSrc")).startswith("blob:")  # hls.js
+        await expect(items.first).to_have_attribute("aria-current", "true")
+        assert f"recording={recording['id']}" in page.url  # the address can be shared
+
+        await page.goto(f"/watch/vod-show?recording={recording['id']}")
+        await _playing(page, 0.5)
+        async with _live(client, "vod-show", keys["vod-show"]):
+            # The recording keeps playing when the stream goes live; one click goes to live.
+            back = page.locator("#back-to-live")
+            await expect(back).to_be_visible(timeout=POLL_WAIT_MS)
+            async with page.expect_request(lambda r: "/hls/vod-show/" in r.url):
+                await back.click()  # the live stream's playlist is asked for
+            await expect(back).to_be_hidden()
+            assert "recording=" not in page.url
+            await _playing(page, 0.5)
+        await page.goto("/watch/vod-show?recording=999999")
+        await expect(page.locator("#message")).to_have_text("That recording is no longer kept.")
+        assert not tab.csp_violations(), tab.console_errors
+
+
+async def _log_in(page: Page, email: str) -> None:
+    status = await page.evaluate(
+        """async (email) => (await fetch("/api/v1/auth/login", {
+            method: "POST", headers: {"Content-Type": "application/json"},
+            body: JSON.stringify({email, password: "correct horse battery"}),
+        })).status""",
+        email,
+    )
+    assert status == 200
+
+
+@pytest.mark.skipif(not _hls_wired(), reason="the app has no /hls/ routes yet")
+async def test_subscriber_only_stream_plays_with_a_token_for_those_allowed(
+    client: Client, chromium: Chromium
+) -> None:
+    host = await register(client, "host@example.com", creator=True, display_name="Host")
+    await register(client, "fan@example.com", display_name="Fan")
+    resp = await client.post(
+        "/api/v1/streams",
+        json={"slug": "club", "title": "Club", "visibility": "subscribers"},
+        headers=bearer(host["token"]),
+    )
+    assert resp.status == 201, await resp.text()
+    key = (await resp.json())["stream_key"]
+    message = "#message"
+    async with _live(client, "club", key):
+        async with chromium.tab(str(client.make_url("/"))) as tab:
+            page = tab.page
+            await page.goto("/watch/club")
+            await expect(page.locator(message)).to_have_text(
+                "This stream is for subscribers: log in to watch."
+            )
+            await _log_in(page, "fan@example.com")  # not a subscriber (none can be yet)
+            await page.goto("/watch/club")
+            await expect(page.locator(message)).to_have_text("This stream is for its subscribers.")
+            assert not tab.csp_violations(), tab.console_errors
+
+        async with chromium.tab(str(client.make_url("/"))) as tab:
+            page = tab.page
+            hls_urls: list[str] = []
+            page.on("request", lambda r: hls_urls.append(r.url) if "/hls/club/" in r.url else None)
+            await page.goto("/")
+            await _log_in(page, "host@example.com")  # the owner may watch
+            await page.goto("/watch/club")
+            await _playing(page)
+            assert hls_urls and all("token=" in url for url in hls_urls), hls_urls
+            assert not tab.csp_violations(), tab.console_errors

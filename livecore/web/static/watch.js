@@ -1,8 +1,12 @@
-// The watch page: the stream's title and state from the API, and its HLS with hls.js in
-// low-latency mode (or the browser's own HLS where hls.js cannot run, as on iOS Safari).
-import { api } from "./api.js";
+// The watch page: the stream's title and state from the API, its live HLS with hls.js in
+// low-latency mode (or the browser's own HLS where hls.js cannot run, as on iOS Safari), and
+// its past broadcasts, each playable as VOD. Subscriber-only streams play with the signed
+// playback token the API gives to those allowed to watch.
+import { api, el, show as say } from "./api.js";
 
 const POLL_MS = 5000;
+const RECORDINGS_EVERY_MS = 30_000; // the list is looked at again when the state changes
+const TICKET_MARGIN_MS = 60_000; // a token this close to expiring is renewed first
 const $ = (id) => document.getElementById(id);
 const video = $("video");
 const title = $("title");
@@ -10,32 +14,60 @@ const badge = $("state");
 const owner = $("owner");
 const message = $("message");
 const error = $("error");
+const backToLive = $("back-to-live");
+const pastBroadcasts = $("recordings");
+const recordingList = $("recording-list");
 const slug = decodeURIComponent(location.pathname.split("/").pop());
-const source = `/hls/${encodeURIComponent(slug)}/master.m3u8`;
+const streamPath = `/api/v1/streams/${encodeURIComponent(slug)}`;
 
 let hls = null; // the hls.js player while playing with it
-let playing = false;
+let playing = null; // what plays: "live", a recording id, or null
 let unplayable = false; // no way to play HLS here: stop trying
+let refused = ""; // why this viewer may not play the stream, once the API said so
+let ticket = null; // {url, token, expires_at} from the playback API
+let state = null; // the stream's state at the last look
+let recordings = []; // the stream's recordings, newest first
+let recordingsLoaded = { at: 0, state: null };
+// A recording asked for in the address (?recording=ID): played instead of the live stream.
+let chosen = new URLSearchParams(location.search).get("recording");
 
-function say(node, text) {
-  node.textContent = text || "";
-  node.hidden = !text;
+/** The playback ticket, renewed before it expires; null when this viewer may not watch. */
+async function playbackTicket() {
+  const fresh = ticket && (!ticket.expires_at || ticket.expires_at * 1000 - Date.now() > TICKET_MARGIN_MS);
+  if (fresh || refused) return refused ? null : ticket;
+  try {
+    ticket = await api("POST", `${streamPath}/playback`);
+    return ticket;
+  } catch (err) {
+    if (err.status === 401) refused = "This stream is for subscribers: log in to watch.";
+    else if (err.status === 403) refused = "This stream is for its subscribers.";
+    else throw err;
+    return null;
+  }
 }
 
-function start() {
-  playing = true;
+function withToken(url, token) {
+  return token ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : url;
+}
+
+/** Play `source`: the live stream (low latency) or a recording (VOD). */
+function start(what, source) {
+  stop();
+  playing = what;
   say(message, "");
   const Hls = window.Hls;
   if (Hls && Hls.isSupported()) {
-    // Catch up (up to 1.5x speed) when behind the target latency, e.g. after a stall.
-    hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 });
+    // Live: catch up (up to 1.5x speed) when behind the target latency, e.g. after a stall.
+    const options = what === "live" ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 } : {};
+    hls = new Hls(options);
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (!data.fatal) return;
       if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
         hls.recoverMediaError();
       } else {
         stop();
-        say(message, "Playback interrupted: retrying…");
+        ticket = null; // an expired token is one way to get here
+        say(message, what === "live" ? "Playback interrupted: retrying…" : "This recording could not be played.");
         pollSoon(); // ended, or the network failed: look at the stream's state again
       }
     });
@@ -44,7 +76,7 @@ function start() {
   } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
     video.src = source;
   } else {
-    playing = false;
+    playing = null;
     unplayable = true;
     say(error, Hls ? "This browser cannot play HLS." : "The player (hls.js) is not installed on this server.");
     return;
@@ -57,18 +89,95 @@ function stop() {
     hls.destroy();
     hls = null;
   }
-  if (playing) {
+  if (playing !== null) {
     video.removeAttribute("src");
     video.load();
   }
-  playing = false;
+  playing = null;
+}
+
+function formatWhen(iso) {
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+function formatLength(startIso, endIso) {
+  const seconds = Math.max(0, Math.round((Date.parse(endIso) - Date.parse(startIso)) / 1000));
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return h ? `${h} h ${m} min` : m ? `${m} min ${s} s` : `${s} s`;
+}
+
+function showRecordings() {
+  recordingList.replaceChildren(
+    ...recordings.map((r) => {
+      const label = `${formatWhen(r.started_at)} · ${formatLength(r.started_at, r.ended_at)}`;
+      const button = el("button", { type: "button", class: "quiet", onclick: () => chooseRecording(r.id) }, label);
+      if (playing === r.id) button.setAttribute("aria-current", "true");
+      return el("li", {}, button);
+    }),
+  );
+  pastBroadcasts.hidden = recordings.length === 0;
+}
+
+async function loadRecordings() {
+  const due = recordingsLoaded.state !== state || Date.now() - recordingsLoaded.at > RECORDINGS_EVERY_MS;
+  if (!due) return;
+  ({ recordings } = await api("GET", `${streamPath}/recordings`));
+  recordingsLoaded = { at: Date.now(), state };
+  showRecordings();
+}
+
+function setAddress(recordingId) {
+  const url = new URL(location.href);
+  if (recordingId === null) url.searchParams.delete("recording");
+  else url.searchParams.set("recording", recordingId);
+  history.replaceState(null, "", url);
+}
+
+async function chooseRecording(id) {
+  chosen = String(id);
+  setAddress(chosen);
+  await syncPlayer();
+}
+
+backToLive.addEventListener("click", async () => {
+  chosen = null;
+  setAddress(null);
+  await syncPlayer();
+});
+
+/** Start or stop the player to match what is chosen and the stream's state. */
+async function syncPlayer() {
+  backToLive.hidden = chosen === null || state !== "live";
+  if (chosen !== null) {
+    const recording = recordings.find((r) => String(r.id) === chosen);
+    if (!recording) {
+      stop();
+      say(message, "That recording is no longer kept.");
+    } else if (String(playing) !== chosen && !unplayable) {
+      const granted = await playbackTicket();
+      if (granted) start(recording.id, withToken(recording.url, granted.token));
+      else say(message, refused);
+    }
+  } else if (state === "live") {
+    if (playing !== "live" && !unplayable) {
+      const granted = await playbackTicket();
+      if (granted) start("live", granted.url);
+      else say(message, refused);
+    }
+  } else {
+    stop();
+    say(message, "This stream is offline.");
+  }
+  showRecordings();
 }
 
 /** Show the stream's state; start or stop the player to match. False: stop polling. */
 async function refresh() {
   let stream;
   try {
-    ({ stream } = await api("GET", `/api/v1/streams/${encodeURIComponent(slug)}`));
+    ({ stream } = await api("GET", streamPath));
   } catch (err) {
     if (err.status === 404) {
       title.textContent = slug;
@@ -78,18 +187,19 @@ async function refresh() {
     say(error, `Could not load the stream: ${err.message}`);
     return true;
   }
-  say(error, unplayable ? error.textContent : "");
   const name = stream.title || stream.slug;
   document.title = `${name} — livecore`;
   title.textContent = name;
   owner.textContent = stream.owner.display_name ? `by ${stream.owner.display_name}` : "";
   badge.textContent = stream.state;
   badge.classList.toggle("live", stream.state === "live");
-  if (stream.state === "live") {
-    if (!playing && !unplayable) start();
-  } else {
-    stop();
-    say(message, "This stream is offline.");
+  state = stream.state;
+  try {
+    if (state !== "live" || chosen !== null) await loadRecordings();
+    await syncPlayer();
+    say(error, unplayable ? error.textContent : "");
+  } catch (err) {
+    say(error, `Could not load the stream: ${err.message}`);
   }
   return true;
 }
@@ -108,5 +218,7 @@ function pollSoon() {
 }
 
 // The broadcast's last segment played out (the playlist was ended): is it over?
-video.addEventListener("ended", pollSoon);
+video.addEventListener("ended", () => {
+  if (playing === "live") pollSoon();
+});
 poll();
