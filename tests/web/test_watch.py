@@ -53,6 +53,14 @@ async def _live(client: Client, slug: str, key: str) -> AsyncIterator[Publicatio
         await pub.close()
 
 
+async def _thumbnail_made(client: Client, slug: str) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            if (await client.get(f"/hls/{slug}/thumb.jpg")).status == 200:
+                return
+            await asyncio.sleep(0.2)
+
+
 async def test_home_lists_live_streams_and_watch_shows_their_state(
     client: Client, chromium: Chromium
 ) -> None:
@@ -62,11 +70,18 @@ async def test_home_lists_live_streams_and_watch_shows_their_state(
         chromium.tab(str(client.make_url("/"))) as tab,
     ):
         page = tab.page
+        await _thumbnail_made(client, "on-air")
         await page.goto("/")
         cards = page.locator("#streams a")
         await expect(cards).to_have_count(1)
         await expect(cards).to_contain_text("On air")
         await expect(cards).to_contain_text("Host")
+        # The card shows the stream's latest thumbnail (a JPEG the browser decoded).
+        thumb = cards.locator("img.thumb")
+        await expect(thumb).to_have_attribute("src", "/hls/on-air/thumb.jpg")
+        await page.wait_for_function(
+            "() => document.querySelector('#streams img.thumb')?.naturalWidth > 0"
+        )
         await expect(page.get_by_role("link", name="Studio").first).to_have_attribute(
             "href", "/studio"
         )

@@ -5,6 +5,19 @@ const REFRESH_MS = 10_000;
 const list = document.getElementById("streams");
 const status = document.getElementById("status");
 
+/** The stream's latest picture; public streams only (the others need a playback token). */
+function thumbnail(stream) {
+  if (stream.visibility !== "public") return "";
+  const img = el("img", {
+    class: "thumb",
+    src: `/hls/${encodeURIComponent(stream.slug)}/thumb.jpg`,
+    alt: "",
+    loading: "lazy",
+  });
+  img.addEventListener("error", () => img.remove()); // none yet: the next refresh tries again
+  return img;
+}
+
 function card(stream) {
   return el(
     "li",
@@ -12,6 +25,7 @@ function card(stream) {
     el(
       "a",
       { href: `/watch/${encodeURIComponent(stream.slug)}` },
+      thumbnail(stream),
       el("span", { class: "title" }, stream.title || stream.slug),
       el("span", { class: "owner" }, stream.owner.display_name || ""),
     ),
