@@ -49,8 +49,9 @@ async def test_a_dead_process_ends_its_broadcast_and_the_next_gets_a_new_one(env
         os.kill(pid, signal.SIGKILL)  # the process this test's packaging started
         await asyncio.wait_for(first.packager.wait_closed(), 30)
         p = first.packager
-        assert p.ended and p.failed and p.write_errors == 0
-        assert p.segments and all(s.complete for s in p.segments)
+        assert p.ended and p.failed and p.write_errors == 0, (p.ended, p.failed, p.write_errors)
+        segments = [(s.msn, s.complete, len(s.parts)) for s in p.segments]
+        assert p.segments and all(s.complete for s in p.segments), segments
         text = render_media(p.media_state())
         assert text.rstrip().endswith("#EXT-X-ENDLIST")
         for unit in units[half:]:
@@ -60,11 +61,14 @@ async def test_a_dead_process_ends_its_broadcast_and_the_next_gets_a_new_one(env
         second = env.broadcast("second")
         await second.publish(units)
         await asyncio.wait_for(second.packager.wait_closed(), 60)
-        assert not second.packager.failed and len(second.packager.segments) >= 3
+        second_state = (second.packager.failed, len(second.packager.segments))
+        assert not second.packager.failed and len(second.packager.segments) >= 3, second_state
         assert env.packaging.pids != [pid]
         sample = env.registry.get_sample_value
-        assert sample("livecore_hls_packaging_process_deaths_total") == 1.0
-        assert sample("livecore_hls_packaging_processes") == 1.0
+        deaths = sample("livecore_hls_packaging_process_deaths_total")
+        assert deaths == 1.0, deaths
+        running = sample("livecore_hls_packaging_processes")
+        assert running == 1.0, running
     finally:
         await env.packaging.close()
 
