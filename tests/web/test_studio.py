@@ -92,6 +92,14 @@ async def test_studio_goes_live_from_the_camera_with_h264(
         await wait_state(client, "cam-show", "live")
         assert await _h264_keyframes(client, "cam-show", want=2, timeout_s=20) == 2
 
+        # A viewer in another browser context plays the camera over LL-HLS with hls.js.
+        async with chromium.tab(str(client.make_url("/"))) as viewer:
+            await viewer.page.goto("/watch/cam-show")
+            await expect(viewer.page.locator("#state")).to_have_text("live")
+            advancing = "() => document.getElementById('video').currentTime > 2"
+            await viewer.page.wait_for_function(advancing, timeout=30_000)
+            assert not viewer.csp_violations(), viewer.console_errors
+
         await page.get_by_role("button", name="Stop").click()
         await expect(page.locator("#status")).to_have_text("Stopped: the stream is offline.")
         await wait_state(client, "cam-show", "offline")
