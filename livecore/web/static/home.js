@@ -10,9 +10,9 @@ function thumbnail(stream) {
   if (stream.visibility !== "public") return "";
   const img = el("img", {
     class: "thumb",
-    src: `/hls/${encodeURIComponent(stream.slug)}/thumb.jpg`,
+    loading: "lazy", // before src: set after it, the picture would already be on its way
     alt: "",
-    loading: "lazy",
+    src: `/hls/${encodeURIComponent(stream.slug)}/thumb.jpg`,
   });
   img.addEventListener("error", () => img.remove()); // none yet: the next refresh tries again
   return img;
