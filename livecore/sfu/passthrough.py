@@ -21,6 +21,11 @@
 6. ICE host candidates: aioice enumerates interfaces in `aioice.ice.get_host_addresses`
    (skipping loopback); operators choose the advertised addresses, so we replace it when
    `sfu.ice_host_addresses` is set.
+7. Rate counter after a pause: the receive-side bandwidth estimator's `RateCounter` empties
+   its 1 ms buckets one millisecond at a time, so the first packet after a pause in a
+   publisher's video (a camera turned off with `replaceTrack(null)`) held the loop ~50 ms
+   per minute of pause. Past one window every bucket is empty, so `_erase_old` now gets
+   there at once; the result is the same (tests compare it with aiortc's own).
 
 tests/signaling/test_whip.py and test_whep.py cover these over real loopback peers.
 """
@@ -35,6 +40,7 @@ from typing import Any
 
 import aioice.ice
 import aioice.turn
+import aiortc.rate
 import aiortc.rtcrtpreceiver
 from aiortc import RTCRtpReceiver, RTCRtpSender
 
@@ -97,11 +103,33 @@ def _decoder_worker(loop: Any, input_q: Any, output_q: Any, decode_error: Any) -
     _aiortc_decoder_worker(loop, input_q, output_q, decode_error)
 
 
+_aiortc_erase_old = aiortc.rate.RateCounter._erase_old
+
+
+def _erase_old(self: aiortc.rate.RateCounter, now_ms: int) -> None:
+    """aiortc's `RateCounter._erase_old`, without stepping through a gap longer than the
+    window: it would empty every bucket on the way, so they are emptied at once."""
+    window: int = self._window_size
+    origin = self._origin_ms
+    steps = 0 if origin is None else now_ms - window + 1 - origin
+    if origin is None or steps <= window:
+        _aiortc_erase_old(self, now_ms)
+        return
+    for bucket in self._buckets:
+        bucket.count = 0
+        bucket.value = 0
+    self._total.count = 0
+    self._total.value = 0
+    self._origin_index = (self._origin_index + steps) % window
+    self._origin_ms = origin + steps
+
+
 def install_passthrough() -> None:
     """Make every aiortc receiver in this process yield EncodedFrames (idempotent)."""
     # The receiver module imports these by name; the patch goes where they are looked up.
     aiortc.rtcrtpreceiver.get_decoder = _PassthroughDecoder  # type: ignore[attr-defined,assignment]
     aiortc.rtcrtpreceiver.decoder_worker = _decoder_worker
+    aiortc.rate.RateCounter._erase_old = _erase_old  # type: ignore[method-assign]
 
 
 def deliver_inline(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
