@@ -55,45 +55,17 @@ def render_media(
     state: MediaState, *, prefix: str = "", uri_query: str = "", low_latency: bool = True
 ) -> str:
     """A media playlist; `low_latency=False` leaves out every LL-HLS tag (recordings)."""
-    td = state.target_duration_s
-    lines = ["#EXTM3U", "#EXT-X-VERSION:9" if low_latency else "#EXT-X-VERSION:7"]
-    lines.append(f"#EXT-X-TARGETDURATION:{td}")
-    if not low_latency and state.ended:
-        lines.append("#EXT-X-PLAYLIST-TYPE:VOD")
-    lines.append(f"#EXT-X-MEDIA-SEQUENCE:{state.media_sequence}")
-    if state.discontinuity_sequence:
-        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{state.discontinuity_sequence}")
-    lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
-    if low_latency:
-        part_target = state.part_target_s
-        # PART-HOLD-BACK: at least twice the part target, three times recommended;
-        # HOLD-BACK: at least three target durations (RFC 8216bis 4.4.3.8).
-        lines.append(
-            "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,"
-            f"PART-HOLD-BACK={_decimal(3 * part_target)},HOLD-BACK={_decimal(3 * td)}"
-        )
-        lines.append(f"#EXT-X-PART-INF:PART-TARGET={_decimal(part_target)}")
+    lines = _header(
+        state.target_duration_s, state.media_sequence, state.discontinuity_sequence,
+        part_target_s=state.part_target_s if low_latency else None, vod=state.ended,
+    )  # fmt: skip
     segments = state.segments if low_latency else tuple(s for s in state.segments if s.complete)
     complete = [s for s in segments if s.complete]
     with_parts = {s.msn for s in complete[-PART_SEGMENTS_LISTED:]}
     previous: Segment | None = None
     for seg in segments:
-        if previous is not None and seg.discontinuity:
-            lines.append("#EXT-X-DISCONTINUITY")
-        if previous is None or seg.init != previous.init:
-            lines.append(f"#EXT-X-MAP:URI={_quoted_uri(prefix, init_name(seg.init), uri_query)}")
-        if previous is None or seg.discontinuity:
-            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(seg.program_date_time)}")
-        if low_latency and (not seg.complete or seg.msn in with_parts):
-            for part in seg.parts:
-                attrs = f"DURATION={_decimal(part.duration_s)},URI="
-                attrs += _quoted_uri(prefix, part.uri, uri_query)
-                if part.independent:
-                    attrs += ",INDEPENDENT=YES"
-                lines.append("#EXT-X-PART:" + attrs)
-        if seg.complete:
-            lines.append(f"#EXTINF:{seg.duration_s:.5f},")
-            lines.append(_uri(prefix, seg.uri, uri_query))
+        parts = low_latency and (not seg.complete or seg.msn in with_parts)
+        lines += _segment(seg, previous, prefix, uri_query, parts=parts)
         previous = seg
     if low_latency and state.preload_hint is not None and not state.ended:
         msn, index = state.preload_hint
@@ -102,6 +74,87 @@ def render_media(
     if state.ended:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
+
+
+def _header(
+    td: int,
+    media_sequence: int,
+    discontinuity_sequence: int,
+    *,
+    part_target_s: float | None,
+    vod: bool,
+) -> list[str]:
+    """The tags before the first segment; `part_target_s` None: no LL-HLS tags."""
+    low_latency = part_target_s is not None
+    lines = ["#EXTM3U", "#EXT-X-VERSION:9" if low_latency else "#EXT-X-VERSION:7"]
+    lines.append(f"#EXT-X-TARGETDURATION:{td}")
+    if not low_latency and vod:
+        lines.append("#EXT-X-PLAYLIST-TYPE:VOD")
+    lines.append(f"#EXT-X-MEDIA-SEQUENCE:{media_sequence}")
+    if discontinuity_sequence:
+        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
+    lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
+    if part_target_s is not None:
+        # PART-HOLD-BACK: at least twice the part target, three times recommended;
+        # HOLD-BACK: at least three target durations (RFC 8216bis 4.4.3.8).
+        lines.append(
+            "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,"
+            f"PART-HOLD-BACK={_decimal(3 * part_target_s)},HOLD-BACK={_decimal(3 * td)}"
+        )
+        lines.append(f"#EXT-X-PART-INF:PART-TARGET={_decimal(part_target_s)}")
+    return lines
+
+
+def _segment(
+    seg: Segment, previous: Segment | None, prefix: str, uri_query: str, *, parts: bool
+) -> list[str]:
+    """One segment's lines (with its parts when `parts`), after `previous`."""
+    lines = []
+    if previous is not None and seg.discontinuity:
+        lines.append("#EXT-X-DISCONTINUITY")
+    if previous is None or seg.init != previous.init:
+        lines.append(f"#EXT-X-MAP:URI={_quoted_uri(prefix, init_name(seg.init), uri_query)}")
+    if previous is None or seg.discontinuity:
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(seg.program_date_time)}")
+    if parts:
+        for part in seg.parts:
+            attrs = f"DURATION={_decimal(part.duration_s)},URI="
+            attrs += _quoted_uri(prefix, part.uri, uri_query)
+            if part.independent:
+                attrs += ",INDEPENDENT=YES"
+            lines.append("#EXT-X-PART:" + attrs)
+    if seg.complete:
+        lines.append(f"#EXTINF:{seg.duration_s:.5f},")
+        lines.append(_uri(prefix, seg.uri, uri_query))
+    return lines
+
+
+class RecordingPlaylist:
+    """A recording's VOD playlist as its broadcast goes on: `add` each complete segment,
+    `render` the whole. Each segment is rendered once, so rewriting the playlist after every
+    segment stays cheap in a broadcast of many hours (thousands of segments); the text is
+    what `render_media(..., low_latency=False)` of an ended state gives."""
+
+    def __init__(self, segment_target_s: float) -> None:
+        self._segment_target_s = segment_target_s
+        self._body: list[str] = []
+        self._first: Segment | None = None
+        self._previous: Segment | None = None
+        self._longest_s = 0.0
+
+    def add(self, seg: Segment) -> None:
+        if not seg.complete:
+            raise ValueError("only complete segments go into a recording")
+        self._body += _segment(seg, self._previous, "", "", parts=False)
+        self._first = self._first or seg
+        self._previous = seg
+        self._longest_s = max(self._longest_s, seg.duration_s)
+
+    def render(self) -> str:
+        td = target_duration(self._longest_s, self._segment_target_s)
+        first = self._first.msn if self._first is not None else 0
+        head = _header(td, first, 0, part_target_s=None, vod=True)
+        return "\n".join([*head, *self._body, "#EXT-X-ENDLIST"]) + "\n"
 
 
 def target_duration(longest_segment_s: float, segment_target_s: float) -> int:

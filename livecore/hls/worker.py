@@ -23,11 +23,10 @@ import numpy as np
 from livecore.config import HlsConfig
 from livecore.hls import h264
 from livecore.hls.fmp4 import BoxSplitter, TrackInfo, parse_fragment, parse_init
-from livecore.hls.playlist import render_media, target_duration
+from livecore.hls.playlist import RecordingPlaylist
 from livecore.hls.state import (
     VOD_PLAYLIST,
     InitInfo,
-    MediaState,
     Part,
     Segment,
     init_name,
@@ -257,7 +256,8 @@ class Worker:
         self._next_msn = spec.sequence_base
         self._open: Segment | None = None
         self._open_bytes: list[bytes] = []
-        self._segments: list[Segment] = []
+        self._recording = RecordingPlaylist(spec.config.segment_target_s)
+        self._segment_count = 0  # complete segments written
         self._discontinuity_pending = False
         self._wall_base: float | None = None
         self._origin_s = 0.0
@@ -386,7 +386,7 @@ class Worker:
     def _restart(self, keyframe: MediaUnit, sets: tuple[bytes, bytes], *, channels: int) -> None:
         self._close_mux()
         self._complete_open()
-        self._discontinuity_pending = bool(self._segments)
+        self._discontinuity_pending = self._segment_count > 0
         self._open_mux(keyframe.pts_s, sets, channels=channels)
         self._push(keyframe)
 
@@ -501,8 +501,9 @@ class Worker:
         seg = replace(self._open, complete=True)
         self._write(segment_name(seg.msn), b"".join(self._open_bytes))
         self._open, self._open_bytes = None, []
-        self._segments.append(seg)
+        self._segment_count += 1
         self._emit(SegmentUpdate(seg, self._lag_s()))
+        self._recording.add(seg)
         self._write_recording()
 
     def _lag_s(self) -> float:
@@ -512,16 +513,7 @@ class Worker:
     def _write_recording(self) -> None:
         """The whole broadcast so far as a finished VOD playlist, rewritten per segment so a
         crash mid-stream still leaves a playable recording up to the last complete segment."""
-        longest = max(s.duration_s for s in self._segments)
-        state = MediaState(
-            segments=tuple(self._segments),
-            target_duration_s=target_duration(longest, self._config.segment_target_s),
-            part_target_s=self._config.part_target_s,
-            discontinuity_sequence=0,
-            ended=True,
-            preload_hint=None,
-        )
-        self._write(VOD_PLAYLIST, render_media(state, low_latency=False).encode())
+        self._write(VOD_PLAYLIST, self._recording.render().encode())
 
     def _write(self, name: str, data: bytes) -> None:
         """Atomically: readers see the whole file or none of it."""

@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+import random
 import re
 
+import pytest
+
 from livecore.hls.h264 import codec_string, parameter_sets, picture_size
-from livecore.hls.playlist import render_media, render_multivariant, target_duration
+from livecore.hls.playlist import (
+    RecordingPlaylist,
+    render_media,
+    render_multivariant,
+    target_duration,
+)
 from livecore.hls.state import MediaState, Part, Segment, VariantInfo
 from tests.media import clip
 
@@ -68,6 +76,26 @@ def test_ended_and_recording_playlists() -> None:
     vod = render_media(_state(segs, ended=True), low_latency=False)
     assert "#EXT-X-PLAYLIST-TYPE:VOD" in vod and "#EXT-X-PART" not in vod
     assert "SERVER-CONTROL" not in vod and vod.endswith("#EXT-X-ENDLIST\n")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_recording_playlist_built_segment_by_segment_is_the_ended_playlist(seed: int) -> None:
+    rng = random.Random(seed)
+    recording = RecordingPlaylist(segment_target_s=2.0)
+    segments: list[Segment] = []
+    init = 0
+    for msn in range(rng.randrange(0, 50), 300):
+        discontinuity = rng.random() < 0.05
+        init += discontinuity and rng.random() < 0.5
+        seg = _segment(msn, parts=rng.randrange(1, 8), init=init, discontinuity=discontinuity)
+        segments.append(seg)
+        recording.add(seg)
+        if rng.random() < 0.1 or msn == 299:
+            longest = max(s.duration_s for s in segments)
+            whole = MediaState(tuple(segments), target_duration(longest, 2.0), 0.5, 0, True, None)
+            assert recording.render() == render_media(whole, low_latency=False)
+    with pytest.raises(ValueError):
+        recording.add(_segment(300, complete=False))
 
 
 def test_discontinuity_sequence_is_listed_when_not_zero() -> None:
