@@ -13,6 +13,7 @@ import logging
 import os
 import queue
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -258,6 +259,8 @@ class Worker:
         self._open_bytes: list[bytes] = []
         self._recording = RecordingPlaylist(spec.config.segment_target_s)
         self._segment_count = 0  # complete segments written
+        # (msn, parts) of the recent complete segments whose part files are still on disk.
+        self._parts_on_disk: deque[tuple[int, int]] = deque()
         self._discontinuity_pending = False
         self._wall_base: float | None = None
         self._origin_s = 0.0
@@ -505,6 +508,20 @@ class Worker:
         self._emit(SegmentUpdate(seg, self._lag_s()))
         self._recording.add(seg)
         self._write_recording()
+        self._parts_on_disk.append((seg.msn, len(seg.parts)))
+        if len(self._parts_on_disk) > self._config.live_window_segments:
+            self._delete_parts(*self._parts_on_disk.popleft())
+
+    def _delete_parts(self, msn: int, parts: int) -> None:
+        """Parts are for players at the live edge: the live playlist lists them for its last
+        few segments only, and the segment file holds the same bytes. Once a segment has left
+        the live window its parts go; kept, they doubled a recording's size on disk (and
+        retention, which counts media bytes, let the disk fill to twice its limit)."""
+        for index in range(parts):
+            try:
+                (self._dir / part_name(msn, index)).unlink(missing_ok=True)
+            except OSError:  # the recording is whole without it; the file is only left over
+                logger.warning("hls %s: could not delete %s", self._slug, part_name(msn, index))
 
     def _lag_s(self) -> float:
         # time.monotonic is the system's monotonic clock: the same in every process.

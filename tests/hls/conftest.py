@@ -80,14 +80,14 @@ class Env:
     broadcasts: list[Broadcast]
     packaging: PackagingProcesses | None = None  # None: each worker in a thread
 
-    def broadcast(self, slug: str = "demo", **kwargs: Any) -> Broadcast:
+    def broadcast(self, slug: str = "demo", config: HlsConfig = CONFIG, **kwargs: Any) -> Broadcast:
         hub = StreamHub(1, slug, queue_size=10_000)
         path = self.root / slug / "source"
         kwargs.setdefault("queue_units", 10_000)
         if self.packaging is not None:
             kwargs.setdefault("link", self.packaging.link())
         packager = Packager(
-            hub.subscribe("hls"), path, CONFIG, slug=slug, metrics=self.metrics, **kwargs
+            hub.subscribe("hls"), path, config, slug=slug, metrics=self.metrics, **kwargs
         )
         packager.start()
         self.directory.streams[slug] = {"source": packager}

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -65,6 +67,26 @@ async def test_broadcast_becomes_segments_parts_and_a_recording(env: Env) -> Non
     assert_continuous([t for t, _ in result.video], 1 / 30)
     assert_continuous(list(result.audio), 1024 / 48000)
     assert abs(result.audio[-1] - result.video[-1][0]) < 0.2
+
+
+async def test_parts_leave_the_disk_with_the_live_window_and_segments_stay(env: Env) -> None:
+    b = env.broadcast(config=dataclasses.replace(CONFIG, live_window_segments=3))
+    await b.publish(clip(8.0).interleaved())
+    await b.packager.wait_closed()
+    segs = b.packager.segments
+    assert len(segs) >= 6 and all(s.complete for s in segs)
+    files = set(await asyncio.to_thread(os.listdir, b.directory))
+    last = segs[-1].msn
+    for seg in segs:
+        assert seg.uri in files
+        kept = seg.msn > last - 3  # the segments of the live window keep their parts
+        assert all((p.uri in files) == kept for p in seg.parts), seg.msn
+    # Everything the last live playlist names is still there; the recording plays whole.
+    for line in render_media(b.packager.media_state()).splitlines():
+        for uri in re.findall(r'URI="([^"]+)"', line) or ([line] if line[:1] != "#" else []):
+            assert uri in files, uri
+    result = await asyncio.to_thread(probe, str(b.directory / "vod.m3u8"))
+    assert len(result.video) == len(clip(8.0).video)
 
 
 async def test_audio_only_broadcast_cuts_segments_by_duration(env: Env) -> None:
