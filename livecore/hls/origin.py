@@ -147,8 +147,7 @@ class HlsOrigin:
         for broadcast in self._by_slug.values():
             if broadcast.hub.stream_id == stream_id:
                 directory = broadcast.packager.directory
-                written = sum(p.size for s in broadcast.packager.segments for p in s.parts)
-                return directory, written
+                return directory, broadcast.packager.bytes_written
         return None
 
     async def wait_finished(self, stream: str) -> None:

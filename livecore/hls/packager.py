@@ -20,7 +20,7 @@ from livecore.config import HlsConfig
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packaging import ThreadLink, WorkerLink
 from livecore.hls.playlist import target_duration
-from livecore.hls.state import InitInfo, MediaState, Segment, VariantInfo
+from livecore.hls.state import InitInfo, MediaState, Part, Segment, VariantInfo
 from livecore.hls.worker import Finished, InitReady, SegmentUpdate, WorkerEvent, WorkerSpec
 from livecore.sfu.hub import Subscription
 from livecore.sfu.media import MediaUnit
@@ -66,8 +66,10 @@ class Packager:
         self._write_errors = 0
         self._drop_video_until_keyframe = False
         self._task: asyncio.Task[None] | None = None
-        # State mirrored from the worker; only touched on the loop.
+        # State mirrored from the worker; only touched on the loop. Only the recent segments
+        # are kept (see _forget_old_segments): a broadcast of hours has thousands.
         self._segments: list[Segment] = []
+        self.bytes_written = 0  # media bytes of every part so far: the recording's size
         self._discontinuities_before: list[int] = []  # per segment, for DISCONTINUITY-SEQUENCE
         self._inits: dict[int, InitInfo] = {}
         self._longest_s = 0.0
@@ -157,15 +159,21 @@ class Packager:
             if self._metrics is not None:
                 lag = self._metrics.segment_lag if seg.complete else self._metrics.part_lag
                 lag.observe(event.lag_s)
-            self._track_gop(seg)
-            if self._segments and self._segments[-1].msn == seg.msn:
+            known = self._segments[-1] if self._segments else None
+            new_parts = (
+                seg.parts[len(known.parts) :] if known and known.msn == seg.msn else seg.parts
+            )
+            self._track_gop(new_parts)
+            self.bytes_written += sum(part.size for part in new_parts)
+            if known is not None and known.msn == seg.msn:
                 self._segments[-1] = seg
             else:
-                before = self._discontinuities_before[-1] if self._segments else 0
-                if self._segments and self._segments[-1].discontinuity:
+                before = self._discontinuities_before[-1] if known is not None else 0
+                if known is not None and known.discontinuity:
                     before += 1
                 self._segments.append(seg)
                 self._discontinuities_before.append(before)
+                self._forget_old_segments()
             if seg.complete:
                 self._longest_s = max(self._longest_s, seg.duration_s)
         elif isinstance(event, Finished):
@@ -179,18 +187,25 @@ class Packager:
                 self._sub.end()  # wakes run() if it waits for media: nothing more is packaged
                 # A segment cut short by the failure has no segment file: never list it.
                 if self._segments and not self._segments[-1].complete:
-                    self._segments.pop()
+                    cut_short = self._segments.pop()
                     self._discontinuities_before.pop()
+                    self.bytes_written -= sum(part.size for part in cut_short.parts)
             if self._finished is not None and not self._finished.done():
                 self._finished.set_result(None)
         self.version += 1
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    def _track_gop(self, seg: Segment) -> None:
-        known = self._segments[-1] if self._segments else None
-        have = len(known.parts) if known is not None and known.msn == seg.msn else 0
-        for part in seg.parts[have:]:
+    def _forget_old_segments(self) -> None:
+        """Keep twice the live window: a segment stays served for as long as a playlist that
+        listed it can be in use (RFC 8216 6.2.2), and the recording on disk has them all."""
+        keep = 2 * self.config.live_window_segments + 1
+        if len(self._segments) > 2 * keep:  # trimmed in batches: amortised O(1) per segment
+            del self._segments[:-keep]
+            del self._discontinuities_before[:-keep]
+
+    def _track_gop(self, new_parts: tuple[Part, ...]) -> None:
+        for part in new_parts:
             if part.independent:
                 if self._since_keyframe_s > 0:
                     self._gop_s = self._since_keyframe_s
@@ -221,7 +236,8 @@ class Packager:
 
     @property
     def segments(self) -> tuple[Segment, ...]:
-        """Every segment of the broadcast so far; the last one may still be open."""
+        """The broadcast's recent segments (all of a short one: at least twice the live
+        window); the last one may still be open."""
         return tuple(self._segments)
 
     @property

@@ -89,6 +89,25 @@ async def test_parts_leave_the_disk_with_the_live_window_and_segments_stay(env: 
     assert len(result.video) == len(clip(8.0).video)
 
 
+async def test_a_long_broadcast_keeps_only_recent_segments_in_memory(env: Env) -> None:
+    b = env.broadcast(config=dataclasses.replace(CONFIG, live_window_segments=3))
+    await b.publish(clip(20.0).interleaved())
+    await b.packager.wait_closed()
+    p = b.packager
+    kept = p.segments
+    assert 7 <= len(kept) <= 14 and kept[0].msn > 0  # twice the window and more, not all 20
+    state = p.media_state()
+    assert [s.msn for s in state.segments] == [s.msn for s in kept[-3:]]
+    assert p.has_segment(kept[-1].msn) and not p.has_segment(0)
+    # The recording's size still counts every part of every segment.
+    files = await asyncio.to_thread(lambda: list(b.directory.glob("seg-*.m4s")))
+    assert len(files) == kept[-1].msn + 1
+    sizes = await asyncio.to_thread(lambda: sum(f.stat().st_size for f in files))
+    assert p.bytes_written == sizes
+    result = await asyncio.to_thread(probe, str(b.directory / "vod.m3u8"))
+    assert len(result.video) == len(clip(20.0).video)
+
+
 async def test_audio_only_broadcast_cuts_segments_by_duration(env: Env) -> None:
     b = env.broadcast()
     await b.publish(clip(4.0).audio)
