@@ -8,7 +8,7 @@ import logging
 import os
 import secrets
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from livecore.events.types import Event
 from livecore.hls import routes as hls_routes
 from livecore.hls import vod as vod_routes
 from livecore.hls.metrics import HlsMetrics
-from livecore.hls.origin import HlsOrigin
+from livecore.hls.origin import FinishedRecording, HlsOrigin
 from livecore.hls.packaging import PackagingProcesses
 from livecore.hls.source_transcode import SourceTranscode
 from livecore.hls.thumbnails import Thumbnail
@@ -75,7 +75,7 @@ from livecore.store.subscriptions import Subscriptions
 from livecore.store.tips import Tips
 from livecore.store.users import User
 from livecore.streams import routes as stream_routes
-from livecore.streams.live import BroadcastLog, StateChange
+from livecore.streams.live import BroadcastLog, RecordingDone, StateChange
 from livecore.streams.playback import PlaybackRefused
 from livecore.streams.retention import Retention
 from livecore.tips import earnings_routes, payout_routes, subscription_routes, webhook_routes
@@ -369,8 +369,15 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     )  # fmt: skip
     hubs.on_open(origin.attach)
 
+    recording_reports: set[asyncio.Task[None]] = set()
+
+    async def report_recording(serial: int, finished: Awaitable[FinishedRecording]) -> None:
+        recording = await finished
+        path = str(recording.directory.relative_to(config.data_path))
+        broadcasts.report(RecordingDone(serial, path, recording.size_bytes))
+
     def on_state(hub: StreamHub, live: bool) -> None:
-        media, path, size = None, "", 0
+        media, recording = None, None
         if not live:
             rendition = (origin.lookup(hub.slug) or {}).get("source")
             video = rendition.variant("") if rendition is not None else None
@@ -379,10 +386,13 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
                 width=video.width if video else None, height=video.height if video else None,
                 bitrate_bps=hub.stats.average_bitrate_bps(),
             )  # fmt: skip
-            if (recording := origin.recording_of(hub.stream_id)) is not None:
-                path = str(recording[0].relative_to(config.data_path))
-                size = recording[1]
-        broadcasts.report(StateChange(hub.stream_id, live, media, path, size))
+            recording = origin.recording_of(hub)
+        follows = recording is not None
+        broadcasts.report(StateChange(hub.stream_id, live, hub.serial, media, follows))
+        if recording is not None:
+            task = asyncio.create_task(report_recording(hub.serial, recording))
+            recording_reports.add(task)
+            task.add_done_callback(recording_reports.discard)
         state: dict[str, object] = {"state": "live" if live else "offline"}
         if media is not None:
             state.update(video_codec=media.video_codec, width=media.width, height=media.height)
@@ -402,6 +412,8 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     await app[PUBLISHERS].close()
     await app[VIEWERS].close()
     await origin.close()
+    # Packaging has finished: the last recordings are complete and reported.
+    await asyncio.gather(*recording_reports, return_exceptions=True)
     await packaging.close()
     await workers.close()
     try:

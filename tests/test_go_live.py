@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import av
 
+from livecore.appkeys import CONFIG
 from tests.conftest import Client, bearer, register
 from tests.media import clip
 from tests.rtc import publish
@@ -102,12 +103,15 @@ async def test_publish_over_whip_and_play_over_hls(client: Client, dsn: str) -> 
                 "SELECT ended_at, recording_path, width, height, recording_bytes, bitrate_bps"
                 " FROM broadcasts"
             )
-        ) is None or row["ended_at"] is None:
+        ) is None or not row["recording_path"]:  # listed once packaging has finished
             assert time.monotonic() < deadline
             await asyncio.sleep(0.1)
     finally:
         await conn.close()
     assert row["recording_path"].startswith("recordings/")
     assert (row["width"], row["height"]) == (640, 360)
-    assert row["recording_bytes"] > 0
     assert row["bitrate_bps"] > 100_000  # the clip is about 0.8 Mb/s of video
+    # Listed once complete: its size is every segment on disk, the last one included.
+    directory = client.app[CONFIG].data_path / row["recording_path"]
+    segments = await asyncio.to_thread(lambda: [f.stat().st_size for f in directory.glob("seg-*")])
+    assert segments and row["recording_bytes"] == sum(segments)

@@ -30,6 +30,12 @@ from livecore.sfu.hub import StreamHub
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class FinishedRecording:
+    directory: Path
+    size_bytes: int  # media bytes (every segment once)
+
+
 @dataclass
 class _Broadcast:
     hub: StreamHub
@@ -142,13 +148,19 @@ class HlsOrigin:
         broadcast = self._by_slug.get(stream)
         return broadcast.thumbnailer.latest if broadcast is not None else None
 
-    def recording_of(self, stream_id: int) -> tuple[Path, int] | None:
-        """The directory and size so far of a stream's current or last recording."""
-        for broadcast in self._by_slug.values():
-            if broadcast.hub.stream_id == stream_id:
-                directory = broadcast.packager.directory
-                return directory, broadcast.packager.bytes_written
-        return None
+    def recording_of(self, hub: StreamHub) -> Awaitable[FinishedRecording] | None:
+        """The recording of `hub`'s broadcast, once its packaging has finished (None: it
+        was never packaged here)."""
+        broadcast = self._by_slug.get(hub.slug)
+        if broadcast is None or broadcast.hub is not hub:
+            return None
+        return self._finished(broadcast)
+
+    @staticmethod
+    async def _finished(broadcast: _Broadcast) -> FinishedRecording:
+        await asyncio.wait([broadcast.task])  # a failed packager still leaves its recording
+        packager = broadcast.packager
+        return FinishedRecording(packager.directory, packager.bytes_written)
 
     async def wait_finished(self, stream: str) -> None:
         broadcast = self._by_slug.get(stream)

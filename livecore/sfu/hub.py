@@ -8,6 +8,7 @@ until the next keyframe, and never stalls the publisher or the other readers.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import deque
@@ -21,6 +22,9 @@ logger = logging.getLogger(__name__)
 # A GOP longer than this many units is not cached whole (a publisher that never sends
 # keyframes must not grow memory); new readers then wait for the next keyframe.
 MAX_GOP_UNITS = 1200
+
+
+_SERIALS = itertools.count(1)
 
 
 class HubClosed(Exception):
@@ -113,6 +117,7 @@ class StreamHub:
     ) -> None:
         self.stream_id = stream_id
         self.slug = slug
+        self.serial = next(_SERIALS)  # tells this broadcast from the stream's others
         self.stats = HubStats()
         # The kinds of media the publisher's offer announced (readers need not wait for others).
         self.kinds = kinds

@@ -74,21 +74,27 @@ class Broadcasts:
         assert row is not None
         return _broadcast(row)
 
-    async def describe(self, broadcast_id: int, media: MediaInfo, recording_path: str) -> None:
+    async def describe(self, broadcast_id: int, media: MediaInfo) -> None:
         await self._db.pool.execute(
             "UPDATE broadcasts SET video_codec = $2, audio_codec = $3, width = $4, height = $5,"
-            " bitrate_bps = $6, recording_path = $7 WHERE id = $1",
+            " bitrate_bps = $6 WHERE id = $1",
             broadcast_id, media.video_codec, media.audio_codec, media.width, media.height,
-            media.bitrate_bps, recording_path,
+            media.bitrate_bps,
         )  # fmt: skip
 
-    async def end(self, broadcast_id: int, recording_bytes: int) -> None:
+    async def keep_recording(self, broadcast_id: int, path: str, size_bytes: int) -> None:
+        """The broadcast's recording is complete at `path`: list it from now on."""
+        await self._db.pool.execute(
+            "UPDATE broadcasts SET recording_path = $2, recording_bytes = $3 WHERE id = $1",
+            broadcast_id, path, size_bytes,
+        )  # fmt: skip
+
+    async def end(self, broadcast_id: int) -> None:
         async with self._db.transaction() as conn:
             stream_id = await conn.fetchval(
-                "UPDATE broadcasts SET ended_at = coalesce(ended_at, now()), recording_bytes = $2"
+                "UPDATE broadcasts SET ended_at = coalesce(ended_at, now())"
                 " WHERE id = $1 RETURNING stream_id",
                 broadcast_id,
-                recording_bytes,
             )
             if stream_id is not None:
                 await conn.execute(

@@ -2,6 +2,8 @@
 
 Hubs report state synchronously (they never wait); this turns those reports into ordered
 database writes on one task, so a stream never shows live after its end was recorded.
+A broadcast's recording is listed (and played as VOD) only once its packaging has finished:
+until then its playlist may still lack the last segment.
 """
 
 from __future__ import annotations
@@ -24,9 +26,18 @@ _QUEUE_CHANGES = 10_000
 class StateChange:
     stream_id: int
     live: bool
-    media: MediaInfo | None = None
-    recording_path: str = ""
-    recording_bytes: int = 0
+    broadcast: int  # which broadcast (the hub's serial): a recording report names it too
+    media: MediaInfo | None = None  # at the end
+    recording_follows: bool = False  # at the end: a RecordingDone will come
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingDone:
+    """A broadcast's recording is complete on disk: from now on it is listed and played."""
+
+    broadcast: int
+    path: str  # relative to the data directory
+    size_bytes: int
 
 
 class BroadcastLog:
@@ -35,17 +46,17 @@ class BroadcastLog:
     def __init__(self, db: Database, on_change: Callable[[], None]) -> None:
         self._broadcasts = Broadcasts(db)
         self._on_change = on_change
-        self._queue: asyncio.Queue[StateChange] = asyncio.Queue(_QUEUE_CHANGES)
+        self._queue: asyncio.Queue[StateChange | RecordingDone] = asyncio.Queue(_QUEUE_CHANGES)
         self._open: dict[int, int] = {}  # stream id -> open broadcast id
+        self._recording: dict[int, int] = {}  # broadcast (serial) -> id, until RecordingDone
         self.lost = 0
 
-    def report(self, change: StateChange) -> None:
+    def report(self, change: StateChange | RecordingDone) -> None:
         try:
             self._queue.put_nowait(change)
         except asyncio.QueueFull:
             self.lost += 1
-            logger.error("stream %d: state change lost, database writer is stuck",
-                         change.stream_id)  # fmt: skip
+            logger.error("%s lost, database writer is stuck", change)
 
     async def run(self) -> None:
         while True:
@@ -53,7 +64,7 @@ class BroadcastLog:
             try:
                 await self._apply(change)
             except Exception:
-                logger.exception("stream %d: could not record state change", change.stream_id)
+                logger.exception("could not record %s", change)
             finally:
                 self._queue.task_done()
 
@@ -62,16 +73,21 @@ class BroadcastLog:
         async with asyncio.timeout(timeout_s):
             await self._queue.join()
 
-    async def _apply(self, change: StateChange) -> None:
-        if change.live:
+    async def _apply(self, change: StateChange | RecordingDone) -> None:
+        if isinstance(change, RecordingDone):
+            broadcast_id = self._recording.pop(change.broadcast, None)
+            if broadcast_id is not None:
+                await self._broadcasts.keep_recording(broadcast_id, change.path, change.size_bytes)
+        elif change.live:
             broadcast = await self._broadcasts.start(change.stream_id)
             self._open[change.stream_id] = broadcast.id
         else:
-            broadcast_id = self._open.get(change.stream_id)
+            broadcast_id = self._open.pop(change.stream_id, None)
             if broadcast_id is None:
                 return
             if change.media is not None:
-                await self._broadcasts.describe(broadcast_id, change.media, change.recording_path)
-            await self._broadcasts.end(broadcast_id, change.recording_bytes)
-            del self._open[change.stream_id]
+                await self._broadcasts.describe(broadcast_id, change.media)
+            await self._broadcasts.end(broadcast_id)
+            if change.recording_follows:
+                self._recording[change.broadcast] = broadcast_id
         self._on_change()

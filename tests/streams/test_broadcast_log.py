@@ -1,0 +1,68 @@
+"""The log of broadcasts: states in order, and a recording listed only once it is complete,
+on the broadcast it belongs to even when the stream is live again by then."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from livecore.store import Database
+from livecore.store.broadcasts import MediaInfo
+from livecore.streams.live import BroadcastLog, RecordingDone, StateChange
+
+MEDIA = MediaInfo(video_codec="h264", audio_codec="opus", width=1280, height=720,
+                  bitrate_bps=2_500_000)  # fmt: skip
+
+
+async def _stream(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        user = await conn.fetchval(
+            "INSERT INTO users (email, display_name, password_hash, role)"
+            " VALUES ('b@example.com', 'B', 'x', 'creator') RETURNING id"
+        )
+        return int(
+            await conn.fetchval(
+                "INSERT INTO streams (owner_id, slug) VALUES ($1, 'logged') RETURNING id", user
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def test_a_recording_is_listed_once_complete_even_after_the_next_go_live(
+    db: Database, dsn: str
+) -> None:
+    stream = await _stream(dsn)
+    log = BroadcastLog(db, on_change=lambda: None)
+    writer = asyncio.create_task(log.run())
+    try:
+        log.report(StateChange(stream, True, broadcast=1))
+        log.report(StateChange(stream, False, broadcast=1, media=MEDIA, recording_follows=True))
+        log.report(StateChange(stream, True, broadcast=2))  # live again before packaging ended
+        await log.drain()
+        rows = await db.pool.fetch(
+            "SELECT id, ended_at, recording_path, recording_bytes, width FROM broadcasts"
+            " ORDER BY id"
+        )
+        first, second = rows
+        assert first["ended_at"] is not None and first["width"] == 1280
+        assert first["recording_path"] == "" and second["ended_at"] is None  # not listed yet
+
+        log.report(RecordingDone(1, "recordings/1/a", 12_345))
+        log.report(RecordingDone(1, "recordings/1/b", 1))  # a duplicate changes nothing
+        await log.drain()
+        rows = await db.pool.fetch(
+            "SELECT recording_path, recording_bytes, ended_at FROM broadcasts ORDER BY id"
+        )
+        assert [(r["recording_path"], r["recording_bytes"]) for r in rows] == [
+            ("recordings/1/a", 12_345),
+            ("", 0),
+        ]
+        assert rows[1]["ended_at"] is None  # the second broadcast is still live
+        state = await db.pool.fetchval("SELECT state FROM streams WHERE id = $1", stream)
+        assert state == "live"
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
