@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class FinishedRecording:
     directory: Path
-    size_bytes: int  # media bytes (every segment once)
+    size_bytes: int  # media bytes of every rendition (each segment once)
 
 
 @dataclass
@@ -159,8 +159,9 @@ class HlsOrigin:
     @staticmethod
     async def _finished(broadcast: _Broadcast) -> FinishedRecording:
         await asyncio.wait([broadcast.task])  # a failed packager still leaves its recording
-        packager = broadcast.packager
-        return FinishedRecording(packager.directory, packager.bytes_written)
+        packagers = [broadcast.packager, *(r.packager for r in broadcast.renditions.values())]
+        size = sum(p.bytes_written for p in packagers)
+        return FinishedRecording(broadcast.packager.directory, size)
 
     async def wait_finished(self, stream: str) -> None:
         broadcast = self._by_slug.get(stream)

@@ -109,6 +109,16 @@ async def test_360p_rendition_is_keyframe_aligned_and_listed(origin: Origin) -> 
     finally:
         await publisher
     await origin.origin.wait_finished("demo")
+    # The recording's size counts every rendition's segments, as they take the disk.
+    finished = origin.origin.recording_of(hub)
+    assert finished is not None
+    recording = await finished
+    files = await asyncio.to_thread(
+        lambda: [(f.parent.name, f.stat().st_size) for f in directory.rglob("seg-*")]
+    )
+    assert recording.directory == directory
+    assert recording.size_bytes == sum(size for _, size in files)
+    assert "360p" in {parent for parent, _ in files}
 
     variants = [line for line in master.splitlines() if line.startswith("#EXT-X-STREAM-INF")]
     uris = [line for line in master.splitlines() if line.endswith("index.m3u8")]
