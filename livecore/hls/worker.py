@@ -24,7 +24,7 @@ import numpy as np
 from livecore.config import HlsConfig
 from livecore.hls import h264
 from livecore.hls.fmp4 import BoxSplitter, TrackInfo, parse_fragment, parse_init
-from livecore.hls.playlist import RecordingPlaylist
+from livecore.hls.playlist import PART_SEGMENTS_LISTED, RecordingPlaylist
 from livecore.hls.state import (
     VOD_PLAYLIST,
     InitInfo,
@@ -440,6 +440,10 @@ class Worker:
             self._drain()
         self._close_mux()
         self._complete_open()
+        # The ended live playlist lists parts of its last few segments only; older ones have
+        # been unlisted for a segment or more, and nothing lists them again.
+        while len(self._parts_on_disk) > PART_SEGMENTS_LISTED:
+            self._delete_parts(*self._parts_on_disk.popleft())
 
     # -- fragments out ------------------------------------------------------------------------
 

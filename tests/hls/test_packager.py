@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import itertools
 import os
 import re
 import shutil
@@ -47,8 +48,12 @@ async def test_broadcast_becomes_segments_parts_and_a_recording(env: Env) -> Non
     assert sorted(t.kind for t in tracks.values()) == ["audio", "video"]
     for seg in segs:
         assert seg.parts[0].independent
-        blobs = [await _read(b.directory / part.uri) for part in seg.parts]
-        assert b"".join(blobs) == await _read(b.directory / seg.uri)  # segment = its parts
+        whole = await _read(b.directory / seg.uri)
+        assert sum(part.size for part in seg.parts) == len(whole)  # segment = its parts
+        ends = list(itertools.accumulate(part.size for part in seg.parts))
+        blobs = [whole[end - part.size : end] for part, end in zip(seg.parts, ends, strict=True)]
+        if seg.msn > segs[-1].msn - 3:  # parts still on disk: the ended playlist lists them
+            assert blobs == [await _read(b.directory / part.uri) for part in seg.parts]
         for part, blob in zip(seg.parts, blobs, strict=True):
             info = parse_fragment(blob, tracks)
             assert {r.kind for r in info.runs if r.samples} == {"video", "audio"}  # muxed
@@ -69,8 +74,11 @@ async def test_broadcast_becomes_segments_parts_and_a_recording(env: Env) -> Non
     assert abs(result.audio[-1] - result.video[-1][0]) < 0.2
 
 
-async def test_parts_leave_the_disk_with_the_live_window_and_segments_stay(env: Env) -> None:
-    b = env.broadcast(config=dataclasses.replace(CONFIG, live_window_segments=3))
+@pytest.mark.parametrize("window", [3, 12])  # parts go as segments leave it, or at the end
+async def test_parts_leave_the_disk_with_the_live_window_and_segments_stay(
+    env: Env, window: int
+) -> None:
+    b = env.broadcast(config=dataclasses.replace(CONFIG, live_window_segments=window))
     await b.publish(clip(8.0).interleaved())
     await b.packager.wait_closed()
     segs = b.packager.segments
@@ -79,7 +87,7 @@ async def test_parts_leave_the_disk_with_the_live_window_and_segments_stay(env: 
     last = segs[-1].msn
     for seg in segs:
         assert seg.uri in files
-        kept = seg.msn > last - 3  # the segments of the live window keep their parts
+        kept = seg.msn > last - 3  # the ended playlist lists the parts of its last three
         assert all((p.uri in files) == kept for p in seg.parts), seg.msn
     # Everything the last live playlist names is still there; the recording plays whole.
     for line in render_media(b.packager.media_state()).splitlines():
