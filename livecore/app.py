@@ -373,7 +373,10 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
 
     async def report_recording(serial: int, finished: Awaitable[FinishedRecording]) -> None:
         recording = await finished
-        path = str(recording.directory.relative_to(config.data_path))
+        # A broadcast that ended before its first segment has nothing to play: never listed.
+        path = (
+            str(recording.directory.relative_to(config.data_path)) if recording.size_bytes else ""
+        )
         broadcasts.report(RecordingDone(serial, path, recording.size_bytes))
 
     def on_state(hub: StreamHub, live: bool) -> None:
