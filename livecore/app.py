@@ -75,7 +75,7 @@ from livecore.store.subscriptions import Subscriptions
 from livecore.store.tips import Tips
 from livecore.store.users import User
 from livecore.streams import routes as stream_routes
-from livecore.streams.live import BroadcastLog, RecordingDone, StateChange
+from livecore.streams.live import BroadcastLog, RecordingDone, StateChange, finish_interrupted
 from livecore.streams.playback import PlaybackRefused
 from livecore.streams.retention import Retention
 from livecore.tips import earnings_routes, payout_routes, subscription_routes, webhook_routes
@@ -355,6 +355,8 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     install_passthrough()
     restrict_host_addresses(config.sfu.ice_host_addresses)
     enlarge_receive_buffers(config.sfu.udp_receive_buffer_bytes)
+    # Before this node takes publishers: recordings it was writing when it last stopped.
+    await finish_interrupted(app[DB], config.data_path)
     broadcasts = BroadcastLog(app[DB], on_change=app[stream_routes.LISTINGS].invalidate)
     writer = asyncio.create_task(broadcasts.run(), name="broadcast-log")
     hubs = app[HUBS] = HubRegistry(queue_size=config.sfu.reader_queue_units)
@@ -372,15 +374,13 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     recording_reports: set[asyncio.Task[None]] = set()
 
     async def report_recording(serial: int, finished: Awaitable[FinishedRecording]) -> None:
-        recording = await finished
-        # A broadcast that ended before its first segment has nothing to play: never listed.
-        path = (
-            str(recording.directory.relative_to(config.data_path)) if recording.size_bytes else ""
-        )
-        broadcasts.report(RecordingDone(serial, path, recording.size_bytes))
+        recording = await finished  # size 0 (ended before its first segment): never listed
+        broadcasts.report(RecordingDone(serial, recording.size_bytes))
 
     def on_state(hub: StreamHub, live: bool) -> None:
-        media, recording = None, None
+        media, recording, path = None, None, ""
+        if live and (directory := origin.directory_of(hub)) is not None:
+            path = str(directory.relative_to(config.data_path))
         if not live:
             rendition = (origin.lookup(hub.slug) or {}).get("source")
             video = rendition.variant("") if rendition is not None else None
@@ -391,7 +391,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
             )  # fmt: skip
             recording = origin.recording_of(hub)
         follows = recording is not None
-        broadcasts.report(StateChange(hub.stream_id, live, hub.serial, media, follows))
+        broadcasts.report(StateChange(hub.stream_id, live, hub.serial, path, media, follows))
         if recording is not None:
             task = asyncio.create_task(report_recording(hub.serial, recording))
             recording_reports.add(task)

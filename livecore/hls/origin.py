@@ -148,6 +148,13 @@ class HlsOrigin:
         broadcast = self._by_slug.get(stream)
         return broadcast.thumbnailer.latest if broadcast is not None else None
 
+    def directory_of(self, hub: StreamHub) -> Path | None:
+        """Where `hub`'s broadcast is recorded (None: it is not packaged here)."""
+        broadcast = self._by_slug.get(hub.slug)
+        if broadcast is None or broadcast.hub is not hub:
+            return None
+        return broadcast.packager.directory
+
     def recording_of(self, hub: StreamHub) -> Awaitable[FinishedRecording] | None:
         """The recording of `hub`'s broadcast, once its packaging has finished (None: it
         was never packaged here)."""

@@ -56,15 +56,19 @@ class Broadcasts:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def start(self, stream_id: int) -> Broadcast:
-        """Open a broadcast and mark the stream live (closing one left open by a crash)."""
+    async def start(self, stream_id: int, recording_path: str = "") -> Broadcast:
+        """Open a broadcast recording into `recording_path` (relative to the data directory)
+        and mark the stream live, closing one left open by a crash."""
         async with self._db.transaction() as conn:
             await conn.execute(
                 "UPDATE broadcasts SET ended_at = now() WHERE stream_id = $1 AND ended_at IS NULL",
                 stream_id,
             )
             row = await conn.fetchrow(
-                f"INSERT INTO broadcasts (stream_id) VALUES ($1) RETURNING {_COLUMNS}", stream_id
+                f"INSERT INTO broadcasts (stream_id, recording_path) VALUES ($1, $2)"
+                f" RETURNING {_COLUMNS}",
+                stream_id,
+                recording_path,
             )
             await conn.execute(
                 "UPDATE streams SET state = 'live', started_at = now(), ended_at = NULL,"
@@ -82,12 +86,22 @@ class Broadcasts:
             media.bitrate_bps,
         )  # fmt: skip
 
-    async def keep_recording(self, broadcast_id: int, path: str, size_bytes: int) -> None:
-        """The broadcast's recording is complete at `path`: list it from now on."""
+    async def recording_done(self, broadcast_id: int, size_bytes: int) -> None:
+        """The broadcast's recording is complete on disk: listed from now on if it has media."""
         await self._db.pool.execute(
-            "UPDATE broadcasts SET recording_path = $2, recording_bytes = $3 WHERE id = $1",
-            broadcast_id, path, size_bytes,
+            "UPDATE broadcasts SET recording_ready = recording_path <> '' AND $2 > 0,"
+            " recording_bytes = $2 WHERE id = $1",
+            broadcast_id, size_bytes,
         )  # fmt: skip
+
+    async def unfinished_recordings(self) -> list[tuple[int, str, bool]]:
+        """(id, recording path, still open) of every recording not complete yet, on any node."""
+        rows = await self._db.pool.fetch(
+            "SELECT id, recording_path, ended_at IS NULL AS open FROM broadcasts"
+            " WHERE recording_path <> '' AND NOT recording_ready"
+            " AND recording_deleted_at IS NULL ORDER BY id"
+        )
+        return [(r["id"], r["recording_path"], r["open"]) for r in rows]
 
     async def end(self, broadcast_id: int) -> None:
         async with self._db.transaction() as conn:
@@ -106,7 +120,7 @@ class Broadcasts:
     async def recordings(self, stream_id: int, limit: int = 50) -> list[Broadcast]:
         rows = await self._db.pool.fetch(
             f"SELECT {_COLUMNS} FROM broadcasts WHERE stream_id = $1 AND ended_at IS NOT NULL"
-            " AND recording_path <> '' AND recording_deleted_at IS NULL"
+            " AND recording_ready AND recording_deleted_at IS NULL"
             " ORDER BY started_at DESC LIMIT $2",
             stream_id,
             limit,
@@ -124,7 +138,7 @@ class Broadcasts:
         """(stream slug, recording path) of a kept recording, for serving it as VOD."""
         row = await self._db.pool.fetchrow(
             "SELECT s.slug, b.recording_path FROM broadcasts b JOIN streams s ON s.id = b.stream_id"
-            " WHERE b.id = $1 AND b.ended_at IS NOT NULL AND b.recording_path <> ''"
+            " WHERE b.id = $1 AND b.ended_at IS NOT NULL AND b.recording_ready"
             " AND b.recording_deleted_at IS NULL",
             broadcast_id,
         )

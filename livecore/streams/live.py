@@ -12,7 +12,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from livecore.hls.state import VOD_PLAYLIST
 from livecore.store import Database
 from livecore.store.broadcasts import Broadcasts, MediaInfo
 
@@ -27,6 +29,7 @@ class StateChange:
     stream_id: int
     live: bool
     broadcast: int  # which broadcast (the hub's serial): a recording report names it too
+    recording_path: str = ""  # at the start: where it records, relative to the data directory
     media: MediaInfo | None = None  # at the end
     recording_follows: bool = False  # at the end: a RecordingDone will come
 
@@ -36,8 +39,7 @@ class RecordingDone:
     """A broadcast's recording is complete on disk: from now on it is listed and played."""
 
     broadcast: int
-    path: str  # relative to the data directory
-    size_bytes: int
+    size_bytes: int  # 0: nothing was recorded
 
 
 class BroadcastLog:
@@ -77,9 +79,9 @@ class BroadcastLog:
         if isinstance(change, RecordingDone):
             broadcast_id = self._recording.pop(change.broadcast, None)
             if broadcast_id is not None:
-                await self._broadcasts.keep_recording(broadcast_id, change.path, change.size_bytes)
+                await self._broadcasts.recording_done(broadcast_id, change.size_bytes)
         elif change.live:
-            broadcast = await self._broadcasts.start(change.stream_id)
+            broadcast = await self._broadcasts.start(change.stream_id, change.recording_path)
             self._open[change.stream_id] = broadcast.id
         else:
             broadcast_id = self._open.pop(change.stream_id, None)
@@ -91,3 +93,39 @@ class BroadcastLog:
             if change.recording_follows:
                 self._recording[change.broadcast] = broadcast_id
         self._on_change()
+
+
+async def finish_interrupted(db: Database, data_dir: Path) -> list[int]:
+    """At a node's start: finish what it was recording when it stopped without ending its
+    broadcasts (a crash, a kill). Their recordings are on this disk, playable up to the last
+    complete segment (the worker rewrote the VOD playlist after each): they are listed, and
+    broadcasts still open are ended, their streams offline. Nothing else packages here yet,
+    so every unfinished recording on this disk is such a one; other nodes' recordings are on
+    their own disks and are left to them."""
+    broadcasts = Broadcasts(db)
+    finished = []
+    for broadcast_id, path, still_open in await broadcasts.unfinished_recordings():
+        size = await asyncio.to_thread(_recorded_bytes, data_dir, path)
+        if size is None:
+            continue
+        if still_open:
+            await broadcasts.end(broadcast_id)
+        await broadcasts.recording_done(broadcast_id, size)
+        finished.append(broadcast_id)
+        logger.warning(
+            "broadcast %d was interrupted (the node stopped during it): recording of %d bytes"
+            " kept up to its last complete segment", broadcast_id, size,
+        )  # fmt: skip
+    return finished
+
+
+def _recorded_bytes(data_dir: Path, path: str) -> int | None:
+    """Media bytes of a recording on this disk (0 without a complete segment); None when it
+    is not on this disk."""
+    root = data_dir.resolve()
+    directory = (data_dir / path).resolve()
+    if not directory.is_relative_to(root) or not directory.is_dir():
+        return None
+    if not (directory / VOD_PLAYLIST).is_file():
+        return 0
+    return sum(f.stat().st_size for f in directory.rglob("seg-*.m4s"))

@@ -38,27 +38,28 @@ async def test_a_recording_is_listed_once_complete_even_after_the_next_go_live(
     log = BroadcastLog(db, on_change=lambda: None)
     writer = asyncio.create_task(log.run())
     try:
-        log.report(StateChange(stream, True, broadcast=1))
+        log.report(StateChange(stream, True, broadcast=1, recording_path="recordings/1/a"))
         log.report(StateChange(stream, False, broadcast=1, media=MEDIA, recording_follows=True))
-        log.report(StateChange(stream, True, broadcast=2))  # live again before packaging ended
+        # Live again before the first broadcast's packaging has finished:
+        log.report(StateChange(stream, True, broadcast=2, recording_path="recordings/1/b"))
         await log.drain()
         rows = await db.pool.fetch(
-            "SELECT id, ended_at, recording_path, recording_bytes, width FROM broadcasts"
-            " ORDER BY id"
+            "SELECT id, ended_at, recording_ready, width FROM broadcasts ORDER BY id"
         )
         first, second = rows
         assert first["ended_at"] is not None and first["width"] == 1280
-        assert first["recording_path"] == "" and second["ended_at"] is None  # not listed yet
+        assert not first["recording_ready"] and second["ended_at"] is None  # not listed yet
 
-        log.report(RecordingDone(1, "recordings/1/a", 12_345))
-        log.report(RecordingDone(1, "recordings/1/b", 1))  # a duplicate changes nothing
+        log.report(RecordingDone(1, 12_345))
+        log.report(RecordingDone(1, 1))  # a duplicate changes nothing
         await log.drain()
         rows = await db.pool.fetch(
-            "SELECT recording_path, recording_bytes, ended_at FROM broadcasts ORDER BY id"
+            "SELECT recording_path, recording_ready, recording_bytes, ended_at FROM broadcasts"
+            " ORDER BY id"
         )
-        assert [(r["recording_path"], r["recording_bytes"]) for r in rows] == [
-            ("recordings/1/a", 12_345),
-            ("", 0),
+        assert [tuple(r.values())[:3] for r in rows] == [
+            ("recordings/1/a", True, 12_345),
+            ("recordings/1/b", False, 0),
         ]
         assert rows[1]["ended_at"] is None  # the second broadcast is still live
         state = await db.pool.fetchval("SELECT state FROM streams WHERE id = $1", stream)
