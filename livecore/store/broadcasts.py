@@ -40,6 +40,11 @@ class KeptRecording:
     ended_at: datetime
 
 
+# A recording complete on disk. Nodes older than migration 0008 do not set recording_ready
+# (a rolling upgrade): they write a recording's size only once it is complete.
+_LISTED = "(recording_ready OR recording_bytes > 0)"
+
+
 def _broadcast(row: asyncpg.Record) -> Broadcast:
     return Broadcast(
         row["id"], row["stream_id"], row["started_at"], row["ended_at"], row["video_codec"],
@@ -120,7 +125,7 @@ class Broadcasts:
     async def recordings(self, stream_id: int, limit: int = 50) -> list[Broadcast]:
         rows = await self._db.pool.fetch(
             f"SELECT {_COLUMNS} FROM broadcasts WHERE stream_id = $1 AND ended_at IS NOT NULL"
-            " AND recording_ready AND recording_deleted_at IS NULL"
+            f" AND {_LISTED} AND recording_deleted_at IS NULL"
             " ORDER BY started_at DESC LIMIT $2",
             stream_id,
             limit,
@@ -138,7 +143,7 @@ class Broadcasts:
         """(stream slug, recording path) of a kept recording, for serving it as VOD."""
         row = await self._db.pool.fetchrow(
             "SELECT s.slug, b.recording_path FROM broadcasts b JOIN streams s ON s.id = b.stream_id"
-            " WHERE b.id = $1 AND b.ended_at IS NOT NULL AND b.recording_ready"
+            f" WHERE b.id = $1 AND b.ended_at IS NOT NULL AND {_LISTED}"
             " AND b.recording_deleted_at IS NULL",
             broadcast_id,
         )

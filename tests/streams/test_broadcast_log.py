@@ -8,7 +8,7 @@ import asyncio
 import asyncpg
 
 from livecore.store import Database
-from livecore.store.broadcasts import MediaInfo
+from livecore.store.broadcasts import Broadcasts, MediaInfo
 from livecore.streams.live import BroadcastLog, RecordingDone, StateChange
 
 MEDIA = MediaInfo(video_codec="h264", audio_codec="opus", width=1280, height=720,
@@ -67,3 +67,17 @@ async def test_a_recording_is_listed_once_complete_even_after_the_next_go_live(
     finally:
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
+
+
+async def test_a_recording_finished_by_a_node_older_than_recording_ready_is_listed(
+    db: Database, dsn: str
+) -> None:
+    stream = await _stream(dsn)
+    # What a node from before migration 0008 writes at the end: the path and the size only.
+    await db.pool.execute(
+        "INSERT INTO broadcasts (stream_id, ended_at, recording_path, recording_bytes)"
+        " VALUES ($1, now(), 'recordings/9/old', 4096)",
+        stream,
+    )
+    listed = await Broadcasts(db).recordings(stream)
+    assert [b.recording_path for b in listed] == ["recordings/9/old"]
