@@ -161,6 +161,27 @@ class Broadcasts:
             for r in rows
         ]
 
+    async def delete_recording(self, stream_id: int, broadcast_id: int) -> str | None:
+        """Stop listing and serving one of a stream's recordings; returns where its files are
+        (None: the stream has no such recording)."""
+        path: str | None = await self._db.pool.fetchval(
+            "UPDATE broadcasts SET recording_deleted_at = now() WHERE id = $1 AND stream_id = $2"
+            f" AND ended_at IS NOT NULL AND {_LISTED} AND recording_deleted_at IS NULL"
+            " RETURNING recording_path",
+            broadcast_id, stream_id,
+        )  # fmt: skip
+        return path
+
+    async def recently_deleted(self, within_days: int) -> list[str]:
+        """Paths of recordings deleted in the last `within_days` (their files may still be on
+        the disk of the node that recorded them)."""
+        rows = await self._db.pool.fetch(
+            "SELECT recording_path FROM broadcasts WHERE recording_path <> ''"
+            " AND recording_deleted_at > now() - make_interval(days => $1)",
+            within_days,
+        )
+        return [r["recording_path"] for r in rows]
+
     async def mark_deleted(self, broadcast_id: int) -> None:
         await self._db.pool.execute(
             "UPDATE broadcasts SET recording_deleted_at = now() WHERE id = $1", broadcast_id

@@ -15,6 +15,10 @@ from livecore.store.broadcasts import Broadcasts, KeptRecording
 
 logger = logging.getLogger(__name__)
 
+# How long after an owner deletes a recording other nodes still look for its files: a node
+# down longer than this keeps them until its operator removes them.
+TAKEN_DOWN_DAYS = 7
+
 
 class Retention:
     def __init__(self, db: Database, data_dir: Path, settings: RecordingsConfig) -> None:
@@ -43,7 +47,16 @@ class Retention:
             await asyncio.to_thread(shutil.rmtree, self._path(recording), True)
             await self._broadcasts.mark_deleted(recording.id)
             logger.info("recording of broadcast %d deleted by retention", recording.id)
+        await self._remove_taken_down()
         return [r.id for r in doomed]
+
+    async def _remove_taken_down(self) -> None:
+        """Recordings their owners deleted through another node: their files are here."""
+        for path in await self._broadcasts.recently_deleted(TAKEN_DOWN_DAYS):
+            directory = self._data_dir / path
+            if await asyncio.to_thread(self._is_local_path, directory):
+                await asyncio.to_thread(shutil.rmtree, directory, True)
+                logger.info("deleted recording %s removed from this disk", path)
 
     async def run(self) -> None:
         while True:
@@ -60,6 +73,9 @@ class Retention:
         return await asyncio.to_thread(self._is_local, recording)
 
     def _is_local(self, recording: KeptRecording) -> bool:
+        return self._is_local_path(self._path(recording))
+
+    def _is_local_path(self, directory: Path) -> bool:
         # Another node's recordings are not on this disk; that node sweeps them.
-        path = self._path(recording).resolve()
+        path = directory.resolve()
         return path.is_relative_to(self._data_dir.resolve()) and path.is_dir()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +19,13 @@ from livecore.jsonbody import invalid_message, read_body
 from livecore.store.broadcasts import Broadcasts
 from livecore.store.streams import Stream, StreamState, Visibility
 from livecore.streams.playback import PlaybackPolicy, PlaybackRefused
-from livecore.streams.service import NotAllowed, SlugTaken, StreamIsLive, StreamService
+from livecore.streams.service import (
+    NotAllowed,
+    SlugTaken,
+    StreamIsLive,
+    StreamService,
+    may_manage,
+)
 
 STREAMS = web.AppKey("streams", StreamService)
 # Public stream listings, by state filter; invalidated by this node's own changes.
@@ -37,6 +46,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/streams/{slug}/key", post_stream_key)
     app.router.add_post("/api/v1/streams/{slug}/playback", post_stream_playback)
     app.router.add_get("/api/v1/streams/{slug}/recordings", get_stream_recordings)
+    app.router.add_delete("/api/v1/streams/{slug}/recordings/{id}", delete_stream_recording)
 
 
 async def _service(app: web.Application) -> Any:
@@ -208,6 +218,34 @@ async def get_stream_recordings(request: web.Request) -> web.Response:
             ]
         }
     )
+
+
+async def delete_stream_recording(request: web.Request) -> web.Response:
+    """The owner or an admin takes a recording down: every node stops listing and serving it
+    at once; its files go from this disk now, or from the recording node's at its next
+    retention sweep."""
+    principal = await require_user(request)
+    stream = await _stream(request)
+    if not may_manage(principal.user, stream):
+        raise Forbidden("only the stream's owner or an admin may do this")
+    raw = request.match_info["id"]
+    path = None
+    if raw.isdigit() and len(raw) <= 18:
+        path = await Broadcasts(request.app[DB]).delete_recording(stream.id, int(raw))
+    if path is None:
+        raise NotFound("no such recording")
+    await asyncio.to_thread(_remove_recording, request.app[CONFIG].data_path, path)
+    await request.app[AUTH].audit.record(
+        "recording.delete", "broadcast", int(raw), actor_id=principal.user.id,
+        details={"stream": stream.slug},
+    )  # fmt: skip
+    return web.Response(status=204)
+
+
+def _remove_recording(data_dir: Path, path: str) -> None:
+    directory = (data_dir / path).resolve()
+    if path and directory.is_relative_to(data_dir.resolve()):
+        shutil.rmtree(directory, ignore_errors=True)  # not on this disk: nothing to remove
 
 
 async def hls_gate(request: web.Request, stream: str) -> str:

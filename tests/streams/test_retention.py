@@ -87,3 +87,32 @@ async def test_disk_limit_deletes_oldest_first(db: Database, dsn: str, tmp_path:
         assert await Retention(db, tmp_path, settings).sweep(now=NOW) == []
     finally:
         await conn.close()
+
+
+async def test_recordings_taken_down_through_another_node_leave_this_disk(
+    db: Database, dsn: str, tmp_path: Path
+) -> None:
+    conn = await _setup(dsn)
+    try:
+        recent = await _recording(conn, tmp_path, 1, 100)
+        long_ago = await _recording(conn, tmp_path, 3, 200)
+        await conn.execute(
+            "UPDATE broadcasts SET recording_deleted_at = now() - make_interval(days => $2)"
+            " WHERE id = $1",
+            recent,
+            0,
+        )
+        await conn.execute(
+            "UPDATE broadcasts SET recording_deleted_at = now() - make_interval(days => $2)"
+            " WHERE id = $1",
+            long_ago,
+            8,
+        )
+        rows = await conn.fetch("SELECT id, recording_path FROM broadcasts")
+        paths: dict[int, str] = {r["id"]: r["recording_path"] for r in rows}
+    finally:
+        await conn.close()
+    settings = RecordingsConfig(max_age_days=0, max_total_bytes=0)
+    await Retention(db, tmp_path, settings).sweep(now=NOW)
+    assert not await asyncio.to_thread((tmp_path / paths[recent]).exists)
+    assert await asyncio.to_thread((tmp_path / paths[long_ago]).exists)  # past the window

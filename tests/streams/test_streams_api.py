@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
-from livecore.appkeys import AUTH
+from livecore.appkeys import AUTH, CONFIG
 from livecore.auth.tokens import hash_secret
 from tests.conftest import Client, bearer, register
 
@@ -554,3 +556,59 @@ async def test_rotate_key_writes_an_audit_entry_naming_the_actor(client: Client,
         ("stream.create", owner_id),
         ("stream.rotate_key", owner_id),
     ]
+
+
+async def _kept_recording(client: Client, dsn: str, slug: str) -> tuple[int, Path]:
+    """A finished, listed recording of `slug`, with files on this node's disk."""
+    path = f"recordings/{slug}/r1"
+    directory = client.app[CONFIG].data_path / path
+    await asyncio.to_thread(_recording_files, directory)
+    rows = await fetch(
+        dsn,
+        "INSERT INTO broadcasts (stream_id, ended_at, recording_path, recording_ready,"
+        " recording_bytes) SELECT id, now(), $2, true, 4 FROM streams WHERE slug = $1"
+        " RETURNING id",
+        slug,
+        path,
+    )
+    return int(rows[0]["id"]), directory
+
+
+def _recording_files(directory: Path) -> None:
+    directory.mkdir(parents=True)
+    (directory / "vod.m3u8").write_text("#EXTM3U\n#EXT-X-ENDLIST\n")
+    (directory / "seg-0.m4s").write_bytes(b"seg!")
+
+
+async def test_the_owner_or_an_admin_takes_a_recording_down(client: Client, dsn: str) -> None:
+    owner = await creator(client)
+    other = await creator(client, "bob@example.com")
+    resp = await client.post("/api/v1/streams", json={"slug": "show"}, headers=owner)
+    assert resp.status == 201
+    broadcast, directory = await _kept_recording(client, dsn, "show")
+    url = f"/api/v1/streams/show/recordings/{broadcast}"
+    assert (await client.get(f"/vod/{broadcast}/vod.m3u8")).status == 200
+
+    client.session.cookie_jar.clear()  # the registrations' cookie sessions
+    assert (await client.delete(url)).status == 401
+    assert (await client.delete(url, headers=other)).status == 403
+    for wrong in ("999999", "abc", str(10**20)):
+        assert (
+            await client.delete(f"/api/v1/streams/show/recordings/{wrong}", headers=owner)
+        ).status == 404
+    assert await asyncio.to_thread(directory.exists)  # nothing changed so far
+
+    assert (await client.delete(url, headers=owner)).status == 204
+    assert not await asyncio.to_thread(directory.exists)
+    listed = await (await client.get("/api/v1/streams/show/recordings")).json()
+    assert listed["recordings"] == []
+    assert (await client.get(f"/vod/{broadcast}/vod.m3u8")).status == 404
+    assert (await client.delete(url, headers=owner)).status == 404  # already gone
+    audit = await fetch(dsn, "SELECT action FROM audit_log WHERE action = 'recording.delete'")
+    assert len(audit) == 1
+
+    again, _ = await _kept_recording(client, dsn, "show")
+    staff = await admin(client, dsn)
+    assert (
+        await client.delete(f"/api/v1/streams/show/recordings/{again}", headers=staff)
+    ).status == 204
