@@ -4,6 +4,7 @@ fake camera over WHIP (H.264, on loopback only), and stop."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 from playwright.async_api import expect
 
@@ -104,4 +105,19 @@ async def test_studio_goes_live_from_the_camera_with_h264(
         await expect(page.locator("#status")).to_have_text("Stopped: the stream is offline.")
         await wait_state(client, "cam-show", "offline")
         assert client.app[HUBS].by_slug("cam-show") is None
+
+        # The broadcast's recording is listed (once packaged) with a link to watch it, and
+        # the creator can delete it.
+        recordings = page.locator("#my-recordings li")
+        await expect(recordings).to_have_count(1, timeout=15_000)
+        watch = recordings.first.get_by_role("link")
+        await expect(watch).to_have_attribute(
+            "href", re.compile(r"^/watch/cam-show\?recording=\d+$")
+        )
+        page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await recordings.first.get_by_role("button", name="Delete").click()
+        await expect(recordings).to_have_count(0)
+        await expect(page.locator("#no-recordings")).to_be_visible()
+        listed = await (await client.get("/api/v1/streams/cam-show/recordings")).json()
+        assert listed["recordings"] == []
         assert not tab.csp_violations(), tab.console_errors

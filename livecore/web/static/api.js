@@ -72,3 +72,17 @@ export function show(node, text) {
   node.textContent = text || "";
   node.hidden = !text;
 }
+
+/** "5 Dec 2026, 08:12 · 12 min 3 s": when a recording started, and how long it is. */
+export function recordingLabel(recording) {
+  const when = new Date(recording.started_at).toLocaleString(undefined, {
+    dateStyle: "medium",
+    timeStyle: "short",
+  });
+  const ms = Date.parse(recording.ended_at) - Date.parse(recording.started_at);
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return `${when} · ${h ? `${h} h ${m} min` : m ? `${m} min ${s} s` : `${s} s`}`;
+}

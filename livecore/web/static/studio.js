@@ -1,7 +1,7 @@
 // The studio: log in, pick or create a stream, see its OBS settings, rotate its key, and go
 // live from this browser over WHIP. Stream keys are shown once by the API, so the page keeps
 // the ones it received in memory only.
-import { ApiError, api, el, show } from "./api.js";
+import { ApiError, api, el, recordingLabel, show } from "./api.js";
 import { publish } from "./whip.js";
 
 const LIST_REFRESH_MS = 5000;
@@ -26,11 +26,14 @@ const ui = {
   camera: $("camera"),
   goLive: $("go-live"),
   stop: $("stop"),
+  recordings: $("my-recordings"),
+  noRecordings: $("no-recordings"),
 };
 
 const state = {
   streams: [],
   selected: null, // slug
+  recordings: [], // the selected stream's, newest first
   keys: new Map(), // slug -> stream key received by this page
   camera: null, // MediaStream
   session: null, // WhipSession while live
@@ -105,12 +108,42 @@ function render() {
   ui.goLive.disabled = live;
   ui.stop.disabled = !live;
   ui.newKey.disabled = live;
+  const watch = `/watch/${encodeURIComponent(stream.slug)}`;
+  ui.recordings.replaceChildren(
+    ...state.recordings.map((r) =>
+      el(
+        "li",
+        {},
+        el("a", { href: `${watch}?recording=${r.id}` }, recordingLabel(r)),
+        " ",
+        el("button", { type: "button", class: "quiet", onclick: action(() => deleteRecording(r)) }, "Delete"),
+      ),
+    ),
+  );
+  ui.noRecordings.hidden = state.recordings.length > 0;
+}
+
+async function loadRecordings() {
+  const slug = state.selected;
+  if (slug === null) return;
+  const { recordings } = await api("GET", `/api/v1/streams/${encodeURIComponent(slug)}/recordings`);
+  if (slug === state.selected) state.recordings = recordings;
+}
+
+async function deleteRecording(recording) {
+  if (!window.confirm(`Delete the recording of ${recordingLabel(recording)} for good?`)) return;
+  const slug = encodeURIComponent(state.selected);
+  await api("DELETE", `/api/v1/streams/${slug}/recordings/${recording.id}`);
+  status("Recording deleted.");
+  await loadRecordings();
 }
 
 function select(slug) {
   state.selected = slug;
+  state.recordings = [];
   clearError();
   render();
+  loadRecordings().then(render, fail);
 }
 
 async function loadStreams() {
@@ -118,7 +151,9 @@ async function loadStreams() {
   state.streams = streams;
   if (!streams.some((s) => s.slug === state.selected)) {
     state.selected = streams.length ? streams[0].slug : null;
+    state.recordings = [];
   }
+  await loadRecordings(); // a broadcast's recording is listed a moment after it ends
   render();
 }
 

@@ -2,7 +2,7 @@
 // low-latency mode (or the browser's own HLS where hls.js cannot run, as on iOS Safari), and
 // its past broadcasts, each playable as VOD. Subscriber-only streams play with the signed
 // playback token the API gives to those allowed to watch.
-import { api, el, show as say } from "./api.js";
+import { api, el, recordingLabel, show as say } from "./api.js";
 
 const POLL_MS = 5000;
 const RECORDINGS_EVERY_MS = 30_000; // the list is looked at again when the state changes
@@ -96,23 +96,14 @@ function stop() {
   playing = null;
 }
 
-function formatWhen(iso) {
-  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
-}
-
-function formatLength(startIso, endIso) {
-  const seconds = Math.max(0, Math.round((Date.parse(endIso) - Date.parse(startIso)) / 1000));
-  const h = Math.floor(seconds / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  const s = seconds % 60;
-  return h ? `${h} h ${m} min` : m ? `${m} min ${s} s` : `${s} s`;
-}
-
 function showRecordings() {
   recordingList.replaceChildren(
     ...recordings.map((r) => {
-      const label = `${formatWhen(r.started_at)} · ${formatLength(r.started_at, r.ended_at)}`;
-      const button = el("button", { type: "button", class: "quiet", onclick: () => chooseRecording(r.id) }, label);
+      const button = el(
+        "button",
+        { type: "button", class: "quiet", onclick: () => chooseRecording(r.id) },
+        recordingLabel(r),
+      );
       if (playing === r.id) button.setAttribute("aria-current", "true");
       return el("li", {}, button);
     }),
