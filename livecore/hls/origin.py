@@ -150,18 +150,18 @@ class HlsOrigin:
 
     def directory_of(self, hub: StreamHub) -> Path | None:
         """Where `hub`'s broadcast is recorded (None: it is not packaged here)."""
-        broadcast = self._by_slug.get(hub.slug)
-        if broadcast is None or broadcast.hub is not hub:
-            return None
-        return broadcast.packager.directory
+        broadcast = self._broadcast_of(hub)
+        return broadcast.packager.directory if broadcast is not None else None
 
     def recording_of(self, hub: StreamHub) -> Awaitable[FinishedRecording] | None:
         """The recording of `hub`'s broadcast, once its packaging has finished (None: it
         was never packaged here)."""
+        broadcast = self._broadcast_of(hub)
+        return self._finished(broadcast) if broadcast is not None else None
+
+    def _broadcast_of(self, hub: StreamHub) -> _Broadcast | None:
         broadcast = self._by_slug.get(hub.slug)
-        if broadcast is None or broadcast.hub is not hub:
-            return None
-        return self._finished(broadcast)
+        return broadcast if broadcast is not None and broadcast.hub is hub else None
 
     @staticmethod
     async def _finished(broadcast: _Broadcast) -> FinishedRecording:

@@ -150,6 +150,10 @@ class RecordingPlaylist:
         self._previous = seg
         self._longest_s = max(self._longest_s, seg.duration_s)
 
+    @property
+    def empty(self) -> bool:
+        return self._first is None
+
     def render(self) -> str:
         td = target_duration(self._longest_s, self._segment_target_s)
         first = self._first.msn if self._first is not None else 0

@@ -258,7 +258,6 @@ class Worker:
         self._open: Segment | None = None
         self._open_bytes: list[bytes] = []
         self._recording = RecordingPlaylist(spec.config.segment_target_s)
-        self._segment_count = 0  # complete segments written
         # (msn, parts) of the recent complete segments whose part files are still on disk.
         self._parts_on_disk: deque[tuple[int, int]] = deque()
         self._discontinuity_pending = False
@@ -389,7 +388,7 @@ class Worker:
     def _restart(self, keyframe: MediaUnit, sets: tuple[bytes, bytes], *, channels: int) -> None:
         self._close_mux()
         self._complete_open()
-        self._discontinuity_pending = self._segment_count > 0
+        self._discontinuity_pending = not self._recording.empty
         self._open_mux(keyframe.pts_s, sets, channels=channels)
         self._push(keyframe)
 
@@ -442,8 +441,7 @@ class Worker:
         self._complete_open()
         # The ended live playlist lists parts of its last few segments only; older ones have
         # been unlisted for a segment or more, and nothing lists them again.
-        while len(self._parts_on_disk) > PART_SEGMENTS_LISTED:
-            self._delete_parts(*self._parts_on_disk.popleft())
+        self._delete_parts_beyond(PART_SEGMENTS_LISTED)
 
     # -- fragments out ------------------------------------------------------------------------
 
@@ -508,24 +506,26 @@ class Worker:
         seg = replace(self._open, complete=True)
         self._write(segment_name(seg.msn), b"".join(self._open_bytes))
         self._open, self._open_bytes = None, []
-        self._segment_count += 1
         self._emit(SegmentUpdate(seg, self._lag_s()))
         self._recording.add(seg)
         self._write_recording()
         self._parts_on_disk.append((seg.msn, len(seg.parts)))
-        if len(self._parts_on_disk) > self._config.live_window_segments:
-            self._delete_parts(*self._parts_on_disk.popleft())
+        self._delete_parts_beyond(self._config.live_window_segments)
 
-    def _delete_parts(self, msn: int, parts: int) -> None:
-        """Parts are for players at the live edge: the live playlist lists them for its last
-        few segments only, and the segment file holds the same bytes. Once a segment has left
-        the live window its parts go; kept, they doubled a recording's size on disk (and
-        retention, which counts media bytes, let the disk fill to twice its limit)."""
-        for index in range(parts):
-            try:
-                (self._dir / part_name(msn, index)).unlink(missing_ok=True)
-            except OSError:  # the recording is whole without it; the file is only left over
-                logger.warning("hls %s: could not delete %s", self._slug, part_name(msn, index))
+    def _delete_parts_beyond(self, segments: int) -> None:
+        """Delete the part files of all but the last `segments` complete segments. Parts are
+        for players at the live edge: the live playlist lists them for its last few segments
+        only, and the segment file holds the same bytes. Kept, they doubled a recording's
+        size on disk (and retention, which counts media bytes, let the disk fill to twice
+        its limit)."""
+        while len(self._parts_on_disk) > segments:
+            msn, parts = self._parts_on_disk.popleft()
+            for index in range(parts):
+                name = part_name(msn, index)
+                try:
+                    (self._dir / name).unlink(missing_ok=True)
+                except OSError:  # the recording is whole without it; the file is left over
+                    logger.warning("hls %s: could not delete %s", self._slug, name)
 
     def _lag_s(self) -> float:
         # time.monotonic is the system's monotonic clock: the same in every process.

@@ -17,6 +17,7 @@ from pathlib import Path
 from livecore.hls.state import VOD_PLAYLIST
 from livecore.store import Database
 from livecore.store.broadcasts import Broadcasts, MediaInfo
+from livecore.streams.retention import local_recording
 
 logger = logging.getLogger(__name__)
 
@@ -122,9 +123,8 @@ async def finish_interrupted(db: Database, data_dir: Path) -> list[int]:
 def _recorded_bytes(data_dir: Path, path: str) -> int | None:
     """Media bytes of a recording on this disk (0 without a complete segment); None when it
     is not on this disk."""
-    root = data_dir.resolve()
-    directory = (data_dir / path).resolve()
-    if not directory.is_relative_to(root) or not directory.is_dir():
+    directory = local_recording(data_dir, path)
+    if directory is None:
         return None
     if not (directory / VOD_PLAYLIST).is_file():
         return 0

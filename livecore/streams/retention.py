@@ -53,9 +53,7 @@ class Retention:
     async def _remove_taken_down(self) -> None:
         """Recordings their owners deleted through another node: their files are here."""
         for path in await self._broadcasts.recently_deleted(TAKEN_DOWN_DAYS):
-            directory = self._data_dir / path
-            if await asyncio.to_thread(self._is_local_path, directory):
-                await asyncio.to_thread(shutil.rmtree, directory, True)
+            if await asyncio.to_thread(remove_local_recording, self._data_dir, path):
                 logger.info("deleted recording %s removed from this disk", path)
 
     async def run(self) -> None:
@@ -70,12 +68,23 @@ class Retention:
         return self._data_dir / recording.path
 
     async def _here(self, recording: KeptRecording) -> bool:
-        return await asyncio.to_thread(self._is_local, recording)
+        return await asyncio.to_thread(local_recording, self._data_dir, recording.path) is not None
 
-    def _is_local(self, recording: KeptRecording) -> bool:
-        return self._is_local_path(self._path(recording))
 
-    def _is_local_path(self, directory: Path) -> bool:
-        # Another node's recordings are not on this disk; that node sweeps them.
-        path = directory.resolve()
-        return path.is_relative_to(self._data_dir.resolve()) and path.is_dir()
+def local_recording(data_dir: Path, path: str) -> Path | None:
+    """The directory of a recording if it is on this node's disk. None for another node's
+    (each node records on its own disk, and sweeps it) or a path outside the data directory."""
+    if not path:
+        return None
+    directory = (data_dir / path).resolve()
+    if directory.is_relative_to(data_dir.resolve()) and directory.is_dir():
+        return directory
+    return None
+
+
+def remove_local_recording(data_dir: Path, path: str) -> bool:
+    """Remove a recording's files if they are on this disk; whether there were any."""
+    directory = local_recording(data_dir, path)
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)
+    return directory is not None

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +17,7 @@ from livecore.jsonbody import invalid_message, read_body
 from livecore.store.broadcasts import Broadcasts
 from livecore.store.streams import Stream, StreamState, Visibility
 from livecore.streams.playback import PlaybackPolicy, PlaybackRefused
+from livecore.streams.retention import remove_local_recording
 from livecore.streams.service import (
     NotAllowed,
     SlugTaken,
@@ -234,18 +233,12 @@ async def delete_stream_recording(request: web.Request) -> web.Response:
         path = await Broadcasts(request.app[DB]).delete_recording(stream.id, int(raw))
     if path is None:
         raise NotFound("no such recording")
-    await asyncio.to_thread(_remove_recording, request.app[CONFIG].data_path, path)
+    await asyncio.to_thread(remove_local_recording, request.app[CONFIG].data_path, path)
     await request.app[AUTH].audit.record(
         "recording.delete", "broadcast", int(raw), actor_id=principal.user.id,
         details={"stream": stream.slug},
     )  # fmt: skip
     return web.Response(status=204)
-
-
-def _remove_recording(data_dir: Path, path: str) -> None:
-    directory = (data_dir / path).resolve()
-    if path and directory.is_relative_to(data_dir.resolve()):
-        shutil.rmtree(directory, ignore_errors=True)  # not on this disk: nothing to remove
 
 
 async def hls_gate(request: web.Request, stream: str) -> str:

@@ -10,6 +10,7 @@ import asyncpg
 from livecore.store import Database
 from livecore.store.broadcasts import Broadcasts, MediaInfo
 from livecore.streams.live import BroadcastLog, RecordingDone, StateChange
+from tests.streams.rows import creator_stream
 
 MEDIA = MediaInfo(video_codec="h264", audio_codec="opus", width=1280, height=720,
                   bitrate_bps=2_500_000)  # fmt: skip
@@ -18,15 +19,7 @@ MEDIA = MediaInfo(video_codec="h264", audio_codec="opus", width=1280, height=720
 async def _stream(dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
-        user = await conn.fetchval(
-            "INSERT INTO users (email, display_name, password_hash, role)"
-            " VALUES ('b@example.com', 'B', 'x', 'creator') RETURNING id"
-        )
-        return int(
-            await conn.fetchval(
-                "INSERT INTO streams (owner_id, slug) VALUES ($1, 'logged') RETURNING id", user
-            )
-        )
+        return await creator_stream(conn, "logged")
     finally:
         await conn.close()
 

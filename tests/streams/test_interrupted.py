@@ -11,6 +11,7 @@ import asyncpg
 
 from livecore.config import Config
 from tests.conftest import MakeClient
+from tests.streams.rows import creator_stream
 
 VOD = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.00000,\nseg-0.m4s\n#EXT-X-ENDLIST\n"
 
@@ -23,13 +24,7 @@ def _files(directory: Path, files: dict[str, bytes]) -> None:
 
 
 async def _live_broadcast(conn: asyncpg.Connection, slug: str, path: str) -> tuple[int, int]:
-    owner = await conn.fetchval("SELECT id FROM users LIMIT 1")
-    stream = await conn.fetchval(
-        "INSERT INTO streams (owner_id, slug, state, started_at) VALUES ($1, $2, 'live', now())"
-        " RETURNING id",
-        owner,
-        slug,
-    )
+    stream = await creator_stream(conn, slug, live=True)
     broadcast = await conn.fetchval(
         "INSERT INTO broadcasts (stream_id, recording_path) VALUES ($1, $2) RETURNING id",
         stream,
@@ -43,10 +38,6 @@ async def test_broadcasts_interrupted_by_a_crash_are_finished_at_the_next_start(
 ) -> None:
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute(
-            "INSERT INTO users (email, display_name, password_hash, role)"
-            " VALUES ('c@example.com', 'C', 'x', 'creator')"
-        )
         crashed_stream, crashed = await _live_broadcast(conn, "crashed", "recordings/1/a")
         await asyncio.to_thread(
             _files,

@@ -9,6 +9,7 @@ import asyncpg
 from livecore.config import RecordingsConfig
 from livecore.store import Database
 from livecore.streams.retention import Retention
+from tests.streams.rows import creator_stream
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -41,11 +42,7 @@ def _make_files(path: Path) -> None:
 
 async def _setup(dsn: str) -> asyncpg.Connection:
     conn = await asyncpg.connect(dsn)
-    user = await conn.fetchval(
-        "INSERT INTO users (email, display_name, password_hash, role)"
-        " VALUES ('r@example.com', 'R', 'x', 'creator') RETURNING id"
-    )
-    await conn.execute("INSERT INTO streams (owner_id, slug) VALUES ($1, 'kept')", user)
+    await creator_stream(conn, "kept")
     return conn
 
 
@@ -96,18 +93,13 @@ async def test_recordings_taken_down_through_another_node_leave_this_disk(
     try:
         recent = await _recording(conn, tmp_path, 1, 100)
         long_ago = await _recording(conn, tmp_path, 3, 200)
-        await conn.execute(
-            "UPDATE broadcasts SET recording_deleted_at = now() - make_interval(days => $2)"
-            " WHERE id = $1",
-            recent,
-            0,
-        )
-        await conn.execute(
-            "UPDATE broadcasts SET recording_deleted_at = now() - make_interval(days => $2)"
-            " WHERE id = $1",
-            long_ago,
-            8,
-        )
+        for broadcast, days_ago in ((recent, 0), (long_ago, 8)):  # taken down that long ago
+            await conn.execute(
+                "UPDATE broadcasts SET recording_deleted_at = now() - make_interval(days => $2)"
+                " WHERE id = $1",
+                broadcast,
+                days_ago,
+            )
         rows = await conn.fetch("SELECT id, recording_path FROM broadcasts")
         paths: dict[int, str] = {r["id"]: r["recording_path"] for r in rows}
     finally:
