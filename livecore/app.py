@@ -207,16 +207,30 @@ def _database(dsn: str) -> CleanupContext:
     return context
 
 
+class _RoomRecords:
+    """What the bus keeps in PostgreSQL: rooms' event id blocks and their stored history."""
+
+    def __init__(self, store: ChatStore) -> None:
+        self._store = store
+
+    async def reserve(self, room: int, count: int) -> int:
+        return await self._store.reserve_event_ids(room, count)
+
+    async def recent(self, room: int, limit: int) -> list[bytes]:
+        return await self._store.recent_lines(room, limit)
+
+
 async def _events(app: web.Application) -> AsyncIterator[None]:
     """The event bus: in-process on one node, Redis pub/sub when redis_url is set."""
     config = app[CONFIG]
+    records = _RoomRecords(ChatStore(app[DB]))
     if config.redis_url:
-        bus = RedisBus(config.redis_url, history=config.chat.history,
-                       metrics=BusMetrics(app[METRICS].registry))  # fmt: skip
+        bus = RedisBus(config.redis_url, ids=records, history=config.chat.history,
+                       stored=records, metrics=BusMetrics(app[METRICS].registry))  # fmt: skip
         await bus.start()
         app[BUS] = bus
     else:
-        app[BUS] = LocalBus(history=config.chat.history)
+        app[BUS] = LocalBus(records, history=config.chat.history, stored=records)
     yield
     await app[BUS].close()
 

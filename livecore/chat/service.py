@@ -20,7 +20,7 @@ from livecore.chat.limits import DuplicateFilter, LimiterUnavailable, RateLimite
 from livecore.chat.room import Room
 from livecore.chat.state import RoomState, settings_json
 from livecore.chat.text import BannedTerms, check_message, normalise
-from livecore.events.bus import EventBus
+from livecore.events.bus import BusUnavailable, EventBus
 from livecore.store.audit import AuditLog
 from livecore.store.chat import ChatStore, Report, RoomSettings
 from livecore.store.streams import Stream, Streams
@@ -32,8 +32,10 @@ logger = logging.getLogger(__name__)
 ChatCheck = Callable[[User, Stream], Awaitable[bool]]
 Badge = Literal["owner", "moderator", "admin", "subscriber"]
 
-_PERSIST_QUEUE = 10_000  # messages waiting to be stored; beyond this they are not stored
+_PERSIST_QUEUE = 10_000  # lines waiting to be stored; beyond this a line is refused
 _PERSIST_BATCH = 500
+# A chat line to store: stream id, event id, user id, text, the event's body.
+_Line = tuple[int, int, int | None, str, str]
 
 
 class Refused(Exception):
@@ -67,7 +69,7 @@ class ChatService:
         self._duplicates = duplicates
         self._may_chat_extra = may_chat_extra
         self._terms: dict[int, BannedTerms] = {}
-        self._persist: asyncio.Queue[tuple[int, int, int | None, str]] = asyncio.Queue(
+        self._persist: asyncio.Queue[tuple[_Line, asyncio.Future[bool]]] = asyncio.Queue(
             _PERSIST_QUEUE
         )
         self.unsaved = 0
@@ -142,12 +144,29 @@ class ChatService:
             "user": {"id": user.id, "name": user.display_name, "badges": list(badges)},
             "text": text,
         }
-        event = await self._bus.publish(stream.id, "chat", payload)
         try:
-            self._persist.put_nowait((stream.id, event.id, user.id, text))
-        except asyncio.QueueFull:
+            # Every node or none: a line only this node's viewers saw could not be moderated
+            # or answered elsewhere.
+            event = await self._bus.publish(stream.id, "chat", payload, local_fallback=False)
+        except BusUnavailable:
+            raise Refused("unavailable", "chat is unavailable right now; try again") from None
+        # The ack means stored: a line that cannot be stored is taken back from the room.
+        if not await self._store_line((stream.id, event.id, user.id, text, event.body.decode())):
             self.unsaved += 1
+            logger.error("room %d: chat line %d was not stored; taken back", stream.id, event.id)
+            with contextlib.suppress(Exception):
+                await self._bus.publish(stream.id, "chat_deleted", {"message_id": event.id})
+            raise Refused("not_stored", "your message could not be saved; try again")
         return event.id
+
+    async def _store_line(self, row: _Line) -> bool:
+        """Store a line with the next batch; True once it is stored."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        try:
+            self._persist.put_nowait((row, done))
+        except asyncio.QueueFull:
+            return False
+        return await done
 
     async def _rate_limit(self, key: str) -> float:
         try:
@@ -164,19 +183,27 @@ class ChatService:
         return self._may_chat_extra is not None and await self._may_chat_extra(user, stream)
 
     async def run_persister(self) -> None:
-        """Store chat lines in batches (moderation and reports need them)."""
+        """Store chat lines in batches (moderation, reports and history need them), and tell
+        each line's sender whether it was stored."""
         while True:
             batch = [await self._persist.get()]
             while len(batch) < _PERSIST_BATCH and not self._persist.empty():
                 batch.append(self._persist.get_nowait())
             try:
-                await self._store.save_messages(batch)
+                stored = await self._store.save_messages([row for row, _ in batch])
+            except asyncio.CancelledError:
+                for _, done in batch:
+                    done.cancel()  # shutting down: their senders are told nothing was acked
+                raise
             except Exception:
-                self.unsaved += len(batch)
                 logger.exception("could not store %d chat messages", len(batch))
+                stored = set()
             finally:
                 for _ in batch:
                     self._persist.task_done()
+            for row, done in batch:
+                if not done.done():
+                    done.set_result((row[0], row[1]) in stored)
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Wait until queued messages are stored (shutdown, tests)."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from livecore.events.ids import IdBlocks, IdSource, MemoryIds
 from livecore.events.types import Event, encode
 
 logger = logging.getLogger(__name__)
@@ -15,9 +17,25 @@ logger = logging.getLogger(__name__)
 Listener = Callable[[Event], None]
 
 
+class BusUnavailable(Exception):
+    """The event could not be sent to every node (Redis is out); nothing was delivered."""
+
+
+class HistorySource(Protocol):
+    async def recent(self, room: int, limit: int) -> list[bytes]:
+        """The room's last stored events (bodies as viewers got them), oldest first."""
+        ...
+
+
 class EventBus(Protocol):
-    async def publish(self, room: int, kind: str, payload: dict[str, Any]) -> Event:
-        """Give the event the room's next id and deliver it to every node's listeners."""
+    async def publish(
+        self, room: int, kind: str, payload: dict[str, Any], *, local_fallback: bool = True
+    ) -> Event:
+        """Give the event the room's next id and deliver it to every node's listeners.
+
+        When other nodes cannot be reached, the event goes to this node's listeners alone, or,
+        with local_fallback False, raises BusUnavailable and goes nowhere.
+        """
         ...
 
     def subscribe(self, room: int, listener: Listener) -> Callable[[], None]:
@@ -62,6 +80,9 @@ class Listeners:
     def rooms(self) -> list[int]:
         return list(self._by_room)
 
+    def has(self, room: int) -> bool:
+        return room in self._by_room
+
     def deliver(self, event: Event) -> None:
         for listener in self._by_room.get(event.room, ()):
             try:
@@ -71,19 +92,49 @@ class Listeners:
 
 
 REMEMBERED = frozenset({"chat", "chat_deleted", "tip"})
+_ID = re.compile(rb'"id":([0-9]+)')
+
+
+def event_id(body: bytes) -> int:
+    """The id in an event body (the envelope puts it first after the type)."""
+    found = _ID.search(body)
+    return int(found.group(1)) if found else 0
+
+
+def merge_history(stored: list[bytes], since: list[bytes], keep: int) -> list[bytes]:
+    """The room's history after a restart: stored events and those remembered since, each
+    once, in id order, the last `keep` of them (both lists oldest first)."""
+    by_id = {event_id(b): b for b in stored}
+    by_id.update((event_id(b), b) for b in since)
+    merged = [by_id[i] for i in sorted(by_id)]
+    return merged[-keep:] if keep else []
 
 
 class LocalBus:
-    """In-process bus: ids from a per-room counter, delivery by direct call."""
+    """In-process bus: ids from blocks reserved in `ids`, delivery by direct call.
 
-    def __init__(self, *, history: int = 50) -> None:
+    History is kept in memory and, after a restart, taken up again from `stored`.
+    """
+
+    def __init__(
+        self,
+        ids: IdSource | None = None,
+        *,
+        history: int = 50,
+        stored: HistorySource | None = None,
+    ) -> None:
         self._listeners = Listeners()
-        self._next_id: dict[int, int] = defaultdict(int)
+        self._ids = IdBlocks(ids if ids is not None else MemoryIds())
+        self._keep = history
+        self._stored = stored
         self._history: dict[int, deque[bytes]] = defaultdict(lambda: deque(maxlen=history))
+        self._loaded: set[int] = set()  # rooms whose stored history has been taken up
 
-    async def publish(self, room: int, kind: str, payload: dict[str, Any]) -> Event:
-        self._next_id[room] += 1
-        event_id = self._next_id[room]
+    async def publish(
+        self, room: int, kind: str, payload: dict[str, Any], *, local_fallback: bool = True
+    ) -> Event:
+        event_id = await self._ids.take(room)
+        # No await from here on: events reach listeners in the order of their ids.
         event = Event(room, event_id, kind, encode(room, event_id, kind, time.time(), payload))
         if kind in REMEMBERED:
             self._history[room].append(event.body)
@@ -99,6 +150,12 @@ class LocalBus:
         return unsubscribe
 
     async def history(self, room: int) -> list[bytes]:
+        if room not in self._loaded and self._stored is not None:
+            stored = await self._stored.recent(room, self._keep)
+            if room not in self._loaded:
+                merged = merge_history(stored, list(self._history.get(room, ())), self._keep)
+                self._history[room] = deque(merged, maxlen=self._keep)
+                self._loaded.add(room)
         return list(self._history.get(room, ()))
 
     async def joined(self, room: int) -> None:

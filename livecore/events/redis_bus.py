@@ -2,11 +2,22 @@
 
 Each node holds ONE pub/sub connection and subscribes to a room's channel while at least
 one local listener is in that room (never one subscription per viewer). Publishing is one
-round trip: a Lua script takes the room's next id (INCR), splices it into the pre-encoded
-body, publishes, and keeps chat history, atomically, so ids are in delivery order.
+round trip: a Lua script takes the room's next id, splices it into the pre-encoded body,
+publishes, and keeps chat history, atomically, so ids are in delivery order.
 
-When Redis is down, events still reach this node's own viewers (with ids from a local
-counter) and the node reconnects with backoff and resubscribes its rooms.
+Ids come from blocks reserved in PostgreSQL (livecore/events/ids.py): Redis holds the block
+in use, and when it is used up or lost (Redis restarted or flushed) the script says so and
+the node installs a new block, which is always above every id given before. So an id is
+never given twice, and a room's history is taken up again from the stored lines.
+
+A publish returns once this node's own listeners have the event: normally when it comes
+back on the pub/sub connection (so events reach them in id order), and if that connection
+is not subscribed yet (a reconnect under way), by handing it to them directly. After a
+reconnect the node reads back from the room's history what it may have missed.
+
+When Redis is down, events still reach this node's own viewers (ids from the node's own
+block) unless the caller asks for every node or nothing (chat lines); the node reconnects
+with backoff and resubscribes its rooms.
 """
 
 from __future__ import annotations
@@ -16,24 +27,38 @@ import contextlib
 import json
 import logging
 import time
-from collections import defaultdict
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from livecore.events.bus import REMEMBERED, Listener, Listeners
+from livecore.events.bus import (
+    REMEMBERED,
+    BusUnavailable,
+    HistorySource,
+    Listener,
+    Listeners,
+    event_id,
+)
+from livecore.events.ids import IdBlocks, IdSource, MemoryIds
 from livecore.events.metrics import BusMetrics
 from livecore.events.types import Event
 
 logger = logging.getLogger(__name__)
 
 _PREFIX = "livecore:room:"
+# KEYS: the room's id block (a hash: next, last), channel, history. Answers 0 when the block
+# is used up or missing: the node installs a new one and asks again.
 _PUBLISH = """
-local id = redis.call('INCR', KEYS[1])
-local body = ARGV[2] .. id .. ARGV[3]
-redis.call('PUBLISH', KEYS[2], ARGV[1] .. ' ' .. id .. ' ' .. body)
+local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
+local id = tonumber(redis.call('HGET', KEYS[1], 'next') or '1')
+if id > last then return 0 end
+redis.call('HSET', KEYS[1], 'next', id + 1)
+local sid = string.format('%d', id)
+local body = ARGV[2] .. sid .. ARGV[3]
+redis.call('PUBLISH', KEYS[2], ARGV[1] .. ' ' .. sid .. ' ' .. body)
 if ARGV[4] ~= '0' then
   redis.call('LPUSH', KEYS[3], body)
   redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
@@ -41,11 +66,50 @@ if ARGV[4] ~= '0' then
 end
 return id
 """
+# A new block (first, last) replaces the one in use only if it is above it: two nodes that
+# reserved blocks at once leave the higher one in place.
+_INSTALL = """
+local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
+if last < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'next', ARGV[1], 'last', ARGV[2])
+end
+return 1
+"""
+# Take up the stored history once per Redis lifetime: KEYS history, marker; ARGV keep, then
+# the stored bodies oldest first. The result holds each event once, in id order.
+_TAKE_UP = """
+local function id_of(b) return tonumber(string.match(b, '"id":(%d+)')) or 0 end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  local by_id, ids = {}, {}
+  local function add(b)
+    local id = id_of(b)
+    if by_id[id] == nil then table.insert(ids, id) end
+    by_id[id] = b
+  end
+  for i = 2, #ARGV do add(ARGV[i]) end
+  for _, b in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do add(b) end
+  table.sort(ids)
+  redis.call('DEL', KEYS[1])
+  for _, id in ipairs(ids) do redis.call('LPUSH', KEYS[1], by_id[id]) end
+  redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+  redis.call('EXPIRE', KEYS[1], 86400)
+  redis.call('SET', KEYS[2], '1', 'EX', 86400)
+end
+return redis.call('LRANGE', KEYS[1], 0, -1)
+"""
 _TIMEOUT_S = 2.0
+# How long a publish waits for its own event to come back before handing it to this node's
+# listeners directly (the pub/sub connection is being re-established).
+_ECHO_S = 1.0
+_RECENT = 512  # event ids per room remembered to deliver each event once
 
 
 def _channel(room: int) -> str:
     return f"{_PREFIX}{room}"
+
+
+def _keys(room: int) -> list[str]:
+    return [f"{_PREFIX}{room}:ids", _channel(room), f"{_PREFIX}{room}:history"]
 
 
 def split_body(room: int, kind: str, ts: float, payload: dict[str, Any]) -> tuple[str, str]:
@@ -57,16 +121,64 @@ def split_body(room: int, kind: str, ts: float, payload: dict[str, Any]) -> tupl
     return head, "," + rest[1:]
 
 
+class _Delivered:
+    """A room's events handed to this node's listeners: each once, and who waits for which."""
+
+    __slots__ = ("heard", "ids", "order", "waiters")
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+        self.order: deque[int] = deque()
+        self.heard = 0  # the newest id that came over pub/sub (which brings them in order)
+        self.waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def first_time(self, event_id: int) -> bool:
+        if event_id in self.ids:
+            return False
+        self.ids.add(event_id)
+        self.order.append(event_id)
+        if len(self.order) > _RECENT:
+            self.ids.discard(self.order.popleft())
+        return True
+
+    def release(self, up_to: int) -> None:
+        """Events reach this node in id order: an event wakes the publishers of it and of
+        every earlier one."""
+        waiting = []
+        for wanted, future in self.waiters:
+            if wanted <= up_to:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                waiting.append((wanted, future))
+        self.waiters = waiting
+
+
 class RedisBus:
-    def __init__(self, url: str, *, history: int = 50, metrics: BusMetrics | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        ids: IdSource | None = None,
+        history: int = 50,
+        stored: HistorySource | None = None,
+        metrics: BusMetrics | None = None,
+    ) -> None:
         self._client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        self._script = self._client.register_script(_PUBLISH)
+        self._publish = self._client.register_script(_PUBLISH)
+        self._install = self._client.register_script(_INSTALL)
+        self._take_up = self._client.register_script(_TAKE_UP)
         self._history = history
+        self._stored = stored
         self._metrics = metrics
         self._listeners = Listeners()
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
-        self._local_id: dict[int, int] = defaultdict(int)
+        self._ids = IdBlocks(ids if ids is not None else MemoryIds())
+        # Rooms that handed out ids of this node's own block while Redis was out: their next
+        # Redis publish installs a new block first, so ids keep rising for their viewers.
+        self._rebase: set[int] = set()
+        self._delivered: dict[int, _Delivered] = {}
         self._connected = asyncio.Event()
         self._changed: set[int] = set()  # rooms to (un)subscribe, by the reader task
         self._ready: dict[int, asyncio.Event] = {}  # rooms whose SUBSCRIBE is on its way
@@ -75,26 +187,70 @@ class RedisBus:
     async def start(self) -> None:
         self._reader = asyncio.create_task(self._read_forever(), name="redis-bus")
 
-    async def publish(self, room: int, kind: str, payload: dict[str, Any]) -> Event:
+    async def publish(
+        self, room: int, kind: str, payload: dict[str, Any], *, local_fallback: bool = True
+    ) -> Event:
         ts = time.time()
         head, tail = split_body(room, kind, ts, payload)
         keep = str(self._history) if kind in REMEMBERED else "0"
-        keys = [f"{_PREFIX}{room}:seq", _channel(room), f"{_PREFIX}{room}:history"]
         try:
             async with asyncio.timeout(_TIMEOUT_S):
-                event_id = int(await self._script(keys=keys, args=[kind, head, tail, keep]))
+                new_id = await self._publish_once(room, [kind, head, tail, keep])
         except (RedisError, OSError, TimeoutError) as exc:
-            # Redis is out: this node's viewers still get the event; other nodes cannot.
             if self._metrics is not None:
                 self._metrics.publish_failures.inc()
+            if not local_fallback:
+                logger.warning("room %d: Redis publish failed (%s); %s refused", room, exc, kind)
+                raise BusUnavailable(str(exc)) from exc
+            # Redis is out: this node's viewers still get the event; other nodes cannot.
             logger.warning("room %d: Redis publish failed (%s), delivering locally", room, exc)
-            self._local_id[room] += 1
-            event_id = self._local_id[room]
-            event = Event(room, event_id, kind, f"{head}{event_id}{tail}".encode())
-            self._listeners.deliver(event)
+            new_id = await self._ids.take(room)
+            self._rebase.add(room)
+            event = Event(room, new_id, kind, f"{head}{new_id}{tail}".encode())
+            self._deliver(event)
             return event
-        self._local_id[room] = max(self._local_id[room], event_id)
-        return Event(room, event_id, kind, f"{head}{event_id}{tail}".encode())
+        event = Event(room, new_id, kind, f"{head}{new_id}{tail}".encode())
+        await self._reach_this_node(event)
+        return event
+
+    async def _publish_once(self, room: int, args: list[str]) -> int:
+        keys = _keys(room)
+        if room in self._rebase:
+            await self._install_block(room, keys)
+            self._rebase.discard(room)
+        for _ in range(3):
+            new_id = int(await self._publish(keys=keys, args=args))
+            if new_id:
+                return new_id
+            await self._install_block(room, keys)
+        raise RedisError(f"room {room}: no event id after installing a new block")
+
+    async def _install_block(self, room: int, keys: list[str]) -> None:
+        first, last = await self._ids.reserve(room)
+        await self._install(keys=keys[:1], args=[first, last])
+        logger.info("room %d: event ids %d..%d installed", room, first, last)
+
+    async def _reach_this_node(self, event: Event) -> None:
+        """Return once this node's listeners have the event (see the module docstring)."""
+        if not self._listeners.has(event.room):
+            return
+        delivered = self._delivered.setdefault(event.room, _Delivered())
+        if event.id in delivered.ids:
+            return
+        future = asyncio.get_running_loop().create_future()
+        delivered.waiters.append((event.id, future))
+        try:
+            async with asyncio.timeout(_ECHO_S):
+                await future
+        except TimeoutError:
+            logger.info("room %d: event %d handed over directly", event.room, event.id)
+            self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
+        delivered = self._delivered.setdefault(event.room, _Delivered())
+        if delivered.first_time(event.id):
+            self._listeners.deliver(event)
+        delivered.release(event.id)
 
     def subscribe(self, room: int, listener: Listener) -> Callable[[], None]:
         if self._listeners.add(room, listener):
@@ -104,6 +260,7 @@ class RedisBus:
         def unsubscribe() -> None:
             if self._listeners.remove(room, listener):
                 self._changed.add(room)
+                self._delivered.pop(room, None)
 
         return unsubscribe
 
@@ -116,13 +273,20 @@ class RedisBus:
                     await ready.wait()
 
     async def history(self, room: int) -> list[bytes]:
-        """The room's remembered events (chat, deletions, tips), oldest first."""
+        """The room's remembered events (chat, deletions, tips), oldest first; after a Redis
+        restart or flush, taken up again from the stored chat lines."""
+        if not self._history:
+            return []
+        keys = [f"{_PREFIX}{room}:history", f"{_PREFIX}{room}:history-stored"]
         try:
             async with asyncio.timeout(_TIMEOUT_S):
-                items = await self._client.lrange(f"{_PREFIX}{room}:history", 0, -1)
+                items = await self._client.lrange(keys[0], 0, -1)
+                if self._stored is not None and not await self._client.exists(keys[1]):
+                    stored = await self._stored.recent(room, self._history)
+                    items = await self._take_up(keys=keys, args=[self._history, *stored])
         except (RedisError, OSError, TimeoutError):
             return []
-        return [i if isinstance(i, bytes) else i.encode() for i in reversed(items)]
+        return list(reversed(_as_bytes(items)))
 
     async def close(self) -> None:
         self._closing = True
@@ -167,11 +331,12 @@ class RedisBus:
                 # when this node has no rooms yet.
                 await self._pubsub.subscribe(*(_channel(r) for r in rooms), _channel(0))
                 self._mark_ready(rooms)
-                self._connected.set()
                 if backoff > 0.1:
                     logger.info("Redis bus reconnected; %d rooms resubscribed", len(rooms))
                     if self._metrics is not None:
                         self._metrics.reconnects.inc()
+                    await self._catch_up(rooms)
+                self._connected.set()
                 backoff = 0.1
                 await self._read(self._pubsub)
             except asyncio.CancelledError:
@@ -193,12 +358,33 @@ class RedisBus:
                 continue
             channel = message["channel"].decode()
             data: bytes = message["data"]
-            kind, event_id, body = data.split(b" ", 2)
+            kind, number, body = data.split(b" ", 2)
             room = int(channel.removeprefix(_PREFIX))
-            event = Event(room, int(event_id), kind.decode(), body)
             if self._metrics is not None:
                 self._metrics.received.inc()
-            self._listeners.deliver(event)
+            event = Event(room, int(number), kind.decode(), body)
+            delivered = self._delivered.setdefault(room, _Delivered())
+            delivered.heard = max(delivered.heard, event.id)
+            self._deliver(event)
+
+    async def _catch_up(self, rooms: list[int]) -> None:
+        """After a reconnect, hand this node's listeners the remembered events (chat lines,
+        deletions, tips) that were published while it was not subscribed."""
+        for room in rooms:
+            delivered = self._delivered.get(room)
+            if delivered is None or not delivered.heard:
+                continue
+            remembered = _as_bytes(await self._client.lrange(f"{_PREFIX}{room}:history", 0, -1))
+            missed = [body for body in remembered if event_id(body) > delivered.heard]
+            for body in reversed(missed):  # the list is newest first
+                kind = json.loads(body)["type"]
+                self._deliver(Event(room, event_id(body), kind, body))
+            if missed:
+                logger.info("room %d: %d events caught up after a reconnect", room, len(missed))
+
+
+def _as_bytes(items: list[bytes | str]) -> list[bytes]:
+    return [i if isinstance(i, bytes) else i.encode() for i in items]
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -117,13 +117,55 @@ class ChatStore:
         )
         return status.endswith(" 1")
 
-    async def save_messages(self, rows: Sequence[tuple[int, int, int | None, str]]) -> None:
-        """Store (stream id, event id, user id, text) rows in one round trip."""
-        await self._db.pool.executemany(
-            "INSERT INTO chat_messages (stream_id, id, user_id, text) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT DO NOTHING",
-            rows,
+    async def save_messages(
+        self, rows: Sequence[tuple[int, int, int | None, str, str]]
+    ) -> set[tuple[int, int]]:
+        """Store (stream id, event id, user id, text, event body) rows in one round trip;
+        returns the (stream id, event id) of those stored.
+
+        A row is not stored when its stream is gone or its id is taken already (ids are never
+        given twice, so that is a fault): the caller learns which and says so. A sender whose
+        account was deleted meanwhile is stored without it, as the table's foreign key would.
+        """
+        stored = await self._db.pool.fetch(
+            "INSERT INTO chat_messages (stream_id, id, user_id, text, body)"
+            " SELECT r.stream_id, r.id, u.id, r.text, r.body"
+            " FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[])"
+            "  AS r (stream_id, id, user_id, text, body)"
+            " JOIN streams s ON s.id = r.stream_id"
+            " LEFT JOIN users u ON u.id = r.user_id"
+            " ON CONFLICT DO NOTHING RETURNING stream_id, id",
+            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+            [r[3] for r in rows], [r[4] for r in rows],
+        )  # fmt: skip
+        return {(r["stream_id"], r["id"]) for r in stored}
+
+    async def recent_lines(self, stream_id: int, limit: int) -> list[bytes]:
+        """The room's last stored chat lines (not deleted) as viewers got them, oldest first."""
+        rows = await self._db.pool.fetch(
+            "SELECT body FROM (SELECT id, body FROM chat_messages WHERE stream_id = $1"
+            " AND deleted_at IS NULL AND body IS NOT NULL ORDER BY id DESC LIMIT $2) recent"
+            " ORDER BY id",
+            stream_id,
+            limit,
         )
+        return [r["body"].encode() for r in rows]
+
+    async def reserve_event_ids(self, stream_id: int, count: int) -> int:
+        """Reserve the room's next `count` event ids; returns the highest of them.
+
+        The first block starts above every line already stored (rooms that numbered their
+        events before blocks existed), each later one above the one before.
+        """
+        reserved = await self._db.pool.fetchval(
+            "INSERT INTO room_event_ids AS r (stream_id, reserved)"
+            " SELECT $1, coalesce(max(id), 0) + $2 FROM chat_messages WHERE stream_id = $1"
+            " ON CONFLICT (stream_id) DO UPDATE SET reserved = r.reserved + $2"
+            " RETURNING reserved",
+            stream_id,
+            count,
+        )
+        return int(reserved)
 
     async def message(self, stream_id: int, message_id: int) -> StoredMessage | None:
         row = await self._db.pool.fetchrow(
