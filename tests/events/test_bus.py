@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
-from livecore.events.bus import LocalBus
+from livecore.events.bus import BusUnavailable, LocalBus, event_id
+from livecore.events.ids import MemoryIds
 from livecore.events.redis_bus import RedisBus
 from livecore.events.types import Event
 from tests.services import RedisProcess
@@ -139,4 +141,63 @@ async def test_redis_outage_keeps_local_delivery_and_recovers(tmp_path: Path) ->
     finally:
         await a.close()
         await b.close()
+        await asyncio.to_thread(redis.stop)
+
+
+async def test_ids_are_never_given_twice_after_a_restart() -> None:
+    source = MemoryIds()  # what PostgreSQL keeps across restarts
+    first = LocalBus(source)
+    before = [(await first.publish(5, "chat", {"text": str(i)})).id for i in range(3)]
+    second = LocalBus(source)  # the node restarted: its counters are gone, the source is not
+    after = [(await second.publish(5, "chat", {"text": str(i)})).id for i in range(3)]
+    assert before == [1, 2, 3]
+    assert min(after) > max(before)
+
+
+async def test_history_is_taken_up_from_the_stored_lines() -> None:
+    class Stored:
+        async def recent(self, room: int, limit: int) -> list[bytes]:
+            return [b'{"type":"chat","id":7,"text":"old"}']
+
+    bus = LocalBus(history=5, stored=Stored())
+    await bus.publish(5, "chat", {"text": "new"})  # id 1: older than the stored line 7
+    await bus.publish(5, "tip", {"amount": 100})
+    assert [event_id(b) for b in await bus.history(5)] == [1, 2, 7]
+
+
+async def test_redis_flush_never_repeats_an_id(redis_url: str) -> None:
+    source = MemoryIds()
+    bus = RedisBus(redis_url, ids=source)
+    await bus.start()
+    try:
+        before = [(await bus.publish(6, "chat", {"text": str(i)})).id for i in range(3)]
+        admin = aioredis.Redis.from_url(redis_url)
+        try:
+            await admin.flushdb()
+        finally:
+            await admin.aclose()
+        after = [(await bus.publish(6, "chat", {"text": str(i)})).id for i in range(3)]
+        assert min(after) > max(before)
+        assert after == sorted(after)
+    finally:
+        await bus.close()
+
+
+async def test_chat_is_refused_not_delivered_locally_while_redis_is_out(tmp_path: Path) -> None:
+    redis = RedisProcess(tmp_path / "redis")
+    await asyncio.to_thread(redis.start)
+    bus = RedisBus(redis.url)
+    try:
+        await bus.start()
+        inbox = Inbox()
+        bus.subscribe(4, inbox)
+        await bus.joined(4)
+        await asyncio.to_thread(redis.stop)
+        with pytest.raises(BusUnavailable):
+            await bus.publish(
+                4, "chat", {"text": "nobody else would see this"}, local_fallback=False
+            )
+        assert inbox.events == []
+    finally:
+        await bus.close()
         await asyncio.to_thread(redis.stop)
