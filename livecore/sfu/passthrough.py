@@ -26,8 +26,18 @@
    publisher's video (a camera turned off with `replaceTrack(null)`) held the loop ~50 ms
    per minute of pause. Past one window every bucket is empty, so `_erase_old` now gets
    there at once; the result is the same (tests compare it with aiortc's own).
+8. DTLS role: to an `a=setup:actpass` offer, aiortc answers `active` (it becomes the DTLS
+   client), and its ClientHello offers ECDSA cipher suites only, so a peer whose certificate
+   is RSA (GStreamer's webrtcbin: whip-client, whipsink) refuses it: "no shared cipher".
+   `answer_dtls_passive` sets the still-undecided transports to the server role
+   (`RTCDtlsTransport._set_role`, what aiortc does itself for an `active` offer), so the
+   answer says `passive`, as WHIP/WHEP servers usually do (RFC 8842 lets an answerer take
+   either role; `active` would only save the wait for the answer, which a WHIP client has
+   before ICE even starts). The peer's DTLS client then picks a suite for our ECDSA
+   certificate, which every WebRTC stack accepts (browsers, OBS, GStreamer, aiortc).
 
-tests/signaling/test_whip.py and test_whep.py cover these over real loopback peers.
+tests/signaling/test_whip.py and test_whep.py cover these over real loopback peers;
+test_whip_gstreamer.py covers 8 with GStreamer's webrtcbin.
 """
 
 from __future__ import annotations
@@ -42,7 +52,8 @@ import aioice.ice
 import aioice.turn
 import aiortc.rate
 import aiortc.rtcrtpreceiver
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.sdp import SessionDescription
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +164,27 @@ def restrict_host_addresses(addresses: Sequence[str]) -> None:
         return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
     aioice.ice.get_host_addresses = host_addresses
+
+
+def answer_dtls_passive(pc: RTCPeerConnection) -> None:
+    """Make the coming answer take the DTLS server role (`a=setup:passive`) on every section
+    the offer left to us (`actpass`); an offer that chose a role keeps it. Call it between
+    `setRemoteDescription(offer)` and `createAnswer()`."""
+    remote = pc.remoteDescription
+    if remote is None or remote.type != "offer":
+        raise RuntimeError("answer_dtls_passive needs the remote offer applied first")
+    actpass = {
+        m.rtp.muxId for m in SessionDescription.parse(remote.sdp).media
+        if m.dtls is not None and m.dtls.role == "auto"
+    }  # fmt: skip
+    pairs = [(t.mid, t.receiver.transport) for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        pairs.append((pc.sctp.mid, pc.sctp.transport))
+    for mid, transport in pairs:
+        # "auto" after the offer: aiortc would answer "active" (an "active" offer has
+        # already made it "server"; a "passive" one is not in `actpass`).
+        if mid in actpass and transport._role == "auto":
+            transport._set_role("server")
 
 
 async def send_pli(receiver: RTCRtpReceiver) -> bool:

@@ -34,7 +34,7 @@ from livecore.sfu.hub import HubRegistry, StreamHub
 from livecore.sfu.media import MediaKind, MediaUnit, h264_is_keyframe, vp8_is_keyframe
 from livecore.sfu.metrics import SfuMetrics
 from livecore.sfu.offer import OfferSummary, inspect_offer
-from livecore.sfu.passthrough import EncodedFrame, deliver_inline, send_pli
+from livecore.sfu.passthrough import EncodedFrame, answer_dtls_passive, deliver_inline, send_pli
 
 logger = logging.getLogger(__name__)
 
@@ -316,6 +316,7 @@ class Publishers:
                         await self.stop(publisher.id)
 
                 await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+                answer_dtls_passive(pc)  # GStreamer's RSA certificate: see passthrough
                 await pc.setLocalDescription(await pc.createAnswer())
                 if old is not None:
                     logger.info("stream %s: new publisher replaces session %s", slug, old.id)

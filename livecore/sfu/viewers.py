@@ -29,7 +29,7 @@ from livecore.config import SfuConfig
 from livecore.sfu.hub import StreamHub, Subscription
 from livecore.sfu.media import MediaUnit
 from livecore.sfu.offer import inspect_offer
-from livecore.sfu.passthrough import forward_keyframe_requests
+from livecore.sfu.passthrough import answer_dtls_passive, forward_keyframe_requests
 from livecore.sfu.publisher import rtc_configuration
 
 logger = logging.getLogger(__name__)
@@ -145,6 +145,7 @@ class Viewers:
                     await self.stop(viewer.id)
 
             await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            answer_dtls_passive(pc)  # GStreamer's RSA certificate: see passthrough
             await pc.setLocalDescription(await pc.createAnswer())
         except BaseException:
             await viewer.close()

@@ -44,7 +44,11 @@ async def test_viewer_receives_h264_from_a_keyframe_and_opus(client: Client) -> 
         resp = await client.post("/whep/watch-rtc", data=pc.localDescription.sdp, headers=SDP)
         assert resp.status == 201, await resp.text()
         location = resp.headers["Location"]
-        await pc.setRemoteDescription(RTCSessionDescription(await resp.text(), "answer"))
+        answer = await resp.text()
+        # livecore answers as the DTLS server (a=setup:passive); aiortc's client reaches it.
+        setup = [line for line in answer.splitlines() if line.startswith("a=setup:")]
+        assert setup == ["a=setup:passive", "a=setup:passive"]
+        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         async with asyncio.timeout(20):
             first = await video.receiver.track.recv()
             sound = await audio.receiver.track.recv()

@@ -13,7 +13,7 @@ from livecore.appkeys import HUBS, PUBLISHERS
 from livecore.sfu.media import MediaUnit, h264_is_keyframe
 from tests.conftest import Client, MakeClient, bearer, register, wait_state
 from tests.media import clip, vp8_clip
-from tests.rtc import publish
+from tests.rtc import loopback_pc, publish
 
 SDP_HEADERS = {"Content-Type": "application/sdp"}
 
@@ -48,6 +48,8 @@ async def test_publish_goes_live_and_delete_ends_it(client: Client) -> None:
     pub = await publish(client.session, str(client.make_url(f"/whip/{slug}")), key, clip())
     try:
         assert pub.location.startswith(f"/whip/{slug}/")
+        # livecore is the DTLS server (see the next test); aiortc's client reaches it.
+        assert _setup_lines(pub.answer) == ["passive", "passive"]
         await wait_state(client, slug, "live")
         units = await _first_units(client, slug, 40)
         video = [u for u in units if u.kind == "video"]
@@ -64,6 +66,38 @@ async def test_publish_goes_live_and_delete_ends_it(client: Client) -> None:
         assert (await client.delete(pub.location)).status == 404
     finally:
         await pub.close()
+
+
+def _setup_lines(sdp: str) -> list[str]:
+    return [
+        line.removeprefix("a=setup:") for line in sdp.splitlines() if line.startswith("a=setup:")
+    ]
+
+
+@pytest.mark.parametrize(("offered", "answered"), [
+    ("actpass", "passive"),  # the usual offer: livecore takes the DTLS server role
+    ("active", "passive"),
+    ("passive", "active"),  # an offerer that insists on serving keeps that role
+])  # fmt: skip
+async def test_answer_takes_the_dtls_server_role_unless_the_offer_chose(
+    client: Client, offered: str, answered: str
+) -> None:
+    # As the DTLS client, aiortc offers ECDSA cipher suites only, which a peer with an RSA
+    # certificate (GStreamer's webrtcbin) cannot accept: test_whip_gstreamer.py.
+    slug, key = await _stream(client)
+    pc = loopback_pc()
+    try:
+        pc.addTransceiver("video", direction="sendonly")
+        pc.addTransceiver("audio", direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = pc.localDescription.sdp.replace("a=setup:actpass", f"a=setup:{offered}")
+        headers = {**SDP_HEADERS, **bearer(key)}
+        resp = await client.post(f"/whip/{slug}", data=offer, headers=headers)
+        assert resp.status == 201, await resp.text()
+        assert _setup_lines(await resp.text()) == [answered, answered]
+        assert (await client.delete(resp.headers["Location"])).status == 200
+    finally:
+        await pc.close()
 
 
 async def test_answer_prefers_h264_even_when_vp8_is_offered_first(client: Client) -> None:
