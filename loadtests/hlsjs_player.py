@@ -15,8 +15,6 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from tests.web.browser import CHROMIUM, LAUNCH_ARGS
-
 _PAGE = """<!doctype html>
 <meta charset="utf-8"><title>bench player</title>
 <video id="v" muted autoplay playsinline></video>
@@ -51,7 +49,11 @@ class PlayerResult:
 async def play(base: str, slug: str, window: tuple[float, float]) -> PlayerResult:
     """Play /hls/{slug}/master.m3u8 until window[1] (time.time()); keep what was measured
     inside the window."""
+    # Imported here, not at the top: only --hlsjs needs Playwright (tests.web.browser
+    # imports it too), and every other benchmark must start without it installed.
     from playwright.async_api import async_playwright
+
+    from tests.web.browser import CHROMIUM, LAUNCH_ARGS
 
     result = PlayerResult()
     page_url = f"{base}/__bench/player"

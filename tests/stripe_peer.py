@@ -21,14 +21,13 @@ import re
 import secrets
 import string
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl
 
-import pytest
 from aiohttp import web
 
 # The version whose object shapes the peer follows (the one stripe 16.1 pins): the invoice
@@ -1199,14 +1198,3 @@ class StripePeer:
             self._emit("charge.refunded", shown, call, before),
             self._emit("refund.created", refund, call),
         ]
-
-
-@pytest.fixture
-async def stripe_peer() -> AsyncIterator[StripePeer]:
-    """A started StripePeer, closed after the test."""
-    peer = StripePeer()
-    await peer.start()
-    try:
-        yield peer
-    finally:
-        await peer.close()

@@ -25,7 +25,6 @@ from tests.stripe_peer import (
     sign_payload,
     stripe_fee,
 )
-from tests.stripe_peer import stripe_peer as stripe_peer  # the fixture
 
 SECRET = "whsec_peer_test"
 

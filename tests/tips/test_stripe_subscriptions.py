@@ -12,7 +12,6 @@ from livecore.store import Database
 from livecore.store.ledger import Ledger
 from tests.conftest import Client, MakeClient, bearer, register
 from tests.stripe_peer import StripePeer
-from tests.stripe_peer import stripe_peer as stripe_peer  # the fixture
 from tests.tips.people import admin_headers
 from tests.tips.test_stripe_tips import deliver_all, fees_posted, stripe_config
 

@@ -17,7 +17,6 @@ from livecore.tips.routes import TIPS
 from tests.chat.conftest import connect
 from tests.conftest import Client, MakeClient, bearer, register
 from tests.stripe_peer import DISPUTE_FEE, StripePeer, event_body, sign_payload
-from tests.stripe_peer import stripe_peer as stripe_peer  # the fixture
 from tests.tips.people import admin_headers, creator_and_fan
 
 SECRET = "whsec_livecore_test"
