@@ -118,12 +118,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def _database_url(config: Config) -> Iterator[tuple[str, EmbeddedPostgres | None]]:
-    """The configured database, or the embedded one, stopped again on exit if we started it."""
+def _database_url(
+    config: Config, *, announce: bool = False
+) -> Iterator[tuple[str, EmbeddedPostgres | None]]:
+    """The configured database, or the embedded one, stopped again on exit if we started it.
+
+    Only `serve` announces the embedded database's start and stop; a one-shot command's
+    output is its answer (both are still logged at debug level).
+    """
     if config.database_url:
         yield config.database_url, None
         return
-    embedded = EmbeddedPostgres(config.data_path / "postgres")
+    embedded = EmbeddedPostgres(config.data_path / "postgres", announce=announce)
     try:
         yield embedded.start(), embedded
     finally:
@@ -142,7 +148,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 def _serve(config: Config, args: argparse.Namespace) -> int:
     # A crash in native code (FFmpeg, libsrtp) still leaves a traceback in the log.
     faulthandler.enable()
-    with _database_url(config) as (dsn, _):
+    with _database_url(config, announce=True) as (dsn, _):
         return _run(_serve_async(config, dsn))
 
 
