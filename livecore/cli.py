@@ -216,6 +216,7 @@ async def _services(config: Config, dsn: str) -> AsyncIterator[Any]:
     db = await Database.connect(dsn, max_size=2)
     auth = AuthService(db, config.auth, LogMailSender(), public_url=config.public_url)
     try:
+        await auth.fill_name_keys()  # as serve does: names are compared with every account's
         yield auth
     finally:
         await auth.close()
@@ -225,7 +226,7 @@ async def _services(config: Config, dsn: str) -> AsyncIterator[Any]:
 def _user_create(config: Config, args: argparse.Namespace) -> int:
     import secrets
 
-    from livecore.auth.service import EmailTaken, InvalidInput
+    from livecore.auth.service import DisplayNameTaken, EmailTaken, InvalidInput
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -245,6 +246,10 @@ def _user_create(config: Config, args: argparse.Namespace) -> int:
             raise CommandError("; ".join(f"{k} {v}" for k, v in exc.fields.items())) from None
         except EmailTaken:
             raise CommandError(f"an account with email {args.email} exists already") from None
+        except DisplayNameTaken:
+            raise CommandError(
+                f"another account is named {display_name!r}: give one with --display-name"
+            ) from None
     out = {"id": user.id, "email": user.email, "role": user.role}
     if generated:
         out["password"] = password

@@ -44,9 +44,10 @@ class WorkerResult:
 def _prepare(base: str, live_streams: int) -> str:
     """A creator with some live streams; returns a session token."""
     email = f"bench-{time.time_ns()}@example.com"
+    name = email.split("@")[0]  # display names are unique
     user = post_json(
         f"{base}/api/v1/auth/register",
-        {"email": email, "password": PASSWORD, "display_name": "Bench", "creator": True},
+        {"email": email, "password": PASSWORD, "display_name": name, "creator": True},
     )
     token = str(user["token"])
     for i in range(live_streams):

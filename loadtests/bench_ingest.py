@@ -408,7 +408,8 @@ async def _create_streams(base: str, n: int) -> list[tuple[str, str]]:
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(base, timeout=timeout) as http:
         email = f"bench-{time.time_ns()}@example.com"
-        body = {"email": email, "password": PASSWORD, "display_name": "Bench", "creator": True}
+        name = email.split("@")[0]  # display names are unique
+        body = {"email": email, "password": PASSWORD, "display_name": name, "creator": True}
         async with http.post("/api/v1/auth/register", json=body) as resp:
             resp.raise_for_status()
             token = (await resp.json())["token"]

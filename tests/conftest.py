@@ -149,8 +149,11 @@ async def register(
     *,
     password: str = "correct horse battery",
     creator: bool = False,
-    display_name: str = "Ann",
+    display_name: str | None = None,
 ) -> dict[str, Any]:
+    # Display names are unique: by default each account is named after its email
+    # ("ann@example.com" is "Ann").
+    display_name = display_name or email.split("@", 1)[0].capitalize()
     resp = await client.post(
         "/api/v1/auth/register",
         json={"email": email, "password": password, "display_name": display_name,

@@ -17,6 +17,7 @@ from aiohttp import web
 from livecore.appkeys import AUTH, CONFIG, SECRET_KEY
 from livecore.auth.service import (
     BadCredentials,
+    DisplayNameTaken,
     EmailTaken,
     InvalidInput,
     LoginResult,
@@ -149,6 +150,8 @@ async def post_register(request: web.Request) -> web.Response:
         raise _invalid(exc) from None
     except EmailTaken:
         raise Conflict("an account with this email exists already") from None
+    except DisplayNameTaken:
+        raise Conflict("this display name is taken: choose another") from None
     result = await auth.login(
         email, password, client_ip=client_ip(request),
         user_agent=request.headers.get("User-Agent", ""),

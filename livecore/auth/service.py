@@ -30,6 +30,7 @@ from livecore.store.audit import AuditLog
 from livecore.store.sessions import Session, Sessions
 from livecore.store.streams import Stream, Streams
 from livecore.store.users import PasswordResets, Role, User, Users
+from livecore.text import has_control, has_visible, name_key
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,10 @@ class InvalidInput(Exception):
 
 class EmailTaken(Exception):
     pass
+
+
+class DisplayNameTaken(Exception):
+    """Another account's display name is the same as people read it (livecore.text.name_key)."""
 
 
 class BadCredentials(Exception):
@@ -79,11 +84,21 @@ def check_email(email: str) -> str | None:
     return None
 
 
+def normalise_display_name(name: str) -> str:
+    """A display name as stored: NFKC (full-width and styled letters become plain), stripped."""
+    return unicodedata.normalize("NFKC", name).strip()
+
+
 def check_display_name(name: str) -> str | None:
+    """What is wrong with a normalised display name, or None."""
     if not 1 <= len(name) <= 64:
         return "must be 1 to 64 characters"
-    if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+    # The chat's control characters (bidi overrides and isolates included, and no line
+    # breaks in a name), and every format character: zero-width ones hide in look-alikes.
+    if has_control(name, newlines=False) or any(unicodedata.category(c) == "Cf" for c in name):
         return "must not contain control characters"
+    if not has_visible(name):
+        return "must contain a visible character"
     return None
 
 
@@ -130,7 +145,7 @@ class AuthService:
     async def register(
         self, email: str, password: str, display_name: str, role: Role = "viewer"
     ) -> User:
-        email, display_name = normalise_email(email), display_name.strip()
+        email, display_name = normalise_email(email), normalise_display_name(display_name)
         problems = {}
         if (p := check_email(email)) is not None:
             problems["email"] = p
@@ -142,11 +157,29 @@ class AuthService:
             raise InvalidInput(problems)
         password_hash = await self.passwords.hash(password)
         try:
-            user = await self.users.create(email, display_name, password_hash, role)
-        except UniqueViolation:
+            user = await self.users.create(
+                email, display_name, name_key(display_name), password_hash, role
+            )
+        except UniqueViolation as exc:
+            if exc.constraint == "users_name_key":
+                raise DisplayNameTaken(display_name) from None
             raise EmailTaken(email) from None
         await self.audit.record("user.register", "user", user.id, actor_id=user.id)
         return user
+
+    async def fill_name_keys(self, batch: int = 1000) -> None:
+        """Give the accounts made before display names were unique (or by an older node)
+        their name key. Of accounts that share a name, the oldest gets the key; the others
+        keep their name, without a key. Safe to run on several nodes at once."""
+        after, filled, kept = 0, 0, 0
+        while found := await self.users.without_name_key(after, batch):
+            done = await self.users.set_name_keys([(i, name_key(n)) for i, n in found])
+            filled, kept = filled + done, kept + len(found) - done
+            after = found[-1][0]
+        if filled:
+            logger.info("display names: %d accounts given their comparison key", filled)
+        if kept:
+            logger.info("display names: %d accounts share their name with an older one", kept)
 
     @property
     def min_password(self) -> int:

@@ -1,6 +1,7 @@
 """Chat text rules: normalising text for matching, banned terms, links, and message checks.
 
-Pure functions over `str`; imports nothing from livecore and does no I/O.
+Pure functions over `str`; imports only livecore.text (what is invisible, what is a control
+character, shared with display names and stream titles) and does no I/O.
 
 Matching works on a *folded* form of the text: NFKD (full-width, ligatures, circled and
 mathematical letters become plain ones), Cyrillic/Greek look-alikes mapped to Latin, case
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from types import MappingProxyType
 from typing import Final, Literal
+
+from livecore.text import drop_invisible, has_control, has_visible
 
 RefusalCode = Literal["empty", "too_long", "link", "banned_term", "control_chars"]
 
@@ -46,13 +49,6 @@ _LOOKALIKES: Final = str.maketrans(
         "\u0131": "i", "\u0251": "a", "\u0261": "g", "\u2113": "l",
     }
 )  # fmt: skip
-
-# Dropped before matching: combining marks (accents, Zalgo stacks, variation selectors,
-# which are Mn) and format characters (Cf: zero-width space/joiners, soft hyphen, bidi).
-_DROPPED_CATEGORIES: Final = frozenset({"Mn", "Me", "Cf"})
-# Letters that render as blank space but are not Cf: Hangul fillers and the blank braille
-# pattern, a favourite for splitting words invisibly.
-_INVISIBLE: Final = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 # Digits and symbols standing in for letters. normalise() maps these back to one letter.
 _LEET: Final = str.maketrans("0134578@$|", "oieastbasl")
@@ -82,13 +78,9 @@ def _fold(text: str) -> str:
     """Text as compared: compatibility forms, look-alikes, case and invisible marks folded."""
     # Look-alikes are mapped after NFKD (so mathematical Greek becomes Greek first) and
     # before casefold (see _LOOKALIKES); casefold may compose again, hence the second NFKD.
+    # Dropped before matching: combining marks, format characters, blank letters.
     text = unicodedata.normalize("NFKD", text).translate(_LOOKALIKES).casefold()
-    kept = (
-        c
-        for c in unicodedata.normalize("NFKD", text)
-        if c not in _INVISIBLE and unicodedata.category(c) not in _DROPPED_CATEGORIES
-    )
-    return unicodedata.normalize("NFC", "".join(kept))
+    return unicodedata.normalize("NFC", drop_invisible(text))
 
 
 def _join_spelled_out(text: str) -> str:
@@ -303,12 +295,6 @@ def contains_link(text: str) -> bool:
 
 # -- message checks -------------------------------------------------------------------------
 
-# Besides C0/C1 controls: line and paragraph separators (line breaks other than "\n"), and
-# bidi embeddings, overrides and isolates, which would reorder text around the message.
-_CONTROL_EXTRA: Final = frozenset(
-    "\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
@@ -316,13 +302,6 @@ class Refusal:
 
     code: RefusalCode
     message: str
-
-
-def _has_control(text: str) -> bool:
-    # "Cs": a lone surrogate ("\ud800" is valid in JSON) could never be encoded as UTF-8.
-    return any(
-        (c != "\n" and unicodedata.category(c) in ("Cc", "Cs")) or c in _CONTROL_EXTRA for c in text
-    )
 
 
 def check_message(
@@ -333,9 +312,10 @@ def check_message(
     Checked in order: empty (nothing visible), control characters, length (Unicode code
     points after NFC), links (unless allowed), banned terms.
     """
-    if not _fold(text).strip():
+    if not has_visible(text):
         return Refusal("empty", "message is empty")
-    if _has_control(text):
+    # Control characters as livecore.text defines them: bidi controls included, "\n" allowed.
+    if has_control(text, newlines=True):
         return Refusal("control_chars", "message contains control characters")
     if len(unicodedata.normalize("NFC", text)) > max_length:
         return Refusal("too_long", f"message is longer than {max_length} characters")

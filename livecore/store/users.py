@@ -39,19 +39,55 @@ class Users:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, email: str, display_name: str, password_hash: str, role: Role) -> User:
-        """Insert a user; raises UniqueViolation when the email is taken (in any case)."""
+    async def create(
+        self, email: str, display_name: str, name_key: str, password_hash: str, role: Role
+    ) -> User:
+        """Insert a user; raises UniqueViolation when the email is taken (in any case,
+        constraint "users_email_key") or another user's name has this key ("users_name_key")."""
         with unique_violation():
             row = await self._db.pool.fetchrow(
-                f"INSERT INTO users (email, display_name, password_hash, role)"
-                f" VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}",
+                f"INSERT INTO users (email, display_name, name_key, password_hash, role)"
+                f" VALUES ($1, $2, $3, $4, $5) RETURNING {_COLUMNS}",
                 email,
                 display_name,
+                name_key,
                 password_hash,
                 role,
             )
         assert row is not None
         return _user(row)
+
+    async def without_name_key(self, after_id: int, limit: int) -> list[tuple[int, str]]:
+        """(id, display name) of users with no name key and an id above `after_id`."""
+        rows = await self._db.pool.fetch(
+            "SELECT id, display_name FROM users WHERE name_key IS NULL AND id > $1"
+            " ORDER BY id LIMIT $2",
+            after_id,
+            limit,
+        )
+        return [(row["id"], row["display_name"]) for row in rows]
+
+    async def set_name_keys(self, keys: Sequence[tuple[int, str]]) -> int:
+        """Give each (user id, key) its key unless another user holds it; returns how many
+        were set. Of two users in `keys` with one key, the first gets it."""
+        sql = (
+            "UPDATE users u SET name_key = v.key"
+            " FROM unnest($1::bigint[], $2::text[]) AS v(id, key)"
+            " WHERE u.id = v.id AND u.name_key IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM users o WHERE o.name_key = v.key)"
+        )
+        try:
+            done = await self._db.pool.execute(sql, [k[0] for k in keys], [k[1] for k in keys])
+            return int(done.split()[-1])
+        except asyncpg.UniqueViolationError:
+            pass  # one key twice in `keys`, or an account made meanwhile: one at a time
+        count = 0
+        for user_id, key in keys:
+            try:
+                count += int((await self._db.pool.execute(sql, [user_id], [key])).split()[-1])
+            except asyncpg.UniqueViolationError:
+                continue
+        return count
 
     async def get(self, user_id: int) -> User | None:
         row = await self._db.pool.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,6 +10,7 @@ from livecore.auth.service import AuthService, InvalidInput, new_stream_key
 from livecore.store import UniqueViolation
 from livecore.store.streams import Stream, StreamState, Visibility
 from livecore.store.users import User
+from livecore.text import has_control, has_visible
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")
 # Slugs that would shadow pages or routes.
@@ -46,8 +46,12 @@ def check_slug(slug: str) -> str | None:
 def check_title(title: str) -> str | None:
     if len(title) > 140:
         return "must be at most 140 characters"
-    if any(unicodedata.category(c) == "Cc" for c in title):
+    # The chat's rules (livecore.text): bidi overrides and isolates would reorder the page
+    # around the title, and a title of invisible characters only looks like none.
+    if has_control(title, newlines=False):
         return "must not contain control characters"
+    if title and not has_visible(title):
+        return "must contain a visible character (or be empty)"
     return None
 
 
