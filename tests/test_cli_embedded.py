@@ -134,3 +134,33 @@ def test_one_shot_command_does_not_announce_the_embedded_database(tmp_path: Path
     assert json.loads(result.stdout)["ok"] is True
     assert "embedded PostgreSQL" not in result.stderr
     assert not (data_dir / "postgres" / "postmaster.pid").exists()
+
+
+def test_stale_postmaster_pid_naming_another_process_is_not_taken_for_the_server(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "var"
+    check = [sys.executable, "-m", "livecore", "ledger", "check", "--json"]
+    first = subprocess.run(check, env=_env(data_dir), cwd=ROOT, capture_output=True, text=True,
+                           timeout=60)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    pgdata = data_dir / "postgres"
+    # What a reboot or a kill can leave: postmaster.pid naming a PID that now belongs to
+    # another process (here one this test starts). Taken for the server, it would be
+    # signalled to stop ("pg_ctl stop") when the command ends.
+    bystander = subprocess.Popen(["sleep", "120"])
+    try:
+        (pgdata / "postmaster.pid").write_text(
+            f"{bystander.pid}\n{pgdata}\n{int(time.time())}\n5432\n{pgdata}\n\n"
+            "  5432001     0\nready\n"
+        )
+        second = subprocess.run(check, env=_env(data_dir), cwd=ROOT, capture_output=True,
+                                text=True, timeout=60)  # fmt: skip
+        assert bystander.poll() is None, "livecore stopped a process that is not its database"
+    finally:
+        bystander.kill()
+        bystander.wait()
+    assert second.returncode == 0, second.stderr
+    assert f"names pid {bystander.pid}, not a postgres of {pgdata}; removed" in second.stderr
+    assert json.loads(second.stdout)["ok"] is True
+    assert not (pgdata / "postmaster.pid").exists()
