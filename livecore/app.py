@@ -479,7 +479,7 @@ def _auth(mailer: MailSender) -> CleanupContext:
             app[DB], config.auth, mailer, public_url=config.public_url,
             hash_workers=max(1, min(4, os.cpu_count() or 1)),
         )  # fmt: skip
-        # Accounts made before display names were unique (migration 0010), or by an older
+        # Accounts made before display names were unique (the name_key migration), or by an older
         # node during a rolling upgrade, get their name key before anyone registers here.
         await auth.fill_name_keys()
         yield

@@ -79,7 +79,7 @@ async def test_the_database_refuses_a_name_registered_twice_at_once(client: Clie
 async def test_accounts_from_before_unique_names_get_their_keys(
     client: Client, db: Database
 ) -> None:
-    # Accounts made before migration 0010 (or by an older node): no name key, and two of
+    # Accounts made before the name_key migration (or by an older node): no name key, and two of
     # them already share a name. The oldest keeps the key; the other keeps its name.
     for email, name in [("zoe@example.com", "Zoë"), ("zoe2@example.com", "ZOË"),
                         ("max@example.com", "Max")]:  # fmt: skip
