@@ -481,7 +481,12 @@ def _auth(mailer: MailSender) -> CleanupContext:
         )  # fmt: skip
         # Accounts made before display names were unique (the name_key migration), or by an older
         # node during a rolling upgrade, get their name key before anyone registers here.
-        await auth.fill_name_keys()
+        filled, kept = await auth.fill_name_keys()
+        if filled or kept:
+            logger.info(
+                "display names: %d accounts given their comparison key; %d share the name of "
+                "an older account and keep it", filled, kept,
+            )  # fmt: skip
         yield
         await auth.close()
 

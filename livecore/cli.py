@@ -216,7 +216,7 @@ async def _services(config: Config, dsn: str) -> AsyncIterator[Any]:
     db = await Database.connect(dsn, max_size=2)
     auth = AuthService(db, config.auth, LogMailSender(), public_url=config.public_url)
     try:
-        await auth.fill_name_keys()  # as serve does: names are compared with every account's
+        await auth.fill_name_keys()  # as serve does (quietly): names are compared with all
         yield auth
     finally:
         await auth.close()

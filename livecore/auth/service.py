@@ -167,19 +167,19 @@ class AuthService:
         await self.audit.record("user.register", "user", user.id, actor_id=user.id)
         return user
 
-    async def fill_name_keys(self, batch: int = 1000) -> None:
+    async def fill_name_keys(self, batch: int = 1000) -> tuple[int, int]:
         """Give the accounts made before display names were unique (or by an older node)
         their name key. Of accounts that share a name, the oldest gets the key; the others
-        keep their name, without a key. Safe to run on several nodes at once."""
+        keep their name, without a key. Safe to run on several nodes at once.
+
+        Returns (accounts given a key now, accounts left sharing an older account's name).
+        """
         after, filled, kept = 0, 0, 0
         while found := await self.users.without_name_key(after, batch):
             done = await self.users.set_name_keys([(i, name_key(n)) for i, n in found])
             filled, kept = filled + done, kept + len(found) - done
             after = found[-1][0]
-        if filled:
-            logger.info("display names: %d accounts given their comparison key", filled)
-        if kept:
-            logger.info("display names: %d accounts share their name with an older one", kept)
+        return filled, kept
 
     @property
     def min_password(self) -> int:

@@ -89,7 +89,7 @@ async def test_accounts_from_before_unique_names_get_their_keys(
             email,
             name,
         )
-    await client.app[AUTH].fill_name_keys(batch=2)
+    assert await client.app[AUTH].fill_name_keys(batch=2) == (2, 1)  # given, kept
     rows = await db.pool.fetch("SELECT email, name_key FROM users ORDER BY id")
     assert [(r["email"], r["name_key"]) for r in rows] == [
         ("zoe@example.com", "zoë"), ("zoe2@example.com", None), ("max@example.com", "max"),
