@@ -149,3 +149,24 @@ async def test_a_tip_beyond_bigint_is_refused(client: Client) -> None:
     )  # fmt: skip
     body = await _answer(resp, 422, "invalid")
     assert body["error"]["fields"] == {"amount_minor": f"must be at most {2**63 - 1}"}
+
+
+@pytest.mark.parametrize("slug", ["%00", "ab%00cd", "%C2%B9%00V", "a" * 300])
+async def test_a_slug_that_postgresql_cannot_hold_is_404(client: Client, slug: str) -> None:
+    creator, fan = await creator_and_fan(client)
+    sdp = {"Content-Type": "application/sdp"}
+    calls = [
+        ("POST", f"/whep/{slug}", sdp, "v=0\r\n"),
+        ("POST", f"/whip/{slug}", sdp | bearer("lck_x"), "v=0\r\n"),
+        ("GET", f"/ws/{slug}", {}, None),
+        ("GET", f"/api/v1/streams/{slug}/tiers", {}, None),
+        ("POST", f"/api/v1/streams/{slug}/playback", {}, None),
+        ("POST", f"/api/v1/streams/{slug}/chat/bans", bearer(creator["token"]), "{}"),
+        ("POST", f"/api/v1/streams/{slug}/tips", bearer(fan["token"]) | {"Idempotency-Key": "k"},
+         '{"amount_minor": 100, "currency": "usd"}'),
+    ]  # fmt: skip
+    for method, path, headers, data in calls:
+        if data is not None and "Content-Type" not in headers:
+            headers = headers | {"Content-Type": "application/json"}
+        resp = await client.request(method, path, headers=headers, data=data)
+        await _answer(resp, 404, "not_found")
