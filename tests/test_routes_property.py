@@ -153,6 +153,25 @@ class Call:
     query: dict[str, str]
     body: Any
     raw: str | None  # a body sent as it is (not JSON), with its own content type
+    headers: dict[str, str]  # added to (or replacing) the role's
+
+
+# Header values that clients, proxies and attackers send (latin-1: what HTTP carries).
+_HEADERS = st.dictionaries(
+    st.sampled_from(["Authorization", "Cookie", "Range", "If-None-Match", "If-Range",
+                     "Origin", "X-Forwarded-For", "X-Request-Id", "Idempotency-Key",
+                     "Content-Type", "Accept", "X-CSRF-Token"]),
+    st.one_of(
+        st.sampled_from(["Bearer ", "Bearer x", "Bearer lcs_\xb2", "Basic Og==", "bytes=0-",
+                         "bytes=-1", "bytes=\xb2-", "bytes=99999999999999999999-",
+                         "bytes=5-1", "livecore_session=lcs_x; livecore_csrf=y", "*",
+                         "http://evil.example", "1.2.3.4, ::1, x", "a" * 4000, "",
+                         "application/json; charset=latin-1", "multipart/form-data"]),
+        st.text(st.sampled_from([chr(c) for c in (*range(0x20, 0x7F), *range(0xA0, 0x100))]),
+                max_size=40),
+    ),
+    max_size=2,
+)  # fmt: skip
 
 
 _calls = st.builds(
@@ -166,6 +185,7 @@ _calls = st.builds(
         st.none(), st.none(), st.none(), st.none(),
         st.sampled_from(["v=0\r\n", "{", "not json", "\x00", "[" * 2000]),
     ),
+    headers=st.one_of(st.just({}), st.just({}), _HEADERS),  # a third of the calls
 )  # fmt: skip
 
 
@@ -217,6 +237,7 @@ async def _send(world: World, routes: list[tuple[str, str]], call: Call) -> int:
         kwargs["data"] = json.dumps(call.body)
         headers["Content-Type"] = "application/json"
     headers["Idempotency-Key"] = "prop-key"
+    headers.update(call.headers)
     # Bounded: a request that hangs is a failure of its own, not a stuck test run.
     async with asyncio.timeout(15):
         resp = await world.client.request(method, path, **kwargs)
