@@ -1,7 +1,8 @@
 """Every route in the app's route table, called with generated path segments, query strings
 and JSON bodies, as nobody, a viewer, a creator and an admin, answers below 500.
 
-The whole app runs on real PostgreSQL (the test payment provider, no Stripe). Segments mix
+The whole app runs on real PostgreSQL, once with the built-in test payment provider and once
+with Stripe (the Stripe-shaped peer in tests/stripe_peer.py). Segments mix
 the values that broke livecore before (other scripts' digits, ids beyond bigint, a trailing
 newline, empty and very long segments) with the ids and slugs that exist, so requests reach
 the handlers rather than only the router. Derandomized: the same examples on every run.
@@ -21,8 +22,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from livecore.config import Config
 from livecore.store import Database
-from tests.conftest import Client, bearer, register
+from tests.conftest import Client, MakeClient, bearer, register
+from tests.stripe_peer import StripePeer
+from tests.stripe_peer import stripe_peer as stripe_peer  # the fixture
+from tests.tips.test_stripe_tips import stripe_config
 
 _PLACEHOLDER = re.compile(r"\{([^}]+)\}")
 ROLES = ("anonymous", "viewer", "creator", "admin")
@@ -40,10 +45,21 @@ class World:
     stream_key: str
 
 
-@pytest.fixture
-async def world(client: Client, db: Database) -> World:
-    """Three accounts with sessions, the creator's stream and tier; made once, then shared by
-    every example."""
+@pytest.fixture(params=["test_payments", "stripe"])
+async def world(
+    request: pytest.FixtureRequest,
+    make_client: MakeClient,
+    config: Config,
+    db: Database,
+    stripe_peer: StripePeer,
+) -> World:
+    """The app with the built-in test payment provider, or with Stripe (the Stripe-shaped
+    peer on loopback); three accounts with sessions, the creator's stream and tier. Made
+    once, then shared by every example."""
+    if request.param == "stripe":
+        client = await make_client(stripe=stripe_config(config, stripe_peer).stripe)
+    else:
+        client = await make_client()
     creator = await register(client, "cara@example.com", creator=True, display_name="Cara")
     viewer = await register(client, "vic@example.com", display_name="Vic")
     admin = await register(client, "root@example.com", display_name="Root")
@@ -248,7 +264,7 @@ async def _send(world: World, routes: list[tuple[str, str]], call: Call) -> int:
 
 
 @settings(
-    max_examples=800, deadline=None, derandomize=True, database=None,
+    max_examples=1000, deadline=None, derandomize=True, database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                            HealthCheck.data_too_large],
 )  # fmt: skip
