@@ -74,8 +74,8 @@ def verify(payload: bytes, header: str, secret: str, tolerance_s: int) -> dict[s
 def _timestamp(header: str) -> int | None:
     for item in header.split(","):
         key, _, value = item.strip().partition("=")
-        if key == "t":
-            return parse_int(value)
+        if key == "t" and (timestamp := parse_int(value)) is not None:
+            return timestamp
     return None
 
 

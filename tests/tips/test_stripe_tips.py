@@ -524,3 +524,15 @@ async def test_a_signed_payload_nested_too_deep_is_400(client: Client) -> None:
     resp = await client.post("/webhooks/stripe", data=body, headers=headers)
     assert resp.status == 400
     assert (await resp.json())["error"]["message"] == "webhook refused: payload is not JSON"
+
+
+@pytest.mark.parametrize(
+    "header", ["t=²,v1=00", "t=٣,v1=00", "t=99999999999999999999999,v1=00", "t=,v1=", "x", ""]
+)
+async def test_a_malformed_signature_header_is_400(client: Client, header: str) -> None:
+    resp = await client.post(
+        "/webhooks/stripe", data=b"{}",
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert resp.status == 400
+    assert (await resp.json())["error"]["code"] == "bad_request"
