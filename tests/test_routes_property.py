@@ -176,13 +176,14 @@ class Call:
 _HEADERS = st.dictionaries(
     st.sampled_from(["Authorization", "Cookie", "Range", "If-None-Match", "If-Range",
                      "Origin", "X-Forwarded-For", "X-Request-Id", "Idempotency-Key",
-                     "Content-Type", "Accept", "X-CSRF-Token"]),
+                     "Content-Type", "Accept", "X-CSRF-Token", "Content-Encoding"]),
     st.one_of(
         st.sampled_from(["Bearer ", "Bearer x", "Bearer lcs_\xb2", "Basic Og==", "bytes=0-",
                          "bytes=-1", "bytes=\xb2-", "bytes=99999999999999999999-",
                          "bytes=5-1", "livecore_session=lcs_x; livecore_csrf=y", "*",
                          "http://evil.example", "1.2.3.4, ::1, x", "a" * 4000, "",
-                         "application/json; charset=latin-1", "multipart/form-data"]),
+                         "application/json; charset=latin-1", "multipart/form-data", "gzip",
+                         "deflate", "br", "zstd", "identity"]),
         st.text(st.sampled_from([chr(c) for c in (*range(0x20, 0x7F), *range(0xA0, 0x100))]),
                 max_size=40),
     ),
