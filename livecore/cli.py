@@ -156,9 +156,11 @@ async def _serve_async(config: Config, dsn: str) -> int:
     from aiohttp import web
 
     from livecore.app import create_app
+    from livecore.server import AppRunner
 
     app = create_app(config, database_url=dsn)
-    runner = web.AppRunner(
+    # Answers even the requests aiohttp cannot parse in the JSON error shape.
+    runner = AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s
     )
     stop = asyncio.Event()

@@ -112,6 +112,12 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         else:
             body = error_body(exc.reason.lower().replace(" ", "_"), exc.reason)
         return web.json_response(body, status=exc.status, headers=keep)
+    except web.RequestPayloadError as exc:
+        # Raised by aiohttp while the handler reads the body: a chunk, length or compressed
+        # stream (Content-Encoding) that does not decode. The client's fault, not ours.
+        logger.info("unreadable body in %s %s: %s", request.method, request.path, exc)
+        body = error_body("bad_request", "the request body could not be read")
+        return web.json_response(body, status=400)
     except Exception:
         request_id = request.get(REQUEST_ID, "")
         logger.exception(

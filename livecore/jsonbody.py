@@ -12,6 +12,7 @@ from typing import Any, TypeVar, cast
 from aiohttp import web
 
 from livecore.errors import BadRequest, Invalid, PayloadTooLarge, UnsupportedMediaType
+from livecore.ids import BIGINT_MAX
 
 T = TypeVar("T", bound=str)
 
@@ -71,10 +72,18 @@ class Body:
         if not isinstance(value, int) or isinstance(value, bool):
             self.problems[name] = "must be an integer"
             return 0
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        # JSON integers have no size limit; PostgreSQL's bigint does.
+        low = -BIGINT_MAX - 1 if minimum is None else minimum
+        high = BIGINT_MAX if maximum is None else maximum
+        if low <= value <= high:
+            return value
+        if minimum is not None and maximum is not None:
             self.problems[name] = f"must be between {minimum} and {maximum}"
-            return 0
-        return value
+        elif value < low:
+            self.problems[name] = f"must be at least {low}"
+        else:
+            self.problems[name] = f"must be at most {high}"
+        return 0
 
     def texts(self, name: str, *, max_items: int, max_len: int) -> list[str]:
         value = self._data.get(name)

@@ -147,3 +147,17 @@ def test_ledger_check_reports_a_balanced_ledger(postgres_dsn: str, tmp_path: Pat
     assert result["ok"] is True and result["unbalanced_transactions"] == 0
     text = _livecore("ledger", "check", env=env)
     assert text.stdout.startswith("ledger balanced:")
+
+
+def test_a_slug_with_a_trailing_newline_is_refused_in_one_line(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    env = _env(LIVECORE_DATABASE_URL=postgres_dsn, LIVECORE_DATA_DIR=str(tmp_path))
+    email = f"nl-{time.monotonic_ns()}@example.com"
+    made = _livecore("user", "create", "--email", email, "--role", "creator", env=env)
+    assert made.returncode == 0, made.stderr
+    # `$` in a regular expression also matches before a final newline; fullmatch does not.
+    stream = _livecore("stream", "create", "--owner", email, "--slug", "abc-nl\n", env=env)
+    assert stream.returncode == 1
+    assert "Traceback" not in stream.stderr
+    assert stream.stderr.startswith("livecore: slug must be 3-40 lowercase letters")

@@ -180,3 +180,14 @@ async def test_error_bodies_never_leak_a_session_token(client: Client) -> None:
     token = (await register(client))["token"]
     resp = await client.post(LOGIN, data="{", headers={**JSON, **bearer(token)})
     assert token not in await resp.text()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_that_does_not_decompress_is_400(client: Client, encoding: str) -> None:
+    # aiohttp decompresses while the handler reads the body; a bad stream failed it there.
+    headers = JSON | {"Content-Encoding": encoding}
+    resp = await client.post(LOGIN, data=b"not compressed at all", headers=headers)
+    assert resp.status == 400
+    assert await resp.json() == {
+        "error": {"code": "bad_request", "message": "the request body could not be read"}
+    }

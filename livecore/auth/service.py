@@ -34,7 +34,7 @@ from livecore.text import has_control, has_visible, name_key
 
 logger = logging.getLogger(__name__)
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}")
 # Only touch last_seen_at this often per session, so that reading a cached session costs
 # no database write.
 _TOUCH_EVERY = timedelta(seconds=60)
@@ -79,7 +79,7 @@ def normalise_email(email: str) -> str:
 
 
 def check_email(email: str) -> str | None:
-    if len(email) > 254 or not _EMAIL.match(email):
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
         return "is not a valid email address"
     return None
 

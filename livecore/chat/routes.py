@@ -26,7 +26,7 @@ from livecore.auth.service import AuthService
 from livecore.chat.limits import TokenBucket
 from livecore.chat.metrics import ChatMetrics
 from livecore.chat.room import Outbox, Room, Rooms, Transport
-from livecore.chat.service import Badge, ChatService, Refused
+from livecore.chat.service import Badge, ChatService, Refused, UnknownUser
 from livecore.chat.state import settings_json
 from livecore.clientip import client_ip
 from livecore.errors import (
@@ -37,6 +37,7 @@ from livecore.errors import (
     Unavailable,
 )
 from livecore.events.bus import EventBus
+from livecore.ids import path_id
 from livecore.jsonbody import read_body
 from livecore.store import UniqueViolation
 from livecore.store.chat import RoomSettings
@@ -308,10 +309,7 @@ async def _staff(request: web.Request) -> tuple[User, Stream]:
 
 
 def _int(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound(f"no such {name.removesuffix('_id')}")
-    return int(raw)
+    return path_id(request, name, name.removesuffix("_id"))
 
 
 async def delete_chat_message(request: web.Request) -> web.Response:
@@ -327,7 +325,10 @@ async def post_chat_timeout(request: web.Request) -> web.Response:
     seconds = body.integer("seconds", minimum=1, maximum=14 * 24 * 3600)
     reason = body.text("reason", max_len=500, default="")
     body.check()
-    until = await request.app[CHAT].service.timeout(stream, user_id, seconds, actor, reason)
+    try:
+        until = await request.app[CHAT].service.timeout(stream, user_id, seconds, actor, reason)
+    except UnknownUser:
+        raise NotFound("no such user") from None
     return web.json_response({"user_id": user_id, "until": until}, status=201)
 
 
@@ -339,7 +340,10 @@ async def post_chat_ban(request: web.Request) -> web.Response:
     body.check()
     if user_id == stream.owner_id:
         raise Invalid("the stream's owner cannot be banned", fields={"user_id": "is the owner"})
-    await request.app[CHAT].service.ban(stream, user_id, actor, reason)
+    try:
+        await request.app[CHAT].service.ban(stream, user_id, actor, reason)
+    except UnknownUser:
+        raise NotFound("no such user") from None
     return web.json_response({"user_id": user_id}, status=201)
 
 

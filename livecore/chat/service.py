@@ -47,6 +47,10 @@ class Refused(Exception):
         self.message = message
 
 
+class UnknownUser(LookupError):
+    """A moderation action named a user id that has no account."""
+
+
 class ChatService:
     def __init__(
         self,
@@ -225,6 +229,8 @@ class ChatService:
         self, stream: Stream, user_id: int, seconds: int, actor: User, reason: str
     ) -> float:
         ban = await self._store.ban(stream.id, user_id, seconds=seconds, reason=reason, by=actor.id)
+        if ban is None:
+            raise UnknownUser(user_id)
         assert ban.until is not None
         until = ban.until.timestamp()
         await self._audit.record(
@@ -237,7 +243,9 @@ class ChatService:
         return until
 
     async def ban(self, stream: Stream, user_id: int, actor: User, reason: str) -> None:
-        await self._store.ban(stream.id, user_id, seconds=None, reason=reason, by=actor.id)
+        ban = await self._store.ban(stream.id, user_id, seconds=None, reason=reason, by=actor.id)
+        if ban is None:
+            raise UnknownUser(user_id)
         await self._audit.record(
             "chat.ban", "user", user_id, actor_id=actor.id,
             details={"stream_id": stream.id, "reason": reason},

@@ -30,6 +30,7 @@ from livecore.hls.metrics import HlsMetrics, RequestKind
 from livecore.hls.playlist import render_media, render_multivariant
 from livecore.hls.state import MediaState, VariantInfo
 from livecore.hls.thumbnails import Thumbnail
+from livecore.ids import parse_int
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 INIT_TYPE = "video/mp4"
@@ -41,8 +42,10 @@ CORS = {"Access-Control-Allow-Origin": "*"}
 EXPOSE = {"Access-Control-Expose-Headers": "Content-Length, Content-Range, ETag, Age"}
 
 # File names are matched whole; anything else (.., %2f, absolute paths) is a 404.
+# ASCII digits only: `\d` would take other scripts' digits, which int() then refuses.
 _FILE = re.compile(
-    r"(?:init-(\d{1,18})\.mp4|seg-(\d{1,18})\.m4s|part-(\d{1,18})-(\d{1,4})\.m4s|vod\.m3u8)"
+    r"(?:init-([0-9]{1,18})\.mp4|seg-([0-9]{1,18})\.m4s"
+    r"|part-([0-9]{1,18})-([0-9]{1,4})\.m4s|vod\.m3u8)"
 )
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MAX_PLAYLISTS = 1024
@@ -140,6 +143,12 @@ def setup(
     app.router.add_get("/hls/{stream}/{rendition}/index.m3u8", get_media_playlist)
     app.router.add_get("/hls/{stream}/{rendition}/{file}", get_media_file)
     app.router.add_route("OPTIONS", "/hls/{tail:.*}", options_hls)
+    # Any other GET under /hls/ is a 404, not the 405 the OPTIONS route above would make it.
+    app.router.add_get("/hls/{tail:.*}", get_unknown)
+
+
+async def get_unknown(request: web.Request) -> web.Response:
+    raise NotFound("no such file", headers=CORS)
 
 
 async def options_hls(request: web.Request) -> web.Response:
@@ -259,9 +268,10 @@ def _int_param(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    value = parse_int(raw)
+    if value is None:
         raise BadRequest(f"{name} must be a non-negative integer", headers=CORS)
-    return int(raw)
+    return value
 
 
 async def get_media_playlist(request: web.Request) -> web.Response:

@@ -16,12 +16,13 @@ from typing import Final
 from aiohttp import web
 
 from livecore.errors import NotFound
+from livecore.ids import parse_int
 
 # (stream slug, recording directory) of a kept recording, or None.
 Resolve = Callable[[int], Awaitable[tuple[str, Path] | None]]
 Gate = Callable[[web.Request, str], Awaitable[str]]
 
-_FILE = re.compile(r"(?:init-\d{1,18}\.mp4|seg-\d{1,18}\.m4s|vod\.m3u8)")
+_FILE = re.compile(r"(?:init-[0-9]{1,18}\.mp4|seg-[0-9]{1,18}\.m4s|vod\.m3u8)")
 _TYPES = {
     ".mp4": "video/mp4",
     ".m4s": "video/iso.segment",
@@ -47,9 +48,10 @@ def setup(app: web.Application, resolve: Resolve, *, gate: Gate | None = None) -
 async def get_vod_file(request: web.Request) -> web.StreamResponse:
     vod = request.app[_VOD]
     broadcast, name = request.match_info["broadcast"], request.match_info["file"]
-    if not broadcast.isdigit() or len(broadcast) > 18 or not _FILE.fullmatch(name):
+    broadcast_id = parse_int(broadcast, minimum=1)
+    if broadcast_id is None or not _FILE.fullmatch(name):
         raise NotFound("no such recording", headers=CORS)
-    found = await vod.resolve(int(broadcast))
+    found = await vod.resolve(broadcast_id)
     if found is None:
         raise NotFound("no such recording", headers=CORS)
     slug, directory = found

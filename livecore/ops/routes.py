@@ -18,7 +18,7 @@ from livecore.store import pending_migrations
 
 logger = logging.getLogger("livecore.request")
 
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class RequestIds:
@@ -53,7 +53,7 @@ def _route_label(request: web.Request) -> str:
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give the request an id, then log one line and record its metrics."""
     given = request.headers.get("X-Request-Id", "")
-    request_id = given if given and _CLIENT_ID.match(given) else request.app[REQUEST_IDS].next()
+    request_id = given if given and _CLIENT_ID.fullmatch(given) else request.app[REQUEST_IDS].next()
     request[REQUEST_ID] = request_id
     start = time.perf_counter()
     status = 500

@@ -97,19 +97,19 @@ class ChatStore:
 
     async def ban(
         self, stream_id: int, user_id: int, *, seconds: int | None, reason: str, by: int
-    ) -> Ban:
-        """Ban (seconds None) or time out a user; replaces an earlier ban or timeout."""
+    ) -> Ban | None:
+        """Ban (seconds None) or time out a user; replaces an earlier ban or timeout. None
+        when there is no such user (read in the same statement: no foreign-key error)."""
         row = await self._db.pool.fetchrow(
             "INSERT INTO chat_bans (stream_id, user_id, until, reason, by_user)"
-            " VALUES ($1, $2, CASE WHEN $3::int IS NULL THEN NULL"
-            " ELSE now() + make_interval(secs => $3::int) END, $4, $5)"
+            " SELECT $1, id, CASE WHEN $3::int IS NULL THEN NULL"
+            " ELSE now() + make_interval(secs => $3::int) END, $4, $5 FROM users WHERE id = $2"
             " ON CONFLICT (stream_id, user_id) DO UPDATE SET until = EXCLUDED.until,"
             " reason = EXCLUDED.reason, by_user = EXCLUDED.by_user, created_at = now()"
             " RETURNING user_id, until",
             stream_id, user_id, seconds, reason, by,
         )  # fmt: skip
-        assert row is not None
-        return Ban(row["user_id"], row["until"])
+        return Ban(row["user_id"], row["until"]) if row is not None else None
 
     async def unban(self, stream_id: int, user_id: int) -> bool:
         status = await self._db.pool.execute(

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 # An arbitrary constant naming livecore's migration lock (pg_advisory_lock takes a bigint).
 _LOCK_ID = 0x6C697665636F7265  # "livecore"
-_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_NAME = re.compile(r"([0-9]{4})_[a-z0-9_]+\.sql")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,7 @@ def bundled_migrations() -> list[Migration]:
     """Read the SQL files shipped with the package, in version order."""
     found: list[Migration] = []
     for entry in resources.files("livecore.store").joinpath("migrations").iterdir():
-        match = _NAME.match(entry.name)
+        match = _NAME.fullmatch(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
     found.sort(key=lambda m: m.version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -18,6 +19,8 @@ _COLUMNS = (
     " s.created_at, u.display_name AS owner_name"
 )
 _FROM = "FROM streams s JOIN users u ON u.id = s.owner_id"
+# The CHECK on streams.slug (0001_init.sql), as Python matches it.
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,38}[a-z0-9]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,9 @@ class Streams:
         return _stream(row)
 
     async def by_slug(self, slug: str) -> Stream | None:
+        if not _SLUG.fullmatch(slug):
+            # Not asked: no row can match, and text such as NUL fails inside PostgreSQL.
+            return None
         row = await self._db.pool.fetchrow(f"SELECT {_COLUMNS} {_FROM} WHERE s.slug = $1", slug)
         return _stream(row) if row else None
 
@@ -126,6 +132,8 @@ class Streams:
 
     async def for_key(self, slug: str, key_hash: bytes) -> Stream | None:
         """The stream `slug` if `key_hash` is its current key (looked up by hash, not compared)."""
+        if not _SLUG.fullmatch(slug):
+            return None
         row = await self._db.pool.fetchrow(
             f"SELECT {_COLUMNS} {_FROM} JOIN stream_keys k ON k.stream_id = s.id"
             " WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND s.slug = $2",

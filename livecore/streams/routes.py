@@ -13,6 +13,7 @@ from livecore.auth.routes import authenticate, iso, require_user
 from livecore.auth.service import InvalidInput
 from livecore.cache import TtlCache
 from livecore.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from livecore.ids import path_id
 from livecore.jsonbody import invalid_message, read_body
 from livecore.store.broadcasts import Broadcasts
 from livecore.store.streams import Stream, StreamState, Visibility
@@ -227,15 +228,13 @@ async def delete_stream_recording(request: web.Request) -> web.Response:
     stream = await _stream(request)
     if not may_manage(principal.user, stream):
         raise Forbidden("only the stream's owner or an admin may do this")
-    raw = request.match_info["id"]
-    path = None
-    if raw.isdigit() and len(raw) <= 18:
-        path = await Broadcasts(request.app[DB]).delete_recording(stream.id, int(raw))
+    broadcast_id = path_id(request, "id", "recording")
+    path = await Broadcasts(request.app[DB]).delete_recording(stream.id, broadcast_id)
     if path is None:
         raise NotFound("no such recording")
     await asyncio.to_thread(remove_local_recording, request.app[CONFIG].data_path, path)
     await request.app[AUTH].audit.record(
-        "recording.delete", "broadcast", int(raw), actor_id=principal.user.id,
+        "recording.delete", "broadcast", broadcast_id, actor_id=principal.user.id,
         details={"stream": stream.slug},
     )  # fmt: skip
     return web.Response(status=204)

@@ -12,7 +12,7 @@ from livecore.store.streams import Stream, StreamState, Visibility
 from livecore.store.users import User
 from livecore.text import has_control, has_visible
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,38}[a-z0-9]")
 # Slugs that would shadow pages or routes.
 RESERVED_SLUGS = frozenset({"api", "admin", "studio", "watch", "new", "live", "static", "hls"})
 
@@ -36,7 +36,7 @@ class NewStream:
 
 
 def check_slug(slug: str) -> str | None:
-    if not SLUG.match(slug):
+    if not SLUG.fullmatch(slug):
         return "must be 3-40 lowercase letters, digits or dashes, not starting or ending with -"
     if slug in RESERVED_SLUGS:
         return "is reserved"
@@ -87,7 +87,7 @@ class StreamService:
         return NewStream(stream, key)
 
     async def get(self, slug: str) -> Stream | None:
-        if not SLUG.match(slug):
+        if not SLUG.fullmatch(slug):
             return None
         return await self._streams.by_slug(slug)
 

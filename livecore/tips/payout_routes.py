@@ -13,6 +13,7 @@ from livecore.appkeys import AUTH
 from livecore.auth.routes import require_user
 from livecore.clientip import client_ip
 from livecore.errors import Conflict, Forbidden, Invalid, NotFound
+from livecore.ids import path_id
 from livecore.jsonbody import invalid_message, read_body
 from livecore.store.creator_settings import CreatorMoney
 from livecore.store.payouts import Payout, PayoutStatus
@@ -27,7 +28,7 @@ from livecore.tips.payouts import (
 )
 
 PAYOUTS: Final = web.AppKey("payouts", PayoutService)
-_STRIPE_ACCOUNT = re.compile(r"^acct_[A-Za-z0-9]{1,64}$")
+_STRIPE_ACCOUNT = re.compile(r"acct_[A-Za-z0-9]{1,64}")
 _STATUSES: Final[tuple[PayoutStatus, ...]] = typing.get_args(PayoutStatus)
 
 
@@ -109,7 +110,7 @@ async def _admin(request: web.Request) -> User:
 
 
 def _payout_id(request: web.Request) -> int:
-    return int(request.match_info["id"])
+    return path_id(request, "id", "payout")
 
 
 async def get_admin_payouts(request: web.Request) -> web.Response:
@@ -173,14 +174,14 @@ async def put_creator_money(request: web.Request) -> web.Response:
     the platform default) and `stripe_account_id` (`acct_...`, null for manual payouts). An
     omitted field is set to null."""
     admin = await _admin(request)
-    user_id = int(request.match_info["user_id"])
+    user_id = path_id(request, "user_id", "user")
     body = await read_body(request)
     bps, account = None, None
     if "platform_fee_bps" in body:
         bps = body.integer("platform_fee_bps", minimum=0, maximum=10_000)
     if "stripe_account_id" in body:
         account = body.text("stripe_account_id", max_len=69)
-    malformed = account is not None and not _STRIPE_ACCOUNT.match(account)
+    malformed = account is not None and not _STRIPE_ACCOUNT.fullmatch(account)
     if malformed and "stripe_account_id" not in body.problems:
         body.problems["stripe_account_id"] = "must be acct_ followed by letters and digits"
     body.check()

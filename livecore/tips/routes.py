@@ -21,6 +21,7 @@ from livecore.errors import (
     TooManyRequests,
     Unavailable,
 )
+from livecore.ids import path_id
 from livecore.jsonbody import invalid_message, read_body
 from livecore.store.tips import Tip, TipStatus
 from livecore.tips.service import (
@@ -36,8 +37,8 @@ from livecore.tips.service import (
 )
 
 TIPS: Final = web.AppKey("tips", TipService)
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-_PAYMENT_METHOD = re.compile(r"^pm_[A-Za-z0-9_]{1,200}$")
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+_PAYMENT_METHOD = re.compile(r"pm_[A-Za-z0-9_]{1,200}")
 TEST_MODE_NOTICE = "Test mode: no money moves."
 _STATUSES: Final[tuple[TipStatus, ...]] = typing.get_args(TipStatus)
 
@@ -69,7 +70,7 @@ async def post_tip(request: web.Request) -> web.Response:
     """Send a tip. `Idempotency-Key` is required: a retry with it never charges again."""
     principal = await require_user(request)
     key = request.headers.get("Idempotency-Key", "")
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         raise BadRequest("an Idempotency-Key header (1-255 printable characters) is required")
     stream = await request.app[AUTH].streams.by_slug(request.match_info["slug"])
     if stream is None:
@@ -81,7 +82,7 @@ async def post_tip(request: web.Request) -> web.Response:
     # A saved card (Stripe PaymentMethod) for a one-click tip, confirmed at once.
     payment_method = body.text("payment_method", max_len=210, default="") or None
     body.check()
-    if payment_method is not None and not _PAYMENT_METHOD.match(payment_method):
+    if payment_method is not None and not _PAYMENT_METHOD.fullmatch(payment_method):
         raise Invalid("payment_method is invalid", fields={"payment_method": "is not a pm_ id"})
     tips = request.app[TIPS]
     try:
@@ -151,7 +152,8 @@ async def get_my_tips(request: web.Request) -> web.Response:
 
 async def _settle_manual(request: web.Request, paid: bool) -> web.Response:
     principal = await require_user(request)
-    tip = await request.app[TIPS].settle_manual(principal.user, int(request.match_info["id"]), paid)
+    tip_id = path_id(request, "id", "fallback-lane tip of yours")
+    tip = await request.app[TIPS].settle_manual(principal.user, tip_id, paid)
     if tip is None:
         raise NotFound("no such fallback-lane tip of yours")
     return web.json_response({"tip": tip_json(tip)})

@@ -19,6 +19,7 @@ from livecore.errors import (
     NotFound,
     Unavailable,
 )
+from livecore.ids import path_id
 from livecore.jsonbody import invalid_message, read_body
 from livecore.store.subscriptions import Subscription, Tier
 from livecore.tips.providers import PaymentDeclined, ProviderUnavailable
@@ -42,9 +43,9 @@ from livecore.tips.subscriptions import (
 
 SUBSCRIPTIONS: Final = web.AppKey("subscriptions", SubscriptionService)
 _ID = "{id:[0-9]{1,18}}"  # a bigint; longer digit strings are no id at all
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 # Where the browser comes back to after checkout: a path on this site, never another site.
-_RETURN_PATH = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.~%-]{0,200}$")
+_RETURN_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.~%-]{0,200}")
 
 
 class BadGateway(ApiError):
@@ -147,7 +148,7 @@ async def delete_my_tier(request: web.Request) -> web.Response:
     """Stop offering a tier; its subscriptions continue."""
     principal = await require_user(request)
     service = request.app[SUBSCRIPTIONS]
-    tier = await service.retire_tier(principal.user, int(request.match_info["id"]))
+    tier = await service.retire_tier(principal.user, path_id(request, "id", "tier of yours"))
     if tier is None:
         raise NotFound("no such tier of yours")
     return _answer(service, tier=tier_json(tier))
@@ -155,7 +156,7 @@ async def delete_my_tier(request: web.Request) -> web.Response:
 
 async def get_user_tiers(request: web.Request) -> web.Response:
     """The tiers a creator offers now."""
-    user = await request.app[AUTH].users.get(int(request.match_info["id"]))
+    user = await request.app[AUTH].users.get(path_id(request, "id", "user"))
     if user is None:
         raise NotFound("no such user")
     service = request.app[SUBSCRIPTIONS]
@@ -177,18 +178,18 @@ async def post_subscribe(request: web.Request) -> web.Response:
     the test lane: 201 with the subscription, active at once."""
     principal = await require_user(request)
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not _KEY.match(key):
+    if key is not None and not _KEY.fullmatch(key):
         raise BadRequest("the Idempotency-Key header must be 1-255 printable characters")
     body = await read_body(request)
     path = body.text("return_path", max_len=201, default="/")
     body.check()
-    if not _RETURN_PATH.match(path):
+    if not _RETURN_PATH.fullmatch(path):
         raise Invalid("return_path is invalid", fields={"return_path": "is not a path here"})
     base = request.app[CONFIG].public_url.rstrip("/") + path
     service = request.app[SUBSCRIPTIONS]
     try:
         result = await service.subscribe(
-            principal.user, int(request.match_info["id"]), idempotency_key=key,
+            principal.user, path_id(request, "id", "tier"), idempotency_key=key,
             success_url=base + "?checkout=success&session_id={CHECKOUT_SESSION_ID}",
             cancel_url=base + "?checkout=canceled",
         )  # fmt: skip
@@ -226,7 +227,7 @@ async def _set_cancel(request: web.Request, cancel: bool) -> web.Response:
     service = request.app[SUBSCRIPTIONS]
     try:
         sub = await service.set_cancel_at_period_end(
-            principal.user, int(request.match_info["id"]), cancel
+            principal.user, path_id(request, "id", "subscription of yours"), cancel
         )
     except NoSuchSubscription:
         raise NotFound("no such subscription of yours") from None

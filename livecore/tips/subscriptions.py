@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 from livecore.cache import TtlCache
 from livecore.config import TipsConfig
+from livecore.ids import parse_int
 from livecore.store.creator_settings import CreatorMoney, CreatorSettings
 from livecore.store.db import Connection, Database, UniqueViolation
 from livecore.store.ledger import Entry, Ledger
@@ -48,6 +50,9 @@ T = TypeVar("T")
 MAX_PRICE_MINOR: Final = 99_999_999
 TIER_NAME_MAX: Final = 60
 _LIST_LIMIT: Final = 200
+_STRIPE_ID: Final = re.compile(r"[\x21-\x7e]{1,255}")
+_LAST_TIME: Final = 253402300799  # 9999-12-31T23:59:59Z, the last time datetime holds
+_MAX_AMOUNT_MINOR: Final = 10**12  # far beyond any one invoice; sums stay within bigint
 # The processor's subscription statuses, as livecore keeps them. A paused subscription lets
 # nobody in but may resume, like an incomplete one; so does an unpaid one (Stripe has stopped
 # retrying but keeps it, and makes it active again when the open invoice is paid).
@@ -187,16 +192,17 @@ class ProcessorInvoice:
 
 
 def _time(value: Any) -> datetime | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _LAST_TIME:
         return datetime.fromtimestamp(value, UTC)
     return None
 
 
 def stripe_id(value: Any) -> str | None:
-    """An expandable Stripe field: an id, or the expanded object with its id."""
+    """An expandable Stripe field: an id, or the expanded object with its id. Stripe's ids
+    are short printable ASCII; anything else (NUL, 100 KiB) is no id and never reaches SQL."""
     if isinstance(value, dict):
         value = value.get("id")
-    return value if isinstance(value, str) and value else None
+    return value if isinstance(value, str) and _STRIPE_ID.fullmatch(value) else None
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -210,13 +216,12 @@ def _first(value: Any) -> dict[str, Any]:
 
 
 def _owner(metadata: Any) -> Owner | None:
-    ids = [_dict(metadata).get(k) for k in ("viewer_id", "tier_id", "creator_id")]
-    if not all(isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 18 for v in ids):
+    ids = [parse_int(_dict(metadata).get(k)) for k in ("viewer_id", "tier_id", "creator_id")]
+    viewer, tier, creator = ids
+    if viewer is None or tier is None or creator is None:
         return None
-    viewer, tier, creator = (int(str(v)) for v in ids)
-    fee = _dict(metadata).get("fee_bps")
-    fee_bps = int(fee) if isinstance(fee, str) and fee.isascii() and fee.isdigit() else None
-    return Owner(viewer, tier, creator, fee_bps if fee_bps is None or fee_bps <= 10_000 else None)
+    fee_bps = parse_int(_dict(metadata).get("fee_bps"), maximum=10_000)
+    return Owner(viewer, tier, creator, fee_bps)
 
 
 def parse_subscription(obj: dict[str, Any]) -> ProcessorSubscription | None:
@@ -244,7 +249,8 @@ def parse_invoice(invoice: dict[str, Any]) -> ProcessorInvoice | None:
         invoice_id is None or len(invoice_id) > 255
         or not (isinstance(currency, str) and len(currency) == 3 and currency.isascii()
                 and currency.isalpha())
-        or not isinstance(amount, int) or isinstance(amount, bool) or amount < 0
+        or not isinstance(amount, int) or isinstance(amount, bool)
+        or not 0 <= amount <= _MAX_AMOUNT_MINOR
     ):  # fmt: skip
         return None
     # Current API versions name the subscription under parent.subscription_details; older

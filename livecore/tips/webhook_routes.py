@@ -9,7 +9,7 @@ from aiohttp import web
 
 from livecore.appkeys import CONFIG
 from livecore.errors import BadRequest, NotFound, PayloadTooLarge
-from livecore.tips.webhooks import WebhookHandler, WebhookRefused, verify
+from livecore.tips.webhooks import MalformedEvent, WebhookHandler, WebhookRefused, verify
 
 logger = logging.getLogger(__name__)
 
@@ -40,5 +40,12 @@ async def post_stripe_webhook(request: web.Request) -> web.Response:
     except WebhookRefused as exc:
         logger.warning("Stripe webhook refused: %s", exc)
         raise BadRequest(f"webhook refused: {exc}") from None
-    outcome = await handler.handle(event)
+    try:
+        outcome = await handler.handle(event)
+    except MalformedEvent as exc:
+        # Signed by Stripe, yet unreadable here: nothing changed and the event stays
+        # unprocessed, so Stripe's retries (or a resend from its dashboard, after a fix)
+        # can still apply it. Logged as an error: someone should look.
+        logger.error("Stripe event %s (%s) refused: %s", event["id"], event["type"], exc)
+        raise BadRequest(f"webhook refused: {exc}") from None
     return web.json_response({"received": True, "outcome": outcome})

@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 import stripe
 
+from livecore.ids import BIGINT_MAX, parse_int
 from livecore.store.stripe_events import StripeEvents
 from livecore.store.tips import Tip
 from livecore.tips.batching import Batcher
@@ -30,6 +31,12 @@ Outcome = Literal["processed", "duplicate", "ignored"]
 
 class WebhookRefused(Exception):
     """Not a genuine, fresh Stripe event: answered 400 and nothing changes."""
+
+
+class MalformedEvent(WebhookRefused):
+    """A signed event with a field livecore cannot read (`created: "abc"`, an amount that is
+    not a whole number): answered 400 before anything changes, so a fixed release can apply
+    it when Stripe retries or the operator resends it."""
 
 
 class SubscriptionEvents(Protocol):
@@ -53,10 +60,10 @@ def verify(payload: bytes, header: str, secret: str, tolerance_s: int) -> dict[s
         raise WebhookRefused("timestamp outside the tolerance zone")
     try:
         event = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # Recursion: nested too deep
         raise WebhookRefused("payload is not JSON") from None
     if not (
-        isinstance(event, dict) and isinstance(event.get("id"), str)
+        isinstance(event, dict) and stripe_id(event.get("id")) is not None
         and isinstance(event.get("type"), str) and isinstance(event.get("data"), dict)
         and isinstance(event["data"].get("object"), dict)
     ):  # fmt: skip
@@ -67,8 +74,8 @@ def verify(payload: bytes, header: str, secret: str, tolerance_s: int) -> dict[s
 def _timestamp(header: str) -> int | None:
     for item in header.split(","):
         key, _, value = item.strip().partition("=")
-        if key == "t" and value.isdigit():
-            return int(value)
+        if key == "t" and (timestamp := parse_int(value)) is not None:
+            return timestamp
     return None
 
 
@@ -111,11 +118,12 @@ class WebhookHandler:
         handler = self._handlers.get(event["type"])
         if handler is None:
             return "ignored"  # acknowledged: Stripe stops sending it
+        _created(event)  # a malformed time is refused before anything is recorded
         if event["type"] == "payment_intent.succeeded" and await self._paid_at_once(event):
             return "processed"
         if not await self._begin.submit((event["id"], event["type"])):
             return "duplicate"
-        created = int(event.get("created") or 0)
+        created = _created(event)
         applied = await handler(event["data"]["object"], created)
         await self._done.submit(event["id"])
         return "processed" if applied else "ignored"
@@ -129,9 +137,8 @@ class WebhookHandler:
         tip = await self._tips.get(tip_id) if tip_id is not None else None
         if tip is None or not _matches(intent, tip):
             return False
-        charge = intent.get("latest_charge")
         settled = await self._tips.settle_event(
-            tip, str(intent["id"]), charge if isinstance(charge, str) else None,
+            tip, _required_id(intent, "id"), stripe_id(intent.get("latest_charge")),
             event["id"], event["type"],
         )  # fmt: skip
         if settled.new_event:
@@ -150,18 +157,17 @@ class WebhookHandler:
         if tip is None or not _matches(intent, tip):
             logger.error("payment %s does not match tip %s: ignored", intent.get("id"), tip_id)
             return False
-        charge = intent.get("latest_charge")
-        charge_ref = charge if isinstance(charge, str) else None
-        await self._tips.settle(tip_id, str(intent["id"]), charge_ref, tip)
+        charge_ref = stripe_id(intent.get("latest_charge"))
+        await self._tips.settle(tip_id, _required_id(intent, "id"), charge_ref, tip)
         self._on_paid()
         return True
 
     async def _charge_succeeded(self, charge: dict[str, Any], created: int) -> bool:
         # Which card paid: per-card limits count tips paid in the browser too.
-        details = charge.get("payment_method_details") or {}
-        fingerprint = (details.get("card") or {}).get("fingerprint")
+        card = _object(_object(charge.get("payment_method_details")).get("card"))
+        fingerprint = stripe_id(card.get("fingerprint"))  # the same printable, bounded shape
         payment_ref = stripe_id(charge.get("payment_intent"))
-        if not isinstance(fingerprint, str) or payment_ref is None:
+        if fingerprint is None or payment_ref is None:
             return False
         await self._tips.record_card(payment_ref, fingerprint)
         return True
@@ -170,15 +176,15 @@ class WebhookHandler:
         tip_id = _tip_id(intent)
         if tip_id is None:
             return False
-        error = intent.get("last_payment_error") or {}
-        reason = str(error.get("message") or intent.get("cancellation_reason") or "failed")
+        error = _object(intent.get("last_payment_error"))
+        reason = _text(error.get("message") or intent.get("cancellation_reason"), "failed")
         # Only a pending tip fails: a late failure never undoes a success.
         return await self._tips.fail(tip_id, reason) is not None
 
     async def _charge_refunded(self, charge: dict[str, Any], created: int) -> bool:
         refunded = await self._reversals.refund(
-            str(charge["id"]), stripe_id(charge.get("payment_intent")),
-            int(charge.get("amount_refunded") or 0),
+            _required_id(charge, "id"), stripe_id(charge.get("payment_intent")),
+            _amount(charge, "amount_refunded", default=0),
         )  # fmt: skip
         return refunded > 0
 
@@ -187,9 +193,9 @@ class WebhookHandler:
         if charge_ref is None:
             return False
         await self._reversals.dispute(
-            str(dispute["id"]), charge_ref, stripe_id(dispute.get("payment_intent")),
-            int(dispute["amount"]), str(dispute["currency"]), str(dispute.get("status", "")),
-            _dispute_fees(dispute.get("balance_transactions")),
+            _required_id(dispute, "id"), charge_ref, stripe_id(dispute.get("payment_intent")),
+            _amount(dispute, "amount"), _currency(dispute, "currency"),
+            _text(dispute.get("status"), ""), _dispute_fees(dispute.get("balance_transactions")),
         )  # fmt: skip
         return True
 
@@ -218,8 +224,59 @@ def _matches(intent: dict[str, Any], tip: Tip) -> bool:
 
 
 def _tip_id(intent: dict[str, Any]) -> int | None:
-    value = (intent.get("metadata") or {}).get("tip_id")
-    return int(value) if isinstance(value, str) and value.isdigit() else None
+    """The tip a PaymentIntent pays; None when its metadata names none (not a tip of ours:
+    another product on the same Stripe account, or a `tip_id` that is no id, like "²")."""
+    return parse_int(_object(intent.get("metadata")).get("tip_id"), minimum=1)
+
+
+# -- reading an event's fields: a field that is present but unreadable is a MalformedEvent ----
+
+MAX_AMOUNT_MINOR = 10**12  # far beyond any one payment; sums of them stay within bigint
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _created(event: dict[str, Any]) -> int:
+    value = event.get("created")
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= BIGINT_MAX:
+        raise MalformedEvent("event created is not a Unix time")
+    return value
+
+
+def _required_id(obj: dict[str, Any], name: str) -> str:
+    value = stripe_id(obj.get(name))
+    if value is None:
+        raise MalformedEvent(f"object {name} is not a Stripe id")
+    return value
+
+
+def _amount(obj: dict[str, Any], name: str, *, default: int | None = None) -> int:
+    value = obj.get(name)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_AMOUNT_MINOR:
+        raise MalformedEvent(f"object {name} is not an amount in minor units")
+    return value
+
+
+def _currency(obj: dict[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if not (isinstance(value, str) and len(value) == 3 and value.isascii() and value.isalpha()):
+        raise MalformedEvent(f"object {name} is not a currency code")
+    return value.lower()
+
+
+def _text(value: Any, default: str) -> str:
+    """Free text from Stripe (a decline message, a status), as PostgreSQL can store it."""
+    if value is None or value == "":
+        return default
+    text = value if isinstance(value, str) else str(value)
+    # No NUL (PostgreSQL text cannot hold it), no lone surrogates (they are not UTF-8).
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:500]
 
 
 def _dispute_fees(transactions: Any) -> list[DisputeFee]:

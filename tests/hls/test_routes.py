@@ -212,6 +212,26 @@ async def test_unknown_streams_files_and_traversal_are_404(env: Env, client: Cli
         assert resp.status == 404, path
 
 
+async def test_numbers_in_other_scripts_and_unknown_paths_are_4xx_json(
+    env: Env, client: Client
+) -> None:
+    await _ended(env)
+    # '²' passes str.isdigit() but int() refuses it; '٣' is a digit to int() but not ASCII.
+    for query in ("_HLS_msn=%C2%B2", "_HLS_msn=%D9%A3", "_HLS_msn=0&_HLS_part=%C2%B2",
+                  "_HLS_msn=99999999999999999999"):  # fmt: skip
+        resp = await client.get(f"/hls/demo/source/index.m3u8?{query}")
+        assert resp.status == 400, query
+        assert (await resp.json())["error"]["code"] == "bad_request"
+    for path in ("/hls/demo/source/part-0-%D9%A3.m4s", "/hls/demo/source/seg-%D9%A0.m4s",
+                 "/hls/demo", "/hls/demo/source", "/hls/", "/hls/demo/a/b/c"):  # fmt: skip
+        resp = await client.get(path)
+        assert resp.status == 404, path
+        assert (await resp.json())["error"]["code"] == "not_found"
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    preflight = await client.options("/hls/demo/source/seg-0.m4s")
+    assert preflight.status == 204
+
+
 async def test_metrics_count_requests(env: Env, client: Client) -> None:
     await _ended(env)
     await client.get("/hls/demo/source/index.m3u8")

@@ -462,3 +462,76 @@ async def test_an_event_whose_handling_failed_is_applied_when_redelivered(
     assert await deliver_all(client, [succeeded]) == ["processed"]
     assert (await _balances(db, creator["user"]["id"]))["creator"] == -800
     assert await deliver_all(client, [succeeded]) == ["duplicate"]
+
+
+async def test_signed_but_malformed_events_are_400_and_change_nothing(
+    client: Client, stripe_peer: StripePeer, db: Database
+) -> None:
+    creator, fan = await creator_and_fan(client)
+    _, events = await _paid_tip(client, stripe_peer, fan["token"], "k1")
+    charge = _of(events, "charge.succeeded")["data"]["object"]["id"]
+    before = await _balances(db, creator["user"]["id"])
+    disputed = stripe_peer.dispute(charge)[0]
+    refunded = stripe_peer.refund(charge)[0]
+    succeeded = _of(events, "payment_intent.succeeded")
+    object_id = {**refunded["data"]["object"]}
+    del object_id["id"]
+    malformed = [
+        dict(succeeded, id="evt_bad_created", created="abc"),
+        dict(disputed, data={"object": {**disputed["data"]["object"], "amount": "lots"}}),
+        dict(disputed, id="evt_bad_currency",
+             data={"object": {**disputed["data"]["object"], "currency": 840}}),
+        dict(refunded, data={"object": {**refunded["data"]["object"], "amount_refunded": 1.5}}),
+        dict(refunded, id="evt_no_id", data={"object": object_id}),
+    ]  # fmt: skip
+    for event in malformed:
+        resp = await deliver(client, event)
+        assert resp.status == 400, await resp.text()
+        assert (await resp.json())["error"]["message"].startswith("webhook refused: ")
+    assert await _balances(db, creator["user"]["id"]) == before
+    # Refused, not consumed: the same events, well-formed (a fixed release, a resend from
+    # Stripe's dashboard), are still applied.
+    assert await deliver_all(client, [disputed, refunded]) == ["processed", "processed"]
+    assert (await _balances(db, creator["user"]["id"]))["disputes"] == -1000
+    assert (await Ledger(db).check()).ok
+
+
+async def test_events_that_are_not_a_tip_of_ours_are_acknowledged_and_ignored(
+    client: Client, stripe_peer: StripePeer, db: Database
+) -> None:
+    creator, fan = await creator_and_fan(client)
+    resp = await _tip(client, fan["token"], "k1")
+    pi_id = (await resp.json())["client_secret"].split("_secret_")[0]
+    succeeded = _of(stripe_peer.succeed_payment_intent(pi_id), "payment_intent.succeeded")
+    intent = succeeded["data"]["object"]
+    ignored = [
+        # '²' passes str.isdigit(), and int() refuses it.
+        dict(succeeded, id="evt_sup", data={"object": {**intent, "metadata": {"tip_id": "²"}}}),
+        dict(succeeded, id="evt_huge",
+             data={"object": {**intent, "metadata": {"tip_id": "9" * 30}}}),
+        dict(succeeded, id="evt_list", data={"object": {**intent, "metadata": ["tip_id"]}}),
+        dict(succeeded, id="evt_failed", type="payment_intent.payment_failed",
+             data={"object": {**intent, "metadata": {}, "last_payment_error": "no"}}),
+    ]  # fmt: skip
+    assert await deliver_all(client, ignored) == ["ignored"] * 4
+    assert (await _balances(db, creator["user"]["id"]))["creator"] == 0
+
+
+async def test_a_signed_payload_nested_too_deep_is_400(client: Client) -> None:
+    body = b'{"id": "evt_deep", "type": "x", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    headers = {"Stripe-Signature": sign_payload(body, SECRET), "Content-Type": "application/json"}
+    resp = await client.post("/webhooks/stripe", data=body, headers=headers)
+    assert resp.status == 400
+    assert (await resp.json())["error"]["message"] == "webhook refused: payload is not JSON"
+
+
+@pytest.mark.parametrize(
+    "header", ["t=²,v1=00", "t=٣,v1=00", "t=99999999999999999999999,v1=00", "t=,v1=", "x", ""]
+)
+async def test_a_malformed_signature_header_is_400(client: Client, header: str) -> None:
+    resp = await client.post(
+        "/webhooks/stripe", data=b"{}",
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert resp.status == 400
+    assert (await resp.json())["error"]["code"] == "bad_request"
