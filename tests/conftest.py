@@ -22,6 +22,7 @@ from livecore.config import AuthConfig, Config, SfuConfig
 from livecore.store import Database, apply_migrations
 from tests.fakes import CapturingMailSender
 from tests.services import RedisProcess, postgres, redis_server
+from tests.stripe_peer import StripePeer
 
 Client = TestClient[Any, Any]
 
@@ -94,6 +95,19 @@ def config(tmp_path: Path) -> Config:
         # No test traffic may reach any address of this machine but loopback.
         sfu=SfuConfig(ice_host_addresses=("127.0.0.1",)),
     )
+
+
+@pytest.fixture
+async def stripe_peer() -> AsyncIterator[StripePeer]:
+    """A started Stripe-shaped peer on loopback, closed after the test."""
+    # Here, not in tests/stripe_peer.py: the tips benchmark uses the peer too, with only
+    # livecore's own dependencies installed (no pytest).
+    peer = StripePeer()
+    await peer.start()
+    try:
+        yield peer
+    finally:
+        await peer.close()
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from livecore.config import Config
 from livecore.store import Database
 from tests.conftest import Client, MakeClient, bearer, register
 from tests.stripe_peer import StripePeer
-from tests.stripe_peer import stripe_peer as stripe_peer  # the fixture
 from tests.tips.test_stripe_tips import stripe_config
 
 _PLACEHOLDER = re.compile(r"\{([^}]+)\}")
