@@ -14,12 +14,30 @@ class ProviderUnavailable(Exception):
 
     `unknown` is True when the request may have reached it (a timeout): its outcome must be
     reconciled (retried with the same idempotency key) before anything else is tried.
+    `outage` is True for transport failures and 5xx answers, the only ones a circuit breaker
+    counts: a rate limit or an idempotency conflict is an answer from a processor that is up.
     """
 
-    def __init__(self, reason: str, *, unknown: bool = False) -> None:
+    def __init__(self, reason: str, *, unknown: bool = False, outage: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.unknown = unknown
+        self.outage = outage
+
+
+RefusalKind = Literal["invalid_request", "authentication", "permission", "other"]
+
+
+class ProcessorRefused(Exception):
+    """The processor refused the request itself, for good (bad parameters, keys, permissions):
+    nothing was done, and the same request would be refused again. `param` names the request
+    parameter it objected to, when it said."""
+
+    def __init__(self, reason: str, kind: RefusalKind = "other", param: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+        self.param = param
 
 
 class PaymentDeclined(Exception):

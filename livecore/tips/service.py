@@ -30,7 +30,9 @@ from livecore.tips.providers import (
     Payment,
     PaymentDeclined,
     PaymentProvider,
+    ProcessorRefused,
     ProviderUnavailable,
+    RefusalKind,
 )
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,27 @@ class TipDeclined(Exception):
         self.tip = tip
         self.reason = reason
         self.code = code
+
+
+class TipRejected(Exception):
+    """The processor refused the payment's request for good (not the card: its parameters,
+    the platform's keys or permissions). The tip failed and nothing was charged."""
+
+    def __init__(self, tip: Tip, reason: str, kind: RefusalKind, param: str | None) -> None:
+        super().__init__(reason)
+        self.tip = tip
+        self.reason = reason
+        self.kind = kind
+        self.param = param
+
+
+class TipBusy(Exception):
+    """The processor refused to take the request now (rate limited) and did nothing: the
+    tip failed, nothing was charged, and a new tip may be sent in a moment."""
+
+    def __init__(self, tip: Tip) -> None:
+        super().__init__(f"tip {tip.id}: the processor is busy")
+        self.tip = tip
 
 
 class TipUnconfirmed(Exception):
@@ -200,14 +223,18 @@ class TipService:
 
     async def _card(self, payment_method: str | None) -> str | None:
         """A saved card's fingerprint, refused once it paid too many tips this hour (a stolen
-        card spread over many accounts). Unknown when the processor cannot say: the charge
-        itself then meets the outage."""
+        card spread over many accounts), or when the processor has no such card. Unknown when
+        the processor cannot say: the charge itself then meets the outage or refusal."""
         if payment_method is None:
             return None
         try:
             card = await self._provider.card_fingerprint(payment_method)
         except ProviderUnavailable:
             return None
+        except ProcessorRefused as exc:
+            if exc.kind == "invalid_request":  # no such payment method: the viewer's mistake
+                raise TipRefused({"payment_method": f"was refused: {exc.reason}"}) from None
+            return None  # the platform's keys or permissions: the charge meets it too
         limit = self._settings.card_tips_per_hour
         if card is not None and await self._tips.recent_by_card(card) >= limit:
             raise TipLimited(f"this card may pay at most {limit} tips an hour", 3600)
@@ -226,21 +253,23 @@ class TipService:
             payment = await self._create(tip, destination, payment_method)
         except PaymentDeclined as exc:
             # A decline is the card's answer, not an outage: it never falls back.
-            if breaker is not None:
-                breaker.succeeded()
             failed = await self._tips.fail(tip.id, exc.reason) or tip
             raise TipDeclined(failed, exc.reason, exc.code) from None
+        except ProcessorRefused as exc:
+            # Refused before anything was done: the same request would be refused again.
+            failed = await self._tips.fail(tip.id, exc.reason) or tip
+            raise TipRejected(failed, exc.reason, exc.kind, exc.param) from None
         except ProviderUnavailable as exc:
-            if breaker is not None:
-                breaker.failed()
             if exc.unknown:
                 # It may have reached the processor: never move it elsewhere. A retry with
                 # the same Idempotency-Key (or the processor's webhook) settles it.
                 logger.warning("tip %d: outcome unknown (%s)", tip.id, exc.reason)
                 raise TipUnconfirmed(tip) from None
+            if not exc.outage:
+                # Rate limited: refused before anything was done, and no outage either.
+                failed = await self._tips.fail(tip.id, exc.reason) or tip
+                raise TipBusy(failed) from None
             return await self._fallback(tip, exc.reason)
-        if breaker is not None:
-            breaker.succeeded()
         if payment.status == "succeeded":
             tip = await self.settle(tip.id, payment.provider_ref) or tip
         elif payment.status == "failed":
@@ -252,6 +281,34 @@ class TipService:
         )
 
     async def _create(
+        self, tip: Tip, destination: str | None, payment_method: str | None
+    ) -> Payment:
+        """Ask the processor for the payment, and tell the breaker what the call showed:
+        only an outage (transport failure, 5xx) counts against it; any answer, a refusal or
+        a decline included, shows the processor is up; a call ended by anything else
+        (cancelled, a crash) frees a half-open trial."""
+        breaker = self._breaker
+        up: bool | None = None
+        try:
+            payment = await self._create_once_reconciled(tip, destination, payment_method)
+            up = True
+        except (PaymentDeclined, ProcessorRefused):
+            up = True
+            raise
+        except ProviderUnavailable as exc:
+            up = not exc.outage
+            raise
+        finally:
+            if breaker is not None:
+                if up is None:
+                    breaker.released()
+                elif up:
+                    breaker.succeeded()
+                else:
+                    breaker.failed()
+        return payment
+
+    async def _create_once_reconciled(
         self, tip: Tip, destination: str | None, payment_method: str | None
     ) -> Payment:
         try:

@@ -23,20 +23,14 @@ from livecore.tips.providers import (
     Payment,
     PaymentDeclined,
     PayoutFailed,
+    ProcessorRefused,
     ProviderUnavailable,
+    RefusalKind,
 )
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=stripe.StripeObject)
-
-
-class ProcessorRefused(Exception):
-    """Stripe refused the request itself (bad parameters, keys, permissions): not transient."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class StripeGateway:
@@ -69,11 +63,13 @@ class StripeGateway:
             raise PaymentDeclined(reason, exc.code or "card_declined") from None
         except stripe.IdempotencyError:
             # A request with the same key is in flight or was made with other details: what
-            # happened to it is not known from this answer.
-            raise ProviderUnavailable(f"{what}: idempotency conflict", unknown=True) from None
+            # happened to it is not known from this answer (Stripe itself answered: no outage).
+            raise ProviderUnavailable(
+                f"{what}: idempotency conflict", unknown=True, outage=False
+            ) from None
         except stripe.RateLimitError:
             # Stripe refuses a rate-limited request before doing anything.
-            raise ProviderUnavailable(f"{what}: rate limited") from None
+            raise ProviderUnavailable(f"{what}: rate limited", outage=False) from None
         except stripe.APIConnectionError as exc:
             # A refused connection never reached Stripe; a timeout or a dropped answer may
             # have, and the outcome is unknown until reconciled.
@@ -84,8 +80,14 @@ class StripeGateway:
             status = exc.http_status
             raise ProviderUnavailable(f"{what}: Stripe error {status}", unknown=True) from None
         except stripe.StripeError as exc:
-            logger.warning("Stripe refused %s: %s", what, exc.user_message or exc)
-            raise ProcessorRefused(exc.user_message or str(exc)) from None
+            # Invalid requests (404s among them), bad keys, missing permissions: refused
+            # before anything was done, and refused again if sent again.
+            kind = _REFUSALS.get(type(exc), "other")
+            param = getattr(exc, "param", None)
+            logger.warning("Stripe refused %s (%s): %s", what, kind, exc.user_message or exc)
+            raise ProcessorRefused(
+                exc.user_message or str(exc), kind, param if isinstance(param, str) else None
+            ) from None
         except (TimeoutError, aiohttp.ClientError) as exc:
             # The answer broke off after its headers (the library reads the body outside
             # its own error handling): the request arrived, its outcome is unknown.
@@ -214,6 +216,13 @@ class StripeGateway:
         except ProcessorRefused as exc:
             raise PayoutFailed(exc.reason) from None
         return str(transfer["id"])
+
+
+_REFUSALS: Final[dict[type[stripe.StripeError], RefusalKind]] = {
+    stripe.InvalidRequestError: "invalid_request",
+    stripe.AuthenticationError: "authentication",
+    stripe.PermissionError: "permission",
+}
 
 
 def _cause(exc: stripe.APIConnectionError) -> str:
