@@ -19,10 +19,19 @@ import asyncpg
 
 from livecore.config import TipsConfig
 from livecore.events.bus import EventBus
-from livecore.store.creator_settings import CreatorSettings
+from livecore.store.creator_settings import CreatorMoney, CreatorSettings
 from livecore.store.ledger import Entry, Ledger
 from livecore.store.streams import Stream
-from livecore.store.tips import Provider, Settled, Settlement, Tip, Tips, TipStatus
+from livecore.store.tips import (
+    LimitReached,
+    Provider,
+    Settled,
+    Settlement,
+    Tip,
+    Tips,
+    TipStatus,
+    VelocityLimits,
+)
 from livecore.store.users import User, Users
 from livecore.tips.batching import Backlog, Batcher
 from livecore.tips.breaker import CircuitBreaker
@@ -124,6 +133,15 @@ class TipResult:
     created: bool = True
 
 
+def _limited(which: str, s: TipsConfig) -> TipLimited:
+    if which == "minute":
+        return TipLimited(f"at most {s.viewer_tips_per_minute} tips a minute", 60)
+    if which == "day":
+        return TipLimited(f"at most {s.viewer_daily_minor} in tips a day", 3600)
+    # A stolen card spread over many accounts.
+    return TipLimited(f"this card may pay at most {s.card_tips_per_hour} tips an hour", 3600)
+
+
 def split(amount_minor: int, fee_bps: int) -> tuple[int, int]:
     """(creator's share, platform's share) in minor units; rounding favours the creator."""
     fee = amount_minor * fee_bps // 10_000
@@ -169,17 +187,16 @@ class TipService:
         self, viewer: User, stream: Stream, amount_minor: int, currency: str, message: str,
         idempotency_key: str, payment_method: str | None = None,
     ) -> TipResult:  # fmt: skip
-        await self._check(viewer, stream, amount_minor, currency)
-        card = await self._card(payment_method)
         creator = await self._creators.get(stream.owner_id)
-        bps = self._settings.platform_fee_bps
-        if creator.platform_fee_bps is not None:
-            bps = creator.platform_fee_bps
-        _, fee = split(amount_minor, bps)
-        tip, created = await self._tips.create(
-            stream.id, viewer.id, stream.owner_id, amount_minor, currency, message,
-            self._provider.name, idempotency_key, fee,
-        )  # fmt: skip
+        # A retry is answered whatever the limits or a ban would now say of a new tip.
+        found = await self._tips.by_key(viewer.id, idempotency_key)
+        if found is None:
+            tip, created = await self._new_tip(
+                viewer, stream, creator, amount_minor, currency, message, idempotency_key,
+                payment_method,
+            )  # fmt: skip
+        else:
+            tip, created = found, False
         if not created:
             same = (tip.stream_id, tip.amount_minor, tip.currency, tip.message) == (
                 stream.id, amount_minor, currency, message,
@@ -192,9 +209,29 @@ class TipService:
                 return TipResult(tip, None, self.test_mode, lane, created=False)
             # Pending with the processor: asking again with the same key is safe (the
             # processor answers with the same payment), and gives the browser what it needs.
-        if card is not None:
-            await self._tips.record_card(tip.id, None, card)
         return await self._charge(tip, creator.stripe_account_id, payment_method, created)
+
+    async def _new_tip(
+        self, viewer: User, stream: Stream, creator: CreatorMoney, amount_minor: int,
+        currency: str, message: str, idempotency_key: str, payment_method: str | None,
+    ) -> tuple[Tip, bool]:  # fmt: skip
+        """Check and store a new tip: (tip, True), or (the same key's tip, False) when a
+        request with the same key stored it first."""
+        await self._check(viewer, stream, amount_minor, currency)
+        card = await self._card(payment_method)
+        s = self._settings
+        bps = s.platform_fee_bps if creator.platform_fee_bps is None else creator.platform_fee_bps
+        _, fee = split(amount_minor, bps)
+        limits = VelocityLimits(
+            s.viewer_tips_per_minute, s.viewer_daily_minor, s.card_tips_per_hour
+        )
+        try:
+            return await self._tips.create(
+                stream.id, viewer.id, stream.owner_id, amount_minor, currency, message,
+                self._provider.name, idempotency_key, fee, limits=limits, card_fingerprint=card,
+            )  # fmt: skip
+        except LimitReached as exc:
+            raise _limited(exc.which, s) from None
 
     async def _check(self, viewer: User, stream: Stream, amount: int, currency: str) -> None:
         problems = {}
@@ -215,16 +252,11 @@ class TipService:
             raise TipRefused(problems)
         if self._blocked is not None and await self._blocked(stream.id, viewer.id):
             raise TipForbidden("you are banned from this stream")
-        per_minute, per_day = await self._tips.recent_by_viewer(viewer.id)
-        if per_minute >= s.viewer_tips_per_minute:
-            raise TipLimited(f"at most {s.viewer_tips_per_minute} tips a minute", 60)
-        if per_day + amount > s.viewer_daily_minor:
-            raise TipLimited(f"at most {s.viewer_daily_minor} in tips a day", 3600)
 
     async def _card(self, payment_method: str | None) -> str | None:
-        """A saved card's fingerprint, refused once it paid too many tips this hour (a stolen
-        card spread over many accounts), or when the processor has no such card. Unknown when
-        the processor cannot say: the charge itself then meets the outage or refusal."""
+        """A saved card's fingerprint (its per-card limit is checked when the tip is stored),
+        or TipRefused when the processor has no such card. Unknown when the processor cannot
+        say: the charge itself then meets the outage or refusal."""
         if payment_method is None:
             return None
         try:
@@ -235,9 +267,6 @@ class TipService:
             if exc.kind == "invalid_request":  # no such payment method: the viewer's mistake
                 raise TipRefused({"payment_method": f"was refused: {exc.reason}"}) from None
             return None  # the platform's keys or permissions: the charge meets it too
-        limit = self._settings.card_tips_per_hour
-        if card is not None and await self._tips.recent_by_card(card) >= limit:
-            raise TipLimited(f"this card may pay at most {limit} tips an hour", 3600)
         return card
 
     async def record_card(self, provider_ref: str, fingerprint: str) -> None:
