@@ -18,7 +18,7 @@ Provider = Literal["test", "stripe", "manual"]
 _COLUMNS = (
     "id, stream_id, viewer_id, creator_id, amount_minor, currency, message, provider,"
     " provider_ref, idempotency_key, status, created_at, platform_fee_minor, charge_ref,"
-    " refunded_minor, failure"
+    " refunded_minor, failure, open_calls"
 )
 
 _QUALIFIED = ", ".join(f"tips.{c.strip()}" for c in _COLUMNS.split(","))
@@ -42,6 +42,8 @@ class Tip:
     charge_ref: str | None
     refunded_minor: int
     failure: str | None
+    # Requests to the processor that may have reached it with no answer known (see 0009).
+    open_calls: int
 
 
 def _tip(row: asyncpg.Record) -> Tip:
@@ -254,14 +256,29 @@ class Tips:
         )
 
     async def to_lane(self, tip_id: int, provider: Provider) -> Tip | None:
-        """Move a pending tip that never reached its processor to another lane."""
+        """Move a pending tip that never reached its processor to another lane: None when it
+        has a payment there, or a request that may have reached it (open calls)."""
         row = await self._db.pool.fetchrow(
-            f"UPDATE tips SET provider = $2, updated_at = now()"
-            f" WHERE id = $1 AND status = 'pending' AND provider_ref IS NULL RETURNING {_COLUMNS}",
+            f"UPDATE tips SET provider = $2, updated_at = now() WHERE id = $1"
+            f" AND status = 'pending' AND provider_ref IS NULL AND open_calls = 0"
+            f" RETURNING {_COLUMNS}",
             tip_id,
             provider,
         )
         return _tip(row) if row else None
+
+    async def call_started(self, tip_id: int) -> None:
+        """A request about this tip is going to the processor: its answer is not known yet."""
+        await self._db.pool.execute(
+            "UPDATE tips SET open_calls = open_calls + 1 WHERE id = $1", tip_id
+        )
+
+    async def call_answered(self, tip_id: int) -> None:
+        """A request about this tip was answered (or surely never reached the processor)."""
+        await self._db.pool.execute(
+            "UPDATE tips SET open_calls = open_calls - 1 WHERE id = $1 AND open_calls > 0",
+            tip_id,
+        )
 
     async def by_provider_ref(self, provider_ref: str) -> Tip | None:
         row = await self._db.pool.fetchrow(

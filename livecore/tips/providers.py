@@ -82,6 +82,12 @@ class PaymentProvider(Protocol):
         """
         ...
 
+    async def find(self, tip: Tip, destination: str | None, payment_method: str | None) -> Payment:
+        """What became of `tip`'s payment, after a request whose outcome is unknown: the
+        payment it made (read by its id when the tip knows it), or, if that request was never
+        applied, the payment made now, once. Raises like `create`."""
+        ...
+
     async def card_fingerprint(self, payment_method: str) -> str | None:
         """The card behind a saved payment method (the same for every use of one card)."""
         ...
@@ -98,6 +104,9 @@ class TestProvider:
         self, tip: Tip, destination: str | None, payment_method: str | None
     ) -> Payment:
         return Payment("succeeded", f"test_tip_{tip.id}")
+
+    async def find(self, tip: Tip, destination: str | None, payment_method: str | None) -> Payment:
+        return await self.create(tip, destination, payment_method)
 
     async def card_fingerprint(self, payment_method: str) -> str | None:
         return None

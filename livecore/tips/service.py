@@ -275,30 +275,60 @@ class TipService:
     async def _charge(
         self, tip: Tip, destination: str | None, payment_method: str | None, created: bool
     ) -> TipResult:
+        if tip.provider_ref is not None or tip.open_calls:
+            # An earlier request may have reached the processor: what it did comes first.
+            payment = await self._reconcile(tip, destination, payment_method)
+            return await self._record(tip, payment, created)
         breaker = self._breaker
         if breaker is not None and not breaker.allow():
             return await self._fallback(tip, "circuit open")
         try:
-            payment = await self._create(tip, destination, payment_method)
+            payment = await self._ask(tip, self._provider.create, destination, payment_method)
         except PaymentDeclined as exc:
             # A decline is the card's answer, not an outage: it never falls back.
-            failed = await self._tips.fail(tip.id, exc.reason) or tip
-            raise TipDeclined(failed, exc.reason, exc.code) from None
+            raise await self._declined(tip, exc) from None
         except ProcessorRefused as exc:
-            # Refused before anything was done: the same request would be refused again.
-            failed = await self._tips.fail(tip.id, exc.reason) or tip
-            raise TipRejected(failed, exc.reason, exc.kind, exc.param) from None
+            raise await self._rejected(tip, exc) from None
         except ProviderUnavailable as exc:
             if exc.unknown:
-                # It may have reached the processor: never move it elsewhere. A retry with
-                # the same Idempotency-Key (or the processor's webhook) settles it.
-                logger.warning("tip %d: outcome unknown (%s)", tip.id, exc.reason)
-                raise TipUnconfirmed(tip) from None
-            if not exc.outage:
+                # It may have reached the processor: never move it elsewhere. Ask again at
+                # once; a retry with the same Idempotency-Key (or the processor's webhook)
+                # settles it otherwise.
+                logger.info("tip %d: reconciling after an unknown outcome", tip.id)
+                payment = await self._reconcile(tip, destination, payment_method)
+            elif not exc.outage:
                 # Rate limited: refused before anything was done, and no outage either.
                 failed = await self._tips.fail(tip.id, exc.reason) or tip
                 raise TipBusy(failed) from None
-            return await self._fallback(tip, exc.reason)
+            else:
+                return await self._fallback(tip, exc.reason)
+        return await self._record(tip, payment, created)
+
+    async def _reconcile(
+        self, tip: Tip, destination: str | None, payment_method: str | None
+    ) -> Payment:
+        """Ask the processor what became of a tip an earlier request may have paid, whatever
+        the breaker says: the tip is never moved to another lane while that is unknown."""
+        try:
+            return await self._ask(tip, self._provider.find, destination, payment_method)
+        except PaymentDeclined as exc:
+            raise await self._declined(tip, exc) from None
+        except ProcessorRefused as exc:
+            raise await self._rejected(tip, exc) from None
+        except ProviderUnavailable as exc:
+            logger.warning("tip %d: outcome unknown (%s)", tip.id, exc.reason)
+            raise TipUnconfirmed(tip) from None
+
+    async def _declined(self, tip: Tip, exc: PaymentDeclined) -> TipDeclined:
+        failed = await self._tips.fail(tip.id, exc.reason) or tip
+        return TipDeclined(failed, exc.reason, exc.code)
+
+    async def _rejected(self, tip: Tip, exc: ProcessorRefused) -> TipRejected:
+        # Refused before anything was done: the same request would be refused again.
+        failed = await self._tips.fail(tip.id, exc.reason) or tip
+        return TipRejected(failed, exc.reason, exc.kind, exc.param)
+
+    async def _record(self, tip: Tip, payment: Payment, created: bool) -> TipResult:
         if payment.status == "succeeded":
             tip = await self.settle(tip.id, payment.provider_ref) or tip
         elif payment.status == "failed":
@@ -309,23 +339,28 @@ class TipService:
             tip, payment, self.test_mode, "primary", self._provider.publishable_key, created
         )
 
-    async def _create(
-        self, tip: Tip, destination: str | None, payment_method: str | None
-    ) -> Payment:
-        """Ask the processor for the payment, and tell the breaker what the call showed:
-        only an outage (transport failure, 5xx) counts against it; any answer, a refusal or
-        a decline included, shows the processor is up; a call ended by anything else
-        (cancelled, a crash) frees a half-open trial."""
+    async def _ask(
+        self, tip: Tip, call: Callable[[Tip, str | None, str | None], Awaitable[Payment]],
+        destination: str | None, payment_method: str | None,
+    ) -> Payment:  # fmt: skip
+        """Make one request about `tip` to the processor. Until it is answered it counts as
+        an open call on the tip (one left open, its outcome unknown, keeps the tip from the
+        fallback lane). The breaker hears what it showed: only an outage (transport failure,
+        5xx) counts against it; any answer, a refusal or a decline included, shows the
+        processor is up; a request ended by anything else (cancelled) frees a half-open
+        trial."""
         breaker = self._breaker
+        await self._tips.call_started(tip.id)
         up: bool | None = None
+        answered = False
         try:
-            payment = await self._create_once_reconciled(tip, destination, payment_method)
-            up = True
+            payment = await call(tip, destination, payment_method)
+            up = answered = True
         except (PaymentDeclined, ProcessorRefused):
-            up = True
+            up = answered = True
             raise
         except ProviderUnavailable as exc:
-            up = not exc.outage
+            up, answered = not exc.outage, not exc.unknown
             raise
         finally:
             if breaker is not None:
@@ -335,29 +370,20 @@ class TipService:
                     breaker.succeeded()
                 else:
                     breaker.failed()
+            if answered:
+                await self._tips.call_answered(tip.id)
         return payment
-
-    async def _create_once_reconciled(
-        self, tip: Tip, destination: str | None, payment_method: str | None
-    ) -> Payment:
-        try:
-            return await self._provider.create(tip, destination, payment_method)
-        except ProviderUnavailable as exc:
-            if not exc.unknown:
-                raise
-        # Reconcile a possibly applied request at once: the same idempotency key returns
-        # the payment if the first call made one, and makes it once if not.
-        logger.info("tip %d: reconciling after an unknown outcome", tip.id)
-        return await self._provider.create(tip, destination, payment_method)
 
     async def _fallback(self, tip: Tip, reason: str) -> TipResult:
         if self._settings.fallback == "none":
             raise TipsUnavailable(reason)
         moved = await self._tips.to_lane(tip.id, "manual")
         if moved is None:
-            # It reached the processor meanwhile (another request for the same key).
-            current = await self._tips.get(tip.id)
-            return TipResult(current or tip, None, self.test_mode, created=False)
+            # Another request for the same key reached the processor meanwhile, or may have.
+            current = await self._tips.get(tip.id) or tip
+            if current.status == "pending" and current.provider_ref is None:
+                raise TipUnconfirmed(current)
+            return TipResult(current, None, self.test_mode, created=False)
         logger.warning("tip %d sent to the fallback lane: %s", tip.id, reason)
         return TipResult(moved, None, self.test_mode, "fallback")
 

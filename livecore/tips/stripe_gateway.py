@@ -122,6 +122,11 @@ class StripeGateway:
             ),
         )
 
+    async def read_payment_intent(self, payment_ref: str) -> dict[str, Any]:
+        return await self._call(
+            "read payment", self._client.v1.payment_intents.retrieve_async(payment_ref)
+        )
+
     async def card_fingerprint(self, payment_method: str) -> str | None:
         """The fingerprint of a saved card: the same for every PaymentMethod of one card."""
         method = await self._call(
@@ -245,16 +250,27 @@ class StripeProvider:
     async def create(
         self, tip: Tip, destination: str | None, payment_method: str | None
     ) -> Payment:
-        intent = await self._gateway.payment_intent(tip, destination, payment_method)
-        status = intent["status"]
-        if status == "succeeded":
-            return Payment("succeeded", intent["id"])
-        if status == "canceled":
-            return Payment("failed", intent["id"])
-        return Payment("pending", intent["id"], intent.get("client_secret"))
+        return _payment(await self._gateway.payment_intent(tip, destination, payment_method))
+
+    async def find(self, tip: Tip, destination: str | None, payment_method: str | None) -> Payment:
+        if tip.provider_ref is not None:
+            # Read, never made again: an idempotency key is kept only for 24 hours.
+            return _payment(await self._gateway.read_payment_intent(tip.provider_ref))
+        # Stripe answers a request made again with the same idempotency key with the first
+        # one's result when it was applied, and applies it now (once) when it was not.
+        return _payment(await self._gateway.payment_intent(tip, destination, payment_method))
 
     async def card_fingerprint(self, payment_method: str) -> str | None:
         return await self._gateway.card_fingerprint(payment_method)
+
+
+def _payment(intent: dict[str, Any]) -> Payment:
+    status = intent["status"]
+    if status == "succeeded":
+        return Payment("succeeded", intent["id"])
+    if status == "canceled":
+        return Payment("failed", intent["id"])
+    return Payment("pending", intent["id"], intent.get("client_secret"))
 
 
 class StripeRail:
