@@ -22,6 +22,7 @@ from livecore.events.bus import EventBus
 from livecore.store.creator_settings import CreatorMoney, CreatorSettings
 from livecore.store.ledger import Entry, Ledger
 from livecore.store.streams import Stream
+from livecore.store.stripe_customers import StripeCustomers
 from livecore.store.tips import (
     LimitReached,
     Provider,
@@ -36,12 +37,14 @@ from livecore.store.users import User, Users
 from livecore.tips.batching import Backlog, Batcher
 from livecore.tips.breaker import CircuitBreaker
 from livecore.tips.providers import (
+    CardPayment,
     Payment,
     PaymentDeclined,
     PaymentProvider,
     ProcessorRefused,
     ProviderUnavailable,
     RefusalKind,
+    SavedCard,
 )
 
 logger = logging.getLogger(__name__)
@@ -87,9 +90,10 @@ class TipDeclined(Exception):
 
 class TipRejected(Exception):
     """The processor refused the payment's request for good (not the card: its parameters,
-    the platform's keys or permissions). The tip failed and nothing was charged."""
+    the platform's keys or permissions). The tip failed (None: none was made) and nothing was
+    charged."""
 
-    def __init__(self, tip: Tip, reason: str, kind: RefusalKind, param: str | None) -> None:
+    def __init__(self, tip: Tip | None, reason: str, kind: RefusalKind, param: str | None) -> None:
         super().__init__(reason)
         self.tip = tip
         self.reason = reason
@@ -159,6 +163,7 @@ class TipService:
         provider: PaymentProvider,
         *,
         creator_settings: CreatorSettings,
+        customers: StripeCustomers | None = None,
         breaker: CircuitBreaker | None = None,
         screen: MessageScreen | None = None,
         blocked: Blocked | None = None,
@@ -170,6 +175,7 @@ class TipService:
         self._settings = settings
         self._provider = provider
         self._creators = creator_settings
+        self._customers = customers
         self._breaker = breaker
         self._screen = screen
         self._blocked = blocked
@@ -191,12 +197,14 @@ class TipService:
         # A retry is answered whatever the limits or a ban would now say of a new tip.
         found = await self._tips.by_key(viewer.id, idempotency_key)
         if found is None:
+            await self._check(viewer, stream, amount_minor, currency)
+            fingerprint, card = await self._card(viewer, payment_method)
             tip, created = await self._new_tip(
                 viewer, stream, creator, amount_minor, currency, message, idempotency_key,
-                payment_method,
+                fingerprint,
             )  # fmt: skip
         else:
-            tip, created = found, False
+            tip, created, card = found, False, None
         if not created:
             same = (tip.stream_id, tip.amount_minor, tip.currency, tip.message) == (
                 stream.id, amount_minor, currency, message,
@@ -209,16 +217,16 @@ class TipService:
                 return TipResult(tip, None, self.test_mode, lane, created=False)
             # Pending with the processor: asking again with the same key is safe (the
             # processor answers with the same payment), and gives the browser what it needs.
-        return await self._charge(tip, creator.stripe_account_id, payment_method, created)
+            if card is None:
+                _, card = await self._card(viewer, payment_method)
+        return await self._charge(tip, creator.stripe_account_id, card, created)
 
     async def _new_tip(
         self, viewer: User, stream: Stream, creator: CreatorMoney, amount_minor: int,
-        currency: str, message: str, idempotency_key: str, payment_method: str | None,
+        currency: str, message: str, idempotency_key: str, card_fingerprint: str | None,
     ) -> tuple[Tip, bool]:  # fmt: skip
-        """Check and store a new tip: (tip, True), or (the same key's tip, False) when a
-        request with the same key stored it first."""
-        await self._check(viewer, stream, amount_minor, currency)
-        card = await self._card(payment_method)
+        """Store a new tip within the limits: (tip, True), or (the same key's tip, False)
+        when a request with the same key stored it first."""
         s = self._settings
         bps = s.platform_fee_bps if creator.platform_fee_bps is None else creator.platform_fee_bps
         _, fee = split(amount_minor, bps)
@@ -228,7 +236,8 @@ class TipService:
         try:
             return await self._tips.create(
                 stream.id, viewer.id, stream.owner_id, amount_minor, currency, message,
-                self._provider.name, idempotency_key, fee, limits=limits, card_fingerprint=card,
+                self._provider.name, idempotency_key, fee, limits=limits,
+                card_fingerprint=card_fingerprint,
             )  # fmt: skip
         except LimitReached as exc:
             raise _limited(exc.which, s) from None
@@ -253,37 +262,60 @@ class TipService:
         if self._blocked is not None and await self._blocked(stream.id, viewer.id):
             raise TipForbidden("you are banned from this stream")
 
-    async def _card(self, payment_method: str | None) -> str | None:
-        """A saved card's fingerprint (its per-card limit is checked when the tip is stored),
-        or TipRefused when the processor has no such card. Unknown when the processor cannot
-        say: the charge itself then meets the outage or refusal."""
+    async def _card(
+        self, viewer: User, payment_method: str | None
+    ) -> tuple[str | None, CardPayment | None]:
+        """The card to charge at once, if the viewer named one, with its fingerprint (its
+        per-card limit is checked when the tip is stored; unknown when the processor cannot
+        say, and the charge itself then meets the outage or refusal).
+
+        The card goes with the viewer's own customer at the processor (made the first time):
+        a card saved to anyone else is refused here, and one saved to no one is saved to the
+        viewer by its payment. TipRefused when the processor has no such card.
+        """
         if payment_method is None:
-            return None
+            return None, None
         try:
-            card = await self._provider.card_fingerprint(payment_method)
+            saved = await self._provider.card(payment_method)
         except ProviderUnavailable:
-            return None
+            saved = SavedCard(None, None)
         except ProcessorRefused as exc:
             if exc.kind == "invalid_request":  # no such payment method: the viewer's mistake
                 raise TipRefused({"payment_method": f"was refused: {exc.reason}"}) from None
-            return None  # the platform's keys or permissions: the charge meets it too
-        return card
+            saved = SavedCard(None, None)  # the platform's keys or permissions
+        customer = await self._customer(viewer)
+        if saved.customer is not None and saved.customer != customer:
+            raise TipRefused({"payment_method": "is not one of your saved cards"})
+        return saved.fingerprint, CardPayment(payment_method, customer)
+
+    async def _customer(self, viewer: User) -> str | None:
+        """The viewer's customer at the processor, made and kept the first time."""
+        known = await self._customers.get(viewer.id) if self._customers else None
+        if known is not None or self._customers is None:
+            return known
+        try:
+            made = await self._provider.customer(viewer.id, viewer.email)
+        except ProviderUnavailable as exc:
+            raise TipsUnavailable(exc.reason) from None
+        except ProcessorRefused as exc:
+            raise TipRejected(None, exc.reason, exc.kind, exc.param) from None
+        return await self._customers.keep(viewer.id, made) if made is not None else None
 
     async def record_card(self, provider_ref: str, fingerprint: str) -> None:
         await self._tips.record_card(None, provider_ref, fingerprint)
 
     async def _charge(
-        self, tip: Tip, destination: str | None, payment_method: str | None, created: bool
+        self, tip: Tip, destination: str | None, card: CardPayment | None, created: bool
     ) -> TipResult:
         if tip.provider_ref is not None or tip.open_calls:
             # An earlier request may have reached the processor: what it did comes first.
-            payment = await self._reconcile(tip, destination, payment_method)
+            payment = await self._reconcile(tip, destination, card)
             return await self._record(tip, payment, created)
         breaker = self._breaker
         if breaker is not None and not breaker.allow():
             return await self._fallback(tip, "circuit open")
         try:
-            payment = await self._ask(tip, self._provider.create, destination, payment_method)
+            payment = await self._ask(tip, self._provider.create, destination, card)
         except PaymentDeclined as exc:
             # A decline is the card's answer, not an outage: it never falls back.
             raise await self._declined(tip, exc) from None
@@ -295,7 +327,7 @@ class TipService:
                 # once; a retry with the same Idempotency-Key (or the processor's webhook)
                 # settles it otherwise.
                 logger.info("tip %d: reconciling after an unknown outcome", tip.id)
-                payment = await self._reconcile(tip, destination, payment_method)
+                payment = await self._reconcile(tip, destination, card)
             elif not exc.outage:
                 # Rate limited: refused before anything was done, and no outage either.
                 failed = await self._tips.fail(tip.id, exc.reason) or tip
@@ -305,12 +337,12 @@ class TipService:
         return await self._record(tip, payment, created)
 
     async def _reconcile(
-        self, tip: Tip, destination: str | None, payment_method: str | None
+        self, tip: Tip, destination: str | None, card: CardPayment | None
     ) -> Payment:
         """Ask the processor what became of a tip an earlier request may have paid, whatever
         the breaker says: the tip is never moved to another lane while that is unknown."""
         try:
-            return await self._ask(tip, self._provider.find, destination, payment_method)
+            return await self._ask(tip, self._provider.find, destination, card)
         except PaymentDeclined as exc:
             raise await self._declined(tip, exc) from None
         except ProcessorRefused as exc:
@@ -340,8 +372,8 @@ class TipService:
         )
 
     async def _ask(
-        self, tip: Tip, call: Callable[[Tip, str | None, str | None], Awaitable[Payment]],
-        destination: str | None, payment_method: str | None,
+        self, tip: Tip, call: Callable[[Tip, str | None, CardPayment | None], Awaitable[Payment]],
+        destination: str | None, card: CardPayment | None,
     ) -> Payment:  # fmt: skip
         """Make one request about `tip` to the processor. Until it is answered it counts as
         an open call on the tip (one left open, its outcome unknown, keeps the tip from the
@@ -354,7 +386,7 @@ class TipService:
         up: bool | None = None
         answered = False
         try:
-            payment = await call(tip, destination, payment_method)
+            payment = await call(tip, destination, card)
             up = answered = True
         except (PaymentDeclined, ProcessorRefused):
             up = answered = True

@@ -20,12 +20,14 @@ from stripe.params.checkout import SessionCreateParams, SessionCreateParamsSubsc
 from livecore.config import StripeConfig
 from livecore.store.tips import Provider, Tip
 from livecore.tips.providers import (
+    CardPayment,
     Payment,
     PaymentDeclined,
     PayoutFailed,
     ProcessorRefused,
     ProviderUnavailable,
     RefusalKind,
+    SavedCard,
 )
 
 logger = logging.getLogger(__name__)
@@ -95,8 +97,10 @@ class StripeGateway:
         return answer.to_dict()
 
     async def payment_intent(
-        self, tip: Tip, destination: str | None, payment_method: str | None
+        self, tip: Tip, destination: str | None, card: CardPayment | None
     ) -> dict[str, Any]:
+        """Make the tip's PaymentIntent; made again with the same parameters it is the same
+        one (they depend only on the tip and its card, so a retry is always the same)."""
         params: PaymentIntentCreateParams = {
             "amount": tip.amount_minor,
             "currency": tip.currency,
@@ -109,12 +113,21 @@ class StripeGateway:
             # its share as the application fee.
             params["transfer_data"] = {"destination": destination}
             params["application_fee_amount"] = tip.platform_fee_minor
-        if payment_method is not None:
-            params["payment_method"] = payment_method
-            params["confirm"] = True
-            params["off_session"] = True
-        else:
+        if card is None:
+            # The browser confirms it (Stripe.js brings the customer back from any redirect).
             params["automatic_payment_methods"] = {"enabled": True}
+        else:
+            params["payment_method"] = card.payment_method
+            params["confirm"] = True
+            # Confirmed here, nowhere to send the viewer back to: only methods that never
+            # redirect (Stripe otherwise asks for a return_url). A card that needs its bank's
+            # check leaves the payment pending with a client secret for the browser.
+            params["automatic_payment_methods"] = {"enabled": True, "allow_redirects": "never"}
+            if card.customer is not None:
+                # Stripe takes a saved card only with its customer; one not saved yet is
+                # saved to the viewer by this payment, for their next tips.
+                params["customer"] = card.customer
+                params["setup_future_usage"] = "off_session"
         return await self._call(
             "create payment",
             self._client.v1.payment_intents.create_async(
@@ -127,15 +140,29 @@ class StripeGateway:
             "read payment", self._client.v1.payment_intents.retrieve_async(payment_ref)
         )
 
-    async def card_fingerprint(self, payment_method: str) -> str | None:
-        """The fingerprint of a saved card: the same for every PaymentMethod of one card."""
+    async def card(self, payment_method: str) -> SavedCard:
+        """The fingerprint of a card (the same for every PaymentMethod of one card), and the
+        customer it is saved to."""
         method = await self._call(
             "read payment method", self._client.v1.payment_methods.retrieve_async(payment_method)
         )
         card = method.get("card")
-        return (
-            str(card["fingerprint"]) if isinstance(card, dict) and card.get("fingerprint") else None
+        fingerprint = card.get("fingerprint") if isinstance(card, dict) else None
+        customer = method.get("customer")
+        return SavedCard(
+            str(fingerprint) if fingerprint else None,
+            customer if isinstance(customer, str) else None,
         )
+
+    async def customer(self, user_id: int, email: str) -> str:
+        customer = await self._call(
+            "create customer",
+            self._client.v1.customers.create_async(
+                {"email": email, "metadata": {"user_id": str(user_id)}},
+                {"idempotency_key": f"livecore-customer-{user_id}"},
+            ),
+        )
+        return str(customer["id"])
 
     async def payment_fee(self, payment_ref: str) -> tuple[str, int, str] | None:
         """(charge id, fee, currency) of a PaymentIntent's charge: the processing fee Stripe
@@ -247,21 +274,22 @@ class StripeProvider:
         self._gateway = gateway
         self.publishable_key: str | None = gateway.publishable_key
 
-    async def create(
-        self, tip: Tip, destination: str | None, payment_method: str | None
-    ) -> Payment:
-        return _payment(await self._gateway.payment_intent(tip, destination, payment_method))
+    async def create(self, tip: Tip, destination: str | None, card: CardPayment | None) -> Payment:
+        return _payment(await self._gateway.payment_intent(tip, destination, card))
 
-    async def find(self, tip: Tip, destination: str | None, payment_method: str | None) -> Payment:
+    async def find(self, tip: Tip, destination: str | None, card: CardPayment | None) -> Payment:
         if tip.provider_ref is not None:
             # Read, never made again: an idempotency key is kept only for 24 hours.
             return _payment(await self._gateway.read_payment_intent(tip.provider_ref))
         # Stripe answers a request made again with the same idempotency key with the first
         # one's result when it was applied, and applies it now (once) when it was not.
-        return _payment(await self._gateway.payment_intent(tip, destination, payment_method))
+        return _payment(await self._gateway.payment_intent(tip, destination, card))
 
-    async def card_fingerprint(self, payment_method: str) -> str | None:
-        return await self._gateway.card_fingerprint(payment_method)
+    async def card(self, payment_method: str) -> SavedCard:
+        return await self._gateway.card(payment_method)
+
+    async def customer(self, user_id: int, email: str) -> str | None:
+        return await self._gateway.customer(user_id, email)
 
 
 def _payment(intent: dict[str, Any]) -> Payment:
