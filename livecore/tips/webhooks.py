@@ -107,6 +107,12 @@ class WebhookHandler:
             "invoice.payment_failed": self._invoice_failed,
         }
 
+    @property
+    def event_types(self) -> frozenset[str]:
+        """The event types applied (any other is acknowledged and ignored): the events to
+        enable on the Stripe webhook endpoint."""
+        return frozenset(self._handlers)
+
     async def handle(self, event: dict[str, Any]) -> Outcome:
         handler = self._handlers.get(event["type"])
         if handler is None:
