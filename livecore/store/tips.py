@@ -267,6 +267,17 @@ class Tips:
         )
         return _tip(row) if row else None
 
+    async def reclaim(self, tip_id: int, provider: Provider) -> Tip | None:
+        """Bring a tip that was moved to the fallback lane, and is not settled there, back to
+        the processor that was paid for it after all."""
+        row = await self._db.pool.fetchrow(
+            f"UPDATE tips SET provider = $2, failure = NULL, updated_at = now() WHERE id = $1"
+            f" AND provider = 'manual' AND status IN ('pending', 'failed') RETURNING {_COLUMNS}",
+            tip_id,
+            provider,
+        )
+        return _tip(row) if row else None
+
     async def call_started(self, tip_id: int) -> None:
         """A request about this tip is going to the processor: its answer is not known yet."""
         await self._db.pool.execute(

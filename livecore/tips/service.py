@@ -519,6 +519,26 @@ class TipService:
     async def fail(self, tip_id: int, reason: str) -> Tip | None:
         return await self._tips.fail(tip_id, reason)
 
+    async def paid_by_processor(self, tip: Tip) -> Tip | None:
+        """The tip the processor's payment is for, in the processor's lane: a tip in the
+        fallback lane that the processor was paid for after all (a payment begun before it
+        was moved, by a version that moved such tips) is brought back, so that it is posted
+        as the processor's payment, never as an invoice the creator collects. None when it
+        cannot be (settled in another lane already: the viewer paid twice)."""
+        if tip.provider == self._provider.name:
+            return tip
+        back = await self._tips.reclaim(tip.id, self._provider.name)
+        if back is None:
+            logger.error(
+                "tip %d was paid through the processor and settled in the %s lane: refund"
+                " the viewer's second payment",
+                tip.id,
+                tip.provider,
+            )
+        else:
+            logger.warning("tip %d brought back from the fallback lane: paid after all", tip.id)
+        return back
+
     async def by_payment(self, provider_ref: str) -> Tip | None:
         return await self._tips.by_provider_ref(provider_ref)
 

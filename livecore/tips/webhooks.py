@@ -133,7 +133,7 @@ class WebhookHandler:
         intent = event["data"]["object"]
         tip_id = _tip_id(intent)
         tip = await self._tips.get(tip_id) if tip_id is not None else None
-        if tip is None or not _matches(intent, tip):
+        if tip is None or not _matches(intent, tip) or tip.provider != "stripe":
             return False
         charge = intent.get("latest_charge")
         settled = await self._tips.settle_event(
@@ -155,6 +155,9 @@ class WebhookHandler:
         tip = await self._tips.get(tip_id)
         if tip is None or not _matches(intent, tip):
             logger.error("payment %s does not match tip %s: ignored", intent.get("id"), tip_id)
+            return False
+        tip = await self._tips.paid_by_processor(tip)
+        if tip is None:
             return False
         charge = intent.get("latest_charge")
         charge_ref = charge if isinstance(charge, str) else None

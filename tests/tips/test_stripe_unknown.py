@@ -13,6 +13,7 @@ from tests.conftest import Client, MakeClient, bearer
 from tests.stripe_peer import StripePeer
 from tests.stripe_peer import stripe_peer as stripe_peer  # the fixture
 from tests.tips.people import creator_and_fan
+from tests.tips.test_stripe_peer import connect
 from tests.tips.test_stripe_tips import deliver_all, stripe_config
 
 
@@ -101,4 +102,27 @@ async def test_a_pending_payment_is_read_by_its_id_while_the_circuit_is_open(
     assert [(r.method, r.path) for r in stripe_peer.requests] == [
         ("GET", f"/v1/payment_intents/{secret.split('_secret_')[0]}")
     ]
+    assert (await Ledger(db).check()).ok
+
+
+async def test_a_stripe_payment_for_a_tip_in_the_fallback_lane_is_posted_as_stripes(
+    make_client: MakeClient, config: Config, stripe_peer: StripePeer, db: Database
+) -> None:
+    # A tip moved to the fallback lane while a payment for it was under way (as an earlier
+    # version did): Stripe's late payment brings it back, and posts it as a card payment.
+    client = await _client(make_client, config, stripe_peer)
+    creator, fan = await creator_and_fan(client)
+    await stripe_peer.stop_listening()
+    moved = await _tip(client, fan["token"], "k1")
+    assert moved.status == 202
+    tip_id = (await moved.json())["tip"]["id"]
+    await stripe_peer.start_listening()
+    async with connect(stripe_peer) as api:
+        intent = await api.v1.payment_intents.create_async(
+            {"amount": 1000, "currency": "usd", "metadata": {"tip_id": str(tip_id)}}
+        )
+    await deliver_all(client, stripe_peer.succeed_payment_intent(intent.id))
+    assert await _balances(db, creator["user"]["id"]) == (-800, -200, 1000)
+    row = await db.pool.fetchrow("SELECT provider, status FROM tips WHERE id = $1", tip_id)
+    assert row is not None and tuple(row) == ("stripe", "succeeded")
     assert (await Ledger(db).check()).ok
