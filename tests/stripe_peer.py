@@ -363,6 +363,9 @@ class StripePeer:
     async def start(self) -> None:
         """Listen on a free port of 127.0.0.1."""
         app = web.Application()
+        # Before the collections: "search" is no PaymentIntent id.
+        search = self._endpoint(self._search_payment_intents)
+        app.router.add_get("/v1/payment_intents/search", search)
         for collection in self._collections:
             retrieve = partial(self._retrieve, collection)
             app.router.add_get(f"/v1/{collection}/{{id}}", self._endpoint(retrieve))
@@ -439,6 +442,11 @@ class StripePeer:
         the body (the stripe client then raises a bare TimeoutError, not a StripeError).
         """
         self._faults.append(_Fault(path_prefix, kind, times))
+
+    def expire_idempotency_keys(self) -> None:
+        """Forget every stored idempotency key, as Stripe does once they are 24 hours old: a
+        request made again with one is then applied again."""
+        self._idempotent.clear()
 
     def add_account(self) -> str:
         """Register a connected account and return its id ("acct_…")."""
@@ -824,6 +832,24 @@ class StripePeer:
                 param="payment_method",
             )  # fmt: skip
         return method
+
+    def _search_payment_intents(self, call: _Call) -> Obj:
+        """Stripe's search, for the one kind of query livecore makes: metadata values joined
+        by AND (`metadata['tip_id']:'12' AND metadata['viewer_id']:'3'`)."""
+        query = _text(call.params, "query", required=True)
+        assert query is not None
+        wanted = {}
+        for clause in query.split(" AND "):
+            match = re.fullmatch(r"metadata\['([^']+)'\]:'([^']*)'", clause.strip())
+            if match is None:
+                raise _invalid(f"This peer cannot search for {clause!r}.", param="query")
+            wanted[match[1]] = match[2]
+        found = [
+            self._public(pi) for pi in self.payment_intents.values()
+            if all(pi["metadata"].get(k) == v for k, v in wanted.items())
+        ]  # fmt: skip
+        return {"object": "search_result", "url": "/v1/payment_intents/search",
+                "has_more": False, "next_page": None, "data": found[::-1]}  # fmt: skip
 
     def _retrieve(self, collection: str, call: _Call) -> Obj:
         return self._get(collection, call.match["id"])

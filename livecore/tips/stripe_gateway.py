@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import aiohttp
@@ -140,6 +141,20 @@ class StripeGateway:
             "read payment", self._client.v1.payment_intents.retrieve_async(payment_ref)
         )
 
+    async def tip_payments(self, tip: Tip) -> list[dict[str, Any]]:
+        """The PaymentIntents made for `tip`, found by their metadata. Stripe's search lags
+        writes (under a minute, up to an hour in an outage): for old requests only."""
+        query = f"metadata['tip_id']:'{tip.id}' AND metadata['viewer_id']:'{tip.viewer_id}'"
+        found = await self._call(
+            "search payments", self._client.v1.payment_intents.search_async({"query": query})
+        )
+        data = found.get("data")
+        return [
+            intent for intent in (data if isinstance(data, list) else [])
+            if isinstance(intent, dict)
+            and (intent.get("amount"), intent.get("currency")) == (tip.amount_minor, tip.currency)
+        ]  # fmt: skip
+
     async def card(self, payment_method: str) -> SavedCard:
         """The fingerprint of a card (the same for every PaymentMethod of one card), and the
         customer it is saved to."""
@@ -250,6 +265,9 @@ class StripeGateway:
         return str(transfer["id"])
 
 
+# Stripe keeps an idempotency key for 24 hours at least; an hour less, to be safe.
+_KEY_KEPT: Final = timedelta(hours=23)
+
 _REFUSALS: Final[dict[type[stripe.StripeError], RefusalKind]] = {
     stripe.InvalidRequestError: "invalid_request",
     stripe.AuthenticationError: "authentication",
@@ -281,6 +299,14 @@ class StripeProvider:
         if tip.provider_ref is not None:
             # Read, never made again: an idempotency key is kept only for 24 hours.
             return _payment(await self._gateway.read_payment_intent(tip.provider_ref))
+        if datetime.now(UTC) - tip.created_at > _KEY_KEPT:
+            # Stripe may have dropped the idempotency key: a request made again would be a
+            # second payment if the first one was applied. Look for that one instead (the
+            # search has long caught up with a request this old).
+            made = await self._gateway.tip_payments(tip)
+            if made:
+                paid = [intent for intent in made if intent.get("status") == "succeeded"]
+                return _payment((paid or made)[0])
         # Stripe answers a request made again with the same idempotency key with the first
         # one's result when it was applied, and applies it now (once) when it was not.
         return _payment(await self._gateway.payment_intent(tip, destination, card))

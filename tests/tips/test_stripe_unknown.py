@@ -126,3 +126,22 @@ async def test_a_stripe_payment_for_a_tip_in_the_fallback_lane_is_posted_as_stri
     row = await db.pool.fetchrow("SELECT provider, status FROM tips WHERE id = $1", tip_id)
     assert row is not None and tuple(row) == ("stripe", "succeeded")
     assert (await Ledger(db).check()).ok
+
+
+async def test_an_unknown_outcome_retried_after_stripe_dropped_the_key_is_not_paid_twice(
+    make_client: MakeClient, config: Config, stripe_peer: StripePeer, db: Database
+) -> None:
+    client = await _client(make_client, config, stripe_peer)
+    creator, fan = await creator_and_fan(client)
+    stripe_peer.fail_next("/v1/payment_intents", "timeout_after_commit", times=2)
+    resp = await _tip(client, fan["token"], "k1", payment_method="pm_card_visa")
+    assert resp.status == 503, await resp.text()
+    # The viewer retries two days later: Stripe no longer knows the idempotency key.
+    await db.pool.execute("UPDATE tips SET created_at = created_at - interval '2 days'")
+    stripe_peer.expire_idempotency_keys()
+    again = await _tip(client, fan["token"], "k1", payment_method="pm_card_visa")
+    assert again.status == 200, await again.text()
+    assert (await again.json())["tip"]["status"] == "succeeded"
+    assert len(stripe_peer.payment_intents) == 1  # found by its metadata, not made again
+    assert await _balances(db, creator["user"]["id"]) == (-800, -200, 1000)
+    assert (await Ledger(db).check()).ok
