@@ -670,10 +670,18 @@ class StripePeer:
         request_id: str,
     ) -> tuple[int, bytes]:
         try:
-            if not request.headers.get("Authorization", "").startswith("Bearer sk_test_"):
+            auth = request.headers.get("Authorization", "")
+            if auth.startswith("Bearer rk_test_") and request.method != "GET":
+                # A restricted key, here a read-only one: Stripe answers 403.
+                raise _Failure(
+                    403, "invalid_request_error",
+                    "This restricted key may only read: it lacks the permission to write.",
+                )  # fmt: skip
+            if not auth.startswith(("Bearer sk_test_", "Bearer rk_test_")):
                 raise _Failure(
                     401, "invalid_request_error",
-                    "Invalid API Key provided. This peer accepts any key starting sk_test_.",
+                    "Invalid API Key provided. This peer accepts any key starting sk_test_"
+                    " (or rk_test_, a restricted key that may only read).",
                 )  # fmt: skip
             if unparsable is not None:
                 raise unparsable

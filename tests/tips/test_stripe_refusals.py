@@ -84,6 +84,19 @@ async def test_bad_keys_fail_the_tip_with_a_502_not_a_500(
     assert await _tip_statuses(db) == [("failed", "stripe")]
 
 
+async def test_a_key_without_permission_fails_the_tip_with_a_502(
+    make_client: MakeClient, config: Config, stripe_peer: StripePeer, db: Database
+) -> None:
+    # A restricted key that may only read: Stripe answers a PermissionError (403).
+    settings = stripe_config(config, stripe_peer).stripe
+    client = await make_client(stripe=replace(settings, secret_key="rk_test_readonly"))
+    _, fan = await creator_and_fan(client)
+    resp = await _tip(client, fan["token"], "k1")
+    assert resp.status == 502, await resp.text()
+    assert await _tip_statuses(db) == [("failed", "stripe")]
+    assert stripe_peer.payment_intents == {}
+
+
 async def test_a_rate_limited_tip_fails_and_is_not_sent_to_the_fallback_lane(
     make_client: MakeClient, config: Config, stripe_peer: StripePeer, db: Database
 ) -> None:
