@@ -65,6 +65,9 @@ _DECLINES: Final = {
         "Your card has insufficient funds.",
     ),
 }
+# The test card whose bank asks the card holder to authenticate every payment: on session the
+# PaymentIntent waits for it (requires_action); off session it is declined.
+_AUTHENTICATE: Final = "pm_card_authenticationRequired"
 _ALNUM: Final = string.ascii_letters + string.digits
 _PARAM_NAME: Final = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
 
@@ -937,8 +940,14 @@ class StripePeer:
         if confirm:
             assert method is not None
             method["_used"] = True
-            if method["_test_card"] in _DECLINES:
-                self._decline(intent, method["_test_card"], call)
+            card = method["_test_card"]
+            if card == _AUTHENTICATE and not _flag(p, "off_session"):
+                intent.update(status="requires_action", next_action={
+                    "type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"},
+                })  # fmt: skip
+                return intent
+            if card in _DECLINES or card == _AUTHENTICATE:
+                self._decline(intent, card, call)
                 error = copy.deepcopy(intent["last_payment_error"])
                 raise _Failure(
                     402, "card_error", error.pop("message"), code=error.pop("code"),
@@ -1182,10 +1191,14 @@ class StripePeer:
 
     @staticmethod
     def _fail(intent: Obj, method: str) -> None:
-        decline_code, message = _DECLINES[method]
+        code = "authentication_required" if method == _AUTHENTICATE else "card_declined"
+        decline_code, message = _DECLINES.get(method) or (
+            "authentication_required",
+            "Your card was declined: it requires authentication.",
+        )
         intent.update(status="requires_payment_method", payment_method=None)
         intent["last_payment_error"] = {
-            "type": "card_error", "code": "card_declined", "decline_code": decline_code,
+            "type": "card_error", "code": code, "decline_code": decline_code,
             "message": message,
             "payment_method": {"id": new_id("pm"), "object": "payment_method", "type": "card"},
         }  # fmt: skip

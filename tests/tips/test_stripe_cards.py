@@ -84,6 +84,22 @@ async def test_a_card_saved_to_someone_else_is_refused_before_stripe_is_asked(
     assert await db.pool.fetchval("SELECT count(*) FROM tips") == 1
 
 
+async def test_a_card_whose_bank_asks_for_a_check_leaves_the_tip_to_the_browser(
+    make_client: MakeClient, config: Config, stripe_peer: StripePeer, db: Database
+) -> None:
+    # The viewer is there (they just asked to tip): the payment waits for their bank's
+    # check in the browser, rather than being declined as an off-session payment would be.
+    client = await _client(make_client, config, stripe_peer)
+    _, fan = await creator_and_fan(client)
+    resp = await _tip(client, fan["token"], "k1", payment_method="pm_card_authenticationRequired")
+    assert resp.status == 201, await resp.text()
+    body = await resp.json()
+    assert body["tip"]["status"] == "pending" and body["client_secret"]
+    (intent,) = stripe_peer.payment_intents.values()
+    assert intent["status"] == "requires_action"
+    assert (await Ledger(db).check()).ok
+
+
 async def test_a_browser_confirmed_tip_needs_no_customer(
     make_client: MakeClient, config: Config, stripe_peer: StripePeer
 ) -> None:

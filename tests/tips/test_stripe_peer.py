@@ -216,6 +216,19 @@ async def test_confirming_needs_a_return_url_unless_redirects_are_refused(
         assert (await api.v1.payment_intents.create_async(params)).status == "succeeded"
 
 
+async def test_a_card_that_needs_authentication_waits_on_session_and_declines_off_it(
+    stripe_peer: StripePeer, api: stripe.StripeClient
+) -> None:
+    base: Any = {"amount": 1000, "currency": "usd", "confirm": True,
+                 "payment_method": "pm_card_authenticationRequired",
+                 "payment_method_types": ["card"]}  # fmt: skip
+    waiting = await api.v1.payment_intents.create_async(base)
+    assert waiting.status == "requires_action" and waiting.client_secret
+    with pytest.raises(stripe.CardError) as caught:
+        await api.v1.payment_intents.create_async(base | {"off_session": True})
+    assert caught.value.code == "authentication_required"
+
+
 async def test_a_saved_card_is_used_only_with_its_customer(
     stripe_peer: StripePeer, api: stripe.StripeClient
 ) -> None:
