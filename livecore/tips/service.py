@@ -4,7 +4,9 @@ share and tell the room.
 
 A tip is made in the database before the processor is called, and the processor's
 idempotency key is the tip's id: a retried request, a timeout reconciled by retrying, or a
-webhook arriving before the answer all meet the same one payment.
+webhook arriving before the answer all meet the same one payment. Each request to the
+processor is counted on the tip until answered; a tip with one left unanswered may have been
+paid, so it is reconciled with the processor first and never moved to the fallback lane.
 """
 
 from __future__ import annotations
