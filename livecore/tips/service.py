@@ -219,8 +219,12 @@ class TipService:
                 return TipResult(tip, None, self.test_mode, lane, created=False)
             # Pending with the processor: asking again with the same key is safe (the
             # processor answers with the same payment), and gives the browser what it needs.
-            if card is None:
-                _, card = await self._card(viewer, payment_method)
+            if card is None and payment_method is not None:
+                # As the first request sent it (its customer was kept before it was sent),
+                # without asking anything new of the processor: a tip that may have been
+                # paid is never refused here.
+                known = await self._customers.get(viewer.id) if self._customers else None
+                card = CardPayment(payment_method, known)
         return await self._charge(tip, creator.stripe_account_id, card, created)
 
     async def _new_tip(

@@ -62,8 +62,11 @@ async def test_an_unknown_outcome_retried_while_the_circuit_is_open_is_reconcile
     assert "same Idempotency-Key" in (await blind.json())["error"]["message"]
     await stripe_peer.start_listening()
 
-    # Reachable again (the circuit still open): the retry finds the payment and records it.
+    # Reachable again (the circuit still open): the retry finds the payment and records it,
+    # asking Stripe nothing before (the same request made again with the same key).
+    stripe_peer.requests.clear()
     again = await _tip(client, fan["token"], "k1", payment_method="pm_card_visa")
+    assert [(r.method, r.path) for r in stripe_peer.requests] == [("POST", "/v1/payment_intents")]
     assert again.status == 200, await again.text()
     body = await again.json()
     assert (body["lane"], body["tip"]["status"], body["tip"]["provider"]) == (
