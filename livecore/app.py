@@ -70,6 +70,7 @@ from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Ledger
 from livecore.store.payouts import Payouts
 from livecore.store.streams import Stream
+from livecore.store.stripe_customers import StripeCustomers
 from livecore.store.stripe_events import StripeEvents
 from livecore.store.subscriptions import Subscriptions
 from livecore.store.tips import Tips
@@ -302,7 +303,8 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
 
     app[tip_routes.TIPS] = TipService(
         Tips(app[DB]), auth.users, ledger, app[BUS], config.tips, provider,
-        creator_settings=creators, breaker=breaker, blocked=blocked,
+        creator_settings=creators, customers=StripeCustomers(app[DB]), breaker=breaker,
+        blocked=blocked,
         screen=app[chat_routes.CHAT].service.screen,
     )  # fmt: skip
     subscriptions = app[subscription_routes.SUBSCRIPTIONS] = SubscriptionService(

@@ -87,6 +87,12 @@ class TooManyRequests(ApiError):
         super().__init__(message, headers={"Retry-After": str(max(1, retry_after_s))})
 
 
+class BadGateway(ApiError):
+    """502: the payment processor refused a request it will never accept."""
+
+    status, code = 502, "bad_gateway"
+
+
 class Unavailable(ApiError):
     status, code = 503, "unavailable"
 

@@ -64,6 +64,9 @@ _DECLINES: Final = {
         "Your card has insufficient funds.",
     ),
 }
+# The test card whose bank asks the card holder to authenticate every payment: on session the
+# PaymentIntent waits for it (requires_action); off session it is declined.
+_AUTHENTICATE: Final = "pm_card_authenticationRequired"
 _ALNUM: Final = string.ascii_letters + string.digits
 _PARAM_NAME: Final = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
 
@@ -316,6 +319,9 @@ class StripePeer:
         self.charges: dict[str, Obj] = {}
         self.balance_transactions: dict[str, Obj] = {}
         self.customers: dict[str, Obj] = {}
+        # Concrete PaymentMethods: each use of a test card (pm_card_visa, …) makes one, as in
+        # Stripe, and a card saved to a customer is one attached to it.
+        self.payment_methods: dict[str, Obj] = {}
         self.products: dict[str, Obj] = {}
         self.prices: dict[str, Obj] = {}
         self.checkout_sessions: dict[str, Obj] = {}
@@ -359,6 +365,9 @@ class StripePeer:
     async def start(self) -> None:
         """Listen on a free port of 127.0.0.1."""
         app = web.Application()
+        # Before the collections: "search" is no PaymentIntent id.
+        search = self._endpoint(self._search_payment_intents)
+        app.router.add_get("/v1/payment_intents/search", search)
         for collection in self._collections:
             retrieve = partial(self._retrieve, collection)
             app.router.add_get(f"/v1/{collection}/{{id}}", self._endpoint(retrieve))
@@ -436,6 +445,11 @@ class StripePeer:
         """
         self._faults.append(_Fault(path_prefix, kind, times))
 
+    def expire_idempotency_keys(self) -> None:
+        """Forget every stored idempotency key, as Stripe does once they are 24 hours old: a
+        request made again with one is then applied again."""
+        self._idempotent.clear()
+
     def add_account(self) -> str:
         """Register a connected account and return its id ("acct_…")."""
         account = new_id("acct")
@@ -443,6 +457,14 @@ class StripePeer:
         return account
 
     # -- driving state, as Stripe's dashboard and card holders would ----------------------
+
+    def save_card(self, customer: str, card: str = "pm_card_visa") -> str:
+        """A card holder saves a test card to a customer (a SetupIntent confirmed in their
+        browser): returns the new PaymentMethod's id, attached to `customer`."""
+        self._known("customers", customer)
+        method = self._new_payment_method(card)
+        method["customer"] = customer
+        return str(method["id"])
 
     def succeed_payment_intent(self, pi_id: str) -> list[Obj]:
         """The customer pays: a charge, then charge.succeeded and payment_intent.succeeded."""
@@ -650,10 +672,18 @@ class StripePeer:
         request_id: str,
     ) -> tuple[int, bytes]:
         try:
-            if not request.headers.get("Authorization", "").startswith("Bearer sk_test_"):
+            auth = request.headers.get("Authorization", "")
+            if auth.startswith("Bearer rk_test_") and request.method != "GET":
+                # A restricted key, here a read-only one: Stripe answers 403.
+                raise _Failure(
+                    403, "invalid_request_error",
+                    "This restricted key may only read: it lacks the permission to write.",
+                )  # fmt: skip
+            if not auth.startswith(("Bearer sk_test_", "Bearer rk_test_")):
                 raise _Failure(
                     401, "invalid_request_error",
-                    "Invalid API Key provided. This peer accepts any key starting sk_test_.",
+                    "Invalid API Key provided. This peer accepts any key starting sk_test_"
+                    " (or rk_test_, a restricted key that may only read).",
                 )  # fmt: skip
             if unparsable is not None:
                 raise unparsable
@@ -762,17 +792,74 @@ class StripePeer:
     # -- endpoints ----------------------------------------------------------------------
 
     def _payment_method(self, call: _Call) -> Obj:
-        """Stripe's test cards (pm_card_*) as saved PaymentMethods."""
+        """A saved PaymentMethod, or one of Stripe's test cards (pm_card_*) as a new one."""
         pm_id = call.match["id"]
+        found = self.payment_methods.get(pm_id)
+        if found is not None:
+            return found
         if not pm_id.startswith("pm_card_"):
             raise _no_such("PaymentMethod", pm_id)
+        return self._payment_method_shape(pm_id, pm_id)
+
+    @staticmethod
+    def _payment_method_shape(pm_id: str, card: str) -> Obj:
         return {
             "id": pm_id, "object": "payment_method", "type": "card", "livemode": False,
             "created": int(time.time()), "customer": None, "metadata": {},
             "card": {"brand": "visa", "country": "US", "exp_month": 12, "exp_year": 2034,
-                     "fingerprint": card_fingerprint(pm_id), "funding": "credit",
+                     "fingerprint": card_fingerprint(card), "funding": "credit",
                      "last4": "4242"},
+            "_test_card": card, "_used": False,
         }  # fmt: skip
+
+    def _new_payment_method(self, card: str) -> Obj:
+        method = self._payment_method_shape(new_id("pm"), card)
+        self.payment_methods[method["id"]] = method
+        return method
+
+    def _usable_payment_method(self, pm_id: str, customer: str | None) -> Obj:
+        """The PaymentMethod a PaymentIntent may use, refused as Stripe refuses it."""
+        method = self.payment_methods.get(pm_id)
+        if method is None:
+            if not pm_id.startswith("pm_card_"):
+                raise _no_such("PaymentMethod", pm_id, "payment_method")
+            return self._new_payment_method(pm_id)  # a test card: a new PaymentMethod
+        owner = method["customer"]
+        if owner is not None and customer is None:
+            raise _invalid(
+                f"The PaymentMethod {pm_id} is attached to a Customer: pass that Customer as"
+                " `customer` to use it.", param="customer",
+            )  # fmt: skip
+        if owner is not None and owner != customer:
+            raise _invalid(
+                f"The PaymentMethod {pm_id} does not belong to the Customer {customer}.",
+                param="payment_method",
+            )  # fmt: skip
+        if owner is None and method["_used"]:
+            raise _invalid(
+                f"The PaymentMethod {pm_id} was used once without being attached to a"
+                " Customer, and cannot be used again: attach it to a Customer to reuse it.",
+                param="payment_method",
+            )  # fmt: skip
+        return method
+
+    def _search_payment_intents(self, call: _Call) -> Obj:
+        """Stripe's search, for the one kind of query livecore makes: metadata values joined
+        by AND (`metadata['tip_id']:'12' AND metadata['viewer_id']:'3'`)."""
+        query = _text(call.params, "query", required=True)
+        assert query is not None
+        wanted = {}
+        for clause in query.split(" AND "):
+            match = re.fullmatch(r"metadata\['([^']+)'\]:'([^']*)'", clause.strip())
+            if match is None:
+                raise _invalid(f"This peer cannot search for {clause!r}.", param="query")
+            wanted[match[1]] = match[2]
+        found = [
+            self._public(pi) for pi in self.payment_intents.values()
+            if all(pi["metadata"].get(k) == v for k, v in wanted.items())
+        ]  # fmt: skip
+        return {"object": "search_result", "url": "/v1/payment_intents/search",
+                "has_more": False, "next_page": None, "data": found[::-1]}  # fmt: skip
 
     def _retrieve(self, collection: str, call: _Call) -> Obj:
         return self._get(collection, call.match["id"])
@@ -796,8 +883,10 @@ class StripePeer:
         if customer is not None:
             self._get("customers", customer, "customer")
         payment_method = _text(p, "payment_method")
-        if payment_method is not None and not payment_method.startswith("pm_card_"):
-            raise _no_such("PaymentMethod", payment_method, "payment_method")
+        method = None
+        if payment_method is not None:
+            method = self._usable_payment_method(payment_method, customer)
+            payment_method = method["id"]
         confirm = _flag(p, "confirm")
         if confirm and payment_method is None:
             raise _invalid(
@@ -811,33 +900,60 @@ class StripePeer:
                 code="account_invalid", param="transfer_data[destination]",
             )  # fmt: skip
         automatic = _hash(p, "automatic_payment_methods")
+        # Without payment_method_types, automatic payment methods are on (API 2023-08-16 on),
+        # and they may redirect unless told never to: a server-side confirmation then needs
+        # somewhere to send the customer back to.
+        redirects = "payment_method_types" not in p and (
+            not automatic
+            or (automatic.get("enabled") == "true" and automatic.get("allow_redirects") != "never")
+        )
+        if confirm and redirects and _text(p, "return_url") is None:
+            raise _invalid(
+                "A `return_url` is needed to confirm this PaymentIntent: its automatic payment"
+                " methods may redirect the customer. Pass one, or set"
+                " `automatic_payment_methods[allow_redirects]` to `never`.",
+                param="return_url",
+            )  # fmt: skip
+        save = _text(p, "setup_future_usage")
+        if save is not None and save not in ("on_session", "off_session"):
+            raise _invalid(f"Invalid setup_future_usage: {save}", param="setup_future_usage")
         pi_id = new_id("pi")
         intent = self.payment_intents[pi_id] = {
             "id": pi_id, "object": "payment_intent", "created": int(time.time()),
             "livemode": False, "amount": amount, "amount_received": 0,
             "currency": currency.lower(),
             "application_fee_amount": _integer(p, "application_fee_amount"),
-            "automatic_payment_methods": {"enabled": automatic.get("enabled") == "true"}
+            "automatic_payment_methods": {"enabled": automatic.get("enabled") == "true",
+                                          "allow_redirects": automatic.get("allow_redirects")}
             if automatic else None,
             "cancellation_reason": None, "capture_method": "automatic_async",
             "client_secret": f"{pi_id}_secret_{new_id('x')[2:]}",
             "confirmation_method": "automatic", "customer": customer,
             "description": _text(p, "description"), "last_payment_error": None,
             "latest_charge": None, "metadata": _metadata(p), "payment_method": payment_method,
-            "payment_method_types": ["card"],
+            "payment_method_types": ["card"], "setup_future_usage": save,
             "status": "requires_confirmation" if payment_method else "requires_payment_method",
             "transfer_data": {"destination": transfer["destination"]}
             if "destination" in transfer else None,
         }  # fmt: skip
         if confirm:
-            assert payment_method is not None
-            if payment_method in _DECLINES:
-                self._decline(intent, payment_method, call)
+            assert method is not None
+            method["_used"] = True
+            card = method["_test_card"]
+            if card == _AUTHENTICATE and not _flag(p, "off_session"):
+                intent.update(status="requires_action", next_action={
+                    "type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"},
+                })  # fmt: skip
+                return intent
+            if card in _DECLINES or card == _AUTHENTICATE:
+                self._decline(intent, card, call)
                 error = copy.deepcopy(intent["last_payment_error"])
                 raise _Failure(
                     402, "card_error", error.pop("message"), code=error.pop("code"),
                     **error, payment_intent=copy.deepcopy(intent),
                 )  # fmt: skip
+            if save is not None and customer is not None and method["customer"] is None:
+                method["customer"] = customer  # saved for later payments
             self._succeed(intent, call)
         return intent
 
@@ -1032,7 +1148,8 @@ class StripePeer:
         ch_id = new_id("ch")
         amount, currency = intent["amount"], intent["currency"]
         method = intent["payment_method"]
-        fingerprint = card_fingerprint(method)
+        saved = self.payment_methods.get(method)
+        fingerprint = saved["card"]["fingerprint"] if saved else card_fingerprint(method)
         txn = self._balance_transaction(amount, currency, "charge", ch_id, stripe_fee(amount))
         charge = self.charges[ch_id] = {
             "id": ch_id, "object": "charge", "created": int(time.time()), "livemode": False,
@@ -1073,10 +1190,14 @@ class StripePeer:
 
     @staticmethod
     def _fail(intent: Obj, method: str) -> None:
-        decline_code, message = _DECLINES[method]
+        code = "authentication_required" if method == _AUTHENTICATE else "card_declined"
+        decline_code, message = _DECLINES.get(method) or (
+            "authentication_required",
+            "Your card was declined: it requires authentication.",
+        )
         intent.update(status="requires_payment_method", payment_method=None)
         intent["last_payment_error"] = {
-            "type": "card_error", "code": "card_declined", "decline_code": decline_code,
+            "type": "card_error", "code": code, "decline_code": decline_code,
             "message": message,
             "payment_method": {"id": new_id("pm"), "object": "payment_method", "type": "card"},
         }  # fmt: skip

@@ -9,7 +9,7 @@ from typing import Literal
 
 import asyncpg
 
-from livecore.store.db import Database
+from livecore.store.db import Connection, Database
 from livecore.store.ledger import Entry
 
 TipStatus = Literal["pending", "succeeded", "failed", "refunded", "disputed"]
@@ -18,7 +18,7 @@ Provider = Literal["test", "stripe", "manual"]
 _COLUMNS = (
     "id, stream_id, viewer_id, creator_id, amount_minor, currency, message, provider,"
     " provider_ref, idempotency_key, status, created_at, platform_fee_minor, charge_ref,"
-    " refunded_minor, failure"
+    " refunded_minor, failure, open_calls"
 )
 
 _QUALIFIED = ", ".join(f"tips.{c.strip()}" for c in _COLUMNS.split(","))
@@ -42,6 +42,9 @@ class Tip:
     charge_ref: str | None
     refunded_minor: int
     failure: str | None
+    # Requests to the processor that may have reached it with no answer known
+    # (see the tip_open_calls migration).
+    open_calls: int
 
 
 def _tip(row: asyncpg.Record) -> Tip:
@@ -69,33 +72,107 @@ class Settled:
     new_event: bool  # its event was recorded now (False: none given, or seen before)
 
 
+@dataclass(frozen=True, slots=True)
+class VelocityLimits:
+    """How much one viewer, and one card, may tip: failed tips do not count."""
+
+    per_minute: int  # tips a viewer sends in a minute
+    daily_minor: int  # minor units a viewer sends in a day (any currency)
+    card_per_hour: int  # tips one card pays in an hour, across viewers
+
+
+class LimitReached(Exception):
+    """A new tip would go beyond one of the velocity limits."""
+
+    def __init__(self, which: Literal["minute", "day", "card"]) -> None:
+        super().__init__(which)
+        self.which = which
+
+
+async def _check_limits(
+    conn: Connection, viewer_id: int, amount_minor: int, card: str | None, limits: VelocityLimits,
+) -> None:  # fmt: skip
+    row = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE created_at > now() - interval '1 minute') AS minute,"
+        " coalesce(sum(amount_minor), 0) AS day FROM tips WHERE viewer_id = $1"
+        " AND created_at > now() - interval '1 day' AND status <> 'failed'",
+        viewer_id,
+    )
+    assert row is not None
+    if row["minute"] >= limits.per_minute:
+        raise LimitReached("minute")
+    if row["day"] + amount_minor > limits.daily_minor:
+        raise LimitReached("day")
+    if card is None:
+        return
+    paid = await conn.fetchval(
+        "SELECT count(*) FROM tips WHERE card_fingerprint = $1"
+        " AND created_at > now() - interval '1 hour' AND status <> 'failed'",
+        card,
+    )
+    if paid >= limits.card_per_hour:
+        raise LimitReached("card")
+
+
 class Tips:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(
-        self, stream_id: int, viewer_id: int, creator_id: int, amount_minor: int,
-        currency: str, message: str, provider: Provider, idempotency_key: str,
-        platform_fee_minor: int = 0,
-    ) -> tuple[Tip, bool]:  # fmt: skip
-        """The tip for this (viewer, key): (tip, True) when made now, (existing, False) else."""
+    async def by_key(self, viewer_id: int, idempotency_key: str) -> Tip | None:
         row = await self._db.pool.fetchrow(
-            f"INSERT INTO tips (stream_id, viewer_id, creator_id, amount_minor, currency,"
-            f" message, provider, idempotency_key, platform_fee_minor)"
-            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-            f" ON CONFLICT (viewer_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
-            stream_id, viewer_id, creator_id, amount_minor, currency, message, provider,
-            idempotency_key, platform_fee_minor,
-        )  # fmt: skip
-        if row is not None:
-            return _tip(row), True
-        existing = await self._db.pool.fetchrow(
             f"SELECT {_COLUMNS} FROM tips WHERE viewer_id = $1 AND idempotency_key = $2",
             viewer_id,
             idempotency_key,
         )
-        assert existing is not None
-        return _tip(existing), False
+        return _tip(row) if row else None
+
+    async def create(
+        self, stream_id: int, viewer_id: int, creator_id: int, amount_minor: int,
+        currency: str, message: str, provider: Provider, idempotency_key: str,
+        platform_fee_minor: int = 0, *, limits: VelocityLimits | None = None,
+        card_fingerprint: str | None = None,
+    ) -> tuple[Tip, bool]:  # fmt: skip
+        """The tip for this (viewer, key): (tip, True) when made now, (existing, False) else.
+
+        With `limits`, a new tip is made only within them, or LimitReached is raised: the
+        counts and the insert are one transaction holding a lock on the viewer (and on the
+        card), so tips racing each other cannot all pass a check made before any was stored.
+        An existing tip is returned whatever the limits say (a retry is no new tip).
+        """
+        async with self._db.transaction() as conn:
+            if limits is not None:
+                # Viewer first, then card: every tip takes them in this order (no deadlock).
+                lock = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+                await conn.execute(lock, f"tip-viewer:{viewer_id}")
+                if card_fingerprint is not None:
+                    await conn.execute(lock, f"tip-card:{card_fingerprint}")
+            existing = await conn.fetchrow(
+                f"SELECT {_COLUMNS} FROM tips WHERE viewer_id = $1 AND idempotency_key = $2",
+                viewer_id,
+                idempotency_key,
+            )
+            if existing is not None:
+                return _tip(existing), False
+            if limits is not None:
+                await _check_limits(conn, viewer_id, amount_minor, card_fingerprint, limits)
+            row = await conn.fetchrow(
+                f"INSERT INTO tips (stream_id, viewer_id, creator_id, amount_minor, currency,"
+                f" message, provider, idempotency_key, platform_fee_minor, card_fingerprint)"
+                f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                f" ON CONFLICT (viewer_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
+                stream_id, viewer_id, creator_id, amount_minor, currency, message, provider,
+                idempotency_key, platform_fee_minor, card_fingerprint,
+            )  # fmt: skip
+            if row is not None:
+                return _tip(row), True
+            # Made meanwhile by a request with the same key that took no lock (no limits).
+            existing = await conn.fetchrow(
+                f"SELECT {_COLUMNS} FROM tips WHERE viewer_id = $1 AND idempotency_key = $2",
+                viewer_id,
+                idempotency_key,
+            )
+            assert existing is not None
+            return _tip(existing), False
 
     async def settle_many(self, requests: Sequence[Settlement]) -> list[Settled]:
         """Settle tips and post their ledger transactions (`tip:{id}`) in one statement:
@@ -180,41 +257,46 @@ class Tips:
         )
 
     async def to_lane(self, tip_id: int, provider: Provider) -> Tip | None:
-        """Move a pending tip that never reached its processor to another lane."""
+        """Move a pending tip that never reached its processor to another lane: None when it
+        has a payment there, or a request that may have reached it (open calls)."""
         row = await self._db.pool.fetchrow(
-            f"UPDATE tips SET provider = $2, updated_at = now()"
-            f" WHERE id = $1 AND status = 'pending' AND provider_ref IS NULL RETURNING {_COLUMNS}",
+            f"UPDATE tips SET provider = $2, updated_at = now() WHERE id = $1"
+            f" AND status = 'pending' AND provider_ref IS NULL AND open_calls = 0"
+            f" RETURNING {_COLUMNS}",
             tip_id,
             provider,
         )
         return _tip(row) if row else None
+
+    async def reclaim(self, tip_id: int, provider: Provider) -> Tip | None:
+        """Bring a tip that was moved to the fallback lane, and is not settled there, back to
+        the processor that was paid for it after all."""
+        row = await self._db.pool.fetchrow(
+            f"UPDATE tips SET provider = $2, failure = NULL, updated_at = now() WHERE id = $1"
+            f" AND provider = 'manual' AND status IN ('pending', 'failed') RETURNING {_COLUMNS}",
+            tip_id,
+            provider,
+        )
+        return _tip(row) if row else None
+
+    async def call_started(self, tip_id: int) -> None:
+        """A request about this tip is going to the processor: its answer is not known yet."""
+        await self._db.pool.execute(
+            "UPDATE tips SET open_calls = open_calls + 1 WHERE id = $1", tip_id
+        )
+
+    async def call_answered(self, tip_id: int) -> None:
+        """A request about this tip was answered (or surely never reached the processor)."""
+        await self._db.pool.execute(
+            "UPDATE tips SET open_calls = open_calls - 1 WHERE id = $1 AND open_calls > 0",
+            tip_id,
+        )
 
     async def by_provider_ref(self, provider_ref: str) -> Tip | None:
         row = await self._db.pool.fetchrow(
             f"SELECT {_COLUMNS} FROM tips WHERE provider_ref = $1", provider_ref
         )
         return _tip(row) if row else None
-
-    async def recent_by_viewer(self, viewer_id: int) -> tuple[int, int]:
-        """(tips in the last minute, minor units in the last day) a viewer has sent or is
-        sending; failed tips do not count."""
-        row = await self._db.pool.fetchrow(
-            "SELECT count(*) FILTER (WHERE created_at > now() - interval '1 minute') AS minute,"
-            " coalesce(sum(amount_minor), 0) AS day FROM tips WHERE viewer_id = $1"
-            " AND created_at > now() - interval '1 day' AND status <> 'failed'",
-            viewer_id,
-        )
-        assert row is not None
-        return int(row["minute"]), int(row["day"])
-
-    async def recent_by_card(self, fingerprint: str) -> int:
-        """Tips one card paid, or is paying, in the last hour (failed ones do not count)."""
-        count = await self._db.pool.fetchval(
-            "SELECT count(*) FROM tips WHERE card_fingerprint = $1"
-            " AND created_at > now() - interval '1 hour' AND status <> 'failed'",
-            fingerprint,
-        )
-        return int(count)
 
     async def record_card(
         self, tip_id: int | None, provider_ref: str | None, fingerprint: str

@@ -2,7 +2,12 @@
 
 Closed: calls go through. After `failures` consecutive failures it opens: calls are refused
 at once (the caller uses its fallback lane) for `reset_s`. Then it is half-open: one trial
-call goes through; its success closes the circuit, its failure opens it again.
+call goes through; its success closes the circuit, its failure opens it again, and a trial
+that ends without telling either way (cancelled, crashed) lets the next call be the trial.
+
+Only outages count as failures (the caller decides: transport failures and 5xx answers). Any
+other answer, a refusal included, shows the processor is up and counts as a success: a trial
+met by a refused request must close the circuit, or it would stay half-open for good.
 """
 
 from __future__ import annotations
@@ -63,6 +68,10 @@ class CircuitBreaker:
         if trial or (self._opened_at is None and self._failures >= self._threshold):
             self._opened_at = self._clock()
             self._changed("open")
+
+    def released(self) -> None:
+        """The call that `allow()` let through ended with no verdict: free the trial."""
+        self._trial_running = False
 
     def _changed(self, state: State) -> None:
         if self._on_change is not None:

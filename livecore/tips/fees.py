@@ -15,9 +15,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from livecore.store.db import Database
-from livecore.tips.providers import ProviderUnavailable
+from livecore.tips.providers import ProcessorRefused, ProviderUnavailable
 from livecore.tips.reversals import Reversals
-from livecore.tips.stripe_gateway import ProcessorRefused
 
 logger = logging.getLogger(__name__)
 

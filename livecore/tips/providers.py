@@ -14,12 +14,30 @@ class ProviderUnavailable(Exception):
 
     `unknown` is True when the request may have reached it (a timeout): its outcome must be
     reconciled (retried with the same idempotency key) before anything else is tried.
+    `outage` is True for transport failures and 5xx answers, the only ones a circuit breaker
+    counts: a rate limit or an idempotency conflict is an answer from a processor that is up.
     """
 
-    def __init__(self, reason: str, *, unknown: bool = False) -> None:
+    def __init__(self, reason: str, *, unknown: bool = False, outage: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.unknown = unknown
+        self.outage = outage
+
+
+RefusalKind = Literal["invalid_request", "authentication", "permission", "other"]
+
+
+class ProcessorRefused(Exception):
+    """The processor refused the request itself, for good (bad parameters, keys, permissions):
+    nothing was done, and the same request would be refused again. `param` names the request
+    parameter it objected to, when it said."""
+
+    def __init__(self, reason: str, kind: RefusalKind = "other", param: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+        self.param = param
 
 
 class PaymentDeclined(Exception):
@@ -40,6 +58,24 @@ class PayoutFailed(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class CardPayment:
+    """A saved card charged at once, while its holder is there (they just asked to tip)."""
+
+    payment_method: str
+    # The holder's customer at the processor: the card is theirs, or is saved to them once it
+    # pays (None: the processor has no customers, as the test provider).
+    customer: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SavedCard:
+    """What the processor says of a payment method."""
+
+    fingerprint: str | None  # the same for every payment method of one card
+    customer: str | None  # whose saved card it is (None: saved to no customer)
+
+
+@dataclass(frozen=True, slots=True)
 class Payment:
     status: Literal["succeeded", "pending", "failed"]
     provider_ref: str
@@ -53,19 +89,29 @@ class PaymentProvider(Protocol):
     # What a browser needs to confirm a pending payment with this provider, if anything.
     publishable_key: str | None
 
-    async def create(
-        self, tip: Tip, destination: str | None, payment_method: str | None
-    ) -> Payment:
+    async def create(self, tip: Tip, destination: str | None, card: CardPayment | None) -> Payment:
         """Start charging for `tip` (its platform share goes to the platform, the rest to the
-        creator's connected account `destination` when set). Called again for the same tip
+        creator's connected account `destination` when set), with `card` at once or, without
+        one, confirmed by the viewer's browser. Called again for the same tip
         only as a retry: the tip's id keys it, so the processor never charges twice.
 
-        Raises PaymentDeclined or ProviderUnavailable.
+        Raises PaymentDeclined, ProcessorRefused or ProviderUnavailable.
         """
         ...
 
-    async def card_fingerprint(self, payment_method: str) -> str | None:
-        """The card behind a saved payment method (the same for every use of one card)."""
+    async def find(self, tip: Tip, destination: str | None, card: CardPayment | None) -> Payment:
+        """What became of `tip`'s payment, after a request whose outcome is unknown: the
+        payment it made (read by its id when the tip knows it), or, if that request was never
+        applied, the payment made now, once. Raises like `create`."""
+        ...
+
+    async def card(self, payment_method: str) -> SavedCard:
+        """The card behind a payment method, and whose saved card it is."""
+        ...
+
+    async def customer(self, user_id: int, email: str) -> str | None:
+        """Make the user's customer at the processor (once, whatever the retries), to which
+        their cards are saved; None when the processor has no customers."""
         ...
 
 
@@ -76,10 +122,14 @@ class TestProvider:
     test_mode = True
     publishable_key: str | None = None
 
-    async def create(
-        self, tip: Tip, destination: str | None, payment_method: str | None
-    ) -> Payment:
+    async def create(self, tip: Tip, destination: str | None, card: CardPayment | None) -> Payment:
         return Payment("succeeded", f"test_tip_{tip.id}")
 
-    async def card_fingerprint(self, payment_method: str) -> str | None:
+    async def find(self, tip: Tip, destination: str | None, card: CardPayment | None) -> Payment:
+        return await self.create(tip, destination, card)
+
+    async def card(self, payment_method: str) -> SavedCard:
+        return SavedCard(None, None)
+
+    async def customer(self, user_id: int, email: str) -> str | None:
         return None

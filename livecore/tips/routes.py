@@ -12,6 +12,7 @@ from aiohttp import web
 from livecore.appkeys import AUTH
 from livecore.auth.routes import require_user
 from livecore.errors import (
+    BadGateway,
     BadRequest,
     Conflict,
     Forbidden,
@@ -27,10 +28,12 @@ from livecore.store.tips import Tip, TipStatus
 from livecore.tips.service import (
     FALLBACK_NOTICE,
     IdempotencyMismatch,
+    TipBusy,
     TipDeclined,
     TipForbidden,
     TipLimited,
     TipRefused,
+    TipRejected,
     TipService,
     TipsUnavailable,
     TipUnconfirmed,
@@ -97,6 +100,20 @@ async def post_tip(request: web.Request) -> web.Response:
         raise TooManyRequests(exc.reason, retry_after_s=exc.retry_after_s) from None
     except TipDeclined as exc:
         raise PaymentRequired(f"your card was declined: {exc.reason}") from None
+    except TipRejected as exc:
+        if exc.kind == "invalid_request" and (exc.param or "").startswith("payment_method"):
+            fields = {"payment_method": f"was refused by the payment processor: {exc.reason}"}
+            message = "payment_method was refused; you have not been charged"
+            raise Invalid(message, fields=fields) from None
+        raise BadGateway(
+            f"the payment processor refused this tip ({exc.reason}); you have not been charged"
+        ) from None
+    except TipBusy:
+        raise Unavailable(
+            "the payment processor is busy; you have not been charged: send the tip again "
+            "in a moment",
+            headers={"Retry-After": "5"},
+        ) from None
     except TipUnconfirmed:
         raise Unavailable(
             "the payment processor did not answer in time; retry with the same "

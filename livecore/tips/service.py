@@ -4,7 +4,9 @@ share and tell the room.
 
 A tip is made in the database before the processor is called, and the processor's
 idempotency key is the tip's id: a retried request, a timeout reconciled by retrying, or a
-webhook arriving before the answer all meet the same one payment.
+webhook arriving before the answer all meet the same one payment. Each request to the
+processor is counted on the tip until answered; a tip with one left unanswered may have been
+paid, so it is reconciled with the processor first and never moved to the fallback lane.
 """
 
 from __future__ import annotations
@@ -19,18 +21,32 @@ import asyncpg
 
 from livecore.config import TipsConfig
 from livecore.events.bus import EventBus
-from livecore.store.creator_settings import CreatorSettings
+from livecore.store.creator_settings import CreatorMoney, CreatorSettings
 from livecore.store.ledger import Entry, Ledger
 from livecore.store.streams import Stream
-from livecore.store.tips import Provider, Settled, Settlement, Tip, Tips, TipStatus
+from livecore.store.stripe_customers import StripeCustomers
+from livecore.store.tips import (
+    LimitReached,
+    Provider,
+    Settled,
+    Settlement,
+    Tip,
+    Tips,
+    TipStatus,
+    VelocityLimits,
+)
 from livecore.store.users import User, Users
 from livecore.tips.batching import Backlog, Batcher
 from livecore.tips.breaker import CircuitBreaker
 from livecore.tips.providers import (
+    CardPayment,
     Payment,
     PaymentDeclined,
     PaymentProvider,
+    ProcessorRefused,
     ProviderUnavailable,
+    RefusalKind,
+    SavedCard,
 )
 
 logger = logging.getLogger(__name__)
@@ -74,6 +90,28 @@ class TipDeclined(Exception):
         self.code = code
 
 
+class TipRejected(Exception):
+    """The processor refused the payment's request for good (not the card: its parameters,
+    the platform's keys or permissions). The tip failed (None: none was made) and nothing was
+    charged."""
+
+    def __init__(self, tip: Tip | None, reason: str, kind: RefusalKind, param: str | None) -> None:
+        super().__init__(reason)
+        self.tip = tip
+        self.reason = reason
+        self.kind = kind
+        self.param = param
+
+
+class TipBusy(Exception):
+    """The processor refused to take the request now (rate limited) and did nothing: the
+    tip failed, nothing was charged, and a new tip may be sent in a moment."""
+
+    def __init__(self, tip: Tip) -> None:
+        super().__init__(f"tip {tip.id}: the processor is busy")
+        self.tip = tip
+
+
 class TipUnconfirmed(Exception):
     """The processor may or may not have taken the payment; retrying with the same
     Idempotency-Key finds out and never charges twice."""
@@ -101,6 +139,15 @@ class TipResult:
     created: bool = True
 
 
+def _limited(which: str, s: TipsConfig) -> TipLimited:
+    if which == "minute":
+        return TipLimited(f"at most {s.viewer_tips_per_minute} tips a minute", 60)
+    if which == "day":
+        return TipLimited(f"at most {s.viewer_daily_minor} in tips a day", 3600)
+    # A stolen card spread over many accounts.
+    return TipLimited(f"this card may pay at most {s.card_tips_per_hour} tips an hour", 3600)
+
+
 def split(amount_minor: int, fee_bps: int) -> tuple[int, int]:
     """(creator's share, platform's share) in minor units; rounding favours the creator."""
     fee = amount_minor * fee_bps // 10_000
@@ -118,6 +165,7 @@ class TipService:
         provider: PaymentProvider,
         *,
         creator_settings: CreatorSettings,
+        customers: StripeCustomers | None = None,
         breaker: CircuitBreaker | None = None,
         screen: MessageScreen | None = None,
         blocked: Blocked | None = None,
@@ -129,6 +177,7 @@ class TipService:
         self._settings = settings
         self._provider = provider
         self._creators = creator_settings
+        self._customers = customers
         self._breaker = breaker
         self._screen = screen
         self._blocked = blocked
@@ -146,17 +195,18 @@ class TipService:
         self, viewer: User, stream: Stream, amount_minor: int, currency: str, message: str,
         idempotency_key: str, payment_method: str | None = None,
     ) -> TipResult:  # fmt: skip
-        await self._check(viewer, stream, amount_minor, currency)
-        card = await self._card(payment_method)
         creator = await self._creators.get(stream.owner_id)
-        bps = self._settings.platform_fee_bps
-        if creator.platform_fee_bps is not None:
-            bps = creator.platform_fee_bps
-        _, fee = split(amount_minor, bps)
-        tip, created = await self._tips.create(
-            stream.id, viewer.id, stream.owner_id, amount_minor, currency, message,
-            self._provider.name, idempotency_key, fee,
-        )  # fmt: skip
+        # A retry is answered whatever the limits or a ban would now say of a new tip.
+        found = await self._tips.by_key(viewer.id, idempotency_key)
+        if found is None:
+            await self._check(viewer, stream, amount_minor, currency)
+            fingerprint, card = await self._card(viewer, payment_method)
+            tip, created = await self._new_tip(
+                viewer, stream, creator, amount_minor, currency, message, idempotency_key,
+                fingerprint,
+            )  # fmt: skip
+        else:
+            tip, created, card = found, False, None
         if not created:
             same = (tip.stream_id, tip.amount_minor, tip.currency, tip.message) == (
                 stream.id, amount_minor, currency, message,
@@ -169,9 +219,34 @@ class TipService:
                 return TipResult(tip, None, self.test_mode, lane, created=False)
             # Pending with the processor: asking again with the same key is safe (the
             # processor answers with the same payment), and gives the browser what it needs.
-        if card is not None:
-            await self._tips.record_card(tip.id, None, card)
-        return await self._charge(tip, creator.stripe_account_id, payment_method, created)
+            if card is None and payment_method is not None:
+                # As the first request sent it (its customer was kept before it was sent),
+                # without asking anything new of the processor: a tip that may have been
+                # paid is never refused here.
+                known = await self._customers.get(viewer.id) if self._customers else None
+                card = CardPayment(payment_method, known)
+        return await self._charge(tip, creator.stripe_account_id, card, created)
+
+    async def _new_tip(
+        self, viewer: User, stream: Stream, creator: CreatorMoney, amount_minor: int,
+        currency: str, message: str, idempotency_key: str, card_fingerprint: str | None,
+    ) -> tuple[Tip, bool]:  # fmt: skip
+        """Store a new tip within the limits: (tip, True), or (the same key's tip, False)
+        when a request with the same key stored it first."""
+        s = self._settings
+        bps = s.platform_fee_bps if creator.platform_fee_bps is None else creator.platform_fee_bps
+        _, fee = split(amount_minor, bps)
+        limits = VelocityLimits(
+            s.viewer_tips_per_minute, s.viewer_daily_minor, s.card_tips_per_hour
+        )
+        try:
+            return await self._tips.create(
+                stream.id, viewer.id, stream.owner_id, amount_minor, currency, message,
+                self._provider.name, idempotency_key, fee, limits=limits,
+                card_fingerprint=card_fingerprint,
+            )  # fmt: skip
+        except LimitReached as exc:
+            raise _limited(exc.which, s) from None
 
     async def _check(self, viewer: User, stream: Stream, amount: int, currency: str) -> None:
         problems = {}
@@ -192,55 +267,106 @@ class TipService:
             raise TipRefused(problems)
         if self._blocked is not None and await self._blocked(stream.id, viewer.id):
             raise TipForbidden("you are banned from this stream")
-        per_minute, per_day = await self._tips.recent_by_viewer(viewer.id)
-        if per_minute >= s.viewer_tips_per_minute:
-            raise TipLimited(f"at most {s.viewer_tips_per_minute} tips a minute", 60)
-        if per_day + amount > s.viewer_daily_minor:
-            raise TipLimited(f"at most {s.viewer_daily_minor} in tips a day", 3600)
 
-    async def _card(self, payment_method: str | None) -> str | None:
-        """A saved card's fingerprint, refused once it paid too many tips this hour (a stolen
-        card spread over many accounts). Unknown when the processor cannot say: the charge
-        itself then meets the outage."""
+    async def _card(
+        self, viewer: User, payment_method: str | None
+    ) -> tuple[str | None, CardPayment | None]:
+        """The card to charge at once, if the viewer named one, with its fingerprint (its
+        per-card limit is checked when the tip is stored; unknown when the processor cannot
+        say, and the charge itself then meets the outage or refusal).
+
+        The card goes with the viewer's own customer at the processor (made the first time):
+        a card saved to anyone else is refused here, and one saved to no one is saved to the
+        viewer by its payment. TipRefused when the processor has no such card.
+        """
         if payment_method is None:
-            return None
+            return None, None
         try:
-            card = await self._provider.card_fingerprint(payment_method)
+            saved = await self._provider.card(payment_method)
         except ProviderUnavailable:
-            return None
-        limit = self._settings.card_tips_per_hour
-        if card is not None and await self._tips.recent_by_card(card) >= limit:
-            raise TipLimited(f"this card may pay at most {limit} tips an hour", 3600)
-        return card
+            saved = SavedCard(None, None)
+        except ProcessorRefused as exc:
+            if exc.kind == "invalid_request":  # no such payment method: the viewer's mistake
+                raise TipRefused({"payment_method": f"was refused: {exc.reason}"}) from None
+            saved = SavedCard(None, None)  # the platform's keys or permissions
+        customer = await self._customer(viewer)
+        if saved.customer is not None and saved.customer != customer:
+            raise TipRefused({"payment_method": "is not one of your saved cards"})
+        return saved.fingerprint, CardPayment(payment_method, customer)
+
+    async def _customer(self, viewer: User) -> str | None:
+        """The viewer's customer at the processor, made and kept the first time."""
+        known = await self._customers.get(viewer.id) if self._customers else None
+        if known is not None or self._customers is None:
+            return known
+        try:
+            made = await self._provider.customer(viewer.id, viewer.email)
+        except ProviderUnavailable as exc:
+            raise TipsUnavailable(exc.reason) from None
+        except ProcessorRefused as exc:
+            raise TipRejected(None, exc.reason, exc.kind, exc.param) from None
+        return await self._customers.keep(viewer.id, made) if made is not None else None
 
     async def record_card(self, provider_ref: str, fingerprint: str) -> None:
         await self._tips.record_card(None, provider_ref, fingerprint)
 
     async def _charge(
-        self, tip: Tip, destination: str | None, payment_method: str | None, created: bool
+        self, tip: Tip, destination: str | None, card: CardPayment | None, created: bool
     ) -> TipResult:
+        if tip.provider_ref is not None or tip.open_calls:
+            # An earlier request may have reached the processor: what it did comes first.
+            payment = await self._reconcile(tip, destination, card)
+            return await self._record(tip, payment, created)
         breaker = self._breaker
         if breaker is not None and not breaker.allow():
             return await self._fallback(tip, "circuit open")
         try:
-            payment = await self._create(tip, destination, payment_method)
+            payment = await self._ask(tip, self._provider.create, destination, card)
         except PaymentDeclined as exc:
             # A decline is the card's answer, not an outage: it never falls back.
-            if breaker is not None:
-                breaker.succeeded()
-            failed = await self._tips.fail(tip.id, exc.reason) or tip
-            raise TipDeclined(failed, exc.reason, exc.code) from None
+            raise await self._declined(tip, exc) from None
+        except ProcessorRefused as exc:
+            raise await self._rejected(tip, exc) from None
         except ProviderUnavailable as exc:
-            if breaker is not None:
-                breaker.failed()
             if exc.unknown:
-                # It may have reached the processor: never move it elsewhere. A retry with
-                # the same Idempotency-Key (or the processor's webhook) settles it.
-                logger.warning("tip %d: outcome unknown (%s)", tip.id, exc.reason)
-                raise TipUnconfirmed(tip) from None
-            return await self._fallback(tip, exc.reason)
-        if breaker is not None:
-            breaker.succeeded()
+                # It may have reached the processor: never move it elsewhere. Ask again at
+                # once; a retry with the same Idempotency-Key (or the processor's webhook)
+                # settles it otherwise.
+                logger.info("tip %d: reconciling after an unknown outcome", tip.id)
+                payment = await self._reconcile(tip, destination, card)
+            elif not exc.outage:
+                # Rate limited: refused before anything was done, and no outage either.
+                failed = await self._tips.fail(tip.id, exc.reason) or tip
+                raise TipBusy(failed) from None
+            else:
+                return await self._fallback(tip, exc.reason)
+        return await self._record(tip, payment, created)
+
+    async def _reconcile(
+        self, tip: Tip, destination: str | None, card: CardPayment | None
+    ) -> Payment:
+        """Ask the processor what became of a tip an earlier request may have paid, whatever
+        the breaker says: the tip is never moved to another lane while that is unknown."""
+        try:
+            return await self._ask(tip, self._provider.find, destination, card)
+        except PaymentDeclined as exc:
+            raise await self._declined(tip, exc) from None
+        except ProcessorRefused as exc:
+            raise await self._rejected(tip, exc) from None
+        except ProviderUnavailable as exc:
+            logger.warning("tip %d: outcome unknown (%s)", tip.id, exc.reason)
+            raise TipUnconfirmed(tip) from None
+
+    async def _declined(self, tip: Tip, exc: PaymentDeclined) -> TipDeclined:
+        failed = await self._tips.fail(tip.id, exc.reason) or tip
+        return TipDeclined(failed, exc.reason, exc.code)
+
+    async def _rejected(self, tip: Tip, exc: ProcessorRefused) -> TipRejected:
+        # Refused before anything was done: the same request would be refused again.
+        failed = await self._tips.fail(tip.id, exc.reason) or tip
+        return TipRejected(failed, exc.reason, exc.kind, exc.param)
+
+    async def _record(self, tip: Tip, payment: Payment, created: bool) -> TipResult:
         if payment.status == "succeeded":
             tip = await self.settle(tip.id, payment.provider_ref) or tip
         elif payment.status == "failed":
@@ -251,27 +377,51 @@ class TipService:
             tip, payment, self.test_mode, "primary", self._provider.publishable_key, created
         )
 
-    async def _create(
-        self, tip: Tip, destination: str | None, payment_method: str | None
-    ) -> Payment:
+    async def _ask(
+        self, tip: Tip, call: Callable[[Tip, str | None, CardPayment | None], Awaitable[Payment]],
+        destination: str | None, card: CardPayment | None,
+    ) -> Payment:  # fmt: skip
+        """Make one request about `tip` to the processor. Until it is answered it counts as
+        an open call on the tip (one left open, its outcome unknown, keeps the tip from the
+        fallback lane). The breaker hears what it showed: only an outage (transport failure,
+        5xx) counts against it; any answer, a refusal or a decline included, shows the
+        processor is up; a request ended by anything else (cancelled) frees a half-open
+        trial."""
+        breaker = self._breaker
+        await self._tips.call_started(tip.id)
+        up: bool | None = None
+        answered = False
         try:
-            return await self._provider.create(tip, destination, payment_method)
+            payment = await call(tip, destination, card)
+            up = answered = True
+        except (PaymentDeclined, ProcessorRefused):
+            up = answered = True
+            raise
         except ProviderUnavailable as exc:
-            if not exc.unknown:
-                raise
-        # Reconcile a possibly applied request at once: the same idempotency key returns
-        # the payment if the first call made one, and makes it once if not.
-        logger.info("tip %d: reconciling after an unknown outcome", tip.id)
-        return await self._provider.create(tip, destination, payment_method)
+            up, answered = not exc.outage, not exc.unknown
+            raise
+        finally:
+            if breaker is not None:
+                if up is None:
+                    breaker.released()
+                elif up:
+                    breaker.succeeded()
+                else:
+                    breaker.failed()
+            if answered:
+                await self._tips.call_answered(tip.id)
+        return payment
 
     async def _fallback(self, tip: Tip, reason: str) -> TipResult:
         if self._settings.fallback == "none":
             raise TipsUnavailable(reason)
         moved = await self._tips.to_lane(tip.id, "manual")
         if moved is None:
-            # It reached the processor meanwhile (another request for the same key).
-            current = await self._tips.get(tip.id)
-            return TipResult(current or tip, None, self.test_mode, created=False)
+            # Another request for the same key reached the processor meanwhile, or may have.
+            current = await self._tips.get(tip.id) or tip
+            if current.status == "pending" and current.provider_ref is None:
+                raise TipUnconfirmed(current)
+            return TipResult(current, None, self.test_mode, created=False)
         logger.warning("tip %d sent to the fallback lane: %s", tip.id, reason)
         return TipResult(moved, None, self.test_mode, "fallback")
 
@@ -374,6 +524,26 @@ class TipService:
 
     async def fail(self, tip_id: int, reason: str) -> Tip | None:
         return await self._tips.fail(tip_id, reason)
+
+    async def paid_by_processor(self, tip: Tip) -> Tip | None:
+        """The tip the processor's payment is for, in the processor's lane: a tip in the
+        fallback lane that the processor was paid for after all (a payment begun before it
+        was moved, by a version that moved such tips) is brought back, so that it is posted
+        as the processor's payment, never as an invoice the creator collects. None when it
+        cannot be (settled in another lane already: the viewer paid twice)."""
+        if tip.provider == self._provider.name:
+            return tip
+        back = await self._tips.reclaim(tip.id, self._provider.name)
+        if back is None:
+            logger.error(
+                "tip %d was paid through the processor and settled in the %s lane: refund"
+                " the viewer's second payment",
+                tip.id,
+                tip.provider,
+            )
+        else:
+            logger.warning("tip %d brought back from the fallback lane: paid after all", tip.id)
+        return back
 
     async def by_payment(self, provider_ref: str) -> Tip | None:
         return await self._tips.by_provider_ref(provider_ref)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 import aiohttp
@@ -20,23 +21,19 @@ from stripe.params.checkout import SessionCreateParams, SessionCreateParamsSubsc
 from livecore.config import StripeConfig
 from livecore.store.tips import Provider, Tip
 from livecore.tips.providers import (
+    CardPayment,
     Payment,
     PaymentDeclined,
     PayoutFailed,
+    ProcessorRefused,
     ProviderUnavailable,
+    RefusalKind,
+    SavedCard,
 )
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=stripe.StripeObject)
-
-
-class ProcessorRefused(Exception):
-    """Stripe refused the request itself (bad parameters, keys, permissions): not transient."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class StripeGateway:
@@ -69,11 +66,13 @@ class StripeGateway:
             raise PaymentDeclined(reason, exc.code or "card_declined") from None
         except stripe.IdempotencyError:
             # A request with the same key is in flight or was made with other details: what
-            # happened to it is not known from this answer.
-            raise ProviderUnavailable(f"{what}: idempotency conflict", unknown=True) from None
+            # happened to it is not known from this answer (Stripe itself answered: no outage).
+            raise ProviderUnavailable(
+                f"{what}: idempotency conflict", unknown=True, outage=False
+            ) from None
         except stripe.RateLimitError:
             # Stripe refuses a rate-limited request before doing anything.
-            raise ProviderUnavailable(f"{what}: rate limited") from None
+            raise ProviderUnavailable(f"{what}: rate limited", outage=False) from None
         except stripe.APIConnectionError as exc:
             # A refused connection never reached Stripe; a timeout or a dropped answer may
             # have, and the outcome is unknown until reconciled.
@@ -84,8 +83,14 @@ class StripeGateway:
             status = exc.http_status
             raise ProviderUnavailable(f"{what}: Stripe error {status}", unknown=True) from None
         except stripe.StripeError as exc:
-            logger.warning("Stripe refused %s: %s", what, exc.user_message or exc)
-            raise ProcessorRefused(exc.user_message or str(exc)) from None
+            # Invalid requests (404s among them), bad keys, missing permissions: refused
+            # before anything was done, and refused again if sent again.
+            kind = _REFUSALS.get(type(exc), "other")
+            param = getattr(exc, "param", None)
+            logger.warning("Stripe refused %s (%s): %s", what, kind, exc.user_message or exc)
+            raise ProcessorRefused(
+                exc.user_message or str(exc), kind, param if isinstance(param, str) else None
+            ) from None
         except (TimeoutError, aiohttp.ClientError) as exc:
             # The answer broke off after its headers (the library reads the body outside
             # its own error handling): the request arrived, its outcome is unknown.
@@ -93,8 +98,10 @@ class StripeGateway:
         return answer.to_dict()
 
     async def payment_intent(
-        self, tip: Tip, destination: str | None, payment_method: str | None
+        self, tip: Tip, destination: str | None, card: CardPayment | None
     ) -> dict[str, Any]:
+        """Make the tip's PaymentIntent; made again with the same parameters it is the same
+        one (they depend only on the tip and its card, so a retry is always the same)."""
         params: PaymentIntentCreateParams = {
             "amount": tip.amount_minor,
             "currency": tip.currency,
@@ -107,12 +114,21 @@ class StripeGateway:
             # its share as the application fee.
             params["transfer_data"] = {"destination": destination}
             params["application_fee_amount"] = tip.platform_fee_minor
-        if payment_method is not None:
-            params["payment_method"] = payment_method
-            params["confirm"] = True
-            params["off_session"] = True
-        else:
+        if card is None:
+            # The browser confirms it (Stripe.js brings the customer back from any redirect).
             params["automatic_payment_methods"] = {"enabled": True}
+        else:
+            params["payment_method"] = card.payment_method
+            params["confirm"] = True
+            # Confirmed here, nowhere to send the viewer back to: only methods that never
+            # redirect (Stripe otherwise asks for a return_url). A card that needs its bank's
+            # check leaves the payment pending with a client secret for the browser.
+            params["automatic_payment_methods"] = {"enabled": True, "allow_redirects": "never"}
+            if card.customer is not None:
+                # Stripe takes a saved card only with its customer; one not saved yet is
+                # saved to the viewer by this payment, for their next tips.
+                params["customer"] = card.customer
+                params["setup_future_usage"] = "off_session"
         return await self._call(
             "create payment",
             self._client.v1.payment_intents.create_async(
@@ -120,15 +136,48 @@ class StripeGateway:
             ),
         )
 
-    async def card_fingerprint(self, payment_method: str) -> str | None:
-        """The fingerprint of a saved card: the same for every PaymentMethod of one card."""
+    async def read_payment_intent(self, payment_ref: str) -> dict[str, Any]:
+        return await self._call(
+            "read payment", self._client.v1.payment_intents.retrieve_async(payment_ref)
+        )
+
+    async def tip_payments(self, tip: Tip) -> list[dict[str, Any]]:
+        """The PaymentIntents made for `tip`, found by their metadata. Stripe's search lags
+        writes (under a minute, up to an hour in an outage): for old requests only."""
+        query = f"metadata['tip_id']:'{tip.id}' AND metadata['viewer_id']:'{tip.viewer_id}'"
+        found = await self._call(
+            "search payments", self._client.v1.payment_intents.search_async({"query": query})
+        )
+        data = found.get("data")
+        return [
+            intent for intent in (data if isinstance(data, list) else [])
+            if isinstance(intent, dict)
+            and (intent.get("amount"), intent.get("currency")) == (tip.amount_minor, tip.currency)
+        ]  # fmt: skip
+
+    async def card(self, payment_method: str) -> SavedCard:
+        """The fingerprint of a card (the same for every PaymentMethod of one card), and the
+        customer it is saved to."""
         method = await self._call(
             "read payment method", self._client.v1.payment_methods.retrieve_async(payment_method)
         )
         card = method.get("card")
-        return (
-            str(card["fingerprint"]) if isinstance(card, dict) and card.get("fingerprint") else None
+        fingerprint = card.get("fingerprint") if isinstance(card, dict) else None
+        customer = method.get("customer")
+        return SavedCard(
+            str(fingerprint) if fingerprint else None,
+            customer if isinstance(customer, str) else None,
         )
+
+    async def customer(self, user_id: int, email: str) -> str:
+        customer = await self._call(
+            "create customer",
+            self._client.v1.customers.create_async(
+                {"email": email, "metadata": {"user_id": str(user_id)}},
+                {"idempotency_key": f"livecore-customer-{user_id}"},
+            ),
+        )
+        return str(customer["id"])
 
     async def payment_fee(self, payment_ref: str) -> tuple[str, int, str] | None:
         """(charge id, fee, currency) of a PaymentIntent's charge: the processing fee Stripe
@@ -216,6 +265,16 @@ class StripeGateway:
         return str(transfer["id"])
 
 
+# Stripe keeps an idempotency key for 24 hours at least; an hour less, to be safe.
+_KEY_KEPT: Final = timedelta(hours=23)
+
+_REFUSALS: Final[dict[type[stripe.StripeError], RefusalKind]] = {
+    stripe.InvalidRequestError: "invalid_request",
+    stripe.AuthenticationError: "authentication",
+    stripe.PermissionError: "permission",
+}
+
+
 def _cause(exc: stripe.APIConnectionError) -> str:
     cause = exc.__cause__
     if isinstance(cause, TimeoutError):
@@ -233,19 +292,39 @@ class StripeProvider:
         self._gateway = gateway
         self.publishable_key: str | None = gateway.publishable_key
 
-    async def create(
-        self, tip: Tip, destination: str | None, payment_method: str | None
-    ) -> Payment:
-        intent = await self._gateway.payment_intent(tip, destination, payment_method)
-        status = intent["status"]
-        if status == "succeeded":
-            return Payment("succeeded", intent["id"])
-        if status == "canceled":
-            return Payment("failed", intent["id"])
-        return Payment("pending", intent["id"], intent.get("client_secret"))
+    async def create(self, tip: Tip, destination: str | None, card: CardPayment | None) -> Payment:
+        return _payment(await self._gateway.payment_intent(tip, destination, card))
 
-    async def card_fingerprint(self, payment_method: str) -> str | None:
-        return await self._gateway.card_fingerprint(payment_method)
+    async def find(self, tip: Tip, destination: str | None, card: CardPayment | None) -> Payment:
+        if tip.provider_ref is not None:
+            # Read, never made again: an idempotency key is kept only for 24 hours.
+            return _payment(await self._gateway.read_payment_intent(tip.provider_ref))
+        if datetime.now(UTC) - tip.created_at > _KEY_KEPT:
+            # Stripe may have dropped the idempotency key: a request made again would be a
+            # second payment if the first one was applied. Look for that one instead (the
+            # search has long caught up with a request this old).
+            made = await self._gateway.tip_payments(tip)
+            if made:
+                paid = [intent for intent in made if intent.get("status") == "succeeded"]
+                return _payment((paid or made)[0])
+        # Stripe answers a request made again with the same idempotency key with the first
+        # one's result when it was applied, and applies it now (once) when it was not.
+        return _payment(await self._gateway.payment_intent(tip, destination, card))
+
+    async def card(self, payment_method: str) -> SavedCard:
+        return await self._gateway.card(payment_method)
+
+    async def customer(self, user_id: int, email: str) -> str | None:
+        return await self._gateway.customer(user_id, email)
+
+
+def _payment(intent: dict[str, Any]) -> Payment:
+    status = intent["status"]
+    if status == "succeeded":
+        return Payment("succeeded", intent["id"])
+    if status == "canceled":
+        return Payment("failed", intent["id"])
+    return Payment("pending", intent["id"], intent.get("client_secret"))
 
 
 class StripeRail:

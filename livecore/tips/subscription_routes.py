@@ -11,7 +11,7 @@ from aiohttp import web
 from livecore.appkeys import AUTH, CONFIG
 from livecore.auth.routes import iso, require_user
 from livecore.errors import (
-    ApiError,
+    BadGateway,
     BadRequest,
     Conflict,
     Forbidden,
@@ -22,9 +22,8 @@ from livecore.errors import (
 from livecore.ids import path_id
 from livecore.jsonbody import invalid_message, read_body
 from livecore.store.subscriptions import Subscription, Tier
-from livecore.tips.providers import PaymentDeclined, ProviderUnavailable
+from livecore.tips.providers import PaymentDeclined, ProcessorRefused, ProviderUnavailable
 from livecore.tips.routes import TEST_MODE_NOTICE
-from livecore.tips.stripe_gateway import ProcessorRefused
 from livecore.tips.subscriptions import (
     MAX_PRICE_MINOR,
     TIER_NAME_MAX,
@@ -46,12 +45,6 @@ _ID = "{id:[0-9]{1,18}}"  # a bigint; longer digit strings are no id at all
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 # Where the browser comes back to after checkout: a path on this site, never another site.
 _RETURN_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.~%-]{0,200}")
-
-
-class BadGateway(ApiError):
-    """502: the payment processor refused a request it will never accept."""
-
-    status, code = 502, "bad_gateway"
 
 
 def setup(app: web.Application) -> None:

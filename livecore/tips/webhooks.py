@@ -114,6 +114,12 @@ class WebhookHandler:
             "invoice.payment_failed": self._invoice_failed,
         }
 
+    @property
+    def event_types(self) -> frozenset[str]:
+        """The event types applied (any other is acknowledged and ignored): the events to
+        enable on the Stripe webhook endpoint."""
+        return frozenset(self._handlers)
+
     async def handle(self, event: dict[str, Any]) -> Outcome:
         handler = self._handlers.get(event["type"])
         if handler is None:
@@ -135,7 +141,7 @@ class WebhookHandler:
         intent = event["data"]["object"]
         tip_id = _tip_id(intent)
         tip = await self._tips.get(tip_id) if tip_id is not None else None
-        if tip is None or not _matches(intent, tip):
+        if tip is None or not _matches(intent, tip) or tip.provider != "stripe":
             return False
         settled = await self._tips.settle_event(
             tip, _required_id(intent, "id"), stripe_id(intent.get("latest_charge")),
@@ -156,6 +162,9 @@ class WebhookHandler:
         tip = await self._tips.get(tip_id)
         if tip is None or not _matches(intent, tip):
             logger.error("payment %s does not match tip %s: ignored", intent.get("id"), tip_id)
+            return False
+        tip = await self._tips.paid_by_processor(tip)
+        if tip is None:
             return False
         charge_ref = stripe_id(intent.get("latest_charge"))
         await self._tips.settle(tip_id, _required_id(intent, "id"), charge_ref, tip)

@@ -49,3 +49,17 @@ def test_a_failed_trial_opens_the_circuit_again() -> None:
     assert _state(breaker) == "open"
     clock.now = 9.9
     assert not breaker.allow()
+
+
+def test_a_trial_that_ends_without_a_verdict_lets_the_next_call_try() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(1, 5.0, clock)
+    breaker.failed()
+    clock.now = 5.0
+    assert breaker.allow()
+    assert not breaker.allow()  # the trial is running
+    breaker.released()  # it was cancelled: neither up nor down
+    assert _state(breaker) == "half_open"
+    assert breaker.allow()
+    breaker.succeeded()
+    assert _state(breaker) == "closed"

@@ -151,7 +151,8 @@ async def test_a_declined_card_is_a_card_error_carrying_its_payment_intent(
     stripe_peer: StripePeer, api: stripe.StripeClient
 ) -> None:
     params: Any = {"amount": 1000, "currency": "usd", "confirm": True, "off_session": True,
-                   "payment_method": "pm_card_chargeDeclined"}  # fmt: skip
+                   "payment_method": "pm_card_chargeDeclined",
+                   "payment_method_types": ["card"]}  # fmt: skip
     with pytest.raises(stripe.CardError) as caught:
         await api.v1.payment_intents.create_async(params, {"idempotency_key": "k"})
     exc = caught.value
@@ -175,8 +176,9 @@ async def test_a_test_visa_card_confirms_and_the_charge_shows_stripes_fee(
     stripe_peer: StripePeer, api: stripe.StripeClient
 ) -> None:
     intent = await api.v1.payment_intents.create_async(
-        {"amount": 1000, "currency": "usd", "confirm": True, "payment_method": "pm_card_visa"}
-    )
+        {"amount": 1000, "currency": "usd", "confirm": True, "payment_method": "pm_card_visa",
+         "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"}}
+    )  # fmt: skip
     assert intent.status == "succeeded" and intent.amount_received == 1000
     assert isinstance(intent.latest_charge, str)
     plain = await api.v1.charges.retrieve_async(intent.latest_charge)
@@ -193,6 +195,77 @@ async def test_a_test_visa_card_confirms_and_the_charge_shows_stripes_fee(
         "charge.succeeded",
         "payment_intent.succeeded",
     ]
+
+
+async def test_confirming_needs_a_return_url_unless_redirects_are_refused(
+    stripe_peer: StripePeer, api: stripe.StripeClient
+) -> None:
+    base: Any = {"amount": 1000, "currency": "usd", "confirm": True,
+                 "payment_method": "pm_card_visa"}  # fmt: skip
+    for params in (base, base | {"automatic_payment_methods": {"enabled": True}}):
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            await api.v1.payment_intents.create_async(params)
+        assert caught.value.param == "return_url"
+    assert stripe_peer.payment_intents == {}
+    for params in (
+        base | {"return_url": "https://example.com/back"},
+        base | {"automatic_payment_methods": {"enabled": True, "allow_redirects": "never"}},
+        base | {"payment_method_types": ["card"]},
+    ):
+        assert (await api.v1.payment_intents.create_async(params)).status == "succeeded"
+
+
+async def test_a_card_that_needs_authentication_waits_on_session_and_declines_off_it(
+    stripe_peer: StripePeer, api: stripe.StripeClient
+) -> None:
+    base: Any = {"amount": 1000, "currency": "usd", "confirm": True,
+                 "payment_method": "pm_card_authenticationRequired",
+                 "payment_method_types": ["card"]}  # fmt: skip
+    waiting = await api.v1.payment_intents.create_async(base)
+    assert waiting.status == "requires_action" and waiting.client_secret
+    with pytest.raises(stripe.CardError) as caught:
+        await api.v1.payment_intents.create_async(base | {"off_session": True})
+    assert caught.value.code == "authentication_required"
+
+
+async def test_a_saved_card_is_used_only_with_its_customer(
+    stripe_peer: StripePeer, api: stripe.StripeClient
+) -> None:
+    ann = (await api.v1.customers.create_async({"email": "ann@example.com"})).id
+    bob = (await api.v1.customers.create_async({"email": "bob@example.com"})).id
+    card = stripe_peer.save_card(ann)
+    assert (await api.v1.payment_methods.retrieve_async(card)).customer == ann
+    base: Any = {"amount": 1000, "currency": "usd", "confirm": True, "payment_method": card,
+                 "payment_method_types": ["card"]}  # fmt: skip
+    for params, param in ((base, "customer"), (base | {"customer": bob}, "payment_method")):
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            await api.v1.payment_intents.create_async(params)
+        assert caught.value.param == param
+    paid = await api.v1.payment_intents.create_async(base | {"customer": ann})
+    assert paid.status == "succeeded" and paid.payment_method == card
+
+
+async def test_a_card_not_saved_is_used_once_unless_saved_by_the_payment(
+    stripe_peer: StripePeer, api: stripe.StripeClient
+) -> None:
+    ann = (await api.v1.customers.create_async({"email": "ann@example.com"})).id
+    base: Any = {"amount": 1000, "currency": "usd", "confirm": True,
+                 "payment_method_types": ["card"]}  # fmt: skip
+    once = await api.v1.payment_intents.create_async(base | {"payment_method": "pm_card_visa"})
+    assert isinstance(once.payment_method, str) and once.payment_method != "pm_card_visa"
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        await api.v1.payment_intents.create_async(base | {"payment_method": once.payment_method})
+    assert caught.value.param == "payment_method"
+    saved = await api.v1.payment_intents.create_async(
+        base | {"payment_method": "pm_card_visa", "customer": ann,
+                "setup_future_usage": "off_session"}
+    )  # fmt: skip
+    assert isinstance(saved.payment_method, str)
+    assert stripe_peer.payment_methods[saved.payment_method]["customer"] == ann
+    again = await api.v1.payment_intents.create_async(
+        base | {"payment_method": saved.payment_method, "customer": ann}
+    )
+    assert again.status == "succeeded"
 
 
 def test_the_fee_is_2_9_percent_plus_30_rounded_half_up() -> None:

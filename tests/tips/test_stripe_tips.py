@@ -23,10 +23,10 @@ SECRET = "whsec_livecore_test"
 
 
 def stripe_config(config: Config, peer: StripePeer, **changes: Any) -> Config:
+    settings: dict[str, Any] = {"timeout_s": 1.0, "breaker_failures": 2, "breaker_reset_s": 0.5}
     stripe = replace(
         config.stripe, secret_key="sk_test_livecore", webhook_secret=SECRET, api_base=peer.url,
-        publishable_key="pk_test_livecore", timeout_s=1.0, breaker_failures=2,
-        breaker_reset_s=0.5, **changes,
+        publishable_key="pk_test_livecore", **(settings | changes),
     )  # fmt: skip
     return replace(config, stripe=stripe)
 
