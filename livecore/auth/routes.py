@@ -149,11 +149,9 @@ async def post_register(request: web.Request) -> web.Response:
         raise _invalid(exc) from None
     except EmailTaken:
         raise Conflict("an account with this email exists already") from None
-    result = await auth.login(
-        email, password, client_ip=client_ip(request),
-        user_agent=request.headers.get("User-Agent", ""),
-    )  # fmt: skip
-    assert result.user.id == user.id
+    # The password was just set: no second Argon2 verify, and the login throttle (failed
+    # logins from this address) has nothing to say about a new account.
+    result = await auth.start_session(user, request.headers.get("User-Agent", ""))
     return _login_response(request, result, 201)
 
 

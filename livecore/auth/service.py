@@ -176,9 +176,10 @@ class AuthService:
         self._account_failures.clear(account_key)
         if self.passwords.needs_rehash(creds.password_hash):
             await self.users.set_password(creds.user.id, await self.passwords.hash(password))
-        return await self._new_session(creds.user, user_agent)
+        return await self.start_session(creds.user, user_agent)
 
-    async def _new_session(self, user: User, user_agent: str) -> LoginResult:
+    async def start_session(self, user: User, user_agent: str) -> LoginResult:
+        """A new session for a user whose credentials were already checked."""
         token = new_secret(SESSION_PREFIX)
         token_hash = hash_secret(token)
         ttl = self._settings.session_ttl_s

@@ -8,7 +8,7 @@ import pytest
 
 from livecore.auth.throttle import FailureWindow
 from livecore.config import Config
-from tests.conftest import Client, MakeClient, register
+from tests.conftest import Client, MakeClient, bearer, register
 
 PASSWORD = "correct horse battery"
 
@@ -215,3 +215,16 @@ async def test_failures_from_one_address_are_throttled_across_accounts(
     for email in ("a1@example.com", "a2@example.com", "a3@example.com"):
         assert await login(client, "wrong password", email) == 401
     assert await login(client, "wrong password", "a4@example.com") == 429
+
+
+async def test_register_from_an_address_throttled_for_logins_creates_and_logs_in(
+    make_client: MakeClient, config: Config
+) -> None:
+    client = await make_client(auth=replace(config.auth, login_ip_max_failures=2))
+    for email in ("a1@example.com", "a2@example.com"):
+        assert await login(client, "wrong password", email) == 401
+    assert await login(client, "wrong password", "a3@example.com") == 429
+    body = await register(client, "new@example.com")
+    resp = await client.get("/api/v1/me", headers=bearer(body["token"]))
+    assert resp.status == 200
+    assert (await resp.json())["user"]["email"] == "new@example.com"
