@@ -49,6 +49,16 @@ class AuthConfig:
     login_max_failures: int = _bounded(5, 1)  # per account within login_window_s
     login_ip_max_failures: int = _bounded(30, 1)  # per client address within login_window_s
     login_window_s: int = _bounded(900, 1)
+    # Sign-ups that reach password hashing (Argon2 is shared by every login on the node),
+    # per e-mail and per client address within register_window_s; more answer 429.
+    register_max_attempts: int = _bounded(5, 1)
+    register_ip_max_attempts: int = _bounded(10, 1)
+    register_window_s: int = _bounded(3600, 1)
+    # Password-reset requests per e-mail (known or not, so the answers tell nothing) and per
+    # client address within reset_window_s; more answer 429 and send no mail.
+    reset_max_requests: int = _bounded(3, 1)
+    reset_ip_max_requests: int = _bounded(10, 1)
+    reset_window_s: int = _bounded(3600, 1)
     reset_token_ttl_s: int = _bounded(3600, 60, 7 * 24 * 3600)
     smtp_host: str = ""  # empty: password-reset mail is written to the log
     smtp_port: int = _bounded(587, 1, 65535)

@@ -144,11 +144,17 @@ async def post_register(request: web.Request) -> web.Response:
     auth = request.app[AUTH]
     try:
         role: Role = "creator" if creator else "viewer"
-        user = await auth.register(email, password, display_name, role)
+        user = await auth.register(
+            email, password, display_name, role, client_ip=client_ip(request)
+        )
     except InvalidInput as exc:
         raise _invalid(exc) from None
     except EmailTaken:
         raise Conflict("an account with this email exists already") from None
+    except Throttled as exc:
+        raise TooManyRequests(
+            "too many sign-ups, try again later", retry_after_s=int(exc.retry_after_s) + 1
+        ) from None
     # The password was just set: no second Argon2 verify, and the login throttle (failed
     # logins from this address) has nothing to say about a new account.
     result = await auth.start_session(user, request.headers.get("User-Agent", ""))
@@ -211,7 +217,12 @@ async def post_password_reset(request: web.Request) -> web.Response:
     body = await read_body(request)
     email = body.text("email", max_len=254)
     body.check()
-    request.app[AUTH].request_reset(email)
+    try:
+        request.app[AUTH].request_reset(email, client_ip=client_ip(request))
+    except Throttled as exc:
+        raise TooManyRequests(
+            "too many reset requests, try again later", retry_after_s=int(exc.retry_after_s) + 1
+        ) from None
     return web.json_response(
         {"status": "if an account with this email exists, a reset token has been sent"},
         status=202,
