@@ -28,6 +28,7 @@ from livecore.appkeys import (
 )
 from livecore.auth import routes as auth_routes
 from livecore.auth.mail import LogMailSender, MailSender, SmtpMailSender, SmtpSettings
+from livecore.auth.origins import OriginPolicy
 from livecore.auth.service import AuthService
 from livecore.chat import routes as chat_routes
 from livecore.chat.heartbeat import Heartbeat
@@ -246,8 +247,9 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
             return True
         return user is not None and await playback.may_watch(user, stream)
 
+    origins = OriginPolicy(config.public_url, config.trusted_origins)
     app[chat_routes.CHAT] = chat_routes.Chat(
-        bus, auth, service, rooms, metrics, may_read, defaultdict(int), set()
+        bus, auth, service, rooms, metrics, may_read, defaultdict(int), set(), origins
     )
     presence = Presence(
         rooms, Broadcasts(app[DB]), config.redis_url, interval_s=settings.presence_interval_s

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "LIVECORE_"
 DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent.parent / "configs" / "livecore.toml"
@@ -223,6 +224,10 @@ class Config:
     # Load balancers whose X-Forwarded-For is believed (addresses or CIDRs); empty: none,
     # and clients are known by their direct address.
     trusted_proxies: tuple[str, ...] = ()
+    # Origins (scheme://host[:port]) of other sites whose pages may use a logged-in visitor's
+    # session cookie on the chat WebSocket, besides public_url's own; a socket opened by any
+    # other site's page is anonymous.
+    trusted_origins: tuple[str, ...] = ()
     # Connections the kernel queues before livecore accepts them: a premiere brings
     # thousands in a second (the kernel caps it at net.core.somaxconn).
     listen_backlog: int = _bounded(4096, 16, 65535)
@@ -245,6 +250,9 @@ class Config:
                 raise ConfigError(
                     f"trusted_proxies: {proxy!r} is not an address or network"
                 ) from None
+        for origin in self.trusted_origins:
+            if (problem := _origin_problem(origin)) is not None:
+                raise ConfigError(f"trusted_origins: {origin!r} {problem}")
 
     @property
     def data_path(self) -> Path:
@@ -253,6 +261,19 @@ class Config:
     @property
     def secure_cookies(self) -> bool:
         return self.public_url.startswith("https://")
+
+
+def _origin_problem(value: str) -> str | None:
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises ValueError for a port that is not a number up to 65535
+    except ValueError:
+        return "is not an origin (scheme://host[:port])"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an origin (scheme://host[:port])"
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        return "must be only scheme://host[:port], without a path"
+    return None
 
 
 def load_config(
