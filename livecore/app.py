@@ -39,6 +39,7 @@ from livecore.chat.room import Rooms, RoomTuning
 from livecore.chat.service import ChatService
 from livecore.clientip import parse_networks
 from livecore.config import Config
+from livecore.deadlines import body_deadline
 from livecore.errors import Forbidden, json_errors
 from livecore.events.bus import LocalBus
 from livecore.events.metrics import BusMetrics
@@ -129,7 +130,8 @@ def create_app(
 ) -> web.Application:
     """Build the application. `database_url` overrides the config (the embedded database)."""
     app = web.Application(
-        middlewares=[ops_routes.observe, json_errors], client_max_size=config.max_body_bytes
+        middlewares=[ops_routes.observe, json_errors, body_deadline],
+        client_max_size=config.max_body_bytes,
     )
     app[CONFIG] = config
     app[TRUSTED_PROXIES] = parse_networks(config.trusted_proxies)

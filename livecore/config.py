@@ -231,6 +231,13 @@ class Config:
     # Connections the kernel queues before livecore accepts them: a premiere brings
     # thousands in a second (the kernel caps it at net.core.somaxconn).
     listen_backlog: int = _bounded(4096, 16, 65535)
+    # A connection must deliver a complete request line and headers within this of opening
+    # or of its previous answer, else it is closed; so this is also how long an idle
+    # keep-alive connection stays open (keep it above a load balancer's idle timeout).
+    header_timeout_s: float = _bounded(75.0, 0.1, 3600.0)
+    # A request body must arrive in full within this of its headers: else 408, and the
+    # connection is closed.
+    body_timeout_s: float = _bounded(60.0, 0.1, 3600.0)
     shutdown_timeout_s: float = _bounded(10.0, 0.0, 600.0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
