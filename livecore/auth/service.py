@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from livecore.auth.mail import Mail, MailSender
-from livecore.auth.passwords import Passwords, password_problem
+from livecore.auth.passwords import PasswordHashing, Passwords, password_problem
 from livecore.auth.throttle import FailureWindow, admit
 from livecore.auth.tokens import (
     RESET_PREFIX,
@@ -96,6 +96,7 @@ class AuthService:
         *,
         public_url: str,
         hash_workers: int = 2,
+        passwords: PasswordHashing | None = None,
     ) -> None:
         self._settings = settings
         self._mailer = mailer
@@ -105,12 +106,15 @@ class AuthService:
         self.streams = Streams(db)
         self.audit = AuditLog(db)
         self._resets = PasswordResets(db)
-        self.passwords = Passwords(
+        self.passwords = passwords or Passwords(
             time_cost=settings.argon2_time_cost,
             memory_kib=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
             workers=hash_workers,
         )
+        # Sign-ups, from all addresses together, hash on at most all but one of the threads:
+        # however many arrive, a login always finds a thread free.
+        self._signup_hashing = asyncio.Semaphore(max(1, hash_workers - 1))
         self._account_failures = FailureWindow(settings.login_max_failures, settings.login_window_s)
         self._ip_failures = FailureWindow(settings.login_ip_max_failures, settings.login_window_s)
         signup_window, reset_window = settings.register_window_s, settings.reset_window_s
@@ -158,7 +162,8 @@ class AuthService:
             wait = admit((self._signups, email.lower()), (self._ip_signups, client_ip))
             if wait > 0:
                 raise Throttled(wait)
-        password_hash = await self.passwords.hash(password)
+        async with self._signup_hashing:
+            password_hash = await self.passwords.hash(password)
         try:
             user = await self.users.create(email, display_name, password_hash, role)
         except UniqueViolation:

@@ -10,12 +10,15 @@ from typing import Any
 import asyncpg
 import pytest
 
+from livecore.auth.service import AuthService
 from livecore.auth.throttle import FailureWindow, admit
 from livecore.config import Config
+from livecore.store import Database
 from tests.conftest import Client, MakeClient, bearer, register
-from tests.fakes import CapturingMailSender
+from tests.fakes import CapturingMailSender, GatedPasswords
 
 PASSWORD = "correct horse battery"
+GENEROUS_S = 30.0  # only a login that waits for the gated hashes exceeds it
 
 
 class FakeClock:
@@ -364,3 +367,34 @@ async def test_reset_requests_from_one_address_stop_at_the_limit(
         client, "/api/v1/auth/password-reset", {"email": "u9@example.com"}
     )
     assert status == 429 and retry_after is not None
+
+
+async def test_signups_leave_a_hashing_thread_for_logins(db: Database, config: Config) -> None:
+    # Two hashing threads, many sign-ups from many addresses at once: a login still finds a
+    # thread, because sign-ups never hold them all.
+    passwords = GatedPasswords(threads=2)
+    auth = AuthService(
+        db, config.auth, CapturingMailSender(), public_url=config.public_url, hash_workers=2,
+        passwords=passwords,
+    )  # fmt: skip
+    try:
+        passwords.open()
+        await auth.register("ann@example.com", PASSWORD, "Ann")
+        passwords.shut()
+        signups = [
+            asyncio.create_task(
+                auth.register(f"u{n}@example.com", PASSWORD, f"u{n}", client_ip=f"10.0.0.{n}")
+            )
+            for n in range(6)
+        ]
+        await passwords.hashes_in_flight(1)
+        async with asyncio.timeout(GENEROUS_S):
+            result = await auth.login(
+                "ann@example.com", PASSWORD, client_ip="10.0.1.1", user_agent="test"
+            )
+        assert result.user.email == "ann@example.com"
+        assert passwords.most_hashing == 1
+        passwords.open()
+        assert len(await asyncio.gather(*signups)) == 6
+    finally:
+        await auth.close()
