@@ -64,6 +64,24 @@ async def test_headers_that_never_end_are_closed_within_the_bound(strict: Client
         assert await until_closed(reader) == b""
 
 
+async def test_headers_trickled_byte_by_byte_are_closed_within_the_bound(strict: Client) -> None:
+    # Slowloris: each byte arrives in time, the headers as a whole never do. The bound runs
+    # from the connection's start, so trickling does not extend it.
+    async with raw(strict) as (reader, writer):
+        closed = asyncio.create_task(until_closed(reader))
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        for _ in range(int(GENEROUS_S / 0.05)):  # pacing the trickle, not waiting for anything
+            if closed.done():
+                break
+            try:
+                writer.write(b"a")
+                await writer.drain()
+            except ConnectionError:
+                break
+            await asyncio.sleep(0.05)
+        assert await closed == b""
+
+
 async def test_silent_connection_is_closed_within_the_bound(strict: Client) -> None:
     async with raw(strict) as (reader, _):
         assert await until_closed(reader) == b""
