@@ -116,6 +116,27 @@ async def test_body_that_stops_halfway_gets_408_and_the_connection_closes(
     }
 
 
+async def test_body_uploaded_byte_by_byte_gets_408_within_the_bound(strict: Client) -> None:
+    # A slow upload: bytes keep coming, the whole body never arrives in time.
+    async with raw(strict) as (reader, writer):
+        closed = asyncio.create_task(until_closed(reader))
+        writer.write(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 10000\r\n\r\n"
+        )
+        for _ in range(int(GENEROUS_S / 0.05)):  # pacing the upload, not waiting for anything
+            if closed.done():
+                break
+            try:
+                writer.write(b" ")
+                await writer.drain()
+            except ConnectionError:
+                break
+            await asyncio.sleep(0.05)
+        status_line, _, _ = split_response(await closed)
+    assert status_line.startswith("HTTP/1.1 408")
+
+
 async def test_chunked_body_that_never_ends_gets_408_and_the_connection_closes(
     strict: Client,
 ) -> None:
