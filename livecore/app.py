@@ -28,6 +28,7 @@ from livecore.appkeys import (
 )
 from livecore.auth import routes as auth_routes
 from livecore.auth.mail import LogMailSender, MailSender, SmtpMailSender, SmtpSettings
+from livecore.auth.origins import OriginPolicy
 from livecore.auth.service import AuthService
 from livecore.chat import routes as chat_routes
 from livecore.chat.heartbeat import Heartbeat
@@ -38,6 +39,7 @@ from livecore.chat.room import Rooms, RoomTuning
 from livecore.chat.service import ChatService
 from livecore.clientip import parse_networks
 from livecore.config import Config
+from livecore.deadlines import body_deadline
 from livecore.errors import Forbidden, json_errors
 from livecore.events.bus import LocalBus
 from livecore.events.metrics import BusMetrics
@@ -129,7 +131,8 @@ def create_app(
 ) -> web.Application:
     """Build the application. `database_url` overrides the config (the embedded database)."""
     app = web.Application(
-        middlewares=[ops_routes.observe, json_errors], client_max_size=config.max_body_bytes
+        middlewares=[ops_routes.observe, json_errors, body_deadline],
+        client_max_size=config.max_body_bytes,
     )
     app[CONFIG] = config
     app[TRUSTED_PROXIES] = parse_networks(config.trusted_proxies)
@@ -261,8 +264,9 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
             return True
         return user is not None and await playback.may_watch(user, stream)
 
+    origins = OriginPolicy(config.public_url, config.trusted_origins)
     app[chat_routes.CHAT] = chat_routes.Chat(
-        bus, auth, service, rooms, metrics, may_read, defaultdict(int), set()
+        bus, auth, service, rooms, metrics, may_read, defaultdict(int), set(), origins
     )
     presence = Presence(
         rooms, Broadcasts(app[DB]), config.redis_url, interval_s=settings.presence_interval_s

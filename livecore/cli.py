@@ -156,13 +156,15 @@ async def _serve_async(config: Config, dsn: str) -> int:
     from aiohttp import web
 
     from livecore.app import create_app
+    from livecore.deadlines import server_options
     from livecore.server import AppRunner
 
     app = create_app(config, database_url=dsn)
     # Answers even the requests aiohttp cannot parse in the JSON error shape.
     runner = AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s
-    )
+        app, access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s,
+        **server_options(config),
+    )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

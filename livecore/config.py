@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "LIVECORE_"
 DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent.parent / "configs" / "livecore.toml"
@@ -49,6 +50,16 @@ class AuthConfig:
     login_max_failures: int = _bounded(5, 1)  # per account within login_window_s
     login_ip_max_failures: int = _bounded(30, 1)  # per client address within login_window_s
     login_window_s: int = _bounded(900, 1)
+    # Sign-ups that reach password hashing (Argon2 is shared by every login on the node),
+    # per e-mail and per client address within register_window_s; more answer 429.
+    register_max_attempts: int = _bounded(5, 1)
+    register_ip_max_attempts: int = _bounded(10, 1)
+    register_window_s: int = _bounded(3600, 1)
+    # Password-reset requests per e-mail (known or not, so the answers tell nothing) and per
+    # client address within reset_window_s; more answer 429 and send no mail.
+    reset_max_requests: int = _bounded(3, 1)
+    reset_ip_max_requests: int = _bounded(10, 1)
+    reset_window_s: int = _bounded(3600, 1)
     reset_token_ttl_s: int = _bounded(3600, 60, 7 * 24 * 3600)
     smtp_host: str = ""  # empty: password-reset mail is written to the log
     smtp_port: int = _bounded(587, 1, 65535)
@@ -213,9 +224,20 @@ class Config:
     # Load balancers whose X-Forwarded-For is believed (addresses or CIDRs); empty: none,
     # and clients are known by their direct address.
     trusted_proxies: tuple[str, ...] = ()
+    # Origins (scheme://host[:port]) of other sites whose pages may use a logged-in visitor's
+    # session cookie on the chat WebSocket, besides public_url's own; a socket opened by any
+    # other site's page is anonymous.
+    trusted_origins: tuple[str, ...] = ()
     # Connections the kernel queues before livecore accepts them: a premiere brings
     # thousands in a second (the kernel caps it at net.core.somaxconn).
     listen_backlog: int = _bounded(4096, 16, 65535)
+    # A connection must deliver a complete request line and headers within this of opening
+    # or of its previous answer, else it is closed; so this is also how long an idle
+    # keep-alive connection stays open (keep it above a load balancer's idle timeout).
+    header_timeout_s: float = _bounded(75.0, 0.1, 3600.0)
+    # A request body must arrive in full within this of its headers: else 408, and the
+    # connection is closed.
+    body_timeout_s: float = _bounded(60.0, 0.1, 3600.0)
     shutdown_timeout_s: float = _bounded(10.0, 0.0, 600.0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
@@ -235,6 +257,9 @@ class Config:
                 raise ConfigError(
                     f"trusted_proxies: {proxy!r} is not an address or network"
                 ) from None
+        for origin in self.trusted_origins:
+            if (problem := _origin_problem(origin)) is not None:
+                raise ConfigError(f"trusted_origins: {origin!r} {problem}")
 
     @property
     def data_path(self) -> Path:
@@ -243,6 +268,19 @@ class Config:
     @property
     def secure_cookies(self) -> bool:
         return self.public_url.startswith("https://")
+
+
+def _origin_problem(value: str) -> str | None:
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises ValueError for a port that is not a number up to 65535
+    except ValueError:
+        return "is not an origin (scheme://host[:port])"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an origin (scheme://host[:port])"
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        return "must be only scheme://host[:port], without a path"
+    return None
 
 
 def load_config(

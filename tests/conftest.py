@@ -13,12 +13,13 @@ from typing import Any
 import asyncpg
 import pytest
 import uvloop
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from blockbuster import BlockBuster, blockbuster_ctx
 from pytest_aiohttp import AiohttpClient
 
 from livecore.app import create_app
 from livecore.config import AuthConfig, Config, SfuConfig
+from livecore.deadlines import server_options
 from livecore.store import Database, apply_migrations
 from tests.fakes import CapturingMailSender
 from tests.services import RedisProcess, postgres, redis_server
@@ -125,8 +126,13 @@ def make_client(
     """Start the whole app on a loopback port; keyword arguments replace config fields."""
 
     async def make(**changes: Any) -> Client:
-        app = create_app(replace(config, **changes), database_url=dsn, mailer=mailer)
-        return await aiohttp_client(app)
+        changed = replace(config, **changes)
+        app = create_app(changed, database_url=dsn, mailer=mailer)
+        # Started here with the server settings `livecore serve` uses (bounds on slow
+        # clients): aiohttp_client would start it without them.
+        server = TestServer(app)
+        await server.start_server(**server_options(changed))
+        return await aiohttp_client(server)
 
     return make
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -78,6 +79,42 @@ def test_serve_answers_then_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     while psutil.pid_exists(pg_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not psutil.pid_exists(pg_pid), "the embedded PostgreSQL outlived the server"
+
+
+@pytest.mark.slow
+def test_serve_closes_a_connection_that_never_finishes_its_headers(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = _env(
+        LIVECORE_PORT=str(port), LIVECORE_DATA_DIR=str(tmp_path / "var"),
+        LIVECORE_DATABASE_URL=postgres_dsn, LIVECORE_HEADER_TIMEOUT_S="0.5",
+    )  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livecore", "serve"], env=env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("serve did not come up")
+                time.sleep(0.2)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET /healthz HT")
+            # Far above the configured bound: only a server that never closes exceeds it.
+            assert sock.recv(1024) == b""
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:

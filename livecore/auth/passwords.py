@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -15,6 +16,18 @@ COMMON_PASSWORDS = frozenset(
         "letmein123", "welcome123", "admin12345", "passw0rd", "abc123456", "1q2w3e4r5t",
     }
 )  # fmt: skip
+
+
+class PasswordHashing(Protocol):
+    """What accounts need from password hashing (Passwords; a fake in tests)."""
+
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, password_hash: str | None, password: str) -> bool: ...
+
+    def needs_rehash(self, password_hash: str) -> bool: ...
+
+    async def close(self) -> None: ...
 
 
 class Passwords:

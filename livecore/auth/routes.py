@@ -3,7 +3,9 @@
 A request is authenticated by `Authorization: Bearer <token>` (API clients) or by the
 session cookie (browsers). Cookie-authenticated requests that change state must carry the
 CSRF token in `X-CSRF-Token`; bearer requests need none, since browsers never attach a
-bearer header on their own.
+bearer header on their own. A bad bearer token is refused (401) wherever it is sent; a stale
+cookie (logged out, revoked, expired) makes the visitor anonymous and is cleared, so public
+pages keep working, while routes that need a login still answer 401.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ class Principal:
 
 
 _PRINCIPAL = web.RequestKey("principal", Principal)
+# Set when the request's session cookie names no live session: the answer clears it.
+_STALE_COOKIE = web.RequestKey("stale_session_cookie", bool)
+_EXPIRED = "expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/"
 
 
 def setup(app: web.Application) -> None:
@@ -54,6 +59,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/auth/password-reset", post_password_reset)
     app.router.add_post("/api/v1/auth/password-reset/confirm", post_password_reset_confirm)
     app.router.add_get("/api/v1/me", get_me)
+    app.on_response_prepare.append(_clear_stale_cookie)
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -75,8 +81,11 @@ def bearer_token(request: web.Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-async def authenticate(request: web.Request) -> Principal | None:
-    """Who sent this request, or None for an anonymous one; checks CSRF for cookie writes."""
+async def authenticate(request: web.Request, *, cookie: bool = True) -> Principal | None:
+    """Who sent this request, or None for an anonymous one; checks CSRF for cookie writes.
+
+    `cookie=False` ignores the session cookie (a chat socket opened by another site's page).
+    """
     if _PRINCIPAL in request:
         return request[_PRINCIPAL]
     given = bearer_token(request)
@@ -86,13 +95,19 @@ async def authenticate(request: web.Request) -> Principal | None:
         if not token:
             raise Unauthorized("authentication required", headers={"WWW-Authenticate": "Bearer"})
     else:
-        token = request.cookies.get(SESSION_COOKIE, "")
+        token = request.cookies.get(SESSION_COOKIE, "") if cookie else ""
         via_cookie = True
     principal = None
     if token:
         session = await request.app[AUTH].authenticate(token.strip())
         if session is None:
-            raise Unauthorized("session is invalid or expired")
+            if not via_cookie:
+                raise Unauthorized("session is invalid or expired")
+            # The browser kept a cookie this server no longer honours (logged out on another
+            # device, revoked, expired): that visitor is anonymous, not an intruder, and the
+            # answer tells the browser to drop the cookie.
+            request[_STALE_COOKIE] = True
+            return None
         principal = Principal(session.user, session, via_cookie)
         if via_cookie and request.method not in _SAFE_METHODS:
             presented = request.headers.get(CSRF_HEADER, "")
@@ -105,8 +120,19 @@ async def authenticate(request: web.Request) -> Principal | None:
 async def require_user(request: web.Request) -> Principal:
     principal = await authenticate(request)
     if principal is None:
+        if request.get(_STALE_COOKIE):
+            raise Unauthorized("session is invalid or expired")
         raise Unauthorized("authentication required", headers={"WWW-Authenticate": "Bearer"})
     return principal
+
+
+async def _clear_stale_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    # Headers, not response.del_cookie(): by the time this signal runs the response's
+    # cookies have already been written into its headers. Runs for every answer, including
+    # errors and the WebSocket handshake.
+    if request.get(_STALE_COOKIE):
+        for name in (SESSION_COOKIE, CSRF_COOKIE):
+            response.headers.add("Set-Cookie", f'{name}=""; {_EXPIRED}')
 
 
 def _invalid(exc: InvalidInput) -> Invalid:
@@ -145,18 +171,22 @@ async def post_register(request: web.Request) -> web.Response:
     auth = request.app[AUTH]
     try:
         role: Role = "creator" if creator else "viewer"
-        user = await auth.register(email, password, display_name, role)
+        user = await auth.register(
+            email, password, display_name, role, client_ip=client_ip(request)
+        )
     except InvalidInput as exc:
         raise _invalid(exc) from None
     except EmailTaken:
         raise Conflict("an account with this email exists already") from None
     except DisplayNameTaken:
         raise Conflict("this display name is taken: choose another") from None
-    result = await auth.login(
-        email, password, client_ip=client_ip(request),
-        user_agent=request.headers.get("User-Agent", ""),
-    )  # fmt: skip
-    assert result.user.id == user.id
+    except Throttled as exc:
+        raise TooManyRequests(
+            "too many sign-ups, try again later", retry_after_s=int(exc.retry_after_s) + 1
+        ) from None
+    # The password was just set: no second Argon2 verify, and the login throttle (failed
+    # logins from this address) has nothing to say about a new account.
+    result = await auth.start_session(user, request.headers.get("User-Agent", ""))
     return _login_response(request, result, 201)
 
 
@@ -216,7 +246,12 @@ async def post_password_reset(request: web.Request) -> web.Response:
     body = await read_body(request)
     email = body.text("email", max_len=254)
     body.check()
-    request.app[AUTH].request_reset(email)
+    try:
+        request.app[AUTH].request_reset(email, client_ip=client_ip(request))
+    except Throttled as exc:
+        raise TooManyRequests(
+            "too many reset requests, try again later", retry_after_s=int(exc.retry_after_s) + 1
+        ) from None
     return web.json_response(
         {"status": "if an account with this email exists, a reset token has been sent"},
         status=202,

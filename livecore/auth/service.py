@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from livecore.auth.mail import Mail, MailSender
-from livecore.auth.passwords import Passwords, password_problem
-from livecore.auth.throttle import FailureWindow
+from livecore.auth.passwords import PasswordHashing, Passwords, password_problem
+from livecore.auth.throttle import FailureWindow, admit
 from livecore.auth.tokens import (
     RESET_PREFIX,
     SESSION_PREFIX,
@@ -111,6 +111,7 @@ class AuthService:
         *,
         public_url: str,
         hash_workers: int = 2,
+        passwords: PasswordHashing | None = None,
     ) -> None:
         self._settings = settings
         self._mailer = mailer
@@ -120,14 +121,22 @@ class AuthService:
         self.streams = Streams(db)
         self.audit = AuditLog(db)
         self._resets = PasswordResets(db)
-        self.passwords = Passwords(
+        self.passwords = passwords or Passwords(
             time_cost=settings.argon2_time_cost,
             memory_kib=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
             workers=hash_workers,
         )
+        # Sign-ups, from all addresses together, hash on at most all but one of the threads:
+        # however many arrive, a login always finds a thread free.
+        self._signup_hashing = asyncio.Semaphore(max(1, hash_workers - 1))
         self._account_failures = FailureWindow(settings.login_max_failures, settings.login_window_s)
         self._ip_failures = FailureWindow(settings.login_ip_max_failures, settings.login_window_s)
+        signup_window, reset_window = settings.register_window_s, settings.reset_window_s
+        self._signups = FailureWindow(settings.register_max_attempts, signup_window)
+        self._ip_signups = FailureWindow(settings.register_ip_max_attempts, signup_window)
+        self._reset_requests = FailureWindow(settings.reset_max_requests, reset_window)
+        self._ip_reset_requests = FailureWindow(settings.reset_ip_max_requests, reset_window)
         self._cache: OrderedDict[bytes, tuple[Session, float]] = OrderedDict()
         self._cache_max = 50_000
         self._tasks: set[asyncio.Task[None]] = set()
@@ -143,8 +152,16 @@ class AuthService:
     # -- accounts ---------------------------------------------------------------------------
 
     async def register(
-        self, email: str, password: str, display_name: str, role: Role = "viewer"
+        self,
+        email: str,
+        password: str,
+        display_name: str,
+        role: Role = "viewer",
+        *,
+        client_ip: str | None = None,
     ) -> User:
+        """Create an account. With `client_ip` (a sign-up over HTTP, not the operator's CLI)
+        the attempt is throttled per e-mail and per address before the password is hashed."""
         email, display_name = normalise_email(email), normalise_display_name(display_name)
         problems = {}
         if (p := check_email(email)) is not None:
@@ -155,7 +172,13 @@ class AuthService:
             problems["display_name"] = p
         if problems:
             raise InvalidInput(problems)
-        password_hash = await self.passwords.hash(password)
+        if client_ip is not None:
+            # Counted before hashing: Argon2 runs on a few threads that every login shares.
+            wait = admit((self._signups, email.lower()), (self._ip_signups, client_ip))
+            if wait > 0:
+                raise Throttled(wait)
+        async with self._signup_hashing:
+            password_hash = await self.passwords.hash(password)
         try:
             user = await self.users.create(
                 email, display_name, name_key(display_name), password_hash, role
@@ -209,9 +232,10 @@ class AuthService:
         self._account_failures.clear(account_key)
         if self.passwords.needs_rehash(creds.password_hash):
             await self.users.set_password(creds.user.id, await self.passwords.hash(password))
-        return await self._new_session(creds.user, user_agent)
+        return await self.start_session(creds.user, user_agent)
 
-    async def _new_session(self, user: User, user_agent: str) -> LoginResult:
+    async def start_session(self, user: User, user_agent: str) -> LoginResult:
+        """A new session for a user whose credentials were already checked."""
         token = new_secret(SESSION_PREFIX)
         token_hash = hash_secret(token)
         ttl = self._settings.session_ttl_s
@@ -268,9 +292,17 @@ class AuthService:
 
     # -- password reset ---------------------------------------------------------------------
 
-    def request_reset(self, email: str) -> None:
-        """Start a reset in the background: the caller answers the same for every email."""
-        task = asyncio.create_task(self._send_reset(normalise_email(email)))
+    def request_reset(self, email: str, *, client_ip: str) -> None:
+        """Start a reset in the background: the caller answers the same for every email.
+
+        Raises Throttled when this e-mail or this address asked too often; the e-mail is
+        counted whether or not an account has it, so a refusal reveals nothing either.
+        """
+        email = normalise_email(email)
+        wait = admit((self._reset_requests, email.lower()), (self._ip_reset_requests, client_ip))
+        if wait > 0:
+            raise Throttled(wait)
+        task = asyncio.create_task(self._send_reset(email))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -1,4 +1,5 @@
-"""Login throttling: failed attempts per account and per client address.
+"""Throttles: failed logins, sign-ups and password-reset requests, per account (or e-mail)
+and per client address.
 
 Counted in memory on each node, bounded in size. With several nodes an attacker spread over
 all of them gets at most `nodes x limit` tries per window.
@@ -63,3 +64,19 @@ class FailureWindow:
         while len(self._failures) >= self._max_keys:
             # Still full of live entries: forget the oldest-inserted key.
             del self._failures[next(iter(self._failures))]
+
+
+def admit(*slots: tuple[FailureWindow, str]) -> float:
+    """Count one attempt under every (window, key) when all of them have room.
+
+    Returns 0 when the attempt is admitted (and counted in each window), else the seconds
+    until every window has room again; a refused attempt is counted nowhere. Synchronous on
+    purpose: nothing runs between the check and the count, so a burst of concurrent requests
+    cannot all pass the check before any of them is counted.
+    """
+    wait = max(window.retry_after_s(key) for window, key in slots)
+    if wait > 0:
+        return wait
+    for window, key in slots:
+        window.fail(key)
+    return 0.0

@@ -21,6 +21,7 @@ from typing import Any, Final, cast
 from aiohttp import WSMsgType, web
 
 from livecore.appkeys import AUTH, CONFIG
+from livecore.auth.origins import OriginPolicy
 from livecore.auth.routes import authenticate, require_user
 from livecore.auth.service import AuthService
 from livecore.chat.limits import TokenBucket
@@ -65,6 +66,8 @@ class Chat:
     may_read: MayRead
     per_ip: defaultdict[str, int]
     sockets: set[web.WebSocketResponse]
+    # Which pages may use the session cookie on a socket (cross-site WebSocket hijacking).
+    origins: OriginPolicy
 
 
 CHAT: Final = web.AppKey("chat", Chat)
@@ -118,7 +121,11 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
         raise Unavailable("this node is full; try again", headers={"Retry-After": "5"})
     if chat.per_ip[ip] >= config.max_connections_per_ip:
         raise Unavailable("too many connections from this address", headers={"Retry-After": "30"})
-    principal = await authenticate(request)
+    # Another site's page gets the socket its visitor would get logged out, never their
+    # session: refusing instead would tell that page whether its visitor is logged in here,
+    # and the public chat is open to anyone anyway.
+    cookie = chat.origins.allows_cookie(request.headers.get("Origin"), request.host)
+    principal = await authenticate(request, cookie=cookie)
     user = principal.user if principal else None
     if not await chat.may_read(user, stream):
         raise Forbidden("this chat is for subscribers")

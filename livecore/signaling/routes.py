@@ -95,7 +95,11 @@ async def _read_sdp(request: web.Request, content_type: str, limit: int) -> str:
         raise UnsupportedMediaType(f"the body must be {content_type}")
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the body must be at most {limit} bytes")
-    body = await request.content.read(limit + 1)
+    # read(n) answers with what has arrived so far: an offer in several TCP segments needs
+    # several reads.
+    body = bytearray()
+    while len(body) <= limit and (chunk := await request.content.read(limit + 1 - len(body))):
+        body += chunk
     if len(body) > limit:
         raise PayloadTooLarge(f"the body must be at most {limit} bytes")
     try:
