@@ -13,7 +13,10 @@ from livecore.web import routes as web_routes
 from livecore.web.routes import HLS_JS, NODE_MODULES, STATIC_DIR, STATIC_FILES
 from tests.conftest import Client
 
-PAGES = ("/", "/studio", "/watch/some-show")
+PAGES = (
+    "/", "/studio", "/watch/some-show", "/login", "/signup", "/forgot-password",
+    "/reset-password", "/account",
+)  # fmt: skip
 _STATIC_REF = re.compile(r"""(?:src|href)="/static/([^"]+)\"""")
 _IMPORT = re.compile(r"""from "\./([^"]+)\"""")
 

@@ -3,6 +3,7 @@
 // its past broadcasts, each playable as VOD. Subscriber-only streams play with the signed
 // playback token the API gives to those allowed to watch.
 import { api, el, recordingLabel, show as say } from "./api.js";
+import "./header.js";
 
 const POLL_MS = 5000;
 const RECORDINGS_EVERY_MS = 30_000; // the list is looked at again when the state changes
