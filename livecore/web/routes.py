@@ -54,6 +54,7 @@ STATIC_FILES: Final[Mapping[str, str]] = {
     "app.css": "text/css; charset=utf-8",
     "account.js": "text/javascript; charset=utf-8",
     "api.js": "text/javascript; charset=utf-8",
+    "chat.js": "text/javascript; charset=utf-8",
     "header.js": "text/javascript; charset=utf-8",
     "home.js": "text/javascript; charset=utf-8",
     "studio.js": "text/javascript; charset=utf-8",

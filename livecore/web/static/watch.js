@@ -4,8 +4,12 @@
 // playback token the API gives to those allowed to watch.
 import { api, el, recordingLabel, show as say } from "./api.js";
 import "./header.js";
+import { startChat } from "./chat.js";
 
+// The chat socket says when the stream goes live or ends (stream_state events); the API is
+// looked at again then, and only seldom otherwise. Without the socket, every few seconds.
 const POLL_MS = 5000;
+const POLL_WITH_CHAT_MS = 30_000;
 const RECORDINGS_EVERY_MS = 30_000; // the list is looked at again when the state changes
 const TICKET_MARGIN_MS = 60_000; // a token this close to expiring is renewed first
 const $ = (id) => document.getElementById(id);
@@ -18,6 +22,8 @@ const error = $("error");
 const backToLive = $("back-to-live");
 const pastBroadcasts = $("recordings");
 const recordingList = $("recording-list");
+const viewers = $("viewers");
+const chatPanel = $("chat");
 const slug = decodeURIComponent(location.pathname.split("/").pop());
 const streamPath = `/api/v1/streams/${encodeURIComponent(slug)}`;
 
@@ -197,10 +203,33 @@ async function refresh() {
 }
 
 let timer = null;
+let chatting = false; // the chat socket is open: it tells of state changes
+
+function showViewers(count) {
+  viewers.textContent = `${count} watching`;
+  viewers.hidden = false;
+}
+
+function startChatOnce() {
+  if (chatting) return;
+  chatting = true;
+  chatPanel.hidden = false;
+  startChat(chatPanel, slug, {
+    state(next) {
+      badge.textContent = next;
+      badge.classList.toggle("live", next === "live");
+      pollSoon();
+    },
+    viewers: showViewers,
+    connected: pollSoon,
+  });
+}
 
 async function poll() {
   timer = null;
-  if (await refresh()) timer = setTimeout(poll, POLL_MS);
+  const found = await refresh();
+  if (found && !chatting && state !== null) startChatOnce();
+  if (found) timer = setTimeout(poll, chatting ? POLL_WITH_CHAT_MS : POLL_MS);
 }
 
 function pollSoon() {
