@@ -226,3 +226,32 @@ async def test_chat_reconnects_after_a_server_restart_without_repeating_a_line(
         ]  # fmt: skip
         await talker.close()
         assert not tab.csp_violations(), tab.console_errors
+
+
+async def test_a_tip_shows_once_highlighted_in_every_viewers_chat(
+    make_client: MakeClient, chromium: Chromium, shots: Path
+) -> None:
+    client = await make_client(chat=FAST_CHAT)
+    owner = await user(client, "Host", creator=True)
+    fan = await user(client, "Fan")
+    await stream(client, owner["token"], "tip-show")
+    base = str(client.make_url("/"))
+    async with chromium.tab(base) as first, chromium.tab(base) as second:
+        for tab in (first, second):
+            await tab.page.goto("/watch/tip-show")
+            await expect(tab.page.locator(".chat-connection")).to_be_hidden()
+        resp = await client.post(
+            "/api/v1/streams/tip-show/tips",
+            json={"amount_minor": 500, "currency": "usd", "message": "great show"},
+            headers=bearer(fan["token"]) | {"Idempotency-Key": "tip-1"},
+        )
+        assert resp.status == 201, await resp.text()
+        for tab in (first, second):
+            tips = tab.page.get_by_role("region", name="Chat").locator(".line.tip")
+            await expect(tips).to_have_count(1)
+            await expect(tips).to_have_text("Fan tipped $5.00: great show")
+        await _checked(first, shots, "watch-tip")
+        await second.page.reload()  # from the history now: still once
+        tips = second.page.locator(".chat-log .line.tip")
+        await expect(tips).to_have_text("Fan tipped $5.00: great show")
+        await expect(tips).to_have_count(1)
