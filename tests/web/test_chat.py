@@ -255,3 +255,34 @@ async def test_a_tip_shows_once_highlighted_in_every_viewers_chat(
         tips = second.page.locator(".chat-log .line.tip")
         await expect(tips).to_have_text("Fan tipped $5.00: great show")
         await expect(tips).to_have_count(1)
+
+
+async def test_a_subscriber_only_chat_says_so_to_others_and_opens_for_the_owner(
+    make_client: MakeClient, chromium: Chromium, shots: Path
+) -> None:
+    client = await make_client(chat=FAST_CHAT)
+    owner = await user(client, "Host", creator=True)
+    await user(client, "Vera")
+    resp = await client.post(
+        "/api/v1/streams",
+        json={"slug": "members", "visibility": "subscribers"},
+        headers=bearer(owner["token"]),
+    )
+    assert resp.status == 201, await resp.text()
+    base = str(client.make_url("/"))
+    async with chromium.tab(base) as visitor, chromium.tab(base) as host:
+        sockets: list[str] = []
+        visitor.page.on("websocket", lambda ws: sockets.append(ws.url))
+        await visitor.page.goto("/watch/members")
+        chat = visitor.page.get_by_role("region", name="Chat")
+        await expect(chat).to_contain_text("This chat is for subscribers: Log in or sign up.")
+        await _checked(visitor, shots, "watch-subscribers-chat-logged-out")
+        await _log_in(visitor.page, "Vera@example.com")
+        await visitor.page.goto("/watch/members")
+        await expect(chat).to_contain_text("This chat is for the stream's subscribers.")
+        assert sockets == []  # never knocked on a socket it would be refused
+
+        await _log_in(host.page, "Host@example.com")
+        await host.page.goto("/watch/members")
+        await _send(host.page, "members only")
+        await expect(_line(host.page, "members only")).to_have_count(1)

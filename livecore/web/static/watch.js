@@ -3,7 +3,7 @@
 // its past broadcasts, each playable as VOD. Subscriber-only streams play with the signed
 // playback token the API gives to those allowed to watch.
 import { api, el, recordingLabel, show as say } from "./api.js";
-import "./header.js";
+import { withNext } from "./header.js";
 import { startChat } from "./chat.js";
 
 // The chat socket says when the stream goes live or ends (stream_state events); the API is
@@ -33,6 +33,7 @@ let unplayable = false; // no way to play HLS here: stop trying
 let refused = ""; // why this viewer may not play the stream, once the API said so
 let ticket = null; // {url, token, expires_at} from the playback API
 let state = null; // the stream's state at the last look
+let visibility = "public";
 let recordings = []; // the stream's recordings, newest first
 let recordingsLoaded = { at: 0, state: null };
 // A recording asked for in the address (?recording=ID): played instead of the live stream.
@@ -192,6 +193,7 @@ async function refresh() {
   badge.textContent = stream.state;
   badge.classList.toggle("live", stream.state === "live");
   state = stream.state;
+  visibility = stream.visibility;
   try {
     if (state !== "live" || chosen !== null) await loadRecordings();
     await syncPlayer();
@@ -204,15 +206,44 @@ async function refresh() {
 
 let timer = null;
 let chatting = false; // the chat socket is open: it tells of state changes
+let chatBlocked = false; // a subscriber-only chat this viewer may not read
 
 function showViewers(count) {
   viewers.textContent = `${count} watching`;
   viewers.hidden = false;
 }
 
-function startChatOnce() {
+/** The chat of a subscriber-only stream is theirs alone: say so instead of knocking. */
+function chatRefused() {
+  const prompt = chatPanel.querySelector(".chat-prompt");
+  const loggedOut = refused.includes("log in");
+  prompt.replaceChildren(
+    ...(loggedOut
+      ? [
+          "This chat is for subscribers: ",
+          el("a", { href: withNext("/login") }, "Log in"),
+          " or ",
+          el("a", { href: withNext("/signup") }, "sign up"),
+          ".",
+        ]
+      : ["This chat is for the stream's subscribers."]),
+  );
+  prompt.hidden = false;
+  chatPanel.classList.add("chat-closed");
+  chatPanel.hidden = false;
+}
+
+async function startChatOnce() {
   if (chatting) return;
   chatting = true;
+  // The socket would be refused (403) before it opens, which a browser cannot tell from a
+  // network failure: ask the playback API, which answers the same question, first.
+  if (visibility === "subscribers" && !(await playbackTicket())) {
+    chatting = false;
+    chatBlocked = true;
+    chatRefused();
+    return;
+  }
   chatPanel.hidden = false;
   startChat(chatPanel, slug, {
     state(next) {
@@ -228,7 +259,14 @@ function startChatOnce() {
 async function poll() {
   timer = null;
   const found = await refresh();
-  if (found && !chatting && state !== null) startChatOnce();
+  if (found && !chatting && !chatBlocked && state !== null) {
+    try {
+      await startChatOnce();
+    } catch (err) {
+      chatting = false;
+      say(error, `Could not open the chat: ${err.message}`);
+    }
+  }
   if (found) timer = setTimeout(poll, chatting ? POLL_WITH_CHAT_MS : POLL_MS);
 }
 
