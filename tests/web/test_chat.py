@@ -286,3 +286,52 @@ async def test_a_subscriber_only_chat_says_so_to_others_and_opens_for_the_owner(
         await host.page.goto("/watch/members")
         await _send(host.page, "members only")
         await expect(_line(host.page, "members only")).to_have_count(1)
+
+
+async def test_the_owner_sets_the_rooms_rules_from_the_chat_settings(
+    make_client: MakeClient, chromium: Chromium, shots: Path
+) -> None:
+    client = await make_client(chat=FAST_CHAT)
+    owner = await user(client, "Host", creator=True)
+    await user(client, "Vera")
+    await stream(client, owner["token"], "rules-show")
+    base = str(client.make_url("/"))
+    async with chromium.tab(base) as host, chromium.tab(base) as visitor:
+        await _log_in(visitor.page, "Vera@example.com")
+        await visitor.page.goto("/watch/rules-show")
+        await expect(visitor.page.get_by_label("Chat message")).to_be_visible()
+        # Viewers get no settings.
+        await expect(visitor.page.get_by_role("button", name="Chat settings")).to_be_hidden()
+
+        page = host.page
+        await _log_in(page, "Host@example.com")
+        await page.goto("/watch/rules-show")
+        toggle = page.get_by_role("button", name="Chat settings")
+        await toggle.click()
+        await expect(toggle).to_have_attribute("aria-expanded", "true")
+        await page.get_by_label("Slow mode").select_option("30")
+        await page.get_by_label("Links allowed").set_checked(False)
+        await page.get_by_label("Banned terms, one per line").fill("badword\n")
+        await _checked(host, shots, "watch-chat-settings")
+        await page.get_by_role("button", name="Save settings").click()
+        await expect(page.locator(".chat-notice")).to_have_text("Chat settings saved.")
+        await expect(page.locator(".chat-settings")).to_be_hidden()
+
+        # Everyone's panel follows the room_mode event, and the rules hold.
+        mode = visitor.page.locator(".chat-mode")
+        await expect(mode).to_have_text("Slow mode: one message every 30 s · No links")
+        await _send(visitor.page, "you are a badword")
+        await expect(visitor.page.locator(".chat-notice")).to_have_text(
+            "Your message has a word that is not allowed in this chat."
+        )
+        settings = await client.get(
+            "/api/v1/streams/rules-show/chat/settings", headers=bearer(owner["token"])
+        )
+        body = await settings.json()
+        assert (body["slow_mode_s"], body["links_allowed"], body["banned_terms"]) == (
+            30, False, ["badword"]
+        )  # fmt: skip
+        # Opened again, the form shows what is set.
+        await toggle.click()
+        await expect(page.get_by_label("Slow mode")).to_have_value("30")
+        await expect(page.get_by_label("Banned terms, one per line")).to_have_value("badword")

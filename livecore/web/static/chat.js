@@ -69,6 +69,8 @@ export function startChat(root, slug, on) {
   const notice = $(".chat-notice");
   const prompt = $(".chat-prompt");
   const menu = $(".line-actions");
+  const settingsToggle = $(".chat-settings-toggle");
+  const settingsForm = $(".chat-settings");
   const base = `/api/v1/streams/${encodeURIComponent(slug)}/chat`;
 
   let socket = null;
@@ -237,6 +239,7 @@ export function startChat(root, slug, on) {
         " to chat.",
       );
     }
+    settingsToggle.hidden = !isStaff();
     updateSendBox();
     on.connected?.(); // state changes while the socket was down were not told
   }
@@ -380,6 +383,60 @@ export function startChat(root, slug, on) {
   });
   root.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && !menu.hidden) closeMenu()?.focus();
+  });
+
+  // -- room settings, for the owner, moderators and admins --------------------------------
+
+  function closeSettings() {
+    settingsForm.hidden = true;
+    settingsToggle.setAttribute("aria-expanded", "false");
+  }
+
+  async function openSettings() {
+    const current = await api("GET", `${base}/settings`);
+    const fields = settingsForm.elements;
+    const slow = String(current.slow_mode_s);
+    if (![...fields.slow_mode_s.options].some((o) => o.value === slow)) {
+      fields.slow_mode_s.append(el("option", { value: slow }, `${slow} s`));
+    }
+    fields.slow_mode_s.value = slow;
+    fields.subscribers_only.checked = current.subscribers_only;
+    fields.links_allowed.checked = current.links_allowed;
+    fields.banned_terms.value = current.banned_terms.join("\n");
+    settingsForm.hidden = false;
+    settingsToggle.setAttribute("aria-expanded", "true");
+    fields.slow_mode_s.focus();
+  }
+
+  settingsToggle.addEventListener("click", async () => {
+    if (!settingsForm.hidden) return closeSettings();
+    try {
+      await openSettings();
+    } catch (err) {
+      showNotice(`Could not load the chat settings: ${err.message}`);
+    }
+  });
+  settingsForm.querySelector(".chat-settings-cancel").addEventListener("click", () => {
+    closeSettings();
+    settingsToggle.focus();
+  });
+  settingsForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const fields = settingsForm.elements;
+    const terms = fields.banned_terms.value.split("\n").map((t) => t.trim()).filter(Boolean);
+    try {
+      await api("PATCH", `${base}/settings`, {
+        slow_mode_s: Number(fields.slow_mode_s.value),
+        subscribers_only: fields.subscribers_only.checked,
+        links_allowed: fields.links_allowed.checked,
+        banned_terms: [...new Set(terms)],
+      });
+      closeSettings();
+      settingsToggle.focus();
+      showNotice("Chat settings saved.");
+    } catch (err) {
+      showNotice(err.explain ? err.explain({ banned_terms: "banned terms" }) : err.message);
+    }
   });
 
   // -- the socket ----------------------------------------------------------------------
