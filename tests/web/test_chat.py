@@ -129,6 +129,17 @@ async def test_a_visitor_signs_up_from_watch_chats_and_a_moderator_deletes_a_lin
         )
         await expect(page.get_by_role("button", name="Send")).to_be_disabled()
         await _checked(visitor, shots, "watch-timed-out")
+
+        # Banned from the menu: told so, and the box is closed.
+        await line.hover()
+        await line.get_by_role("button", name="Actions for Vera's line").click()
+        await host.page.get_by_role("button", name="Ban").click()
+        await expect(notice).to_have_text("You are banned from this chat.")
+        await expect(page.get_by_label("Chat message")).to_be_disabled()
+
+        # Dark mode (prefers-color-scheme) passes the same checks.
+        await page.emulate_media(color_scheme="dark")
+        await _checked(visitor, shots, "watch-banned-dark")
         for tab in (host, visitor):
             assert not tab.csp_violations(), tab.console_errors
 
