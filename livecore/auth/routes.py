@@ -27,7 +27,14 @@ from livecore.auth.service import (
 )
 from livecore.auth.tokens import csrf_matches, csrf_token
 from livecore.clientip import client_ip
-from livecore.errors import Conflict, Forbidden, Invalid, TooManyRequests, Unauthorized
+from livecore.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 from livecore.jsonbody import invalid_message, read_body
 from livecore.store.sessions import Session
 from livecore.store.users import Role, User
@@ -58,6 +65,9 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/auth/password", post_password)
     app.router.add_post("/api/v1/auth/password-reset", post_password_reset)
     app.router.add_post("/api/v1/auth/password-reset/confirm", post_password_reset_confirm)
+    app.router.add_get("/api/v1/auth/sessions", get_sessions)
+    app.router.add_delete("/api/v1/auth/sessions", delete_sessions)
+    app.router.add_delete("/api/v1/auth/sessions/{session_id}", delete_session)
     app.router.add_get("/api/v1/me", get_me)
     app.on_response_prepare.append(_clear_stale_cookie)
 
@@ -212,10 +222,51 @@ async def post_login(request: web.Request) -> web.Response:
 async def post_logout(request: web.Request) -> web.Response:
     principal = await require_user(request)
     await request.app[AUTH].logout(principal.session)
-    resp = web.Response(status=204)
+    return _logged_out()
+
+
+def _logged_out(status: int = 204) -> web.Response:
+    resp = web.Response(status=status)
     resp.del_cookie(SESSION_COOKIE, path="/")
     resp.del_cookie(CSRF_COOKIE, path="/")
     return resp
+
+
+async def get_sessions(request: web.Request) -> web.Response:
+    """The user's live sessions, the one asking marked `current`."""
+    principal = await require_user(request)
+    sessions = await request.app[AUTH].sessions.of_user(principal.user.id)
+    body = [
+        {
+            "id": s.id,
+            "created_at": s.created_at.isoformat(),
+            "last_seen_at": s.last_seen_at.isoformat(),
+            "expires_at": s.expires_at.isoformat(),
+            "user_agent": s.user_agent,
+            "current": s.token_hash == principal.session.token_hash,
+        }
+        for s in sessions
+    ]
+    return web.json_response({"sessions": body})
+
+
+async def delete_sessions(request: web.Request) -> web.Response:
+    """Log out everywhere: every session of the user ends, this one included."""
+    principal = await require_user(request)
+    await request.app[AUTH].log_out_everywhere(principal.user)
+    return _logged_out()
+
+
+async def delete_session(request: web.Request) -> web.Response:
+    """End one of your own sessions (another device); ending this one logs this browser out."""
+    principal = await require_user(request)
+    try:
+        session_id = int(request.match_info["session_id"])
+    except ValueError:
+        raise NotFound("no such session") from None
+    if not await request.app[AUTH].end_session(principal.user, session_id):
+        raise NotFound("no such session")
+    return _logged_out() if session_id == principal.session.id else web.Response(status=204)
 
 
 async def get_me(request: web.Request) -> web.Response:

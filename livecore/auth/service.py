@@ -269,6 +269,21 @@ class AuthService:
         await self.sessions.revoke(session.token_hash)
         self._cache.pop(session.token_hash, None)
 
+    async def end_session(self, user: User, session_id: int) -> bool:
+        """End one of the user's own sessions by id; False when it is not theirs or over."""
+        revoked = await self.sessions.revoke_id(user.id, session_id)
+        if revoked is None:
+            return False
+        self._cache.pop(revoked, None)
+        await self.audit.record("user.session_ended", "user", user.id, actor_id=user.id)
+        return True
+
+    async def log_out_everywhere(self, user: User) -> None:
+        """End every session of the user, the one asking included."""
+        for revoked in await self.sessions.revoke_all(user.id):
+            self._cache.pop(revoked, None)
+        await self.audit.record("user.logged_out_everywhere", "user", user.id, actor_id=user.id)
+
     async def change_password(self, session: Session, current: str, new: str) -> None:
         """Set a new password and end every other session of the user."""
         user = session.user
@@ -314,12 +329,13 @@ class AuthService:
             token = new_secret(RESET_PREFIX)
             await self._resets.create(user.id, hash_secret(token), self._settings.reset_token_ttl_s)
             minutes = self._settings.reset_token_ttl_s // 60
+            # A page to open, not an API to call. The token rides in the fragment, which
+            # browsers never send to a server, so it stays out of access logs and Referers.
             body = (
                 f"Someone asked to reset the password of your livecore account at "
-                f"{self._public_url}.\n\nYour reset token (valid for {minutes} minutes, "
-                f"usable once):\n\n    {token}\n\nSubmit it with your new password to "
-                f"{self._public_url}/api/v1/auth/password-reset/confirm.\n"
-                f"If it was not you, ignore this mail: your password stays as it is.\n"
+                f"{self._public_url}.\n\nChoose a new password here (the link works once, "
+                f"for {minutes} minutes):\n\n    {self._public_url}/reset-password#token={token}"
+                f"\n\nIf it was not you, ignore this mail: your password stays as it is.\n"
             )
             await self._mailer.send(Mail(user.email, "Reset your livecore password", body))
             await self.audit.record("user.reset_requested", "user", user.id)

@@ -94,10 +94,14 @@ def _frame(*objects: dict[str, Any]) -> bytes:
     return json.dumps(list(objects), separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _error(code: str, message: str, nonce: str | None = None) -> bytes:
+def _error(
+    code: str, message: str, nonce: str | None = None, retry_after_s: float | None = None
+) -> bytes:
     body: dict[str, Any] = {"type": "error", "code": code, "message": message}
     if nonce is not None:
         body["nonce"] = nonce
+    if retry_after_s is not None:
+        body["retry_after_s"] = round(retry_after_s, 1)
     return _frame(body)
 
 
@@ -298,7 +302,7 @@ class _Session:
             )
         except Refused as refused:
             metrics.refused.labels(refused.code).inc()
-            self._outbox.offer(_error(refused.code, refused.message, nonce))
+            self._outbox.offer(_error(refused.code, refused.message, nonce, refused.retry_after_s))
             return
         metrics.publish_latency.observe(time.perf_counter() - started)
         self._outbox.offer(_frame({"type": "ack", "nonce": nonce, "id": event_id}))

@@ -41,10 +41,13 @@ _Line = tuple[int, int, int | None, str, str]
 class Refused(Exception):
     """A message or action refused, with a code clients can act on and a message people read."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        # When trying again makes sense (slow mode, a timeout, the rate limit): clients count
+        # it down instead of reading the number out of the message.
+        self.retry_after_s = retry_after_s
 
 
 class UnknownUser(LookupError):
@@ -120,7 +123,7 @@ class ChatService:
         if left is not None:
             if left == float("inf"):
                 raise Refused("banned", "you are banned from this chat")
-            raise Refused("timed_out", f"you are timed out for {int(left) + 1} more seconds")
+            raise Refused("timed_out", f"you are timed out for {int(left) + 1} more seconds", left)
         if settings.subscribers_only and not staff and not await self._may_chat(user, stream):
             raise Refused("subscribers_only", "this chat is for subscribers only")
         refusal = check_message(
@@ -136,10 +139,14 @@ class ChatService:
             since = now - state.last_chat_at.get(user.id, -1e9)
             if since < settings.slow_mode_s:
                 wait = int(settings.slow_mode_s - since) + 1
-                raise Refused("slow_mode", f"slow mode: wait {wait} more seconds")
+                raise Refused(
+                    "slow_mode",
+                    f"slow mode: wait {wait} more seconds",
+                    settings.slow_mode_s - since,
+                )
         wait_s = await self._rate_limit(f"{stream.id}:{user.id}")
         if wait_s > 0:
-            raise Refused("rate_limited", f"too many messages: wait {wait_s:.1f} seconds")
+            raise Refused("rate_limited", f"too many messages: wait {wait_s:.1f} seconds", wait_s)
         if not await self._duplicates.first_time(f"{stream.id}:{user.id}", normalise(text)):
             raise Refused("duplicate", "you just sent this message")
         state.last_chat_at[user.id] = now

@@ -20,6 +20,18 @@ class Session:
     last_seen_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """What a user sees of one of their live sessions (never its token)."""
+
+    id: int
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    user_agent: str
+    token_hash: bytes
+
+
 def _session(row: asyncpg.Record) -> Session:
     return Session(
         row["sid"], _user(row), row["token_hash"], row["expires_at"], row["last_seen_at"]
@@ -61,6 +73,26 @@ class Sessions:
             "UPDATE sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL",
             token_hash,
         )
+
+    async def of_user(self, user_id: int) -> list[SessionInfo]:
+        """The user's live sessions, most recently used first."""
+        rows = await self._db.pool.fetch(
+            "SELECT id, created_at, last_seen_at, expires_at, user_agent, token_hash"
+            " FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()"
+            " ORDER BY last_seen_at DESC, id DESC",
+            user_id,
+        )
+        return [SessionInfo(**dict(r)) for r in rows]
+
+    async def revoke_id(self, user_id: int, session_id: int) -> bytes | None:
+        """Revoke one of the user's sessions by id; its token hash, or None if not theirs."""
+        row = await self._db.pool.fetchrow(
+            "UPDATE sessions SET revoked_at = now()"
+            " WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING token_hash",
+            session_id,
+            user_id,
+        )
+        return row["token_hash"] if row else None
 
     async def revoke_all(self, user_id: int, *, keep: bytes | None = None) -> list[bytes]:
         """Revoke every session of a user except `keep`; returns the revoked token hashes."""

@@ -1,4 +1,5 @@
-"""The web pages and their static files: `/`, `/studio`, `/watch/{slug}`, `/static/...`.
+"""The web pages and their static files: `/`, `/studio`, `/watch/{slug}`, the account pages
+(`/login`, `/signup`, `/forgot-password`, `/reset-password`, `/account`), `/static/...`.
 
 The pages are static HTML; everything dynamic is done by their JavaScript modules through
 the public API, so nothing here reads the database or imports other livecore packages.
@@ -51,7 +52,10 @@ STATIC_CACHE: Final = "public, no-cache"
 # Every static file, by name, with its type: anything else is a 404.
 STATIC_FILES: Final[Mapping[str, str]] = {
     "app.css": "text/css; charset=utf-8",
+    "account.js": "text/javascript; charset=utf-8",
     "api.js": "text/javascript; charset=utf-8",
+    "chat.js": "text/javascript; charset=utf-8",
+    "header.js": "text/javascript; charset=utf-8",
     "home.js": "text/javascript; charset=utf-8",
     "studio.js": "text/javascript; charset=utf-8",
     "watch.js": "text/javascript; charset=utf-8",
@@ -68,6 +72,8 @@ def setup(app: web.Application, *, node_modules: Path = NODE_MODULES) -> None:
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/studio", _page("studio.html"))
     app.router.add_get("/watch/{slug}", _page("watch.html"))
+    for name in ("login", "signup", "forgot-password", "reset-password", "account"):
+        app.router.add_get(f"/{name}", _page(f"{name}.html"))
     app.router.add_get("/static/vendor/hls.min.js", get_hls_js)
     app.router.add_get("/static/{name}", get_static)
 

@@ -180,6 +180,22 @@ async def test_reset_mail_goes_to_the_account_and_carries_a_token(
     assert re.search(r"lcr_[A-Za-z0-9_-]{20,}", mail.body)
 
 
+async def test_reset_mail_links_to_the_reset_page_with_the_token_in_the_fragment(
+    client: Client, mailer: CapturingMailSender
+) -> None:
+    await register(client)
+    await client.post("/api/v1/auth/password-reset", json={"email": EMAIL})
+    mail = await mailer.next_mail()
+    # A page a person opens, not an API to call; the token never reaches a server log.
+    link = re.search(
+        r"http://127\.0\.0\.1:8080/reset-password#token=(lcr_[A-Za-z0-9_-]+)", mail.body
+    )
+    assert link is not None, mail.body
+    assert "/api/" not in mail.body
+    page = await client.get("/reset-password")
+    assert page.status == 200 and page.content_type == "text/html"
+
+
 async def test_reset_for_an_unknown_email_sends_no_mail(
     client: Client, mailer: CapturingMailSender
 ) -> None:

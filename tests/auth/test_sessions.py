@@ -172,3 +172,75 @@ async def test_logged_out_cookie_no_longer_authenticates(client: Client) -> None
     await client.post("/api/v1/auth/logout", headers=bearer(token))
     resp = await client.get("/api/v1/me", cookies={"livecore_session": token})
     assert resp.status == 401
+
+
+async def _sessions(client: Client, token: str) -> list[dict[str, object]]:
+    resp = await client.get("/api/v1/auth/sessions", headers=bearer(token))
+    assert resp.status == 200, await resp.text()
+    sessions: list[dict[str, object]] = (await resp.json())["sessions"]
+    return sessions
+
+
+async def _login(client: Client, agent: str) -> str:
+    resp = await client.post(
+        "/api/v1/auth/login",
+        json={"email": "ann@example.com", "password": "correct horse battery"},
+        headers={"User-Agent": agent},
+    )
+    assert resp.status == 200
+    token: str = (await resp.json())["token"]
+    return token
+
+
+async def test_sessions_lists_the_users_live_sessions_and_marks_this_one(client: Client) -> None:
+    await register(client, "ann@example.com")
+    laptop = await _login(client, "Laptop browser")
+    phone = await _login(client, "Phone browser")
+    await client.post("/api/v1/auth/logout", headers=bearer(phone))
+    other = await register(client, "bob@example.com")
+    sessions = await _sessions(client, laptop)
+    agents = [s["user_agent"] for s in sessions]
+    assert "Laptop browser" in agents and "Phone browser" not in agents  # logged out: gone
+    assert len(sessions) == 2  # the register session and the laptop; never bob's
+    assert [s["current"] for s in sessions if s["user_agent"] == "Laptop browser"] == [True]
+    assert sum(bool(s["current"]) for s in sessions) == 1
+    assert all("token" not in k for s in sessions for k in s)
+    assert len(await _sessions(client, other["token"])) == 1
+
+
+async def test_ending_one_session_logs_out_that_device_only(uncached_client: Client) -> None:
+    client = uncached_client
+    await register(client, "ann@example.com")
+    laptop = await _login(client, "Laptop browser")
+    phone = await _login(client, "Phone browser")
+    (phone_session,) = [
+        s for s in await _sessions(client, laptop) if s["user_agent"] == "Phone browser"
+    ]
+    resp = await client.delete(
+        f"/api/v1/auth/sessions/{phone_session['id']}", headers=bearer(laptop)
+    )
+    assert resp.status == 204
+    assert await me_status(client, phone) == 401
+    assert await me_status(client, laptop) == 200
+    # Someone else's session, or one already ended, is not found.
+    bob = (await register(client, "bob@example.com"))["token"]
+    for token in (bob, laptop):
+        again = await client.delete(
+            f"/api/v1/auth/sessions/{phone_session['id']}", headers=bearer(token)
+        )
+        assert again.status == 404
+
+
+async def test_log_out_everywhere_ends_every_session_and_clears_the_cookies(
+    uncached_client: Client,
+) -> None:
+    client = uncached_client
+    first = (await register(client, "ann@example.com"))["token"]
+    laptop = await _login(client, "Laptop browser")
+    bob = (await register(client, "bob@example.com"))["token"]
+    resp = await client.delete("/api/v1/auth/sessions", headers=bearer(laptop))
+    assert resp.status == 204
+    assert resp.cookies["livecore_session"].value == ""
+    assert await me_status(client, first) == 401
+    assert await me_status(client, laptop) == 401
+    assert await me_status(client, bob) == 200  # other accounts keep theirs

@@ -51,6 +51,7 @@ async def test_timeout_refuses_until_it_ends(node_a: Client) -> None:
         await talker.wait_for(lambda e: e["type"] == "user_timed_out")
         refused = await talker.say("let me talk", "t")
         assert refused["code"] == "timed_out" and "more seconds" in refused["message"]
+        assert 0 < refused["retry_after_s"] <= 600
     finally:
         await talker.close()
 
@@ -100,7 +101,10 @@ async def test_room_modes(make_client: MakeClient, redis_url: str) -> None:
         assert (await talker.say("x" * 41, "long"))["code"] == "too_long"
         assert (await talker.say("   ", "empty"))["code"] == "empty"
         assert (await talker.say("first", "1"))["type"] == "ack"
-        assert (await talker.say("second", "2"))["code"] == "slow_mode"
+        slow = await talker.say("second", "2")
+        assert slow["code"] == "slow_mode"
+        assert 29 <= slow["retry_after_s"] <= 30  # for a countdown, not read from the words
+        assert "retry_after_s" not in await talker.say("x" * 41, "long-again")
 
         resp = await client.patch(
             "/api/v1/streams/room-one/chat/settings", json={"slow_mode_s": 0}, headers=staff

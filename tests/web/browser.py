@@ -21,6 +21,7 @@ selected candidate pair must be 127.0.0.1 at both ends.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
@@ -29,9 +30,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, ConsoleMessage, Page, Request, Route, async_playwright
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Request,
+    Route,
+    ViewportSize,
+    async_playwright,
+)
 
 CHROMIUM = Path(os.environ.get("LIVECORE_TEST_CHROMIUM", "/usr/bin/chromium"))
+_ROOT = Path(__file__).resolve().parents[2]
+# axe-core from npm (web/package.json), served to the page under this path by the test
+# harness only: a same-origin script, which the pages' CSP allows.
+AXE_JS = _ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_PATH = "/__test__/axe.min.js"
+# Screenshots of every page and state the browser tests visit, per test.
+ARTIFACTS = Path(os.environ.get("LIVECORE_TEST_ARTIFACTS", _ROOT / "var" / "test-artifacts"))
+DESKTOP = ViewportSize(width=1280, height=800)
+PHONE = ViewportSize(width=375, height=812)
 LOOPBACK = "127.0.0.1"
 LAUNCH_ARGS = (
     "--headless=new",
@@ -118,6 +136,28 @@ class Tab:
     def csp_violations(self) -> list[str]:
         return [m for m in self.console_errors if "Content Security Policy" in m]
 
+    async def axe(self) -> list[str]:
+        """axe-core's serious and critical violations on the page as it is now."""
+        page = self.page
+        if not await page.evaluate("() => typeof window.axe === 'object'"):
+            await page.add_script_tag(url=AXE_PATH)
+        found: list[dict[str, Any]] = await page.evaluate(
+            """async () => (await window.axe.run(document)).violations
+                .filter((v) => v.impact === "serious" || v.impact === "critical")
+                .map((v) => ({id: v.id, impact: v.impact,
+                              targets: v.nodes.map((n) => n.target.join(" ")).slice(0, 5)}))"""
+        )
+        return [f"{v['impact']} {v['id']}: {v['targets']}" for v in found]
+
+    async def snapshot(self, directory: Path, name: str) -> None:
+        """Save the page as a desktop and a 375 px wide phone would show it."""
+        page = self.page
+        await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+        for label, size in (("desktop", DESKTOP), ("375px", PHONE)):
+            await page.set_viewport_size(size)
+            await page.screenshot(path=directory / f"{name}-{label}.png", full_page=True)
+        await page.set_viewport_size(DESKTOP)
+
 
 @dataclass
 class Chromium:
@@ -126,7 +166,7 @@ class Chromium:
     @asynccontextmanager
     async def tab(self, base_url: str) -> AsyncIterator[Tab]:
         """A fresh browser context (own cookies) and page on `base_url`."""
-        context = await self.browser.new_context(base_url=base_url)
+        context = await self.browser.new_context(base_url=base_url, viewport=DESKTOP)
         try:
             context.set_default_timeout(TIMEOUT_MS)
             await context.add_init_script(_RECORD_PEER_CONNECTIONS)
@@ -134,9 +174,14 @@ class Chromium:
             tab.page.on("console", lambda m: _console(tab, m))
             tab.page.on("pageerror", lambda e: tab.console_errors.append(f"pageerror: {e}"))
             await context.route("**/whip/*", lambda route, req: _check_offer(tab, route, req))
+            await context.route(f"**{AXE_PATH}", _serve_axe)
             yield tab
         finally:
             await context.close()
+
+
+async def _serve_axe(route: Route) -> None:
+    await route.fulfill(path=AXE_JS, content_type="text/javascript")
 
 
 def _console(tab: Tab, message: ConsoleMessage) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from blockbuster import BlockBuster
 
-from tests.web.browser import Chromium, chromium_missing, launch
+from tests.web.browser import ARTIFACTS, Chromium, chromium_missing, launch
 
 # Playwright's start-up, once per browser: it finds its bundled driver on disk and starts
 # it as a subprocess. Everything after that is asynchronous messages over a pipe.
@@ -27,3 +29,11 @@ async def chromium(blockbuster: BlockBuster) -> AsyncIterator[Chromium]:
         pytest.skip(reason)
     async with launch() as browser:
         yield browser
+
+
+@pytest.fixture
+async def shots(request: pytest.FixtureRequest) -> Path:
+    """This test's screenshot directory (emptied first), under `ARTIFACTS`."""
+    directory = ARTIFACTS / str(request.node.name)
+    await asyncio.to_thread(shutil.rmtree, directory, True)
+    return directory

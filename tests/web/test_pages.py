@@ -13,7 +13,10 @@ from livecore.web import routes as web_routes
 from livecore.web.routes import HLS_JS, NODE_MODULES, STATIC_DIR, STATIC_FILES
 from tests.conftest import Client
 
-PAGES = ("/", "/studio", "/watch/some-show")
+PAGES = (
+    "/", "/studio", "/watch/some-show", "/login", "/signup", "/forgot-password",
+    "/reset-password", "/account",
+)  # fmt: skip
 _STATIC_REF = re.compile(r"""(?:src|href)="/static/([^"]+)\"""")
 _IMPORT = re.compile(r"""from "\./([^"]+)\"""")
 
@@ -61,7 +64,8 @@ async def test_unknown_static_files_are_404(client: Client, path: str) -> None:
 
 def test_every_file_the_pages_load_is_listed_and_exists() -> None:
     referenced: set[str] = set()
-    for page in ("index.html", "studio.html", "watch.html"):
+    pages = ("index.html", "studio.html", "watch.html", "login.html", "account.html")
+    for page in pages:
         referenced |= set(_STATIC_REF.findall((STATIC_DIR / page).read_text()))
     for name in STATIC_FILES:
         if name.endswith(".js"):
@@ -69,6 +73,21 @@ def test_every_file_the_pages_load_is_listed_and_exists() -> None:
     referenced.discard("vendor/hls.min.js")  # from npm, tested below
     assert referenced <= set(STATIC_FILES)
     assert all((STATIC_DIR / name).is_file() for name in STATIC_FILES)
+
+
+def test_the_watch_pages_own_scripts_and_styles_stay_under_150_kb() -> None:
+    """hls.js (from npm) aside, everything /watch loads, imports followed."""
+    todo = set(_STATIC_REF.findall((STATIC_DIR / "watch.html").read_text()))
+    todo.discard("vendor/hls.min.js")
+    loaded: set[str] = set()
+    while todo:
+        name = todo.pop()
+        loaded.add(name)
+        if name.endswith(".js"):
+            todo |= set(_IMPORT.findall((STATIC_DIR / name).read_text())) - loaded
+    assert {"watch.js", "chat.js", "header.js", "api.js", "app.css"} <= loaded
+    size = sum((STATIC_DIR / name).stat().st_size for name in loaded)
+    assert size <= 150 * 1024, (size, sorted(loaded))
 
 
 @pytest.mark.skipif(

@@ -5,11 +5,22 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /** An error answer: `message` is the server's {"error": {"message"}} when it sent one. */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, fields = {}, retryAfterS = 0) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    this.fields = fields; // invalid input: field name -> what is wrong with it
+    this.retryAfterS = retryAfterS;
+  }
+
+  /** In words: each invalid field named ("Password must be at least 10 characters."). */
+  explain(labels = {}) {
+    const parts = Object.entries(this.fields).map(([name, problem]) => {
+      const label = labels[name] || name.replaceAll("_", " ");
+      return `${label[0].toUpperCase()}${label.slice(1)} ${problem}.`;
+    });
+    return parts.length ? parts.join(" ") : this.message;
   }
 }
 
@@ -25,16 +36,19 @@ export function cookie(name) {
 export async function errorFrom(response) {
   let code = `http_${response.status}`;
   let message = `${response.status} ${response.statusText}`.trim();
+  let fields = {};
   try {
     const body = await response.json();
     if (body && body.error) {
       code = body.error.code || code;
       message = body.error.message || message;
+      fields = body.error.fields || {};
     }
   } catch {
     // Not JSON (a proxy's error page): keep the status line.
   }
-  return new ApiError(response.status, code, message);
+  const retryAfterS = Number(response.headers.get("Retry-After")) || 0;
+  return new ApiError(response.status, code, message, fields, retryAfterS);
 }
 
 /** Call the JSON API with the session cookie; writes echo the CSRF cookie in X-CSRF-Token. */

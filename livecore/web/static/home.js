@@ -1,5 +1,6 @@
 // The home page: who is live now, refreshed every few seconds.
 import { api, el } from "./api.js";
+import "./header.js";
 
 const REFRESH_MS = 10_000;
 const list = document.getElementById("streams");

@@ -3,8 +3,13 @@
 // its past broadcasts, each playable as VOD. Subscriber-only streams play with the signed
 // playback token the API gives to those allowed to watch.
 import { api, el, recordingLabel, show as say } from "./api.js";
+import { withNext } from "./header.js";
+import { startChat } from "./chat.js";
 
+// The chat socket says when the stream goes live or ends (stream_state events); the API is
+// looked at again then, and only seldom otherwise. Without the socket, every few seconds.
 const POLL_MS = 5000;
+const POLL_WITH_CHAT_MS = 30_000;
 const RECORDINGS_EVERY_MS = 30_000; // the list is looked at again when the state changes
 const TICKET_MARGIN_MS = 60_000; // a token this close to expiring is renewed first
 const $ = (id) => document.getElementById(id);
@@ -17,6 +22,8 @@ const error = $("error");
 const backToLive = $("back-to-live");
 const pastBroadcasts = $("recordings");
 const recordingList = $("recording-list");
+const viewers = $("viewers");
+const chatPanel = $("chat");
 const slug = decodeURIComponent(location.pathname.split("/").pop());
 const streamPath = `/api/v1/streams/${encodeURIComponent(slug)}`;
 
@@ -26,6 +33,7 @@ let unplayable = false; // no way to play HLS here: stop trying
 let refused = ""; // why this viewer may not play the stream, once the API said so
 let ticket = null; // {url, token, expires_at} from the playback API
 let state = null; // the stream's state at the last look
+let visibility = "public";
 let recordings = []; // the stream's recordings, newest first
 let recordingsLoaded = { at: 0, state: null };
 // A recording asked for in the address (?recording=ID): played instead of the live stream.
@@ -185,6 +193,7 @@ async function refresh() {
   badge.textContent = stream.state;
   badge.classList.toggle("live", stream.state === "live");
   state = stream.state;
+  visibility = stream.visibility;
   try {
     if (state !== "live" || chosen !== null) await loadRecordings();
     await syncPlayer();
@@ -196,10 +205,69 @@ async function refresh() {
 }
 
 let timer = null;
+let chatting = false; // the chat socket is open: it tells of state changes
+let chatBlocked = false; // a subscriber-only chat this viewer may not read
+
+function showViewers(count) {
+  viewers.textContent = `${count} watching`;
+  viewers.hidden = false;
+}
+
+/** The chat of a subscriber-only stream is theirs alone: say so instead of knocking. */
+function chatRefused() {
+  const prompt = chatPanel.querySelector(".chat-prompt");
+  const loggedOut = refused.includes("log in");
+  prompt.replaceChildren(
+    ...(loggedOut
+      ? [
+          "This chat is for subscribers: ",
+          el("a", { href: withNext("/login") }, "Log in"),
+          " or ",
+          el("a", { href: withNext("/signup") }, "sign up"),
+          ".",
+        ]
+      : ["This chat is for the stream's subscribers."]),
+  );
+  prompt.hidden = false;
+  chatPanel.classList.add("chat-closed");
+  chatPanel.hidden = false;
+}
+
+async function startChatOnce() {
+  if (chatting) return;
+  chatting = true;
+  // The socket would be refused (403) before it opens, which a browser cannot tell from a
+  // network failure: ask the playback API, which answers the same question, first.
+  if (visibility === "subscribers" && !(await playbackTicket())) {
+    chatting = false;
+    chatBlocked = true;
+    chatRefused();
+    return;
+  }
+  chatPanel.hidden = false;
+  startChat(chatPanel, slug, {
+    state(next) {
+      badge.textContent = next;
+      badge.classList.toggle("live", next === "live");
+      pollSoon();
+    },
+    viewers: showViewers,
+    connected: pollSoon,
+  });
+}
 
 async function poll() {
   timer = null;
-  if (await refresh()) timer = setTimeout(poll, POLL_MS);
+  const found = await refresh();
+  if (found && !chatting && !chatBlocked && state !== null) {
+    try {
+      await startChatOnce();
+    } catch (err) {
+      chatting = false;
+      say(error, `Could not open the chat: ${err.message}`);
+    }
+  }
+  if (found) timer = setTimeout(poll, chatting ? POLL_WITH_CHAT_MS : POLL_MS);
 }
 
 function pollSoon() {

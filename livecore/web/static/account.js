@@ -1,0 +1,210 @@
+// The account pages: log in, sign up, forgot password, the reset page the mail links to,
+// and "your account" (change password, sessions, log out everywhere). One module for all:
+// the page says which it is in <body data-page>.
+import { ApiError, api, el, show } from "./api.js";
+import { me, nextPath } from "./header.js";
+
+const $ = (id) => document.getElementById(id);
+const page = document.body.dataset.page;
+const form = $("form");
+const error = $("error");
+const status = $("status");
+
+function fail(err) {
+  show(error, err instanceof ApiError ? err.explain() : String(err.message || err));
+}
+
+/** Submit `form` with `fn(data)`: one submission at a time, errors shown above the fields. */
+function onSubmit(fn) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button[type=submit]");
+    if (button.disabled) return;
+    button.disabled = true;
+    show(error, "");
+    try {
+      await fn(Object.fromEntries(new FormData(form)));
+    } catch (err) {
+      fail(err);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+/** Keep `?next=` on the link to the other form, so signing up instead still comes back. */
+function keepNext() {
+  const other = $("other");
+  const next = nextPath("");
+  if (other && next) other.href = `${other.pathname}?next=${encodeURIComponent(next)}`;
+}
+
+function login() {
+  keepNext();
+  onSubmit(async ({ email, password }) => {
+    await api("POST", "/api/v1/auth/login", { email, password });
+    location.assign(nextPath("/"));
+  });
+}
+
+function signup() {
+  keepNext();
+  onSubmit(async ({ email, password, display_name }) => {
+    await api("POST", "/api/v1/auth/register", { email, password, display_name });
+    location.assign(nextPath("/"));
+  });
+}
+
+function forgotPassword() {
+  onSubmit(async ({ email }) => {
+    await api("POST", "/api/v1/auth/password-reset", { email });
+    form.reset();
+    status.textContent =
+      "If an account with this email exists, a link to choose a new password is on its way. " +
+      "It works once, for a limited time.";
+  });
+}
+
+function resetPassword() {
+  // The mail's link carries the token in the fragment (never sent to the server). Take it
+  // out of the address bar at once, so it is not left in the history or a screenshot.
+  const token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
+  history.replaceState(null, "", location.pathname);
+  // A link opened again in this tab changes only the fragment: start over with its token.
+  window.addEventListener("hashchange", () => location.reload());
+  if (!token) {
+    form.hidden = true;
+    status.append(
+      "This page needs the link from the reset mail. ",
+      el("a", { href: "/forgot-password" }, "Ask for a new link"),
+      ".",
+    );
+    return;
+  }
+  onSubmit(async ({ password }) => {
+    try {
+      await api("POST", "/api/v1/auth/password-reset/confirm", { token, password });
+    } catch (err) {
+      if (err instanceof ApiError && err.fields && err.fields.token) {
+        form.hidden = true;
+        status.replaceChildren(
+          "This link is used or expired. ",
+          el("a", { href: "/forgot-password" }, "Ask for a new link"),
+          ".",
+        );
+        return;
+      }
+      throw err;
+    }
+    form.hidden = true;
+    status.replaceChildren(
+      "Your password is changed, and every session of your account has ended. ",
+      el("a", { href: "/login" }, "Log in"),
+      " with the new password.",
+    );
+  });
+}
+
+/** "Firefox on Linux" from a User-Agent string, good enough to recognise a device. */
+function device(agent) {
+  if (!agent) return "Unknown device";
+  const browser = /Edg\//.test(agent)
+    ? "Edge"
+    : /Firefox\//.test(agent)
+      ? "Firefox"
+      : /Chrom(e|ium)\//.test(agent)
+        ? "Chrome"
+        : /Safari\//.test(agent)
+          ? "Safari"
+          : agent.split(/[ /]/)[0] || "A client";
+  const system = /Android/.test(agent)
+    ? "Android"
+    : /iPhone|iPad/.test(agent)
+      ? "iOS"
+      : /Mac OS X/.test(agent)
+        ? "macOS"
+        : /Windows/.test(agent)
+          ? "Windows"
+          : /Linux/.test(agent)
+            ? "Linux"
+            : "";
+  return system ? `${browser} on ${system}` : browser;
+}
+
+function when(iso) {
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+async function loadSessions() {
+  const { sessions } = await api("GET", "/api/v1/auth/sessions");
+  $("sessions").replaceChildren(
+    ...sessions.map((s) => {
+      const label = device(s.user_agent);
+      const item = el(
+        "li",
+        {},
+        el("span", { class: "device" }, label),
+        el("span", { class: "hint" }, ` · since ${when(s.created_at)} · last seen ${when(s.last_seen_at)}`),
+      );
+      if (s.current) {
+        item.append(" ", el("span", { class: "badge" }, "this browser"));
+      } else {
+        item.append(
+          " ",
+          el(
+            "button",
+            {
+              type: "button",
+              class: "quiet",
+              "aria-label": `Log out ${label}, last seen ${when(s.last_seen_at)}`,
+              onclick: async () => {
+                try {
+                  await api("DELETE", `/api/v1/auth/sessions/${s.id}`);
+                  await loadSessions();
+                } catch (err) {
+                  fail(err);
+                }
+              },
+            },
+            "Log out",
+          ),
+        );
+      }
+      return item;
+    }),
+  );
+}
+
+async function account() {
+  const user = await me();
+  if (!user) {
+    location.replace(`/login?next=${encodeURIComponent("/account")}`);
+    return;
+  }
+  $("signed-in").hidden = false;
+  $("whoami").textContent = `Logged in as ${user.display_name} (${user.email}).`;
+  onSubmit(async ({ current_password, new_password }) => {
+    await api("POST", "/api/v1/auth/password", { current_password, new_password });
+    form.reset();
+    status.textContent = "Password changed. Your other sessions have ended.";
+    await loadSessions();
+  });
+  $("everywhere").addEventListener("click", async () => {
+    try {
+      await api("DELETE", "/api/v1/auth/sessions");
+      location.assign("/login");
+    } catch (err) {
+      fail(err);
+    }
+  });
+  await loadSessions();
+}
+
+const pages = {
+  login,
+  signup,
+  "forgot-password": forgotPassword,
+  "reset-password": resetPassword,
+  account,
+};
+Promise.resolve(pages[page]()).catch(fail);

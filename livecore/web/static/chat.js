@@ -1,0 +1,477 @@
+// The chat panel of the watch page: one WebSocket to /ws/{slug} (the protocol is in the
+// README's chat section). History on join, live lines, tips and moderation; the send box;
+// every refusal in words. The socket also carries the stream's state and viewer count, which
+// the page shows.
+//
+// Busy rooms: events are queued and drawn once per animation frame, and the list keeps only
+// the last MAX_LINES lines, so a room at hundreds of lines a second costs one small DOM
+// update per frame. Reconnects back off with jitter; event ids (never given twice in a room)
+// drop what was already shown, and hello's history fills in what was missed.
+import { api, el, show } from "./api.js";
+import { withNext } from "./header.js";
+
+const MAX_LINES = 200; // lines kept on the page; older ones leave from the top
+const MAX_SEEN = 4000; // event ids remembered to drop repeats
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 15_000;
+const STICK_PX = 48; // this close to the bottom: follow new lines
+const STAFF = new Set(["owner", "moderator", "admin"]);
+const BADGES = { owner: "Owner", moderator: "Mod", admin: "Admin", subscriber: "Sub" };
+const TIMEOUTS = [
+  [60, "1 min"],
+  [600, "10 min"],
+  [3600, "1 hour"],
+  [86_400, "1 day"],
+];
+const REFUSALS = {
+  login_required: "Log in to chat.",
+  banned: "You are banned from this chat.",
+  subscribers_only: "Only subscribers can chat here right now.",
+  empty: "Type a message first.",
+  control_chars: "Your message has characters that cannot be sent.",
+  link: "Links are not allowed in this chat.",
+  banned_term: "Your message has a word that is not allowed in this chat.",
+  duplicate: "You just sent this message.",
+  unavailable: "Chat is unavailable right now: try again in a moment.",
+  not_stored: "Your message could not be saved: try again.",
+  flooding: "Slow down: too many messages at once.",
+};
+
+function nonce() {
+  return globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+function clock(unixS) {
+  return new Date(unixS * 1000).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+function money(amountMinor, currency) {
+  try {
+    const format = new Intl.NumberFormat(undefined, { style: "currency", currency: currency.toUpperCase() });
+    return format.format(amountMinor / 10 ** format.resolvedOptions().maximumFractionDigits);
+  } catch {
+    return `${(amountMinor / 100).toFixed(2)} ${currency.toUpperCase()}`;
+  }
+}
+
+/**
+ * Start the panel in `root` (the "Chat" region). `on.state(state)` and `on.viewers(count)`
+ * hear the socket's stream_state and viewer_count events; `on.connected()` each hello.
+ */
+export function startChat(root, slug, on) {
+  const $ = (sel) => root.querySelector(sel);
+  const log = $(".chat-log");
+  const modeLine = $(".chat-mode");
+  const connection = $(".chat-connection");
+  const form = $(".chat-form");
+  const input = $(".chat-form input");
+  const sendButton = $(".chat-form button");
+  const notice = $(".chat-notice");
+  const prompt = $(".chat-prompt");
+  const menu = $(".line-actions");
+  const settingsToggle = $(".chat-settings-toggle");
+  const settingsForm = $(".chat-settings");
+  const base = `/api/v1/streams/${encodeURIComponent(slug)}/chat`;
+
+  let socket = null;
+  let attempts = 0;
+  let me = null; // hello's user: {id, name, badges}
+  let mode = {};
+  let lastId = 0; // the highest event id shown
+  const seen = new Set();
+  const lines = new Map(); // message id -> <li>
+  let queue = []; // events waiting for the next frame
+  let frame = 0;
+  const sent = new Map(); // nonce -> text, until acked or refused
+  let waitUntil = 0; // ms: slow mode, timeout or rate limit ends
+  let waitWhy = "";
+  let blocked = ""; // banned: nothing to count down
+  let ticker = 0;
+
+  // -- drawing, once per frame ---------------------------------------------------------
+
+  function enqueue(event) {
+    queue.push(event);
+    if (!frame) frame = requestAnimationFrame(flush);
+  }
+
+  function flush() {
+    frame = 0;
+    let events = queue;
+    queue = [];
+    // Frames wait while the tab is hidden: only what can still be on screen is drawn.
+    if (events.length > MAX_LINES * 4) events = events.slice(-MAX_LINES * 4);
+    const stick = log.scrollHeight - log.scrollTop - log.clientHeight < STICK_PX;
+    const added = document.createDocumentFragment();
+    for (const event of events) {
+      if (event.type === "chat" || event.type === "tip" || event.type === "notice") {
+        const item = lineFor(event);
+        added.append(item);
+        if (event.type === "chat") lines.set(event.id, item);
+      } else if (event.type === "chat_deleted") {
+        const item = lines.get(event.message_id);
+        if (item) {
+          if (menu.parentElement === item) closeMenu();
+          item.remove();
+          lines.delete(event.message_id);
+        }
+      }
+    }
+    log.append(added);
+    let extra = log.childElementCount - MAX_LINES;
+    while (extra-- > 0) {
+      const first = log.firstElementChild;
+      if (menu.parentElement === first) closeMenu();
+      lines.delete(Number(first.dataset.id));
+      first.remove();
+    }
+    if (stick) log.scrollTop = log.scrollHeight;
+  }
+
+  function lineFor(event) {
+    const item = el("div", { class: `line ${event.type}` });
+    if (event.type === "notice") {
+      item.append(event.text);
+      return item;
+    }
+    item.dataset.id = event.id;
+    const user = event.user || {};
+    const badges = (user.badges || []).filter((b) => BADGES[b]);
+    const name = el("span", { class: "name" }, user.name || "someone");
+    if (event.type === "tip") {
+      const text = event.message ? `: ${event.message}` : "";
+      item.append(name, ` tipped ${money(event.amount_minor, event.currency)}${text}`);
+      return item;
+    }
+    if (me && user.id === me.id) item.classList.add("mine");
+    for (const badge of badges) item.append(el("span", { class: `tag tag-${badge}` }, BADGES[badge]), " ");
+    item.append(name, ": ", el("span", { class: "text" }, event.text));
+    if (me) {
+      item.dataset.user = user.id;
+      item.dataset.name = user.name || "";
+      item.append(
+        " ",
+        el("button", { type: "button", class: "line-menu", "aria-haspopup": "true", "aria-expanded": "false", "aria-label": `Actions for ${user.name}'s line` }, "⋯"),
+      );
+    }
+    return item;
+  }
+
+  // -- events --------------------------------------------------------------------------
+
+  function fresh(event) {
+    if (!event.id) return true; // node-local (viewer counts): never repeated
+    if (seen.has(event.id)) return false;
+    seen.add(event.id);
+    if (seen.size > MAX_SEEN) seen.delete(seen.values().next().value);
+    return true;
+  }
+
+  function handle(event) {
+    switch (event.type) {
+      case "hello":
+        return hello(event);
+      case "chat":
+      case "tip":
+      case "chat_deleted":
+        if (!fresh(event)) return;
+        lastId = Math.max(lastId, event.id);
+        return enqueue(event);
+      case "room_mode":
+        mode = event;
+        return showMode();
+      case "user_timed_out":
+        if (!fresh(event)) return;
+        if (me && event.user_id === me.id) {
+          startWait(event.until * 1000, "timed_out");
+        }
+        return;
+      case "user_banned":
+        if (me && event.user_id === me.id && fresh(event)) refuse({ code: "banned" });
+        return;
+      case "user_unbanned":
+        if (me && event.user_id === me.id && fresh(event)) {
+          blocked = "";
+          updateSendBox();
+          showNotice("You may chat again.");
+        }
+        return;
+      case "viewer_count":
+        return on.viewers(event.count);
+      case "stream_state":
+        return on.state(event.state);
+      case "ack":
+        if (event.nonce && sent.has(event.nonce)) {
+          if (input.value === sent.get(event.nonce)) input.value = "";
+          sent.delete(event.nonce);
+          if (mode.slow_mode_s && !isStaff()) startWait(Date.now() + mode.slow_mode_s * 1000, "slow_mode");
+          else showNotice("");
+        }
+        return;
+      case "error":
+        if (event.nonce) sent.delete(event.nonce);
+        return refuse(event);
+    }
+  }
+
+  function hello(event) {
+    attempts = 0;
+    me = event.user;
+    mode = event.room_mode || {};
+    showMode();
+    show(connection, "");
+    const resumed = lastId; // lines above this were shown before the socket dropped
+    for (const past of event.history || []) {
+      if (past.type === "chat_deleted") {
+        if (fresh(past)) enqueue(past);
+      } else if (past.id > resumed && fresh(past)) {
+        lastId = Math.max(lastId, past.id);
+        enqueue(past);
+      }
+    }
+    prompt.hidden = Boolean(me);
+    form.hidden = !me;
+    if (!me) {
+      prompt.replaceChildren(
+        el("a", { href: withNext("/login") }, "Log in"),
+        " or ",
+        el("a", { href: withNext("/signup") }, "sign up"),
+        " to chat.",
+      );
+    }
+    settingsToggle.hidden = !isStaff();
+    updateSendBox();
+    on.connected?.(); // state changes while the socket was down were not told
+  }
+
+  function isStaff() {
+    return Boolean(me && me.badges.some((b) => STAFF.has(b)));
+  }
+
+  function showMode() {
+    const parts = [];
+    if (mode.slow_mode_s) parts.push(`Slow mode: one message every ${mode.slow_mode_s} s`);
+    if (mode.subscribers_only) parts.push("Subscribers only");
+    if (mode.links_allowed === false) parts.push("No links");
+    modeLine.textContent = parts.join(" · ");
+  }
+
+  // -- refusals and waits --------------------------------------------------------------
+
+  function showNotice(text) {
+    show(notice, text);
+  }
+
+  function refuse(error) {
+    const after = Number(error.retry_after_s) || 0;
+    if (error.code === "slow_mode" || error.code === "rate_limited" || error.code === "timed_out") {
+      return startWait(Date.now() + Math.max(after, 1) * 1000, error.code);
+    }
+    if (error.code === "banned") {
+      blocked = REFUSALS.banned;
+      updateSendBox();
+      return showNotice(blocked);
+    }
+    if (error.code === "too_long") {
+      const most = mode.max_length ? `: at most ${mode.max_length} characters` : "";
+      return showNotice(`Your message is too long${most}.`);
+    }
+    showNotice(REFUSALS[error.code] || error.message || "Your message was refused.");
+  }
+
+  function startWait(untilMs, why) {
+    waitUntil = untilMs;
+    waitWhy = why;
+    clearInterval(ticker);
+    tick();
+    ticker = setInterval(tick, 1000);
+  }
+
+  function tick() {
+    const left = Math.ceil((waitUntil - Date.now()) / 1000);
+    if (left <= 0) {
+      clearInterval(ticker);
+      waitUntil = 0;
+      updateSendBox();
+      showNotice(waitWhy === "timed_out" ? "Your timeout is over: you may chat again." : "");
+      return;
+    }
+    updateSendBox();
+    if (waitWhy === "slow_mode") showNotice(`Slow mode: you can send again in ${left} s.`);
+    else if (waitWhy === "rate_limited") showNotice(`You are sending too fast: wait ${left} s.`);
+    else showNotice(`You are timed out until ${clock(waitUntil / 1000)} (${left} s left).`);
+  }
+
+  function updateSendBox() {
+    const open = socket && socket.readyState === WebSocket.OPEN;
+    sendButton.disabled = !open || Boolean(blocked) || waitUntil > Date.now();
+    input.disabled = Boolean(blocked);
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = input.value;
+    if (!text.trim()) return showNotice(REFUSALS.empty);
+    if (!socket || socket.readyState !== WebSocket.OPEN) return showNotice("Not connected: wait a moment.");
+    const id = nonce();
+    sent.set(id, text);
+    socket.send(JSON.stringify({ type: "chat", text, nonce: id }));
+  });
+
+  // -- the line menu: report, and for moderators delete, timeout, ban -------------------
+
+  function closeMenu() {
+    const opener = menu.parentElement?.querySelector(".line-menu");
+    opener?.setAttribute("aria-expanded", "false");
+    menu.hidden = true;
+    root.append(menu);
+    return opener;
+  }
+
+  function openMenu(item) {
+    closeMenu();
+    const staff = isStaff() && Number(item.dataset.user) !== me.id;
+    const who = item.dataset.name;
+    const act = (label, fn) =>
+      el("button", { type: "button", class: "quiet", onclick: async () => {
+        const opener = closeMenu();
+        try {
+          showNotice(await fn());
+        } catch (err) {
+          showNotice(err.status === 409 ? "You reported this line already." : err.message);
+        }
+        opener?.focus();
+      } }, label);
+    const id = item.dataset.id;
+    const buttons = [act("Report", async () => {
+      await api("POST", `${base}/messages/${id}/reports`, {});
+      return "Reported: the moderators will look at it.";
+    })];
+    if (staff) {
+      const userId = Number(item.dataset.user);
+      buttons.push(act("Delete", async () => {
+        await api("DELETE", `${base}/messages/${id}`);
+        return "";
+      }));
+      for (const [seconds, label] of TIMEOUTS) {
+        const b = act(`Timeout ${label}`, async () => {
+          await api("POST", `${base}/timeouts`, { user_id: userId, seconds });
+          return `${who} is timed out for ${label}.`;
+        });
+        buttons.push(b);
+      }
+      const ban = act("Ban", async () => {
+        await api("POST", `${base}/bans`, { user_id: userId });
+        return `${who} is banned from this chat.`;
+      });
+      buttons.push(ban);
+    }
+    menu.replaceChildren(...buttons);
+    menu.setAttribute("aria-label", `Actions for ${who}'s line`);
+    item.append(menu);
+    menu.hidden = false;
+    item.querySelector(".line-menu").setAttribute("aria-expanded", "true");
+    buttons[0].focus();
+  }
+
+  log.addEventListener("click", (event) => {
+    const opener = event.target.closest(".line-menu");
+    if (!opener) return;
+    const item = opener.closest(".line");
+    if (menu.parentElement === item) closeMenu();
+    else openMenu(item);
+  });
+  root.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !menu.hidden) closeMenu()?.focus();
+  });
+
+  // -- room settings, for the owner, moderators and admins --------------------------------
+
+  function closeSettings() {
+    settingsForm.hidden = true;
+    settingsToggle.setAttribute("aria-expanded", "false");
+  }
+
+  async function openSettings() {
+    const current = await api("GET", `${base}/settings`);
+    const fields = settingsForm.elements;
+    const slow = String(current.slow_mode_s);
+    if (![...fields.slow_mode_s.options].some((o) => o.value === slow)) {
+      fields.slow_mode_s.append(el("option", { value: slow }, `${slow} s`));
+    }
+    fields.slow_mode_s.value = slow;
+    fields.subscribers_only.checked = current.subscribers_only;
+    fields.links_allowed.checked = current.links_allowed;
+    fields.banned_terms.value = current.banned_terms.join("\n");
+    settingsForm.hidden = false;
+    settingsToggle.setAttribute("aria-expanded", "true");
+    fields.slow_mode_s.focus();
+  }
+
+  settingsToggle.addEventListener("click", async () => {
+    if (!settingsForm.hidden) return closeSettings();
+    try {
+      await openSettings();
+    } catch (err) {
+      showNotice(`Could not load the chat settings: ${err.message}`);
+    }
+  });
+  settingsForm.querySelector(".chat-settings-cancel").addEventListener("click", () => {
+    closeSettings();
+    settingsToggle.focus();
+  });
+  settingsForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const fields = settingsForm.elements;
+    const terms = fields.banned_terms.value.split("\n").map((t) => t.trim()).filter(Boolean);
+    try {
+      await api("PATCH", `${base}/settings`, {
+        slow_mode_s: Number(fields.slow_mode_s.value),
+        subscribers_only: fields.subscribers_only.checked,
+        links_allowed: fields.links_allowed.checked,
+        banned_terms: [...new Set(terms)],
+      });
+      closeSettings();
+      settingsToggle.focus();
+      showNotice("Chat settings saved.");
+    } catch (err) {
+      showNotice(err.explain ? err.explain({ banned_terms: "banned terms" }) : err.message);
+    }
+  });
+
+  // -- the socket ----------------------------------------------------------------------
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(`${scheme}://${location.host}/ws/${encodeURIComponent(slug)}`);
+    const mine = socket;
+    if (lastId === 0) show(connection, "Connecting…");
+    mine.addEventListener("open", updateSendBox);
+    mine.addEventListener("message", (message) => {
+      let events;
+      try {
+        events = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      for (const event of Array.isArray(events) ? events : [events]) handle(event);
+    });
+    mine.addEventListener("close", () => {
+      if (socket !== mine) return;
+      socket = null;
+      updateSendBox();
+      for (const [key] of sent) {
+        sent.delete(key);
+        showNotice("The connection dropped before your message was confirmed: send it again.");
+      }
+      // Full jitter: many viewers dropped at once do not all come back at the same moment.
+      const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempts);
+      const delay = Math.max(250, Math.random() * ceiling);
+      attempts += 1;
+      show(connection, `Reconnecting in ${Math.ceil(delay / 1000)} s…`);
+      setTimeout(connect, delay);
+    });
+  }
+
+  connect();
+}
