@@ -10,7 +10,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from livecore.appkeys import AUTH
-from livecore.auth.routes import require_user
+from livecore.auth.routes import authenticate, iso, require_user
 from livecore.errors import (
     BadGateway,
     BadRequest,
@@ -46,8 +46,19 @@ TEST_MODE_NOTICE = "Test mode: no money moves."
 _STATUSES: Final[tuple[TipStatus, ...]] = typing.get_args(TipStatus)
 
 
+class _OutcomeUnknown(Unavailable):
+    # Its own code: the one 503 a client retries with the same Idempotency-Key.
+    code = "outcome_unknown"
+
+
+class _ProcessorBusy(Unavailable):
+    # The tip failed without a charge: a new attempt needs a new key.
+    code = "processor_busy"
+
+
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/streams/{slug}/tips", post_tip)
+    app.router.add_get("/api/v1/streams/{slug}/tips/options", get_tip_options)
     app.router.add_get("/api/v1/me/earnings", get_earnings)
     app.router.add_get("/api/v1/me/tips", get_my_tips)
     app.router.add_post("/api/v1/me/tips/{id:[0-9]+}/paid", post_manual_paid)
@@ -109,13 +120,13 @@ async def post_tip(request: web.Request) -> web.Response:
             f"the payment processor refused this tip ({exc.reason}); you have not been charged"
         ) from None
     except TipBusy:
-        raise Unavailable(
+        raise _ProcessorBusy(
             "the payment processor is busy; you have not been charged: send the tip again "
             "in a moment",
             headers={"Retry-After": "5"},
         ) from None
     except TipUnconfirmed:
-        raise Unavailable(
+        raise _OutcomeUnknown(
             "the payment processor did not answer in time; retry with the same "
             "Idempotency-Key to find out: you will never be charged twice",
             headers={"Retry-After": "5"},
@@ -140,6 +151,29 @@ async def post_tip(request: web.Request) -> web.Response:
     if result.lane == "fallback" and result.created:
         status = 202  # accepted, not paid: the creator invoices it
     return web.json_response(out, status=status)
+
+
+async def get_tip_options(request: web.Request) -> web.Response:
+    """What the tip form offers this viewer: currencies, the amounts allowed (a young
+    account's limit applied), whether they may tip this stream at all, and the processor."""
+    principal = await authenticate(request)
+    stream = await request.app[AUTH].streams.by_slug(request.match_info["slug"])
+    if stream is None:
+        raise NotFound("no such stream")
+    tips = request.app[TIPS]
+    options = await tips.options(principal.user if principal else None, stream)
+    out: dict[str, Any] = {
+        "currencies": list(options.currencies),
+        "min_minor": options.min_minor,
+        "max_minor": options.max_minor,
+        "new_account_until": iso(options.young_until),
+        "refusal": options.refusal,
+        "test_mode": options.test_mode,
+        "publishable_key": options.publishable_key,
+    }
+    if options.test_mode:
+        out["notice"] = TEST_MODE_NOTICE
+    return web.json_response(out)
 
 
 async def get_earnings(request: web.Request) -> web.Response:

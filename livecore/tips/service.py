@@ -139,6 +139,19 @@ class TipResult:
     created: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class TipOptions:
+    """What a viewer may tip a stream, for the tip form (the checks themselves stay in send)."""
+
+    currencies: tuple[str, ...]
+    min_minor: int
+    max_minor: int  # for this viewer: a young account's smaller limit applied
+    young_until: datetime | None  # when a young account's limit lifts; None when it does not apply
+    refusal: str | None  # why this viewer may not tip this stream at all (their own, banned)
+    test_mode: bool
+    publishable_key: str | None
+
+
 def _limited(which: str, s: TipsConfig) -> TipLimited:
     if which == "minute":
         return TipLimited(f"at most {s.viewer_tips_per_minute} tips a minute", 60)
@@ -190,6 +203,23 @@ class TipService:
     @property
     def test_mode(self) -> bool:
         return self._provider.test_mode
+
+    async def options(self, viewer: User | None, stream: Stream) -> TipOptions:
+        """The limits `send` applies to this viewer, for a form to say before sending."""
+        s = self._settings
+        high, young_until, refusal = s.max_tip_minor, None, None
+        if viewer is not None:
+            lifts = viewer.created_at + timedelta(hours=s.new_account_hours)
+            if lifts > datetime.now(UTC) and s.new_account_max_tip_minor < high:
+                high, young_until = s.new_account_max_tip_minor, lifts
+            if viewer.id == stream.owner_id:
+                refusal = "you cannot tip your own stream"
+            elif self._blocked is not None and await self._blocked(stream.id, viewer.id):
+                refusal = "you are banned from this stream"
+        return TipOptions(
+            s.currencies, s.min_tip_minor, high, young_until, refusal,
+            self.test_mode, self._provider.publishable_key,
+        )  # fmt: skip
 
     async def send(
         self, viewer: User, stream: Stream, amount_minor: int, currency: str, message: str,

@@ -104,7 +104,10 @@ async def test_a_rate_limited_tip_fails_and_is_not_sent_to_the_fallback_lane(
     stripe_peer.fail_next("/v1/payment_intents", "429")
     resp = await _tip(client, fan["token"], "k1")
     assert resp.status == 503 and resp.headers["Retry-After"], await resp.text()
-    assert "not been charged" in (await resp.json())["error"]["message"]
+    error = (await resp.json())["error"]
+    assert "not been charged" in error["message"]
+    # Its own code, so a client knows to send a new tip (with a new key), not retry this one.
+    assert error["code"] == "processor_busy"
     assert await _tip_statuses(db) == [("failed", "stripe")]
     fresh = await _tip(client, fan["token"], "k2")
     assert fresh.status == 201 and (await fresh.json())["lane"] == "primary"

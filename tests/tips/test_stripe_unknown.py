@@ -47,7 +47,10 @@ async def test_an_unknown_outcome_retried_while_the_circuit_is_open_is_reconcile
     stripe_peer.fail_next("/v1/payment_intents", "timeout_after_commit", times=2)
     resp = await _tip(client, fan["token"], "k1", payment_method="pm_card_visa")
     assert resp.status == 503, await resp.text()
-    assert "same Idempotency-Key" in (await resp.json())["error"]["message"]
+    error = (await resp.json())["error"]
+    assert "same Idempotency-Key" in error["message"]
+    # Its own code: the one 503 a client answers by retrying with the same key.
+    assert error["code"] == "outcome_unknown"
     (intent,) = stripe_peer.payment_intents.values()
     assert intent["status"] == "succeeded"  # the card was charged
     # Then Stripe is unreachable, and the circuit opens: a new tip goes to the fallback lane.

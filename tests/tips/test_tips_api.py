@@ -131,3 +131,46 @@ async def test_tip_message_is_screened_by_the_room_rules(client: Client) -> None
         assert event["message"] == ""
     finally:
         await viewer.close()
+
+
+async def test_tip_options_say_what_this_viewer_may_tip(client: Client, dsn: str) -> None:
+    creator, fan = await creator_and_fan(client)
+    anonymous = await client.get("/api/v1/streams/tipjar/tips/options")
+    assert anonymous.status == 200
+    body = await anonymous.json()
+    assert body == {
+        "currencies": ["usd", "eur", "gbp"], "min_minor": 100, "max_minor": 50_000,
+        "new_account_until": None, "refusal": None, "test_mode": True, "publishable_key": None,
+        "notice": "Test mode: no money moves.",
+    }  # fmt: skip
+    # A new account's smaller limit, and until when it holds.
+    young = await (
+        await client.get("/api/v1/streams/tipjar/tips/options", headers=bearer(fan["token"]))
+    ).json()
+    assert young["max_minor"] == 2_000 and young["new_account_until"] is not None
+    assert young["refusal"] is None
+    # An older account may tip up to the limit.
+    db = await Database.connect(dsn, max_size=1)
+    try:
+        await db.pool.execute(
+            "UPDATE users SET created_at = now() - interval '2 days' WHERE id = $1",
+            fan["user"]["id"],
+        )
+    finally:
+        await db.close()
+    # A new session reads the account afresh (sessions cache it).
+    login = await client.post(
+        "/api/v1/auth/login", json={"email": "fan@example.com", "password": "correct horse battery"}
+    )
+    client.session.cookie_jar.clear()
+    token = (await login.json())["token"]
+    older = await (
+        await client.get("/api/v1/streams/tipjar/tips/options", headers=bearer(token))
+    ).json()
+    assert (older["max_minor"], older["new_account_until"]) == (50_000, None)
+    own = await (
+        await client.get("/api/v1/streams/tipjar/tips/options", headers=bearer(creator["token"]))
+    ).json()
+    assert own["refusal"] == "you cannot tip your own stream"
+    missing = await client.get("/api/v1/streams/nobody/tips/options")
+    assert missing.status == 404
