@@ -160,7 +160,7 @@ def create_app(
         cdn_base_url=config.cdn_base_url, gate=stream_routes.hls_gate,
     )  # fmt: skip
     vod_routes.setup(app, _recording_resolver(app), gate=stream_routes.hls_gate)
-    web_routes.setup(app)
+    web_routes.setup(app, stripe_js=bool(config.stripe.secret_key))
     webhook_routes.setup(app)
     # Broadcasts end before aiohttp cancels handlers and closes the contexts above.
     app.on_shutdown.extend([_end_broadcasts, _close_chat_sockets])

@@ -1,5 +1,6 @@
 """The web pages and their static files: `/`, `/studio`, `/watch/{slug}`, the account pages
-(`/login`, `/signup`, `/forgot-password`, `/reset-password`, `/account`), `/static/...`.
+(`/login`, `/signup`, `/forgot-password`, `/reset-password`, `/account`), `/subscriptions`,
+`/static/...`.
 
 The pages are static HTML; everything dynamic is done by their JavaScript modules through
 the public API, so nothing here reads the database or imports other livecore packages.
@@ -7,7 +8,8 @@ hls.js is served from the npm install in `web/node_modules` (run `npm ci --prefi
 
 Caching: file names are not versioned (no build step), so browsers revalidate every file
 (`no-cache` with ETag / Last-Modified answers 304 when unchanged). HTML pages get a
-Content-Security-Policy that allows only this origin: scripts from files, never inline.
+Content-Security-Policy that allows only this origin: scripts from files, never inline; the
+watch page also allows Stripe.js when Stripe takes the payments.
 """
 
 from __future__ import annotations
@@ -24,23 +26,44 @@ STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 NODE_MODULES: Final = Path(__file__).resolve().parents[2] / "web" / "node_modules"
 HLS_JS: Final = Path("hls.js") / "dist" / "hls.min.js"
 
-CSP: Final = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        # hls.js plays through Media Source Extensions: the video element gets a blob: URL,
-        # and its transmuxer runs in a worker made from a blob: URL.
-        "media-src 'self' blob:",
-        "worker-src 'self' blob:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+# Stripe.js, the one script from elsewhere: loaded by the watch page to confirm a tip with
+# the Payment Element, and allowed there only when Stripe takes the payments. Its frames,
+# API calls and card-brand images come from Stripe's own hosts
+# (https://docs.stripe.com/security/guide#content-security-policy).
+STRIPE_JS: Final = "https://js.stripe.com/v3/"
+_STRIPE_SOURCES: Final[Mapping[str, str]] = {
+    "script-src": "https://js.stripe.com https://*.js.stripe.com",
+    "frame-src": "https://js.stripe.com https://*.js.stripe.com https://hooks.stripe.com",
+    "connect-src": "https://api.stripe.com",
+    "img-src": "https://*.stripe.com",
+}
+_DIRECTIVES: Final[Mapping[str, str]] = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    # hls.js plays through Media Source Extensions: the video element gets a blob: URL,
+    # and its transmuxer runs in a worker made from a blob: URL.
+    "media-src": "'self' blob:",
+    "worker-src": "'self' blob:",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+
+
+def content_security_policy(*, stripe_js: bool = False) -> str:
+    """The pages' policy: this origin only; with `stripe_js`, Stripe.js and its hosts too."""
+    directives = dict(_DIRECTIVES)
+    if stripe_js:
+        for name, sources in _STRIPE_SOURCES.items():
+            directives[name] = f"{directives.get(name, '')} {sources}".strip()
+    return "; ".join(f"{name} {sources}" for name, sources in directives.items())
+
+
+CSP: Final = content_security_policy()
 PAGE_HEADERS: Final[Mapping[str, str]] = {
     "Content-Security-Policy": CSP,
     "Cache-Control": "no-cache",
@@ -53,11 +76,15 @@ STATIC_CACHE: Final = "public, no-cache"
 STATIC_FILES: Final[Mapping[str, str]] = {
     "app.css": "text/css; charset=utf-8",
     "account.js": "text/javascript; charset=utf-8",
+    "amounts.js": "text/javascript; charset=utf-8",
     "api.js": "text/javascript; charset=utf-8",
     "chat.js": "text/javascript; charset=utf-8",
     "header.js": "text/javascript; charset=utf-8",
     "home.js": "text/javascript; charset=utf-8",
     "studio.js": "text/javascript; charset=utf-8",
+    "subscribe.js": "text/javascript; charset=utf-8",
+    "subscriptions.js": "text/javascript; charset=utf-8",
+    "tip.js": "text/javascript; charset=utf-8",
     "watch.js": "text/javascript; charset=utf-8",
     "whip.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
@@ -66,21 +93,30 @@ STATIC_FILES: Final[Mapping[str, str]] = {
 _NODE_MODULES = web.AppKey("web_node_modules", Path)
 
 
-def setup(app: web.Application, *, node_modules: Path = NODE_MODULES) -> None:
-    """Add the page and static routes; `node_modules` is where npm installed hls.js."""
+def setup(
+    app: web.Application, *, node_modules: Path = NODE_MODULES, stripe_js: bool = False
+) -> None:
+    """Add the page and static routes; `node_modules` is where npm installed hls.js;
+    `stripe_js`: Stripe takes the payments, so the watch page may load Stripe.js."""
     app[_NODE_MODULES] = node_modules
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/studio", _page("studio.html"))
-    app.router.add_get("/watch/{slug}", _page("watch.html"))
-    for name in ("login", "signup", "forgot-password", "reset-password", "account"):
+    watch_csp = content_security_policy(stripe_js=stripe_js)
+    app.router.add_get("/watch/{slug}", _page("watch.html", csp=watch_csp))
+    pages = ("login", "signup", "forgot-password", "reset-password", "account", "subscriptions")
+    for name in pages:
         app.router.add_get(f"/{name}", _page(f"{name}.html"))
     app.router.add_get("/static/vendor/hls.min.js", get_hls_js)
     app.router.add_get("/static/{name}", get_static)
 
 
-def _page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _page(name: str, csp: str = CSP) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     path = STATIC_DIR / name
-    headers = {"Content-Type": "text/html; charset=utf-8", **PAGE_HEADERS}
+    headers = {
+        "Content-Type": "text/html; charset=utf-8",
+        **PAGE_HEADERS,
+        "Content-Security-Policy": csp,
+    }
 
     async def get_page(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(path, headers=headers)

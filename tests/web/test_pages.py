@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
+from livecore.config import Config
 from livecore.web import routes as web_routes
 from livecore.web.routes import HLS_JS, NODE_MODULES, STATIC_DIR, STATIC_FILES
-from tests.conftest import Client
+from tests.conftest import Client, MakeClient
 
 PAGES = (
     "/", "/studio", "/watch/some-show", "/login", "/signup", "/forgot-password",
-    "/reset-password", "/account",
+    "/reset-password", "/account", "/subscriptions",
 )  # fmt: skip
 _STATIC_REF = re.compile(r"""(?:src|href)="/static/([^"]+)\"""")
 _IMPORT = re.compile(r"""from "\./([^"]+)\"""")
@@ -41,6 +43,31 @@ async def test_pages_are_html_with_a_self_only_csp(client: Client, path: str) ->
     assert scripts and all(' src="/static/' in tag for tag in scripts)
 
 
+def _directives(csp: str) -> dict[str, str]:
+    return dict(d.strip().split(" ", 1) for d in csp.split(";"))
+
+
+async def test_the_watch_page_allows_stripe_js_only_when_stripe_takes_the_payments(
+    make_client: MakeClient, config: Config
+) -> None:
+    stripe = replace(config.stripe, secret_key="sk_test_livecore", publishable_key="pk_test_x")
+    with_stripe = await make_client(stripe=stripe)
+    watch = _directives((await with_stripe.get("/watch/a-show")).headers["Content-Security-Policy"])
+    assert watch["script-src"] == "'self' https://js.stripe.com https://*.js.stripe.com"
+    assert "https://hooks.stripe.com" in watch["frame-src"]
+    assert watch["connect-src"] == "'self' https://api.stripe.com"
+    assert "unsafe" not in " ".join(watch.values())
+    # Only the page that takes cards loads it; the others keep this origin only.
+    for path in ("/", "/subscriptions", "/account", "/studio"):
+        csp = _directives((await with_stripe.get(path)).headers["Content-Security-Policy"])
+        assert csp["script-src"] == "'self'", path
+        assert "frame-src" not in csp, path
+    # With the test provider, the watch page loads nothing from elsewhere either.
+    without = await make_client()
+    csp = _directives((await without.get("/watch/a-show")).headers["Content-Security-Policy"])
+    assert csp["script-src"] == "'self'" and "frame-src" not in csp
+
+
 async def test_static_files_are_served_with_their_types_and_revalidated(client: Client) -> None:
     resp = await client.get("/static/studio.js")
     assert resp.status == 200
@@ -64,7 +91,10 @@ async def test_unknown_static_files_are_404(client: Client, path: str) -> None:
 
 def test_every_file_the_pages_load_is_listed_and_exists() -> None:
     referenced: set[str] = set()
-    pages = ("index.html", "studio.html", "watch.html", "login.html", "account.html")
+    pages = (
+        "index.html", "studio.html", "watch.html", "login.html", "account.html",
+        "subscriptions.html",
+    )  # fmt: skip
     for page in pages:
         referenced |= set(_STATIC_REF.findall((STATIC_DIR / page).read_text()))
     for name in STATIC_FILES:

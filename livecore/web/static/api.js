@@ -51,9 +51,12 @@ export async function errorFrom(response) {
   return new ApiError(response.status, code, message, fields, retryAfterS);
 }
 
-/** Call the JSON API with the session cookie; writes echo the CSRF cookie in X-CSRF-Token. */
-export async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
+/**
+ * Call the JSON API with the session cookie; writes echo the CSRF cookie in X-CSRF-Token.
+ * `extraHeaders`: more request headers (an Idempotency-Key).
+ */
+export async function api(method, path, body, extraHeaders = {}) {
+  const headers = { Accept: "application/json", ...extraHeaders };
   const init = { method, headers, credentials: "same-origin" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";

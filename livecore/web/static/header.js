@@ -1,5 +1,6 @@
-// The header every page shares: who is logged in (a link to their account, and "Log out"),
-// or "Log in" and "Sign up" links that come back to this page afterwards.
+// The header every page shares: who is logged in (a link to their account, their
+// subscriptions, and "Log out"), or "Log in" and "Sign up" links that come back to this page
+// afterwards.
 import { CSRF_COOKIE, api, cookie, el } from "./api.js";
 
 let current = null; // the promise of the logged-in user (or null), asked once per page
@@ -54,8 +55,10 @@ async function render() {
   if (user) {
     const name = el("a", { href: "/account", class: "who" }, user.display_name || user.email);
     if (onAccountPage) name.setAttribute("aria-current", "page");
+    const subs = el("a", { href: "/subscriptions" }, "My subscriptions");
+    if (location.pathname === "/subscriptions") subs.setAttribute("aria-current", "page");
     const out = el("button", { type: "button", class: "quiet", onclick: () => logOut() }, "Log out");
-    slot.replaceChildren(name, out);
+    slot.replaceChildren(subs, name, out);
   } else if (!["/login", "/signup"].includes(location.pathname)) {
     slot.replaceChildren(
       el("a", { href: withNext("/login") }, "Log in"),

@@ -5,6 +5,8 @@
 import { api, el, recordingLabel, show as say } from "./api.js";
 import { withNext } from "./header.js";
 import { startChat } from "./chat.js";
+import { startSubscribe } from "./subscribe.js";
+import { startTips } from "./tip.js";
 
 // The chat socket says when the stream goes live or ends (stream_state events); the API is
 // looked at again then, and only seldom otherwise. Without the socket, every few seconds.
@@ -194,6 +196,7 @@ async function refresh() {
   badge.classList.toggle("live", stream.state === "live");
   state = stream.state;
   visibility = stream.visibility;
+  startMoneyOnce(stream);
   try {
     if (state !== "live" || chosen !== null) await loadRecordings();
     await syncPlayer();
@@ -202,6 +205,31 @@ async function refresh() {
     say(error, `Could not load the stream: ${err.message}`);
   }
   return true;
+}
+
+let moneyStarted = false;
+
+/** Tip and Subscribe, once the stream is known. */
+function startMoneyOnce(stream) {
+  if (moneyStarted) return;
+  moneyStarted = true;
+  const slot = $("money-actions");
+  const status = $("money-status");
+  const failed = (err) => say(error, `Could not load tips and subscriptions: ${err.message}`);
+  startSubscribe(slot, slug, stream, status, { subscribed: admitted }).catch(failed);
+  startTips(slot, slug, stream, status).catch(failed);
+}
+
+/** A subscription lets this viewer in now: ask for playback again and open the chat. */
+function admitted() {
+  refused = "";
+  ticket = null;
+  if (chatBlocked) {
+    chatBlocked = false;
+    chatPanel.classList.remove("chat-closed");
+    chatPanel.querySelector(".chat-prompt").hidden = true;
+  }
+  pollSoon();
 }
 
 let timer = null;
