@@ -128,6 +128,8 @@ async def test_a_tip_from_the_dialog_shows_once_in_both_viewers_chats(
         )
         await expect(send).to_be_disabled()
         await _checked(fan, shots, "tip-limited")
+        await page.emulate_media(color_scheme="dark")
+        await _checked(fan, shots, "tip-limited-dark")
         keys = [await p.header_value("Idempotency-Key") for p in posts]
         assert len(keys) == 2 and keys[0] != keys[1]  # a new attempt, a new key
         await dialog.get_by_role("button", name="Close").click()
@@ -229,4 +231,33 @@ async def test_with_stripe_the_page_says_the_card_form_could_not_load_and_retrie
         keys = [await p.header_value("Idempotency-Key") for p in posts]
         assert len(keys) == 5 and keys[3] == keys[4] and len(set(keys)) == 3, keys
         assert sorted(i["amount"] for i in stripe_peer.payment_intents.values()) == [1000, 2000]
+        assert not tab.csp_violations(), tab.console_errors
+
+
+async def test_back_from_a_banks_page_the_watch_page_says_how_the_payment_went(
+    make_client: MakeClient, chromium: Chromium, shots: Path
+) -> None:
+    # Stripe.js sends a card holder whose bank has its own page there and back to the page's
+    # return_url, with the PaymentIntent's outcome in the address.
+    client = await make_client(chat=FAST_CHAT)
+    owner = await user(client, "Host", creator=True)
+    await stream(client, owner["token"], "bank-show")
+    async with chromium.tab(str(client.make_url("/"))) as tab:
+        page = tab.page
+        secret = "pi_123_secret_456"
+        await page.goto(
+            f"/watch/bank-show?payment_intent=pi_123&payment_intent_client_secret={secret}"
+            "&redirect_status=succeeded"
+        )
+        status = page.locator("#money-status")
+        await expect(status).to_have_text(
+            "Thank you! Your tip is paid; it shows in the chat once Stripe confirms it."
+        )
+        # The client secret leaves the address bar (and the history) at once.
+        await expect(page).to_have_url(re.compile(r"/watch/bank-show$"))
+        await _checked(tab, shots, "tip-back-from-bank")
+        await page.goto("/watch/bank-show?payment_intent=pi_9&redirect_status=failed")
+        await expect(status).to_have_text(
+            "Your tip's payment did not go through: you have not been charged."
+        )
         assert not tab.csp_violations(), tab.console_errors
