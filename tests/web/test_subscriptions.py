@@ -99,7 +99,7 @@ async def test_a_viewer_of_a_subscriber_only_stream_subscribes_and_then_plays_it
         await expect(dialog).to_be_hidden()
         await expect(status).to_contain_text("You are subscribed to Host (Gold, $9.00 a month")
         await expect(status).to_contain_text("Test mode: no money moves.")
-        await expect(page.get_by_role("link", name="Subscribed: Gold")).to_be_visible()
+        await expect(page.get_by_role("link", name="Subscribed: Gold")).to_be_focused()
         # The stream plays, and its chat opens, without a reload.
         await _playing(page)
         await expect(page.locator("#message")).to_be_hidden()

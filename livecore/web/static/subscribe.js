@@ -133,6 +133,7 @@ export async function startSubscribe(slot, slug, stream, status, on) {
     const sub = result.subscription;
     dialog.close();
     showSubscribed(sub);
+    slot.querySelector(".subscribed").focus(); // where the Subscribe button was
     const test = result.test_mode ? " Test mode: no money moves." : "";
     const until = sub.current_period_end ? `, renewed on ${new Date(sub.current_period_end).toLocaleDateString(undefined, { dateStyle: "medium" })}` : "";
     tell(`You are subscribed to ${creator} (${sub.tier.name}, ${priceWords(sub.tier)}${until}).${test}`);

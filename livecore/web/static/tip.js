@@ -380,11 +380,20 @@ export async function startTips(slot, slug, stream, status) {
     say("info", "Confirming your payment…");
     const back = new URL(location.href);
     back.search = "";
-    const { error, paymentIntent } = await stripe.confirmPayment({
-      elements,
-      redirect: "if_required", // cards stay on the page; a bank that needs its own page comes back here
-      confirmParams: { return_url: back.href },
-    });
+    let answer;
+    try {
+      answer = await stripe.confirmPayment({
+        elements,
+        redirect: "if_required", // cards stay on the page; a bank that needs its own page comes back here
+        confirmParams: { return_url: back.href },
+      });
+    } catch (err) {
+      // No answer from Stripe: the card form stays, and paying again confirms the same
+      // PaymentIntent, which Stripe never charges twice.
+      submit.disabled = false;
+      return say("error", `Stripe did not answer (${err.message || err}). Press ${submit.textContent} again: the same payment is confirmed, never a second one.`);
+    }
+    const { error, paymentIntent } = answer;
     submit.disabled = false;
     if (error) {
       if (error.type === "validation_error") return say("error", sentence(error.message));
