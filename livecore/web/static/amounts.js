@@ -11,11 +11,14 @@ export function fractionDigits(currency) {
   }
 }
 
-/** "$5.00": `minor` units of `currency` in the reader's locale. */
-export function formatMoney(minor, currency) {
+/** "$5.00": `minor` units of `currency` in the reader's locale; `short`: "$5" when whole. */
+export function formatMoney(minor, currency, short = false) {
   const digits = fractionDigits(currency);
+  const whole = short && minor % 10 ** digits === 0;
   try {
-    const format = new Intl.NumberFormat(undefined, { style: "currency", currency: currency.toUpperCase() });
+    const options = { style: "currency", currency: currency.toUpperCase() };
+    if (whole) options.minimumFractionDigits = options.maximumFractionDigits = 0;
+    const format = new Intl.NumberFormat(undefined, options);
     return format.format(minor / 10 ** digits);
   } catch {
     return `${(minor / 10 ** digits).toFixed(digits)} ${currency.toUpperCase()}`;

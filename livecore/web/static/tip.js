@@ -108,7 +108,9 @@ export async function startTips(slot, slug, stream, status) {
     "form",
     { class: "tip-form", novalidate: true },
     title,
-    options.test_mode ? el("p", { class: "test-mode" }, "Test mode: no money moves.") : "",
+    options.test_mode
+      ? el("p", { class: "test-mode" }, "Test mode: no money moves.")
+      : el("p", { class: "hint" }, "You pay by card: Stripe's card form opens here after Send tip."),
     el("fieldset", { class: "preset-set" }, el("legend", {}, "Amount"), presets),
     el(
       "div",
@@ -132,7 +134,7 @@ export async function startTips(slot, slug, stream, status) {
     const amounts = PRESET_STEPS.map((n) => n * options.min_minor).filter((a) => a <= options.max_minor);
     presets.replaceChildren(
       ...amounts.map((minor) => {
-        const label = formatMoney(minor, c);
+        const label = formatMoney(minor, c, true);
         const button = el("button", { type: "button", class: "quiet", "aria-pressed": "false" }, label);
         button.dataset.minor = minor;
         button.addEventListener("click", () => {
