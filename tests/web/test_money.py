@@ -161,6 +161,17 @@ async def test_a_tip_shows_in_the_money_page_and_its_charts_and_is_paid_out(
         assert statement["totals"]["usd"]["net"] == owed
         assert statement["totals"]["usd"]["platform_fees"] == 100
 
+        # A period the server would refuse is said in words, and nothing is linked.
+        await page.get_by_label("From", exact=True).fill("2026-01-10")
+        await page.get_by_label("To", exact=True).fill("2026-01-09")
+        await expect(page.locator("#statement-problem")).to_have_text("From must not be after To.")
+        await expect(page.get_by_role("link", name="Download CSV")).to_have_count(0)  # no href
+        await page.get_by_label("From", exact=True).fill("2026-01-01")
+        await expect(page.locator("#statement-problem")).to_be_hidden()
+        await expect(page.get_by_role("link", name="Download CSV")).to_have_attribute(
+            "href", "/api/v1/me/statement?from=2026-01-01&to=2026-01-09&format=csv"
+        )
+
         # A payout of everything available.
         await page.get_by_role("button", name="Request payout in USD").click()
         await expect(page.get_by_role("status")).to_contain_text(
@@ -193,6 +204,14 @@ async def test_a_tip_shows_in_the_money_page_and_its_charts_and_is_paid_out(
         await expect(page.locator("#subscriber-count")).to_have_text("1")
         await expect(page.locator("#subscriber-word")).to_have_text("subscriber")
         await _checked(tab, shots, "money-paid-out")
+        # Dark mode (prefers-color-scheme): the charts are redrawn in its colours.
+        await page.emulate_media(color_scheme="dark")
+        await page.wait_for_function(  # --line in dark mode
+            """() => window.Chart.getChart(document.querySelector("#per-day canvas"))
+                .options.scales.y.grid.color === '#2e2e35'"""
+        )
+        await _checked(tab, shots, "money-dark")
+        await page.emulate_media(color_scheme="light")
         await page.get_by_role("button", name="Retire tier Gold").click()
         await expect(gold.locator("td").nth(2)).to_have_text("Retired")
         await expect(page.locator("#subscriber-count")).to_have_text("1")  # they go on

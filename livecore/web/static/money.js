@@ -221,11 +221,24 @@ async function settle(tip, paid, button) {
 
 function statementLinks() {
   const form = $("statement-form");
+  const from = form.from.value;
+  const to = form.to.value;
+  const days = (Date.parse(to) - Date.parse(from)) / 86400_000 + 1;
+  // A link to a period the server would refuse would download its error as the file.
+  const problem = !from || !to ? "Choose both days." : days < 1 ? "From must not be after To."
+    : days > 366 ? "A statement spans at most 366 days." : "";
+  show($("statement-problem"), problem);
   for (const kind of ["csv", "json"]) {
-    const query = new URLSearchParams({ from: form.from.value, to: form.to.value, format: kind });
     const link = $(`statement-${kind}`);
+    if (problem) {
+      link.removeAttribute("href");
+      link.setAttribute("aria-disabled", "true");
+      continue;
+    }
+    link.removeAttribute("aria-disabled");
+    const query = new URLSearchParams({ from, to, format: kind });
     link.href = `/api/v1/me/statement?${query}`;
-    link.download = `statement-${form.from.value}-${form.to.value}.${kind}`;
+    link.download = `statement-${from}-${to}.${kind}`;
   }
 }
 
@@ -491,6 +504,8 @@ async function start() {
   $("tier-form").addEventListener("submit", createTier);
   $("show-invoices").addEventListener("click", () => showInvoices().catch(fail));
   $("chart-currency").addEventListener("change", renderCharts);
+  // The charts take their colours from the page's: redrawn when the colour scheme changes.
+  matchMedia("(prefers-color-scheme: dark)").addEventListener("change", renderCharts);
   $("refresh").addEventListener("click", async () => {
     say("Refreshing…");
     try {
