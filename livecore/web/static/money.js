@@ -56,6 +56,9 @@ const dayLabel = (iso) =>
 const broadcastLabel = (b) =>
   `${new Date(b.started_at).toLocaleDateString(undefined, { day: "numeric", month: "short" })} · ${b.stream.title || b.stream.slug}`;
 
+/** An axis label: a broadcast's label cut short (the table beside the chart has it whole). */
+const short = (label) => (label.length > 24 ? `${label.slice(0, 23)}…` : label);
+
 function isoDay(date) {
   return date.toISOString().slice(0, 10);
 }
@@ -448,7 +451,7 @@ function perBroadcast(currency) {
     money(b.tips[currency]?.amount_minor ?? 0, currency), money(share[i], currency),
   ]);
   draw(
-    "per-broadcast", summary, list.map(broadcastLabel),
+    "per-broadcast", summary, list.map((b) => short(broadcastLabel(b))),
     [{ label: "Your share of tips", data: share.map((v) => v / 10 ** unit) }],
     ["Broadcast", "Tips", "Viewers paid", "Your share"], rows.reverse(),
     (v) => money(Math.round(v * 10 ** unit), currency),
@@ -467,7 +470,7 @@ function viewers() {
     : "No broadcasts yet.";
   const rows = list.map((b) => [broadcastLabel(b), String(b.peak_viewers), String(b.unique_viewers)]);
   draw(
-    "viewers", summary, list.map(broadcastLabel),
+    "viewers", summary, list.map((b) => short(broadcastLabel(b))),
     [
       { label: "Peak viewers", data: peak },
       { label: "Unique viewers", data: unique },
