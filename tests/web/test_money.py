@@ -190,7 +190,7 @@ async def test_a_tip_shows_in_the_money_page_and_its_charts_and_is_paid_out(
         await page.get_by_role("button", name="Create tier").click()
         await expect(page.get_by_role("status")).to_have_text('Tier "Gold" created: $4.99 a month.')
         gold = page.locator("#tiers tr", has_text="Gold")
-        await expect(gold.locator("td")).to_have_text(["$4.99", "0", "Yes", "Retire"])
+        await expect(gold.locator("td")).to_have_text(["$4.99", "0", "Yes", "RenameRetire"])
         tiers = await client.get("/api/v1/me/tiers", headers=bearer(creator["token"]))
         assert [(t["name"], t["price_minor"]) for t in (await tiers.json())["tiers"]] == [
             ("Gold", 499)
@@ -212,7 +212,15 @@ async def test_a_tip_shows_in_the_money_page_and_its_charts_and_is_paid_out(
         )
         await _checked(tab, shots, "money-dark")
         await page.emulate_media(color_scheme="light")
-        await page.get_by_role("button", name="Retire tier Gold").click()
+        # Renamed in place; its price stays.
+        await page.get_by_role("button", name="Rename tier Gold").click()
+        await page.get_by_label("New name for tier Gold").fill("Gold fans")
+        await _checked(tab, shots, "money-renaming-tier")
+        await page.get_by_role("button", name="Save").click()
+        await expect(page.get_by_role("status")).to_have_text('Tier "Gold" is now "Gold fans".')
+        gold = page.locator("#tiers tr", has_text="Gold fans")
+        await expect(gold.locator("td").first).to_have_text("$4.99")
+        await page.get_by_role("button", name="Retire tier Gold fans").click()
         await expect(gold.locator("td").nth(2)).to_have_text("Retired")
         await expect(page.locator("#subscriber-count")).to_have_text("1")  # they go on
 

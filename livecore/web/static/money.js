@@ -258,14 +258,20 @@ async function loadTiers() {
         { type: "button", class: "quiet", "aria-label": `Retire tier ${t.name}`, onclick: () => retireTier(t, retire) },
         "Retire",
       );
+      const name = el("th", { scope: "row" }, t.name);
+      const rename = el(
+        "button",
+        { type: "button", class: "quiet", "aria-label": `Rename tier ${t.name}`, onclick: () => renameForm(t, name) },
+        "Rename",
+      );
       return el(
         "tr",
         {},
-        el("th", { scope: "row" }, t.name),
+        name,
         cell(money(t.price_minor, t.currency)),
         cell(String(t.subscribers)),
         cell(t.active ? "Yes" : "Retired"),
-        el("td", {}, t.active ? retire : ""),
+        el("td", { class: "row-actions" }, rename, t.active ? retire : ""),
       );
     }),
   );
@@ -297,6 +303,31 @@ async function createTier(event) {
   } finally {
     button.disabled = false;
   }
+}
+
+/** Swap a tier's name for a small form that renames it (its price never changes). */
+function renameForm(tier, nameCell) {
+  const input = el("input", { name: "name", required: true, maxLength: 60, value: tier.name, autocomplete: "off" });
+  const form = el(
+    "form",
+    { class: "rename" },
+    el("label", {}, `New name for tier ${tier.name}`, input),
+    el("button", { type: "submit" }, "Save"),
+    el("button", { type: "button", class: "quiet", onclick: () => loadTiers().catch(fail) }, "Cancel"),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const { tier: renamed } = await api("PATCH", `/api/v1/me/tiers/${tier.tier_id}`, { name: input.value.trim() });
+      say(`Tier "${tier.name}" is now "${renamed.name}".`);
+      await loadTiers();
+    } catch (err) {
+      fail(err);
+      input.focus();
+    }
+  });
+  nameCell.replaceChildren(form);
+  input.select();
 }
 
 async function retireTier(tier, button) {
