@@ -293,6 +293,13 @@ async def test_fallback_lane_invoices_are_marked_paid_or_given_up_from_the_page(
             "aria-label", re.compile(r"-\$2\.00 in all \(tips -\$2\.00")
         )
         await _checked(tab, shots, "money-invoices-settled")
+    # A viewer's account has no money page: told so, with nothing to load.
+    async with chromium.tab(base) as tab:
+        await _log_in(tab.page, "fan@example.com")
+        await tab.page.goto("/studio/money")
+        await expect(tab.page.get_by_text("This page is for creators")).to_be_visible()
+        await expect(tab.page.get_by_role("heading", name="Balances")).to_be_hidden()
+        await _checked(tab, shots, "money-viewer")
     statuses = await db.pool.fetch("SELECT id, status FROM tips ORDER BY id")
     assert [(r["id"], r["status"]) for r in statuses] == [
         (ids[0], "succeeded"), (ids[1], "failed"),

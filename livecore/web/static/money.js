@@ -526,6 +526,10 @@ async function start() {
     $("signed-out").hidden = false;
     return;
   }
+  if (!["creator", "admin"].includes(user.role)) {
+    $("not-creator").hidden = false;
+    return;
+  }
   const today = new Date();
   const form = $("statement-form");
   form.to.value = isoDay(today);
