@@ -8,14 +8,15 @@ import { me } from "./header.js";
 const $ = (id) => document.getElementById(id);
 const DAYS = 30;
 const BROADCASTS = 20;
+const TIPS_LISTED = 200; // as many as GET /api/v1/me/tips answers with
 const STATUS_WORDS = {
   pending: "Pending", succeeded: "Paid", failed: "Failed", refunded: "Refunded",
   disputed: "Disputed", in_transit: "In transit", paid: "Paid",
 };
 const LANES = { test: "Test provider", stripe: "Card", manual: "Fallback (invoice)" };
 
-let charts = {}; // id -> Chart, replaced on every render
-let data = { summary: {}, days: [], broadcasts: [] };
+const charts = {}; // id -> Chart, replaced on every render
+const data = { summary: {}, days: [], broadcasts: [] };
 
 // -- money in words ----------------------------------------------------------------------------
 
@@ -163,6 +164,8 @@ async function loadTips() {
   const { tips } = await api("GET", `/api/v1/me/tips${query.size ? `?${query}` : ""}`);
   $("tips").replaceChildren(...tips.map(tipRow));
   emptied("tips", "no-tips", tips.length);
+  // The API answers with the latest TIPS_LISTED; the statements have every one.
+  show($("tips-capped"), tips.length >= TIPS_LISTED ? `The latest ${TIPS_LISTED} are shown: download a statement for all of them.` : "");
 }
 
 function tipRow(tip) {
