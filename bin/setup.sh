@@ -37,9 +37,11 @@ apt_install() {
 }
 
 ensure_web() {
-  # hls.js for the watch page and axe-core for the browser tests' accessibility checks, from
-  # npm (web/package-lock.json); nodejs/npm via apt if missing.
+  # hls.js for the watch page, Chart.js for the Money page's charts and axe-core for the
+  # browser tests' accessibility checks, from npm (web/package-lock.json); nodejs/npm via apt
+  # if missing.
   [ -f "$LIVECORE_ROOT/web/node_modules/hls.js/dist/hls.min.js" ] \
+    && [ -f "$LIVECORE_ROOT/web/node_modules/chart.js/dist/chart.umd.min.js" ] \
     && [ -f "$LIVECORE_ROOT/web/node_modules/axe-core/axe.min.js" ] && return 0
   command -v npm >/dev/null 2>&1 || apt_install npm || return 1
   npm ci --prefix "$LIVECORE_ROOT/web" --no-audit --no-fund >&2

@@ -81,7 +81,13 @@ from livecore.streams import routes as stream_routes
 from livecore.streams.live import BroadcastLog, RecordingDone, StateChange, finish_interrupted
 from livecore.streams.playback import PlaybackRefused
 from livecore.streams.retention import Retention
-from livecore.tips import earnings_routes, payout_routes, subscription_routes, webhook_routes
+from livecore.tips import (
+    earnings_routes,
+    figures_routes,
+    payout_routes,
+    subscription_routes,
+    webhook_routes,
+)
 from livecore.tips import routes as tip_routes
 from livecore.tips.breaker import CircuitBreaker
 from livecore.tips.fees import FeeRecorder
@@ -153,6 +159,7 @@ def create_app(
     earnings_routes.setup(app)
     payout_routes.setup(app)
     subscription_routes.setup(app)
+    figures_routes.setup(app)
     signaling_routes.setup(app, whep_admit=_whep_admit(app))
     app[HLS_METRICS] = HlsMetrics(app[METRICS].registry)
     hls_routes.setup(

@@ -375,6 +375,7 @@ class StripePeer:
             "/v1/payment_intents": self._create_payment_intent,
             "/v1/customers": self._create_customer,
             "/v1/prices": self._create_price,
+            "/v1/products/{id}": self._update_product,
             "/v1/checkout/sessions": self._create_checkout_session,
             "/v1/subscriptions/{id}": self._update_subscription,
             "/v1/transfers": self._create_transfer,
@@ -996,6 +997,14 @@ class StripePeer:
                 "usage_type": "licensed", "meter": None, "trial_period_days": None,
             }  # fmt: skip
         return price
+
+    def _update_product(self, call: _Call) -> Obj:
+        _allow(call.params, "name", "active", "description", "metadata")
+        product = self._get("products", call.match["id"])
+        name = _text(call.params, "name")
+        if name is not None:
+            product["name"] = name
+        return product
 
     def _create_checkout_session(self, call: _Call) -> Obj:
         p = call.params

@@ -198,6 +198,16 @@ class Subscriptions:
         )
         return [_tier(r) for r in rows]
 
+    async def rename_tier(self, tier_id: int, creator_id: int, name: str) -> Tier | None:
+        """Rename a creator's tier; None if not theirs, UniqueViolation when the name is taken."""
+        with unique_violation():
+            row = await self._db.pool.fetchrow(
+                f"UPDATE subscription_tiers SET name = $3 WHERE id = $1 AND creator_id = $2"
+                f" RETURNING {_TIER_COLUMNS}",
+                tier_id, creator_id, name,
+            )  # fmt: skip
+        return _tier(row) if row else None
+
     async def deactivate_tier(self, tier_id: int, creator_id: int) -> Tier | None:
         """Stop offering a creator's tier (its subscriptions continue); None if not theirs."""
         row = await self._db.pool.fetchrow(

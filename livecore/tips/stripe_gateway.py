@@ -208,6 +208,16 @@ class StripeGateway:
         )  # fmt: skip
         return str(price["id"])
 
+    async def rename_price(self, price_id: str, name: str) -> None:
+        # Prices are made with product_data: each has a product of its own, named as the tier.
+        price = await self._call("read price", self._client.v1.prices.retrieve_async(price_id))
+        product = price["product"]
+        product_id = product if isinstance(product, str) else str(product["id"])
+        await self._call(
+            "rename product",
+            self._client.v1.products.update_async(product_id, {"name": name}),
+        )
+
     async def checkout(
         self, *, price_id: str, customer_email: str, metadata: dict[str, str],
         application_fee_percent: float | None, destination: str | None, success_url: str,

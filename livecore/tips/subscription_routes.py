@@ -51,6 +51,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/me/tiers", post_my_tier)
     app.router.add_get("/api/v1/me/tiers", get_my_tiers)
     app.router.add_delete(f"/api/v1/me/tiers/{_ID}", delete_my_tier)
+    app.router.add_patch(f"/api/v1/me/tiers/{_ID}", patch_my_tier)
     app.router.add_get(f"/api/v1/users/{_ID}/tiers", get_user_tiers)
     app.router.add_get("/api/v1/streams/{slug}/tiers", get_stream_tiers)
     app.router.add_post(f"/api/v1/tiers/{_ID}/subscribe", post_subscribe)
@@ -135,6 +136,29 @@ async def get_my_tiers(request: web.Request) -> web.Response:
     service = request.app[SUBSCRIPTIONS]
     tiers = await service.my_tiers(principal.user)
     return _answer(service, tiers=[tier_json(t) for t in tiers])
+
+
+async def patch_my_tier(request: web.Request) -> web.Response:
+    """Rename a tier: {name}. Its price never changes (subscribers pay what they chose)."""
+    principal = await require_user(request)
+    tier_id = path_id(request, "id", "tier of yours")
+    body = await read_body(request)
+    name = body.text("name", max_len=TIER_NAME_MAX * 2)
+    body.check()
+    service = request.app[SUBSCRIPTIONS]
+    try:
+        tier = await service.rename_tier(principal.user, tier_id, name)
+    except TierRefused as exc:
+        raise Invalid(invalid_message(exc.fields), fields=exc.fields) from None
+    except TierExists:
+        raise Conflict("you have a tier of this name already (perhaps no longer offered)") from None
+    except ProviderUnavailable:
+        raise _processor_down("the tier was not renamed") from None
+    except ProcessorRefused as exc:
+        raise BadGateway(f"the payment processor refused the new name: {exc.reason}") from None
+    if tier is None:
+        raise NotFound("no such tier of yours")
+    return _answer(service, tier=tier_json(tier))
 
 
 async def delete_my_tier(request: web.Request) -> web.Response:

@@ -81,6 +81,11 @@ class SubscriptionGateway(Protocol):
         tier id)."""
         ...
 
+    async def rename_price(self, price_id: str, name: str) -> None:
+        """Give the product the price is of (what checkout pages and invoices show) a new name;
+        naming it again is harmless."""
+        ...
+
     async def checkout(
         self, *, price_id: str, customer_email: str, metadata: dict[str, str],
         application_fee_percent: float | None, destination: str | None, success_url: str,
@@ -372,6 +377,31 @@ class SubscriptionService:
     async def my_tiers(self, creator: User) -> list[Tier]:
         """All of a creator's tiers, including those no longer offered."""
         return await self._store.tiers(creator.id, include_inactive=True)
+
+    async def rename_tier(self, creator: User, tier_id: int, name: str) -> Tier | None:
+        """Rename one of the creator's tiers (retired ones too); None when it is not theirs.
+        With a gateway the processor's product is renamed first: if that fails, nothing is."""
+        name = name.strip()
+        if not 1 <= len(name) <= TIER_NAME_MAX:
+            raise TierRefused({"name": f"must be 1 to {TIER_NAME_MAX} characters"})
+        tier = await self._store.tier(tier_id)
+        if tier is None or tier.creator_id != creator.id:
+            return None
+        if tier.name == name:
+            return tier
+        if await self._store.tier_name_taken(creator.id, name):
+            raise TierExists(name)
+        if self._gateway is not None and tier.stripe_price_id is not None:
+            gateway, price_id = self._gateway, tier.stripe_price_id
+            await _reconciled(
+                f"tier {tier.id}: rename", lambda: gateway.rename_price(price_id, name)
+            )
+        try:
+            renamed = await self._store.rename_tier(tier.id, creator.id, name)
+        except UniqueViolation:
+            raise TierExists(name) from None
+        logger.info("tier %d renamed by user %d", tier.id, creator.id)
+        return renamed
 
     async def retire_tier(self, creator: User, tier_id: int) -> Tier | None:
         """Stop offering a tier (its subscriptions continue); None when it is not theirs."""

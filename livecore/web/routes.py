@@ -1,10 +1,11 @@
 """The web pages and their static files: `/`, `/studio`, `/watch/{slug}`, the account pages
 (`/login`, `/signup`, `/forgot-password`, `/reset-password`, `/account`), `/subscriptions`,
-`/static/...`.
+the creator's `/studio/money`, `/static/...`.
 
 The pages are static HTML; everything dynamic is done by their JavaScript modules through
 the public API, so nothing here reads the database or imports other livecore packages.
-hls.js is served from the npm install in `web/node_modules` (run `npm ci --prefix web`).
+hls.js and Chart.js are served from the npm install in `web/node_modules` (run `npm ci --prefix
+web`).
 
 Caching: file names are not versioned (no build step), so browsers revalidate every file
 (`no-cache` with ETag / Last-Modified answers 304 when unchanged). HTML pages get a
@@ -25,6 +26,10 @@ STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 # The npm project beside the package in a source checkout (`web/package.json`).
 NODE_MODULES: Final = Path(__file__).resolve().parents[2] / "web" / "node_modules"
 HLS_JS: Final = Path("hls.js") / "dist" / "hls.min.js"
+# Chart.js's UMD build: one self-contained classic script that defines `window.Chart` (its ES
+# module build imports a bare package name, which a browser resolves only with an import map,
+# and an import map is an inline script, which the CSP refuses).
+CHART_JS: Final = Path("chart.js") / "dist" / "chart.umd.min.js"
 
 # Stripe.js, the one script from elsewhere: loaded by the watch page to confirm a tip with
 # the Payment Element, and allowed there only when Stripe takes the payments. Its frames,
@@ -79,6 +84,8 @@ STATIC_FILES: Final[Mapping[str, str]] = {
     "amounts.js": "text/javascript; charset=utf-8",
     "api.js": "text/javascript; charset=utf-8",
     "chat.js": "text/javascript; charset=utf-8",
+    "money.css": "text/css; charset=utf-8",
+    "money.js": "text/javascript; charset=utf-8",
     "header.js": "text/javascript; charset=utf-8",
     "home.js": "text/javascript; charset=utf-8",
     "studio.js": "text/javascript; charset=utf-8",
@@ -101,12 +108,14 @@ def setup(
     app[_NODE_MODULES] = node_modules
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/studio", _page("studio.html"))
+    app.router.add_get("/studio/money", _page("money.html"))
     watch_csp = content_security_policy(stripe_js=stripe_js)
     app.router.add_get("/watch/{slug}", _page("watch.html", csp=watch_csp))
     pages = ("login", "signup", "forgot-password", "reset-password", "account", "subscriptions")
     for name in pages:
         app.router.add_get(f"/{name}", _page(f"{name}.html"))
     app.router.add_get("/static/vendor/hls.min.js", get_hls_js)
+    app.router.add_get("/static/vendor/chart.umd.min.js", get_chart_js)
     app.router.add_get("/static/{name}", get_static)
 
 
@@ -145,9 +154,18 @@ async def get_static(request: web.Request) -> web.StreamResponse:
 
 async def get_hls_js(request: web.Request) -> web.StreamResponse:
     """hls.js as npm installed it; a clear 404 when `npm ci --prefix web` was not run."""
-    path = request.app[_NODE_MODULES] / HLS_JS
+    return await _vendor(request, HLS_JS, "hls.js")
+
+
+async def get_chart_js(request: web.Request) -> web.StreamResponse:
+    """Chart.js as npm installed it, for the Money page's charts."""
+    return await _vendor(request, CHART_JS, "Chart.js")
+
+
+async def _vendor(request: web.Request, relative: Path, name: str) -> web.StreamResponse:
+    path = request.app[_NODE_MODULES] / relative
     if not await asyncio.to_thread(path.is_file):
-        return _not_found("hls.js is not installed on this server: run `npm ci --prefix web`")
+        return _not_found(f"{name} is not installed on this server: run `npm ci --prefix web`")
     headers = {
         "Content-Type": "text/javascript; charset=utf-8",
         "Cache-Control": STATIC_CACHE,

@@ -577,6 +577,7 @@ class FakeGateway:
     def __init__(self) -> None:
         self.down = False
         self.prices: list[tuple[int, str, int, str]] = []
+        self.renamed: list[tuple[str, str]] = []
         self.checkouts: list[dict[str, Any]] = []
         self.sessions: dict[str, tuple[str, str]] = {}
         self.subscriptions: dict[str, dict[str, Any]] = {}
@@ -586,6 +587,11 @@ class FakeGateway:
             raise ProviderUnavailable("connection refused")
         self.prices.append((tier_id, name, amount_minor, currency))
         return f"price_{tier_id}"
+
+    async def rename_price(self, price_id: str, name: str) -> None:
+        if self.down:
+            raise ProviderUnavailable("connection refused")
+        self.renamed.append((price_id, name))
 
     async def checkout(
         self, *, price_id: str, customer_email: str, metadata: dict[str, str],

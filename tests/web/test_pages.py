@@ -1,4 +1,5 @@
-"""The pages and static files over plain HTTP: types, caching, CSP, hls.js from npm."""
+"""The pages and static files over plain HTTP: types, caching, CSP, hls.js and Chart.js from
+npm."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from pytest_aiohttp import AiohttpClient
 
 from livecore.config import Config
 from livecore.web import routes as web_routes
-from livecore.web.routes import HLS_JS, NODE_MODULES, STATIC_DIR, STATIC_FILES
+from livecore.web.routes import CHART_JS, HLS_JS, NODE_MODULES, STATIC_DIR, STATIC_FILES
 from tests.conftest import Client, MakeClient
 
 PAGES = (
     "/", "/studio", "/watch/some-show", "/login", "/signup", "/forgot-password",
-    "/reset-password", "/account", "/subscriptions",
+    "/reset-password", "/account", "/subscriptions", "/studio/money",
 )  # fmt: skip
 _STATIC_REF = re.compile(r"""(?:src|href)="/static/([^"]+)\"""")
 _IMPORT = re.compile(r"""from "\./([^"]+)\"""")
@@ -93,14 +94,14 @@ def test_every_file_the_pages_load_is_listed_and_exists() -> None:
     referenced: set[str] = set()
     pages = (
         "index.html", "studio.html", "watch.html", "login.html", "account.html",
-        "subscriptions.html",
+        "subscriptions.html", "money.html",
     )  # fmt: skip
     for page in pages:
         referenced |= set(_STATIC_REF.findall((STATIC_DIR / page).read_text()))
     for name in STATIC_FILES:
         if name.endswith(".js"):
             referenced |= set(_IMPORT.findall((STATIC_DIR / name).read_text()))
-    referenced.discard("vendor/hls.min.js")  # from npm, tested below
+    referenced -= {"vendor/hls.min.js", "vendor/chart.umd.min.js"}  # from npm, tested below
     assert referenced <= set(STATIC_FILES)
     assert all((STATIC_DIR / name).is_file() for name in STATIC_FILES)
 
@@ -139,3 +140,25 @@ async def test_missing_hls_js_is_a_clear_404(aiohttp_client: AiohttpClient, tmp_
     body = await resp.json()
     assert body["error"]["code"] == "not_found"
     assert "npm ci --prefix web" in body["error"]["message"]
+
+
+@pytest.mark.skipif(
+    not (NODE_MODULES / CHART_JS).is_file(), reason="Chart.js not installed: npm ci --prefix web"
+)
+async def test_chart_js_is_served_from_the_npm_install(client: Client) -> None:
+    resp = await client.get("/static/vendor/chart.umd.min.js")
+    assert resp.status == 200
+    assert resp.content_type == "text/javascript"
+    assert resp.headers["Cache-Control"] == "public, no-cache"
+    assert "Chart.js v4" in await resp.text()
+
+
+async def test_missing_chart_js_is_a_clear_404(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    app = web.Application()
+    web_routes.setup(app, node_modules=tmp_path)
+    client = await aiohttp_client(app)
+    resp = await client.get("/static/vendor/chart.umd.min.js")
+    assert resp.status == 404
+    assert "Chart.js is not installed" in (await resp.json())["error"]["message"]
