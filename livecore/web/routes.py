@@ -56,6 +56,7 @@ STATIC_FILES: Final[Mapping[str, str]] = {
     "api.js": "text/javascript; charset=utf-8",
     "chat.js": "text/javascript; charset=utf-8",
     "header.js": "text/javascript; charset=utf-8",
+    "home.css": "text/css; charset=utf-8",
     "home.js": "text/javascript; charset=utf-8",
     "studio.js": "text/javascript; charset=utf-8",
     "watch.js": "text/javascript; charset=utf-8",
