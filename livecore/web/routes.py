@@ -58,8 +58,10 @@ STATIC_FILES: Final[Mapping[str, str]] = {
     "header.js": "text/javascript; charset=utf-8",
     "home.css": "text/css; charset=utf-8",
     "home.js": "text/javascript; charset=utf-8",
+    "lowlatency.js": "text/javascript; charset=utf-8",
     "studio.js": "text/javascript; charset=utf-8",
     "watch.js": "text/javascript; charset=utf-8",
+    "whep.js": "text/javascript; charset=utf-8",
     "whip.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }

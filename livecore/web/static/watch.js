@@ -5,6 +5,7 @@
 import { api, el, recordingLabel, show as say } from "./api.js";
 import { withNext } from "./header.js";
 import { startChat } from "./chat.js";
+import { LowLatency } from "./lowlatency.js";
 
 // The chat socket says when the stream goes live or ends (stream_state events); the API is
 // looked at again then, and only seldom otherwise. Without the socket, every few seconds.
@@ -38,6 +39,12 @@ let recordings = []; // the stream's recordings, newest first
 let recordingsLoaded = { at: 0, state: null };
 // A recording asked for in the address (?recording=ID): played instead of the live stream.
 let chosen = new URLSearchParams(location.search).get("recording");
+// The "Low latency" switch: flipping it (or WHEP failing) starts the live player again.
+const lowLatency = new LowLatency(video, document.querySelector(".player"), () => {
+  if (playing !== "live") return;
+  stop();
+  syncPlayer().catch((err) => say(error, `Could not load the stream: ${err.message}`));
+});
 
 /** The playback ticket, renewed before it expires; null when this viewer may not watch. */
 async function playbackTicket() {
@@ -92,7 +99,22 @@ function start(what, source) {
   video.play().catch(() => {}); // muted autoplay; the controls are there if a browser refuses
 }
 
+/** Play the live stream over WHEP when the switch is on, falling back to HLS. */
+function startLive(granted) {
+  if (!lowLatency.wanted) {
+    start("live", granted.url);
+    return;
+  }
+  stop();
+  playing = "live";
+  say(message, "");
+  lowLatency.play(slug, granted.token).then((ok) => {
+    if (!ok && playing === "live" && !hls) start("live", granted.url);
+  });
+}
+
 function stop() {
+  lowLatency.stop();
   if (hls) {
     hls.destroy();
     hls = null;
@@ -149,6 +171,7 @@ backToLive.addEventListener("click", async () => {
 /** Start or stop the player to match what is chosen and the stream's state. */
 async function syncPlayer() {
   backToLive.hidden = chosen === null || state !== "live";
+  lowLatency.offer(chosen === null && state === "live" && !refused);
   if (chosen !== null) {
     const recording = recordings.find((r) => String(r.id) === chosen);
     if (!recording) {
@@ -162,7 +185,7 @@ async function syncPlayer() {
   } else if (state === "live") {
     if (playing !== "live" && !unplayable) {
       const granted = await playbackTicket();
-      if (granted) start("live", granted.url);
+      if (granted) startLive(granted);
       else say(message, refused);
     }
   } else {

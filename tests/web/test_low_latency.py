@@ -1,0 +1,163 @@
+"""The watch page's "Low latency" switch in headless Chromium: the live stream plays over
+WHEP (WebRTC from livecore, on loopback only) with the playback token of a subscriber-only
+stream, ends its session when switched back to HLS, and falls back to HLS with the reason
+in words when the server refuses (here: no WebRTC viewers allowed on this node)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from playwright.async_api import Page, Request, expect
+
+from livecore.appkeys import VIEWERS
+from livecore.config import Config
+from tests.conftest import Client, MakeClient, bearer, register, wait_state
+from tests.media import clip
+from tests.rtc import publish
+from tests.web.browser import LOOPBACK, Chromium, Tab, candidate_addresses
+
+
+async def _checked(tab: Tab, shots: Path, name: str) -> None:
+    await tab.snapshot(shots, name)
+    assert await tab.axe() == [], name
+
+
+@asynccontextmanager
+async def _live(client: Client, slug: str, **stream: str) -> AsyncIterator[None]:
+    host = await register(client, "host@example.com", creator=True, display_name="Host")
+    resp = await client.post(
+        "/api/v1/streams", json={"slug": slug, **stream}, headers=bearer(host["token"])
+    )
+    assert resp.status == 201, await resp.text()
+    key = (await resp.json())["stream_key"]
+    pub = await publish(client.session, str(client.make_url(f"/whip/{slug}")), key, clip())
+    try:
+        await wait_state(client, slug, "live")
+        yield
+    finally:
+        await client.delete(pub.location)
+        await pub.close()
+
+
+async def _log_in(page: Page, email: str) -> None:
+    await page.goto("/")
+    status = await page.evaluate(
+        """async (email) => (await fetch("/api/v1/auth/login", {
+            method: "POST", headers: {"Content-Type": "application/json"},
+            body: JSON.stringify({email, password: "correct horse battery"}),
+        })).status""",
+        email,
+    )
+    assert status == 200
+
+
+async def _src(page: Page) -> str:
+    src: str = await page.evaluate("() => document.getElementById('video').currentSrc")
+    return src
+
+
+async def _frames_advance(page: Page) -> None:
+    """The <video> shows a moving picture: frames are decoded and its clock runs."""
+    before = await page.evaluate(
+        """() => { const v = document.getElementById("video");
+                   return [v.currentTime, v.getVideoPlaybackQuality().totalVideoFrames]; }"""
+    )
+    await page.wait_for_function(
+        """([t, frames]) => { const v = document.getElementById("video");
+             return v.currentTime > t + 1
+               && v.getVideoPlaybackQuality().totalVideoFrames > frames + 10; }""",
+        arg=before,
+        timeout=30_000,
+    )
+
+
+async def test_low_latency_switch_plays_over_whep_and_back_to_hls(
+    client: Client, chromium: Chromium, shots: Path
+) -> None:
+    async with (
+        _live(client, "club", title="Members' night", visibility="subscribers"),
+        chromium.tab(str(client.make_url("/"))) as tab,
+    ):
+        page = tab.page
+        receivable = await page.evaluate(
+            "() => RTCRtpReceiver.getCapabilities('video').codecs.map((c) => c.mimeType)"
+        )
+        assert "video/H264" in receivable, f"this Chromium cannot receive H.264: {receivable}"
+        await _log_in(page, "host@example.com")  # the owner may watch the subscriber stream
+        await page.goto("/watch/club")
+        switch = page.get_by_role("switch", name="Low latency")
+        await expect(switch).not_to_be_checked()
+        await page.wait_for_function("() => document.getElementById('video').currentTime > 0.5")
+        assert (await _src(page)).startswith("blob:")  # hls.js first
+
+        whep_posts: list[Request] = []
+        page.on("request", lambda r: whep_posts.append(r) if "/whep/" in r.url else None)
+        await switch.check()
+        await expect(page.get_by_role("status").filter(has_text="low latency")).to_have_text(
+            "Playing with low latency (WebRTC)."
+        )
+        await _frames_advance(page)
+        # WebRTC into the <video>, not hls.js; the playback token went with the offer.
+        assert await page.evaluate(
+            "() => document.getElementById('video').srcObject instanceof MediaStream"
+        )
+        (post,) = [r for r in whep_posts if r.method == "POST"]
+        assert (await post.all_headers())["authorization"].startswith("Bearer ")
+        assert client.app[VIEWERS].count == 1
+        assert tab.offers and all(
+            a == LOOPBACK for offer in tab.offers for a in candidate_addresses(offer)
+        )
+        pairs = await tab.selected_pairs()
+        assert pairs and all(p["local"] == LOOPBACK and p["remote"] == LOOPBACK for p in pairs)
+        await _checked(tab, shots, "watch-low-latency")
+
+        # Back to HLS: the WHEP session is ended with a DELETE on its Location.
+        async with page.expect_response(
+            lambda r: r.request.method == "DELETE" and "/whep/club/" in r.url
+        ) as deleted:
+            await switch.uncheck()
+        assert (await deleted.value).status == 200
+        assert client.app[VIEWERS].count == 0
+        await page.wait_for_function(
+            "() => document.getElementById('video').currentSrc.startsWith('blob:')"
+        )
+        await _frames_advance(page)
+
+        # The choice is remembered: a reload plays over WHEP straight away.
+        await switch.check()
+        await expect(switch).to_be_checked()
+        await page.reload()
+        await expect(page.get_by_role("switch", name="Low latency")).to_be_checked()
+        await _frames_advance(page)
+        assert await page.evaluate(
+            "() => document.getElementById('video').srcObject instanceof MediaStream"
+        )
+        assert not tab.csp_violations(), tab.console_errors
+
+
+async def test_low_latency_falls_back_to_hls_and_says_why_when_whep_is_refused(
+    make_client: MakeClient, config: Config, chromium: Chromium, shots: Path
+) -> None:
+    client = await make_client(sfu=replace(config.sfu, max_viewers=0))
+    async with (
+        _live(client, "packed", title="Packed house"),
+        chromium.tab(str(client.make_url("/"))) as tab,
+    ):
+        page = tab.page
+        await page.goto("/watch/packed")
+        switch = page.get_by_role("switch", name="Low latency")
+        async with page.expect_response(lambda r: "/whep/packed" in r.url) as refused:
+            await switch.check()
+        assert (await refused.value).status == 503
+        await expect(page.get_by_role("status").filter(has_text="Low latency")).to_have_text(
+            "Low latency is not available: this server already has as many low-latency viewers"
+            " as it can take. Playing with standard latency (HLS) instead."
+        )
+        await expect(switch).not_to_be_checked()
+        await _frames_advance(page)
+        assert (await _src(page)).startswith("blob:")
+        await _checked(tab, shots, "watch-low-latency-refused")
+        assert not tab.csp_violations(), tab.console_errors
