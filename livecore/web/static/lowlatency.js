@@ -3,13 +3,14 @@
 // not live on this node, no valid playback token) or the connection fails or brings no
 // video, the page plays HLS again and says why in words. The switch is only offered while
 // the live stream plays; the viewer's choice is remembered in this browser.
-import { el } from "./api.js";
+import { api, el } from "./api.js";
 import { play } from "./whep.js";
 
 const REMEMBERED = "livecore.lowLatency";
 // Connected but no picture this long (a firewall that lets signalling through but not
 // media, or a browser that cannot decode the stream): give up and play HLS.
 const FIRST_FRAME_MS = 10_000;
+const DISCONNECTED_MS = 3000;
 const STANDARD = "Playing with standard latency (HLS) instead.";
 
 function remembered() {
@@ -50,7 +51,7 @@ export class LowLatency {
   /**
    * Put the switch after `anchor`. `restart` is called when the viewer flips it or low
    * latency playback fails: the page then starts its player again, in the mode `wanted`
-   * says.
+   * says (with `{recheck: true}`, after looking at the stream's state again).
    */
   constructor(video, anchor, restart) {
     this.video = video;
@@ -72,7 +73,7 @@ export class LowLatency {
     this.input.addEventListener("change", () => {
       remember(this.input.checked);
       this.say("");
-      this.restart();
+      this.restart({ recheck: false });
     });
     addEventListener("pagehide", () => this.session?.abandon());
   }
@@ -108,13 +109,22 @@ export class LowLatency {
       return false;
     }
     this.session = session;
+    let dropped = null;
     session.pc.addEventListener("connectionstatechange", () => {
-      if (this.session === session && session.pc.connectionState === "failed") {
-        this.lost("The low-latency connection was lost.");
+      const connection = session.pc.connectionState;
+      clearTimeout(dropped);
+      if (this.session !== session) return;
+      if (connection === "failed") this.lost("The low-latency connection was lost.", slug);
+      // Chromium says "failed" only some 10 s after "disconnected", with the picture frozen
+      // all along; a moment's network blip comes back within this.
+      if (connection === "disconnected") {
+        dropped = setTimeout(() => {
+          if (this.session === session) this.lost("The low-latency connection was lost.", slug);
+        }, DISCONNECTED_MS);
       }
     });
     this.timer = setTimeout(() => {
-      if (this.session === session) this.lost("No video arrived over the low-latency connection.");
+      if (this.session === session) this.lost("No video arrived over the low-latency connection.", slug);
     }, FIRST_FRAME_MS);
     this.video.addEventListener(
       "playing",
@@ -136,10 +146,21 @@ export class LowLatency {
     this.say(`${text} ${STANDARD}`);
   }
 
-  lost(text) {
+  /** The session failed while playing: over HLS if the stream is still live. */
+  async lost(text, slug) {
     this.stop();
-    this.fallBack(text);
-    this.restart();
+    let live = true;
+    try {
+      const { stream } = await api("GET", `/api/v1/streams/${encodeURIComponent(slug)}`);
+      live = stream.state === "live";
+    } catch {
+      // unknown: take it as still live, and let the page find out
+    }
+    // A broadcast that ended takes its sessions with it: that is no reason to give up
+    // low latency for the next one.
+    if (live) this.fallBack(text);
+    else this.say("");
+    this.restart({ recheck: true });
   }
 
   /** End WHEP playback, if any: the video lets go of it at once, the DELETE follows. */

@@ -40,10 +40,11 @@ let recordingsLoaded = { at: 0, state: null };
 // A recording asked for in the address (?recording=ID): played instead of the live stream.
 let chosen = new URLSearchParams(location.search).get("recording");
 // The "Low latency" switch: flipping it (or WHEP failing) starts the live player again.
-const lowLatency = new LowLatency(video, document.querySelector(".player"), () => {
+const lowLatency = new LowLatency(video, document.querySelector(".player"), ({ recheck }) => {
   if (playing !== "live") return;
   stop();
-  syncPlayer().catch((err) => say(error, `Could not load the stream: ${err.message}`));
+  if (recheck) pollSoon();
+  else syncPlayer().catch((err) => say(error, `Could not load the stream: ${err.message}`));
 });
 
 /** The playback ticket, renewed before it expires; null when this viewer may not watch. */
