@@ -153,6 +153,9 @@ async def test_home_search_finds_streams_by_title_and_by_creator_name(
         )
         await expect(channels.get_by_role("link", name=re.compile("Questions"))).to_be_visible()
         await _checked(tab, shots, "home")
+        await page.emulate_media(color_scheme="dark")
+        await _checked(tab, shots, "home-dark")
+        await page.emulate_media(color_scheme="light")
         await _marked(page)
 
         box = page.get_by_role("searchbox", name="Search")

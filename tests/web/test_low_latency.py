@@ -192,6 +192,8 @@ async def test_low_latency_falls_back_to_hls_and_says_why_when_whep_is_refused(
         await _frames_advance(page)
         assert (await _src(page)).startswith("blob:")
         await _checked(tab, shots, "watch-low-latency-refused")
+        await page.emulate_media(color_scheme="dark")
+        await _checked(tab, shots, "watch-low-latency-refused-dark")
         assert not tab.csp_violations(), tab.console_errors
 
 
