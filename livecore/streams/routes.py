@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
@@ -31,10 +32,12 @@ from livecore.streams.service import (
 
 STREAMS = web.AppKey("streams", StreamService)
 # Public stream listings, by state filter; invalidated by this node's own changes.
-LISTINGS = web.AppKey("stream_listings", TtlCache[StreamState | None, bytes])
+# A listing as sent: its ETag and its JSON body.
+Listing = tuple[str, bytes]
+LISTINGS = web.AppKey("stream_listings", TtlCache[StreamState | None, Listing])
 LISTING_TTL_S = 1.0
 # Searches have their own cache, so that many different searches cannot push the listings out.
-SEARCHES = web.AppKey("stream_searches", TtlCache[tuple[StreamState | None, str], bytes])
+SEARCHES = web.AppKey("stream_searches", TtlCache[tuple[StreamState | None, str], Listing])
 # Each live stream's viewer count now, by stream id: chat presence, wired in by app.py.
 ViewerCounts = Callable[[Sequence[int]], Awaitable[Mapping[int, int]]]
 VIEWER_COUNTS: Final[web.AppKey[ViewerCounts]] = web.AppKey("viewer_counts")
@@ -168,19 +171,27 @@ async def get_streams(request: web.Request) -> web.Response:
     service = request.app[STREAMS]
     app = request.app
 
-    async def load() -> bytes:
+    async def load() -> Listing:
         streams = await service.list(state=state, owner_id=owner_id, search=search or None)
-        return json.dumps({"streams": await _listing(app, streams)}).encode()
+        body = json.dumps({"streams": await _listing(app, streams)}).encode()
+        return f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"', body
 
     if owner_id is not None:
-        body = await load()
+        etag, body = await load()
     elif search:
-        body = await app[SEARCHES].get((state, search), load)
+        etag, body = await app[SEARCHES].get((state, search), load)
     else:
         # Everyone asks for the same public list (a premiere brings thousands at once):
         # one query and one encoding per node per TTL, shared by all of them.
-        body = await app[LISTINGS].get(state, load)
-    return web.Response(body=body, content_type="application/json")
+        etag, body = await app[LISTINGS].get(state, load)
+    # Pages that look every few seconds revalidate (their browser sends If-None-Match by
+    # itself): while nothing changed, the answer is a 304 without a body.
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if owner_id is not None:
+        headers.update({"Cache-Control": "private, no-cache", "Vary": "Cookie, Authorization"})
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type="application/json", headers=headers)
 
 
 async def get_stream(request: web.Request) -> web.Response:

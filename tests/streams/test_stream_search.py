@@ -163,3 +163,34 @@ async def test_offline_streams_are_listed_with_their_newest_three_recordings(
     live = await _listed(shows, state="live")
     assert "recordings" not in live["bob-builds"]
     assert live["bob-builds"]["viewers"] == 0
+
+
+# -- revalidation ----------------------------------------------------------------------------
+
+
+async def test_an_unchanged_listing_is_revalidated_with_a_304(shows: Client) -> None:
+    for params in ({"state": "offline"}, {"q": "ann"}):
+        first = await shows.get("/api/v1/streams", params=params)
+        etag = first.headers["ETag"]
+        assert first.headers["Cache-Control"] == "no-cache"
+        again = await shows.get("/api/v1/streams", params=params, headers={"If-None-Match": etag})
+        assert again.status == 304
+        assert await again.read() == b""
+        assert again.headers["ETag"] == etag
+
+
+async def test_a_changed_listing_has_a_new_etag(shows: Client) -> None:
+    first = await shows.get("/api/v1/streams")
+    await _create(shows, await _creator(shows, "Gardener"), "garden-live", "Garden")
+    shows.session.cookie_jar.clear()
+    again = await shows.get("/api/v1/streams", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status == 200
+    assert again.headers["ETag"] != first.headers["ETag"]
+    assert "garden-live" in [s["slug"] for s in (await again.json())["streams"]]
+
+
+async def test_ones_own_listing_is_private_to_the_browser(client: Client) -> None:
+    headers = await _creator(client, "Ann")
+    resp = await client.get("/api/v1/streams", params={"owner": "me"}, headers=headers)
+    assert resp.headers["Cache-Control"] == "private, no-cache"
+    assert resp.headers["Vary"] == "Cookie, Authorization"
