@@ -1,8 +1,9 @@
 // The watch page's "Low latency" switch: while on, the live stream plays over WebRTC (WHEP:
-// frames forwarded as they arrive, no segments to wait for) instead of LL-HLS. When the server refuses (full,
-// not live on this node, no valid playback token) or the connection fails or brings no
-// video, the page plays HLS again and says why in words. The switch is only offered while
-// the live stream plays; the viewer's choice is remembered in this browser.
+// frames forwarded as they arrive, no segments to wait for) instead of LL-HLS. When the
+// server refuses (full, not live on this node, no valid playback token) or the connection
+// fails or brings no video, the page plays HLS again and says why in words. The switch is
+// only offered while the live stream plays; the viewer's choice is remembered in this
+// browser.
 import { api, el } from "./api.js";
 import { play } from "./whep.js";
 
