@@ -65,6 +65,14 @@ async def _log_in(page: Page, email: str) -> None:
     assert status == 200
 
 
+async def _whep_sessions_deleted(client: Client) -> float:
+    """How many WHEP sessions a DELETE ended, from the server's own request metrics."""
+    metrics = await (await client.get("/metrics")).text()
+    wanted = 'livecore_http_requests_total{method="DELETE",route="/whep/{stream}/{session}"'
+    found = [line for line in metrics.splitlines() if line.startswith(wanted)]
+    return sum(float(line.split()[-1]) for line in found if 'status="200"' in line)
+
+
 def _note(page: Page) -> Locator:
     """What the page says about low latency, next to the switch."""
     return page.locator(".player-options").get_by_role("status")
@@ -161,13 +169,19 @@ async def _plays_over_whep_and_back(client: Client, tab: Tab, shots: Path) -> No
     )
     await _frames_advance(page)
 
-    # The choice is remembered: a reload plays over WHEP straight away.
+    # The choice is remembered: a reload plays over WHEP straight away. Leaving the page
+    # ends its session (a DELETE that outlives the page).
     await switch.check()
-    await expect(switch).to_be_checked()
+    await _frames_advance(page)
+    ended = await _whep_sessions_deleted(client)
     await page.reload()
     await expect(page.get_by_role("switch", name="Low latency")).to_be_checked()
     await _frames_advance(page)
     assert await _webrtc(page)
+    # The new page's session; the old page's DELETE reached the server (Playwright does not
+    # report requests a page sends as it goes away).
+    assert client.app[VIEWERS].count == 1
+    assert await _whep_sessions_deleted(client) == ended + 1
 
 
 async def test_low_latency_falls_back_to_hls_and_says_why_when_whep_is_refused(
