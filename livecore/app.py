@@ -278,6 +278,7 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     presence = Presence(
         rooms, Broadcasts(app[DB]), config.redis_url, interval_s=settings.presence_interval_s
     )
+    app[stream_routes.VIEWER_COUNTS] = presence.counts
     tasks = [
         asyncio.create_task(service.run_persister(), name="chat-persister"),
         asyncio.create_task(presence.run(), name="presence"),

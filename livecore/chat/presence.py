@@ -12,6 +12,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -116,6 +117,36 @@ class Presence:
             if float(written) >= fresh_after:
                 total += int(count)
         return total
+
+    async def counts(self, stream_ids: Sequence[int]) -> dict[int, int]:
+        """Each stream's viewer count now, for listings; writes nothing. This node's rooms as
+        they are, the other nodes' as they last wrote them (within three intervals)."""
+        local = {}
+        for stream_id in stream_ids:
+            room = self._rooms.get(stream_id)
+            local[stream_id] = len(room.outboxes) if room is not None else 0
+        if self._redis is None or not stream_ids:
+            return local
+        now = time.time()
+        try:
+            async with asyncio.timeout(_TIMEOUT_S):
+                pipe = self._redis.pipeline(transaction=False)
+                for stream_id in stream_ids:
+                    pipe.hgetall(f"{_KEY}{stream_id}")
+                found = await pipe.execute()
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.warning("presence: Redis unavailable (%s); counting this node only", exc)
+            return local
+        fresh_after = now - 3 * self._interval_s
+        totals = {}
+        for stream_id, entries in zip(stream_ids, found, strict=True):
+            total = local[stream_id]  # this node's own entry may be an interval old
+            for node, value in entries.items():
+                count, written = value.split()
+                if node.decode() != self.node and float(written) >= fresh_after:
+                    total += int(count)
+            totals[stream_id] = total
+        return totals
 
     async def leave_all(self) -> None:
         """This node is stopping: take its counts out at once."""

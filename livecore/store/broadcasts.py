@@ -132,6 +132,23 @@ class Broadcasts:
         )
         return [_broadcast(r) for r in rows]
 
+    async def recent_recordings(
+        self, stream_ids: list[int], per_stream: int
+    ) -> dict[int, list[Broadcast]]:
+        """Each stream's newest listed recordings (at most `per_stream`), in one query."""
+        rows = await self._db.pool.fetch(
+            f"SELECT b.* FROM unnest($1::bigint[]) AS wanted (id) CROSS JOIN LATERAL"
+            f" (SELECT {_COLUMNS} FROM broadcasts WHERE stream_id = wanted.id"
+            f" AND ended_at IS NOT NULL AND {_LISTED} AND recording_deleted_at IS NULL"
+            " ORDER BY started_at DESC LIMIT $2) b ORDER BY b.stream_id, b.started_at DESC",
+            stream_ids,
+            per_stream,
+        )
+        found: dict[int, list[Broadcast]] = {}
+        for row in rows:
+            found.setdefault(row["stream_id"], []).append(_broadcast(row))
+        return found
+
     async def get(self, broadcast_id: int) -> Broadcast | None:
         row = await self._db.pool.fetchrow(
             f"SELECT {_COLUMNS} FROM broadcasts WHERE id = $1 AND recording_deleted_at IS NULL",

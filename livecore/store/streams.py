@@ -23,6 +23,13 @@ _FROM = "FROM streams s JOIN users u ON u.id = s.owner_id"
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,38}[a-z0-9]")
 
 
+def like_pattern(text: str) -> str:
+    """A LIKE pattern (escape character `\\`) matching `text` anywhere, taken literally:
+    a `%` or `_` someone searches for is that character, not a wildcard."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 @dataclass(frozen=True, slots=True)
 class Stream:
     id: int
@@ -85,14 +92,25 @@ class Streams:
         return _stream(row) if row else None
 
     async def find(
-        self, *, state: StreamState | None = None, owner_id: int | None = None, limit: int = 100
+        self,
+        *,
+        state: StreamState | None = None,
+        owner_id: int | None = None,
+        search: str | None = None,
+        limit: int = 100,
     ) -> list[Stream]:
+        """Streams, most recently started first. `search`: text found (case-insensitively,
+        literally) in the title, the slug or the owner's display name."""
+        pattern = like_pattern(search) if search else None
         rows = await self._db.pool.fetch(
             f"SELECT {_COLUMNS} {_FROM}"
             " WHERE ($1::text IS NULL OR s.state = $1) AND ($2::bigint IS NULL OR s.owner_id = $2)"
-            " ORDER BY s.started_at DESC NULLS LAST, s.id DESC LIMIT $3",
+            " AND ($3::text IS NULL OR s.title ILIKE $3 ESCAPE '\\'"
+            " OR s.slug ILIKE $3 ESCAPE '\\' OR u.display_name ILIKE $3 ESCAPE '\\')"
+            " ORDER BY s.started_at DESC NULLS LAST, s.id DESC LIMIT $4",
             state,
             owner_id,
+            pattern,
             limit,
         )
         return [_stream(r) for r in rows]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -15,7 +17,7 @@ from livecore.cache import TtlCache
 from livecore.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from livecore.ids import path_id
 from livecore.jsonbody import invalid_message, read_body
-from livecore.store.broadcasts import Broadcasts
+from livecore.store.broadcasts import Broadcast, Broadcasts
 from livecore.store.streams import Stream, StreamState, Visibility
 from livecore.streams.playback import PlaybackPolicy, PlaybackRefused
 from livecore.streams.retention import remove_local_recording
@@ -24,13 +26,24 @@ from livecore.streams.service import (
     SlugTaken,
     StreamIsLive,
     StreamService,
+    check_search,
     may_manage,
 )
 
 STREAMS = web.AppKey("streams", StreamService)
 # Public stream listings, by state filter; invalidated by this node's own changes.
-LISTINGS = web.AppKey("stream_listings", TtlCache[StreamState | None, bytes])
+# A listing as sent: its ETag and its JSON body.
+Listing = tuple[str, bytes]
+LISTINGS = web.AppKey("stream_listings", TtlCache[StreamState | None, Listing])
 LISTING_TTL_S = 1.0
+# Searches have their own cache, so that many different searches cannot push the listings out.
+SEARCHES = web.AppKey("stream_searches", TtlCache[tuple[StreamState | None, str], Listing])
+# Each live stream's viewer count now, by stream id: chat presence, wired in by app.py.
+ViewerCounts = Callable[[Sequence[int]], Awaitable[Mapping[int, int]]]
+VIEWER_COUNTS: Final[web.AppKey[ViewerCounts]] = web.AppKey("viewer_counts")
+# Recordings listed with each offline stream (the home page's channels); the rest are on
+# its watch page.
+LISTED_RECORDINGS = 3
 PLAYBACK = web.AppKey("playback", PlaybackPolicy)
 VISIBILITIES: tuple[Visibility, ...] = ("public", "subscribers")
 STATES: tuple[StreamState, ...] = ("offline", "live")
@@ -51,6 +64,7 @@ def setup(app: web.Application) -> None:
 
 async def _service(app: web.Application) -> Any:
     listings = app[LISTINGS] = TtlCache(LISTING_TTL_S)
+    searches = app[SEARCHES] = TtlCache(LISTING_TTL_S, max_keys=256)
     auth = app[AUTH]
     playback = app[PLAYBACK] = PlaybackPolicy(
         auth.streams, app[SECRET_KEY], token_ttl_s=app[CONFIG].hls.playback_token_ttl_s
@@ -58,6 +72,7 @@ async def _service(app: web.Application) -> Any:
 
     def changed() -> None:
         listings.invalidate()
+        searches.invalidate()
         playback.forget()
 
     app[STREAMS] = StreamService(auth, on_change=changed)
@@ -76,6 +91,38 @@ def stream_json(stream: Stream) -> dict[str, Any]:
         "ended_at": iso(stream.ended_at),
         "created_at": stream.created_at.isoformat(),
     }
+
+
+def recording_json(recording: Broadcast) -> dict[str, Any]:
+    return {
+        "id": recording.id,
+        "started_at": iso(recording.started_at),
+        "ended_at": iso(recording.ended_at),
+        "width": recording.width,
+        "height": recording.height,
+        "url": f"/vod/{recording.id}/vod.m3u8",
+    }
+
+
+async def _listing(app: web.Application, streams: list[Stream]) -> list[dict[str, Any]]:
+    """The streams as listed: live ones with their viewer count, offline ones with their
+    newest recordings. Two lookups for the whole list, none per stream."""
+    live = [s.id for s in streams if s.state == "live"]
+    offline = [s.id for s in streams if s.state == "offline"]
+    viewer_counts = app.get(VIEWER_COUNTS)
+    counts = await viewer_counts(live) if live and viewer_counts is not None else {}
+    past = (
+        await Broadcasts(app[DB]).recent_recordings(offline, LISTED_RECORDINGS) if offline else {}
+    )
+    listed = []
+    for stream in streams:
+        item = stream_json(stream)
+        if stream.state == "live":
+            item["viewers"] = counts.get(stream.id, 0)
+        else:
+            item["recordings"] = [recording_json(r) for r in past.get(stream.id, [])]
+        listed.append(item)
+    return listed
 
 
 async def _stream(request: web.Request) -> Stream:
@@ -107,7 +154,8 @@ async def post_streams(request: web.Request) -> web.Response:
 
 
 async def get_streams(request: web.Request) -> web.Response:
-    """List streams: `?state=live` for what is on now, `?owner=me` for one's own."""
+    """List streams: `?state=live` for what is on now, `?owner=me` for one's own, `?q=` for
+    those whose title, slug or creator's name holds the text."""
     raw_state = request.query.get("state")
     state = next((s for s in STATES if s == raw_state), None)
     if raw_state is not None and state is None:
@@ -117,19 +165,33 @@ async def get_streams(request: web.Request) -> web.Response:
         if owner != "me":
             raise Invalid("invalid owner", fields={"owner": "must be me"})
         owner_id = (await require_user(request)).user.id
+    search = request.query.get("q", "").strip()
+    if (problem := check_search(search)) is not None:
+        raise Invalid("invalid search", fields={"q": problem})
     service = request.app[STREAMS]
+    app = request.app
 
-    async def load() -> bytes:
-        streams = await service.list(state=state, owner_id=owner_id)
-        return json.dumps({"streams": [stream_json(s) for s in streams]}).encode()
+    async def load() -> Listing:
+        streams = await service.list(state=state, owner_id=owner_id, search=search or None)
+        body = json.dumps({"streams": await _listing(app, streams)}).encode()
+        return f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"', body
 
-    if owner_id is None:
+    if owner_id is not None:
+        etag, body = await load()
+    elif search:
+        etag, body = await app[SEARCHES].get((state, search), load)
+    else:
         # Everyone asks for the same public list (a premiere brings thousands at once):
         # one query and one encoding per node per TTL, shared by all of them.
-        body = await request.app[LISTINGS].get(state, load)
-    else:
-        body = await load()
-    return web.Response(body=body, content_type="application/json")
+        etag, body = await app[LISTINGS].get(state, load)
+    # Pages that look every few seconds revalidate (their browser sends If-None-Match by
+    # itself): while nothing changed, the answer is a 304 without a body.
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if owner_id is not None:
+        headers.update({"Cache-Control": "private, no-cache", "Vary": "Cookie, Authorization"})
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type="application/json", headers=headers)
 
 
 async def get_stream(request: web.Request) -> web.Response:
@@ -203,21 +265,7 @@ async def get_stream_recordings(request: web.Request) -> web.Response:
     """Finished broadcasts of the stream whose recordings are kept, newest first."""
     stream = await _stream(request)
     recordings = await Broadcasts(request.app[DB]).recordings(stream.id)
-    return web.json_response(
-        {
-            "recordings": [
-                {
-                    "id": r.id,
-                    "started_at": iso(r.started_at),
-                    "ended_at": iso(r.ended_at),
-                    "width": r.width,
-                    "height": r.height,
-                    "url": f"/vod/{r.id}/vod.m3u8",
-                }
-                for r in recordings
-            ]
-        }
-    )
+    return web.json_response({"recordings": [recording_json(r) for r in recordings]})
 
 
 async def delete_stream_recording(request: web.Request) -> web.Response:

@@ -55,6 +55,19 @@ def check_title(title: str) -> str | None:
     return None
 
 
+# Longer than any title (140) or display name: nothing longer can match.
+SEARCH_MAX_LEN = 140
+
+
+def check_search(text: str) -> str | None:
+    if len(text) > SEARCH_MAX_LEN:
+        return f"must be at most {SEARCH_MAX_LEN} characters"
+    # NUL would fail inside PostgreSQL, and no title or name holds a control character.
+    if has_control(text, newlines=False):
+        return "must not contain control characters"
+    return None
+
+
 def may_manage(user: User, stream: Stream) -> bool:
     """Only the owner and admins edit a stream, rotate its key or delete it."""
     return user.role == "admin" or stream.owner_id == user.id
@@ -91,8 +104,11 @@ class StreamService:
             return None
         return await self._streams.by_slug(slug)
 
-    async def list(self, *, state: StreamState | None, owner_id: int | None) -> list[Stream]:
-        return await self._streams.find(state=state, owner_id=owner_id)
+    async def list(
+        self, *, state: StreamState | None, owner_id: int | None, search: str | None = None
+    ) -> list[Stream]:
+        """Streams by state and owner; `search` must have passed `check_search`."""
+        return await self._streams.find(state=state, owner_id=owner_id, search=search)
 
     async def update(
         self, actor: User, stream: Stream, *, title: str | None, visibility: Visibility | None

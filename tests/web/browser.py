@@ -13,7 +13,7 @@ candidates are restricted by the test config; Chromium's are kept off the networ
   Chromium, and none of the other policies keep loopback only.)
 - `--disable-features=WebRtcHideLocalIpsWithMdns`: no mDNS names, so no multicast either.
 
-Tests verify it: every WHIP offer is checked before it reaches the server (a candidate
+Tests verify it: every WHIP and WHEP offer is checked before it reaches the server (a candidate
 other than 127.0.0.1 is answered with a 422 by the test harness itself, which the page shows,
 and fails the test), and once connected the
 selected candidate pair must be 127.0.0.1 at both ends.
@@ -173,7 +173,9 @@ class Chromium:
             tab = Tab(await context.new_page())
             tab.page.on("console", lambda m: _console(tab, m))
             tab.page.on("pageerror", lambda e: tab.console_errors.append(f"pageerror: {e}"))
-            await context.route("**/whip/*", lambda route, req: _check_offer(tab, route, req))
+            # WHIP (publishing) and WHEP (playing) offers alike.
+            for pattern in ("**/whip/*", "**/whep/*"):
+                await context.route(pattern, lambda route, req: _check_offer(tab, route, req))
             await context.route(f"**{AXE_PATH}", _serve_axe)
             yield tab
         finally:

@@ -5,6 +5,7 @@
 import { api, el, recordingLabel, show as say } from "./api.js";
 import { withNext } from "./header.js";
 import { startChat } from "./chat.js";
+import { LowLatency } from "./lowlatency.js";
 import { startSubscribe } from "./subscribe.js";
 import { startTips } from "./tip.js";
 
@@ -40,6 +41,13 @@ let recordings = []; // the stream's recordings, newest first
 let recordingsLoaded = { at: 0, state: null };
 // A recording asked for in the address (?recording=ID): played instead of the live stream.
 let chosen = new URLSearchParams(location.search).get("recording");
+// The "Low latency" switch: flipping it (or WHEP failing) starts the live player again.
+const lowLatency = new LowLatency(video, document.querySelector(".player"), ({ recheck }) => {
+  if (playing !== "live") return;
+  stop();
+  if (recheck) pollSoon();
+  else syncPlayer().catch((err) => say(error, `Could not load the stream: ${err.message}`));
+});
 
 /** The playback ticket, renewed before it expires; null when this viewer may not watch. */
 async function playbackTicket() {
@@ -94,7 +102,22 @@ function start(what, source) {
   video.play().catch(() => {}); // muted autoplay; the controls are there if a browser refuses
 }
 
+/** Play the live stream over WHEP when the switch is on, falling back to HLS. */
+function startLive(granted) {
+  if (!lowLatency.wanted) {
+    start("live", granted.url);
+    return;
+  }
+  stop();
+  playing = "live";
+  say(message, "");
+  lowLatency.play(slug, granted.token).then((ok) => {
+    if (!ok && playing === "live" && !hls) start("live", granted.url);
+  });
+}
+
 function stop() {
+  lowLatency.stop();
   if (hls) {
     hls.destroy();
     hls = null;
@@ -151,6 +174,7 @@ backToLive.addEventListener("click", async () => {
 /** Start or stop the player to match what is chosen and the stream's state. */
 async function syncPlayer() {
   backToLive.hidden = chosen === null || state !== "live";
+  lowLatency.offer(chosen === null && state === "live" && !refused);
   if (chosen !== null) {
     const recording = recordings.find((r) => String(r.id) === chosen);
     if (!recording) {
@@ -164,7 +188,7 @@ async function syncPlayer() {
   } else if (state === "live") {
     if (playing !== "live" && !unplayable) {
       const granted = await playbackTicket();
-      if (granted) start("live", granted.url);
+      if (granted) startLive(granted);
       else say(message, refused);
     }
   } else {

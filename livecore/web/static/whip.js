@@ -19,7 +19,7 @@ function preferH264(transceiver) {
 }
 
 /** Resolve once ICE gathering is complete, or after a timeout with what was gathered. */
-function gatheringComplete(pc) {
+export function gatheringComplete(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
     const check = () => {
