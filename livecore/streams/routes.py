@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from livecore.appkeys import AUTH, CONFIG, DB, SECRET_KEY
+from livecore.auth.publish import new_publish_token
 from livecore.auth.routes import authenticate, iso, require_user
 from livecore.auth.service import InvalidInput
 from livecore.cache import TtlCache
@@ -44,6 +45,7 @@ def setup(app: web.Application) -> None:
     app.router.add_patch("/api/v1/streams/{slug}", patch_stream)
     app.router.add_delete("/api/v1/streams/{slug}", delete_stream)
     app.router.add_post("/api/v1/streams/{slug}/key", post_stream_key)
+    app.router.add_post("/api/v1/streams/{slug}/publish-token", post_publish_token)
     app.router.add_post("/api/v1/streams/{slug}/playback", post_stream_playback)
     app.router.add_get("/api/v1/streams/{slug}/recordings", get_stream_recordings)
     app.router.add_delete("/api/v1/streams/{slug}/recordings/{id}", delete_stream_recording)
@@ -177,6 +179,19 @@ async def post_stream_key(request: web.Request) -> web.Response:
     except NotAllowed as exc:
         raise Forbidden(str(exc)) from None
     return web.json_response({"stream_key": key})
+
+
+async def post_publish_token(request: web.Request) -> web.Response:
+    """A short-lived token the owner's page publishes with over WHIP instead of the stream
+    key (which is stored hashed and cannot be shown again); the key keeps working."""
+    principal = await require_user(request)
+    stream = await _stream(request)
+    if not may_manage(principal.user, stream):
+        raise Forbidden("only the stream's owner or an admin may do this")
+    token, expires_at = new_publish_token(request.app[SECRET_KEY], stream.id, principal.user.id)
+    return web.json_response(
+        {"token": token, "expires_at": expires_at, "whip_url": f"/whip/{stream.slug}"}
+    )
 
 
 async def post_stream_playback(request: web.Request) -> web.Response:
