@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -18,6 +19,7 @@ from livecore.ids import path_id
 from livecore.jsonbody import invalid_message, read_body
 from livecore.store.broadcasts import Broadcasts
 from livecore.store.streams import Stream, StreamState, Visibility
+from livecore.streams.health import IngestProbe
 from livecore.streams.playback import PlaybackPolicy, PlaybackRefused
 from livecore.streams.retention import remove_local_recording
 from livecore.streams.service import (
@@ -33,6 +35,8 @@ STREAMS = web.AppKey("streams", StreamService)
 LISTINGS = web.AppKey("stream_listings", TtlCache[StreamState | None, bytes])
 LISTING_TTL_S = 1.0
 PLAYBACK = web.AppKey("playback", PlaybackPolicy)
+# Set by app.py once publishers exist (the figures live in sfu/, which this may not import).
+INGEST: Final[web.AppKey[IngestProbe]] = web.AppKey("ingest")
 VISIBILITIES: tuple[Visibility, ...] = ("public", "subscribers")
 STATES: tuple[StreamState, ...] = ("offline", "live")
 
@@ -47,6 +51,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/streams/{slug}/key", post_stream_key)
     app.router.add_post("/api/v1/streams/{slug}/publish-token", post_publish_token)
     app.router.add_post("/api/v1/streams/{slug}/playback", post_stream_playback)
+    app.router.add_get("/api/v1/streams/{slug}/health", get_stream_health)
     app.router.add_get("/api/v1/streams/{slug}/recordings", get_stream_recordings)
     app.router.add_delete("/api/v1/streams/{slug}/recordings/{id}", delete_stream_recording)
 
@@ -191,6 +196,35 @@ async def post_publish_token(request: web.Request) -> web.Response:
     token, expires_at = new_publish_token(request.app[SECRET_KEY], stream.id, principal.user.id)
     return web.json_response(
         {"token": token, "expires_at": expires_at, "whip_url": f"/whip/{stream.slug}"}
+    )
+
+
+async def get_stream_health(request: web.Request) -> web.Response:
+    """The live stream's ingest figures for its owner, moderators and admins. `ingest` is
+    null when the stream is offline, or live on another node (each node knows the publishers
+    it ingests)."""
+    principal = await require_user(request)
+    stream = await _stream(request)
+    user = principal.user
+    if not may_manage(user, stream) and not await request.app[AUTH].streams.is_moderator(
+        stream.id, user.id
+    ):
+        raise Forbidden("only the stream's owner, its moderators and admins may do this")
+    probe = request.app.get(INGEST)
+    report = await probe.report(stream.id) if probe is not None else None
+    ingest = None
+    if report is not None:
+        ingest = {
+            **dataclasses.asdict(report),
+            "fps": round(report.fps, 2),
+            "packet_loss": round(report.packet_loss, 4),
+            "keyframe_interval_s": None
+            if report.keyframe_interval_s is None
+            else round(report.keyframe_interval_s, 2),
+            "last_media_s": round(report.last_media_s, 2),
+        }
+    return web.json_response(
+        {"state": stream.state, "started_at": iso(stream.started_at), "ingest": ingest}
     )
 
 
