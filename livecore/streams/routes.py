@@ -52,6 +52,8 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/streams/{slug}/publish-token", post_publish_token)
     app.router.add_post("/api/v1/streams/{slug}/playback", post_stream_playback)
     app.router.add_get("/api/v1/streams/{slug}/health", get_stream_health)
+    app.router.add_get("/api/v1/streams/{slug}/audit", get_stream_audit)
+    app.router.add_get("/api/v1/streams/{slug}/broadcasts", get_stream_broadcasts)
     app.router.add_get("/api/v1/streams/{slug}/recordings", get_stream_recordings)
     app.router.add_delete("/api/v1/streams/{slug}/recordings/{id}", delete_stream_recording)
 
@@ -226,6 +228,56 @@ async def get_stream_health(request: web.Request) -> web.Response:
     return web.json_response(
         {"state": stream.state, "started_at": iso(stream.started_at), "ingest": ingest}
     )
+
+
+async def get_stream_audit(request: web.Request) -> web.Response:
+    """The audit of actions on the stream, newest first (owner, admins): its settings, keys,
+    moderators, chat moderation and recordings. `?before=ID` pages back, 100 at a time."""
+    principal = await require_user(request)
+    stream = await _stream(request)
+    if not may_manage(principal.user, stream):
+        raise Forbidden("only the stream's owner or an admin may do this")
+    before = request.query.get("before")
+    if before is not None and not (before.isdigit() and 0 < len(before) < 19):
+        raise Invalid("invalid before", fields={"before": "must be an entry id"})
+    entries = await request.app[AUTH].audit.for_stream(
+        stream.id, before_id=int(before) if before else None
+    )
+    return web.json_response(
+        {
+            "entries": [
+                {
+                    "id": e.id, "at": e.at.isoformat(), "action": e.action,
+                    "actor": {"id": e.actor_id, "display_name": e.actor_name}
+                    if e.actor_id is not None else None,
+                    "target_type": e.target_type, "target_id": e.target_id,
+                    "details": e.details,
+                }
+                for e in entries
+            ]
+        }
+    )  # fmt: skip
+
+
+async def get_stream_broadcasts(request: web.Request) -> web.Response:
+    """The stream's past broadcasts with their audience (owner, admins), newest first."""
+    principal = await require_user(request)
+    stream = await _stream(request)
+    if not may_manage(principal.user, stream):
+        raise Forbidden("only the stream's owner or an admin may do this")
+    past = await Broadcasts(request.app[DB]).audience(stream.id)
+    return web.json_response(
+        {
+            "broadcasts": [
+                {
+                    "id": b.id, "started_at": iso(b.started_at), "ended_at": iso(b.ended_at),
+                    "peak_viewers": b.peak_viewers, "unique_viewers": b.unique_viewers,
+                    "recording": f"/vod/{b.id}/vod.m3u8" if b.recording else None,
+                }
+                for b in past
+            ]
+        }
+    )  # fmt: skip
 
 
 async def post_stream_playback(request: web.Request) -> web.Response:
