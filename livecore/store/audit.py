@@ -23,6 +23,7 @@ class AuditEntry:
     target_type: str
     target_id: str
     details: dict[str, Any]
+    user_name: str | None  # the user acted on (a target user, or details.user_id)
 
 
 class AuditLog:
@@ -65,8 +66,13 @@ class AuditLog:
         users (details.stream_id) and its recordings (target 'broadcast')."""
         rows = await self._db.pool.fetch(
             "SELECT a.id, a.at, a.actor_id, u.display_name AS actor_name, a.action,"
-            " a.target_type, a.target_id, a.details FROM audit_log a"
+            " a.target_type, a.target_id, a.details, t.display_name AS user_name FROM audit_log a"
             " LEFT JOIN users u ON u.id = a.actor_id"
+            # The user acted on, looked up by primary key (CASE: the cast only for digits).
+            " LEFT JOIN LATERAL (SELECT CASE WHEN a.target_type = 'user' THEN a.target_id"
+            "  ELSE a.details->>'user_id' END AS uid) x ON true"
+            " LEFT JOIN users t ON t.id = CASE WHEN x.uid ~ '^[0-9]{1,18}$'"
+            "  THEN x.uid::bigint END"
             " WHERE ((a.target_type = 'stream' AND a.target_id = $1)"
             " OR a.details->>'stream_id' = $1"
             " OR (a.target_type = 'broadcast' AND a.target_id IN"
@@ -85,6 +91,7 @@ class AuditLog:
                 r["target_type"],
                 r["target_id"],
                 json.loads(r["details"]),
+                r["user_name"],
             )
             for r in rows
         ]

@@ -251,7 +251,7 @@ async def get_stream_audit(request: web.Request) -> web.Response:
                     "actor": {"id": e.actor_id, "display_name": e.actor_name}
                     if e.actor_id is not None else None,
                     "target_type": e.target_type, "target_id": e.target_id,
-                    "details": e.details,
+                    "details": e.details, "user_name": e.user_name,
                 }
                 for e in entries
             ]

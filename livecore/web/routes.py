@@ -1,5 +1,6 @@
-"""The web pages and their static files: `/`, `/studio`, `/watch/{slug}`, the account pages
-(`/login`, `/signup`, `/forgot-password`, `/reset-password`, `/account`), `/static/...`.
+"""The web pages and their static files: `/`, `/studio`, `/studio/moderation`, `/watch/{slug}`,
+the account pages (`/login`, `/signup`, `/forgot-password`, `/reset-password`, `/account`),
+`/static/...`.
 
 The pages are static HTML; everything dynamic is done by their JavaScript modules through
 the public API, so nothing here reads the database or imports other livecore packages.
@@ -57,6 +58,8 @@ STATIC_FILES: Final[Mapping[str, str]] = {
     "chat.js": "text/javascript; charset=utf-8",
     "header.js": "text/javascript; charset=utf-8",
     "home.js": "text/javascript; charset=utf-8",
+    "moderation.js": "text/javascript; charset=utf-8",
+    "studio.css": "text/css; charset=utf-8",
     "studio.js": "text/javascript; charset=utf-8",
     "watch.js": "text/javascript; charset=utf-8",
     "whip.js": "text/javascript; charset=utf-8",
@@ -71,6 +74,7 @@ def setup(app: web.Application, *, node_modules: Path = NODE_MODULES) -> None:
     app[_NODE_MODULES] = node_modules
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/studio", _page("studio.html"))
+    app.router.add_get("/studio/moderation", _page("moderation.html"))
     app.router.add_get("/watch/{slug}", _page("watch.html"))
     for name in ("login", "signup", "forgot-password", "reset-password", "account"):
         app.router.add_get(f"/{name}", _page(f"{name}.html"))

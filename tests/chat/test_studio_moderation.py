@@ -111,7 +111,7 @@ async def test_reports_carry_names_and_the_audit_lists_the_streams_actions(
     timeout = audit["entries"][1]
     assert timeout["actor"]["display_name"] == "owner"
     assert timeout["target_type"] == "user" and timeout["target_id"] == str(alice["user"]["id"])
-    assert timeout["details"]["seconds"] == 60
+    assert timeout["details"]["seconds"] == 60 and timeout["user_name"] == "alice"
     older = await _json(
         node_a, f"/api/v1/streams/room-one/audit?before={audit['entries'][0]['id']}",
         owner["token"],
