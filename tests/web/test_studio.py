@@ -95,7 +95,7 @@ async def test_the_creator_goes_live_again_after_a_reload_without_a_new_key(
         await page.get_by_role("button", name="Log in").click()
         await expect(page).to_have_url(re.compile(r"/studio$"))
         await expect(page.get_by_role("link", name="Cam")).to_be_visible()  # the header
-        await expect(page.locator("#status")).to_have_text("Create your first stream.")
+        await expect(page.get_by_role("heading", name="Welcome to your studio")).to_be_visible()
         await _checked(tab, shots, "studio-no-streams")
 
         create = page.locator("#create-form")
@@ -359,3 +359,34 @@ async def test_the_moderation_page(
         await expect(page.locator("#audit-panel")).to_be_hidden()
         await expect(page.locator("#error")).to_be_hidden()
         await _checked(tab, shots, "moderation-as-moderator")
+
+
+async def test_a_visitor_signs_up_from_the_studio_as_a_creator(
+    client: Client, chromium: Chromium, shots: Path
+) -> None:
+    await register(client, "vic@example.com", display_name="Vic")  # a viewer account
+    async with chromium.tab(str(client.make_url("/"))) as tab:
+        page = tab.page
+        await page.goto("/studio")
+        await page.get_by_role("link", name="sign up as a creator").click()
+        await expect(page).to_have_url(re.compile(r"/signup\?next=%2Fstudio$"))
+        creator = page.get_by_label("I want to stream (a creator account)")
+        await expect(creator).to_be_checked()  # coming from the studio
+        await page.get_by_label("Email").fill("nova@example.com")
+        await page.get_by_label("Display name").fill("Nova")
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Sign up").click()
+        await expect(page).to_have_url(re.compile(r"/studio$"))
+        await expect(page.get_by_role("heading", name="Welcome to your studio")).to_be_visible()
+        me = await page.evaluate("async () => (await (await fetch('/api/v1/me')).json()).user")
+        assert me["role"] == "creator"
+        await page.emulate_media(color_scheme="dark")
+        await _checked(tab, shots, "studio-welcome-dark")
+
+    async with chromium.tab(str(client.make_url("/"))) as tab:
+        await _log_in(tab.page, "vic@example.com")
+        await tab.page.goto("/studio")
+        await expect(tab.page.locator("#not-creator")).to_contain_text(
+            "Your account is a viewer account"
+        )
+        await _checked(tab, shots, "studio-viewer-account")

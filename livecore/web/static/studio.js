@@ -22,6 +22,8 @@ const ui = {
   notCreator: $("not-creator"),
   studio: $("studio"),
   streams: $("my-streams"),
+  noStreams: $("no-streams"),
+  empty: $("empty"),
   createForm: $("create-form"),
   selected: $("selected"),
   title: $("selected-title"),
@@ -41,6 +43,7 @@ const ui = {
     codec: $("h-codec"),
   },
   preview: $("preview"),
+  previewOff: $("preview-off"),
   camera: $("camera"),
   goLive: $("go-live"),
   stop: $("stop"),
@@ -66,6 +69,7 @@ const state = {
   keys: new Map(), // slug -> a stream key made while this page is open (never stored)
   camera: null, // MediaStream
   session: null, // WhipSession while this browser publishes
+  ownBroadcast: false, // the selected stream's broadcast is this page's (until it ends)
   busy: false,
   chat: null, // the selected stream's chat panel
   viewers: null,
@@ -163,6 +167,8 @@ function render() {
       ),
     ),
   );
+  ui.noStreams.hidden = state.streams.length > 0;
+  ui.empty.hidden = state.streams.length > 0;
   const stream = current();
   ui.selected.hidden = !stream;
   if (!stream) return;
@@ -177,6 +183,7 @@ function render() {
   ui.streamKey.textContent = key ?? "hidden: it is shown only right after it is made";
   ui.streamKey.classList.toggle("secret", Boolean(key));
   ui.camera.textContent = state.camera ? "Camera off" : "Camera on";
+  ui.previewOff.hidden = Boolean(state.camera);
   ui.camera.disabled = publishing;
   ui.goLive.disabled = publishing || state.busy;
   ui.stop.disabled = !publishing;
@@ -325,7 +332,10 @@ function startStreamChat(slug) {
       stream.state = value;
       if (value === "live" && was !== "live") stream.started_at = new Date().toISOString();
       if (value !== "live") state.health = null;
-      if (!state.session && value !== was) {
+      // This page says itself when its own broadcast starts and stops; others are told here.
+      if (state.ownBroadcast) {
+        if (value !== "live") state.ownBroadcast = false;
+      } else if (value !== was) {
         status(value === "live" ? "Live from another publisher (OBS?)." : "The stream is offline.");
       }
       render();
@@ -493,7 +503,13 @@ ui.goLive.addEventListener(
     status("Connecting…");
     // A fresh token each time: the page never needs (or keeps) the stream key to go live.
     const { token } = await api("POST", `${path(slug)}/publish-token`);
-    state.session = await publish(whipUrl(slug), token, camera, { onConnectionState: liveStatus });
+    state.ownBroadcast = true;
+    try {
+      state.session = await publish(whipUrl(slug), token, camera, { onConnectionState: liveStatus });
+    } catch (err) {
+      state.ownBroadcast = false;
+      throw err;
+    }
     liveStatus();
   }),
 );
@@ -510,7 +526,9 @@ addEventListener("pagehide", () => state.session?.abandon());
 
 setInterval(() => {
   if (ui.studio.hidden || state.busy) return;
-  loadStreams().then(render, () => {});
+  // The past broadcasts too: a broadcast is written as ended a moment after its socket
+  // event says so, and its audience figures a moment later still.
+  Promise.all([loadStreams(), loadBroadcasts()]).then(render, () => {});
 }, LIST_REFRESH_MS);
 setInterval(() => {
   if (ui.studio.hidden || current()?.state !== "live") return;
@@ -545,5 +563,4 @@ setInterval(() => {
     fail(err);
   }
   render();
-  if (!state.streams.length) status("Create your first stream.");
 })();
