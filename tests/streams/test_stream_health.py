@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from livecore.sfu.ingest import IngestMeter
-from tests.conftest import Client, bearer, register, wait_state
+from tests.conftest import Client, MakeClient, bearer, register, wait_state
 from tests.media import clip
 from tests.rtc import publish
 from tests.streams.test_streams_api import admin, create, creator
@@ -68,6 +68,26 @@ async def test_a_live_publishers_figures_reach_its_owner(client: Client, dsn: st
         await pub.close()
     client.session.cookie_jar.clear()
     assert (await client.get("/api/v1/streams/ann-live/health")).status == 401
+
+
+async def test_another_node_says_live_without_ingest_figures(
+    make_client: MakeClient, redis_url: str
+) -> None:
+    """Each node knows the publishers it ingests: another node answers the stream's state
+    (from the database) and no figures, never another stream's or stale ones."""
+    ingest_node = await make_client(redis_url=redis_url)
+    other_node = await make_client(redis_url=redis_url)
+    owner = await creator(ingest_node)
+    key = (await create(ingest_node, owner))["stream_key"]
+    url = str(ingest_node.make_url("/whip/ann-live"))
+    pub = await publish(ingest_node.session, url, key, clip())
+    try:
+        await wait_state(other_node, "ann-live", "live")
+        body = await _health(other_node, owner)
+        assert body["state"] == "live" and body["started_at"] is not None
+        assert body["ingest"] is None
+    finally:
+        await pub.close()
 
 
 def test_the_meter_counts_only_the_last_window() -> None:
