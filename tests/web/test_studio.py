@@ -250,6 +250,13 @@ async def test_the_dashboard_chat_moderates_and_shows_tips_and_the_stream_is_edi
         page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
         await page.get_by_role("button", name="New key").click()
         await expect(page.locator("#stream-key")).to_have_text(re.compile(r"^lck_"))
+        await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+        await page.get_by_role("button", name="Copy key").click()
+        await expect(page.locator("#status")).to_have_text(
+            "Key copied: paste it into OBS as the Bearer token."
+        )
+        copied = await page.evaluate("() => navigator.clipboard.readText()")
+        assert copied == await page.locator("#stream-key").text_content()
         await _checked(tab, shots, "studio-new-key")
         assert not tab.csp_violations(), tab.console_errors
 

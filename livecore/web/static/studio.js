@@ -50,6 +50,7 @@ const ui = {
   serverUrl: $("server-url"),
   streamKey: $("stream-key"),
   newKey: $("new-key"),
+  copyKey: $("copy-key"),
   editForm: $("edit-form"),
   deleteStream: $("delete-stream"),
   pastTable: $("past-table"),
@@ -182,6 +183,7 @@ function render() {
   const key = state.keys.get(stream.slug);
   ui.streamKey.textContent = key ?? "hidden: it is shown only right after it is made";
   ui.streamKey.classList.toggle("secret", Boolean(key));
+  ui.copyKey.hidden = !key || !navigator.clipboard;
   ui.camera.textContent = state.camera ? "Camera off" : "Camera on";
   ui.previewOff.hidden = Boolean(state.camera);
   ui.camera.disabled = publishing;
@@ -480,6 +482,14 @@ ui.newKey.addEventListener(
     const { stream_key: key } = await api("POST", `${path(slug)}/key`);
     state.keys.set(slug, key);
     status("New key made: it is shown below this once, and the old one no longer works.");
+  }),
+);
+
+ui.copyKey.addEventListener(
+  "click",
+  action(async () => {
+    await navigator.clipboard.writeText(state.keys.get(state.selected) ?? "");
+    status("Key copied: paste it into OBS as the Bearer token.");
   }),
 );
 
