@@ -78,6 +78,7 @@ from livecore.store.subscriptions import Subscriptions
 from livecore.store.tips import Tips
 from livecore.store.users import User
 from livecore.streams import routes as stream_routes
+from livecore.streams.health import IngestReport
 from livecore.streams.live import BroadcastLog, RecordingDone, StateChange, finish_interrupted
 from livecore.streams.playback import PlaybackRefused
 from livecore.streams.retention import Retention
@@ -434,6 +435,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
         hubs, config.sfu, on_state=on_state, metrics=SfuMetrics(app[METRICS].registry),
         transcoders=lambda hub: SourceTranscode(hub, app[HLS_METRICS]),
     )  # fmt: skip
+    app[stream_routes.INGEST] = _IngestProbe(app[PUBLISHERS], origin)
     retention = asyncio.create_task(
         Retention(app[DB], config.data_path, config.recordings).run(), name="retention"
     )
@@ -453,6 +455,32 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
         logger.error("broadcast states not all recorded at shutdown")
     writer.cancel()
     await asyncio.gather(writer, return_exceptions=True)
+
+
+class _IngestProbe:
+    """A stream's ingest health for the streams API: its publisher's figures (sfu/) and the
+    picture size of its HLS source rendition (read from the stream's SPS by the packager)."""
+
+    def __init__(self, publishers: Publishers, origin: HlsOrigin) -> None:
+        self._publishers = publishers
+        self._origin = origin
+
+    async def report(self, stream_id: int) -> IngestReport | None:
+        publisher = self._publishers.for_stream(stream_id)
+        if publisher is None:
+            return None
+        health = await publisher.health()
+        source = (self._origin.lookup(publisher.hub.slug) or {}).get("source")
+        video = source.variant("") if source is not None else None
+        return IngestReport(
+            video_codec=health.video_codec, audio_codec=health.audio_codec,
+            width=video.width if video else None, height=video.height if video else None,
+            bitrate_bps=health.bitrate_bps, video_bitrate_bps=health.video_bitrate_bps,
+            audio_bitrate_bps=health.audio_bitrate_bps, fps=health.fps,
+            keyframe_interval_s=health.keyframe_interval_s,
+            packets_received=health.packets_received, packets_lost=health.packets_lost,
+            packet_loss=health.loss_fraction, last_media_s=health.last_media_s,
+        )  # fmt: skip
 
 
 def _whep_admit(app: web.Application) -> signaling_routes.WhepAdmit:

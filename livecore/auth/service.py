@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from livecore.auth.mail import Mail, MailSender
 from livecore.auth.passwords import PasswordHashing, Passwords, password_problem
+from livecore.auth.publish import is_publish_token, verify_publish
 from livecore.auth.throttle import FailureWindow, admit
 from livecore.auth.tokens import (
     RESET_PREFIX,
@@ -370,6 +371,23 @@ class AuthService:
         if not key.startswith(STREAM_KEY_PREFIX) or len(key) > 128:
             return None
         return await self.streams.for_key(slug, hash_secret(key))
+
+    async def stream_for_publisher(self, slug: str, token: str, secret_key: bytes) -> Stream | None:
+        """The stream `slug` when `token` is its stream key or a publish token for it
+        (livecore.auth.publish) whose user may still manage it: its owner or an admin."""
+        if not is_publish_token(token):
+            return await self.stream_for_key(slug, token)
+        stream = await self.streams.by_slug(slug)
+        if stream is None:
+            return None
+        grant = verify_publish(secret_key, token, stream.id)
+        if grant is None:
+            return None
+        if grant.user_id != stream.owner_id:
+            user = await self.users.get(grant.user_id)
+            if user is None or user.role != "admin":
+                return None  # an admin who has since been demoted
+        return stream
 
 
 def new_stream_key() -> tuple[str, bytes]:

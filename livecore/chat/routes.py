@@ -44,6 +44,7 @@ from livecore.store import UniqueViolation
 from livecore.store.chat import RoomSettings
 from livecore.store.streams import Stream
 from livecore.store.users import User
+from livecore.text import name_key
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_patch(base + "/settings", patch_chat_settings)
     app.router.add_get(base + "/reports", get_chat_reports)
     app.router.add_post(base + "/reports/{report_id}", post_chat_report_resolution)
+    app.router.add_get(base + "/bans", get_chat_bans)
     app.router.add_get("/api/v1/streams/{slug}/moderators", get_moderators)
+    app.router.add_post("/api/v1/streams/{slug}/moderators", post_moderator)
     app.router.add_put("/api/v1/streams/{slug}/moderators/{user_id}", put_moderator)
     app.router.add_delete("/api/v1/streams/{slug}/moderators/{user_id}", delete_moderator)
 
@@ -365,6 +368,24 @@ async def delete_chat_ban(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def get_chat_bans(request: web.Request) -> web.Response:
+    """Bans and timeouts in force (newest first), for the moderators' list with "Lift"."""
+    _, stream = await _staff(request)
+    bans = await request.app[CHAT].service.ban_list(stream)
+    return web.json_response(
+        {
+            "bans": [
+                {
+                    "user_id": b.user_id, "display_name": b.user_name,
+                    "until": b.until.isoformat() if b.until else None, "reason": b.reason,
+                    "by": b.by_name, "created_at": b.created_at.isoformat(),
+                }
+                for b in bans
+            ]
+        }
+    )  # fmt: skip
+
+
 async def get_chat_settings(request: web.Request) -> web.Response:
     _, stream = await _staff(request)
     settings = await request.app[CHAT].service.settings(stream)
@@ -422,18 +443,29 @@ async def get_chat_reports(request: web.Request) -> web.Response:
     if state not in ("open", "resolved", "dismissed"):
         raise Invalid("invalid state", fields={"state": "must be open, resolved or dismissed"})
     reports = await request.app[CHAT].service.reports(stream, state)
+    names = await _names(request, [r.reporter_id for r in reports] + [
+        r.author_id for r in reports if r.author_id is not None
+    ])  # fmt: skip
     return web.json_response(
         {
             "reports": [
                 {
                     "id": r.id, "message_id": r.message_id, "reporter_id": r.reporter_id,
-                    "reason": r.reason, "state": r.state, "text": r.text,
-                    "author_id": r.author_id, "created_at": r.created_at.isoformat(),
+                    "reporter_name": names.get(r.reporter_id), "reason": r.reason,
+                    "state": r.state, "text": r.text, "author_id": r.author_id,
+                    "author_name": names.get(r.author_id) if r.author_id else None,
+                    "created_at": r.created_at.isoformat(),
                 }
                 for r in reports
             ]
         }
     )  # fmt: skip
+
+
+async def _names(request: web.Request, user_ids: list[int]) -> dict[int, str]:
+    unique = list(dict.fromkeys(user_ids))
+    users = await request.app[AUTH].users.get_many(unique) if unique else []
+    return {u.id: u.display_name for u in users if u is not None}
 
 
 async def post_chat_report_resolution(request: web.Request) -> web.Response:
@@ -451,7 +483,9 @@ async def post_chat_report_resolution(request: web.Request) -> web.Response:
 async def get_moderators(request: web.Request) -> web.Response:
     _, stream = await _staff(request)
     ids = await request.app[AUTH].streams.moderators(stream.id)
-    return web.json_response({"moderators": ids})
+    names = await _names(request, ids)
+    users = [{"id": i, "display_name": names[i]} for i in ids if i in names]
+    return web.json_response({"moderators": ids, "users": users})
 
 
 async def _owner(request: web.Request) -> tuple[User, Stream]:
@@ -468,12 +502,35 @@ async def put_moderator(request: web.Request) -> web.Response:
     auth = request.app[AUTH]
     if await auth.users.get(user_id) is None:
         raise NotFound("no such user")
+    await _add_moderator(request, actor, stream, user_id)
+    return web.Response(status=204)
+
+
+async def post_moderator(request: web.Request) -> web.Response:
+    """Make someone a moderator by their display name or e-mail address, as the studio asks."""
+    actor, stream = await _owner(request)
+    body = await read_body(request)
+    who = body.text("user", max_len=254).strip()
+    body.check()
+    users = request.app[AUTH].users
+    user = await users.by_email(who) if "@" in who else None
+    if user is None:
+        user = await users.by_name_key(name_key(who))
+    if user is None:
+        raise NotFound("no user has this name or e-mail address")
+    if user.id == stream.owner_id:
+        raise Invalid("the owner moderates the stream already", fields={"user": "is the owner"})
+    await _add_moderator(request, actor, stream, user.id)
+    return web.json_response({"user": {"id": user.id, "display_name": user.display_name}})
+
+
+async def _add_moderator(request: web.Request, actor: User, stream: Stream, user_id: int) -> None:
+    auth = request.app[AUTH]
     await auth.streams.add_moderator(stream.id, user_id)
     await auth.audit.record(
         "stream.moderator_add", "stream", stream.id, actor_id=actor.id,
         details={"user_id": user_id},
     )  # fmt: skip
-    return web.Response(status=204)
 
 
 async def delete_moderator(request: web.Request) -> web.Response:

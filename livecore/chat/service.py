@@ -22,7 +22,7 @@ from livecore.chat.state import RoomState, settings_json
 from livecore.chat.text import BannedTerms, check_message, normalise
 from livecore.events.bus import BusUnavailable, EventBus
 from livecore.store.audit import AuditLog
-from livecore.store.chat import ChatStore, Report, RoomSettings
+from livecore.store.chat import BanEntry, ChatStore, Report, RoomSettings
 from livecore.store.streams import Stream, Streams
 from livecore.store.users import User
 
@@ -294,6 +294,9 @@ class ChatService:
         if await self._store.message(stream.id, message_id) is None:
             raise LookupError(message_id)
         return await self._store.report(stream.id, message_id, reporter.id, reason)
+
+    async def ban_list(self, stream: Stream) -> list[BanEntry]:
+        return await self._store.ban_list(stream.id)
 
     async def reports(self, stream: Stream, state: str) -> list[Report]:
         return await self._store.reports(stream.id, state=state)

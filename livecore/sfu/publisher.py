@@ -31,6 +31,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from livecore.config import SfuConfig
 from livecore.sfu.hub import HubRegistry, StreamHub
+from livecore.sfu.ingest import IngestHealth, IngestMeter
 from livecore.sfu.media import MediaKind, MediaUnit, h264_is_keyframe, vp8_is_keyframe
 from livecore.sfu.metrics import SfuMetrics
 from livecore.sfu.offer import OfferSummary, inspect_offer
@@ -141,6 +142,7 @@ class _TrackIntake:
             keyframe = vp8_is_keyframe(frame.data)
         else:
             keyframe = kind == "audio"
+        publisher.meter.record(kind, frame.codec, len(frame.data), keyframe)
         if self._units is not None and self._bytes is not None:
             self._units.inc()
             self._bytes.inc(len(frame.data))
@@ -174,6 +176,7 @@ class Publisher:
         self._vp8: VideoTranscoder | None = None
         self.metrics = metrics
         self._lost_reported = 0
+        self.meter = IngestMeter()
         self.hub = hub
         self.pc = pc
         self._idle_timeout_s = idle_timeout_s
@@ -211,15 +214,35 @@ class Publisher:
                 self.metrics.keyframe_requests.inc()
             self.spawn(send_pli(self._video_receiver), "pli")
 
+    async def _rtp_counts(self) -> tuple[int, int]:
+        """(packets received, packets lost) over the session, from the receivers' stats."""
+        received = lost = 0
+        for transceiver in self.pc.getTransceivers():
+            stats = await transceiver.receiver.getStats()
+            for s in stats.values():
+                if getattr(s, "type", "") == "inbound-rtp":
+                    received += getattr(s, "packetsReceived", 0) or 0
+                    lost += getattr(s, "packetsLost", 0) or 0
+        return received, lost
+
+    async def health(self) -> IngestHealth:
+        """This publisher's ingest figures now (livecore.sfu.ingest)."""
+        meter = self.meter
+        video_bps, audio_bps, fps = meter.rates()
+        received, lost = await self._rtp_counts()
+        return IngestHealth(
+            video_codec=meter.codecs.get("video", ""), audio_codec=meter.codecs.get("audio", ""),
+            bitrate_bps=video_bps + audio_bps, video_bitrate_bps=video_bps,
+            audio_bitrate_bps=audio_bps, fps=fps, keyframe_interval_s=meter.keyframe_interval_s,
+            packets_received=received, packets_lost=max(0, lost),
+            last_media_s=self.idle_for_s(),
+        )  # fmt: skip
+
     async def report_loss(self) -> None:
         """Add the packets lost since the last report to the loss counter."""
         if self.metrics is None:
             return
-        lost = 0
-        for transceiver in self.pc.getTransceivers():
-            stats = await transceiver.receiver.getStats()
-            lost += sum(getattr(s, "packetsLost", 0) or 0 for s in stats.values()
-                        if getattr(s, "type", "") == "inbound-rtp")  # fmt: skip
+        _, lost = await self._rtp_counts()
         if lost > self._lost_reported:
             self.metrics.packets_lost.inc(lost - self._lost_reported)
             self._lost_reported = lost

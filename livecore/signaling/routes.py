@@ -1,6 +1,7 @@
 """WHIP ingest (RFC 9725) and WHEP playback: POST an SDP offer, get the answer and a session.
 
-`POST /whip/{stream}` with `Authorization: Bearer <stream key>` and an `application/sdp`
+`POST /whip/{stream}` with `Authorization: Bearer <stream key>` (or a publish token from
+`POST /api/v1/streams/{slug}/publish-token`, livecore.auth.publish) and an `application/sdp`
 offer answers `201 Created` with the SDP answer, the session's `Location`, and the ICE
 servers as `Link` headers. `DELETE` on the session ends the broadcast; `PATCH` with
 `application/trickle-ice-sdpfrag` adds trickled candidates (RFC 8840). CORS lets a page on
@@ -19,7 +20,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, CONFIG, HUBS, PUBLISHERS, VIEWERS
+from livecore.appkeys import AUTH, CONFIG, HUBS, PUBLISHERS, SECRET_KEY, VIEWERS
 from livecore.auth.routes import bearer_token
 from livecore.errors import (
     BadRequest,
@@ -115,7 +116,8 @@ async def post_whip(request: web.Request) -> web.Response:
     if not token:
         raise Unauthorized("invalid stream key", headers={"WWW-Authenticate": "Bearer"})
     auth = request.app[AUTH]
-    stream = await auth.stream_for_key(slug, token)
+    # The stream key (OBS) or a short-lived publish token (the studio page).
+    stream = await auth.stream_for_publisher(slug, token, request.app[SECRET_KEY])
     if stream is None:
         if await auth.streams.by_slug(slug) is None:
             raise NotFound("no such stream")

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from livecore.store.db import Database
 
 JsonValue = str | int | float | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor_id: int | None
+    actor_name: str | None
+    action: str
+    target_type: str
+    target_id: str
+    details: dict[str, Any]
+    user_name: str | None  # the user acted on (a target user, or details.user_id)
 
 
 class AuditLog:
@@ -42,3 +58,40 @@ class AuditLog:
             str(target_id),
         )
         return [r["action"] for r in rows]
+
+    async def for_stream(
+        self, stream_id: int, *, before_id: int | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        """What was done to a stream, newest first: the stream itself, chat actions on its
+        users (details.stream_id) and its recordings (target 'broadcast')."""
+        rows = await self._db.pool.fetch(
+            "SELECT a.id, a.at, a.actor_id, u.display_name AS actor_name, a.action,"
+            " a.target_type, a.target_id, a.details, t.display_name AS user_name FROM audit_log a"
+            " LEFT JOIN users u ON u.id = a.actor_id"
+            # The user acted on, looked up by primary key (CASE: the cast only for digits).
+            " LEFT JOIN LATERAL (SELECT CASE WHEN a.target_type = 'user' THEN a.target_id"
+            "  ELSE a.details->>'user_id' END AS uid) x ON true"
+            " LEFT JOIN users t ON t.id = CASE WHEN x.uid ~ '^[0-9]{1,18}$'"
+            "  THEN x.uid::bigint END"
+            " WHERE ((a.target_type = 'stream' AND a.target_id = $1)"
+            " OR a.details->>'stream_id' = $1"
+            " OR (a.target_type = 'broadcast' AND a.target_id IN"
+            "  (SELECT id::text FROM broadcasts WHERE stream_id = $2)))"
+            " AND ($3::bigint IS NULL OR a.id < $3)"
+            " ORDER BY a.id DESC LIMIT $4",
+            str(stream_id), stream_id, before_id, limit,
+        )  # fmt: skip
+        return [
+            AuditEntry(
+                r["id"],
+                r["at"],
+                r["actor_id"],
+                r["actor_name"],
+                r["action"],
+                r["target_type"],
+                r["target_id"],
+                json.loads(r["details"]),
+                r["user_name"],
+            )
+            for r in rows
+        ]

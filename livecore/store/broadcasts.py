@@ -24,6 +24,18 @@ class Broadcast:
 
 
 @dataclass(frozen=True, slots=True)
+class PastBroadcast:
+    """A finished broadcast and its audience (chat sockets: peak at once, unique people)."""
+
+    id: int
+    started_at: datetime
+    ended_at: datetime
+    peak_viewers: int
+    unique_viewers: int
+    recording: bool  # kept and playable as VOD
+
+
+@dataclass(frozen=True, slots=True)
 class MediaInfo:
     video_codec: str = ""
     audio_codec: str = ""
@@ -148,6 +160,26 @@ class Broadcasts:
         for row in rows:
             found.setdefault(row["stream_id"], []).append(_broadcast(row))
         return found
+
+    async def audience(self, stream_id: int, limit: int = 50) -> list[PastBroadcast]:
+        """The stream's finished broadcasts, newest first, with their viewer figures."""
+        rows = await self._db.pool.fetch(
+            "SELECT id, started_at, ended_at, peak_viewers, unique_viewers,"
+            f" {_LISTED} AND recording_deleted_at IS NULL AS recording FROM broadcasts"
+            " WHERE stream_id = $1 AND ended_at IS NOT NULL ORDER BY started_at DESC LIMIT $2",
+            stream_id, limit,
+        )  # fmt: skip
+        return [
+            PastBroadcast(
+                r["id"],
+                r["started_at"],
+                r["ended_at"],
+                r["peak_viewers"],
+                r["unique_viewers"],
+                r["recording"],
+            )
+            for r in rows
+        ]
 
     async def get(self, broadcast_id: int) -> Broadcast | None:
         row = await self._db.pool.fetchrow(

@@ -28,6 +28,18 @@ class Ban:
 
 
 @dataclass(frozen=True, slots=True)
+class BanEntry:
+    """A ban or timeout in force, as moderators list them."""
+
+    user_id: int
+    user_name: str
+    until: datetime | None
+    reason: str
+    by_name: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class StoredMessage:
     id: int
     user_id: int | None
@@ -94,6 +106,23 @@ class ChatStore:
             stream_id,
         )
         return [Ban(r["user_id"], r["until"]) for r in rows]
+
+    async def ban_list(self, stream_id: int) -> list[BanEntry]:
+        """Bans and timeouts in force, newest first, with who they are and who set them."""
+        rows = await self._db.pool.fetch(
+            "SELECT b.user_id, u.display_name AS user_name, b.until, b.reason,"
+            " m.display_name AS by_name, b.created_at FROM chat_bans b"
+            " JOIN users u ON u.id = b.user_id LEFT JOIN users m ON m.id = b.by_user"
+            " WHERE b.stream_id = $1 AND (b.until IS NULL OR b.until > now())"
+            " ORDER BY b.created_at DESC, b.user_id",
+            stream_id,
+        )
+        return [
+            BanEntry(
+                r["user_id"], r["user_name"], r["until"], r["reason"], r["by_name"], r["created_at"]
+            )
+            for r in rows
+        ]
 
     async def ban(
         self, stream_id: int, user_id: int, *, seconds: int | None, reason: str, by: int

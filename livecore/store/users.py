@@ -106,6 +106,11 @@ class Users:
         )
         return _user(row) if row else None
 
+    async def by_name_key(self, key: str) -> User | None:
+        """The user whose display name reads as `key` (livecore.text.name_key)."""
+        row = await self._db.pool.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE name_key = $1", key)
+        return _user(row) if row else None
+
     async def credentials(self, email: str) -> Credentials | None:
         row = await self._db.pool.fetchrow(
             f"SELECT {_COLUMNS}, password_hash FROM users WHERE lower(email) = lower($1)", email

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -11,6 +12,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from livecore.appkeys import AUTH, CONFIG, DB, SECRET_KEY
+from livecore.auth.publish import new_publish_token
 from livecore.auth.routes import authenticate, iso, require_user
 from livecore.auth.service import InvalidInput
 from livecore.cache import TtlCache
@@ -19,6 +21,7 @@ from livecore.ids import path_id
 from livecore.jsonbody import invalid_message, read_body
 from livecore.store.broadcasts import Broadcast, Broadcasts
 from livecore.store.streams import Stream, StreamState, Visibility
+from livecore.streams.health import IngestProbe
 from livecore.streams.playback import PlaybackPolicy, PlaybackRefused
 from livecore.streams.retention import remove_local_recording
 from livecore.streams.service import (
@@ -45,6 +48,8 @@ VIEWER_COUNTS: Final[web.AppKey[ViewerCounts]] = web.AppKey("viewer_counts")
 # its watch page.
 LISTED_RECORDINGS = 3
 PLAYBACK = web.AppKey("playback", PlaybackPolicy)
+# Set by app.py once publishers exist (the figures live in sfu/, which this may not import).
+INGEST: Final[web.AppKey[IngestProbe]] = web.AppKey("ingest")
 VISIBILITIES: tuple[Visibility, ...] = ("public", "subscribers")
 STATES: tuple[StreamState, ...] = ("offline", "live")
 
@@ -57,7 +62,11 @@ def setup(app: web.Application) -> None:
     app.router.add_patch("/api/v1/streams/{slug}", patch_stream)
     app.router.add_delete("/api/v1/streams/{slug}", delete_stream)
     app.router.add_post("/api/v1/streams/{slug}/key", post_stream_key)
+    app.router.add_post("/api/v1/streams/{slug}/publish-token", post_publish_token)
     app.router.add_post("/api/v1/streams/{slug}/playback", post_stream_playback)
+    app.router.add_get("/api/v1/streams/{slug}/health", get_stream_health)
+    app.router.add_get("/api/v1/streams/{slug}/audit", get_stream_audit)
+    app.router.add_get("/api/v1/streams/{slug}/broadcasts", get_stream_broadcasts)
     app.router.add_get("/api/v1/streams/{slug}/recordings", get_stream_recordings)
     app.router.add_delete("/api/v1/streams/{slug}/recordings/{id}", delete_stream_recording)
 
@@ -239,6 +248,98 @@ async def post_stream_key(request: web.Request) -> web.Response:
     except NotAllowed as exc:
         raise Forbidden(str(exc)) from None
     return web.json_response({"stream_key": key})
+
+
+async def post_publish_token(request: web.Request) -> web.Response:
+    """A short-lived token the owner's page publishes with over WHIP instead of the stream
+    key (which is stored hashed and cannot be shown again); the key keeps working."""
+    principal = await require_user(request)
+    stream = await _stream(request)
+    if not may_manage(principal.user, stream):
+        raise Forbidden("only the stream's owner or an admin may do this")
+    token, expires_at = new_publish_token(request.app[SECRET_KEY], stream.id, principal.user.id)
+    return web.json_response(
+        {"token": token, "expires_at": expires_at, "whip_url": f"/whip/{stream.slug}"}
+    )
+
+
+async def get_stream_health(request: web.Request) -> web.Response:
+    """The live stream's ingest figures for its owner, moderators and admins. `ingest` is
+    null when the stream is offline, or live on another node (each node knows the publishers
+    it ingests)."""
+    principal = await require_user(request)
+    stream = await _stream(request)
+    user = principal.user
+    if not may_manage(user, stream) and not await request.app[AUTH].streams.is_moderator(
+        stream.id, user.id
+    ):
+        raise Forbidden("only the stream's owner, its moderators and admins may do this")
+    probe = request.app.get(INGEST)
+    report = await probe.report(stream.id) if probe is not None else None
+    ingest = None
+    if report is not None:
+        ingest = {
+            **dataclasses.asdict(report),
+            "fps": round(report.fps, 2),
+            "packet_loss": round(report.packet_loss, 4),
+            "keyframe_interval_s": None
+            if report.keyframe_interval_s is None
+            else round(report.keyframe_interval_s, 2),
+            "last_media_s": round(report.last_media_s, 2),
+        }
+    return web.json_response(
+        {"state": stream.state, "started_at": iso(stream.started_at), "ingest": ingest}
+    )
+
+
+async def get_stream_audit(request: web.Request) -> web.Response:
+    """The audit of actions on the stream, newest first (owner, admins): its settings, keys,
+    moderators, chat moderation and recordings. `?before=ID` pages back, 100 at a time."""
+    principal = await require_user(request)
+    stream = await _stream(request)
+    if not may_manage(principal.user, stream):
+        raise Forbidden("only the stream's owner or an admin may do this")
+    before = request.query.get("before")
+    if before is not None and not (before.isdigit() and 0 < len(before) < 19):
+        raise Invalid("invalid before", fields={"before": "must be an entry id"})
+    entries = await request.app[AUTH].audit.for_stream(
+        stream.id, before_id=int(before) if before else None
+    )
+    return web.json_response(
+        {
+            "entries": [
+                {
+                    "id": e.id, "at": e.at.isoformat(), "action": e.action,
+                    "actor": {"id": e.actor_id, "display_name": e.actor_name}
+                    if e.actor_id is not None else None,
+                    "target_type": e.target_type, "target_id": e.target_id,
+                    "details": e.details, "user_name": e.user_name,
+                }
+                for e in entries
+            ]
+        }
+    )  # fmt: skip
+
+
+async def get_stream_broadcasts(request: web.Request) -> web.Response:
+    """The stream's past broadcasts with their audience (owner, admins), newest first."""
+    principal = await require_user(request)
+    stream = await _stream(request)
+    if not may_manage(principal.user, stream):
+        raise Forbidden("only the stream's owner or an admin may do this")
+    past = await Broadcasts(request.app[DB]).audience(stream.id)
+    return web.json_response(
+        {
+            "broadcasts": [
+                {
+                    "id": b.id, "started_at": iso(b.started_at), "ended_at": iso(b.ended_at),
+                    "peak_viewers": b.peak_viewers, "unique_viewers": b.unique_viewers,
+                    "recording": f"/vod/{b.id}/vod.m3u8" if b.recording else None,
+                }
+                for b in past
+            ]
+        }
+    )  # fmt: skip
 
 
 async def post_stream_playback(request: web.Request) -> web.Response:

@@ -1,6 +1,6 @@
-"""The web pages and their static files: `/`, `/studio`, `/watch/{slug}`, the account pages
-(`/login`, `/signup`, `/forgot-password`, `/reset-password`, `/account`), `/subscriptions`,
-the creator's `/studio/money`, `/static/...`.
+"""The web pages and their static files: `/`, `/studio`, `/studio/moderation`, `/watch/{slug}`,
+the account pages (`/login`, `/signup`, `/forgot-password`, `/reset-password`, `/account`),
+`/subscriptions`, the creator's `/studio/money`, `/static/...`.
 
 The pages are static HTML; everything dynamic is done by their JavaScript modules through
 the public API, so nothing here reads the database or imports other livecore packages.
@@ -90,6 +90,8 @@ STATIC_FILES: Final[Mapping[str, str]] = {
     "home.css": "text/css; charset=utf-8",
     "home.js": "text/javascript; charset=utf-8",
     "lowlatency.js": "text/javascript; charset=utf-8",
+    "moderation.js": "text/javascript; charset=utf-8",
+    "studio.css": "text/css; charset=utf-8",
     "studio.js": "text/javascript; charset=utf-8",
     "subscribe.js": "text/javascript; charset=utf-8",
     "subscriptions.js": "text/javascript; charset=utf-8",
@@ -112,6 +114,7 @@ def setup(
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/studio", _page("studio.html"))
     app.router.add_get("/studio/money", _page("money.html"))
+    app.router.add_get("/studio/moderation", _page("moderation.html"))
     watch_csp = content_security_policy(stripe_js=stripe_js)
     app.router.add_get("/watch/{slug}", _page("watch.html", csp=watch_csp))
     pages = ("login", "signup", "forgot-password", "reset-password", "account", "subscriptions")

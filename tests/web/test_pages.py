@@ -17,8 +17,8 @@ from livecore.web.routes import CHART_JS, HLS_JS, NODE_MODULES, STATIC_DIR, STAT
 from tests.conftest import Client, MakeClient
 
 PAGES = (
-    "/", "/studio", "/watch/some-show", "/login", "/signup", "/forgot-password",
-    "/reset-password", "/account", "/subscriptions", "/studio/money",
+    "/", "/studio", "/studio/moderation", "/watch/some-show", "/login", "/signup",
+    "/forgot-password", "/reset-password", "/account", "/subscriptions", "/studio/money",
 )  # fmt: skip
 _STATIC_REF = re.compile(r"""(?:src|href)="/static/([^"]+)\"""")
 _IMPORT = re.compile(r"""from "\./([^"]+)\"""")
@@ -93,8 +93,8 @@ async def test_unknown_static_files_are_404(client: Client, path: str) -> None:
 def test_every_file_the_pages_load_is_listed_and_exists() -> None:
     referenced: set[str] = set()
     pages = (
-        "index.html", "studio.html", "watch.html", "login.html", "account.html",
-        "subscriptions.html", "money.html",
+        "index.html", "studio.html", "moderation.html", "watch.html", "login.html",
+        "account.html", "subscriptions.html", "money.html",
     )  # fmt: skip
     for page in pages:
         referenced |= set(_STATIC_REF.findall((STATIC_DIR / page).read_text()))

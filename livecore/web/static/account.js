@@ -49,8 +49,10 @@ function login() {
 
 function signup() {
   keepNext();
-  onSubmit(async ({ email, password, display_name }) => {
-    await api("POST", "/api/v1/auth/register", { email, password, display_name });
+  // Coming from the studio: most likely to stream.
+  if (nextPath("").startsWith("/studio")) form.elements.creator.checked = true;
+  onSubmit(async ({ email, password, display_name, creator }) => {
+    await api("POST", "/api/v1/auth/register", { email, password, display_name, creator: creator === "on" });
     location.assign(nextPath("/"));
   });
 }

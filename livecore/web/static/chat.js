@@ -56,7 +56,8 @@ function money(amountMinor, currency) {
 
 /**
  * Start the panel in `root` (the "Chat" region). `on.state(state)` and `on.viewers(count)`
- * hear the socket's stream_state and viewer_count events; `on.connected()` each hello.
+ * hear the socket's stream_state and viewer_count events; `on.connected()` each hello;
+ * `on.tip(event)` each new tip. Returns `{stop()}`.
  */
 export function startChat(root, slug, on) {
   const $ = (sel) => root.querySelector(sel);
@@ -176,6 +177,7 @@ export function startChat(root, slug, on) {
       case "chat_deleted":
         if (!fresh(event)) return;
         lastId = Math.max(lastId, event.id);
+        if (event.type === "tip") on.tip?.(event);
         return enqueue(event);
       case "room_mode":
         mode = event;
@@ -457,7 +459,7 @@ export function startChat(root, slug, on) {
       for (const event of Array.isArray(events) ? events : [events]) handle(event);
     });
     mine.addEventListener("close", () => {
-      if (socket !== mine) return;
+      if (socket !== mine || stopped) return;
       socket = null;
       updateSendBox();
       for (const [key] of sent) {
@@ -473,5 +475,15 @@ export function startChat(root, slug, on) {
     });
   }
 
+  let stopped = false;
   connect();
+  /** Close the socket for good (a page that shows another stream's chat next). */
+  return {
+    stop() {
+      stopped = true;
+      clearInterval(ticker);
+      socket?.close(1000);
+      socket = null;
+    },
+  };
 }
