@@ -19,7 +19,7 @@ from pathlib import Path
 from livecore.config import HlsConfig
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packaging import ThreadLink, WorkerLink
-from livecore.hls.playlist import target_duration
+from livecore.hls.playlist import segment_limit_s, target_duration
 from livecore.hls.state import InitInfo, MediaState, Part, Segment, VariantInfo
 from livecore.hls.worker import Finished, InitReady, SegmentUpdate, WorkerEvent, WorkerSpec
 from livecore.sfu.hub import Subscription
@@ -75,6 +75,11 @@ class Packager:
         self._longest_s = 0.0
         self._gop_s = 0.0  # media time between the last two keyframe-led parts
         self._since_keyframe_s = 0.0
+        # Where the segment in progress starts (publisher's clock, seconds), for asking the
+        # publisher for a keyframe as it nears its target; None before the first video.
+        self._segment_start_s: float | None = None
+        self._segment_start_msn = -1  # the segment the worker last said starts there
+        self._all_independent = True  # every complete segment so far starts with a keyframe
         self._ended = False
         self._failed = False
         self.version = 0  # counts changes to what the playlists show
@@ -123,6 +128,8 @@ class Packager:
     # -- the loop's side of the hand-off ------------------------------------------------------
 
     def _offer(self, unit: MediaUnit) -> None:
+        if unit.kind == "video":
+            self._watch_keyframes(unit)
         if unit.kind == "video" and self._drop_video_until_keyframe:
             if not unit.keyframe:
                 self._count_drop()
@@ -139,6 +146,21 @@ class Packager:
                     self._sub.on_keyframe_needed()
             return
         self._link.send(unit, time.monotonic())
+
+    def _watch_keyframes(self, unit: MediaUnit) -> None:
+        """Ask the publisher for a keyframe once the segment in progress is long enough to be
+        cut at one (the worker's rule), as servers that ingest WebRTC do: a browser sends a
+        keyframe only when asked, and segments can only start at one. The hub merges these
+        requests with its readers' into at most one PLI per interval, so asking at every
+        access unit until the keyframe comes costs nothing more."""
+        start = self._segment_start_s
+        cut_s = self.config.segment_target_s - self.config.part_target_s / 2
+        if start is None or (unit.keyframe and unit.pts_s - start >= cut_s):
+            if unit.keyframe:
+                self._segment_start_s = unit.pts_s  # the worker cuts here, as it will say
+            return
+        if unit.pts_s - start >= cut_s and self._sub.on_keyframe_needed is not None:
+            self._sub.on_keyframe_needed()
 
     def _count_drop(self) -> None:
         self.dropped_units += 1
@@ -164,6 +186,11 @@ class Packager:
                 seg.parts[len(known.parts) :] if known and known.msn == seg.msn else seg.parts
             )
             self._track_gop(new_parts)
+            if seg.msn > self._segment_start_msn:
+                # A segment the worker started, keyframe or not (a publisher that sent none
+                # in time gets its segment cut without one): the next request counts from it.
+                self._segment_start_msn = seg.msn
+                self._segment_start_s = seg.start_s
             self.bytes_written += sum(part.size for part in new_parts)
             if known is not None and known.msn == seg.msn:
                 self._segments[-1] = seg
@@ -176,6 +203,7 @@ class Packager:
                 self._forget_old_segments()
             if seg.complete:
                 self._longest_s = max(self._longest_s, seg.duration_s)
+                self._all_independent = self._all_independent and seg.independent
         elif isinstance(event, Finished):
             self._ended = True
             if event.write_error:
@@ -259,6 +287,7 @@ class Packager:
             discontinuity_sequence=self._discontinuities_before[first] if self._segments else 0,
             ended=self._ended,
             preload_hint=None if self._ended else self.preload_hint,
+            independent_segments=self._all_independent,
         )
 
     @property
@@ -276,6 +305,8 @@ class Packager:
         the part that will exist: the segment is long enough (the worker's rule) and a
         keyframe is due, going by the last GOP length."""
         cfg = self.config
+        if seg.duration_s + cfg.part_target_s >= segment_limit_s(cfg.segment_target_s):
+            return True  # cut at the next part even without a keyframe
         if seg.duration_s < cfg.segment_target_s - cfg.part_target_s / 2 or self._gop_s <= 0:
             return False
         since_keyframe = 0.0

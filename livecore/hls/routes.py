@@ -235,7 +235,8 @@ async def get_master(request: web.Request) -> web.Response:
         if variant is not None:
             variants.append(variant)
     ended = all(v.ended for v in renditions.values())
-    text = render_multivariant(variants, uri_query=_query(hls, request))
+    independent = all(v.media_state().independent_segments for v in renditions.values())
+    text = render_multivariant(variants, uri_query=_query(hls, request), independent=independent)
     return _playlist_response(request, text, _max_age(hls, ended))
 
 

@@ -269,3 +269,25 @@ async def test_aac_follows_the_publishers_channels_mono_then_stereo(env: Env) ->
     init1 = await _read(b.directory / "init-1.mp4")
     assert _audio_channels(init0, await _read(b.directory / first.uri)) == 1
     assert _audio_channels(init1, await _read(b.directory / later.uri)) == 2
+
+
+async def test_segments_stay_within_the_target_duration_when_keyframes_stop(env: Env) -> None:
+    """A publisher that sends one keyframe and no more (it ignores keyframe requests): its
+    segments are cut at part boundaries, never longer than the target duration, and no
+    playlist claims that every segment starts with a keyframe."""
+    video = encode_h264(150, 320, 180, keyint=1000)  # 5 s, one keyframe
+    units = sorted(video + encode_opus(250), key=lambda u: (u.pts_s, u.kind != "video"))
+    b = env.broadcast()
+    await b.publish(units)
+    await b.packager.wait_closed()
+    segs = b.packager.segments
+    state = b.packager.media_state()
+    assert len(segs) >= 4 and all(s.complete for s in segs)
+    assert all(round(s.duration_s) <= state.target_duration_s for s in segs), segs
+    assert segs[0].independent and not any(s.independent for s in segs[1:])
+    assert not state.independent_segments
+    assert "#EXT-X-INDEPENDENT-SEGMENTS" not in render_media(state)
+    vod = (await _read(b.directory / "vod.m3u8")).decode()
+    assert "#EXT-X-INDEPENDENT-SEGMENTS" not in vod and "#EXT-X-TARGETDURATION:1\n" in vod
+    result = await asyncio.to_thread(probe, str(b.directory / "vod.m3u8"))
+    assert len(result.video) == len(video)  # every frame, across the cuts
