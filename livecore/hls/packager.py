@@ -19,7 +19,7 @@ from pathlib import Path
 from livecore.config import HlsConfig
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packaging import ThreadLink, WorkerLink
-from livecore.hls.playlist import segment_limit_s, target_duration
+from livecore.hls.playlist import segment_cut_s, segment_limit_s, target_duration
 from livecore.hls.state import InitInfo, MediaState, Part, Segment, VariantInfo
 from livecore.hls.worker import Finished, InitReady, SegmentUpdate, WorkerEvent, WorkerSpec
 from livecore.sfu.hub import Subscription
@@ -154,7 +154,7 @@ class Packager:
         requests with its readers' into at most one PLI per interval, so asking at every
         access unit until the keyframe comes costs nothing more."""
         start = self._segment_start_s
-        cut_s = self.config.segment_target_s - self.config.part_target_s / 2
+        cut_s = segment_cut_s(self.config.segment_target_s)
         if start is None or (unit.keyframe and unit.pts_s - start >= cut_s):
             if unit.keyframe:
                 self._segment_start_s = unit.pts_s  # the worker cuts here, as it will say
@@ -303,12 +303,19 @@ class Packager:
     def _next_part_starts_segment(self, seg: Segment) -> bool:
         """Guess whether the worker will cut before the next part, so the preload hint names
         the part that will exist: the segment is long enough (the worker's rule) and a
-        keyframe is due, going by the last GOP length."""
+        keyframe has come or is due."""
         cfg = self.config
         if seg.duration_s + cfg.part_target_s >= segment_limit_s(cfg.segment_target_s):
             return True  # cut at the next part even without a keyframe
-        if seg.duration_s < cfg.segment_target_s - cfg.part_target_s / 2 or self._gop_s <= 0:
+        if seg.duration_s < segment_cut_s(cfg.segment_target_s):
             return False
+        if seg.parts[-1].duration_s < 0.9 * cfg.part_target_s:
+            # A part ends early only where a keyframe starts the next one: the keyframe the
+            # packager asked for has arrived.
+            return True
+        if self._gop_s <= 0:
+            return False
+        # Keyframes the publisher sends by itself: due going by the last GOP's length.
         since_keyframe = 0.0
         for part in reversed(seg.parts):
             since_keyframe += part.duration_s
@@ -351,6 +358,18 @@ class Packager:
         """Return once `has(msn, part)` or the broadcast has ended. No deadline: callers wrap
         it in `asyncio.timeout`."""
         while not self._ended and not self.has(msn, part):
+            await self._changed.wait()
+
+    @property
+    def ready(self) -> bool:
+        """Whether a player can start on the playlist: it lists a complete segment. Parts
+        alone are not enough: FFmpeg reads no segment, hls.js gives up (levelEmptyError)."""
+        return bool(self._segments) and self._segments[0].complete
+
+    async def wait_ready(self) -> None:
+        """Return once `ready` or the broadcast has ended (it may have ended without any
+        segment). No deadline: callers wrap it in `asyncio.timeout`."""
+        while not self._ended and not self.ready:
             await self._changed.wait()
 
     async def wait_started(self) -> None:

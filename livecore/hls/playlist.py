@@ -180,6 +180,13 @@ def target_duration(longest_segment_s: float, segment_target_s: float) -> int:
     return max(1, math.ceil(segment_target_s), round(longest_segment_s))
 
 
+def segment_cut_s(segment_target_s: float) -> float:
+    """A segment ends at the first keyframe once it is this long. The publisher is asked for
+    that keyframe here, and has until `segment_limit_s` (a second later) to send it: a
+    browser answers within a round trip and a frame, even on a busy machine."""
+    return max(segment_target_s / 2, segment_limit_s(segment_target_s) - 1.0)
+
+
 def segment_limit_s(segment_target_s: float) -> float:
     """A segment must stay shorter than this: at or above it, its duration would round to
     more than the target duration the playlist announces (RFC 8216 4.3.3.1)."""

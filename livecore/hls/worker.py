@@ -24,7 +24,12 @@ import numpy as np
 from livecore.config import HlsConfig
 from livecore.hls import h264
 from livecore.hls.fmp4 import BoxSplitter, TrackInfo, parse_fragment, parse_init
-from livecore.hls.playlist import PART_SEGMENTS_LISTED, RecordingPlaylist, segment_limit_s
+from livecore.hls.playlist import (
+    PART_SEGMENTS_LISTED,
+    RecordingPlaylist,
+    segment_cut_s,
+    segment_limit_s,
+)
 from livecore.hls.state import (
     VOD_PLAYLIST,
     InitInfo,
@@ -476,13 +481,13 @@ class Worker:
         assert self._init is not None
         has_video = self._init.video_codec is not None
         independent = video.starts_with_sync if video is not None else not has_video
-        # Cut at the first independent part once the segment is within half a part of the
-        # target: audio-only parts of 0.49 s then make 1.96 s segments, not 2.45 s ones.
-        # The packager asks the publisher for a keyframe at that point; a publisher that
-        # sends none in time gets its segment cut at a part boundary anyway, so that no
-        # segment is longer than the target duration the playlist announces (a player
-        # waits that long for the next one). The segment after such a cut starts mid-GOP.
-        target = self._config.segment_target_s - self._config.part_target_s / 2
+        # Cut at the first independent part once the segment is long enough (audio-only
+        # parts of 0.49 s make 1.96 s segments). The packager asks the publisher for a
+        # keyframe at that point; a publisher that sends none in time gets its segment cut
+        # at a part boundary anyway, so that no segment is longer than the target duration
+        # the playlist announces (a player waits that long for the next one). The segment
+        # after such a cut starts mid-GOP.
+        target = segment_cut_s(self._config.segment_target_s)
         seg = self._open
         too_long = seg is not None and (
             seg.duration_s + info.duration_s >= segment_limit_s(self._config.segment_target_s)
