@@ -288,6 +288,7 @@ class Packager:
             ended=self._ended,
             preload_hint=None if self._ended else self.preload_hint,
             independent_segments=self._all_independent,
+            part_hold_back_parts=self.config.part_hold_back_parts,
         )
 
     @property

@@ -63,7 +63,7 @@ def render_media(
     lines = _header(
         state.target_duration_s, state.media_sequence, state.discontinuity_sequence,
         part_target_s=state.part_target_s if low_latency else None, vod=state.ended,
-        independent=state.independent_segments,
+        independent=state.independent_segments, part_hold_back_parts=state.part_hold_back_parts,
     )  # fmt: skip
     segments = state.segments if low_latency else tuple(s for s in state.segments if s.complete)
     complete = [s for s in segments if s.complete]
@@ -90,6 +90,7 @@ def _header(
     part_target_s: float | None,
     vod: bool,
     independent: bool,
+    part_hold_back_parts: float = 3.0,
 ) -> list[str]:
     """The tags before the first segment; `part_target_s` None: no LL-HLS tags."""
     low_latency = part_target_s is not None
@@ -103,11 +104,12 @@ def _header(
     if independent:
         lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
     if part_target_s is not None:
-        # PART-HOLD-BACK: at least twice the part target, three times recommended;
-        # HOLD-BACK: at least three target durations (RFC 8216bis 4.4.3.8).
+        # PART-HOLD-BACK: at least twice the part target (the config's bound), three times
+        # recommended; HOLD-BACK: at least three target durations (RFC 8216bis 4.4.3.8).
+        hold_back = _decimal(part_hold_back_parts * part_target_s)
         lines.append(
             "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,"
-            f"PART-HOLD-BACK={_decimal(3 * part_target_s)},HOLD-BACK={_decimal(3 * td)}"
+            f"PART-HOLD-BACK={hold_back},HOLD-BACK={_decimal(3 * td)}"
         )
         lines.append(f"#EXT-X-PART-INF:PART-TARGET={_decimal(part_target_s)}")
     return lines

@@ -102,6 +102,7 @@ class MediaState:
     preload_hint: tuple[int, int] | None  # (msn, part index) of the next part, while live
     # Every segment so far starts with a keyframe (EXT-X-INDEPENDENT-SEGMENTS holds).
     independent_segments: bool = True
+    part_hold_back_parts: float = 3.0  # PART-HOLD-BACK, in part targets
 
     @property
     def media_sequence(self) -> int:

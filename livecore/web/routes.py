@@ -53,6 +53,7 @@ STATIC_FILES: Final[Mapping[str, str]] = {
     "app.css": "text/css; charset=utf-8",
     "api.js": "text/javascript; charset=utf-8",
     "home.js": "text/javascript; charset=utf-8",
+    "player.js": "text/javascript; charset=utf-8",
     "studio.js": "text/javascript; charset=utf-8",
     "watch.js": "text/javascript; charset=utf-8",
     "whip.js": "text/javascript; charset=utf-8",

@@ -3,6 +3,7 @@
 // its past broadcasts, each playable as VOD. Subscriber-only streams play with the signed
 // playback token the API gives to those allowed to watch.
 import { api, el, recordingLabel, show as say } from "./api.js";
+import { keepLive, liveOptions } from "./player.js";
 
 const POLL_MS = 5000;
 const RECORDINGS_EVERY_MS = 30_000; // the list is looked at again when the state changes
@@ -21,6 +22,7 @@ const slug = decodeURIComponent(location.pathname.split("/").pop());
 const streamPath = `/api/v1/streams/${encodeURIComponent(slug)}`;
 
 let hls = null; // the hls.js player while playing with it
+let stopKeepLive = null; // ends the live player's latency keeping
 let playing = null; // what plays: "live", a recording id, or null
 let unplayable = false; // no way to play HLS here: stop trying
 let refused = ""; // why this viewer may not play the stream, once the API said so
@@ -57,8 +59,7 @@ function start(what, source) {
   say(message, "");
   const Hls = window.Hls;
   if (Hls && Hls.isSupported()) {
-    // Live: catch up (up to 1.5x speed) when behind the target latency, e.g. after a stall.
-    const options = what === "live" ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 } : {};
+    const options = what === "live" ? { ...liveOptions } : {};
     hls = new Hls(options);
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (!data.fatal) return;
@@ -73,6 +74,7 @@ function start(what, source) {
     });
     hls.loadSource(source);
     hls.attachMedia(video);
+    if (what === "live") stopKeepLive = keepLive(hls, video);
   } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
     video.src = source;
   } else {
@@ -85,6 +87,10 @@ function start(what, source) {
 }
 
 function stop() {
+  if (stopKeepLive) {
+    stopKeepLive();
+    stopKeepLive = null;
+  }
   if (hls) {
     hls.destroy();
     hls = null;
