@@ -211,11 +211,12 @@ async def _follow_edge(base: str, slug: str, until: float, window_start: float) 
                 async with http.get(f"/hls/{slug}/source/{m[1]}") as resp:
                     init = await resp.read()
             parts = re.findall(r'#EXT-X-PART:[^\n]*URI="([^"]+)"', hint)
+            if not seen:
+                seen.update(parts)  # start at the edge: parts listed from now on, in order
+                continue
             new = [p for p in parts if p not in seen]
             if not init or not new:
                 continue
-            if not seen:
-                new = new[-1:]  # start at the edge
             for name in new:
                 seen.add(name)
                 async with http.get(f"/hls/{slug}/source/{name}") as resp:
