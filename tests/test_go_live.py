@@ -111,9 +111,10 @@ async def test_publish_over_whip_and_play_over_hls(client: Client, dsn: str) -> 
     assert row["recording_path"].startswith("recordings/")
     assert (row["width"], row["height"]) == (640, 360)
     assert row["bitrate_bps"] > 100_000  # the clip is about 0.8 Mb/s of video
-    # Listed once complete: its size is every segment on disk, the last one included.
+    # Listed once complete: its size is every segment on disk, the last one included, of
+    # every rendition (the 360p rung's, when it made any before the broadcast ended).
     directory = client.app[CONFIG].data_path / row["recording_path"]
-    segments = await asyncio.to_thread(lambda: [f.stat().st_size for f in directory.glob("seg-*")])
+    segments = await asyncio.to_thread(lambda: [f.stat().st_size for f in directory.rglob("seg-*")])
     assert segments and row["recording_bytes"] == sum(segments)
 
 
