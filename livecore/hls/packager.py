@@ -27,6 +27,11 @@ from livecore.sfu.media import MediaUnit
 
 logger = logging.getLogger(__name__)
 
+# A publisher's own keyframe due at least this long before a segment's limit is waited for
+# (and asked for once this late), leaving the rest for an asked-for one to arrive.
+OWN_KEYFRAME_MARGIN_S = 0.4
+OWN_KEYFRAME_LATE_S = 0.1
+
 # About 4 s of 30 fps video with 50 Opus packets/s: a worker this far behind real time has
 # stalled (disk, CPU), and queuing more only adds latency and memory.
 DEFAULT_QUEUE_UNITS = 320
@@ -79,6 +84,10 @@ class Packager:
         # publisher for a keyframe as it nears its target; None before the first video.
         self._segment_start_s: float | None = None
         self._segment_start_msn = -1  # the segment the worker last said starts there
+        self._last_keyframe_s: float | None = None
+        self._asked_since_keyframe = False
+        # The interval of the publisher's own keyframes (ones that came unasked), if seen.
+        self._own_gop_s: float | None = None
         self._all_independent = True  # every complete segment so far starts with a keyframe
         self._ended = False
         self._failed = False
@@ -150,16 +159,33 @@ class Packager:
     def _watch_keyframes(self, unit: MediaUnit) -> None:
         """Ask the publisher for a keyframe once the segment in progress is long enough to be
         cut at one (the worker's rule), as servers that ingest WebRTC do: a browser sends a
-        keyframe only when asked, and segments can only start at one. The hub merges these
-        requests with its readers' into at most one PLI per interval, so asking at every
-        access unit until the keyframe comes costs nothing more."""
+        keyframe only when asked, and segments can only start at one. A publisher seen to
+        send keyframes of its own, due in time, is asked only when one is late: asking
+        earlier would add keyframes (bit rate) and cut its segments shorter than its GOP for
+        nothing. The hub merges these requests with its readers'
+        into at most one PLI per interval, so asking at every access unit until the
+        keyframe comes costs nothing more."""
+        now = unit.pts_s
         start = self._segment_start_s
-        cut_s = segment_cut_s(self.config.segment_target_s)
-        if start is None or (unit.keyframe and unit.pts_s - start >= cut_s):
-            if unit.keyframe:
-                self._segment_start_s = unit.pts_s  # the worker cuts here, as it will say
+        target = self.config.segment_target_s
+        cut_s = segment_cut_s(target)
+        if unit.keyframe:
+            if not self._asked_since_keyframe and self._last_keyframe_s is not None:
+                self._own_gop_s = now - self._last_keyframe_s
+            self._last_keyframe_s = now
+            self._asked_since_keyframe = False
+            if start is None or now - start >= cut_s:
+                self._segment_start_s = now  # the worker cuts here, as it will say
             return
-        if unit.pts_s - start >= cut_s and self._sub.on_keyframe_needed is not None:
+        if start is None:
+            return
+        ask_at = start + cut_s
+        if self._own_gop_s is not None and self._last_keyframe_s is not None:
+            due = self._last_keyframe_s + self._own_gop_s + OWN_KEYFRAME_LATE_S
+            if due <= start + segment_limit_s(target) - OWN_KEYFRAME_MARGIN_S:
+                ask_at = max(ask_at, due)
+        if now >= ask_at and self._sub.on_keyframe_needed is not None:
+            self._asked_since_keyframe = True
             self._sub.on_keyframe_needed()
 
     def _count_drop(self) -> None:

@@ -296,3 +296,30 @@ async def test_segments_stay_within_the_target_duration_when_keyframes_stop(env:
     result = await asyncio.to_thread(probe, str(b.directory / "vod.m3u8"))
     assert len(result.video) == len(video)  # every frame, across the cuts
 
+
+async def test_a_publisher_with_keyframes_of_its_own_is_not_asked_for_more(
+    tmp_path: Path,
+) -> None:
+    """A publisher seen to send keyframes by itself in time (here every second, with 2 s
+    segments) is not asked for extra ones, which would cost bit rate and cut segments
+    shorter than its GOP; only the hub's own request as the first reader joins is made."""
+    asked_at: list[float] = []
+    now = [0.0]
+    hub = StreamHub(
+        1, "own", queue_size=10_000, keyframe_request_interval_s=0.0,
+        request_keyframe=lambda: asked_at.append(now[0]),
+    )  # fmt: skip
+    config = dataclasses.replace(CONFIG, segment_target_s=2.0)
+    packager = Packager(hub.subscribe("hls"), tmp_path / "own", config, queue_units=10_000)
+    packager.start()
+    try:
+        for unit in clip(4.0).interleaved():  # a keyframe every second
+            now[0] = unit.pts_s
+            hub.publish(unit)
+            await asyncio.sleep(0)  # the packager looks at each unit as it comes
+        hub.end()
+        await packager.wait_closed()
+    finally:
+        await packager.aclose()
+    assert asked_at == [0.0]
+    assert [round(s.duration_s, 3) for s in packager.segments] == [2.0, 2.0]
