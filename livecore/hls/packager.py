@@ -170,7 +170,9 @@ class Packager:
         target = self.config.segment_target_s
         cut_s = segment_cut_s(target)
         if unit.keyframe:
-            if not self._asked_since_keyframe and self._last_keyframe_s is not None:
+            if self._asked_since_keyframe:
+                self._own_gop_s = None  # its own came late, or it has none: ask in time
+            elif self._last_keyframe_s is not None:
                 self._own_gop_s = now - self._last_keyframe_s
             self._last_keyframe_s = now
             self._asked_since_keyframe = False
