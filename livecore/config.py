@@ -90,7 +90,13 @@ class SfuConfig:
 @dataclass(frozen=True, slots=True)
 class HlsConfig:
     segment_target_s: float = _bounded(2.0, 0.5, 30.0)
-    part_target_s: float = _bounded(0.5, 0.1, 5.0)
+    # Parts of 0.2 s let low-latency players sit 0.6 s behind the newest (PART-HOLD-BACK is
+    # three parts): about 0.8 s glass to glass from a browser. Each viewer then asks for
+    # about five parts and five playlists a second.
+    part_target_s: float = _bounded(0.2, 0.1, 5.0)
+    # EXT-X-SERVER-CONTROL PART-HOLD-BACK in parts: how far behind the newest part
+    # low-latency players (hls.js) play. RFC 8216bis asks at least 2; 3 is its advice.
+    part_hold_back_parts: float = _bounded(3.0, 2.0, 20.0)
     # Segments listed in a live media playlist (older ones stay on disk for the recording).
     live_window_segments: int = _bounded(12, 3, 1000)
     # How long a blocking playlist reload (_HLS_msn/_HLS_part) may wait.

@@ -19,12 +19,14 @@ _PAGE = """<!doctype html>
 <meta charset="utf-8"><title>bench player</title>
 <video id="v" muted autoplay playsinline></video>
 <script src="/static/vendor/hls.min.js"></script>
-<script>
+<script type="module">
+import { keepLive, liveOptions } from "/static/player.js";  // as /watch plays live streams
 const v = document.getElementById("v");
 const samples = [], stalls = [];
-const hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 });  // as /watch
+const hls = new Hls(liveOptions);
 hls.loadSource(SOURCE);
 hls.attachMedia(v);
+keepLive(hls, v);
 v.play().catch(() => {});
 v.addEventListener("waiting", () => stalls.push(Date.now()));
 setInterval(() => {

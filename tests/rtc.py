@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import av
+import numpy as np
 from aiohttp import ClientSession
 from aiortc import (
     MediaStreamTrack,
@@ -20,9 +21,9 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from livecore.sfu.media import MediaUnit
-from livecore.sfu.passthrough import restrict_host_addresses
-from tests.media import Clip
+from livecore.sfu.media import VIDEO_CLOCK_HZ, MediaUnit, h264_is_keyframe
+from livecore.sfu.passthrough import forward_keyframe_requests, restrict_host_addresses
+from tests.media import FPS, Clip
 
 
 class PacketTrack(MediaStreamTrack):
@@ -56,12 +57,80 @@ class PacketTrack(MediaStreamTrack):
         return packet
 
 
+class AskedKeyframesTrack(MediaStreamTrack):
+    """Live H.264 from an encoder that makes a keyframe at the start and then only when the
+    receiver asks (PLI/FIR), as a browser's does (Chromium's OpenH264 has no periodic
+    keyframes over WebRTC); with `honour_requests=False`, never again, like a publisher that
+    ignores keyframe requests. Encoded with libx264 in a thread, paced in real time."""
+
+    kind = "video"
+
+    def __init__(self, *, width: int = 320, height: int = 180, honour_requests: bool = True):
+        super().__init__()
+        self._width, self._height = width, height
+        self._honour = honour_requests
+        self._want_keyframe = False
+        self._frame = 0
+        self._start: float | None = None
+        self.requests = 0  # keyframe requests received
+        self.keyframes = 0  # keyframes sent
+        ctx = av.CodecContext.create("libx264", "w")
+        ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+        ctx.time_base = fractions.Fraction(1, VIDEO_CLOCK_HZ)
+        ctx.framerate = fractions.Fraction(FPS, 1)
+        ctx.bit_rate = 300_000
+        ctx.max_b_frames = 0
+        # No periodic keyframe at all; a frame marked I becomes an IDR (forced-idr).
+        ctx.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "profile": "baseline",
+            "forced-idr": "1",
+            "x264-params": "keyint=infinite:scenecut=0:repeat-headers=1",
+        }
+        self._ctx = ctx
+
+    def request_keyframe(self) -> None:
+        self.requests += 1
+        self._want_keyframe = self._honour
+
+    async def recv(self) -> av.Packet[Any]:
+        while True:
+            i = self._frame
+            self._frame += 1
+            if self._start is None:
+                self._start = time.monotonic()
+            wait = self._start + i / FPS - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            key, self._want_keyframe = self._want_keyframe, False
+            packets = await asyncio.to_thread(self._encode, i, key)
+            if packets:  # zerolatency: one access unit per frame
+                data = b"".join(bytes(p) for p in packets)
+                self.keyframes += h264_is_keyframe(data)
+                packet = av.Packet(data)
+                packet.pts = i * VIDEO_CLOCK_HZ // FPS
+                packet.time_base = fractions.Fraction(1, VIDEO_CLOCK_HZ)
+                return packet
+
+    def _encode(self, i: int, keyframe: bool) -> list[av.Packet[Any]]:
+        yy, xx = np.mgrid[0 : self._height, 0 : self._width]
+        img = np.stack([(xx + 4 * i) & 255, (yy + 2 * i) & 255, (xx ^ yy) & 255], -1)
+        frame = av.VideoFrame.from_ndarray(img.astype(np.uint8), format="rgb24")
+        frame = frame.reformat(format="yuv420p")
+        frame.pts = i * VIDEO_CLOCK_HZ // FPS
+        frame.time_base = self._ctx.time_base
+        if keyframe:
+            frame.pict_type = av.video.frame.PictureType.I
+        return list(self._ctx.encode(frame))
+
+
 @dataclass
 class Publication:
     pc: RTCPeerConnection
     location: str
     answer: str
-    tracks: list[PacketTrack]
+    tracks: list[MediaStreamTrack]
 
     async def close(self) -> None:
         for track in self.tracks:
@@ -83,12 +152,23 @@ async def publish(
     video: bool = True,
     audio: bool = True,
     vp8_first: bool = False,
+    live_video: AskedKeyframesTrack | None = None,
 ) -> Publication:
-    """WHIP-publish `clip` in a loop; raises AssertionError with the body on refusal."""
+    """WHIP-publish `clip` in a loop (its audio with `live_video` instead of its video when
+    given); raises AssertionError with the body on refusal."""
     pc = loopback_pc()
     loop_s = len(clip.video) / clip.fps
-    tracks = []
-    if video:
+    tracks: list[MediaStreamTrack] = []
+    if live_video is not None:
+        transceiver = pc.addTransceiver(live_video, direction="sendonly")
+        caps = RTCRtpSender.getCapabilities("video")
+        assert caps is not None
+        h264 = [c for c in caps.codecs if c.mimeType.lower() in ("video/h264", "video/rtx")]
+        transceiver.setCodecPreferences(h264)
+        # aiortc turns a PLI/FIR into a flag for its own encoder; this track has its own.
+        forward_keyframe_requests(transceiver.sender, live_video.request_keyframe)
+        tracks.append(live_video)
+    elif video:
         vt = PacketTrack("video", clip.video, loop_s)
         transceiver = pc.addTransceiver(vt, direction="sendonly")
         caps = RTCRtpSender.getCapabilities("video")

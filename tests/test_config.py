@@ -57,6 +57,8 @@ def test_unknown_environment_key_is_named() -> None:
         ({"LIVECORE_AUTH__SESSION_CACHE_S": "9"}, r"^auth\.session_cache_s: 9.0 is above"),
         ({"LIVECORE_AUTH__SMTP_STARTTLS": "maybe"}, r"^auth\.smtp_starttls: 'maybe' is not a"),
         ({"LIVECORE_LOG_FORMAT": "xml"}, r"^log_format: 'xml' is not one of 'text', 'json'"),
+        # RFC 8216bis: PART-HOLD-BACK at least twice the part target.
+        ({"LIVECORE_HLS__PART_HOLD_BACK_PARTS": "1.5"}, r"^hls\.part_hold_back_parts: 1.5 is"),
     ],
 )
 def test_wrong_values_name_the_key(env: dict[str, str], message: str) -> None:

@@ -125,9 +125,9 @@ class HlsOrigin:
         return self._packaging.link() if self._packaging is not None else None
 
     def lookup(self, stream: str) -> Mapping[str, RenditionView] | None:
-        """The stream's renditions in ladder order: the source, and each rung that has output
-        and was neither skipped nor dropped (a rung still starting is not listed yet, so the
-        master playlist never waits on a worker)."""
+        """The stream's renditions in ladder order: the source, and each rung that has a
+        complete segment and was neither skipped nor dropped (a rung still starting is not
+        listed yet, so the master playlist never waits on a worker)."""
         broadcast = self._by_slug.get(stream)
         if broadcast is None:
             return None

@@ -19,13 +19,18 @@ from pathlib import Path
 from livecore.config import HlsConfig
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packaging import ThreadLink, WorkerLink
-from livecore.hls.playlist import target_duration
+from livecore.hls.playlist import segment_cut_s, segment_limit_s, target_duration
 from livecore.hls.state import InitInfo, MediaState, Part, Segment, VariantInfo
 from livecore.hls.worker import Finished, InitReady, SegmentUpdate, WorkerEvent, WorkerSpec
 from livecore.sfu.hub import Subscription
 from livecore.sfu.media import MediaUnit
 
 logger = logging.getLogger(__name__)
+
+# A publisher's own keyframe due at least this long before a segment's limit is waited for
+# (and asked for once this late), leaving the rest for an asked-for one to arrive.
+OWN_KEYFRAME_MARGIN_S = 0.4
+OWN_KEYFRAME_LATE_S = 0.1
 
 # About 4 s of 30 fps video with 50 Opus packets/s: a worker this far behind real time has
 # stalled (disk, CPU), and queuing more only adds latency and memory.
@@ -75,6 +80,15 @@ class Packager:
         self._longest_s = 0.0
         self._gop_s = 0.0  # media time between the last two keyframe-led parts
         self._since_keyframe_s = 0.0
+        # Where the segment in progress starts (publisher's clock, seconds), for asking the
+        # publisher for a keyframe as it nears its target; None before the first video.
+        self._segment_start_s: float | None = None
+        self._segment_start_msn = -1  # the segment the worker last said starts there
+        self._last_keyframe_s: float | None = None
+        self._asked_since_keyframe = False
+        # The interval of the publisher's own keyframes (ones that came unasked), if seen.
+        self._own_gop_s: float | None = None
+        self._all_independent = True  # every complete segment so far starts with a keyframe
         self._ended = False
         self._failed = False
         self.version = 0  # counts changes to what the playlists show
@@ -123,6 +137,8 @@ class Packager:
     # -- the loop's side of the hand-off ------------------------------------------------------
 
     def _offer(self, unit: MediaUnit) -> None:
+        if unit.kind == "video":
+            self._watch_keyframes(unit)
         if unit.kind == "video" and self._drop_video_until_keyframe:
             if not unit.keyframe:
                 self._count_drop()
@@ -139,6 +155,40 @@ class Packager:
                     self._sub.on_keyframe_needed()
             return
         self._link.send(unit, time.monotonic())
+
+    def _watch_keyframes(self, unit: MediaUnit) -> None:
+        """Ask the publisher for a keyframe once the segment in progress is long enough to be
+        cut at one (the worker's rule), as servers that ingest WebRTC do: a browser sends a
+        keyframe only when asked, and segments can only start at one. A publisher seen to
+        send keyframes of its own, due in time, is asked only when one is late: asking
+        earlier would add keyframes (bit rate) and cut its segments shorter than its GOP for
+        nothing. The hub merges these requests with its readers'
+        into at most one PLI per interval, so asking at every access unit until the
+        keyframe comes costs nothing more."""
+        now = unit.pts_s
+        start = self._segment_start_s
+        target = self.config.segment_target_s
+        cut_s = segment_cut_s(target)
+        if unit.keyframe:
+            if self._asked_since_keyframe:
+                self._own_gop_s = None  # its own came late, or it has none: ask in time
+            elif self._last_keyframe_s is not None:
+                self._own_gop_s = now - self._last_keyframe_s
+            self._last_keyframe_s = now
+            self._asked_since_keyframe = False
+            if start is None or now - start >= cut_s:
+                self._segment_start_s = now  # the worker cuts here, as it will say
+            return
+        if start is None:
+            return
+        ask_at = start + cut_s
+        if self._own_gop_s is not None and self._last_keyframe_s is not None:
+            due = self._last_keyframe_s + self._own_gop_s + OWN_KEYFRAME_LATE_S
+            if due <= start + segment_limit_s(target) - OWN_KEYFRAME_MARGIN_S:
+                ask_at = max(ask_at, due)
+        if now >= ask_at and self._sub.on_keyframe_needed is not None:
+            self._asked_since_keyframe = True
+            self._sub.on_keyframe_needed()
 
     def _count_drop(self) -> None:
         self.dropped_units += 1
@@ -164,6 +214,11 @@ class Packager:
                 seg.parts[len(known.parts) :] if known and known.msn == seg.msn else seg.parts
             )
             self._track_gop(new_parts)
+            if seg.msn > self._segment_start_msn:
+                # A segment the worker started, keyframe or not (a publisher that sent none
+                # in time gets its segment cut without one): the next request counts from it.
+                self._segment_start_msn = seg.msn
+                self._segment_start_s = seg.start_s
             self.bytes_written += sum(part.size for part in new_parts)
             if known is not None and known.msn == seg.msn:
                 self._segments[-1] = seg
@@ -176,6 +231,7 @@ class Packager:
                 self._forget_old_segments()
             if seg.complete:
                 self._longest_s = max(self._longest_s, seg.duration_s)
+                self._all_independent = self._all_independent and seg.independent
         elif isinstance(event, Finished):
             self._ended = True
             if event.write_error:
@@ -259,6 +315,8 @@ class Packager:
             discontinuity_sequence=self._discontinuities_before[first] if self._segments else 0,
             ended=self._ended,
             preload_hint=None if self._ended else self.preload_hint,
+            independent_segments=self._all_independent,
+            part_hold_back_parts=self.config.part_hold_back_parts,
         )
 
     @property
@@ -274,10 +332,19 @@ class Packager:
     def _next_part_starts_segment(self, seg: Segment) -> bool:
         """Guess whether the worker will cut before the next part, so the preload hint names
         the part that will exist: the segment is long enough (the worker's rule) and a
-        keyframe is due, going by the last GOP length."""
+        keyframe has come or is due."""
         cfg = self.config
-        if seg.duration_s < cfg.segment_target_s - cfg.part_target_s / 2 or self._gop_s <= 0:
+        if seg.duration_s + cfg.part_target_s >= segment_limit_s(cfg.segment_target_s):
+            return True  # cut at the next part even without a keyframe
+        if seg.duration_s < segment_cut_s(cfg.segment_target_s):
             return False
+        if seg.parts[-1].duration_s < 0.9 * cfg.part_target_s:
+            # A part ends early only where a keyframe starts the next one: the keyframe the
+            # packager asked for has arrived.
+            return True
+        if self._gop_s <= 0:
+            return False
+        # Keyframes the publisher sends by itself: due going by the last GOP's length.
         since_keyframe = 0.0
         for part in reversed(seg.parts):
             since_keyframe += part.duration_s
@@ -320,6 +387,18 @@ class Packager:
         """Return once `has(msn, part)` or the broadcast has ended. No deadline: callers wrap
         it in `asyncio.timeout`."""
         while not self._ended and not self.has(msn, part):
+            await self._changed.wait()
+
+    @property
+    def ready(self) -> bool:
+        """Whether a player can start on the playlist: it lists a complete segment. Parts
+        alone are not enough: FFmpeg reads no segment, hls.js gives up (levelEmptyError)."""
+        return bool(self._segments) and self._segments[0].complete
+
+    async def wait_ready(self) -> None:
+        """Return once `ready` or the broadcast has ended (it may have ended without any
+        segment). No deadline: callers wrap it in `asyncio.timeout`."""
+        while not self._ended and not self.ready:
             await self._changed.wait()
 
     async def wait_started(self) -> None:

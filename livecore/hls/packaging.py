@@ -34,7 +34,7 @@ from livecore.sfu.media import MediaUnit
 
 logger = logging.getLogger(__name__)
 
-# How long units wait to go down a packaging process's pipe together (parts are 0.5 s).
+# How long units wait to go down a packaging process's pipe together (parts are 0.2 s).
 FLUSH_S = 0.01
 
 EventHandler = Callable[[WorkerEvent], None]

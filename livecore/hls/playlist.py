@@ -34,9 +34,14 @@ def _decimal(value: float) -> str:
     return f"{value:.5f}".rstrip("0").rstrip(".") if value else "0"
 
 
-def render_multivariant(variants: Sequence[VariantInfo], *, uri_query: str = "") -> str:
-    """The multivariant (master) playlist listing every rendition."""
-    lines = ["#EXTM3U", "#EXT-X-VERSION:9", "#EXT-X-INDEPENDENT-SEGMENTS"]
+def render_multivariant(
+    variants: Sequence[VariantInfo], *, uri_query: str = "", independent: bool = True
+) -> str:
+    """The multivariant (master) playlist listing every rendition; `independent`: every
+    segment of every rendition starts with a keyframe."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:9"]
+    if independent:
+        lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
     for v in variants:
         attrs = [f"BANDWIDTH={v.bandwidth}"]
         if v.average_bandwidth is not None:
@@ -58,6 +63,7 @@ def render_media(
     lines = _header(
         state.target_duration_s, state.media_sequence, state.discontinuity_sequence,
         part_target_s=state.part_target_s if low_latency else None, vod=state.ended,
+        independent=state.independent_segments, part_hold_back_parts=state.part_hold_back_parts,
     )  # fmt: skip
     segments = state.segments if low_latency else tuple(s for s in state.segments if s.complete)
     complete = [s for s in segments if s.complete]
@@ -83,6 +89,8 @@ def _header(
     *,
     part_target_s: float | None,
     vod: bool,
+    independent: bool,
+    part_hold_back_parts: float = 3.0,
 ) -> list[str]:
     """The tags before the first segment; `part_target_s` None: no LL-HLS tags."""
     low_latency = part_target_s is not None
@@ -93,13 +101,15 @@ def _header(
     lines.append(f"#EXT-X-MEDIA-SEQUENCE:{media_sequence}")
     if discontinuity_sequence:
         lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
-    lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
+    if independent:
+        lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
     if part_target_s is not None:
-        # PART-HOLD-BACK: at least twice the part target, three times recommended;
-        # HOLD-BACK: at least three target durations (RFC 8216bis 4.4.3.8).
+        # PART-HOLD-BACK: at least twice the part target (the config's bound), three times
+        # recommended; HOLD-BACK: at least three target durations (RFC 8216bis 4.4.3.8).
+        hold_back = _decimal(part_hold_back_parts * part_target_s)
         lines.append(
             "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,"
-            f"PART-HOLD-BACK={_decimal(3 * part_target_s)},HOLD-BACK={_decimal(3 * td)}"
+            f"PART-HOLD-BACK={hold_back},HOLD-BACK={_decimal(3 * td)}"
         )
         lines.append(f"#EXT-X-PART-INF:PART-TARGET={_decimal(part_target_s)}")
     return lines
@@ -141,6 +151,7 @@ class RecordingPlaylist:
         self._first: Segment | None = None
         self._previous: Segment | None = None
         self._longest_s = 0.0
+        self._independent = True
 
     def add(self, seg: Segment) -> None:
         if not seg.complete:
@@ -149,6 +160,7 @@ class RecordingPlaylist:
         self._first = self._first or seg
         self._previous = seg
         self._longest_s = max(self._longest_s, seg.duration_s)
+        self._independent = self._independent and seg.independent
 
     @property
     def empty(self) -> bool:
@@ -157,10 +169,27 @@ class RecordingPlaylist:
     def render(self) -> str:
         td = target_duration(self._longest_s, self._segment_target_s)
         first = self._first.msn if self._first is not None else 0
-        head = _header(td, first, 0, part_target_s=None, vod=True)
+        head = _header(td, first, 0, part_target_s=None, vod=True, independent=self._independent)
         return "\n".join([*head, *self._body, "#EXT-X-ENDLIST"]) + "\n"
 
 
 def target_duration(longest_segment_s: float, segment_target_s: float) -> int:
-    """EXT-X-TARGETDURATION: every EXTINF, rounded to the nearest integer, must fit under it."""
+    """EXT-X-TARGETDURATION: every EXTINF, rounded to the nearest integer, must fit under it.
+
+    Segments are kept under `segment_limit_s`, so this is the configured target rounded up;
+    only a single part longer than that (a publisher pausing its video for seconds) can
+    make it more."""
     return max(1, math.ceil(segment_target_s), round(longest_segment_s))
+
+
+def segment_cut_s(segment_target_s: float) -> float:
+    """A segment ends at the first keyframe once it is this long. The publisher is asked for
+    that keyframe here, and has until `segment_limit_s` (a second later) to send it: a
+    browser answers within a round trip and a frame, even on a busy machine."""
+    return max(segment_target_s / 2, segment_limit_s(segment_target_s) - 1.0)
+
+
+def segment_limit_s(segment_target_s: float) -> float:
+    """A segment must stay shorter than this: at or above it, its duration would round to
+    more than the target duration the playlist announces (RFC 8216 4.3.3.1)."""
+    return max(1, math.ceil(segment_target_s)) + 0.5

@@ -123,8 +123,9 @@ class Rendition:
 
     @property
     def listed(self) -> bool:
-        """Whether the master playlist lists it: it has output and was not dropped."""
-        return self.state in ("running", "ended") and self.packager.last_part is not None
+        """Whether the master playlist lists it: it was not dropped, and its playlist has a
+        complete segment (a player cannot start on parts alone)."""
+        return self.state in ("running", "ended") and self.packager.ready
 
     async def run(self) -> None:
         """Transcode and package until the broadcast ends or the rendition is dropped."""

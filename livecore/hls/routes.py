@@ -85,7 +85,12 @@ class RenditionView(Protocol):
 
     async def wait_for(self, msn: int, part: int | None = None) -> None: ...
 
-    async def wait_started(self) -> None: ...
+    @property
+    def ready(self) -> bool:
+        """Whether a player can start on it: it lists a complete segment."""
+        ...
+
+    async def wait_ready(self) -> None: ...
 
 
 class HlsDirectory(Protocol):
@@ -191,14 +196,19 @@ async def _admit(hls: _Hls, request: web.Request) -> None:
         request[_URI_QUERY] = await hls.gate(request, request.match_info["stream"])
 
 
-async def _await_start(hls: _Hls, view: RenditionView) -> None:
-    """A player may arrive just as the broadcast starts: wait (bounded) for the first part."""
+async def _await_ready(hls: _Hls, view: RenditionView) -> None:
+    """A player may arrive just as the broadcast starts (a premiere's audience does): hold
+    its request (bounded) until the playlist lists a complete segment. A playlist of parts
+    alone is one players cannot start on: hls.js gives up on it for good (levelEmptyError)
+    and FFmpeg finds no segment to read."""
+    if view.ready:
+        return
     try:
         async with asyncio.timeout(hls.config.blocking_reload_timeout_s):
-            await view.wait_started()
+            await view.wait_ready()
     except TimeoutError:
         pass
-    if view.last_part is None:
+    if not view.ready:
         raise Unavailable("the stream has not started yet", headers={**CORS, "Retry-After": "1"})
 
 
@@ -236,15 +246,18 @@ async def get_master(request: web.Request) -> web.Response:
     renditions = _renditions(hls, stream)
     _count(hls, "master")
     prefix = f"{hls.cdn_base_url}/hls/{stream}/" if hls.cdn_base_url else ""
+    # The first rendition (the source) is waited for; a rung still starting is left out
+    # until a player could start on it, so every variant listed plays at once.
+    views = list(renditions.items())
+    await _await_ready(hls, views[0][1])
     variants: list[VariantInfo] = []
-    for name, view in renditions.items():
-        if view.variant("") is None:
-            await _await_start(hls, view)
-        variant = view.variant(f"{prefix}{name}/index.m3u8")
+    for name, view in views:
+        variant = view.variant(f"{prefix}{name}/index.m3u8") if view.ready else None
         if variant is not None:
             variants.append(variant)
     ended = all(v.ended for v in renditions.values())
-    text = render_multivariant(variants, uri_query=_query(hls, request))
+    independent = all(v.media_state().independent_segments for v in renditions.values())
+    text = render_multivariant(variants, uri_query=_query(hls, request), independent=independent)
     return _playlist_response(request, text, _max_age(hls, ended))
 
 
@@ -292,8 +305,7 @@ async def get_media_playlist(request: web.Request) -> web.Response:
     part = _int_param(request, "_HLS_part")
     if part is not None and msn is None:
         raise BadRequest("_HLS_part requires _HLS_msn", headers=CORS)
-    if view.last_part is None:
-        await _await_start(hls, view)
+    await _await_ready(hls, view)
     if msn is not None and not view.ended and not view.has(msn, part):
         _check_not_too_far(hls, view, msn, part)
         _count(hls, "blocking")

@@ -49,10 +49,18 @@ class Segment:
     parts: tuple[Part, ...]
     complete: bool
     video_frames: int = 0
+    # Media time of its first sample on the publisher's clock (MediaUnit.pts_s): the
+    # packager asks for the next keyframe as a segment nears its target from here.
+    start_s: float = 0.0
 
     @property
     def uri(self) -> str:
         return segment_name(self.msn)
+
+    @property
+    def independent(self) -> bool:
+        """Whether it starts with a keyframe (a player can start decoding here)."""
+        return bool(self.parts) and self.parts[0].independent
 
     @property
     def duration_s(self) -> float:
@@ -92,6 +100,9 @@ class MediaState:
     discontinuity_sequence: int  # discontinuities before the first listed segment
     ended: bool
     preload_hint: tuple[int, int] | None  # (msn, part index) of the next part, while live
+    # Every segment so far starts with a keyframe (EXT-X-INDEPENDENT-SEGMENTS holds).
+    independent_segments: bool = True
+    part_hold_back_parts: float = 3.0  # PART-HOLD-BACK, in part targets
 
     @property
     def media_sequence(self) -> int:

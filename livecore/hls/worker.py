@@ -24,7 +24,12 @@ import numpy as np
 from livecore.config import HlsConfig
 from livecore.hls import h264
 from livecore.hls.fmp4 import BoxSplitter, TrackInfo, parse_fragment, parse_init
-from livecore.hls.playlist import PART_SEGMENTS_LISTED, RecordingPlaylist
+from livecore.hls.playlist import (
+    PART_SEGMENTS_LISTED,
+    RecordingPlaylist,
+    segment_cut_s,
+    segment_limit_s,
+)
 from livecore.hls.state import (
     VOD_PLAYLIST,
     InitInfo,
@@ -476,10 +481,18 @@ class Worker:
         assert self._init is not None
         has_video = self._init.video_codec is not None
         independent = video.starts_with_sync if video is not None else not has_video
-        # Cut at the first independent part once the segment is within half a part of the
-        # target: audio-only parts of 0.49 s then make 1.96 s segments, not 2.45 s ones.
-        target = self._config.segment_target_s - self._config.part_target_s / 2
-        if self._open is not None and independent and self._open.duration_s >= target:
+        # Cut at the first independent part once the segment is long enough (audio-only
+        # parts of 0.49 s make 1.96 s segments). The packager asks the publisher for a
+        # keyframe at that point; a publisher that sends none in time gets its segment cut
+        # at a part boundary anyway, so that no segment is longer than the target duration
+        # the playlist announces (a player waits that long for the next one). The segment
+        # after such a cut starts mid-GOP.
+        target = segment_cut_s(self._config.segment_target_s)
+        seg = self._open
+        too_long = seg is not None and (
+            seg.duration_s + info.duration_s >= segment_limit_s(self._config.segment_target_s)
+        )
+        if seg is not None and ((independent and seg.duration_s >= target) or too_long):
             self._complete_open()
         if self._open is None:
             self._open = Segment(
@@ -489,6 +502,7 @@ class Worker:
                 program_date_time=(self._wall_base or 0.0) + self._origin_s + info.start_s,
                 parts=(),
                 complete=False,
+                start_s=self._origin_s + info.start_s,
             )
             self._next_msn += 1
             self._discontinuity_pending = False

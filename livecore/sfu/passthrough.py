@@ -6,7 +6,8 @@
    `EncodedFrame`s and no video is ever decoded on the main path. aiortc looks the factory
    up as the module global `aiortc.rtcrtpreceiver.get_decoder`, so that is what we replace;
    this applies to every receiver in the process, which is what a pass-through server wants.
-2. Keyframe requests: `RTCRtpReceiver._send_rtcp_pli(ssrc)` sends an RTCP PLI.
+2. Keyframe requests: `RTCRtpReceiver._send_rtcp_pli(ssrc)` sends an RTCP PLI, to the media
+   SSRC (the receiver's private RTX map tells the retransmission SSRCs apart).
 3. Viewers' keyframe requests: aiortc's sender turns a PLI/FIR into a flag for its encoder,
    which pre-encoded media never reads; `forward_keyframe_requests` sends them to the hub.
 4. UDP receive buffers: aioice opens the media sockets itself with a 256 KiB SO_RCVBUF
@@ -188,12 +189,18 @@ def answer_dtls_passive(pc: RTCPeerConnection) -> None:
 
 
 async def send_pli(receiver: RTCRtpReceiver) -> bool:
-    """Ask the remote sender for a keyframe; False when no media source is known yet."""
-    sources = receiver.getSynchronizationSources()
-    if not sources:
+    """Ask the remote sender for a keyframe; False when no media source is known yet.
+
+    The PLI names the media SSRC, never the retransmission (RTX) one, which a sender
+    ignores: Chromium probes the bandwidth with padding on its RTX SSRC from the first
+    packets of a call, so that SSRC is often the first one the receiver lists, for as long
+    as probes keep coming (browsers then sent no keyframe asked for in their first ~10 s)."""
+    rtx: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+    media = [s for s in receiver.getSynchronizationSources() if s.source not in rtx]
+    if not media:
         return False
-    # The first source is the media SSRC; an RTX SSRC, if listed, comes later.
-    await receiver._send_rtcp_pli(sources[0].source)
+    newest = max(media, key=lambda s: s.timestamp)
+    await receiver._send_rtcp_pli(newest.source)
     return True
 
 

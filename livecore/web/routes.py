@@ -92,6 +92,7 @@ STATIC_FILES: Final[Mapping[str, str]] = {
     "lowlatency.js": "text/javascript; charset=utf-8",
     "moderation.js": "text/javascript; charset=utf-8",
     "studio.css": "text/css; charset=utf-8",
+    "player.js": "text/javascript; charset=utf-8",
     "studio.js": "text/javascript; charset=utf-8",
     "subscribe.js": "text/javascript; charset=utf-8",
     "subscriptions.js": "text/javascript; charset=utf-8",

@@ -190,8 +190,12 @@ async def test_worker_falling_behind_drops_units_and_keeps_going(env: Env) -> No
     assert env.registry.get_sample_value("livecore_hls_packager_dropped_units_total") == float(
         p.dropped_units
     )
-    for seg in p.segments:
-        assert seg.parts[0].independent
+    # Video waits for a keyframe after a drop; a segment that reaches its limit meanwhile is
+    # cut without one (never longer than the target duration), and the playlist says so.
+    state = p.media_state()
+    assert all(round(seg.duration_s) <= state.target_duration_s for seg in p.segments)
+    assert p.segments[0].parts[0].independent
+    assert state.independent_segments == all(seg.independent for seg in p.segments)
 
 
 async def test_disk_failure_ends_packaging_cleanly(env: Env) -> None:
@@ -269,3 +273,53 @@ async def test_aac_follows_the_publishers_channels_mono_then_stereo(env: Env) ->
     init1 = await _read(b.directory / "init-1.mp4")
     assert _audio_channels(init0, await _read(b.directory / first.uri)) == 1
     assert _audio_channels(init1, await _read(b.directory / later.uri)) == 2
+
+
+async def test_segments_stay_within_the_target_duration_when_keyframes_stop(env: Env) -> None:
+    """A publisher that sends one keyframe and no more (it ignores keyframe requests): its
+    segments are cut at part boundaries, never longer than the target duration, and no
+    playlist claims that every segment starts with a keyframe."""
+    video = encode_h264(150, 320, 180, keyint=1000)  # 5 s, one keyframe
+    units = sorted(video + encode_opus(250), key=lambda u: (u.pts_s, u.kind != "video"))
+    b = env.broadcast()
+    await b.publish(units)
+    await b.packager.wait_closed()
+    segs = b.packager.segments
+    state = b.packager.media_state()
+    assert len(segs) >= 4 and all(s.complete for s in segs)
+    assert all(round(s.duration_s) <= state.target_duration_s for s in segs), segs
+    assert segs[0].independent and not any(s.independent for s in segs[1:])
+    assert not state.independent_segments
+    assert "#EXT-X-INDEPENDENT-SEGMENTS" not in render_media(state)
+    vod = (await _read(b.directory / "vod.m3u8")).decode()
+    assert "#EXT-X-INDEPENDENT-SEGMENTS" not in vod and "#EXT-X-TARGETDURATION:1\n" in vod
+    result = await asyncio.to_thread(probe, str(b.directory / "vod.m3u8"))
+    assert len(result.video) == len(video)  # every frame, across the cuts
+
+
+async def test_a_publisher_with_keyframes_of_its_own_is_not_asked_for_more(
+    tmp_path: Path,
+) -> None:
+    """A publisher seen to send keyframes by itself in time (here every second, with 2 s
+    segments) is not asked for extra ones, which would cost bit rate and cut segments
+    shorter than its GOP; only the hub's own request as the first reader joins is made."""
+    asked_at: list[float] = []
+    now = [0.0]
+    hub = StreamHub(
+        1, "own", queue_size=10_000, keyframe_request_interval_s=0.0,
+        request_keyframe=lambda: asked_at.append(now[0]),
+    )  # fmt: skip
+    config = dataclasses.replace(CONFIG, segment_target_s=2.0)
+    packager = Packager(hub.subscribe("hls"), tmp_path / "own", config, queue_units=10_000)
+    packager.start()
+    try:
+        for unit in clip(4.0).interleaved():  # a keyframe every second
+            now[0] = unit.pts_s
+            hub.publish(unit)
+            await asyncio.sleep(0)  # the packager looks at each unit as it comes
+        hub.end()
+        await packager.wait_closed()
+    finally:
+        await packager.aclose()
+    assert asked_at == [0.0]
+    assert [round(s.duration_s, 3) for s in packager.segments] == [2.0, 2.0]

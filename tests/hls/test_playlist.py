@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 
@@ -134,3 +135,10 @@ def test_codec_string_and_picture_size_from_the_sps() -> None:
     assert codec_string(sets[0]) == "avc1.42c01e"  # constrained baseline, level 3.0
     assert picture_size(sets[0]) == (640, 360)  # 368 coded lines, cropped
     assert parameter_sets(clip(1.0).video[1].data) is None
+
+
+def test_part_hold_back_follows_the_setting() -> None:
+    """Low-latency players sit PART-HOLD-BACK behind the newest part: three parts unless the
+    operator chooses otherwise (never fewer than two)."""
+    state = dataclasses.replace(_state([_segment(1)]), part_hold_back_parts=2.5)
+    assert "PART-HOLD-BACK=1.25," in render_media(state)

@@ -240,3 +240,24 @@ async def test_metrics_count_requests(env: Env, client: Client) -> None:
     assert value("livecore_hls_requests_total", {"kind": "playlist"}) == 1.0
     assert value("livecore_hls_requests_total", {"kind": "segment"}) == 1.0
     assert (value("livecore_hls_part_production_lag_seconds_count") or 0) > 0
+
+
+async def test_playlists_asked_at_go_live_wait_for_a_whole_segment(
+    env: Env, client: Client
+) -> None:
+    """A player that arrives as the broadcast starts (a premiere's audience) is answered
+    once the playlist lists a complete segment, not at the first part: hls.js gives up on a
+    playlist of parts alone. A rung that has none yet is left out of the master playlist."""
+    b = env.broadcast()
+    starting = env.broadcast("starting")  # a rung with no media yet
+    env.directory.streams["demo"]["360p"] = starting.packager
+    master = asyncio.create_task(client.get("/hls/demo/master.m3u8"))
+    media = asyncio.create_task(client.get("/hls/demo/source/index.m3u8"))
+    b.start_publishing(clip(6.0).interleaved(), speed=1.0)
+    await b.packager.wait_started()  # the first part is listed
+    master_resp, media_resp = await master, await media
+    assert (master_resp.status, media_resp.status) == (200, 200)
+    playlist = await media_resp.text()
+    assert "#EXTINF:" in playlist and "#EXT-X-PART:" in playlist, playlist
+    variants = await master_resp.text()
+    assert variants.count("#EXT-X-STREAM-INF:") == 1 and "source/index.m3u8" in variants

@@ -8,6 +8,7 @@ import { startChat } from "./chat.js";
 import { LowLatency } from "./lowlatency.js";
 import { startSubscribe } from "./subscribe.js";
 import { startTips } from "./tip.js";
+import { keepLive, liveOptions } from "./player.js";
 
 // The chat socket says when the stream goes live or ends (stream_state events); the API is
 // looked at again then, and only seldom otherwise. Without the socket, every few seconds.
@@ -31,6 +32,7 @@ const slug = decodeURIComponent(location.pathname.split("/").pop());
 const streamPath = `/api/v1/streams/${encodeURIComponent(slug)}`;
 
 let hls = null; // the hls.js player while playing with it
+let stopKeepLive = null; // ends the live player's latency keeping
 let playing = null; // what plays: "live", a recording id, or null
 let unplayable = false; // no way to play HLS here: stop trying
 let refused = ""; // why this viewer may not play the stream, once the API said so
@@ -75,8 +77,7 @@ function start(what, source) {
   say(message, "");
   const Hls = window.Hls;
   if (Hls && Hls.isSupported()) {
-    // Live: catch up (up to 1.5x speed) when behind the target latency, e.g. after a stall.
-    const options = what === "live" ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 } : {};
+    const options = what === "live" ? { ...liveOptions } : {};
     hls = new Hls(options);
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (!data.fatal) return;
@@ -91,6 +92,7 @@ function start(what, source) {
     });
     hls.loadSource(source);
     hls.attachMedia(video);
+    if (what === "live") stopKeepLive = keepLive(hls, video);
   } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
     video.src = source;
   } else {
@@ -118,6 +120,10 @@ function startLive(granted) {
 
 function stop() {
   lowLatency.stop();
+  if (stopKeepLive) {
+    stopKeepLive();
+    stopKeepLive = null;
+  }
   if (hls) {
     hls.destroy();
     hls = null;
