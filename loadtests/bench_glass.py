@@ -38,14 +38,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import av
-from playwright.async_api import Route
 
 from loadtests.server import free_port, post_json, start_server, stop_server
-from tests.web.browser import CHROMIUM, LAUNCH_ARGS
+
+if TYPE_CHECKING:  # Playwright is imported only when a browser is started (see _one_run)
+    from playwright.async_api import Route
 
 PASSWORD = "benchmark passphrase"
 MAX_SECONDS = 300.0
@@ -256,6 +257,8 @@ class _PartDecoder:
 async def _one_run(base: str, slug: str, key: str, seconds: float, warmup: float) -> Run:
     from playwright.async_api import async_playwright
 
+    from tests.web.browser import CHROMIUM, LAUNCH_ARGS
+
     run = Run()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
@@ -372,6 +375,10 @@ def main() -> None:
     args.seconds = max(1.0, min(args.seconds, MAX_SECONDS))
     args.warmup = max(0.0, min(args.warmup, 60.0))
     args.runs = max(1, min(args.runs, 10))
+    try:
+        from tests.web.browser import CHROMIUM
+    except ModuleNotFoundError as exc:  # Playwright comes with the test extras
+        raise SystemExit(f"bench_glass needs Playwright ({exc}): run bin/test once") from None
     if not CHROMIUM.exists():
         raise SystemExit(f"no Chromium at {CHROMIUM}: install the Debian package chromium")
     env = {"LIVECORE_LOG_LEVEL": "warning", "LIVECORE_SFU__ICE_HOST_ADDRESSES": "127.0.0.1"}
