@@ -162,12 +162,15 @@ def blockbuster() -> Iterator[BlockBuster]:
 
 # -- helpers for API tests ----------------------------------------------------------------
 
+# The password every test account gets unless a test says otherwise.
+PASSWORD = "correct horse battery"
+
 
 async def register(
     client: Client,
     email: str = "ann@example.com",
     *,
-    password: str = "correct horse battery",
+    password: str = PASSWORD,
     creator: bool = False,
     display_name: str | None = None,
 ) -> dict[str, Any]:

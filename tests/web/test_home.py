@@ -15,15 +15,11 @@ from tests.chat.conftest import FAST_CHAT
 from tests.conftest import Client, MakeClient, bearer, register, wait_state
 from tests.media import clip
 from tests.rtc import publish
-from tests.web.browser import Chromium, Tab
+from tests.web.browser import Chromium
+from tests.web.steps import checked
 
 # The grid is looked at again every 5 s; the listing behind it is cached for 1 s.
 GRID_WAIT_MS = 15_000
-
-
-async def _checked(tab: Tab, shots: Path, name: str) -> None:
-    await tab.snapshot(shots, name)
-    assert await tab.axe() == [], name
 
 
 async def _create(client: Client, token: str, slug: str, title: str, **more: Any) -> str:
@@ -109,7 +105,7 @@ async def test_home_grid_follows_a_live_stream_and_its_viewers_without_reload(
             # A viewer opens the stream: the card counts them (the chat socket is how).
             await viewer.page.goto("/watch/on-air")
             await expect(card).to_contain_text("1 watching", timeout=GRID_WAIT_MS)
-            await _checked(tab, shots, "home-live")
+            await checked(tab, shots, "home-live")
             await viewer.page.goto("about:blank")
             await expect(card).to_contain_text("0 watching", timeout=GRID_WAIT_MS)
         finally:
@@ -122,7 +118,7 @@ async def test_home_grid_follows_a_live_stream_and_its_viewers_without_reload(
         await expect(channels).to_contain_text("Cooking live", timeout=GRID_WAIT_MS)
         await expect(channels).to_contain_text("Last live just now")
         assert await page.evaluate("() => window.__notReloaded") is True
-        await _checked(tab, shots, "home-offline")
+        await checked(tab, shots, "home-offline")
         assert not tab.csp_violations(), tab.console_errors
 
 
@@ -152,9 +148,9 @@ async def test_home_search_finds_streams_by_title_and_by_creator_name(
             "Subscribers only"
         )
         await expect(channels.get_by_role("link", name=re.compile("Questions"))).to_be_visible()
-        await _checked(tab, shots, "home")
+        await checked(tab, shots, "home")
         await page.emulate_media(color_scheme="dark")
-        await _checked(tab, shots, "home-dark")
+        await checked(tab, shots, "home-dark")
         await page.emulate_media(color_scheme="light")
         await _marked(page)
 
@@ -184,7 +180,7 @@ async def test_home_search_finds_streams_by_title_and_by_creator_name(
         await box.press("Enter")
         await expect(page.locator("#status")).to_have_text("No live stream matches “no such show”.")
         await expect(live.get_by_role("link")).to_have_count(0)
-        await _checked(tab, shots, "home-search-nothing")
+        await checked(tab, shots, "home-search-nothing")
 
         await box.fill("")
         await expect(live.get_by_role("link")).to_have_count(3)

@@ -18,11 +18,7 @@ from tests.conftest import Client, MakeClient, bearer, register, wait_state
 from tests.media import clip
 from tests.rtc import publish
 from tests.web.browser import LOOPBACK, Chromium, Tab, candidate_addresses
-
-
-async def _checked(tab: Tab, shots: Path, name: str) -> None:
-    await tab.snapshot(shots, name)
-    assert await tab.axe() == [], name
+from tests.web.steps import checked, log_in
 
 
 async def _stream(client: Client, slug: str, **fields: str) -> str:
@@ -51,18 +47,6 @@ async def _publishing(client: Client, slug: str, key: str) -> AsyncIterator[None
 async def _live(client: Client, slug: str, **fields: str) -> AsyncIterator[None]:
     async with _publishing(client, slug, await _stream(client, slug, **fields)):
         yield
-
-
-async def _log_in(page: Page, email: str) -> None:
-    await page.goto("/")
-    status = await page.evaluate(
-        """async (email) => (await fetch("/api/v1/auth/login", {
-            method: "POST", headers: {"Content-Type": "application/json"},
-            body: JSON.stringify({email, password: "correct horse battery"}),
-        })).status""",
-        email,
-    )
-    assert status == 200
 
 
 async def _whep_sessions_deleted(client: Client) -> float:
@@ -133,7 +117,7 @@ async def _plays_over_whep_and_back(client: Client, tab: Tab, shots: Path) -> No
         "() => RTCRtpReceiver.getCapabilities('video').codecs.map((c) => c.mimeType)"
     )
     assert "video/H264" in receivable, f"this Chromium cannot receive H.264: {receivable}"
-    await _log_in(page, "host@example.com")  # the owner may watch the subscriber stream
+    await log_in(page, "host@example.com")  # the owner may watch the subscriber stream
     await page.goto("/watch/club")
     switch = page.get_by_role("switch", name="Low latency")
     await expect(switch).not_to_be_checked()
@@ -155,7 +139,7 @@ async def _plays_over_whep_and_back(client: Client, tab: Tab, shots: Path) -> No
     )
     pairs = await tab.selected_pairs()
     assert pairs and all(p["local"] == LOOPBACK and p["remote"] == LOOPBACK for p in pairs)
-    await _checked(tab, shots, "watch-low-latency")
+    await checked(tab, shots, "watch-low-latency")
 
     # Back to HLS: the WHEP session is ended with a DELETE on its Location.
     async with page.expect_response(
@@ -205,9 +189,9 @@ async def test_low_latency_falls_back_to_hls_and_says_why_when_whep_is_refused(
         await expect(switch).not_to_be_checked()
         await _frames_advance(page)
         assert (await _src(page)).startswith("blob:")
-        await _checked(tab, shots, "watch-low-latency-refused")
+        await checked(tab, shots, "watch-low-latency-refused")
         await page.emulate_media(color_scheme="dark")
-        await _checked(tab, shots, "watch-low-latency-refused-dark")
+        await checked(tab, shots, "watch-low-latency-refused-dark")
         assert not tab.csp_violations(), tab.console_errors
 
 

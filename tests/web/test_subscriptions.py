@@ -10,34 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, Request, expect
+from playwright.async_api import Request, expect
 
 from livecore.config import Config
 from tests.chat.conftest import FAST_CHAT, user
 from tests.conftest import Client, MakeClient, bearer
 from tests.stripe_peer import StripePeer
 from tests.tips.test_stripe_tips import deliver_all, stripe_config
-from tests.web.browser import Chromium, Tab
+from tests.web.browser import Chromium
+from tests.web.steps import checked, log_in
 from tests.web.test_watch import _hls_wired, _live, _playing
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-
-
-async def _checked(tab: Tab, shots: Path, name: str) -> None:
-    await tab.snapshot(shots, name)
-    assert await tab.axe() == [], name
-
-
-async def _log_in(page: Page, email: str) -> None:
-    await page.goto("/")
-    status = await page.evaluate(
-        """async (email) => (await fetch("/api/v1/auth/login", {
-            method: "POST", headers: {"Content-Type": "application/json"},
-            body: JSON.stringify({email, password: "correct horse battery"}),
-        })).status""",
-        email,
-    )
-    assert status == 200
 
 
 async def _tier(client: Client, token: str, name: str, price_minor: int) -> int:
@@ -77,7 +61,7 @@ async def test_a_viewer_of_a_subscriber_only_stream_subscribes_and_then_plays_it
     key = await _stream(client, host["token"], "members-club", "subscribers")
     async with _live(client, "members-club", key), chromium.tab(str(client.make_url("/"))) as tab:
         page = tab.page
-        await _log_in(page, "Fan@example.com")
+        await log_in(page, "Fan@example.com")
         await page.goto("/watch/members-club")
         # Not an error: the page offers to subscribe.
         await expect(page.locator("#message")).to_have_text("This stream is for its subscribers.")
@@ -85,7 +69,7 @@ async def test_a_viewer_of_a_subscriber_only_stream_subscribes_and_then_plays_it
         await expect(status).to_have_text(
             "This stream is for subscribers of Host: subscribe to watch."
         )
-        await _checked(tab, shots, "watch-subscribers-only")
+        await checked(tab, shots, "watch-subscribers-only")
         await page.get_by_role("button", name="Subscribe", exact=True).click()
         dialog = page.get_by_role("dialog", name="Subscribe to Host")
         await expect(dialog).to_contain_text("Test mode: no money moves.")
@@ -93,7 +77,7 @@ async def test_a_viewer_of_a_subscriber_only_stream_subscribes_and_then_plays_it
         await expect(tiers).to_have_count(2)
         await expect(dialog.get_by_role("radio", name="Supporter $3.00 a month")).to_be_checked()
         await dialog.get_by_role("radio", name="Gold $9.00 a month").check()
-        await _checked(tab, shots, "subscribe-dialog")
+        await checked(tab, shots, "subscribe-dialog")
         await dialog.get_by_role("button", name="Confirm subscription").click()
 
         await expect(dialog).to_be_hidden()
@@ -104,7 +88,7 @@ async def test_a_viewer_of_a_subscriber_only_stream_subscribes_and_then_plays_it
         await _playing(page)
         await expect(page.locator("#message")).to_be_hidden()
         await expect(page.get_by_label("Chat message")).to_be_visible()
-        await _checked(tab, shots, "watch-subscribed")
+        await checked(tab, shots, "watch-subscribed")
         (sub,) = await _subscriptions(client, fan["token"])
         assert (sub["tier"]["name"], sub["status"], sub["test_mode"]) == ("Gold", "active", True)
 
@@ -133,8 +117,8 @@ async def test_my_subscriptions_shows_status_and_renewal_and_cancels_and_resumes
         await expect(page.get_by_role("status").first).to_have_text(
             "Log in to see your subscriptions."
         )
-        await _checked(tab, shots, "subscriptions-logged-out")
-        await _log_in(page, "Fan@example.com")
+        await checked(tab, shots, "subscriptions-logged-out")
+        await log_in(page, "Fan@example.com")
         await page.goto("/")
         await page.get_by_role("link", name="My subscriptions").click()
         await expect(page).to_have_url(re.compile(r"/subscriptions$"))
@@ -144,7 +128,7 @@ async def test_my_subscriptions_shows_status_and_renewal_and_cancels_and_resumes
         await expect(gold).to_contain_text("$5.00 a month")
         await expect(gold).to_contain_text("Test mode")
         await expect(gold.locator(".sub-state")).to_have_text(re.compile(r"^Active, renews on .+"))
-        await _checked(tab, shots, "subscriptions")
+        await checked(tab, shots, "subscriptions")
 
         cancel = gold.get_by_role("button", name="Cancel")
         await expect(cancel).to_have_accessible_description("Host · Gold")
@@ -157,7 +141,7 @@ async def test_my_subscriptions_shows_status_and_renewal_and_cancels_and_resumes
         )
         resume = gold.get_by_role("button", name="Resume")
         await expect(resume).to_be_focused()
-        await _checked(tab, shots, "subscriptions-canceled")
+        await checked(tab, shots, "subscriptions-canceled")
         mine = {s["creator"]["display_name"]: s for s in await _subscriptions(client, fan["token"])}
         assert mine["Host"]["cancel_at_period_end"] is True
         assert mine["Other"]["cancel_at_period_end"] is False
@@ -170,7 +154,7 @@ async def test_my_subscriptions_shows_status_and_renewal_and_cancels_and_resumes
         mine = {s["creator"]["display_name"]: s for s in await _subscriptions(client, fan["token"])}
         assert mine["Host"]["cancel_at_period_end"] is False
         await page.emulate_media(color_scheme="dark")
-        await _checked(tab, shots, "subscriptions-dark")
+        await checked(tab, shots, "subscriptions-dark")
         assert not tab.csp_violations(), tab.console_errors
 
 
@@ -187,13 +171,13 @@ async def test_with_stripe_subscribe_goes_to_checkout_and_the_return_page_confir
         page = tab.page
         posts: list[Request] = []
         page.on("request", lambda r: posts.append(r) if r.url.endswith("/subscribe") else None)
-        await _log_in(page, "Fan@example.com")
+        await log_in(page, "Fan@example.com")
         await page.goto("/watch/paid-show")
         await page.get_by_role("button", name="Subscribe", exact=True).click()
         dialog = page.get_by_role("dialog", name="Subscribe to Host")
         await expect(dialog).not_to_contain_text("Test mode")
         await expect(dialog).to_contain_text("You pay on Stripe's checkout page")
-        await _checked(tab, shots, "subscribe-dialog-stripe")
+        await checked(tab, shots, "subscribe-dialog-stripe")
         await dialog.get_by_role("button", name="Continue to payment").click()
 
         # Off to Checkout (the peer's page stands in for Stripe's).
@@ -216,7 +200,7 @@ async def test_with_stripe_subscribe_goes_to_checkout_and_the_return_page_confir
             "You left Stripe's checkout page before paying: you have not been charged, and you "
             "are not subscribed to Host (Gold)."
         )
-        await _checked(tab, shots, "checkout-canceled")
+        await checked(tab, shots, "checkout-canceled")
         await page.get_by_role("link", name="Back to Paid show").click()
         await expect(page).to_have_url(re.compile(r"/watch/paid-show$"))
         await page.get_by_role("button", name="Subscribe", exact=True).click()
@@ -235,7 +219,7 @@ async def test_with_stripe_subscribe_goes_to_checkout_and_the_return_page_confir
             "Checkout is complete. Waiting for Stripe to confirm your subscription to Host (Gold)…"
         )
         await expect(page).to_have_url(re.compile(r"/subscriptions$"))
-        await _checked(tab, shots, "checkout-waiting")
+        await checked(tab, shots, "checkout-waiting")
         await deliver_all(client, stripe_peer.complete_checkout(session["id"]))
         await expect(text).to_have_text(
             re.compile(r"^You are subscribed to Host \(Gold\)\. Active, renews on .+\.$")
@@ -244,7 +228,7 @@ async def test_with_stripe_subscribe_goes_to_checkout_and_the_return_page_confir
             "href", "/watch/paid-show"
         )
         await expect(page.get_by_role("heading", name="Host · Gold")).to_be_visible()
-        await _checked(tab, shots, "checkout-confirmed")
+        await checked(tab, shots, "checkout-confirmed")
         (sub,) = await _subscriptions(client, fan["token"])
         assert (sub["status"], sub["test_mode"]) == ("active", False)
         assert not tab.csp_violations(), tab.console_errors

@@ -18,6 +18,7 @@ from tests.conftest import Client, bearer, register, wait_state
 from tests.media import clip
 from tests.rtc import Publication, publish
 from tests.web.browser import Chromium
+from tests.web.steps import log_in
 
 # The watch page looks at the stream's state every 5 s (at once when playback stops).
 POLL_WAIT_MS = 10_000
@@ -189,17 +190,6 @@ async def test_watch_page_lists_past_broadcasts_and_plays_one_as_vod(
         assert not tab.csp_violations(), tab.console_errors
 
 
-async def _log_in(page: Page, email: str) -> None:
-    status = await page.evaluate(
-        """async (email) => (await fetch("/api/v1/auth/login", {
-            method: "POST", headers: {"Content-Type": "application/json"},
-            body: JSON.stringify({email, password: "correct horse battery"}),
-        })).status""",
-        email,
-    )
-    assert status == 200
-
-
 @pytest.mark.skipif(not _hls_wired(), reason="the app has no /hls/ routes yet")
 async def test_subscriber_only_stream_plays_with_a_token_for_those_allowed(
     client: Client, chromium: Chromium
@@ -221,7 +211,7 @@ async def test_subscriber_only_stream_plays_with_a_token_for_those_allowed(
             await expect(page.locator(message)).to_have_text(
                 "This stream is for subscribers: log in to watch."
             )
-            await _log_in(page, "fan@example.com")  # not a subscriber (none can be yet)
+            await log_in(page, "fan@example.com", start=None)  # not a subscriber (none can be yet)
             await page.goto("/watch/club")
             await expect(page.locator(message)).to_have_text("This stream is for its subscribers.")
             assert not tab.csp_violations(), tab.console_errors
@@ -231,7 +221,7 @@ async def test_subscriber_only_stream_plays_with_a_token_for_those_allowed(
             hls_urls: list[str] = []
             page.on("request", lambda r: hls_urls.append(r.url) if "/hls/club/" in r.url else None)
             await page.goto("/")
-            await _log_in(page, "host@example.com")  # the owner may watch
+            await log_in(page, "host@example.com", start=None)  # the owner may watch
             await page.goto("/watch/club")
             await _playing(page)
             assert hls_urls and all("token=" in url for url in hls_urls), hls_urls
