@@ -191,6 +191,15 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+async def create_stream(client: Client, owner_token: str, slug: str, **fields: Any) -> str:
+    """Make the owner a stream through the API (`fields`: title, visibility...); its key."""
+    resp = await client.post(
+        "/api/v1/streams", json={"slug": slug, **fields}, headers=bearer(owner_token)
+    )
+    assert resp.status == 201, await resp.text()
+    return str((await resp.json())["stream_key"])
+
+
 async def wait_state(client: Client, slug: str, want: str, timeout_s: float = 20) -> None:
     """Wait until the streams API shows the stream `want` ("live" or "offline")."""
     deadline = time.monotonic() + timeout_s

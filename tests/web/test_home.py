@@ -12,9 +12,8 @@ import asyncpg
 from playwright.async_api import Page, expect
 
 from tests.chat.conftest import FAST_CHAT
-from tests.conftest import Client, MakeClient, bearer, register, wait_state
-from tests.media import clip
-from tests.rtc import publish
+from tests.conftest import Client, MakeClient, create_stream, register
+from tests.rtc import publishing
 from tests.web.browser import Chromium
 from tests.web.steps import checked
 
@@ -23,11 +22,7 @@ GRID_WAIT_MS = 15_000
 
 
 async def _create(client: Client, token: str, slug: str, title: str, **more: Any) -> str:
-    resp = await client.post(
-        "/api/v1/streams", json={"slug": slug, "title": title, **more}, headers=bearer(token)
-    )
-    assert resp.status == 201, await resp.text()
-    return str((await resp.json())["stream_key"])
+    return await create_stream(client, token, slug, title=title, **more)
 
 
 async def _sql(dsn: str, query: str, *args: object) -> Any:
@@ -82,9 +77,7 @@ async def test_home_grid_follows_a_live_stream_and_its_viewers_without_reload(
         await expect(channels).to_contain_text("Last live 1 hour ago")
         await _marked(page)
 
-        pub = await publish(client.session, str(client.make_url("/whip/on-air")), key, clip())
-        try:
-            await wait_state(client, "on-air", "live")
+        async with publishing(client, "on-air", key):
             card = live.get_by_role("link", name=re.compile("Cooking live"))
             await expect(card).to_be_visible(timeout=GRID_WAIT_MS)
             await expect(card).to_contain_text("Host")
@@ -108,9 +101,6 @@ async def test_home_grid_follows_a_live_stream_and_its_viewers_without_reload(
             await checked(tab, shots, "home-live")
             await viewer.page.goto("about:blank")
             await expect(card).to_contain_text("0 watching", timeout=GRID_WAIT_MS)
-        finally:
-            await client.delete(pub.location)
-            await pub.close()
 
         # Offline: the card goes, the stream is a channel again; the page never reloaded.
         await expect(live.get_by_role("link")).to_have_count(0, timeout=GRID_WAIT_MS)

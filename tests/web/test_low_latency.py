@@ -14,9 +14,8 @@ from playwright.async_api import Locator, Page, Request, expect
 
 from livecore.appkeys import VIEWERS
 from livecore.config import Config
-from tests.conftest import Client, MakeClient, bearer, register, wait_state
-from tests.media import clip
-from tests.rtc import publish
+from tests.conftest import Client, MakeClient, create_stream, register
+from tests.rtc import publishing
 from tests.web.browser import LOOPBACK, Chromium, Tab, candidate_addresses
 from tests.web.steps import checked, log_in
 
@@ -24,28 +23,12 @@ from tests.web.steps import checked, log_in
 async def _stream(client: Client, slug: str, **fields: str) -> str:
     """Make a stream of a new creator, Host; returns its stream key."""
     host = await register(client, "host@example.com", creator=True, display_name="Host")
-    resp = await client.post(
-        "/api/v1/streams", json={"slug": slug, **fields}, headers=bearer(host["token"])
-    )
-    assert resp.status == 201, await resp.text()
-    return str((await resp.json())["stream_key"])
-
-
-@asynccontextmanager
-async def _publishing(client: Client, slug: str, key: str) -> AsyncIterator[None]:
-    """An aiortc publisher on `slug` until the block ends, then the broadcast ends."""
-    pub = await publish(client.session, str(client.make_url(f"/whip/{slug}")), key, clip())
-    try:
-        await wait_state(client, slug, "live")
-        yield
-    finally:
-        await client.delete(pub.location)
-        await pub.close()
+    return await create_stream(client, host["token"], slug, **fields)
 
 
 @asynccontextmanager
 async def _live(client: Client, slug: str, **fields: str) -> AsyncIterator[None]:
-    async with _publishing(client, slug, await _stream(client, slug, **fields)):
+    async with publishing(client, slug, await _stream(client, slug, **fields)):
         yield
 
 
@@ -88,7 +71,7 @@ async def test_low_latency_switch_plays_over_whep_and_back_to_hls(
     key = await _stream(client, "club", title="Members' night", visibility="subscribers")
     async with chromium.tab(str(client.make_url("/"))) as tab:
         page = tab.page
-        async with _publishing(client, "club", key):
+        async with publishing(client, "club", key):
             await _plays_over_whep_and_back(client, tab, shots)
         # The broadcast ends: the page says so, and the switch stays on for the next one
         # (the session that ended with it is no failure of low latency).
@@ -96,7 +79,7 @@ async def test_low_latency_switch_plays_over_whep_and_back_to_hls(
         switch = page.locator("#low-latency")
         assert await switch.is_checked()
         assert "lost" not in (await page.locator(".player-options").inner_text())
-        async with _publishing(client, "club", key):
+        async with publishing(client, "club", key):
             await expect(switch).to_be_visible(timeout=15_000)
             await _frames_advance(page)
             assert await _webrtc(page)

@@ -14,12 +14,13 @@ from playwright.async_api import Request, expect
 
 from livecore.config import Config
 from tests.chat.conftest import FAST_CHAT, user
-from tests.conftest import Client, MakeClient, bearer
+from tests.conftest import Client, MakeClient, bearer, create_stream
+from tests.rtc import publishing
 from tests.stripe_peer import StripePeer
 from tests.tips.test_stripe_tips import deliver_all, stripe_config
 from tests.web.browser import Chromium
 from tests.web.steps import checked, log_in
-from tests.web.test_watch import _hls_wired, _live, _playing
+from tests.web.test_watch import _hls_wired, _playing
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
@@ -35,13 +36,8 @@ async def _tier(client: Client, token: str, name: str, price_minor: int) -> int:
 
 
 async def _stream(client: Client, token: str, slug: str, visibility: str = "public") -> str:
-    resp = await client.post(
-        "/api/v1/streams",
-        json={"slug": slug, "title": slug.replace("-", " ").capitalize(), "visibility": visibility},
-        headers=bearer(token),
-    )
-    assert resp.status == 201, await resp.text()
-    return str((await resp.json())["stream_key"])
+    title = slug.replace("-", " ").capitalize()
+    return await create_stream(client, token, slug, title=title, visibility=visibility)
 
 
 async def _subscriptions(client: Client, token: str) -> list[dict[str, Any]]:
@@ -59,7 +55,10 @@ async def test_a_viewer_of_a_subscriber_only_stream_subscribes_and_then_plays_it
     await _tier(client, host["token"], "Supporter", 300)
     await _tier(client, host["token"], "Gold", 900)
     key = await _stream(client, host["token"], "members-club", "subscribers")
-    async with _live(client, "members-club", key), chromium.tab(str(client.make_url("/"))) as tab:
+    async with (
+        publishing(client, "members-club", key),
+        chromium.tab(str(client.make_url("/"))) as tab,
+    ):
         page = tab.page
         await log_in(page, "Fan@example.com")
         await page.goto("/watch/members-club")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -14,9 +12,8 @@ from playwright.async_api import Page, expect
 
 from livecore.app import create_app
 from livecore.config import Config
-from tests.conftest import Client, bearer, register, wait_state
-from tests.media import clip
-from tests.rtc import Publication, publish
+from tests.conftest import Client, create_stream, register
+from tests.rtc import publishing
 from tests.web.browser import Chromium
 from tests.web.steps import log_in
 
@@ -34,24 +31,8 @@ async def _streams(client: Client, *slugs_and_titles: tuple[str, str]) -> dict[s
     creator = await register(client, "host@example.com", creator=True, display_name="Host")
     keys = {}
     for slug, title in slugs_and_titles:
-        resp = await client.post(
-            "/api/v1/streams", json={"slug": slug, "title": title}, headers=bearer(creator["token"])
-        )
-        assert resp.status == 201, await resp.text()
-        keys[slug] = (await resp.json())["stream_key"]
+        keys[slug] = await create_stream(client, creator["token"], slug, title=title)
     return keys
-
-
-@asynccontextmanager
-async def _live(client: Client, slug: str, key: str) -> AsyncIterator[Publication]:
-    """Publish the test clip to `slug` until the block ends, then end the broadcast."""
-    pub = await publish(client.session, str(client.make_url(f"/whip/{slug}")), key, clip())
-    try:
-        await wait_state(client, slug, "live")
-        yield pub
-    finally:
-        await client.delete(pub.location)
-        await pub.close()
 
 
 async def _thumbnail_made(client: Client, slug: str) -> None:
@@ -67,7 +48,7 @@ async def test_home_lists_live_streams_and_watch_shows_their_state(
 ) -> None:
     keys = await _streams(client, ("on-air", "On air"), ("off-air", "Off air"))
     async with (
-        _live(client, "on-air", keys["on-air"]),
+        publishing(client, "on-air", keys["on-air"]),
         chromium.tab(str(client.make_url("/"))) as tab,
     ):
         page = tab.page
@@ -113,7 +94,7 @@ async def test_watch_page_plays_the_live_stream_with_hls_js(
     async with chromium.tab(str(client.make_url("/"))) as tab:
         page = tab.page
         video = page.locator("#video")
-        async with _live(client, "hls-show", keys["hls-show"]):
+        async with publishing(client, "hls-show", keys["hls-show"]):
             await page.goto("/watch/hls-show")
             await expect(page.locator("#state")).to_have_text("live")
             await page.wait_for_function(
@@ -154,7 +135,7 @@ async def test_watch_page_lists_past_broadcasts_and_plays_one_as_vod(
     client: Client, chromium: Chromium
 ) -> None:
     keys = await _streams(client, ("vod-show", "VOD show"))
-    async with _live(client, "vod-show", keys["vod-show"]):
+    async with publishing(client, "vod-show", keys["vod-show"]):
         await asyncio.sleep(5)  # two or more complete segments
     (recording,) = await _recordings(client, "vod-show")
     async with chromium.tab(str(client.make_url("/"))) as tab:
@@ -176,7 +157,7 @@ async def test_watch_page_lists_past_broadcasts_and_plays_one_as_vod(
 
         await page.goto(f"/watch/vod-show?recording={recording['id']}")
         await _playing(page, 0.5)
-        async with _live(client, "vod-show", keys["vod-show"]):
+        async with publishing(client, "vod-show", keys["vod-show"]):
             # The recording keeps playing when the stream goes live; one click goes to live.
             back = page.locator("#back-to-live")
             await expect(back).to_be_visible(timeout=POLL_WAIT_MS)
@@ -196,15 +177,9 @@ async def test_subscriber_only_stream_plays_with_a_token_for_those_allowed(
 ) -> None:
     host = await register(client, "host@example.com", creator=True, display_name="Host")
     await register(client, "fan@example.com", display_name="Fan")
-    resp = await client.post(
-        "/api/v1/streams",
-        json={"slug": "club", "title": "Club", "visibility": "subscribers"},
-        headers=bearer(host["token"]),
-    )
-    assert resp.status == 201, await resp.text()
-    key = (await resp.json())["stream_key"]
+    key = await create_stream(client, host["token"], "club", title="Club", visibility="subscribers")
     message = "#message"
-    async with _live(client, "club", key):
+    async with publishing(client, "club", key):
         async with chromium.tab(str(client.make_url("/"))) as tab:
             page = tab.page
             await page.goto("/watch/club")
