@@ -1,16 +1,29 @@
-"""Steps the browser tests share: checking a page as it is now, and logging a tab in.
+"""Steps the browser tests share: checking a page as it is now, logging a tab in, waiting
+for the player to play.
 
-Imports only the test harness (`tests.conftest`, `tests.web.browser`), never a test module.
+Imports no test module: test modules import it.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from playwright.async_api import Page
 
+from livecore.app import create_app
+from livecore.config import Config
 from tests.conftest import PASSWORD
 from tests.web.browser import Tab
+
+# A random (version 4) UUID, as the pages make for each Idempotency-Key.
+UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def hls_wired() -> bool:
+    """Whether the app factory registers the HLS routes (nothing is started or connected)."""
+    app = create_app(Config(), database_url="postgresql://unused.invalid/livecore")
+    return any(r.canonical.startswith("/hls/") for r in app.router.resources())
 
 
 async def checked(tab: Tab, shots: Path, name: str) -> None:
@@ -34,3 +47,10 @@ async def log_in(page: Page, email: str, *, start: str | None = "/") -> None:
         [email, PASSWORD],
     )
     assert status == 200
+
+
+async def playing(page: Page, past_s: float = 1.0) -> None:
+    """Wait until the watch page's video has played past `past_s` seconds."""
+    await page.wait_for_function(
+        f"() => document.getElementById('video').currentTime > {past_s}", timeout=30_000
+    )

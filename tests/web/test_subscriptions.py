@@ -19,10 +19,7 @@ from tests.rtc import publishing
 from tests.stripe_peer import StripePeer
 from tests.tips.test_stripe_tips import deliver_all, stripe_config
 from tests.web.browser import Chromium
-from tests.web.steps import checked, log_in
-from tests.web.test_watch import _hls_wired, _playing
-
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+from tests.web.steps import UUID4, checked, hls_wired, log_in, playing
 
 
 async def _tier(client: Client, token: str, name: str, price_minor: int) -> int:
@@ -45,7 +42,7 @@ async def _subscriptions(client: Client, token: str) -> list[dict[str, Any]]:
     return list((await resp.json())["subscriptions"])
 
 
-@pytest.mark.skipif(not _hls_wired(), reason="the app has no /hls/ routes yet")
+@pytest.mark.skipif(not hls_wired(), reason="the app has no /hls/ routes yet")
 async def test_a_viewer_of_a_subscriber_only_stream_subscribes_and_then_plays_it(
     make_client: MakeClient, chromium: Chromium, shots: Path
 ) -> None:
@@ -84,7 +81,7 @@ async def test_a_viewer_of_a_subscriber_only_stream_subscribes_and_then_plays_it
         await expect(status).to_contain_text("Test mode: no money moves.")
         await expect(page.get_by_role("link", name="Subscribed: Gold")).to_be_focused()
         # The stream plays, and its chat opens, without a reload.
-        await _playing(page)
+        await playing(page)
         await expect(page.locator("#message")).to_be_hidden()
         await expect(page.get_by_label("Chat message")).to_be_visible()
         await checked(tab, shots, "watch-subscribed")
@@ -93,7 +90,7 @@ async def test_a_viewer_of_a_subscriber_only_stream_subscribes_and_then_plays_it
 
         # Back later: the page knows, and offers no second subscription.
         await page.reload()
-        await _playing(page)
+        await playing(page)
         await expect(page.get_by_role("link", name="Subscribed: Gold")).to_be_visible()
         await expect(page.get_by_role("button", name="Subscribe", exact=True)).to_have_count(0)
         assert not tab.csp_violations(), tab.console_errors
@@ -185,7 +182,7 @@ async def test_with_stripe_subscribe_goes_to_checkout_and_the_return_page_confir
         assert page.url == session["url"]
         await expect(page.locator("body")).to_contain_text("Stripe Checkout (test peer)")
         (sent,) = posts
-        assert _UUID.fullmatch(await sent.header_value("Idempotency-Key") or "")
+        assert UUID4.fullmatch(await sent.header_value("Idempotency-Key") or "")
         assert sent.post_data_json == {"return_path": "/subscriptions"}
         assert session["success_url"].endswith(
             "/subscriptions?checkout=success&session_id={CHECKOUT_SESSION_ID}"

@@ -18,9 +18,7 @@ from tests.conftest import MakeClient
 from tests.stripe_peer import StripePeer
 from tests.tips.test_stripe_tips import stripe_config
 from tests.web.browser import Chromium, Tab
-from tests.web.steps import checked, log_in
-
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+from tests.web.steps import UUID4, checked, log_in
 
 
 def _tip_posts(page: Page) -> list[Request]:
@@ -99,7 +97,7 @@ async def test_a_tip_from_the_dialog_shows_once_in_both_viewers_chats(
             tips = tab.page.get_by_role("region", name="Chat").locator(".line.tip")
             await expect(tips).to_have_text(["Fan tipped $5.00: great show"])
         (sent,) = posts
-        assert _UUID.fullmatch(await sent.header_value("Idempotency-Key") or "")
+        assert UUID4.fullmatch(await sent.header_value("Idempotency-Key") or "")
         assert sent.post_data_json == {
             "amount_minor": 500, "currency": "usd", "message": "great show"
         }  # fmt: skip

@@ -8,23 +8,15 @@ import re
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
-from livecore.app import create_app
-from livecore.config import Config
 from tests.conftest import Client, create_stream, register
 from tests.rtc import publishing
 from tests.web.browser import Chromium
-from tests.web.steps import log_in
+from tests.web.steps import hls_wired, log_in, playing
 
 # The watch page looks at the stream's state every 5 s (at once when playback stops).
 POLL_WAIT_MS = 10_000
-
-
-def _hls_wired() -> bool:
-    """Whether the app factory registers the HLS routes (nothing is started or connected)."""
-    app = create_app(Config(), database_url="postgresql://unused.invalid/livecore")
-    return any(r.canonical.startswith("/hls/") for r in app.router.resources())
 
 
 async def _streams(client: Client, *slugs_and_titles: tuple[str, str]) -> dict[str, str]:
@@ -86,7 +78,7 @@ async def test_home_lists_live_streams_and_watch_shows_their_state(
         assert not tab.csp_violations(), tab.console_errors
 
 
-@pytest.mark.skipif(not _hls_wired(), reason="the app has no /hls/ routes yet")
+@pytest.mark.skipif(not hls_wired(), reason="the app has no /hls/ routes yet")
 async def test_watch_page_plays_the_live_stream_with_hls_js(
     client: Client, chromium: Chromium
 ) -> None:
@@ -124,13 +116,7 @@ async def _recordings(client: Client, slug: str) -> list[dict[str, Any]]:
             await asyncio.sleep(0.2)
 
 
-async def _playing(page: Page, past_s: float = 1.0) -> None:
-    await page.wait_for_function(
-        f"() => document.getElementById('video').currentTime > {past_s}", timeout=30_000
-    )
-
-
-@pytest.mark.skipif(not _hls_wired(), reason="the app has no /hls/ routes yet")
+@pytest.mark.skipif(not hls_wired(), reason="the app has no /hls/ routes yet")
 async def test_watch_page_lists_past_broadcasts_and_plays_one_as_vod(
     client: Client, chromium: Chromium
 ) -> None:
@@ -147,7 +133,7 @@ async def test_watch_page_lists_past_broadcasts_and_plays_one_as_vod(
         items = page.locator("#recording-list button")
         await expect(items).to_have_count(1)
         await items.first.click()
-        await _playing(page)
+        await playing(page)
         await expect(page.locator("#message")).to_be_hidden()
         duration = await video.evaluate("v => v.duration")
         assert math.isfinite(duration) and duration > 3, duration  # VOD: its whole length
@@ -156,7 +142,7 @@ async def test_watch_page_lists_past_broadcasts_and_plays_one_as_vod(
         assert f"recording={recording['id']}" in page.url  # the address can be shared
 
         await page.goto(f"/watch/vod-show?recording={recording['id']}")
-        await _playing(page, 0.5)
+        await playing(page, 0.5)
         async with publishing(client, "vod-show", keys["vod-show"]):
             # The recording keeps playing when the stream goes live; one click goes to live.
             back = page.locator("#back-to-live")
@@ -165,13 +151,13 @@ async def test_watch_page_lists_past_broadcasts_and_plays_one_as_vod(
                 await back.click()  # the live stream's playlist is asked for
             await expect(back).to_be_hidden()
             assert "recording=" not in page.url
-            await _playing(page, 0.5)
+            await playing(page, 0.5)
         await page.goto("/watch/vod-show?recording=999999")
         await expect(page.locator("#message")).to_have_text("That recording is no longer kept.")
         assert not tab.csp_violations(), tab.console_errors
 
 
-@pytest.mark.skipif(not _hls_wired(), reason="the app has no /hls/ routes yet")
+@pytest.mark.skipif(not hls_wired(), reason="the app has no /hls/ routes yet")
 async def test_subscriber_only_stream_plays_with_a_token_for_those_allowed(
     client: Client, chromium: Chromium
 ) -> None:
@@ -198,6 +184,6 @@ async def test_subscriber_only_stream_plays_with_a_token_for_those_allowed(
             await page.goto("/")
             await log_in(page, "host@example.com", start=None)  # the owner may watch
             await page.goto("/watch/club")
-            await _playing(page)
+            await playing(page)
             assert hls_urls and all("token=" in url for url in hls_urls), hls_urls
             assert not tab.csp_violations(), tab.console_errors
