@@ -162,12 +162,15 @@ def blockbuster() -> Iterator[BlockBuster]:
 
 # -- helpers for API tests ----------------------------------------------------------------
 
+# The password every test account gets unless a test says otherwise.
+PASSWORD = "correct horse battery"
+
 
 async def register(
     client: Client,
     email: str = "ann@example.com",
     *,
-    password: str = "correct horse battery",
+    password: str = PASSWORD,
     creator: bool = False,
     display_name: str | None = None,
 ) -> dict[str, Any]:
@@ -186,6 +189,15 @@ async def register(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def create_stream(client: Client, owner_token: str, slug: str, **fields: Any) -> str:
+    """Make the owner a stream through the API (`fields`: title, visibility...); its key."""
+    resp = await client.post(
+        "/api/v1/streams", json={"slug": slug, **fields}, headers=bearer(owner_token)
+    )
+    assert resp.status == 201, await resp.text()
+    return str((await resp.json())["stream_key"])
 
 
 async def wait_state(client: Client, slug: str, want: str, timeout_s: float = 20) -> None:

@@ -2,6 +2,7 @@
 before every IDR, no B-frames) and Opus (48 kHz stereo, 20 ms), as hub MediaUnits.
 
 Shared by the hls and WHIP tests. Encoding costs CPU, so each clip is made once per session.
+Also reads live HLS back with PyAV (FFmpeg), as a player would.
 """
 
 from __future__ import annotations
@@ -149,3 +150,17 @@ def encode_vp8(frames: int, width: int, height: int, keyint: int) -> list[MediaU
         collect(ctx.encode(frame))
     collect(ctx.encode(None))
     return units
+
+
+def hls_video_packets(url: str, seconds: float) -> list[tuple[float, bool]]:
+    """(pts, keyframe) of the video packets FFmpeg demuxes from a live HLS `url`, until
+    `seconds` of media have passed. Blocks: run it in a thread."""
+    with av.open(url, "r", options={"http_persistent": "0"}, timeout=10) as container:
+        video = container.streams.video[0]
+        seen: list[tuple[float, bool]] = []
+        for packet in container.demux(video):
+            if packet.pts is not None and video.time_base:
+                seen.append((float(packet.pts * video.time_base), packet.is_keyframe))
+                if seen[-1][0] - seen[0][0] >= seconds:
+                    break
+        return seen

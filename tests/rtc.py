@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import fractions
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,8 @@ from aiortc import (
 
 from livecore.sfu.media import VIDEO_CLOCK_HZ, MediaUnit, h264_is_keyframe
 from livecore.sfu.passthrough import forward_keyframe_requests, restrict_host_addresses
+from tests import media
+from tests.conftest import Client, wait_state
 from tests.media import FPS, Clip
 
 
@@ -199,3 +202,15 @@ async def publish(
         location = resp.headers["Location"]
     await pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
     return Publication(pc, location, body, tracks)
+
+
+@asynccontextmanager
+async def publishing(client: Client, slug: str, key: str) -> AsyncIterator[Publication]:
+    """Publish the test clip to `slug` until the block ends, then end the broadcast."""
+    pub = await publish(client.session, str(client.make_url(f"/whip/{slug}")), key, media.clip())
+    try:
+        await wait_state(client, slug, "live")
+        yield pub
+    finally:
+        await client.delete(pub.location)
+        await pub.close()

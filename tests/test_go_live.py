@@ -12,7 +12,7 @@ import av
 
 from livecore.appkeys import CONFIG
 from tests.conftest import Client, bearer, register
-from tests.media import clip
+from tests.media import clip, hls_video_packets
 from tests.rtc import AskedKeyframesTrack, publish
 
 
@@ -144,19 +144,6 @@ async def _wait_segments(client: Client, path: str, want: int) -> str:
         await asyncio.sleep(0.2)
 
 
-def _read_packets(url: str, seconds: float) -> list[tuple[float, bool]]:
-    """(pts, keyframe) of the video FFmpeg demuxes from the live HLS in `seconds` of media."""
-    with av.open(url, "r", options={"http_persistent": "0"}, timeout=10) as container:
-        video = container.streams.video[0]
-        seen: list[tuple[float, bool]] = []
-        for packet in container.demux(video):
-            if packet.pts is not None and video.time_base:
-                seen.append((float(packet.pts * video.time_base), packet.is_keyframe))
-                if seen[-1][0] - seen[0][0] >= seconds:
-                    break
-        return seen
-
-
 async def test_a_publisher_that_sends_keyframes_only_when_asked_gets_segments(
     client: Client,
 ) -> None:
@@ -177,7 +164,7 @@ async def test_a_publisher_that_sends_keyframes_only_when_asked_gets_segments(
         assert track.keyframes >= 4 and track.requests >= 3  # one each segment, asked for
 
         seen = await asyncio.to_thread(
-            _read_packets, str(client.make_url("/hls/golive/master.m3u8")), 4.0
+            hls_video_packets, str(client.make_url("/hls/golive/master.m3u8")), 4.0
         )
         assert seen and seen[0][1], "FFmpeg's first video packet is not a keyframe"
         assert sum(k for _, k in seen) >= 2  # segments keep coming, each from a keyframe
@@ -205,7 +192,7 @@ async def test_segments_stay_within_the_target_when_the_publisher_ignores_reques
         master = (await _wait_ok(client, "/hls/golive/master.m3u8")).decode()
         assert "#EXT-X-INDEPENDENT-SEGMENTS" not in master
         seen = await asyncio.to_thread(
-            _read_packets, str(client.make_url("/hls/golive/master.m3u8")), 2.0
+            hls_video_packets, str(client.make_url("/hls/golive/master.m3u8")), 2.0
         )
         assert seen  # FFmpeg reads the segments (decoding waits for a keyframe)
     finally:

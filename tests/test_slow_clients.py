@@ -48,6 +48,27 @@ async def until_closed(reader: asyncio.StreamReader, into: bytearray | None = No
     return bytes(received)
 
 
+async def _trickle(
+    writer: asyncio.StreamWriter,
+    byte: bytes,
+    *,
+    until: asyncio.Task[bytes],
+    answer: bytearray | None = None,
+) -> None:
+    """Send `byte` every 50 ms, each in time, until the server answers (something arrives in
+    `answer`) or closes (`until` is done), the connection breaks, or GENEROUS_S have passed.
+    Writing after the server's answer would only draw a reset."""
+    for _ in range(int(GENEROUS_S / 0.05)):  # pacing the trickle, not waiting for anything
+        if answer or until.done():
+            return
+        try:
+            writer.write(byte)
+            await writer.drain()
+        except ConnectionError:
+            return
+        await asyncio.sleep(0.05)
+
+
 def split_response(data: bytes) -> tuple[str, dict[str, str], bytes]:
     head, _, body = data.partition(b"\r\n\r\n")
     status_line, *lines = head.decode("latin-1").split("\r\n")
@@ -75,15 +96,7 @@ async def test_headers_trickled_byte_by_byte_are_closed_within_the_bound(strict:
     async with raw(strict) as (reader, writer):
         closed = asyncio.create_task(until_closed(reader))
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-        for _ in range(int(GENEROUS_S / 0.05)):  # pacing the trickle, not waiting for anything
-            if closed.done():
-                break
-            try:
-                writer.write(b"a")
-                await writer.drain()
-            except ConnectionError:
-                break
-            await asyncio.sleep(0.05)
+        await _trickle(writer, b"a", until=closed)
         assert await closed == b""
 
 
@@ -130,15 +143,7 @@ async def test_body_uploaded_byte_by_byte_gets_408_within_the_bound(strict: Clie
             b"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/json\r\nContent-Length: 10000\r\n\r\n"
         )
-        for _ in range(int(GENEROUS_S / 0.05)):  # pacing the upload, not waiting for anything
-            if answer or closed.done():
-                break  # the server has answered: writing on would only draw a reset
-            try:
-                writer.write(b" ")
-                await writer.drain()
-            except ConnectionError:
-                break
-            await asyncio.sleep(0.05)
+        await _trickle(writer, b" ", until=closed, answer=answer)
         status_line, _, _ = split_response(await closed)
     assert status_line.startswith("HTTP/1.1 408")
 

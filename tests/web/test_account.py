@@ -10,17 +10,12 @@ from playwright.async_api import Page, expect
 
 from tests.conftest import Client, register
 from tests.fakes import CapturingMailSender
-from tests.web.browser import Chromium, Tab
+from tests.web.browser import Chromium
+from tests.web.steps import checked
 
 EMAIL = "ann@example.com"
 OLD = "correct horse battery"
 NEW = "purple monkey dishwasher"
-
-
-async def _checked(tab: Tab, shots: Path, name: str) -> None:
-    """Screenshot the page (desktop and 375 px) and require no serious axe violation."""
-    await tab.snapshot(shots, name)
-    assert await tab.axe() == [], name
 
 
 async def _log_in_with_form(page: Page, password: str) -> None:
@@ -37,19 +32,19 @@ async def test_forgotten_password_is_reset_from_the_page_the_mail_links_to(
         page = tab.page
         await page.goto("/")
         await expect(page.get_by_role("link", name="Sign up")).to_be_visible()
-        await _checked(tab, shots, "home-logged-out")
+        await checked(tab, shots, "home-logged-out")
         await page.get_by_role("link", name="Log in").click()
         await expect(page).to_have_url(re.compile(r"/login\?next=%2F$"))
         # A wrong password is refused in words, on the page.
         await _log_in_with_form(page, "not the password at all")
         await expect(page.get_by_role("alert")).to_have_text("invalid email or password")
-        await _checked(tab, shots, "login-refused")
+        await checked(tab, shots, "login-refused")
 
         await page.get_by_role("link", name="Forgot your password?").click()
         await page.get_by_label("Email").fill(EMAIL)
         await page.get_by_role("button", name="Send reset link").click()
         await expect(page.get_by_role("status")).to_contain_text("a link to choose a new password")
-        await _checked(tab, shots, "forgot-password-sent")
+        await checked(tab, shots, "forgot-password-sent")
 
         mail = await mailer.next_mail()
         found = re.search(r"https?://[^/\s]+(/reset-password#token=\S+)", mail.body)
@@ -58,14 +53,14 @@ async def test_forgotten_password_is_reset_from_the_page_the_mail_links_to(
         await page.goto(link)
         # The token leaves the address bar at once.
         await expect(page).to_have_url(re.compile(r"/reset-password$"))
-        await _checked(tab, shots, "reset-password")
+        await checked(tab, shots, "reset-password")
         await page.get_by_label("New password").fill("short")
         await page.get_by_role("button", name="Set new password").click()
         await expect(page.get_by_role("alert")).to_contain_text("Password ")
         await page.get_by_label("New password").fill(NEW)
         await page.get_by_role("button", name="Set new password").click()
         await expect(page.get_by_role("status")).to_contain_text("Your password is changed")
-        await _checked(tab, shots, "reset-password-done")
+        await checked(tab, shots, "reset-password-done")
 
         # The link works once.
         await page.goto(link)
@@ -83,7 +78,7 @@ async def test_forgotten_password_is_reset_from_the_page_the_mail_links_to(
             await page.goto(path)
             await expect(page.get_by_role("link", name="Ann")).to_be_visible()
             await expect(page.get_by_role("button", name="Log out", exact=True)).to_be_visible()
-        await _checked(tab, shots, "account-logged-in")
+        await checked(tab, shots, "account-logged-in")
         await page.goto("/")
         await page.get_by_role("button", name="Log out", exact=True).click()
         await expect(page.get_by_role("link", name="Log in")).to_be_visible()
@@ -110,7 +105,7 @@ async def test_account_page_changes_the_password_and_logs_out_everywhere(
         sessions = page.locator("#sessions li")
         await expect(sessions).to_have_count(3)  # register's, this browser's, the other's
         await expect(sessions.filter(has_text="this browser")).to_have_count(1)
-        await _checked(tab, shots, "account")
+        await checked(tab, shots, "account")
 
         await page.get_by_label("Current password").fill("not the password at all")
         await page.get_by_label("New password").fill(NEW)
@@ -121,7 +116,7 @@ async def test_account_page_changes_the_password_and_logs_out_everywhere(
         await page.get_by_role("button", name="Change password").click()
         await expect(page.get_by_role("status")).to_contain_text("Password changed.")
         await expect(sessions).to_have_count(1)  # the others ended
-        await _checked(tab, shots, "account-password-changed")
+        await checked(tab, shots, "account-password-changed")
 
         await other.page.goto("/login")
         await _log_in_with_form(other.page, NEW)
@@ -132,5 +127,5 @@ async def test_account_page_changes_the_password_and_logs_out_everywhere(
         await expect(page).to_have_url(re.compile(r"/login$"))
         await other.page.goto("/")
         await expect(other.page.get_by_role("link", name="Log in")).to_be_visible()
-        await _checked(other, shots, "logged-out-everywhere")
+        await checked(other, shots, "logged-out-everywhere")
         assert not tab.csp_violations(), tab.console_errors

@@ -14,28 +14,10 @@ from pytest_aiohttp import AiohttpClient
 from livecore.app import create_app
 from livecore.config import Config
 from tests.chat.conftest import FAST_CHAT, connect, stream, user
-from tests.conftest import Client, MakeClient, bearer
+from tests.conftest import PASSWORD, Client, MakeClient, bearer
 from tests.fakes import CapturingMailSender
-from tests.web.browser import Chromium, Tab
-
-PASSWORD = "correct horse battery"
-
-
-async def _checked(tab: Tab, shots: Path, name: str) -> None:
-    await tab.snapshot(shots, name)
-    assert await tab.axe() == [], name
-
-
-async def _log_in(page: Page, email: str) -> None:
-    await page.goto("/")
-    status = await page.evaluate(
-        """async (email) => (await fetch("/api/v1/auth/login", {
-            method: "POST", headers: {"Content-Type": "application/json"},
-            body: JSON.stringify({email, password: "correct horse battery"}),
-        })).status""",
-        email,
-    )
-    assert status == 200
+from tests.web.browser import Chromium
+from tests.web.steps import checked, log_in
 
 
 def _lines(page: Page) -> Locator:
@@ -59,21 +41,21 @@ async def test_a_visitor_signs_up_from_watch_chats_and_a_moderator_deletes_a_lin
     await stream(client, owner["token"], "talk-show")
     base = str(client.make_url("/"))
     async with chromium.tab(base) as host, chromium.tab(base) as visitor:
-        await _log_in(host.page, "Host@example.com")
+        await log_in(host.page, "Host@example.com")
         await host.page.goto("/watch/talk-show")
         page = visitor.page
         await page.goto("/watch/talk-show")
         chat = page.get_by_role("region", name="Chat")
         await expect(chat).to_contain_text("Log in or sign up to chat.")
         await expect(page.get_by_label("Chat message")).to_be_hidden()
-        await _checked(visitor, shots, "watch-logged-out")
+        await checked(visitor, shots, "watch-logged-out")
 
         await chat.get_by_role("link", name="sign up").click()
         await expect(page).to_have_url(re.compile(r"/signup\?next=%2Fwatch%2Ftalk-show$"))
         await page.get_by_label("Email").fill("vera@example.com")
         await page.get_by_label("Display name").fill("Vera")
         await page.get_by_label("Password").fill(PASSWORD)
-        await _checked(visitor, shots, "signup")
+        await checked(visitor, shots, "signup")
         await page.get_by_role("button", name="Sign up").click()
         await expect(page).to_have_url(re.compile(r"/watch/talk-show$"))
         await expect(page.get_by_role("link", name="Vera")).to_be_visible()  # the header
@@ -95,7 +77,7 @@ async def test_a_visitor_signs_up_from_watch_chats_and_a_moderator_deletes_a_lin
         await owner_line.hover()
         await owner_line.get_by_role("button", name="Actions for Host's line").click()
         await expect(page.get_by_role("button", name="Delete")).to_have_count(0)  # not staff
-        await _checked(visitor, shots, "watch-line-actions")
+        await checked(visitor, shots, "watch-line-actions")
         await page.get_by_role("button", name="Report").click()
         await expect(chat.locator(".chat-notice")).to_have_text(
             "Reported: the moderators will look at it."
@@ -104,14 +86,14 @@ async def test_a_visitor_signs_up_from_watch_chats_and_a_moderator_deletes_a_lin
             "/api/v1/streams/talk-show/chat/reports", headers=bearer(owner["token"])
         )
         assert len((await reports.json())["reports"]) == 1
-        await _checked(visitor, shots, "watch-chatting")
+        await checked(visitor, shots, "watch-chatting")
 
         # The owner deletes Vera's line: it disappears for Vera too.
         line = _line(host.page, "hello from the web")
         await line.hover()
         await line.get_by_role("button", name="Actions for Vera's line").click()
         await expect(host.page.get_by_role("button", name="Timeout 10 min")).to_be_visible()
-        await _checked(host, shots, "watch-moderator-actions")
+        await checked(host, shots, "watch-moderator-actions")
         await host.page.get_by_role("button", name="Delete").click()
         await expect(_line(page, "hello from the web")).to_have_count(0)
         await expect(_line(host.page, "hello from the web")).to_have_count(0)
@@ -128,7 +110,7 @@ async def test_a_visitor_signs_up_from_watch_chats_and_a_moderator_deletes_a_lin
             re.compile(r"You are timed out until .+ \(\d+ s left\)")
         )
         await expect(page.get_by_role("button", name="Send")).to_be_disabled()
-        await _checked(visitor, shots, "watch-timed-out")
+        await checked(visitor, shots, "watch-timed-out")
 
         # Banned from the menu: told so, and the box is closed.
         await line.hover()
@@ -139,7 +121,7 @@ async def test_a_visitor_signs_up_from_watch_chats_and_a_moderator_deletes_a_lin
 
         # Dark mode (prefers-color-scheme) passes the same checks.
         await page.emulate_media(color_scheme="dark")
-        await _checked(visitor, shots, "watch-banned-dark")
+        await checked(visitor, shots, "watch-banned-dark")
         for tab in (host, visitor):
             assert not tab.csp_violations(), tab.console_errors
 
@@ -161,7 +143,7 @@ async def test_slow_mode_refusal_counts_down(
     other = await connect(client, "slow-show")
     async with chromium.tab(str(client.make_url("/"))) as tab:
         page = tab.page
-        await _log_in(page, "Vera@example.com")
+        await log_in(page, "Vera@example.com")
         await page.goto("/watch/slow-show")
         chat = page.get_by_role("region", name="Chat")
         notice = chat.locator(".chat-notice")
@@ -191,7 +173,7 @@ async def test_slow_mode_refusal_counts_down(
         first = int(countdown.fullmatch(await notice.inner_text()).group(1))  # type: ignore[union-attr]
         assert 20 <= first <= 30
         await expect(notice).to_have_text(f"Slow mode: you can send again in {first - 1} s.")
-        await _checked(tab, shots, "watch-slow-mode")
+        await checked(tab, shots, "watch-slow-mode")
         await expect(_line(page, "second")).to_have_count(0)
         assert not tab.csp_violations(), tab.console_errors
     await other.close()
@@ -224,7 +206,7 @@ async def test_chat_reconnects_after_a_server_restart_without_repeating_a_line(
         assert port is not None
         await first.close()  # the node goes away; the page's socket with it
         await expect(page.locator(".chat-connection")).to_contain_text("Reconnecting")
-        await _checked(tab, shots, "watch-reconnecting")
+        await checked(tab, shots, "watch-reconnecting")
 
         second = await node(port)  # the same address: the page comes back by itself
         talker = await connect(second, "restart-show", owner["token"])
@@ -261,7 +243,7 @@ async def test_a_tip_shows_once_highlighted_in_every_viewers_chat(
             tips = tab.page.get_by_role("region", name="Chat").locator(".line.tip")
             await expect(tips).to_have_count(1)
             await expect(tips).to_have_text("Fan tipped $5.00: great show")
-        await _checked(first, shots, "watch-tip")
+        await checked(first, shots, "watch-tip")
         await second.page.reload()  # from the history now: still once
         tips = second.page.locator(".chat-log .line.tip")
         await expect(tips).to_have_text("Fan tipped $5.00: great show")
@@ -287,13 +269,13 @@ async def test_a_subscriber_only_chat_says_so_to_others_and_opens_for_the_owner(
         await visitor.page.goto("/watch/members")
         chat = visitor.page.get_by_role("region", name="Chat")
         await expect(chat).to_contain_text("This chat is for subscribers: Log in or sign up.")
-        await _checked(visitor, shots, "watch-subscribers-chat-logged-out")
-        await _log_in(visitor.page, "Vera@example.com")
+        await checked(visitor, shots, "watch-subscribers-chat-logged-out")
+        await log_in(visitor.page, "Vera@example.com")
         await visitor.page.goto("/watch/members")
         await expect(chat).to_contain_text("This chat is for the stream's subscribers.")
         assert sockets == []  # never knocked on a socket it would be refused
 
-        await _log_in(host.page, "Host@example.com")
+        await log_in(host.page, "Host@example.com")
         await host.page.goto("/watch/members")
         await _send(host.page, "members only")
         await expect(_line(host.page, "members only")).to_have_count(1)
@@ -308,14 +290,14 @@ async def test_the_owner_sets_the_rooms_rules_from_the_chat_settings(
     await stream(client, owner["token"], "rules-show")
     base = str(client.make_url("/"))
     async with chromium.tab(base) as host, chromium.tab(base) as visitor:
-        await _log_in(visitor.page, "Vera@example.com")
+        await log_in(visitor.page, "Vera@example.com")
         await visitor.page.goto("/watch/rules-show")
         await expect(visitor.page.get_by_label("Chat message")).to_be_visible()
         # Viewers get no settings.
         await expect(visitor.page.get_by_role("button", name="Chat settings")).to_be_hidden()
 
         page = host.page
-        await _log_in(page, "Host@example.com")
+        await log_in(page, "Host@example.com")
         await page.goto("/watch/rules-show")
         toggle = page.get_by_role("button", name="Chat settings")
         await toggle.click()
@@ -323,7 +305,7 @@ async def test_the_owner_sets_the_rooms_rules_from_the_chat_settings(
         await page.get_by_label("Slow mode").select_option("30")
         await page.get_by_label("Links allowed").set_checked(False)
         await page.get_by_label("Banned terms, one per line").fill("badword\n")
-        await _checked(host, shots, "watch-chat-settings")
+        await checked(host, shots, "watch-chat-settings")
         await page.get_by_role("button", name="Save settings").click()
         await expect(page.locator(".chat-notice")).to_have_text("Chat settings saved.")
         await expect(page.locator(".chat-settings")).to_be_hidden()

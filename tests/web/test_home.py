@@ -12,26 +12,17 @@ import asyncpg
 from playwright.async_api import Page, expect
 
 from tests.chat.conftest import FAST_CHAT
-from tests.conftest import Client, MakeClient, bearer, register, wait_state
-from tests.media import clip
-from tests.rtc import publish
-from tests.web.browser import Chromium, Tab
+from tests.conftest import Client, MakeClient, create_stream, register
+from tests.rtc import publishing
+from tests.web.browser import Chromium
+from tests.web.steps import checked
 
 # The grid is looked at again every 5 s; the listing behind it is cached for 1 s.
 GRID_WAIT_MS = 15_000
 
 
-async def _checked(tab: Tab, shots: Path, name: str) -> None:
-    await tab.snapshot(shots, name)
-    assert await tab.axe() == [], name
-
-
 async def _create(client: Client, token: str, slug: str, title: str, **more: Any) -> str:
-    resp = await client.post(
-        "/api/v1/streams", json={"slug": slug, "title": title, **more}, headers=bearer(token)
-    )
-    assert resp.status == 201, await resp.text()
-    return str((await resp.json())["stream_key"])
+    return await create_stream(client, token, slug, title=title, **more)
 
 
 async def _sql(dsn: str, query: str, *args: object) -> Any:
@@ -86,9 +77,7 @@ async def test_home_grid_follows_a_live_stream_and_its_viewers_without_reload(
         await expect(channels).to_contain_text("Last live 1 hour ago")
         await _marked(page)
 
-        pub = await publish(client.session, str(client.make_url("/whip/on-air")), key, clip())
-        try:
-            await wait_state(client, "on-air", "live")
+        async with publishing(client, "on-air", key):
             card = live.get_by_role("link", name=re.compile("Cooking live"))
             await expect(card).to_be_visible(timeout=GRID_WAIT_MS)
             await expect(card).to_contain_text("Host")
@@ -109,12 +98,9 @@ async def test_home_grid_follows_a_live_stream_and_its_viewers_without_reload(
             # A viewer opens the stream: the card counts them (the chat socket is how).
             await viewer.page.goto("/watch/on-air")
             await expect(card).to_contain_text("1 watching", timeout=GRID_WAIT_MS)
-            await _checked(tab, shots, "home-live")
+            await checked(tab, shots, "home-live")
             await viewer.page.goto("about:blank")
             await expect(card).to_contain_text("0 watching", timeout=GRID_WAIT_MS)
-        finally:
-            await client.delete(pub.location)
-            await pub.close()
 
         # Offline: the card goes, the stream is a channel again; the page never reloaded.
         await expect(live.get_by_role("link")).to_have_count(0, timeout=GRID_WAIT_MS)
@@ -122,7 +108,7 @@ async def test_home_grid_follows_a_live_stream_and_its_viewers_without_reload(
         await expect(channels).to_contain_text("Cooking live", timeout=GRID_WAIT_MS)
         await expect(channels).to_contain_text("Last live just now")
         assert await page.evaluate("() => window.__notReloaded") is True
-        await _checked(tab, shots, "home-offline")
+        await checked(tab, shots, "home-offline")
         assert not tab.csp_violations(), tab.console_errors
 
 
@@ -152,9 +138,9 @@ async def test_home_search_finds_streams_by_title_and_by_creator_name(
             "Subscribers only"
         )
         await expect(channels.get_by_role("link", name=re.compile("Questions"))).to_be_visible()
-        await _checked(tab, shots, "home")
+        await checked(tab, shots, "home")
         await page.emulate_media(color_scheme="dark")
-        await _checked(tab, shots, "home-dark")
+        await checked(tab, shots, "home-dark")
         await page.emulate_media(color_scheme="light")
         await _marked(page)
 
@@ -184,7 +170,7 @@ async def test_home_search_finds_streams_by_title_and_by_creator_name(
         await box.press("Enter")
         await expect(page.locator("#status")).to_have_text("No live stream matches “no such show”.")
         await expect(live.get_by_role("link")).to_have_count(0)
-        await _checked(tab, shots, "home-search-nothing")
+        await checked(tab, shots, "home-search-nothing")
 
         await box.fill("")
         await expect(live.get_by_role("link")).to_have_count(3)

@@ -10,9 +10,8 @@ import json
 import re
 from typing import Any
 
-import av
-
 from tests.conftest import Client, bearer, register
+from tests.media import hls_video_packets
 from tests.web.browser import Chromium
 
 # A page of the test's own (answered by Playwright, never by livecore) with livecore's hls.js.
@@ -53,19 +52,6 @@ async def _segments_listed(client: Client, path: str, want: int) -> str:
     return playlist
 
 
-def _read_hls(url: str, seconds: float) -> list[tuple[float, bool]]:
-    """(pts, keyframe) of the video packets FFmpeg reads in `seconds` of the live stream."""
-    with av.open(url, "r", options={"http_persistent": "0"}, timeout=10) as container:
-        video = container.streams.video[0]
-        seen: list[tuple[float, bool]] = []
-        for packet in container.demux(video):
-            if packet.pts is not None and video.time_base:
-                seen.append((float(packet.pts * video.time_base), packet.is_keyframe))
-                if seen[-1][0] - seen[0][0] >= seconds:
-                    break
-        return seen
-
-
 async def test_hlsjs_started_at_go_live_plays_a_browser_publish(
     client: Client, chromium: Chromium
 ) -> None:
@@ -99,6 +85,6 @@ async def test_hlsjs_started_at_go_live_plays_a_browser_publish(
         durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+),", playlist)]
         assert all(round(d) <= target for d in durations), playlist
         assert "#EXT-X-INDEPENDENT-SEGMENTS" in playlist, playlist
-        seen = await asyncio.to_thread(_read_hls, f"{base}/hls/premiere/master.m3u8", 3.0)
+        seen = await asyncio.to_thread(hls_video_packets, f"{base}/hls/premiere/master.m3u8", 3.0)
         assert seen and seen[0][1], "FFmpeg's first video packet is not a keyframe"
         await studio.page.evaluate("window.session.stop()")

@@ -5,6 +5,7 @@ in words when the server refuses (here: no WebRTC viewers allowed on this node).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -14,55 +15,22 @@ from playwright.async_api import Locator, Page, Request, expect
 
 from livecore.appkeys import VIEWERS
 from livecore.config import Config
-from tests.conftest import Client, MakeClient, bearer, register, wait_state
-from tests.media import clip
-from tests.rtc import publish
+from tests.conftest import Client, MakeClient, create_stream, register
+from tests.rtc import publishing
 from tests.web.browser import LOOPBACK, Chromium, Tab, candidate_addresses
-
-
-async def _checked(tab: Tab, shots: Path, name: str) -> None:
-    await tab.snapshot(shots, name)
-    assert await tab.axe() == [], name
+from tests.web.steps import checked, log_in
 
 
 async def _stream(client: Client, slug: str, **fields: str) -> str:
     """Make a stream of a new creator, Host; returns its stream key."""
     host = await register(client, "host@example.com", creator=True, display_name="Host")
-    resp = await client.post(
-        "/api/v1/streams", json={"slug": slug, **fields}, headers=bearer(host["token"])
-    )
-    assert resp.status == 201, await resp.text()
-    return str((await resp.json())["stream_key"])
-
-
-@asynccontextmanager
-async def _publishing(client: Client, slug: str, key: str) -> AsyncIterator[None]:
-    """An aiortc publisher on `slug` until the block ends, then the broadcast ends."""
-    pub = await publish(client.session, str(client.make_url(f"/whip/{slug}")), key, clip())
-    try:
-        await wait_state(client, slug, "live")
-        yield
-    finally:
-        await client.delete(pub.location)
-        await pub.close()
+    return await create_stream(client, host["token"], slug, **fields)
 
 
 @asynccontextmanager
 async def _live(client: Client, slug: str, **fields: str) -> AsyncIterator[None]:
-    async with _publishing(client, slug, await _stream(client, slug, **fields)):
+    async with publishing(client, slug, await _stream(client, slug, **fields)):
         yield
-
-
-async def _log_in(page: Page, email: str) -> None:
-    await page.goto("/")
-    status = await page.evaluate(
-        """async (email) => (await fetch("/api/v1/auth/login", {
-            method: "POST", headers: {"Content-Type": "application/json"},
-            body: JSON.stringify({email, password: "correct horse battery"}),
-        })).status""",
-        email,
-    )
-    assert status == 200
 
 
 async def _whep_sessions_deleted(client: Client) -> float:
@@ -104,7 +72,7 @@ async def test_low_latency_switch_plays_over_whep_and_back_to_hls(
     key = await _stream(client, "club", title="Members' night", visibility="subscribers")
     async with chromium.tab(str(client.make_url("/"))) as tab:
         page = tab.page
-        async with _publishing(client, "club", key):
+        async with publishing(client, "club", key):
             await _plays_over_whep_and_back(client, tab, shots)
         # The broadcast ends: the page says so, and the switch stays on for the next one
         # (the session that ended with it is no failure of low latency).
@@ -112,7 +80,7 @@ async def test_low_latency_switch_plays_over_whep_and_back_to_hls(
         switch = page.locator("#low-latency")
         assert await switch.is_checked()
         assert "lost" not in (await page.locator(".player-options").inner_text())
-        async with _publishing(client, "club", key):
+        async with publishing(client, "club", key):
             await expect(switch).to_be_visible(timeout=15_000)
             await _frames_advance(page)
             assert await _webrtc(page)
@@ -133,7 +101,7 @@ async def _plays_over_whep_and_back(client: Client, tab: Tab, shots: Path) -> No
         "() => RTCRtpReceiver.getCapabilities('video').codecs.map((c) => c.mimeType)"
     )
     assert "video/H264" in receivable, f"this Chromium cannot receive H.264: {receivable}"
-    await _log_in(page, "host@example.com")  # the owner may watch the subscriber stream
+    await log_in(page, "host@example.com")  # the owner may watch the subscriber stream
     await page.goto("/watch/club")
     switch = page.get_by_role("switch", name="Low latency")
     await expect(switch).not_to_be_checked()
@@ -155,7 +123,7 @@ async def _plays_over_whep_and_back(client: Client, tab: Tab, shots: Path) -> No
     )
     pairs = await tab.selected_pairs()
     assert pairs and all(p["local"] == LOOPBACK and p["remote"] == LOOPBACK for p in pairs)
-    await _checked(tab, shots, "watch-low-latency")
+    await checked(tab, shots, "watch-low-latency")
 
     # Back to HLS: the WHEP session is ended with a DELETE on its Location.
     async with page.expect_response(
@@ -179,7 +147,11 @@ async def _plays_over_whep_and_back(client: Client, tab: Tab, shots: Path) -> No
     await _frames_advance(page)
     assert await _webrtc(page)
     # The new page's session; the old page's DELETE reached the server (Playwright does not
-    # report requests a page sends as it goes away).
+    # report requests a page sends as it goes away, and that one may land after the new page
+    # plays: waited for, bounded).
+    async with asyncio.timeout(10):
+        while await _whep_sessions_deleted(client) < ended + 1:
+            await asyncio.sleep(0.1)
     assert client.app[VIEWERS].count == 1
     assert await _whep_sessions_deleted(client) == ended + 1
 
@@ -205,9 +177,9 @@ async def test_low_latency_falls_back_to_hls_and_says_why_when_whep_is_refused(
         await expect(switch).not_to_be_checked()
         await _frames_advance(page)
         assert (await _src(page)).startswith("blob:")
-        await _checked(tab, shots, "watch-low-latency-refused")
+        await checked(tab, shots, "watch-low-latency-refused")
         await page.emulate_media(color_scheme="dark")
-        await _checked(tab, shots, "watch-low-latency-refused-dark")
+        await checked(tab, shots, "watch-low-latency-refused-dark")
         assert not tab.csp_violations(), tab.console_errors
 
 

@@ -25,28 +25,18 @@ from tests.stripe_peer import StripePeer
 from tests.tips.people import creator_and_fan
 from tests.tips.test_stripe_tips import stripe_config
 from tests.web.browser import Chromium, Tab
-
-PASSWORD = "correct horse battery"
+from tests.web.steps import checked, log_in
 
 
 async def _checked(tab: Tab, shots: Path, name: str) -> None:
-    await tab.snapshot(shots, name)
-    assert await tab.axe() == [], name
+    await checked(tab, shots, name)
     assert tab.csp_violations() == [], name
 
 
 async def _log_in(page: Page, email: str) -> None:
     # From /login: the home page would show the live stream's thumbnail, which a broadcast
     # without media never makes (a 404 in the console).
-    await page.goto("/login")
-    status = await page.evaluate(
-        """async (email) => (await fetch("/api/v1/auth/login", {
-            method: "POST", headers: {"Content-Type": "application/json"},
-            body: JSON.stringify({email, password: "correct horse battery"}),
-        })).status""",
-        email,
-    )
-    assert status == 200
+    await log_in(page, email, start="/login")
 
 
 async def _open_money(page: Page) -> None:

@@ -11,35 +11,17 @@ import asyncio
 import re
 from pathlib import Path
 
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
 from livecore.appkeys import HUBS
 from livecore.chat.routes import CHAT
 from livecore.sfu.media import MediaUnit
 from tests.chat.conftest import FAST_CHAT, connect, stream, user
-from tests.conftest import Client, MakeClient, bearer, register, wait_state
+from tests.conftest import PASSWORD, Client, MakeClient, bearer, register, wait_state
 from tests.media import clip
 from tests.rtc import publish
 from tests.web.browser import LOOPBACK, Chromium, Tab, candidate_addresses
-
-PASSWORD = "correct horse battery"
-
-
-async def _checked(tab: Tab, shots: Path, name: str) -> None:
-    await tab.snapshot(shots, name)
-    assert await tab.axe() == [], name
-
-
-async def _log_in(page: Page, email: str) -> None:
-    await page.goto("/")
-    status = await page.evaluate(
-        """async (email) => (await fetch("/api/v1/auth/login", {
-            method: "POST", headers: {"Content-Type": "application/json"},
-            body: JSON.stringify({email, password: "correct horse battery"}),
-        })).status""",
-        email,
-    )
-    assert status == 200
+from tests.web.steps import checked, log_in
 
 
 async def _h264_keyframes(client: Client, slug: str, want: int, timeout_s: float) -> int:
@@ -87,7 +69,7 @@ async def test_the_creator_goes_live_again_after_a_reload_without_a_new_key(
         await page.goto("/studio")
         signed_out = page.locator("#signed-out")
         await expect(signed_out).to_contain_text("The studio is where creators run their streams.")
-        await _checked(tab, shots, "studio-logged-out")
+        await checked(tab, shots, "studio-logged-out")
         await signed_out.get_by_role("link", name="Log in").click()
         await expect(page).to_have_url(re.compile(r"/login\?next=%2Fstudio$"))
         await page.get_by_label("Email").fill("cam@example.com")
@@ -96,7 +78,7 @@ async def test_the_creator_goes_live_again_after_a_reload_without_a_new_key(
         await expect(page).to_have_url(re.compile(r"/studio$"))
         await expect(page.get_by_role("link", name="Cam")).to_be_visible()  # the header
         await expect(page.get_by_role("heading", name="Welcome to your studio")).to_be_visible()
-        await _checked(tab, shots, "studio-no-streams")
+        await checked(tab, shots, "studio-no-streams")
 
         create = page.locator("#create-form")
         await create.get_by_label("Slug").fill("cam-show")
@@ -107,7 +89,7 @@ async def test_the_creator_goes_live_again_after_a_reload_without_a_new_key(
         await expect(page.locator("#server-url")).to_have_text(f"{origin}/whip/cam-show")
         obs_key = await page.locator("#stream-key").text_content()
         assert obs_key and obs_key.startswith("lck_")
-        await _checked(tab, shots, "studio-created-key-shown")
+        await checked(tab, shots, "studio-created-key-shown")
 
         await page.get_by_role("button", name="Go live").click()
         await expect(page.locator("#status")).to_have_text("Live on cam-show (H.264).")
@@ -122,7 +104,7 @@ async def test_the_creator_goes_live_again_after_a_reload_without_a_new_key(
         await expect(page.locator("#h-resolution")).to_have_text(re.compile(r"^\d+\u00d7\d+$"))
         await expect(page.locator("#live-for")).to_have_text(re.compile(r"^\d+:\d\d$"))
         await expect(page.locator("#viewer-count")).to_have_text(re.compile(r"^\d+$"))
-        await _checked(tab, shots, "studio-live-from-browser")
+        await checked(tab, shots, "studio-live-from-browser")
 
         await page.get_by_role("button", name="Stop").click()
         await expect(page.locator("#status")).to_have_text("Stopped: the stream is offline.")
@@ -158,7 +140,7 @@ async def test_the_creator_goes_live_again_after_a_reload_without_a_new_key(
             await expect(page.locator("#h-fps")).to_have_text(re.compile(r"^\d+\.\d$"))
             loss = re.compile(r"^\d+\.\d\d % \d+ of \d+$")
             await expect(page.locator("#h-loss")).to_have_text(loss)
-            await _checked(tab, shots, "studio-live-from-obs")
+            await checked(tab, shots, "studio-live-from-obs")
         finally:
             await obs.close()
         await wait_state(client, "cam-show", "offline")
@@ -167,7 +149,7 @@ async def test_the_creator_goes_live_again_after_a_reload_without_a_new_key(
         rows = page.locator("#past-broadcasts tr")
         await expect(rows).to_have_count(3, timeout=15_000)
         await expect(rows.first.locator("td").nth(2)).to_have_text(re.compile(r"^\d+$"))
-        await _checked(tab, shots, "studio-past-broadcasts")
+        await checked(tab, shots, "studio-past-broadcasts")
         assert not tab.csp_violations(), tab.console_errors
 
 
@@ -181,7 +163,7 @@ async def test_the_dashboard_chat_moderates_and_shows_tips_and_the_stream_is_edi
     await stream(client, owner["token"], "other-show")
     async with chromium.tab(str(client.make_url("/"))) as tab:
         page = tab.page
-        await _log_in(page, "Host@example.com")
+        await log_in(page, "Host@example.com")
         await page.goto("/studio")
         await page.get_by_role("button", name=re.compile(r"^talk-show")).click()
         await expect(page.locator("#selected-title")).to_have_text("talk-show")
@@ -213,7 +195,7 @@ async def test_the_dashboard_chat_moderates_and_shows_tips_and_the_stream_is_edi
         await expect(tips).to_have_count(1)
         await expect(tips.first).to_contain_text("$5.00 “great show”")
         await expect(chat.locator(".line.tip")).to_have_text("Fan tipped $5.00: great show")
-        await _checked(tab, shots, "studio-chat-and-tips")
+        await checked(tab, shots, "studio-chat-and-tips")
 
         # Another stream's chat replaces this one's.
         await page.get_by_role("button", name=re.compile(r"^other-show")).click()
@@ -257,7 +239,7 @@ async def test_the_dashboard_chat_moderates_and_shows_tips_and_the_stream_is_edi
         )
         copied = await page.evaluate("() => navigator.clipboard.readText()")
         assert copied == await page.locator("#stream-key").text_content()
-        await _checked(tab, shots, "studio-new-key")
+        await checked(tab, shots, "studio-new-key")
         assert not tab.csp_violations(), tab.console_errors
 
 
@@ -288,7 +270,7 @@ async def test_the_moderation_page(
 
     async with chromium.tab(str(client.make_url("/"))) as tab:
         page = tab.page
-        await _log_in(page, "Host@example.com")
+        await log_in(page, "Host@example.com")
         await page.goto("/studio")
         await page.get_by_role("link", name="Moderation").click()
         await expect(page).to_have_url(re.compile(r"/studio/moderation\?stream=talk-show$"))
@@ -300,7 +282,7 @@ async def test_the_moderation_page(
         await expect(reports).to_contain_text("Reported by Bob")
         bans = page.get_by_role("list", name="Bans and timeouts")
         await expect(bans).to_contain_text("Bob timed out until")
-        await _checked(tab, shots, "moderation")
+        await checked(tab, shots, "moderation")
 
         # Moderators by name, then by e-mail; and removed.
         add = page.locator("#add-moderator")
@@ -353,19 +335,19 @@ async def test_the_moderation_page(
             "Host created the stream",
         ):
             await expect(audit).to_contain_text(said)
-        await _checked(tab, shots, "moderation-after")
+        await checked(tab, shots, "moderation-after")
 
     # A moderator (Bob) sees the queue but not the audit or the moderator controls.
     async with chromium.tab(str(client.make_url("/"))) as tab:
         page = tab.page
-        await _log_in(page, "Bob@example.com")
+        await log_in(page, "Bob@example.com")
         await page.goto("/studio/moderation?stream=talk-show")
         await expect(page.get_by_role("heading", name="Reports")).to_be_visible()
         await expect(page.locator("#mods-owner-only")).to_be_visible()
         await expect(page.locator("#add-moderator")).to_be_hidden()
         await expect(page.locator("#audit-panel")).to_be_hidden()
         await expect(page.locator("#error")).to_be_hidden()
-        await _checked(tab, shots, "moderation-as-moderator")
+        await checked(tab, shots, "moderation-as-moderator")
 
 
 async def test_a_visitor_signs_up_from_the_studio_as_a_creator(
@@ -388,12 +370,12 @@ async def test_a_visitor_signs_up_from_the_studio_as_a_creator(
         me = await page.evaluate("async () => (await (await fetch('/api/v1/me')).json()).user")
         assert me["role"] == "creator"
         await page.emulate_media(color_scheme="dark")
-        await _checked(tab, shots, "studio-welcome-dark")
+        await checked(tab, shots, "studio-welcome-dark")
 
     async with chromium.tab(str(client.make_url("/"))) as tab:
-        await _log_in(tab.page, "vic@example.com")
+        await log_in(tab.page, "vic@example.com")
         await tab.page.goto("/studio")
         await expect(tab.page.locator("#not-creator")).to_contain_text(
             "Your account is a viewer account"
         )
-        await _checked(tab, shots, "studio-viewer-account")
+        await checked(tab, shots, "studio-viewer-account")

@@ -10,34 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, Request, expect
+from playwright.async_api import Request, expect
 
 from livecore.config import Config
 from tests.chat.conftest import FAST_CHAT, user
-from tests.conftest import Client, MakeClient, bearer
+from tests.conftest import Client, MakeClient, bearer, create_stream
+from tests.rtc import publishing
 from tests.stripe_peer import StripePeer
 from tests.tips.test_stripe_tips import deliver_all, stripe_config
-from tests.web.browser import Chromium, Tab
-from tests.web.test_watch import _hls_wired, _live, _playing
-
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-
-
-async def _checked(tab: Tab, shots: Path, name: str) -> None:
-    await tab.snapshot(shots, name)
-    assert await tab.axe() == [], name
-
-
-async def _log_in(page: Page, email: str) -> None:
-    await page.goto("/")
-    status = await page.evaluate(
-        """async (email) => (await fetch("/api/v1/auth/login", {
-            method: "POST", headers: {"Content-Type": "application/json"},
-            body: JSON.stringify({email, password: "correct horse battery"}),
-        })).status""",
-        email,
-    )
-    assert status == 200
+from tests.web.browser import Chromium
+from tests.web.steps import UUID4, checked, hls_wired, log_in, playing
 
 
 async def _tier(client: Client, token: str, name: str, price_minor: int) -> int:
@@ -51,13 +33,8 @@ async def _tier(client: Client, token: str, name: str, price_minor: int) -> int:
 
 
 async def _stream(client: Client, token: str, slug: str, visibility: str = "public") -> str:
-    resp = await client.post(
-        "/api/v1/streams",
-        json={"slug": slug, "title": slug.replace("-", " ").capitalize(), "visibility": visibility},
-        headers=bearer(token),
-    )
-    assert resp.status == 201, await resp.text()
-    return str((await resp.json())["stream_key"])
+    title = slug.replace("-", " ").capitalize()
+    return await create_stream(client, token, slug, title=title, visibility=visibility)
 
 
 async def _subscriptions(client: Client, token: str) -> list[dict[str, Any]]:
@@ -65,7 +42,7 @@ async def _subscriptions(client: Client, token: str) -> list[dict[str, Any]]:
     return list((await resp.json())["subscriptions"])
 
 
-@pytest.mark.skipif(not _hls_wired(), reason="the app has no /hls/ routes yet")
+@pytest.mark.skipif(not hls_wired(), reason="the app has no /hls/ routes yet")
 async def test_a_viewer_of_a_subscriber_only_stream_subscribes_and_then_plays_it(
     make_client: MakeClient, chromium: Chromium, shots: Path
 ) -> None:
@@ -75,9 +52,12 @@ async def test_a_viewer_of_a_subscriber_only_stream_subscribes_and_then_plays_it
     await _tier(client, host["token"], "Supporter", 300)
     await _tier(client, host["token"], "Gold", 900)
     key = await _stream(client, host["token"], "members-club", "subscribers")
-    async with _live(client, "members-club", key), chromium.tab(str(client.make_url("/"))) as tab:
+    async with (
+        publishing(client, "members-club", key),
+        chromium.tab(str(client.make_url("/"))) as tab,
+    ):
         page = tab.page
-        await _log_in(page, "Fan@example.com")
+        await log_in(page, "Fan@example.com")
         await page.goto("/watch/members-club")
         # Not an error: the page offers to subscribe.
         await expect(page.locator("#message")).to_have_text("This stream is for its subscribers.")
@@ -85,7 +65,7 @@ async def test_a_viewer_of_a_subscriber_only_stream_subscribes_and_then_plays_it
         await expect(status).to_have_text(
             "This stream is for subscribers of Host: subscribe to watch."
         )
-        await _checked(tab, shots, "watch-subscribers-only")
+        await checked(tab, shots, "watch-subscribers-only")
         await page.get_by_role("button", name="Subscribe", exact=True).click()
         dialog = page.get_by_role("dialog", name="Subscribe to Host")
         await expect(dialog).to_contain_text("Test mode: no money moves.")
@@ -93,7 +73,7 @@ async def test_a_viewer_of_a_subscriber_only_stream_subscribes_and_then_plays_it
         await expect(tiers).to_have_count(2)
         await expect(dialog.get_by_role("radio", name="Supporter $3.00 a month")).to_be_checked()
         await dialog.get_by_role("radio", name="Gold $9.00 a month").check()
-        await _checked(tab, shots, "subscribe-dialog")
+        await checked(tab, shots, "subscribe-dialog")
         await dialog.get_by_role("button", name="Confirm subscription").click()
 
         await expect(dialog).to_be_hidden()
@@ -101,16 +81,16 @@ async def test_a_viewer_of_a_subscriber_only_stream_subscribes_and_then_plays_it
         await expect(status).to_contain_text("Test mode: no money moves.")
         await expect(page.get_by_role("link", name="Subscribed: Gold")).to_be_focused()
         # The stream plays, and its chat opens, without a reload.
-        await _playing(page)
+        await playing(page)
         await expect(page.locator("#message")).to_be_hidden()
         await expect(page.get_by_label("Chat message")).to_be_visible()
-        await _checked(tab, shots, "watch-subscribed")
+        await checked(tab, shots, "watch-subscribed")
         (sub,) = await _subscriptions(client, fan["token"])
         assert (sub["tier"]["name"], sub["status"], sub["test_mode"]) == ("Gold", "active", True)
 
         # Back later: the page knows, and offers no second subscription.
         await page.reload()
-        await _playing(page)
+        await playing(page)
         await expect(page.get_by_role("link", name="Subscribed: Gold")).to_be_visible()
         await expect(page.get_by_role("button", name="Subscribe", exact=True)).to_have_count(0)
         assert not tab.csp_violations(), tab.console_errors
@@ -133,8 +113,8 @@ async def test_my_subscriptions_shows_status_and_renewal_and_cancels_and_resumes
         await expect(page.get_by_role("status").first).to_have_text(
             "Log in to see your subscriptions."
         )
-        await _checked(tab, shots, "subscriptions-logged-out")
-        await _log_in(page, "Fan@example.com")
+        await checked(tab, shots, "subscriptions-logged-out")
+        await log_in(page, "Fan@example.com")
         await page.goto("/")
         await page.get_by_role("link", name="My subscriptions").click()
         await expect(page).to_have_url(re.compile(r"/subscriptions$"))
@@ -144,7 +124,7 @@ async def test_my_subscriptions_shows_status_and_renewal_and_cancels_and_resumes
         await expect(gold).to_contain_text("$5.00 a month")
         await expect(gold).to_contain_text("Test mode")
         await expect(gold.locator(".sub-state")).to_have_text(re.compile(r"^Active, renews on .+"))
-        await _checked(tab, shots, "subscriptions")
+        await checked(tab, shots, "subscriptions")
 
         cancel = gold.get_by_role("button", name="Cancel")
         await expect(cancel).to_have_accessible_description("Host · Gold")
@@ -157,7 +137,7 @@ async def test_my_subscriptions_shows_status_and_renewal_and_cancels_and_resumes
         )
         resume = gold.get_by_role("button", name="Resume")
         await expect(resume).to_be_focused()
-        await _checked(tab, shots, "subscriptions-canceled")
+        await checked(tab, shots, "subscriptions-canceled")
         mine = {s["creator"]["display_name"]: s for s in await _subscriptions(client, fan["token"])}
         assert mine["Host"]["cancel_at_period_end"] is True
         assert mine["Other"]["cancel_at_period_end"] is False
@@ -170,7 +150,7 @@ async def test_my_subscriptions_shows_status_and_renewal_and_cancels_and_resumes
         mine = {s["creator"]["display_name"]: s for s in await _subscriptions(client, fan["token"])}
         assert mine["Host"]["cancel_at_period_end"] is False
         await page.emulate_media(color_scheme="dark")
-        await _checked(tab, shots, "subscriptions-dark")
+        await checked(tab, shots, "subscriptions-dark")
         assert not tab.csp_violations(), tab.console_errors
 
 
@@ -187,13 +167,13 @@ async def test_with_stripe_subscribe_goes_to_checkout_and_the_return_page_confir
         page = tab.page
         posts: list[Request] = []
         page.on("request", lambda r: posts.append(r) if r.url.endswith("/subscribe") else None)
-        await _log_in(page, "Fan@example.com")
+        await log_in(page, "Fan@example.com")
         await page.goto("/watch/paid-show")
         await page.get_by_role("button", name="Subscribe", exact=True).click()
         dialog = page.get_by_role("dialog", name="Subscribe to Host")
         await expect(dialog).not_to_contain_text("Test mode")
         await expect(dialog).to_contain_text("You pay on Stripe's checkout page")
-        await _checked(tab, shots, "subscribe-dialog-stripe")
+        await checked(tab, shots, "subscribe-dialog-stripe")
         await dialog.get_by_role("button", name="Continue to payment").click()
 
         # Off to Checkout (the peer's page stands in for Stripe's).
@@ -202,7 +182,7 @@ async def test_with_stripe_subscribe_goes_to_checkout_and_the_return_page_confir
         assert page.url == session["url"]
         await expect(page.locator("body")).to_contain_text("Stripe Checkout (test peer)")
         (sent,) = posts
-        assert _UUID.fullmatch(await sent.header_value("Idempotency-Key") or "")
+        assert UUID4.fullmatch(await sent.header_value("Idempotency-Key") or "")
         assert sent.post_data_json == {"return_path": "/subscriptions"}
         assert session["success_url"].endswith(
             "/subscriptions?checkout=success&session_id={CHECKOUT_SESSION_ID}"
@@ -216,7 +196,7 @@ async def test_with_stripe_subscribe_goes_to_checkout_and_the_return_page_confir
             "You left Stripe's checkout page before paying: you have not been charged, and you "
             "are not subscribed to Host (Gold)."
         )
-        await _checked(tab, shots, "checkout-canceled")
+        await checked(tab, shots, "checkout-canceled")
         await page.get_by_role("link", name="Back to Paid show").click()
         await expect(page).to_have_url(re.compile(r"/watch/paid-show$"))
         await page.get_by_role("button", name="Subscribe", exact=True).click()
@@ -235,7 +215,7 @@ async def test_with_stripe_subscribe_goes_to_checkout_and_the_return_page_confir
             "Checkout is complete. Waiting for Stripe to confirm your subscription to Host (Gold)…"
         )
         await expect(page).to_have_url(re.compile(r"/subscriptions$"))
-        await _checked(tab, shots, "checkout-waiting")
+        await checked(tab, shots, "checkout-waiting")
         await deliver_all(client, stripe_peer.complete_checkout(session["id"]))
         await expect(text).to_have_text(
             re.compile(r"^You are subscribed to Host \(Gold\)\. Active, renews on .+\.$")
@@ -244,7 +224,7 @@ async def test_with_stripe_subscribe_goes_to_checkout_and_the_return_page_confir
             "href", "/watch/paid-show"
         )
         await expect(page.get_by_role("heading", name="Host · Gold")).to_be_visible()
-        await _checked(tab, shots, "checkout-confirmed")
+        await checked(tab, shots, "checkout-confirmed")
         (sub,) = await _subscriptions(client, fan["token"])
         assert (sub["status"], sub["test_mode"]) == ("active", False)
         assert not tab.csp_violations(), tab.console_errors

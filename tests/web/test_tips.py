@@ -18,25 +18,7 @@ from tests.conftest import MakeClient
 from tests.stripe_peer import StripePeer
 from tests.tips.test_stripe_tips import stripe_config
 from tests.web.browser import Chromium, Tab
-
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-
-
-async def _checked(tab: Tab, shots: Path, name: str) -> None:
-    await tab.snapshot(shots, name)
-    assert await tab.axe() == [], name
-
-
-async def _log_in(page: Page, email: str) -> None:
-    await page.goto("/")
-    status = await page.evaluate(
-        """async (email) => (await fetch("/api/v1/auth/login", {
-            method: "POST", headers: {"Content-Type": "application/json"},
-            body: JSON.stringify({email, password: "correct horse battery"}),
-        })).status""",
-        email,
-    )
-    assert status == 200
+from tests.web.steps import UUID4, checked, log_in
 
 
 def _tip_posts(page: Page) -> list[Request]:
@@ -64,13 +46,13 @@ async def test_a_tip_from_the_dialog_shows_once_in_both_viewers_chats(
         await other.page.get_by_role("button", name="Tip", exact=True).click()
         dialog = other.page.get_by_role("dialog", name="Tip Host")
         await expect(dialog).to_contain_text("Log in or sign up to tip Host.")
-        await _checked(other, shots, "tip-logged-out")
+        await checked(other, shots, "tip-logged-out")
         await dialog.get_by_role("button", name="Close").click()
         await expect(dialog).to_be_hidden()
 
         page = fan.page
         posts = _tip_posts(page)
-        await _log_in(page, "Fan@example.com")
+        await log_in(page, "Fan@example.com")
         await page.goto("/watch/tip-show")
         await expect(page.locator(".chat-connection")).to_be_hidden()
         await page.get_by_role("button", name="Tip", exact=True).click()
@@ -105,17 +87,17 @@ async def test_a_tip_from_the_dialog_shows_once_in_both_viewers_chats(
             "aria-pressed", "true"
         )
         await dialog.get_by_label("Tip message").fill("great show")
-        await _checked(fan, shots, "tip-dialog")
+        await checked(fan, shots, "tip-dialog")
         await send.click()
         await expect(outcome).to_have_text(
             "Thank you! You tipped Host $5.00; it shows in the chat. Test mode: no money moved."
         )
-        await _checked(fan, shots, "tip-sent")
+        await checked(fan, shots, "tip-sent")
         for tab in (fan, other):
             tips = tab.page.get_by_role("region", name="Chat").locator(".line.tip")
             await expect(tips).to_have_text(["Fan tipped $5.00: great show"])
         (sent,) = posts
-        assert _UUID.fullmatch(await sent.header_value("Idempotency-Key") or "")
+        assert UUID4.fullmatch(await sent.header_value("Idempotency-Key") or "")
         assert sent.post_data_json == {
             "amount_minor": 500, "currency": "usd", "message": "great show"
         }  # fmt: skip
@@ -127,9 +109,9 @@ async def test_a_tip_from_the_dialog_shows_once_in_both_viewers_chats(
             re.compile(r"You have reached a limit on tips \(.+\)\. You can tip again in \d+ s\.")
         )
         await expect(send).to_be_disabled()
-        await _checked(fan, shots, "tip-limited")
+        await checked(fan, shots, "tip-limited")
         await page.emulate_media(color_scheme="dark")
-        await _checked(fan, shots, "tip-limited-dark")
+        await checked(fan, shots, "tip-limited-dark")
         keys = [await p.header_value("Idempotency-Key") for p in posts]
         assert len(keys) == 2 and keys[0] != keys[1]  # a new attempt, a new key
         await page.keyboard.press("Escape")  # keyboard users close it too
@@ -172,7 +154,7 @@ async def test_with_stripe_the_page_says_the_card_form_could_not_load_and_retrie
         page = tab.page
         asked = await _block_stripe_js(tab)
         posts = _tip_posts(page)
-        await _log_in(page, "Fan@example.com")
+        await log_in(page, "Fan@example.com")
         await page.goto("/watch/card-show")
         await page.get_by_role("button", name="Tip", exact=True).click()
         dialog = page.get_by_role("dialog", name="Tip Host")
@@ -193,7 +175,7 @@ async def test_with_stripe_the_page_says_the_card_form_could_not_load_and_retrie
         assert (intent["amount"], intent["currency"], intent["status"]) == (
             1000, "usd", "requires_payment_method"
         )  # fmt: skip
-        await _checked(tab, shots, "tip-stripe-js-missing")
+        await checked(tab, shots, "tip-stripe-js-missing")
 
         # "Try again" is the same tip with the same key: the same PaymentIntent, no other.
         again = dialog.get_by_role("button", name="Try again")
@@ -214,7 +196,7 @@ async def test_with_stripe_the_page_says_the_card_form_could_not_load_and_retrie
             "Card payments are unavailable right now. Your tip is recorded as pending and you "
             "have not been charged; the creator will send you an invoice to settle it."
         )
-        await _checked(tab, shots, "tip-fallback-lane")
+        await checked(tab, shots, "tip-fallback-lane")
         await stripe_peer.start_listening()
 
         # Stripe does not answer (and not the immediate retry either): the outcome is
@@ -227,7 +209,7 @@ async def test_with_stripe_the_page_says_the_card_form_could_not_load_and_retrie
             "were charged. Press Try again: it asks about this same tip"
         )
         await expect(dialog.get_by_label("Tip amount")).to_be_disabled()
-        await _checked(tab, shots, "tip-outcome-unknown")
+        await checked(tab, shots, "tip-outcome-unknown")
         await dialog.get_by_role("button", name="Try again").click()
         await expect(outcome).to_contain_text("The payment form could not load")
         keys = [await p.header_value("Idempotency-Key") for p in posts]
@@ -257,7 +239,7 @@ async def test_back_from_a_banks_page_the_watch_page_says_how_the_payment_went(
         )
         # The client secret leaves the address bar (and the history) at once.
         await expect(page).to_have_url(re.compile(r"/watch/bank-show$"))
-        await _checked(tab, shots, "tip-back-from-bank")
+        await checked(tab, shots, "tip-back-from-bank")
         await page.goto("/watch/bank-show?payment_intent=pi_9&redirect_status=failed")
         await expect(status).to_have_text(
             "Your tip's payment did not go through: you have not been charged."

@@ -5,52 +5,26 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
-from livecore.app import create_app
-from livecore.config import Config
-from tests.conftest import Client, bearer, register, wait_state
-from tests.media import clip
-from tests.rtc import Publication, publish
+from tests.conftest import Client, create_stream, register
+from tests.rtc import publishing
 from tests.web.browser import Chromium
+from tests.web.steps import hls_wired, log_in, playing
 
 # The watch page looks at the stream's state every 5 s (at once when playback stops).
 POLL_WAIT_MS = 10_000
-
-
-def _hls_wired() -> bool:
-    """Whether the app factory registers the HLS routes (nothing is started or connected)."""
-    app = create_app(Config(), database_url="postgresql://unused.invalid/livecore")
-    return any(r.canonical.startswith("/hls/") for r in app.router.resources())
 
 
 async def _streams(client: Client, *slugs_and_titles: tuple[str, str]) -> dict[str, str]:
     creator = await register(client, "host@example.com", creator=True, display_name="Host")
     keys = {}
     for slug, title in slugs_and_titles:
-        resp = await client.post(
-            "/api/v1/streams", json={"slug": slug, "title": title}, headers=bearer(creator["token"])
-        )
-        assert resp.status == 201, await resp.text()
-        keys[slug] = (await resp.json())["stream_key"]
+        keys[slug] = await create_stream(client, creator["token"], slug, title=title)
     return keys
-
-
-@asynccontextmanager
-async def _live(client: Client, slug: str, key: str) -> AsyncIterator[Publication]:
-    """Publish the test clip to `slug` until the block ends, then end the broadcast."""
-    pub = await publish(client.session, str(client.make_url(f"/whip/{slug}")), key, clip())
-    try:
-        await wait_state(client, slug, "live")
-        yield pub
-    finally:
-        await client.delete(pub.location)
-        await pub.close()
 
 
 async def _thumbnail_made(client: Client, slug: str) -> None:
@@ -66,7 +40,7 @@ async def test_home_lists_live_streams_and_watch_shows_their_state(
 ) -> None:
     keys = await _streams(client, ("on-air", "On air"), ("off-air", "Off air"))
     async with (
-        _live(client, "on-air", keys["on-air"]),
+        publishing(client, "on-air", keys["on-air"]),
         chromium.tab(str(client.make_url("/"))) as tab,
     ):
         page = tab.page
@@ -104,7 +78,7 @@ async def test_home_lists_live_streams_and_watch_shows_their_state(
         assert not tab.csp_violations(), tab.console_errors
 
 
-@pytest.mark.skipif(not _hls_wired(), reason="the app has no /hls/ routes yet")
+@pytest.mark.skipif(not hls_wired(), reason="the app has no /hls/ routes yet")
 async def test_watch_page_plays_the_live_stream_with_hls_js(
     client: Client, chromium: Chromium
 ) -> None:
@@ -112,7 +86,7 @@ async def test_watch_page_plays_the_live_stream_with_hls_js(
     async with chromium.tab(str(client.make_url("/"))) as tab:
         page = tab.page
         video = page.locator("#video")
-        async with _live(client, "hls-show", keys["hls-show"]):
+        async with publishing(client, "hls-show", keys["hls-show"]):
             await page.goto("/watch/hls-show")
             await expect(page.locator("#state")).to_have_text("live")
             await page.wait_for_function(
@@ -142,18 +116,12 @@ async def _recordings(client: Client, slug: str) -> list[dict[str, Any]]:
             await asyncio.sleep(0.2)
 
 
-async def _playing(page: Page, past_s: float = 1.0) -> None:
-    await page.wait_for_function(
-        f"() => document.getElementById('video').currentTime > {past_s}", timeout=30_000
-    )
-
-
-@pytest.mark.skipif(not _hls_wired(), reason="the app has no /hls/ routes yet")
+@pytest.mark.skipif(not hls_wired(), reason="the app has no /hls/ routes yet")
 async def test_watch_page_lists_past_broadcasts_and_plays_one_as_vod(
     client: Client, chromium: Chromium
 ) -> None:
     keys = await _streams(client, ("vod-show", "VOD show"))
-    async with _live(client, "vod-show", keys["vod-show"]):
+    async with publishing(client, "vod-show", keys["vod-show"]):
         await asyncio.sleep(5)  # two or more complete segments
     (recording,) = await _recordings(client, "vod-show")
     async with chromium.tab(str(client.make_url("/"))) as tab:
@@ -165,7 +133,7 @@ async def test_watch_page_lists_past_broadcasts_and_plays_one_as_vod(
         items = page.locator("#recording-list button")
         await expect(items).to_have_count(1)
         await items.first.click()
-        await _playing(page)
+        await playing(page)
         await expect(page.locator("#message")).to_be_hidden()
         duration = await video.evaluate("v => v.duration")
         assert math.isfinite(duration) and duration > 3, duration  # VOD: its whole length
@@ -174,8 +142,8 @@ async def test_watch_page_lists_past_broadcasts_and_plays_one_as_vod(
         assert f"recording={recording['id']}" in page.url  # the address can be shared
 
         await page.goto(f"/watch/vod-show?recording={recording['id']}")
-        await _playing(page, 0.5)
-        async with _live(client, "vod-show", keys["vod-show"]):
+        await playing(page, 0.5)
+        async with publishing(client, "vod-show", keys["vod-show"]):
             # The recording keeps playing when the stream goes live; one click goes to live.
             back = page.locator("#back-to-live")
             await expect(back).to_be_visible(timeout=POLL_WAIT_MS)
@@ -183,45 +151,28 @@ async def test_watch_page_lists_past_broadcasts_and_plays_one_as_vod(
                 await back.click()  # the live stream's playlist is asked for
             await expect(back).to_be_hidden()
             assert "recording=" not in page.url
-            await _playing(page, 0.5)
+            await playing(page, 0.5)
         await page.goto("/watch/vod-show?recording=999999")
         await expect(page.locator("#message")).to_have_text("That recording is no longer kept.")
         assert not tab.csp_violations(), tab.console_errors
 
 
-async def _log_in(page: Page, email: str) -> None:
-    status = await page.evaluate(
-        """async (email) => (await fetch("/api/v1/auth/login", {
-            method: "POST", headers: {"Content-Type": "application/json"},
-            body: JSON.stringify({email, password: "correct horse battery"}),
-        })).status""",
-        email,
-    )
-    assert status == 200
-
-
-@pytest.mark.skipif(not _hls_wired(), reason="the app has no /hls/ routes yet")
+@pytest.mark.skipif(not hls_wired(), reason="the app has no /hls/ routes yet")
 async def test_subscriber_only_stream_plays_with_a_token_for_those_allowed(
     client: Client, chromium: Chromium
 ) -> None:
     host = await register(client, "host@example.com", creator=True, display_name="Host")
     await register(client, "fan@example.com", display_name="Fan")
-    resp = await client.post(
-        "/api/v1/streams",
-        json={"slug": "club", "title": "Club", "visibility": "subscribers"},
-        headers=bearer(host["token"]),
-    )
-    assert resp.status == 201, await resp.text()
-    key = (await resp.json())["stream_key"]
+    key = await create_stream(client, host["token"], "club", title="Club", visibility="subscribers")
     message = "#message"
-    async with _live(client, "club", key):
+    async with publishing(client, "club", key):
         async with chromium.tab(str(client.make_url("/"))) as tab:
             page = tab.page
             await page.goto("/watch/club")
             await expect(page.locator(message)).to_have_text(
                 "This stream is for subscribers: log in to watch."
             )
-            await _log_in(page, "fan@example.com")  # not a subscriber (none can be yet)
+            await log_in(page, "fan@example.com", start=None)  # not a subscriber (none can be yet)
             await page.goto("/watch/club")
             await expect(page.locator(message)).to_have_text("This stream is for its subscribers.")
             assert not tab.csp_violations(), tab.console_errors
@@ -231,8 +182,8 @@ async def test_subscriber_only_stream_plays_with_a_token_for_those_allowed(
             hls_urls: list[str] = []
             page.on("request", lambda r: hls_urls.append(r.url) if "/hls/club/" in r.url else None)
             await page.goto("/")
-            await _log_in(page, "host@example.com")  # the owner may watch
+            await log_in(page, "host@example.com", start=None)  # the owner may watch
             await page.goto("/watch/club")
-            await _playing(page)
+            await playing(page)
             assert hls_urls and all("token=" in url for url in hls_urls), hls_urls
             assert not tab.csp_violations(), tab.console_errors
