@@ -86,6 +86,7 @@ STATIC_FILES: Final[Mapping[str, str]] = {
     "chat.js": "text/javascript; charset=utf-8",
     "money.css": "text/css; charset=utf-8",
     "money.js": "text/javascript; charset=utf-8",
+    "offer.js": "text/javascript; charset=utf-8",
     "header.js": "text/javascript; charset=utf-8",
     "home.css": "text/css; charset=utf-8",
     "home.js": "text/javascript; charset=utf-8",

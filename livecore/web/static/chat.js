@@ -1,7 +1,8 @@
-// The chat panel of the watch page: one WebSocket to /ws/{slug} (the protocol is in the
-// README's chat section). History on join, live lines, tips and moderation; the send box;
-// every refusal in words. The socket also carries the stream's state and viewer count, which
-// the page shows.
+// The chat panel of the watch page and the studio: its markup (renderChatPanel, so the class
+// names startChat looks for are written once, here) and one WebSocket to /ws/{slug} (the
+// protocol is in the README's chat section). History on join, live lines, tips and
+// moderation; the send box; every refusal in words. The socket also carries the stream's
+// state and viewer count, which the page shows.
 //
 // Busy rooms: events are queued and drawn once per animation frame, and the list keeps only
 // the last MAX_LINES lines, so a room at hundreds of lines a second costs one small DOM
@@ -36,6 +37,53 @@ const REFUSALS = {
   not_stored: "Your message could not be saved: try again.",
   flooding: "Slow down: too many messages at once.",
 };
+
+const SLOW_MODES = [
+  [0, "Off"],
+  [3, "3 s"],
+  [10, "10 s"],
+  [30, "30 s"],
+  [60, "1 min"],
+  [120, "2 min"],
+];
+
+/**
+ * Fill `root`, the page's `<section id="chat" class="chat-panel" aria-label="Chat">`, with
+ * the panel startChat drives; `heading` ("h2", "h3") is the tag of its "Chat" heading, the
+ * level that fits the page's outline. Call it before anything looks inside the panel.
+ */
+export function renderChatPanel(root, heading) {
+  const hidden = true;
+  const check = (name, text) =>
+    el("label", { class: "check" }, el("input", { type: "checkbox", name }), ` ${text}`);
+  const slowModes = SLOW_MODES.map(([s, text]) => el("option", { value: `${s}` }, text));
+  root.replaceChildren(
+    el("div", { class: "chat-top" },
+      el(heading, { class: "chat-head" }, "Chat ",
+        el("span", { class: "chat-connection", role: "status", hidden })),
+      el("button", { class: "chat-settings-toggle quiet", type: "button", "aria-expanded": "false",
+        "aria-controls": "chat-settings", hidden }, "Chat settings")),
+    el("p", { class: "chat-mode" }),
+    el("form", { id: "chat-settings", class: "chat-settings", hidden },
+      el("label", {}, "Slow mode ", el("select", { name: "slow_mode_s" }, ...slowModes)),
+      check("subscribers_only", "Subscribers only"),
+      check("links_allowed", "Links allowed"),
+      el("label", {}, "Banned terms, one per line ",
+        el("textarea", { name: "banned_terms", rows: 3 })),
+      el("div", { class: "actions" },
+        el("button", { type: "submit" }, "Save settings"),
+        el("button", { type: "button", class: "quiet chat-settings-cancel" }, "Cancel"))),
+    el("div", { class: "chat-log", role: "log", "aria-label": "Chat lines", tabindex: "0" }),
+    el("p", { class: "chat-notice", role: "status", hidden }),
+    el("form", { class: "chat-form", hidden },
+      el("label", { class: "visually-hidden", for: "chat-input" }, "Chat message"),
+      el("input", { id: "chat-input", name: "text", autocomplete: "off", maxlength: "2000",
+        placeholder: "Say something" }),
+      el("button", { type: "submit" }, "Send")),
+    el("p", { class: "chat-prompt", hidden }),
+    el("div", { class: "line-actions", role: "group", "aria-label": "Line actions", hidden }),
+  );
+}
 
 function nonce() {
   return globalThis.crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;

@@ -7,7 +7,7 @@
 // from here never needs it: each Go live asks for a short-lived publish token instead, so a
 // reload does not force a new key on OBS.
 import { api, el, show } from "./api.js";
-import { startChat } from "./chat.js";
+import { renderChatPanel, startChat } from "./chat.js";
 import { me, withNext } from "./header.js";
 import { publish } from "./whip.js";
 
@@ -61,7 +61,8 @@ const ui = {
   noTips: $("no-tips"),
 };
 
-const CHAT_PANEL = ui.chat.cloneNode(true); // as the page has it, before any chat starts
+renderChatPanel(ui.chat, "h3");
+const CHAT_PANEL = ui.chat.cloneNode(true); // as drawn, before any chat starts
 
 const state = {
   streams: [],

@@ -4,7 +4,7 @@
 // playback token the API gives to those allowed to watch.
 import { api, el, recordingLabel, show as say } from "./api.js";
 import { withNext } from "./header.js";
-import { startChat } from "./chat.js";
+import { renderChatPanel, startChat } from "./chat.js";
 import { LowLatency } from "./lowlatency.js";
 import { startSubscribe } from "./subscribe.js";
 import { startTips } from "./tip.js";
@@ -28,6 +28,7 @@ const pastBroadcasts = $("recordings");
 const recordingList = $("recording-list");
 const viewers = $("viewers");
 const chatPanel = $("chat");
+renderChatPanel(chatPanel, "h2");
 const slug = decodeURIComponent(location.pathname.split("/").pop());
 const streamPath = `/api/v1/streams/${encodeURIComponent(slug)}`;
 

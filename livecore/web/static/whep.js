@@ -2,7 +2,7 @@
 // no trickle), the answer back with the session's Location, and DELETE on that Location to
 // end it. livecore forwards the publisher's H.264 and Opus as they are.
 import { errorFrom } from "./api.js";
-import { gatheringComplete } from "./whip.js";
+import { abandonSession, offer } from "./offer.js";
 
 export class WhepSession {
   constructor(pc, location, stream) {
@@ -27,8 +27,7 @@ export class WhepSession {
 
   /** Best effort while the page goes away: the request outlives the page. */
   abandon() {
-    this.pc.close();
-    fetch(this.location, { method: "DELETE", keepalive: true }).catch(() => {});
+    abandonSession(this.pc, this.location);
   }
 }
 
@@ -44,22 +43,7 @@ export async function play(url, token) {
     pc.addEventListener("track", (event) => stream.addTrack(event.track));
     pc.addTransceiver("video", { direction: "recvonly" });
     pc.addTransceiver("audio", { direction: "recvonly" });
-    await pc.setLocalDescription(await pc.createOffer());
-    await gatheringComplete(pc);
-    const headers = { "Content-Type": "application/sdp" };
-    if (token) headers.Authorization = `Bearer ${token}`;
-    const response = await fetch(url, { method: "POST", headers, body: pc.localDescription.sdp });
-    if (response.status !== 201) throw await errorFrom(response);
-    const location = response.headers.get("Location");
-    if (!location) throw new Error("the WHEP server sent no session Location");
-    const session = new WhepSession(pc, new URL(location, url).href, stream);
-    try {
-      await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
-    } catch (err) {
-      session.abandon(); // the server has a session already: end it
-      throw err;
-    }
-    return session;
+    return new WhepSession(pc, await offer(pc, url, token, "WHEP"), stream);
   } catch (err) {
     pc.close();
     throw err;

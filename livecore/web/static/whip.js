@@ -1,8 +1,7 @@
 // WHIP (RFC 9725) publishing from the browser: one POST with the complete offer (no trickle),
 // then DELETE on the session's Location to end it.
 import { errorFrom } from "./api.js";
-
-const GATHER_TIMEOUT_MS = 5000;
+import { abandonSession, offer } from "./offer.js";
 
 /** List H.264 first (packetization-mode=1 before 0) when this browser can send it. */
 function preferH264(transceiver) {
@@ -16,23 +15,6 @@ function preferH264(transceiver) {
   // The rest stay listed after H.264 (retransmission, and fallbacks for other servers).
   transceiver.setCodecPreferences([...h264, ...codecs.filter((c) => !isH264(c))]);
   return true;
-}
-
-/** Resolve once ICE gathering is complete, or after a timeout with what was gathered. */
-export function gatheringComplete(pc) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const check = () => {
-      if (pc.iceGatheringState === "complete") done();
-    };
-    const done = () => {
-      clearTimeout(timer);
-      pc.removeEventListener("icegatheringstatechange", check);
-      resolve();
-    };
-    const timer = setTimeout(done, GATHER_TIMEOUT_MS);
-    pc.addEventListener("icegatheringstatechange", check);
-  });
 }
 
 export class WhipSession {
@@ -52,8 +34,7 @@ export class WhipSession {
 
   /** Best effort while the page goes away: the request outlives the page. */
   abandon() {
-    this.pc.close();
-    fetch(this.location, { method: "DELETE", keepalive: true }).catch(() => {});
+    abandonSession(this.pc, this.location);
   }
 }
 
@@ -72,24 +53,7 @@ export async function publish(url, key, stream, { onConnectionState } = {}) {
     if (onConnectionState) {
       pc.addEventListener("connectionstatechange", () => onConnectionState(pc.connectionState));
     }
-    await pc.setLocalDescription(await pc.createOffer());
-    await gatheringComplete(pc);
-    const response = await fetch(url, {
-      method: "POST",
-      headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${key}` },
-      body: pc.localDescription.sdp,
-    });
-    if (response.status !== 201) throw await errorFrom(response);
-    const location = response.headers.get("Location");
-    if (!location) throw new Error("the WHIP server sent no session Location");
-    const session = new WhipSession(pc, new URL(location, url).href, h264);
-    try {
-      await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
-    } catch (err) {
-      session.abandon(); // the server has a session already: end it
-      throw err;
-    }
-    return session;
+    return new WhipSession(pc, await offer(pc, url, key, "WHIP"), h264);
   } catch (err) {
     pc.close();
     throw err;
