@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
 if TYPE_CHECKING:
     from livecore.auth.service import AuthService
-    from livecore.clientip import Network
     from livecore.config import Config
     from livecore.events.bus import EventBus
     from livecore.ops.metrics import Metrics
@@ -25,7 +25,10 @@ BUS: Final[web.AppKey[EventBus]] = web.AppKey("bus")
 HUBS: Final[web.AppKey[HubRegistry]] = web.AppKey("hubs")
 PUBLISHERS: Final[web.AppKey[Publishers]] = web.AppKey("publishers")
 VIEWERS: Final[web.AppKey[Viewers]] = web.AppKey("viewers")
-# Load balancers whose X-Forwarded-For is believed (parsed from config.trusted_proxies).
-TRUSTED_PROXIES: Final[web.AppKey[tuple[Network, ...]]] = web.AppKey("trusted_proxies")
+# Load balancers whose X-Forwarded-For is believed (parsed from config.trusted_proxies by
+# clientip.py, which reads this key: the type is spelled out so neither imports the other).
+TRUSTED_PROXIES: Final[web.AppKey[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]]] = (
+    web.AppKey("trusted_proxies")
+)
 # The deployment's signing key (CSRF tokens, playback tokens).
 SECRET_KEY: Final[web.AppKey[bytes]] = web.AppKey("secret_key", bytes)
