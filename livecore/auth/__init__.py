@@ -1,4 +1,4 @@
 """Accounts, password hashing, sessions, roles and stream keys.
 
-May import: store, config. The HTTP side is `routes.py`.
+May import: store and the leaf modules (docs/architecture.md). The HTTP side is `routes.py`.
 """

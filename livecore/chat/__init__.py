@@ -1,1 +1,4 @@
-"""Live chat: WebSocket rooms, moderation, presence. May import: events, auth, store, errors."""
+"""Live chat: WebSocket rooms, moderation, presence.
+
+May import: events, auth, store, leaf modules (never tips: see docs/architecture.md).
+"""

@@ -1,4 +1,4 @@
 """Events to every viewer of a stream: one EventBus interface, in-process or over Redis.
 
-May import: config.
+Imports nothing of livecore outside itself (checked: docs/architecture.md).
 """

@@ -1,5 +1,5 @@
 """HLS out: the fMP4/CMAF packager, LL-HLS playlists and the HTTP handlers that serve them.
 
-May import: config, errors, sfu (the hub reader API only). Never store/ or auth/: the routes
+May import: sfu (the hub reader API only), leaf modules. Never store/ or auth/: the routes
 find streams through the `HlsDirectory` protocol that app.py implements.
 """

@@ -1,1 +1,1 @@
-"""WHIP and WHEP HTTP resources. May import: sfu, auth, errors."""
+"""WHIP and WHEP HTTP resources. May import: sfu, auth, leaf modules."""

@@ -1,4 +1,4 @@
 """Streams as creators manage them: create, edit, delete, rotate keys, list live ones.
 
-May import: store, auth, errors. The HTTP side is `routes.py`.
+May import: store, auth, leaf modules. The HTTP side is `routes.py`.
 """

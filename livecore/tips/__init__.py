@@ -1,2 +1,2 @@
 """Money: payment providers, tips, the ledger postings they make. May import: store, events,
-auth, errors, config."""
+auth, leaf modules (never chat: see docs/architecture.md)."""
