@@ -34,7 +34,12 @@ async function listing(state) {
   });
   if (!response.ok) throw await errorFrom(response);
   const date = Date.parse(response.headers.get("Date") || "");
-  if (!Number.isNaN(date)) skewMs = date - Date.now();
+  // The Date header is cut to the second, so a skew within its resolution is no skew: taking
+  // it would make "live for" count up to a second short (65 minutes read as 1 h 4 min).
+  if (!Number.isNaN(date)) {
+    const skew = date - Date.now();
+    skewMs = Math.abs(skew) > 2000 ? skew : 0;
+  }
   return (await response.json()).streams;
 }
 
