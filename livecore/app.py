@@ -37,6 +37,7 @@ from livecore.chat.metrics import ChatMetrics
 from livecore.chat.presence import Presence
 from livecore.chat.room import Rooms, RoomTuning
 from livecore.chat.service import ChatService
+from livecore.chat.text import BannedTerms
 from livecore.clientip import parse_networks
 from livecore.config import Config
 from livecore.deadlines import body_deadline
@@ -55,6 +56,15 @@ from livecore.hls.thumbnails import Thumbnail
 from livecore.ops import routes as ops_routes
 from livecore.ops.metrics import Metrics
 from livecore.ops.runtime import RuntimeProbe
+from livecore.safety import routes as safety_routes
+from livecore.safety.screening import (
+    BannedTermsScreener,
+    NoScreener,
+    Screener,
+    ScreeningQueue,
+    Subject,
+)
+from livecore.safety.service import ReportService
 from livecore.sfu.hub import HubRegistry, StreamHub
 from livecore.sfu.metrics import SfuMetrics
 from livecore.sfu.passthrough import (
@@ -71,6 +81,7 @@ from livecore.store.chat import ChatStore
 from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Ledger
 from livecore.store.payouts import Payouts
+from livecore.store.reports import Reports
 from livecore.store.streams import Stream
 from livecore.store.stripe_customers import StripeCustomers
 from livecore.store.stripe_events import StripeEvents
@@ -81,7 +92,7 @@ from livecore.streams import routes as stream_routes
 from livecore.streams.health import IngestReport
 from livecore.streams.live import BroadcastLog, RecordingDone, StateChange, finish_interrupted
 from livecore.streams.playback import PlaybackRefused
-from livecore.streams.retention import Retention
+from livecore.streams.retention import Retention, remove_local_recording
 from livecore.tips import (
     earnings_routes,
     figures_routes,
@@ -154,8 +165,9 @@ def create_app(
     ops_routes.setup(app)
     auth_routes.setup(app)
     stream_routes.setup(app)  # its context (the listing cache) runs before _live_media
-    app.cleanup_ctx.extend([_events, _live_media, _chat, _money])
+    app.cleanup_ctx.extend([_events, _live_media, _chat, _safety, _money])
     chat_routes.setup_routes(app)
+    safety_routes.setup(app)
     tip_routes.setup(app)
     earnings_routes.setup(app)
     payout_routes.setup(app)
@@ -298,6 +310,84 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     await limits.close()
 
 
+class _RoomModeration:
+    """The chat's moderation operations for the review queue, which knows streams by id."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    async def _stream(self, stream_id: int) -> Stream:
+        facts = await Reports(self._app[DB]).stream(stream_id)
+        stream = await self._app[AUTH].streams.by_slug(facts.slug) if facts else None
+        if stream is None:
+            raise LookupError(stream_id)
+        return stream
+
+    async def delete_line(self, stream_id: int, line_id: int, actor: User) -> None:
+        chat = self._app[chat_routes.CHAT].service
+        await chat.delete_message(await self._stream(stream_id), line_id, actor)
+
+    async def timeout(
+        self, stream_id: int, user_id: int, seconds: int, actor: User, reason: str
+    ) -> None:
+        chat = self._app[chat_routes.CHAT].service
+        await chat.timeout(await self._stream(stream_id), user_id, seconds, actor, reason)
+
+    async def ban(self, stream_id: int, user_id: int, actor: User, reason: str) -> None:
+        chat = self._app[chat_routes.CHAT].service
+        await chat.ban(await self._stream(stream_id), user_id, actor, reason)
+
+
+async def _safety(app: web.Application) -> AsyncIterator[None]:
+    """Reports, the review queue, and the screening worker fed by chat lines, thumbnails and
+    streams going live."""
+    config = app[CONFIG]
+    reports = Reports(app[DB])
+    data_path = config.data_path
+
+    async def remove_recording(path: str) -> None:
+        await asyncio.to_thread(remove_local_recording, data_path, path)
+
+    service = app[safety_routes.REPORTS] = ReportService(
+        reports, Broadcasts(app[DB]), app[AUTH].audit, _RoomModeration(app), remove_recording,
+        app[stream_routes.VIEWER_COUNTS], limit=config.safety.report_limit,
+        window_s=config.safety.report_window_s,
+    )  # fmt: skip
+
+    async def describe(stream_id: int) -> list[Subject]:
+        facts = await reports.stream(stream_id)
+        owner = await app[AUTH].users.get(facts.owner_id) if facts else None
+        if facts is None or owner is None:
+            return []
+        return [
+            Subject("title", facts.id, owner.id, facts.title),
+            Subject("display_name", facts.id, owner.id, owner.display_name),
+        ]
+
+    screener: Screener = NoScreener()
+    if config.safety.screener == "banned_terms":
+        screener = BannedTermsScreener(BannedTerms(config.safety.banned_terms))
+    screening = app[safety_routes.SCREENING] = ScreeningQueue(
+        screener, service.flag, describe, config.safety.screening_queue, app[METRICS].registry
+    )
+    chat = app[chat_routes.CHAT].service
+
+    def on_line(stream_id: int, line_id: int, user_id: int, text: str) -> None:
+        screening.offer(Subject("chat_line", stream_id, user_id, text, line_id))
+
+    def on_thumbnail(stream_id: int, jpeg: bytes) -> None:
+        screening.offer(Subject("thumbnail", stream_id, jpeg=jpeg))
+
+    chat.on_line = on_line
+    app[HLS_ORIGIN].on_thumbnail = on_thumbnail
+    worker = asyncio.create_task(screening.run(), name="screening")
+    yield
+    chat.on_line = None
+    app[HLS_ORIGIN].on_thumbnail = None
+    worker.cancel()
+    await asyncio.gather(worker, return_exceptions=True)
+
+
 async def _money(app: web.Application) -> AsyncIterator[None]:
     """Tips, subscriptions, payouts and the ledger behind them."""
     config = app[CONFIG]
@@ -425,6 +515,8 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
             task = asyncio.create_task(report_recording(hub.serial, recording))
             recording_reports.add(task)
             task.add_done_callback(recording_reports.discard)
+        if live and (screening := app.get(safety_routes.SCREENING)) is not None:
+            screening.offer_stream(hub.stream_id)  # its title and its owner's name
         state: dict[str, object] = {"state": "live" if live else "offline"}
         if media is not None:
             state.update(video_codec=media.video_codec, width=media.width, height=media.height)
