@@ -130,9 +130,9 @@ def _choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | 
 async def get_admin_reports(request: web.Request) -> web.Response:
     """The platform queue, oldest first, each report with its target's context."""
     await _admin(request)
-    state = request.query.get("state", "open")
+    state = _choice(request, "state", (*_STATES, "all")) or "open"
     f = QueueFilter(
-        state=None if state == "all" else _choice(request, "state", _STATES),
+        state=None if state == "all" else state,
         category=_choice(request, "category", CATEGORIES),
         target_kind=_choice(request, "target_kind", KINDS),
         min_age_s=_age(request, "min_age_s"), max_age_s=_age(request, "max_age_s"),
