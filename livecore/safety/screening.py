@@ -101,6 +101,12 @@ class ScreeningQueue:
             "Items not screened because the screening queue was full",
             registry=registry,
         )
+        self._screened = Counter(
+            "livecore_safety_screened_total",
+            "Items the screener looked at, by kind",
+            ["kind"],
+            registry=registry,
+        )
         self._flagged = Counter(
             "livecore_safety_screening_flags_total",
             "Items the screener flagged into the review queue",
@@ -137,6 +143,7 @@ class ScreeningQueue:
 
     async def _screen(self, subject: Subject) -> None:
         flag = await self._screener.screen(subject)
+        self._screened.labels(subject.kind).inc()
         if flag is not None:
             await self._file(subject, flag)
             self._flagged.inc()
