@@ -41,6 +41,12 @@ _APPLIES: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
+# The audit log's names for report targets (a recording is a broadcast there).
+_AUDIT_TARGET: Final[Mapping[str, str]] = {
+    "stream": "stream", "user": "user", "recording": "broadcast", "line": "chat_line",
+}  # fmt: skip
+
+
 class UnknownTarget(LookupError):
     """The report names a stream, user, recording or line that does not exist."""
 
@@ -208,7 +214,7 @@ class ReportService:
             kind, report.target_id, state=state, outcome=request.action, by=actor.id
         )
         await self._audit.record(
-            f"report.{request.action}", f"report_{kind}", report.target_id, actor_id=actor.id,
+            f"report.{request.action}", _AUDIT_TARGET[kind], report.target_id, actor_id=actor.id,
             details={"report_id": report.id, "closed": len(closed), "reason": request.reason,
                      "stream_id": report.stream_id, "user_id": report.subject_id},
         )  # fmt: skip

@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from tests.chat.conftest import connect, user
-from tests.conftest import Client, bearer
+from tests.conftest import PASSWORD, Client, bearer
 from tests.safety.conftest import admin, owner_and_stream
 
 
@@ -213,7 +213,7 @@ async def test_take_down_recording(node: Client, dsn: str) -> None:
 
 
 async def test_dismiss_and_forged_actions(node: Client, dsn: str) -> None:
-    await owner_and_stream(node)
+    owner, _ = await owner_and_stream(node)
     alice, bob = [await user(node, n) for n in ("alice", "bob")]
     root = await admin(node, dsn)
     report = await _report(
@@ -226,6 +226,15 @@ async def test_dismiss_and_forged_actions(node: Client, dsn: str) -> None:
         f"/api/v1/admin/reports/{report['id']}/action", json={"action": "dismiss"}
     )
     assert resp.status == 401
+    # An admin's browser session, sent by another site's page (no CSRF token).
+    login = {"email": "root@example.com", "password": PASSWORD}
+    assert (await node.post("/api/v1/auth/login", json=login)).status == 200
+    resp = await node.post(
+        f"/api/v1/admin/reports/{report['id']}/action", json={"action": "dismiss"}
+    )
+    assert resp.status == 403
+    assert "X-CSRF-Token" in (await resp.json())["error"]["message"]
+    node.session.cookie_jar.clear()
     token = str(root["token"])
     # Actions that do not exist, do not fit, or are not available yet.
     status, body = await _act(node, token, report["id"], action="nuke")
@@ -251,6 +260,13 @@ async def test_dismiss_and_forged_actions(node: Client, dsn: str) -> None:
     assert note["outcome"] == "dismiss"
     [entry] = await _audit(dsn, "report.dismiss")
     assert entry["actor_id"] == root["user"]["id"]
+    assert (entry["target_type"], entry["target_id"]) == ("stream", report["target_id"])
+    # The stream's own audit shows what the queue did to it.
+    resp = await node.get("/api/v1/streams/room-one/audit", headers=bearer(str(owner["token"])))
+    assert "report.dismiss" in [e["action"] for e in (await resp.json())["entries"]]
+    # Notifications and the stream's queue need a login too.
+    assert (await node.get("/api/v1/me/notifications")).status == 401
+    assert (await node.get("/api/v1/streams/room-one/reports")).status == 401
 
 
 async def test_filters(node: Client, dsn: str) -> None:
