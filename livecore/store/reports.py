@@ -248,8 +248,8 @@ class Reports:
     async def close_target(
         self, kind: str, target_id: str, *, state: str, outcome: str, by: int
     ) -> list[Report]:
-        """Close every open report on a target and notify each reporter, in one transaction;
-        returns the reports closed."""
+        """Close every open report on a target (for a line, also those filed through the chat
+        API) and notify each reporter, in one transaction; returns the reports closed here."""
         async with self._db.transaction() as conn:
             rows = await conn.fetch(
                 "UPDATE reports SET state = $3, outcome = $4, closed_by = $5, closed_at = now()"
@@ -258,15 +258,29 @@ class Reports:
                 kind, target_id, state, outcome, by,
             )  # fmt: skip
             closed = [_report(r) for r in rows]
-            told = [r for r in closed if r.reporter_id is not None]
+            told = [
+                (r.reporter_id, r.id, "user")
+                for r in closed if r.reporter_id is not None
+            ]  # fmt: skip
+            if kind == "line":
+                # The same line reported through the chat moderation API is decided with it.
+                stream_id, line_id = target_id.split(":", 1)
+                chat = await conn.fetch(
+                    "UPDATE chat_reports SET state = $3, resolved_by = $4, resolved_at = now()"
+                    " WHERE stream_id = $1 AND message_id = $2 AND state = 'open'"
+                    " RETURNING id, reporter_id",
+                    int(stream_id), int(line_id),
+                    "dismissed" if state == "dismissed" else "resolved", by,
+                )  # fmt: skip
+                told += [(r["reporter_id"], r["id"], "chat") for r in chat]
             await conn.executemany(
                 "INSERT INTO notifications (user_id, kind, body) VALUES ($1, 'report_closed', $2)",
                 [
-                    (r.reporter_id, json.dumps({
-                        "report_id": r.id, "target_kind": r.target_kind,
-                        "target_id": r.target_id, "outcome": outcome,
+                    (user_id, json.dumps({
+                        "report_id": report_id, "source": source, "target_kind": kind,
+                        "target_id": target_id, "outcome": outcome,
                     }))
-                    for r in told
+                    for user_id, report_id, source in told
                 ],
             )  # fmt: skip
         return closed

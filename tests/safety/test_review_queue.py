@@ -76,6 +76,13 @@ async def test_line_report_shows_neighbours_and_delete_closes_every_report(
         # An older report about the same author, already in the queue.
         about_alice = {"target_kind": "user", "user_id": alice["user"]["id"]}
         older = await _report(node, str(carol["token"]), category="spam", **about_alice)
+        # The same line reported through the chat moderation API.
+        resp = await node.post(
+            f"/api/v1/streams/room-one/chat/messages/{line}/reports", json={"reason": "rude"},
+            headers=bearer(str(owner["token"])),
+        )  # fmt: skip
+        assert resp.status == 201
+        chat_report = (await resp.json())["id"]
 
         queue = (await _queue(node, str(root["token"]), "?target_kind=line"))["reports"]
         assert [r["id"] for r in queue] == [first["id"], second["id"]]
@@ -108,6 +115,18 @@ async def test_line_report_shows_neighbours_and_delete_closes_every_report(
         assert [(n["report_id"], n["outcome"], n["read"]) for n in told] == [
             (report["id"], "delete_line", False)
         ]
+    # The chat API's report on the line is resolved with them, and its reporter told.
+    staff = bearer(str(owner["token"]))
+    resp = await node.get("/api/v1/streams/room-one/chat/reports", headers=staff)
+    assert (await resp.json())["reports"] == []
+    resp = await node.get("/api/v1/streams/room-one/chat/reports?state=resolved", headers=staff)
+    assert [r["id"] for r in (await resp.json())["reports"]] == [chat_report]
+    [told] = await _notifications(node, str(owner["token"]))
+    assert (told["report_id"], told["source"], told["outcome"]) == (
+        chat_report,
+        "chat",
+        "delete_line",
+    )
     # Audited: the queue's action and the chat's deletion.
     [entry] = await _audit(dsn, "report.delete_line")
     assert entry["actor_id"] == root["user"]["id"]
@@ -126,7 +145,6 @@ async def test_line_report_shows_neighbours_and_delete_closes_every_report(
         f"/api/v1/me/notifications/{note['id']}/read", headers=bearer(str(carol["token"]))
     )
     assert resp.status == 404
-    del owner
 
 
 async def test_ban_and_timeout_in_the_room(node: Client, dsn: str) -> None:
