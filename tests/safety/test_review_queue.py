@@ -121,8 +121,8 @@ async def test_line_report_shows_neighbours_and_delete_closes_every_report(
     assert (await resp.json())["reports"] == []
     resp = await node.get("/api/v1/streams/room-one/chat/reports?state=resolved", headers=staff)
     assert [r["id"] for r in (await resp.json())["reports"]] == [chat_report]
-    [told] = await _notifications(node, str(owner["token"]))
-    assert (told["report_id"], told["source"], told["outcome"]) == (
+    [owner_note] = await _notifications(node, str(owner["token"]))
+    assert (owner_note["report_id"], owner_note["source"], owner_note["outcome"]) == (
         chat_report,
         "chat",
         "delete_line",
