@@ -19,7 +19,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from livecore.config import Config, ConfigError, load_config
+from livecore.config import Config, ConfigError
+from livecore.configload import load_config
 from livecore.logs import configure_logging
 from livecore.store.embedded import EmbeddedPostgres
 
