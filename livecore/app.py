@@ -99,8 +99,8 @@ from livecore.tips.service import TipService
 from livecore.tips.stripe_gateway import StripeGateway, StripeProvider, StripeRail
 from livecore.tips.subscriptions import SubscriptionService
 from livecore.tips.webhooks import WebhookHandler
+from livecore.transcode.workers import WorkerPool
 from livecore.web import routes as web_routes
-from livecore.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
 

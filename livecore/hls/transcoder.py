@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Literal
 
-from livecore import procpipes
 from livecore.hls.metrics import HlsMetrics
 from livecore.sfu.media import VIDEO_CLOCK_HZ, MediaUnit
+from livecore.transcode import procpipes
 
 if TYPE_CHECKING:
     import av
