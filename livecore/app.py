@@ -50,7 +50,6 @@ from livecore.hls import vod as vod_routes
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.origin import FinishedRecording, HlsOrigin
 from livecore.hls.packaging import PackagingProcesses
-from livecore.hls.source_transcode import SourceTranscode
 from livecore.hls.thumbnails import Thumbnail
 from livecore.ops import routes as ops_routes
 from livecore.ops.metrics import Metrics
@@ -64,6 +63,7 @@ from livecore.sfu.passthrough import (
 )
 from livecore.sfu.publisher import Publishers
 from livecore.sfu.viewers import Viewers
+from livecore.sfu.vp8 import source_transcoders
 from livecore.signaling import routes as signaling_routes
 from livecore.store import Database, apply_migrations
 from livecore.store.broadcasts import Broadcasts, MediaInfo
@@ -433,7 +433,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     app[VIEWERS] = Viewers(config.sfu)
     app[PUBLISHERS] = Publishers(
         hubs, config.sfu, on_state=on_state, metrics=SfuMetrics(app[METRICS].registry),
-        transcoders=lambda hub: SourceTranscode(hub, app[HLS_METRICS]),
+        transcoders=source_transcoders(app[HLS_METRICS].transcoding),
     )  # fmt: skip
     app[stream_routes.INGEST] = _IngestProbe(app[PUBLISHERS], origin)
     retention = asyncio.create_task(

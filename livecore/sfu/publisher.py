@@ -15,7 +15,6 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from aiortc import (
     MediaStreamTrack,
@@ -36,6 +35,7 @@ from livecore.sfu.media import MediaKind, MediaUnit, h264_is_keyframe, vp8_is_ke
 from livecore.sfu.metrics import SfuMetrics
 from livecore.sfu.offer import OfferSummary, inspect_offer
 from livecore.sfu.passthrough import EncodedFrame, answer_dtls_passive, deliver_inline, send_pli
+from livecore.sfu.vp8 import TranscoderFactory, VideoTranscoder
 
 logger = logging.getLogger(__name__)
 
@@ -56,20 +56,6 @@ class PublishSession:
 
 
 StateCallback = Callable[[StreamHub, bool], None]
-
-
-class VideoTranscoder(Protocol):
-    """Turns a publisher's VP8 into H.264 that it publishes into the hub (a worker process)."""
-
-    def submit(self, unit: MediaUnit) -> bool:
-        """Never waits; False when the worker is behind or gone (the unit is dropped)."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
-# Makes the transcoder for a hub whose publisher sends VP8; None: VP8 is refused.
-TranscoderFactory = Callable[[StreamHub], VideoTranscoder]
 
 
 def rtc_configuration(settings: SfuConfig) -> RTCConfiguration:

@@ -11,7 +11,7 @@ Keyframes stay aligned with the source: the output frame of every input keyframe
 to an IDR (with SPS/PPS in front, Annex-B), x264 never places one of its own, and output pts
 are the input pts, so every rendition's segments cut at the same points as the source's.
 
-May import: procpipes, sfu.media, hls.metrics. The worker process imports this module and PyAV only.
+May import: transcode/. The worker process imports this module and PyAV only.
 """
 
 from __future__ import annotations
@@ -26,11 +26,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from livecore.hls.metrics import HlsMetrics
-from livecore.sfu.media import VIDEO_CLOCK_HZ, MediaUnit
 from livecore.transcode import procpipes
+from livecore.transcode.metrics import TranscodeMetrics
 
 if TYPE_CHECKING:
     import av
@@ -38,6 +37,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 InputCodec = Literal["h264", "vp8"]
+
+# pts in and out count ticks of 90 kHz, the video clock of RTP and of the hubs
+# (sfu.media.VIDEO_CLOCK_HZ).
+CLOCK_HZ = 90_000
 
 # Bit rates of the usual rungs; other heights scale by (height / 720) ** 1.5.
 _BITRATES = {
@@ -82,6 +85,17 @@ class EncodedFrame:
     data: bytes
 
 
+class VideoUnit(Protocol):
+    """One encoded video access unit in (the hubs' MediaUnit is one)."""
+
+    @property
+    def pts(self) -> int: ...  # CLOCK_HZ ticks
+    @property
+    def keyframe(self) -> bool: ...
+    @property
+    def data(self) -> bytes: ...
+
+
 class TranscoderFailed(Exception):
     pass
 
@@ -105,7 +119,7 @@ class Transcoder:
         on_output: Callable[[list[EncodedFrame]], None],
         on_crash: Callable[[str], None],
         label: str = "",
-        metrics: HlsMetrics | None = None,
+        metrics: TranscodeMetrics | None = None,
         max_in_flight: int = 150,
         max_lag_s: float = 2.0,
         start_timeout_s: float = 20.0,
@@ -148,7 +162,7 @@ class Transcoder:
         self._settled = asyncio.Event()
         self._spawned = procpipes.start(worker_main, (self.spec,), f"transcode-{self.name}")
         if self._metrics is not None:
-            self._metrics.transcoders.labels(self._label).inc()
+            self._metrics.processes.labels(self._label).inc()
         self._connecting = asyncio.create_task(self._connect(), name=f"transcoder-{self.name}")
 
     async def _connect(self) -> None:
@@ -219,7 +233,7 @@ class Transcoder:
             )
         finally:
             if self._metrics is not None:
-                self._metrics.transcoders.labels(self._label).dec()
+                self._metrics.processes.labels(self._label).dec()
         if self.crashed and self.exitcode is not None:  # one that never started said so
             logger.warning("transcoder %s: worker exited with code %s", self.name, self.exitcode)
 
@@ -239,7 +253,7 @@ class Transcoder:
         """The pts of the oldest unit not yet answered; None when the worker has caught up."""
         return self._in_flight[0][0] if self._in_flight else None
 
-    def submit(self, unit: MediaUnit) -> bool:
+    def submit(self, unit: VideoUnit) -> bool:
         """Hand one video unit to the worker. Never waits: False when the worker is behind
         (the window is full, or the oldest unit has waited more than `max_lag_s`), has
         crashed or is closed, and `refusal` says which."""
@@ -256,7 +270,7 @@ class Transcoder:
         data = procpipes.framed(_UNIT.pack(unit.pts, unit.keyframe) + unit.data)
         self._in_flight.append((unit.pts, now))
         if self._metrics is not None:
-            self._metrics.transcoder_queue.labels(self._label).inc()
+            self._metrics.queue.labels(self._label).inc()
         if self._writer is None:
             self._before_connect.append(data)
         elif not self._writer.is_closing():
@@ -279,7 +293,7 @@ class Transcoder:
             if kind == _DONE and self._in_flight:
                 self._in_flight.popleft()
                 if self._metrics is not None:
-                    self._metrics.transcoder_queue.labels(self._label).dec()
+                    self._metrics.queue.labels(self._label).dec()
             if kind == _FLUSHED:
                 self._flushed = True
                 self._forget_in_flight()
@@ -309,7 +323,7 @@ class Transcoder:
 
     def _forget_in_flight(self) -> None:
         if self._metrics is not None and self._in_flight:
-            self._metrics.transcoder_queue.labels(self._label).dec(len(self._in_flight))
+            self._metrics.queue.labels(self._label).dec(len(self._in_flight))
         self._in_flight.clear()
 
 
@@ -370,7 +384,7 @@ class Job:
 
         self._av = av
         self._spec = spec
-        self._time_base = fractions.Fraction(1, VIDEO_CLOCK_HZ)
+        self._time_base = fractions.Fraction(1, CLOCK_HZ)
         self._decoder = av.CodecContext.create(spec.input_codec, "r")
         self._decoder.thread_count = 1  # frame threads would hold frames back
         # low_delay: output each frame at once, even when the SPS does not promise "no
