@@ -23,7 +23,8 @@ import numpy as np
 import psutil
 
 from livecore.sfu.media import VIDEO_CLOCK_HZ, MediaUnit, h264_is_keyframe
-from livecore.transcode.transcoder import EncodedFrame, Transcoder, TranscodeSpec, bitrate_for
+from livecore.transcode.spec import EncodedFrame, TranscodeSpec, bitrate_for
+from livecore.transcode.transcoder import Transcoder
 
 FPS = 30
 WIDTH, HEIGHT = 1280, 720

@@ -25,13 +25,8 @@ from livecore.hls.packager import Packager
 from livecore.hls.packaging import WorkerLink
 from livecore.sfu.hub import StreamHub
 from livecore.sfu.media import VIDEO_CLOCK_HZ, MediaUnit
-from livecore.transcode.transcoder import (
-    EncodedFrame,
-    InputCodec,
-    Transcoder,
-    TranscodeSpec,
-    bitrate_for,
-)
+from livecore.transcode.spec import EncodedFrame, InputCodec, TranscodeSpec, bitrate_for
+from livecore.transcode.transcoder import Transcoder
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from livecore.sfu.hub import StreamHub
 from livecore.sfu.media import VIDEO_CLOCK_HZ, MediaUnit
 from livecore.transcode.metrics import TranscodeMetrics
 from livecore.transcode.source import SourceTranscode
-from livecore.transcode.transcoder import EncodedFrame
+from livecore.transcode.spec import EncodedFrame
 
 
 class VideoTranscoder(Protocol):

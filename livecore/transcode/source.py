@@ -8,13 +8,8 @@ import logging
 from collections.abc import Callable
 
 from livecore.transcode.metrics import TranscodeMetrics
-from livecore.transcode.transcoder import (
-    EncodedFrame,
-    Transcoder,
-    TranscodeSpec,
-    VideoUnit,
-    bitrate_for,
-)
+from livecore.transcode.spec import EncodedFrame, TranscodeSpec, VideoUnit, bitrate_for
+from livecore.transcode.transcoder import Transcoder
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ from livecore.hls.packager import Packager
 from livecore.hls.renditions import Rendition, vp8_picture_size
 from livecore.sfu.hub import StreamHub
 from livecore.sfu.media import MediaUnit
-from livecore.transcode.transcoder import EncodedFrame, Transcoder, TranscodeSpec
+from livecore.transcode.spec import EncodedFrame, TranscodeSpec
+from livecore.transcode.transcoder import Transcoder
 from tests.hls.conftest import CONFIG, Client
 from tests.hls.probe import Probe, probe
 from tests.media import Clip, clip, encode_opus, encode_vp8
