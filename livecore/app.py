@@ -30,6 +30,7 @@ from livecore.auth import routes as auth_routes
 from livecore.auth.mail import LogMailSender, MailSender, SmtpMailSender, SmtpSettings
 from livecore.auth.origins import OriginPolicy
 from livecore.auth.service import AuthService
+from livecore.chat import context as chat_context
 from livecore.chat import routes as chat_routes
 from livecore.chat.heartbeat import Heartbeat
 from livecore.chat.limits import chat_limits
@@ -273,7 +274,7 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
         return user is not None and await playback.may_watch(user, stream)
 
     origins = OriginPolicy(config.public_url, config.trusted_origins)
-    app[chat_routes.CHAT] = chat_routes.Chat(
+    app[chat_context.CHAT] = chat_context.Chat(
         bus, auth, service, rooms, metrics, may_read, defaultdict(int), set(), origins
     )
     presence = Presence(
@@ -318,7 +319,7 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
         Tips(app[DB]), auth.users, ledger, app[BUS], config.tips, provider,
         creator_settings=creators, customers=StripeCustomers(app[DB]), breaker=breaker,
         blocked=blocked,
-        screen=app[chat_routes.CHAT].service.screen,
+        screen=app[chat_context.CHAT].service.screen,
     )  # fmt: skip
     subscriptions = app[subscription_routes.SUBSCRIPTIONS] = SubscriptionService(
         app[DB], Subscriptions(app[DB]), ledger, creators, config.tips, gateway
@@ -330,7 +331,7 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
         fees.nudge if fees else None,
     )  # fmt: skip
     # Playback and chat are built before payments: they take the subscriber check now.
-    playback, chat = app[stream_routes.PLAYBACK], app[chat_routes.CHAT].service
+    playback, chat = app[stream_routes.PLAYBACK], app[chat_context.CHAT].service
     playback.set_extra_check(subscriptions.admits)
     chat.set_may_chat_extra(subscriptions.admits)
     # The processor renews real subscriptions, and its fees are read after each payment;
@@ -361,7 +362,7 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_chat_sockets(app: web.Application) -> None:
     """Tell every chat client the node is going away (1001) before handlers are cancelled."""
-    chat = app.get(chat_routes.CHAT)
+    chat = app.get(chat_context.CHAT)
     if chat is None:
         return
     await asyncio.gather(
