@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from livecore.appkeys import AUTH
-from livecore.auth.routes import require_user
+from livecore.auth.requests import require_user
 from livecore.chat.context import CHAT, stream_of
 from livecore.chat.service import UnknownUser
 from livecore.chat.state import settings_json

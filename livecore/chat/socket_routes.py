@@ -14,7 +14,7 @@ from typing import Any, cast
 from aiohttp import WSMsgType, web
 
 from livecore.appkeys import CONFIG
-from livecore.auth.routes import authenticate
+from livecore.auth.requests import authenticate
 from livecore.chat import protocol
 from livecore.chat.context import CHAT, Chat, stream_of
 from livecore.chat.limits import TokenBucket

@@ -21,7 +21,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from livecore.appkeys import AUTH, CONFIG, HUBS, PUBLISHERS, SECRET_KEY, VIEWERS
-from livecore.auth.routes import bearer_token
+from livecore.auth.requests import bearer_token
 from livecore.errors import (
     BadRequest,
     Invalid,

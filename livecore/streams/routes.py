@@ -13,12 +13,12 @@ from aiohttp import web
 
 from livecore.appkeys import AUTH, CONFIG, DB, SECRET_KEY
 from livecore.auth.publish import new_publish_token
-from livecore.auth.routes import authenticate, iso, require_user
+from livecore.auth.requests import authenticate, require_user
 from livecore.auth.service import InvalidInput
 from livecore.cache import TtlCache
 from livecore.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from livecore.ids import path_id
-from livecore.jsonbody import invalid_message, read_body
+from livecore.jsonbody import invalid_message, iso, read_body
 from livecore.store.broadcasts import Broadcast, Broadcasts
 from livecore.store.streams import Stream, StreamState, Visibility
 from livecore.streams.health import IngestProbe

@@ -10,7 +10,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from livecore.appkeys import AUTH
-from livecore.auth.routes import require_user
+from livecore.auth.requests import require_user
 from livecore.clientip import client_ip
 from livecore.errors import Conflict, Forbidden, Invalid, NotFound
 from livecore.ids import path_id

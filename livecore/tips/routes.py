@@ -10,7 +10,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from livecore.appkeys import AUTH
-from livecore.auth.routes import authenticate, iso, require_user
+from livecore.auth.requests import authenticate, require_user
 from livecore.errors import (
     BadGateway,
     BadRequest,
@@ -23,7 +23,7 @@ from livecore.errors import (
     Unavailable,
 )
 from livecore.ids import path_id
-from livecore.jsonbody import invalid_message, read_body
+from livecore.jsonbody import invalid_message, iso, read_body
 from livecore.store.tips import Tip, TipStatus
 from livecore.tips.service import (
     FALLBACK_NOTICE,

@@ -9,7 +9,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from livecore.appkeys import AUTH, CONFIG
-from livecore.auth.routes import iso, require_user
+from livecore.auth.requests import require_user
 from livecore.errors import (
     BadGateway,
     BadRequest,
@@ -20,7 +20,7 @@ from livecore.errors import (
     Unavailable,
 )
 from livecore.ids import path_id
-from livecore.jsonbody import invalid_message, read_body
+from livecore.jsonbody import invalid_message, iso, read_body
 from livecore.store.subscriptions import Subscription, Tier
 from livecore.tips.providers import PaymentDeclined, ProcessorRefused, ProviderUnavailable
 from livecore.tips.routes import TEST_MODE_NOTICE
