@@ -45,7 +45,7 @@ from livecore.errors import Forbidden, json_errors
 from livecore.events.bus import LocalBus
 from livecore.events.metrics import BusMetrics
 from livecore.events.redis_bus import RedisBus
-from livecore.events.types import Event
+from livecore.events.types import Event, StreamMedia, StreamState
 from livecore.hls import routes as hls_routes
 from livecore.hls import vod as vod_routes
 from livecore.hls.metrics import HlsMetrics
@@ -426,10 +426,8 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
             task = asyncio.create_task(report_recording(hub.serial, recording))
             recording_reports.add(task)
             task.add_done_callback(recording_reports.discard)
-        state: dict[str, object] = {"state": "live" if live else "offline"}
-        if media is not None:
-            state.update(video_codec=media.video_codec, width=media.width, height=media.height)
-        spawn(bus.publish(hub.stream_id, "stream_state", state))
+        shown = None if media is None else StreamMedia(media.video_codec, media.width, media.height)
+        spawn(bus.publish(hub.stream_id, StreamState("live" if live else "offline", shown)))
 
     app[VIEWERS] = Viewers(config.sfu)
     app[PUBLISHERS] = Publishers(

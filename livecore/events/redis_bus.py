@@ -44,7 +44,7 @@ from livecore.events.bus import (
 )
 from livecore.events.ids import IdBlocks, IdSource, MemoryIds
 from livecore.events.metrics import BusMetrics
-from livecore.events.types import Event
+from livecore.events.types import Event, RoomEvent, split_event
 
 logger = logging.getLogger(__name__)
 
@@ -110,15 +110,6 @@ def _channel(room: int) -> str:
 
 def _keys(room: int) -> list[str]:
     return [f"{_PREFIX}{room}:ids", _channel(room), f"{_PREFIX}{room}:history"]
-
-
-def split_body(room: int, kind: str, ts: float, payload: dict[str, Any]) -> tuple[str, str]:
-    """The viewer JSON cut where the id goes, so Redis can splice in the id it assigns."""
-    rest = json.dumps(
-        {"room": room, "ts": round(ts, 3), **payload}, separators=(",", ":"), ensure_ascii=False
-    )
-    head = json.dumps({"type": kind}, separators=(",", ":"))[:-1] + ',"id":'
-    return head, "," + rest[1:]
 
 
 class _Delivered:
@@ -187,11 +178,9 @@ class RedisBus:
     async def start(self) -> None:
         self._reader = asyncio.create_task(self._read_forever(), name="redis-bus")
 
-    async def publish(
-        self, room: int, kind: str, payload: dict[str, Any], *, local_fallback: bool = True
-    ) -> Event:
-        ts = time.time()
-        head, tail = split_body(room, kind, ts, payload)
+    async def publish(self, room: int, event: RoomEvent, *, local_fallback: bool = True) -> Event:
+        kind = event.kind
+        head, tail = split_event(room, time.time(), event)
         keep = str(self._history) if kind in REMEMBERED else "0"
         try:
             async with asyncio.timeout(_TIMEOUT_S):
@@ -206,12 +195,12 @@ class RedisBus:
             logger.warning("room %d: Redis publish failed (%s), delivering locally", room, exc)
             new_id = await self._ids.take(room)
             self._rebase.add(room)
-            event = Event(room, new_id, kind, f"{head}{new_id}{tail}".encode())
-            self._deliver(event)
-            return event
-        event = Event(room, new_id, kind, f"{head}{new_id}{tail}".encode())
-        await self._reach_this_node(event)
-        return event
+            published = Event(room, new_id, kind, f"{head}{new_id}{tail}".encode())
+            self._deliver(published)
+            return published
+        published = Event(room, new_id, kind, f"{head}{new_id}{tail}".encode())
+        await self._reach_this_node(published)
+        return published
 
     async def _publish_once(self, room: int, args: list[str]) -> int:
         keys = _keys(room)
