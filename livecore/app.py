@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from livecore.appkeys import (
+    AUDIT,
     AUTH,
     BUS,
     CONFIG,
@@ -23,7 +24,9 @@ from livecore.appkeys import (
     METRICS,
     PUBLISHERS,
     SECRET_KEY,
+    STREAM_RECORDS,
     TRUSTED_PROXIES,
+    USERS,
     VIEWERS,
 )
 from livecore.auth import routes as auth_routes
@@ -67,17 +70,18 @@ from livecore.sfu.publisher import Publishers
 from livecore.sfu.viewers import Viewers
 from livecore.signaling import routes as signaling_routes
 from livecore.store import Database, apply_migrations
+from livecore.store.audit import AuditLog
 from livecore.store.broadcasts import Broadcasts, MediaInfo
 from livecore.store.chat import ChatStore
 from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Ledger
 from livecore.store.payouts import Payouts
-from livecore.store.streams import Stream
+from livecore.store.streams import Stream, Streams
 from livecore.store.stripe_customers import StripeCustomers
 from livecore.store.stripe_events import StripeEvents
 from livecore.store.subscriptions import Subscriptions
 from livecore.store.tips import Tips
-from livecore.store.users import User
+from livecore.store.users import User, Users
 from livecore.streams import routes as stream_routes
 from livecore.streams.health import IngestReport
 from livecore.streams.live import BroadcastLog, RecordingDone, StateChange, finish_interrupted
@@ -263,7 +267,7 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     rooms = Rooms(bus, tuning, metrics)
     limits = chat_limits(config)
     service = ChatService(
-        bus, ChatStore(app[DB]), auth.streams, auth.audit, rate_limiter=limits.rate,
+        bus, ChatStore(app[DB]), app[STREAM_RECORDS], app[AUDIT], rate_limiter=limits.rate,
         fallback_limiter=limits.local_rate, duplicates=limits.duplicates,
     )  # fmt: skip
     playback = app[stream_routes.PLAYBACK]
@@ -302,7 +306,6 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
 async def _money(app: web.Application) -> AsyncIterator[None]:
     """Tips, subscriptions, payouts and the ledger behind them."""
     config = app[CONFIG]
-    auth = app[AUTH]
     ledger = Ledger(app[DB])
     creators = CreatorSettings(app[DB])
     # Stripe when a secret key is configured; else the built-in test provider (test mode).
@@ -316,7 +319,7 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
         return any(ban.user_id == user_id and ban.until is None for ban in bans)
 
     app[tip_routes.TIPS] = TipService(
-        Tips(app[DB]), auth.users, ledger, app[BUS], config.tips, provider,
+        Tips(app[DB]), app[USERS], ledger, app[BUS], config.tips, provider,
         creator_settings=creators, customers=StripeCustomers(app[DB]), breaker=breaker,
         blocked=blocked,
         screen=app[chat_context.CHAT].service.screen,
@@ -516,6 +519,8 @@ def _pool_stats(db: Database) -> tuple[int, int, int]:
 def _auth(mailer: MailSender) -> CleanupContext:
     async def context(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
+        db = app[DB]
+        app[USERS], app[STREAM_RECORDS], app[AUDIT] = Users(db), Streams(db), AuditLog(db)
         auth = app[AUTH] = AuthService(
             app[DB], config.auth, mailer, public_url=config.public_url,
             hash_workers=max(1, min(4, os.cpu_count() or 1)),

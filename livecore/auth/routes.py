@@ -152,7 +152,7 @@ def _logged_out(status: int = 204) -> web.Response:
 async def get_sessions(request: web.Request) -> web.Response:
     """The user's live sessions, the one asking marked `current`."""
     principal = await require_user(request)
-    sessions = await request.app[AUTH].sessions.of_user(principal.user.id)
+    sessions = await request.app[AUTH].sessions_of(principal.user)
     body = [
         {
             "id": s.id,

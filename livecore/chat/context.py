@@ -12,7 +12,7 @@ from typing import Final
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH
+from livecore.appkeys import STREAM_RECORDS
 from livecore.auth.origins import OriginPolicy
 from livecore.auth.service import AuthService
 from livecore.chat.metrics import ChatMetrics
@@ -46,7 +46,7 @@ CHAT: Final = web.AppKey("chat", Chat)
 
 async def stream_of(request: web.Request, key: str = "slug") -> Stream:
     """The stream the request's path names; 404 when there is none."""
-    stream = await request.app[AUTH].streams.by_slug(request.match_info[key])
+    stream = await request.app[STREAM_RECORDS].by_slug(request.match_info[key])
     if stream is None:
         raise NotFound("no such stream")
     return stream

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH
+from livecore.appkeys import AUDIT, STREAM_RECORDS, USERS
 from livecore.auth.requests import require_user
 from livecore.chat.context import CHAT, stream_of
 from livecore.chat.service import UnknownUser
@@ -176,7 +176,7 @@ async def get_chat_reports(request: web.Request) -> web.Response:
 
 async def _names(request: web.Request, user_ids: list[int]) -> dict[int, str]:
     unique = list(dict.fromkeys(user_ids))
-    users = await request.app[AUTH].users.get_many(unique) if unique else []
+    users = await request.app[USERS].get_many(unique) if unique else []
     return {u.id: u.display_name for u in users if u is not None}
 
 
@@ -194,7 +194,7 @@ async def post_chat_report_resolution(request: web.Request) -> web.Response:
 
 async def get_moderators(request: web.Request) -> web.Response:
     _, stream = await _staff(request)
-    ids = await request.app[AUTH].streams.moderators(stream.id)
+    ids = await request.app[STREAM_RECORDS].moderators(stream.id)
     names = await _names(request, ids)
     users = [{"id": i, "display_name": names[i]} for i in ids if i in names]
     return web.json_response({"moderators": ids, "users": users})
@@ -211,8 +211,7 @@ async def _owner(request: web.Request) -> tuple[User, Stream]:
 async def put_moderator(request: web.Request) -> web.Response:
     actor, stream = await _owner(request)
     user_id = _int(request, "user_id")
-    auth = request.app[AUTH]
-    if await auth.users.get(user_id) is None:
+    if await request.app[USERS].get(user_id) is None:
         raise NotFound("no such user")
     await _add_moderator(request, actor, stream, user_id)
     return web.Response(status=204)
@@ -224,7 +223,7 @@ async def post_moderator(request: web.Request) -> web.Response:
     body = await read_body(request)
     who = body.text("user", max_len=254).strip()
     body.check()
-    users = request.app[AUTH].users
+    users = request.app[USERS]
     user = await users.by_email(who) if "@" in who else None
     if user is None:
         user = await users.by_name_key(name_key(who))
@@ -237,9 +236,8 @@ async def post_moderator(request: web.Request) -> web.Response:
 
 
 async def _add_moderator(request: web.Request, actor: User, stream: Stream, user_id: int) -> None:
-    auth = request.app[AUTH]
-    await auth.streams.add_moderator(stream.id, user_id)
-    await auth.audit.record(
+    await request.app[STREAM_RECORDS].add_moderator(stream.id, user_id)
+    await request.app[AUDIT].record(
         "stream.moderator_add", "stream", stream.id, actor_id=actor.id,
         details={"user_id": user_id},
     )  # fmt: skip
@@ -248,10 +246,9 @@ async def _add_moderator(request: web.Request, actor: User, stream: Stream, user
 async def delete_moderator(request: web.Request) -> web.Response:
     actor, stream = await _owner(request)
     user_id = _int(request, "user_id")
-    auth = request.app[AUTH]
-    if not await auth.streams.remove_moderator(stream.id, user_id):
+    if not await request.app[STREAM_RECORDS].remove_moderator(stream.id, user_id):
         raise NotFound("that user is not a moderator of this stream")
-    await auth.audit.record(
+    await request.app[AUDIT].record(
         "stream.moderator_remove", "stream", stream.id, actor_id=actor.id,
         details={"user_id": user_id},
     )  # fmt: skip
