@@ -267,7 +267,6 @@ class AuthService:
         return session
 
     async def sessions_of(self, user: User) -> list[SessionInfo]:
-        """The user's live sessions."""
         return await self._sessions.of_user(user.id)
 
     async def logout(self, session: Session) -> None:
