@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from livecore.appkeys import (
+    AUDIT,
     AUTH,
     BUS,
     CONFIG,
@@ -23,13 +24,16 @@ from livecore.appkeys import (
     METRICS,
     PUBLISHERS,
     SECRET_KEY,
+    STREAM_RECORDS,
     TRUSTED_PROXIES,
+    USERS,
     VIEWERS,
 )
 from livecore.auth import routes as auth_routes
 from livecore.auth.mail import LogMailSender, MailSender, SmtpMailSender, SmtpSettings
 from livecore.auth.origins import OriginPolicy
 from livecore.auth.service import AuthService
+from livecore.chat import context as chat_context
 from livecore.chat import routes as chat_routes
 from livecore.chat.heartbeat import Heartbeat
 from livecore.chat.limits import chat_limits
@@ -44,7 +48,7 @@ from livecore.errors import Forbidden, json_errors
 from livecore.events.bus import LocalBus
 from livecore.events.metrics import BusMetrics
 from livecore.events.redis_bus import RedisBus
-from livecore.events.types import Event
+from livecore.events.types import Event, StreamMedia, StreamState
 from livecore.hls import routes as hls_routes
 from livecore.hls import vod as vod_routes
 from livecore.hls.metrics import HlsMetrics
@@ -66,17 +70,18 @@ from livecore.sfu.viewers import Viewers
 from livecore.sfu.vp8 import source_transcoders
 from livecore.signaling import routes as signaling_routes
 from livecore.store import Database, apply_migrations
+from livecore.store.audit import AuditLog
 from livecore.store.broadcasts import Broadcasts, MediaInfo
 from livecore.store.chat import ChatStore
 from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Ledger
 from livecore.store.payouts import Payouts
-from livecore.store.streams import Stream
+from livecore.store.streams import Stream, Streams
 from livecore.store.stripe_customers import StripeCustomers
 from livecore.store.stripe_events import StripeEvents
 from livecore.store.subscriptions import Subscriptions
 from livecore.store.tips import Tips
-from livecore.store.users import User
+from livecore.store.users import User, Users
 from livecore.streams import routes as stream_routes
 from livecore.streams.health import IngestReport
 from livecore.streams.live import BroadcastLog, RecordingDone, StateChange, finish_interrupted
@@ -262,7 +267,7 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     rooms = Rooms(bus, tuning, metrics)
     limits = chat_limits(config)
     service = ChatService(
-        bus, ChatStore(app[DB]), auth.streams, auth.audit, rate_limiter=limits.rate,
+        bus, ChatStore(app[DB]), app[STREAM_RECORDS], app[AUDIT], rate_limiter=limits.rate,
         fallback_limiter=limits.local_rate, duplicates=limits.duplicates,
     )  # fmt: skip
     playback = app[stream_routes.PLAYBACK]
@@ -273,7 +278,7 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
         return user is not None and await playback.may_watch(user, stream)
 
     origins = OriginPolicy(config.public_url, config.trusted_origins)
-    app[chat_routes.CHAT] = chat_routes.Chat(
+    app[chat_context.CHAT] = chat_context.Chat(
         bus, auth, service, rooms, metrics, may_read, defaultdict(int), set(), origins
     )
     presence = Presence(
@@ -301,7 +306,6 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
 async def _money(app: web.Application) -> AsyncIterator[None]:
     """Tips, subscriptions, payouts and the ledger behind them."""
     config = app[CONFIG]
-    auth = app[AUTH]
     ledger = Ledger(app[DB])
     creators = CreatorSettings(app[DB])
     # Stripe when a secret key is configured; else the built-in test provider (test mode).
@@ -315,10 +319,10 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
         return any(ban.user_id == user_id and ban.until is None for ban in bans)
 
     app[tip_routes.TIPS] = TipService(
-        Tips(app[DB]), auth.users, ledger, app[BUS], config.tips, provider,
+        Tips(app[DB]), app[USERS], ledger, app[BUS], config.tips, provider,
         creator_settings=creators, customers=StripeCustomers(app[DB]), breaker=breaker,
         blocked=blocked,
-        screen=app[chat_routes.CHAT].service.screen,
+        screen=app[chat_context.CHAT].service.screen,
     )  # fmt: skip
     subscriptions = app[subscription_routes.SUBSCRIPTIONS] = SubscriptionService(
         app[DB], Subscriptions(app[DB]), ledger, creators, config.tips, gateway
@@ -330,7 +334,7 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
         fees.nudge if fees else None,
     )  # fmt: skip
     # Playback and chat are built before payments: they take the subscriber check now.
-    playback, chat = app[stream_routes.PLAYBACK], app[chat_routes.CHAT].service
+    playback, chat = app[stream_routes.PLAYBACK], app[chat_context.CHAT].service
     playback.set_extra_check(subscriptions.admits)
     chat.set_may_chat_extra(subscriptions.admits)
     # The processor renews real subscriptions, and its fees are read after each payment;
@@ -361,7 +365,7 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_chat_sockets(app: web.Application) -> None:
     """Tell every chat client the node is going away (1001) before handlers are cancelled."""
-    chat = app.get(chat_routes.CHAT)
+    chat = app.get(chat_context.CHAT)
     if chat is None:
         return
     await asyncio.gather(
@@ -425,10 +429,8 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
             task = asyncio.create_task(report_recording(hub.serial, recording))
             recording_reports.add(task)
             task.add_done_callback(recording_reports.discard)
-        state: dict[str, object] = {"state": "live" if live else "offline"}
-        if media is not None:
-            state.update(video_codec=media.video_codec, width=media.width, height=media.height)
-        spawn(bus.publish(hub.stream_id, "stream_state", state))
+        shown = None if media is None else StreamMedia(media.video_codec, media.width, media.height)
+        spawn(bus.publish(hub.stream_id, StreamState("live" if live else "offline", shown)))
 
     app[VIEWERS] = Viewers(config.sfu)
     app[PUBLISHERS] = Publishers(
@@ -517,6 +519,8 @@ def _pool_stats(db: Database) -> tuple[int, int, int]:
 def _auth(mailer: MailSender) -> CleanupContext:
     async def context(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
+        db = app[DB]
+        app[USERS], app[STREAM_RECORDS], app[AUDIT] = Users(db), Streams(db), AuditLog(db)
         auth = app[AUTH] = AuthService(
             app[DB], config.auth, mailer, public_url=config.public_url,
             hash_workers=max(1, min(4, os.cpu_count() or 1)),

@@ -222,7 +222,7 @@ async def _services(config: Config, dsn: str) -> AsyncIterator[Any]:
     auth = AuthService(db, config.auth, LogMailSender(), public_url=config.public_url)
     try:
         await auth.fill_name_keys()  # as serve does (quietly): names are compared with all
-        yield auth
+        yield auth, db
     finally:
         await auth.close()
         await db.close()
@@ -241,7 +241,7 @@ def _user_create(config: Config, args: argparse.Namespace) -> int:
     display_name = args.display_name or args.email.split("@", 1)[0][:64]
 
     async def create() -> Any:
-        async with _services(config, dsn) as auth:
+        async with _services(config, dsn) as (auth, _):
             return await auth.register(args.email, password, display_name, args.role)
 
     with _database_url(config) as (dsn, _):
@@ -269,14 +269,19 @@ def _user_create(config: Config, args: argparse.Namespace) -> int:
 
 def _stream_create(config: Config, args: argparse.Namespace) -> int:
     from livecore.auth.service import InvalidInput
+    from livecore.store.audit import AuditLog
+    from livecore.store.streams import Streams
+    from livecore.store.users import Users
     from livecore.streams.service import NotAllowed, SlugTaken, StreamService
 
     async def create() -> Any:
-        async with _services(config, dsn) as auth:
-            owner = await auth.users.by_email(args.owner)
+        async with _services(config, dsn) as (_, db):
+            owner = await Users(db).by_email(args.owner)
             if owner is None:
                 raise CommandError(f"no account with email {args.owner}")
-            return await StreamService(auth).create(owner, args.slug, args.title, args.visibility)
+            return await StreamService(Streams(db), AuditLog(db)).create(
+                owner, args.slug, args.title, args.visibility
+            )
 
     with _database_url(config) as (dsn, _):
         try:
@@ -297,11 +302,13 @@ def _stream_create(config: Config, args: argparse.Namespace) -> int:
 
 
 def _stream_rotate(config: Config, args: argparse.Namespace) -> int:
+    from livecore.store.audit import AuditLog
+    from livecore.store.streams import Streams
     from livecore.streams.service import StreamService
 
     async def rotate() -> str:
-        async with _services(config, dsn) as auth:
-            service = StreamService(auth)
+        async with _services(config, dsn) as (_, db):
+            service = StreamService(Streams(db), AuditLog(db))
             stream = await service.get(args.slug)
             if stream is None:
                 raise CommandError(f"no stream with slug {args.slug}")

@@ -20,8 +20,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, CONFIG, HUBS, PUBLISHERS, SECRET_KEY, VIEWERS
-from livecore.auth.routes import bearer_token
+from livecore.appkeys import AUTH, CONFIG, HUBS, PUBLISHERS, SECRET_KEY, STREAM_RECORDS, VIEWERS
+from livecore.auth.requests import bearer_token
 from livecore.errors import (
     BadRequest,
     Invalid,
@@ -119,7 +119,7 @@ async def post_whip(request: web.Request) -> web.Response:
     # The stream key (OBS) or a short-lived publish token (the studio page).
     stream = await auth.stream_for_publisher(slug, token, request.app[SECRET_KEY])
     if stream is None:
-        if await auth.streams.by_slug(slug) is None:
+        if await request.app[STREAM_RECORDS].by_slug(slug) is None:
             raise NotFound("no such stream")
         raise Unauthorized("invalid stream key", headers={"WWW-Authenticate": "Bearer"})
     limit = request.app[CONFIG].sfu.max_offer_bytes

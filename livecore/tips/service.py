@@ -21,6 +21,7 @@ import asyncpg
 
 from livecore.config import TipsConfig
 from livecore.events.bus import EventBus
+from livecore.events.types import TipSent
 from livecore.store.creator_settings import CreatorMoney, CreatorSettings
 from livecore.store.ledger import Entry, Ledger
 from livecore.store.streams import Stream
@@ -541,10 +542,8 @@ class TipService:
         viewer = await self._names.submit(tip.viewer_id)
         await self._bus.publish(
             tip.stream_id,
-            "tip",
-            {"tip_id": tip.id, "amount_minor": tip.amount_minor, "currency": tip.currency,
-             "message": message, "test_mode": tip.provider == "test",
-             "user": {"id": tip.viewer_id, "name": viewer.display_name if viewer else ""}},
+            TipSent(tip.id, tip.amount_minor, tip.currency, message, tip.provider == "test",
+                    tip.viewer_id, viewer.display_name if viewer else ""),
         )  # fmt: skip
 
     async def get(self, tip_id: int) -> Tip | None:
