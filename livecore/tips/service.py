@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-import asyncpg
-
 from livecore.config import TipsConfig
 from livecore.events.bus import EventBus
 from livecore.store.creator_settings import CreatorMoney, CreatorSettings
+from livecore.store.errors import StatementRefused
 from livecore.store.ledger import Entry, Ledger
 from livecore.store.streams import Stream
 from livecore.store.stripe_customers import StripeCustomers
@@ -519,13 +518,13 @@ class TipService:
         results: dict[int, Settled | Exception] = {}
         try:
             results = dict(zip(first, await self._tips.settle_many(unique), strict=True))
-        except asyncpg.PostgresError:
+        except StatementRefused:
             if len(unique) == 1:
                 raise
             for item in unique:
                 try:
                     (results[item.tip_id],) = await self._tips.settle_many([item])
-                except asyncpg.PostgresError as exc:
+                except StatementRefused as exc:
                     results[item.tip_id] = exc
         return [
             results[item.tip_id] if first[item.tip_id] is item else Settled(None, False)
