@@ -21,7 +21,7 @@ from livecore.config import TipsConfig
 from livecore.events.bus import EventBus
 from livecore.store.creator_settings import CreatorMoney, CreatorSettings
 from livecore.store.errors import StatementRefused
-from livecore.store.ledger import Entry, Ledger
+from livecore.store.ledger import Ledger
 from livecore.store.streams import Stream
 from livecore.store.stripe_customers import StripeCustomers
 from livecore.store.tips import (
@@ -37,6 +37,7 @@ from livecore.store.tips import (
 from livecore.store.users import User, Users
 from livecore.tips.batching import Backlog, Batcher
 from livecore.tips.breaker import CircuitBreaker
+from livecore.tips.postings import PostingKind, prepare, split
 from livecore.tips.providers import (
     CardPayment,
     Payment,
@@ -158,12 +159,6 @@ def _limited(which: str, s: TipsConfig) -> TipLimited:
         return TipLimited(f"at most {s.viewer_daily_minor} in tips a day", 3600)
     # A stolen card spread over many accounts.
     return TipLimited(f"this card may pay at most {s.card_tips_per_hour} tips an hour", 3600)
-
-
-def split(amount_minor: int, fee_bps: int) -> tuple[int, int]:
-    """(creator's share, platform's share) in minor units; rounding favours the creator."""
-    fee = amount_minor * fee_bps // 10_000
-    return amount_minor - fee, fee
 
 
 class TipService:
@@ -483,20 +478,11 @@ class TipService:
     ) -> Settled:  # fmt: skip
         if event_id is None and found.status not in ("pending", "failed"):
             return Settled(None, False)
-        currency = found.currency
+        # A fallback-lane tip was paid to the creator directly: the creator owes the share.
+        kind: PostingKind = "tip_manual" if found.provider == "manual" else "tip"
         # Account ids first (cached after their first use).
-        clearing = await self._ledger.account("processor_clearing", currency)
-        creator = await self._ledger.account("creator", currency, found.creator_id)
-        revenue = await self._ledger.account("platform_revenue", currency)
-        fee, amount = found.platform_fee_minor, found.amount_minor
-        if found.provider == "manual":
-            # The viewer paid the creator directly: the creator owes the platform's share.
-            kind, entries = "tip_manual", [Entry(creator, fee, currency)]
-        else:
-            kind = "tip"
-            entries = [Entry(clearing, amount, currency), Entry(creator, fee - amount, currency)]
-        entries.append(Entry(revenue, -fee, currency))
-        entries = [e for e in entries if e.amount_minor]  # a zero share has no entry
+        posting = await prepare(self._ledger, kind, found.currency, found.creator_id)
+        entries = posting.entries(found.amount_minor, found.platform_fee_minor)
         settled = await self._settlements.submit(
             Settlement(found.id, found.provider, provider_ref, charge_ref, kind,
                        entries if len(entries) > 1 else [], event_id, event_type)

@@ -27,7 +27,7 @@ from livecore.config import TipsConfig
 from livecore.ids import parse_int
 from livecore.store.creator_settings import CreatorMoney, CreatorSettings
 from livecore.store.db import Connection, Database, UniqueViolation
-from livecore.store.ledger import Entry, Ledger
+from livecore.store.ledger import Ledger
 from livecore.store.streams import Stream
 from livecore.store.subscriptions import (
     PaidInvoice,
@@ -39,8 +39,8 @@ from livecore.store.subscriptions import (
     Tier,
 )
 from livecore.store.users import User
+from livecore.tips.postings import Posting, post, prepare, split
 from livecore.tips.providers import ProviderUnavailable
-from livecore.tips.service import split
 
 logger = logging.getLogger(__name__)
 
@@ -293,13 +293,6 @@ def _event_time(event_created: int) -> datetime:
 
 
 # -- the service ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Accounts:
-    clearing: int
-    creator: int
-    revenue: int
 
 
 class SubscriptionService:
@@ -695,7 +688,7 @@ class SubscriptionService:
     # -- posting --------------------------------------------------------------------------------
 
     async def _post_test_period(
-        self, conn: Connection, renewal: Renewal, accounts: _Accounts, bps: int
+        self, conn: Connection, renewal: Renewal, accounts: Posting, bps: int
     ) -> None:
         sub = renewal.subscription
         fee = split(sub.price_minor, bps)[1]
@@ -705,29 +698,19 @@ class SubscriptionService:
         )  # fmt: skip
         await self._post(conn, paid, accounts)
 
-    async def _post(self, conn: Connection, paid: PaidInvoice, accounts: _Accounts) -> bool:
+    async def _post(self, conn: Connection, paid: PaidInvoice, accounts: Posting) -> bool:
         """Record a paid invoice and post it, in the caller's transaction; False (and nothing
         posted) when it was recorded before."""
         if not await self._store.record_invoice(paid, conn):
             return False
-        currency = paid.currency
-        entries = [
-            Entry(accounts.clearing, paid.amount_minor, currency),
-            Entry(accounts.creator, paid.platform_fee_minor - paid.amount_minor, currency),
-            Entry(accounts.revenue, -paid.platform_fee_minor, currency),
-        ]
-        entries = [e for e in entries if e.amount_minor]  # a zero share has no entry
-        await self._ledger.post(f"invoice:{paid.id}", "subscription", entries, conn=conn)
+        await post(self._ledger, accounts, f"invoice:{paid.id}", paid.amount_minor,
+                   paid.platform_fee_minor, conn)  # fmt: skip
         return True
 
-    async def _accounts(self, currency: str, creator_id: int) -> _Accounts:
+    async def _accounts(self, currency: str, creator_id: int) -> Posting:
         # Made (and cached) before a transaction, which then holds its connection only for
         # the posting itself.
-        return _Accounts(
-            await self._ledger.account("processor_clearing", currency),
-            await self._ledger.account("creator", currency, creator_id),
-            await self._ledger.account("platform_revenue", currency),
-        )
+        return await prepare(self._ledger, "subscription", currency, creator_id)
 
     async def _fee_bps(self, creator_id: int) -> int:
         return self._bps_of(await self._creators.get(creator_id))
