@@ -11,23 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from livecore.store.charges import Charges
 from livecore.store.db import Database
 from livecore.store.ledger import Ledger
 from livecore.tips.postings import Posting, post, prepare
+from livecore.tips.stripe.objects import DisputeFee
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class DisputeFee:
-    """A fee on one of a dispute's balance transactions (negative when given back)."""
-
-    ref: str  # the balance transaction
-    fee_minor: int
-    currency: str
 
 
 def share(fee_minor: int, amount_minor: int, part_minor: int) -> int:

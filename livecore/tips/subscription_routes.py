@@ -25,15 +25,17 @@ from livecore.store.subscriptions import Subscription, Tier
 from livecore.tips.providers import PaymentDeclined, ProcessorRefused, ProviderUnavailable
 from livecore.tips.routes import TEST_MODE_NOTICE
 from livecore.tips.subscriptions import (
-    MAX_PRICE_MINOR,
-    TIER_NAME_MAX,
     AlreadySubscribed,
     IdempotencyKeyRequired,
     NoSuchSubscription,
-    NoSuchTier,
     SubscribeRefused,
     SubscriptionOver,
     SubscriptionService,
+)
+from livecore.tips.tiers import (
+    MAX_PRICE_MINOR,
+    TIER_NAME_MAX,
+    NoSuchTier,
     TierExists,
     TierForbidden,
     TierRefused,
