@@ -21,7 +21,8 @@ from livecore.errors import (
 )
 from livecore.ids import path_id
 from livecore.jsonbody import invalid_message, read_body
-from livecore.store.subscriptions import Subscription, Tier
+from livecore.store.subscriptions import Subscription
+from livecore.store.tiers import Tier
 from livecore.tips.providers import PaymentDeclined, ProcessorRefused, ProviderUnavailable
 from livecore.tips.routes import TEST_MODE_NOTICE
 from livecore.tips.subscriptions import (

@@ -27,7 +27,8 @@ from livecore.store.creator_settings import CreatorSettings
 from livecore.store.db import Database, UniqueViolation
 from livecore.store.ledger import Ledger
 from livecore.store.streams import Stream
-from livecore.store.subscriptions import Subscription, Subscriptions, Tier
+from livecore.store.subscriptions import Subscription, Subscriptions
+from livecore.store.tiers import Tier, Tiers
 from livecore.store.users import User
 from livecore.tips.providers import ProviderUnavailable
 from livecore.tips.renewals import Renewals, TestLaneRenewals
@@ -97,7 +98,7 @@ class SubscriptionService:
         # this node is seen at once (forget), one made elsewhere within access_cache_s.
         self._access = SubscriberAccess(store, access_cache_s)
         self._invoices = InvoicePosting(store, ledger, creator_settings, settings)
-        self._tiers = TierCatalog(store, settings, gateway)
+        self._tiers = TierCatalog(Tiers(db), settings, gateway)
         self._events = ProcessorEvents(db, store, self._access, self._invoices, settings)
         self._renewals = TestLaneRenewals(db, store, self._access, self._invoices)
 
@@ -131,7 +132,7 @@ class SubscriptionService:
     ) -> Subscribed:  # fmt: skip
         """Subscribe: at once in the test lane; else a checkout at the processor, whose
         objects (webhooks) then make the subscription."""
-        tier = await self._store.tier(tier_id)
+        tier = await self._tiers.get(tier_id)
         if tier is None:
             raise NoSuchTier(tier_id)
         if tier.creator_id == viewer.id:

@@ -11,7 +11,7 @@ from typing import Final
 
 from livecore.config import TipsConfig
 from livecore.store.db import UniqueViolation
-from livecore.store.subscriptions import Subscriptions, Tier
+from livecore.store.tiers import Tier, Tiers
 from livecore.store.users import User
 from livecore.tips.subscription_gateway import SubscriptionGateway, reconciled
 
@@ -46,7 +46,7 @@ class TierRetired(Exception):
 
 class TierCatalog:
     def __init__(
-        self, store: Subscriptions, settings: TipsConfig, gateway: SubscriptionGateway | None
+        self, store: Tiers, settings: TipsConfig, gateway: SubscriptionGateway | None
     ) -> None:
         self._store = store
         self._settings = settings
@@ -67,7 +67,7 @@ class TierCatalog:
             problems["currency"] = "must be one of " + ", ".join(self._settings.currencies)
         if problems:
             raise TierRefused(problems)
-        if await self._store.tier_name_taken(creator.id, name):
+        if await self._store.name_taken(creator.id, name):
             raise TierExists(name)
         tier_id: int | None = None
         price_id: str | None = None
@@ -75,13 +75,13 @@ class TierCatalog:
             gateway = self._gateway
             # The price is made for the tier's id (its idempotency key) before the tier is
             # stored: if the processor fails, nothing is.
-            reserved = tier_id = await self._store.next_tier_id()
+            reserved = tier_id = await self._store.next_id()
             price_id = await reconciled(
                 f"tier {reserved}: create price",
                 lambda: gateway.create_price(reserved, name, price_minor, currency),
             )
         try:
-            tier = await self._store.create_tier(
+            tier = await self._store.create(
                 creator.id, name, price_minor, currency, tier_id=tier_id, stripe_price_id=price_id
             )
         except UniqueViolation:
@@ -89,13 +89,16 @@ class TierCatalog:
         logger.info("tier %d created by user %d: %d %s", tier.id, creator.id, price_minor, currency)
         return tier
 
+    async def get(self, tier_id: int) -> Tier | None:
+        return await self._store.get(tier_id)
+
     async def offered(self, creator_id: int) -> list[Tier]:
         """The tiers a creator offers now."""
-        return await self._store.tiers(creator_id)
+        return await self._store.of_creator(creator_id)
 
     async def all_of(self, creator: User) -> list[Tier]:
         """All of a creator's tiers, including those no longer offered."""
-        return await self._store.tiers(creator.id, include_inactive=True)
+        return await self._store.of_creator(creator.id, include_inactive=True)
 
     async def rename(self, creator: User, tier_id: int, name: str) -> Tier | None:
         """Rename one of the creator's tiers (retired ones too); None when it is not theirs.
@@ -103,12 +106,12 @@ class TierCatalog:
         name = name.strip()
         if not 1 <= len(name) <= TIER_NAME_MAX:
             raise TierRefused({"name": f"must be 1 to {TIER_NAME_MAX} characters"})
-        tier = await self._store.tier(tier_id)
+        tier = await self._store.get(tier_id)
         if tier is None or tier.creator_id != creator.id:
             return None
         if tier.name == name:
             return tier
-        if await self._store.tier_name_taken(creator.id, name):
+        if await self._store.name_taken(creator.id, name):
             raise TierExists(name)
         if self._gateway is not None and tier.stripe_price_id is not None:
             gateway, price_id = self._gateway, tier.stripe_price_id
@@ -116,7 +119,7 @@ class TierCatalog:
                 f"tier {tier.id}: rename", lambda: gateway.rename_price(price_id, name)
             )
         try:
-            renamed = await self._store.rename_tier(tier.id, creator.id, name)
+            renamed = await self._store.rename(tier.id, creator.id, name)
         except UniqueViolation:
             raise TierExists(name) from None
         logger.info("tier %d renamed by user %d", tier.id, creator.id)
@@ -124,7 +127,7 @@ class TierCatalog:
 
     async def retire(self, creator: User, tier_id: int) -> Tier | None:
         """Stop offering a tier (its subscriptions continue); None when it is not theirs."""
-        return await self._store.deactivate_tier(tier_id, creator.id)
+        return await self._store.deactivate(tier_id, creator.id)
 
     async def price_of(self, tier: Tier) -> str:
         """The tier's price at the processor: one made while no processor was configured is
