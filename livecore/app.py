@@ -101,7 +101,7 @@ from livecore.tips.payouts import PayoutService
 from livecore.tips.providers import PaymentProvider, TestProvider
 from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
-from livecore.tips.stripe_gateway import StripeGateway, StripeProvider, StripeRail
+from livecore.tips.stripe.gateway import StripeGateway, StripeProvider, StripeRail
 from livecore.tips.subscriptions import SubscriptionService
 from livecore.tips.webhooks import WebhookHandler
 from livecore.transcode.workers import WorkerPool

@@ -331,10 +331,10 @@ def _ledger_check(config: Config, args: argparse.Namespace) -> int:
         await apply_migrations(dsn)
         db = await Database.connect(dsn, max_size=1)
         try:
-            result = await Ledger(db).check()
-            transactions = await db.pool.fetchval("SELECT count(*) FROM ledger_transactions")
-            entries = await db.pool.fetchval("SELECT count(*) FROM ledger_entries")
-            return result, int(transactions), int(entries)
+            ledger = Ledger(db)
+            result = await ledger.check()
+            size = await ledger.size()
+            return result, size.transactions, size.entries
         finally:
             await db.close()
 

@@ -25,7 +25,7 @@ from livecore.errors import (
 from livecore.ids import path_id
 from livecore.jsonbody import invalid_message, iso, read_body
 from livecore.store.tips import Tip, TipStatus
-from livecore.tips.service import (
+from livecore.tips.outcomes import (
     FALLBACK_NOTICE,
     IdempotencyMismatch,
     TipBusy,
@@ -34,10 +34,10 @@ from livecore.tips.service import (
     TipLimited,
     TipRefused,
     TipRejected,
-    TipService,
     TipsUnavailable,
     TipUnconfirmed,
 )
+from livecore.tips.service import TipService
 
 TIPS: Final = web.AppKey("tips", TipService)
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")

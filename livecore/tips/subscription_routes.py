@@ -21,19 +21,22 @@ from livecore.errors import (
 )
 from livecore.ids import path_id
 from livecore.jsonbody import invalid_message, iso, read_body
-from livecore.store.subscriptions import Subscription, Tier
+from livecore.store.subscriptions import Subscription
+from livecore.store.tiers import Tier
 from livecore.tips.providers import PaymentDeclined, ProcessorRefused, ProviderUnavailable
 from livecore.tips.routes import TEST_MODE_NOTICE
 from livecore.tips.subscriptions import (
-    MAX_PRICE_MINOR,
-    TIER_NAME_MAX,
     AlreadySubscribed,
     IdempotencyKeyRequired,
     NoSuchSubscription,
-    NoSuchTier,
     SubscribeRefused,
     SubscriptionOver,
     SubscriptionService,
+)
+from livecore.tips.tiers import (
+    MAX_PRICE_MINOR,
+    TIER_NAME_MAX,
+    NoSuchTier,
     TierExists,
     TierForbidden,
     TierRefused,
