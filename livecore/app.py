@@ -77,7 +77,9 @@ from livecore.store.stripe_events import StripeEvents
 from livecore.store.subscriptions import Subscriptions
 from livecore.store.tips import Tips
 from livecore.store.users import User
+from livecore.streams import end_routes
 from livecore.streams import routes as stream_routes
+from livecore.streams.ending import LiveEnder
 from livecore.streams.health import IngestReport
 from livecore.streams.live import BroadcastLog, RecordingDone, StateChange, finish_interrupted
 from livecore.streams.playback import PlaybackRefused
@@ -154,6 +156,7 @@ def create_app(
     ops_routes.setup(app)
     auth_routes.setup(app)
     stream_routes.setup(app)  # its context (the listing cache) runs before _live_media
+    end_routes.setup(app)
     app.cleanup_ctx.extend([_events, _live_media, _chat, _money])
     chat_routes.setup_routes(app)
     tip_routes.setup(app)
@@ -402,11 +405,20 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
 
     recording_reports: set[asyncio.Task[None]] = set()
 
+    async def end_here(stream_id: int) -> None:
+        publisher = app[PUBLISHERS].for_stream(stream_id)
+        if publisher is not None:  # the same end as the publisher's own DELETE
+            await app[PUBLISHERS].stop(publisher.id)
+
+    # Ends asked for on any node reach the publisher's: it listens while the stream is live.
+    ender = LiveEnder(bus, end_here)
+
     async def report_recording(serial: int, finished: Awaitable[FinishedRecording]) -> None:
         recording = await finished  # size 0 (ended before its first segment): never listed
         broadcasts.report(RecordingDone(serial, recording.size_bytes))
 
     def on_state(hub: StreamHub, live: bool) -> None:
+        (ender.watch if live else ender.unwatch)(hub.stream_id)
         media, recording, path = None, None, ""
         if live and (directory := origin.directory_of(hub)) is not None:
             path = str(directory.relative_to(config.data_path))
@@ -442,6 +454,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     yield
     retention.cancel()
     await asyncio.gather(retention, *background, return_exceptions=True)
+    await ender.close()
     await app[PUBLISHERS].close()
     await app[VIEWERS].close()
     await origin.close()

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, CONFIG, DB, SECRET_KEY
+from livecore.appkeys import AUTH, BUS, CONFIG, DB, SECRET_KEY
 from livecore.auth.publish import new_publish_token
 from livecore.auth.routes import authenticate, iso, require_user
 from livecore.auth.service import InvalidInput
@@ -21,6 +21,7 @@ from livecore.ids import path_id
 from livecore.jsonbody import invalid_message, read_body
 from livecore.store.broadcasts import Broadcast, Broadcasts
 from livecore.store.streams import Stream, StreamState, Visibility
+from livecore.streams.ending import end_after_key_rotation
 from livecore.streams.health import IngestProbe
 from livecore.streams.playback import PlaybackPolicy, PlaybackRefused
 from livecore.streams.retention import remove_local_recording
@@ -240,13 +241,16 @@ async def delete_stream(request: web.Request) -> web.Response:
 
 
 async def post_stream_key(request: web.Request) -> web.Response:
-    """Rotate the stream key: the old key stops working, the new one is shown once."""
+    """Rotate the stream key: the old key stops working, the new one is shown once, and a
+    live broadcast ends (its publisher may hold a leaked key)."""
     principal = await require_user(request)
     stream = await _stream(request)
     try:
         key = await request.app[STREAMS].rotate_key(principal.user, stream)
     except NotAllowed as exc:
         raise Forbidden(str(exc)) from None
+    if stream.state == "live":  # the session the old key opened ends too
+        await end_after_key_rotation(request.app[BUS], stream.id)
     return web.json_response({"stream_key": key})
 
 
