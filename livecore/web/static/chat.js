@@ -103,7 +103,7 @@ function money(amountMinor, currency) {
 }
 
 /**
- * Start the panel in `root` (the "Chat" region). `on.state(state)` and `on.viewers(count)`
+ * Start the panel in `root` (the "Chat" region). `on.state(state, event)` and `on.viewers(count)`
  * hear the socket's stream_state and viewer_count events; `on.connected()` each hello;
  * `on.tip(event)` each new tip. Returns `{stop()}`.
  */
@@ -249,7 +249,7 @@ export function startChat(root, slug, on) {
       case "viewer_count":
         return on.viewers(event.count);
       case "stream_state":
-        return on.state(event.state);
+        return on.state(event.state, event); // an end asked for carries ended_by and reason
       case "ack":
         if (event.nonce && sent.has(event.nonce)) {
           if (input.value === sent.get(event.nonce)) input.value = "";

@@ -40,6 +40,9 @@ let refused = ""; // why this viewer may not play the stream, once the API said 
 let ticket = null; // {url, token, expires_at} from the playback API
 let state = null; // the stream's state at the last look
 let visibility = "public";
+// Why the broadcast ended, when someone ended it (a stream_state event with a reason).
+let endedWhy = "";
+const ENDED_BY = { owner: "the creator", moderator: "a moderator", admin: "the platform" };
 let recordings = []; // the stream's recordings, newest first
 let recordingsLoaded = { at: 0, state: null };
 // A recording asked for in the address (?recording=ID): played instead of the live stream.
@@ -200,7 +203,7 @@ async function syncPlayer() {
     }
   } else {
     stop();
-    say(message, "This stream is offline.");
+    say(message, endedWhy || "This stream is offline.");
   }
   showRecordings();
 }
@@ -305,9 +308,21 @@ async function startChatOnce() {
   }
   chatPanel.hidden = false;
   startChat(chatPanel, slug, {
-    state(next) {
+    state(next, event) {
       badge.textContent = next;
       badge.classList.toggle("live", next === "live");
+      if (next === "live") endedWhy = "";
+      if (event && event.reason) {
+        const who = ENDED_BY[event.ended_by];
+        endedWhy = who
+          ? `This broadcast was ended by ${who}: ${event.reason}`
+          : `This broadcast was ended: ${event.reason}`;
+        // At once: the stream turns offline an instant later, when the publisher's node
+        // has closed its session (its own stream_state then looks at the API again).
+        state = "offline";
+        syncPlayer().catch((err) => say(error, `Could not load the stream: ${err.message}`));
+        return;
+      }
       pollSoon();
     },
     viewers: showViewers,

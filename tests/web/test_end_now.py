@@ -1,0 +1,47 @@
+"""The watch page when someone ends the broadcast: viewers read who ended it and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.async_api import expect
+
+from tests import media
+from tests.conftest import Client, bearer, create_stream, register, wait_state
+from tests.rtc import publish
+from tests.web.browser import Chromium
+from tests.web.steps import checked, playing
+
+
+async def test_watch_page_says_who_ended_the_broadcast_and_why(
+    client: Client, chromium: Chromium, shots: Path
+) -> None:
+    host = await register(client, "host@example.com", creator=True, display_name="Host")
+    key = await create_stream(client, host["token"], "on-air", title="On air")
+    url = str(client.make_url("/whip/on-air"))
+    pub = await publish(client.session, url, key, media.clip())
+    try:
+        await wait_state(client, "on-air", "live")
+        async with chromium.tab(str(client.make_url("/"))) as tab:
+            page = tab.page
+            await page.goto("/watch/on-air")
+            await playing(page, 0.5)
+            # The chat socket is open (its panel lets a visitor read along).
+            await expect(page.get_by_role("region", name="Chat")).to_be_visible()
+            resp = await client.post(
+                "/api/v1/streams/on-air/end",
+                json={"reason": "Technical trouble, back in ten minutes"},
+                headers=bearer(host["token"]),
+            )
+            assert resp.status == 202, await resp.text()
+            said = page.get_by_role("status").filter(has_text="This broadcast was ended")
+            await expect(said).to_have_text(
+                "This broadcast was ended by the creator: Technical trouble, back in ten minutes"
+            )
+            # It stays when the stream's own offline state follows.
+            await wait_state(client, "on-air", "offline")
+            await expect(page.locator("#state")).to_have_text("offline")
+            await expect(said).to_be_visible()
+            await checked(tab, shots, "watch-ended")
+    finally:
+        await pub.close()
