@@ -38,10 +38,12 @@ class StreamEnding:
     async def block(
         self, stream_id: int, for_s: int, reason: str, actor_id: int | None
     ) -> PublishBlock:
-        """Refuse the stream's publishers for `for_s` seconds from now (replaces a block)."""
+        """Refuse the stream's publishers for `for_s` seconds from now (replaces a block).
+
+        The end is in whole seconds: people read it in the refusal."""
         row = await self._db.pool.fetchrow(
             "INSERT INTO publish_blocks (stream_id, until, reason, actor_id)"
-            " VALUES ($1, now() + make_interval(secs => $2), $3, $4)"
+            " VALUES ($1, date_trunc('second', now() + make_interval(secs => $2)), $3, $4)"
             " ON CONFLICT (stream_id) DO UPDATE SET until = EXCLUDED.until,"
             " reason = EXCLUDED.reason, actor_id = EXCLUDED.actor_id, created_at = now()"
             " RETURNING until",

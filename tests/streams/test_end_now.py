@@ -63,6 +63,18 @@ async def server_closed(pc: RTCPeerConnection) -> None:
             await changed.wait()
 
 
+async def listed_recording(client: Client, slug: str) -> dict[str, Any]:
+    """The stream's one recording, once it is listed (a moment after the broadcast ends)."""
+    async with asyncio.timeout(30):
+        while True:
+            resp = await client.get(f"/api/v1/streams/{slug}/recordings")
+            recordings: list[dict[str, Any]] = (await resp.json())["recordings"]
+            if recordings:
+                (recording,) = recordings
+                return recording
+            await asyncio.sleep(0.1)
+
+
 async def end(
     client: Client, slug: str, headers: dict[str, str], **body: Any
 ) -> tuple[int, dict[str, Any]]:
@@ -94,6 +106,10 @@ async def test_the_owner_ends_the_broadcast_viewers_are_told_why_and_it_is_audit
         resp = await client.get("/api/v1/streams/ann-live/broadcasts", headers=bearer(ann["token"]))
         (broadcast,) = (await resp.json())["broadcasts"]
         assert broadcast["ended_at"] is not None
+        # Its recording was finished: listed, and its playlist ends.
+        recording = await listed_recording(client, "ann-live")
+        playlist = await (await client.get(recording["url"])).text()
+        assert playlist.rstrip().endswith("#EXT-X-ENDLIST")
         resp = await client.get("/api/v1/streams/ann-live/audit", headers=bearer(ann["token"]))
         entry = next(e for e in (await resp.json())["entries"] if e["action"] == "stream.end")
         assert entry["actor"]["display_name"] == "ann"

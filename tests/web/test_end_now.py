@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import asyncpg
 from playwright.async_api import expect
 
 from tests import media
 from tests.conftest import Client, bearer, create_stream, register, wait_state
 from tests.rtc import publish
 from tests.web.browser import Chromium
-from tests.web.steps import checked, playing
+from tests.web.steps import checked, log_in, playing
 
 
 async def test_watch_page_says_who_ended_the_broadcast_and_why(
@@ -45,3 +47,41 @@ async def test_watch_page_says_who_ended_the_broadcast_and_why(
             await checked(tab, shots, "watch-ended")
     finally:
         await pub.close()
+
+
+async def test_the_studio_says_the_platform_ended_the_broadcast_and_refuses_going_live(
+    client: Client, dsn: str, chromium: Chromium, shots: Path
+) -> None:
+    host = await register(client, "cam@example.com", creator=True, display_name="Cam")
+    await create_stream(client, host["token"], "cam-show", title="Camera show")
+    root = await register(client, "root@example.com", display_name="Root")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("UPDATE users SET role = 'admin' WHERE id = $1", root["user"]["id"])
+    finally:
+        await conn.close()
+    async with chromium.tab(str(client.make_url("/"))) as tab:
+        page = tab.page
+        await log_in(page, "cam@example.com", start="/studio")
+        await page.goto("/studio")
+        await expect(page.locator("#selected-title")).to_have_text("Camera show")
+        await page.get_by_role("button", name="Go live").click()
+        await expect(page.locator("#status")).to_have_text("Live on cam-show (H.264).")
+        await wait_state(client, "cam-show", "live")
+        resp = await client.post(
+            "/api/v1/streams/cam-show/end",
+            json={"reason": "Terms of service, 4.2", "block_for_s": 3600},
+            headers=bearer(root["token"]),
+        )
+        assert resp.status == 202, await resp.text()
+        await expect(page.locator("#status")).to_have_text(
+            "This broadcast was ended by the platform: Terms of service, 4.2"
+        )
+        await wait_state(client, "cam-show", "offline")
+        # Going live again is refused, with the reason and the block's end.
+        await page.get_by_role("button", name="Go live").click()
+        await expect(page.get_by_role("alert")).to_have_text(
+            re.compile(r"^publishing is blocked until [0-9T:-]+\+00:00: Terms of service, 4\.2$")
+        )
+        await expect(page.locator("#status")).to_have_text("")
+        await checked(tab, shots, "studio-ended-and-blocked")

@@ -102,6 +102,16 @@ function money(amountMinor, currency) {
   }
 }
 
+const ENDED_BY = { owner: "the creator", moderator: "a moderator", admin: "the platform" };
+
+/** What to tell people when someone ended the broadcast (a stream_state with a reason). */
+export function endedMessage(event) {
+  const who = ENDED_BY[event.ended_by];
+  return who
+    ? `This broadcast was ended by ${who}: ${event.reason}`
+    : `This broadcast was ended: ${event.reason}`;
+}
+
 /**
  * Start the panel in `root` (the "Chat" region). `on.state(state, event)` and `on.viewers(count)`
  * hear the socket's stream_state and viewer_count events; `on.connected()` each hello;

@@ -7,7 +7,7 @@
 // from here never needs it: each Go live asks for a short-lived publish token instead, so a
 // reload does not force a new key on OBS.
 import { api, el, show } from "./api.js";
-import { renderChatPanel, startChat } from "./chat.js";
+import { endedMessage, renderChatPanel, startChat } from "./chat.js";
 import { me, withNext } from "./header.js";
 import { publish } from "./whip.js";
 
@@ -328,9 +328,11 @@ function startStreamChat(slug) {
   ui.chat.replaceWith(panel);
   ui.chat = panel;
   state.chat = startChat(ui.chat, slug, {
-    state: (value) => {
+    state: (value, event) => {
       const stream = current();
       if (!stream || stream.slug !== slug) return;
+      // Someone ended the broadcast (the owner elsewhere, a moderator, the platform).
+      const ended = event?.reason ? endedMessage(event) : "";
       const was = stream.state;
       stream.state = value;
       if (value === "live" && was !== "live") stream.started_at = new Date().toISOString();
@@ -338,8 +340,13 @@ function startStreamChat(slug) {
       // This page says itself when its own broadcast starts and stops; others are told here.
       if (state.ownBroadcast) {
         if (value !== "live") state.ownBroadcast = false;
-      } else if (value !== was) {
+      } else if (value !== was && !ended) {
         status(value === "live" ? "Live from another publisher (OBS?)." : "The stream is offline.");
+      }
+      if (ended) {
+        status(ended);
+        // The server closed this page's session: let go of it (and of its connection state).
+        endSession().catch(() => {});
       }
       render();
       if (value === "live") loadHealth().then(render, () => {});
@@ -519,6 +526,7 @@ ui.goLive.addEventListener(
       state.session = await publish(whipUrl(slug), token, camera, { onConnectionState: liveStatus });
     } catch (err) {
       state.ownBroadcast = false;
+      status(""); // not "Connecting…": the refusal says why
       throw err;
     }
     liveStatus();

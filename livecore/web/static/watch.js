@@ -4,7 +4,7 @@
 // playback token the API gives to those allowed to watch.
 import { api, el, recordingLabel, show as say } from "./api.js";
 import { withNext } from "./header.js";
-import { renderChatPanel, startChat } from "./chat.js";
+import { endedMessage, renderChatPanel, startChat } from "./chat.js";
 import { LowLatency } from "./lowlatency.js";
 import { startSubscribe } from "./subscribe.js";
 import { startTips } from "./tip.js";
@@ -42,7 +42,6 @@ let state = null; // the stream's state at the last look
 let visibility = "public";
 // Why the broadcast ended, when someone ended it (a stream_state event with a reason).
 let endedWhy = "";
-const ENDED_BY = { owner: "the creator", moderator: "a moderator", admin: "the platform" };
 let recordings = []; // the stream's recordings, newest first
 let recordingsLoaded = { at: 0, state: null };
 // A recording asked for in the address (?recording=ID): played instead of the live stream.
@@ -313,10 +312,7 @@ async function startChatOnce() {
       badge.classList.toggle("live", next === "live");
       if (next === "live") endedWhy = "";
       if (event && event.reason) {
-        const who = ENDED_BY[event.ended_by];
-        endedWhy = who
-          ? `This broadcast was ended by ${who}: ${event.reason}`
-          : `This broadcast was ended: ${event.reason}`;
+        endedWhy = endedMessage(event);
         // At once: the stream turns offline an instant later, when the publisher's node
         // has closed its session (its own stream_state then looks at the API again).
         state = "offline";
