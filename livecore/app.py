@@ -405,14 +405,6 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
 
     recording_reports: set[asyncio.Task[None]] = set()
 
-    async def end_here(stream_id: int) -> None:
-        publisher = app[PUBLISHERS].for_stream(stream_id)
-        if publisher is not None:  # the same end as the publisher's own DELETE
-            await app[PUBLISHERS].stop(publisher.id)
-
-    # Ends asked for on any node reach the publisher's: it listens while the stream is live.
-    ender = LiveEnder(bus, end_here)
-
     async def report_recording(serial: int, finished: Awaitable[FinishedRecording]) -> None:
         recording = await finished  # size 0 (ended before its first segment): never listed
         broadcasts.report(RecordingDone(serial, recording.size_bytes))
@@ -447,6 +439,8 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
         hubs, config.sfu, on_state=on_state, metrics=SfuMetrics(app[METRICS].registry),
         transcoders=lambda hub: SourceTranscode(hub, app[HLS_METRICS]),
     )  # fmt: skip
+    # Ends asked for on any node reach the publisher's node: it listens while live.
+    ender = LiveEnder(bus, app[PUBLISHERS])
     app[stream_routes.INGEST] = _IngestProbe(app[PUBLISHERS], origin)
     retention = asyncio.create_task(
         Retention(app[DB], config.data_path, config.recordings).run(), name="retention"

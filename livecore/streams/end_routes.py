@@ -1,5 +1,6 @@
-"""Acting on live streams: end a broadcast now, take a stream down, publishing blocks, and
-the owner's choice whether the stream's moderators may end its broadcasts.
+"""Acting on live streams: end a broadcast now, take a stream down, publishing blocks, the
+owner's choice whether the stream's moderators may end its broadcasts, and key rotation
+(which ends the live session the old key opened).
 
 `POST /api/v1/streams/{slug}/end` {reason, block_for_s?}: the owner, the stream's
 moderators when the owner allows it (`PUT .../end-settings`), admins; only admins block.
@@ -28,12 +29,14 @@ from livecore.streams.ending import (
     EndRefused,
     NotLive,
     check_reason,
+    end_after_key_rotation,
 )
 from livecore.streams.routes import STREAMS
-from livecore.streams.service import may_manage
+from livecore.streams.service import NotAllowed, may_manage
 
 
 def setup(app: web.Application) -> None:
+    app.router.add_post("/api/v1/streams/{slug}/key", post_stream_key)
     app.router.add_post("/api/v1/streams/{slug}/end", post_stream_end)
     app.router.add_post("/api/v1/streams/{slug}/takedown", post_stream_takedown)
     app.router.add_delete("/api/v1/streams/{slug}/block", delete_stream_block)
@@ -73,6 +76,20 @@ def _ended_json(ended: Ended) -> dict[str, object]:
         "ended_by": ended.ended_by,
         "blocked_until": block.until.isoformat() if block is not None else None,
     }
+
+
+async def post_stream_key(request: web.Request) -> web.Response:
+    """Rotate the stream key: the old key stops working, the new one is shown once, and a
+    live broadcast ends (its publisher may hold a leaked key)."""
+    principal = await require_user(request)
+    stream = await _stream(request)
+    try:
+        key = await request.app[STREAMS].rotate_key(principal.user, stream)
+    except NotAllowed as exc:
+        raise Forbidden(str(exc)) from None
+    if stream.state == "live":
+        await end_after_key_rotation(request.app[BUS], stream.id)
+    return web.json_response({"stream_key": key})
 
 
 async def post_stream_end(request: web.Request) -> web.Response:

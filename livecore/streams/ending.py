@@ -10,17 +10,17 @@ their ENDLIST and the recording is finished. So an end works from any node.
 Admins may also block publishing for a while: the stream's WHIP POSTs are refused with the
 reason until then (livecore.signaling reads the block from the store).
 
-Imports events, auth and store; never sfu or hls: app.py hands `LiveEnder` how to stop a
-publisher of this node.
+Imports events, auth and store; never sfu or hls: app.py hands `LiveEnder` this node's
+publishers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from livecore.auth.service import AuthService
 from livecore.events.bus import EventBus
@@ -175,16 +175,28 @@ class Endings:
         )  # fmt: skip
 
 
-StopLocal = Callable[[int], Awaitable[None]]
+class _Session(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+class LocalPublishers(Protocol):
+    """This node's publishing sessions (livecore.sfu.publisher.Publishers)."""
+
+    def for_stream(self, stream_id: int) -> _Session | None: ...
+
+    async def stop(self, session_id: str) -> bool:
+        """End the session and its broadcast, as its publisher's own DELETE does."""
+        ...
 
 
 class LiveEnder:
     """On the node ingesting a stream: hears ends announced on any node and stops the
     stream's publisher here. `watch` at go-live, `unwatch` at the end (both synchronous)."""
 
-    def __init__(self, bus: EventBus, stop_local: StopLocal) -> None:
+    def __init__(self, bus: EventBus, publishers: LocalPublishers) -> None:
         self._bus = bus
-        self._stop_local = stop_local
+        self._publishers = publishers
         self._unsubscribe: dict[int, Callable[[], None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -212,7 +224,9 @@ class LiveEnder:
 
     async def _stop(self, stream_id: int) -> None:
         try:
-            await self._stop_local(stream_id)
+            session = self._publishers.for_stream(stream_id)
+            if session is not None:
+                await self._publishers.stop(session.id)
         except Exception:
             logger.exception("stream %d: could not end the broadcast", stream_id)
 

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, BUS, CONFIG, DB, SECRET_KEY
+from livecore.appkeys import AUTH, CONFIG, DB, SECRET_KEY
 from livecore.auth.publish import new_publish_token
 from livecore.auth.routes import authenticate, iso, require_user
 from livecore.auth.service import InvalidInput
@@ -21,7 +21,6 @@ from livecore.ids import path_id
 from livecore.jsonbody import invalid_message, read_body
 from livecore.store.broadcasts import Broadcast, Broadcasts
 from livecore.store.streams import Stream, StreamState, Visibility
-from livecore.streams.ending import end_after_key_rotation
 from livecore.streams.health import IngestProbe
 from livecore.streams.playback import PlaybackPolicy, PlaybackRefused
 from livecore.streams.retention import remove_local_recording
@@ -62,7 +61,6 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/streams/{slug}", get_stream)
     app.router.add_patch("/api/v1/streams/{slug}", patch_stream)
     app.router.add_delete("/api/v1/streams/{slug}", delete_stream)
-    app.router.add_post("/api/v1/streams/{slug}/key", post_stream_key)
     app.router.add_post("/api/v1/streams/{slug}/publish-token", post_publish_token)
     app.router.add_post("/api/v1/streams/{slug}/playback", post_stream_playback)
     app.router.add_get("/api/v1/streams/{slug}/health", get_stream_health)
@@ -238,20 +236,6 @@ async def delete_stream(request: web.Request) -> web.Response:
     except StreamIsLive:
         raise Conflict("stream is live; end the broadcast before deleting it") from None
     return web.Response(status=204)
-
-
-async def post_stream_key(request: web.Request) -> web.Response:
-    """Rotate the stream key: the old key stops working, the new one is shown once, and a
-    live broadcast ends (its publisher may hold a leaked key)."""
-    principal = await require_user(request)
-    stream = await _stream(request)
-    try:
-        key = await request.app[STREAMS].rotate_key(principal.user, stream)
-    except NotAllowed as exc:
-        raise Forbidden(str(exc)) from None
-    if stream.state == "live":  # the session the old key opened ends too
-        await end_after_key_rotation(request.app[BUS], stream.id)
-    return web.json_response({"stream_key": key})
 
 
 async def post_publish_token(request: web.Request) -> web.Response:

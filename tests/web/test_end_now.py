@@ -49,7 +49,7 @@ async def test_watch_page_says_who_ended_the_broadcast_and_why(
         await pub.close()
 
 
-async def test_the_studio_says_the_platform_ended_the_broadcast_and_refuses_going_live(
+async def test_the_studio_lets_moderators_end_and_says_the_platform_ended_the_broadcast(
     client: Client, dsn: str, chromium: Chromium, shots: Path
 ) -> None:
     host = await register(client, "cam@example.com", creator=True, display_name="Cam")
@@ -65,6 +65,18 @@ async def test_the_studio_says_the_platform_ended_the_broadcast_and_refuses_goin
         await log_in(page, "cam@example.com", start="/studio")
         await page.goto("/studio")
         await expect(page.locator("#selected-title")).to_have_text("Camera show")
+        # The owner lets the stream's moderators end its broadcasts (off until then).
+        may_end = page.get_by_role("checkbox", name="Moderators may end a broadcast")
+        await expect(may_end).not_to_be_checked()
+        await may_end.check()
+        await page.get_by_role("button", name="Save").click()
+        await expect(page.locator("#status")).to_have_text("Saved.")
+        resp = await client.get(
+            "/api/v1/streams/cam-show/end-settings", headers=bearer(host["token"])
+        )
+        assert await resp.json() == {"moderators_may_end": True}
+        await page.reload()
+        await expect(may_end).to_be_checked()
         await page.get_by_role("button", name="Go live").click()
         await expect(page.locator("#status")).to_have_text("Live on cam-show (H.264).")
         await wait_state(client, "cam-show", "live")

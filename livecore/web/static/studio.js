@@ -360,6 +360,14 @@ function startStreamChat(slug) {
   });
 }
 
+/** Whether the stream's moderators may end its broadcasts (off unless the owner says so). */
+async function loadEndSettings(slug) {
+  const box = ui.editForm.elements.moderators_may_end;
+  box.checked = false;
+  const settings = await api("GET", `${path(slug)}/end-settings`);
+  if (state.selected === slug) box.checked = settings.moderators_may_end;
+}
+
 async function select(slug) {
   if (slug === state.selected) return;
   state.selected = slug;
@@ -370,6 +378,7 @@ async function select(slug) {
   if (stream) {
     ui.editForm.elements.title.value = stream.title;
     ui.editForm.elements.visibility.value = stream.visibility;
+    loadEndSettings(slug).catch(fail);
     startStreamChat(slug);
   } else {
     state.chat?.stop();
@@ -465,6 +474,8 @@ ui.editForm.addEventListener(
       throw new Error(err.explain ? err.explain() : err.message);
     }
     state.streams = state.streams.map((s) => (s.slug === updated.stream.slug ? updated.stream : s));
+    const ending = { moderators_may_end: form.get("moderators_may_end") === "on" };
+    await api("PUT", `${path(updated.stream.slug)}/end-settings`, ending);
     status("Saved.");
   }),
 );
