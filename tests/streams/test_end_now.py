@@ -288,10 +288,17 @@ async def test_taking_a_live_stream_down_ends_it_blocks_it_and_hides_its_recordi
         await pub.close()
     # No thumbnail, no recording, no new broadcast.
     assert (await client.get("/hls/ann-live/thumb.jpg")).status == 404
-    rows = await sql(dsn, "SELECT recording_deleted_at FROM broadcasts")
+    # Once its recording is complete on disk (which lists any other), it stays hidden.
+    query = "SELECT id, recording_deleted_at FROM broadcasts WHERE recording_ready"
+    async with asyncio.timeout(30):
+        while True:
+            if rows := await sql(dsn, query):
+                break
+            await asyncio.sleep(0.1)
     assert [r["recording_deleted_at"] is not None for r in rows] == [True]
     resp = await client.get("/api/v1/streams/ann-live/recordings")
     assert (await resp.json())["recordings"] == []
+    assert (await client.get(f"/vod/{rows[0]['id']}/vod.m3u8")).status == 404
     status, body = await whip_refusal(client, "ann-live", key)
     assert status == 403 and body_until(body)
     (entry,) = await sql(dsn, "SELECT actor_id, details FROM audit_log WHERE action = $1",
