@@ -82,7 +82,9 @@ from livecore.store.stripe_events import StripeEvents
 from livecore.store.subscriptions import Subscriptions
 from livecore.store.tips import Tips
 from livecore.store.users import User, Users
+from livecore.streams import end_routes
 from livecore.streams import routes as stream_routes
+from livecore.streams.ending import LiveEnder
 from livecore.streams.health import IngestReport
 from livecore.streams.live import BroadcastLog, RecordingDone, StateChange, finish_interrupted
 from livecore.streams.playback import PlaybackRefused
@@ -159,6 +161,7 @@ def create_app(
     ops_routes.setup(app)
     auth_routes.setup(app)
     stream_routes.setup(app)  # its context (the listing cache) runs before _live_media
+    end_routes.setup(app)
     app.cleanup_ctx.extend([_events, _live_media, _chat, _money])
     chat_routes.setup_routes(app)
     tip_routes.setup(app)
@@ -411,6 +414,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
         broadcasts.report(RecordingDone(serial, recording.size_bytes))
 
     def on_state(hub: StreamHub, live: bool) -> None:
+        (ender.watch if live else ender.unwatch)(hub.stream_id)
         media, recording, path = None, None, ""
         if live and (directory := origin.directory_of(hub)) is not None:
             path = str(directory.relative_to(config.data_path))
@@ -437,6 +441,8 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
         hubs, config.sfu, on_state=on_state, metrics=SfuMetrics(app[METRICS].registry),
         transcoders=source_transcoders(app[HLS_METRICS].transcoding),
     )  # fmt: skip
+    # Ends asked for on any node reach the publisher's node: it listens while live.
+    ender = LiveEnder(bus, app[PUBLISHERS])
     app[stream_routes.INGEST] = _IngestProbe(app[PUBLISHERS], origin)
     retention = asyncio.create_task(
         Retention(app[DB], config.data_path, config.recordings).run(), name="retention"
@@ -444,6 +450,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     yield
     retention.cancel()
     await asyncio.gather(retention, *background, return_exceptions=True)
+    await ender.close()
     await app[PUBLISHERS].close()
     await app[VIEWERS].close()
     await origin.close()

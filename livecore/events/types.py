@@ -152,12 +152,18 @@ class StreamState:
     kind: ClassVar[EventKind] = "stream_state"
     state: Literal["live", "offline"]
     media: StreamMedia | None = None
+    # Set when someone ended the broadcast on request (livecore.streams.ending): a role,
+    # never a person's name, and why.
+    ended_by: str | None = None
+    reason: str | None = None
 
     def payload(self) -> dict[str, Any]:
         body: dict[str, Any] = {"state": self.state}
         if self.media is not None:
             media = self.media
             body.update(video_codec=media.video_codec, width=media.width, height=media.height)
+        if self.ended_by is not None:
+            body.update(ended_by=self.ended_by, reason=self.reason)
         return body
 
 

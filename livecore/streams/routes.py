@@ -61,7 +61,6 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/streams/{slug}", get_stream)
     app.router.add_patch("/api/v1/streams/{slug}", patch_stream)
     app.router.add_delete("/api/v1/streams/{slug}", delete_stream)
-    app.router.add_post("/api/v1/streams/{slug}/key", post_stream_key)
     app.router.add_post("/api/v1/streams/{slug}/publish-token", post_publish_token)
     app.router.add_post("/api/v1/streams/{slug}/playback", post_stream_playback)
     app.router.add_get("/api/v1/streams/{slug}/health", get_stream_health)
@@ -236,17 +235,6 @@ async def delete_stream(request: web.Request) -> web.Response:
     except StreamIsLive:
         raise Conflict("stream is live; end the broadcast before deleting it") from None
     return web.Response(status=204)
-
-
-async def post_stream_key(request: web.Request) -> web.Response:
-    """Rotate the stream key: the old key stops working, the new one is shown once."""
-    principal = await require_user(request)
-    stream = await _stream(request)
-    try:
-        key = await request.app[STREAMS].rotate_key(principal.user, stream)
-    except NotAllowed as exc:
-        raise Forbidden(str(exc)) from None
-    return web.json_response({"stream_key": key})
 
 
 async def post_publish_token(request: web.Request) -> web.Response:
