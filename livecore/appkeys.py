@@ -9,6 +9,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from livecore.auth.service import AuthService
+    from livecore.auth.twofactor import TwoFactorService
     from livecore.config import Config
     from livecore.events.bus import EventBus
     from livecore.ops.metrics import Metrics
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 CONFIG: Final[web.AppKey[Config]] = web.AppKey("config")
 DB: Final[web.AppKey[Database]] = web.AppKey("db")
 AUTH: Final[web.AppKey[AuthService]] = web.AppKey("auth")
+TWO_FACTOR: Final[web.AppKey[TwoFactorService]] = web.AppKey("two_factor")
 METRICS: Final[web.AppKey[Metrics]] = web.AppKey("metrics")
 BUS: Final[web.AppKey[EventBus]] = web.AppKey("bus")
 HUBS: Final[web.AppKey[HubRegistry]] = web.AppKey("hubs")

@@ -11,12 +11,12 @@ pages keep working, while routes that need a login still answer 401.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, CONFIG, SECRET_KEY
+from livecore.appkeys import AUTH, CONFIG, SECRET_KEY, TWO_FACTOR
 from livecore.auth.service import (
     BadCredentials,
     DisplayNameTaken,
@@ -26,6 +26,7 @@ from livecore.auth.service import (
     Throttled,
 )
 from livecore.auth.tokens import csrf_matches, csrf_token
+from livecore.auth.totp import SecondFactorRequired
 from livecore.clientip import client_ip
 from livecore.errors import (
     Conflict,
@@ -216,6 +217,15 @@ async def post_login(request: web.Request) -> web.Response:
         ) from None
     except BadCredentials:
         raise Unauthorized("invalid email or password") from None
+    except SecondFactorRequired as exc:
+        # No session yet: the code step (POST /api/v1/auth/login/2fa) finishes the login
+        # with this token, so the password is never sent twice.
+        token, expires_at = await request.app[TWO_FACTOR].begin_login(exc.user_id)
+        return web.json_response(
+            {"two_factor_required": True, "pending_token": token,
+             "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat()},
+            status=202,
+        )  # fmt: skip
     return _login_response(request, result, 200)
 
 

@@ -25,8 +25,9 @@ from livecore.auth.tokens import (
     hash_secret,
     new_secret,
 )
+from livecore.auth.totp import SecondFactorRequired
 from livecore.config import AuthConfig
-from livecore.store import Database, UniqueViolation
+from livecore.store import Database, TwoFactorSecrets, UniqueViolation
 from livecore.store.audit import AuditLog
 from livecore.store.sessions import Session, Sessions
 from livecore.store.streams import Stream, Streams
@@ -122,6 +123,7 @@ class AuthService:
         self.streams = Streams(db)
         self.audit = AuditLog(db)
         self._resets = PasswordResets(db)
+        self._two_factor = TwoFactorSecrets(db)
         self.passwords = passwords or Passwords(
             time_cost=settings.argon2_time_cost,
             memory_kib=settings.argon2_memory_kib,
@@ -233,6 +235,8 @@ class AuthService:
         self._account_failures.clear(account_key)
         if self.passwords.needs_rehash(creds.password_hash):
             await self.users.set_password(creds.user.id, await self.passwords.hash(password))
+        if await self._two_factor.enabled(creds.user.id):
+            raise SecondFactorRequired(creds.user.id)
         return await self.start_session(creds.user, user_agent)
 
     async def start_session(self, user: User, user_agent: str) -> LoginResult:
