@@ -59,7 +59,9 @@ def otpauth_uri(secret: str, account: str, issuer: str) -> str:
 def qr_svg(uri: str) -> str:
     """The URI as a QR code, an SVG document (dark modules on white, a quiet zone around)."""
     out = io.BytesIO()
-    segno.make(uri, error="m").save(out, kind="svg", scale=4, border=4, xmldecl=False)
+    segno.make(uri, error="m").save(
+        out, kind="svg", scale=4, border=4, xmldecl=False, dark="#000", light="#fff"
+    )
     return out.getvalue().decode("utf-8")
 
 
