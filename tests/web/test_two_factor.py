@@ -12,21 +12,22 @@ import pyotp
 from playwright.async_api import Page, expect
 
 from livecore.auth import totp
-from tests.conftest import PASSWORD, Client, register
+from tests.conftest import PASSWORD, Client, bearer, register
 from tests.web.browser import Chromium
 from tests.web.steps import checked
 
 EMAIL = "ann@example.com"
+NEW = "purple monkey dishwasher"
 
 
 def code(secret: str, *, steps: int = 0) -> str:
     return pyotp.TOTP(secret).at(time.time() + steps * totp.STEP_S)
 
 
-async def _password_step(page: Page) -> None:
+async def _password_step(page: Page, password: str = PASSWORD) -> None:
     await page.goto("/login")
     await page.get_by_label("Email").fill(EMAIL)
-    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Log in").click()
 
 
@@ -39,7 +40,7 @@ async def _log_out(page: Page) -> None:
 async def test_turn_on_2fa_log_in_with_codes_and_turn_it_off(
     client: Client, chromium: Chromium, shots: Path
 ) -> None:
-    await register(client, EMAIL)
+    ann = await register(client, EMAIL)
     client.session.cookie_jar.clear()
     async with chromium.tab(str(client.make_url("/"))) as tab:
         page = tab.page
@@ -98,13 +99,35 @@ async def test_turn_on_2fa_log_in_with_codes_and_turn_it_off(
         await page.get_by_role("button", name="Verify").click()
         await expect(page).to_have_url(re.compile(r"/$"))
 
+        # A pending login that has gone stale (here: the password changed in between) sends
+        # the page back to the password step, saying why.
+        await _log_out(page)
+        await _password_step(page)
+        changed = await client.post(
+            "/api/v1/auth/password",
+            json={"current_password": PASSWORD, "new_password": NEW},
+            headers=bearer(ann["token"]),
+        )
+        assert changed.status == 204
+        await code_box.fill(recovery[1])
+        await page.get_by_role("button", name="Verify").click()
+        await expect(page.get_by_role("alert")).to_have_text(
+            "the login has expired: enter your password again"
+        )
+        await expect(page.get_by_label("Password")).to_be_visible()
+        await checked(tab, shots, "login-code-expired")
+        await _password_step(page, NEW)
+        await code_box.fill(recovery[1])
+        await page.get_by_role("button", name="Verify").click()
+        await expect(page).to_have_url(re.compile(r"/$"))
+
         await page.goto("/account")
-        await expect(panel).to_contain_text("9 recovery codes left.")
+        await expect(panel).to_contain_text("8 recovery codes left.")
         disable = page.locator("#tfa-disable")
         await disable.get_by_label("Or your password").fill("not the password at all")
         await disable.get_by_role("button", name="Turn off two-factor authentication").click()
         await expect(panel.get_by_role("alert")).to_have_text("Password is wrong.")
-        await disable.get_by_label("Or your password").fill(PASSWORD)
+        await disable.get_by_label("Or your password").fill(NEW)
         await disable.get_by_role("button", name="Turn off two-factor authentication").click()
         await expect(page.get_by_role("status")).to_have_text("Two-factor authentication is off.")
         await expect(panel).to_contain_text("Off: logging in asks only for your password.")
@@ -112,5 +135,5 @@ async def test_turn_on_2fa_log_in_with_codes_and_turn_it_off(
         assert not tab.csp_violations(), tab.console_errors
 
     # The password alone logs in again.
-    resp = await client.post("/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD})
+    resp = await client.post("/api/v1/auth/login", json={"email": EMAIL, "password": NEW})
     assert resp.status == 200
