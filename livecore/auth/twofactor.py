@@ -97,12 +97,19 @@ class TwoFactorService:
         uri = totp.otpauth_uri(secret, user.email, self._issuer)
         return Enrolment(secret, uri, totp.qr_svg(uri))
 
-    async def confirm(self, user: User, code: str, *, client_ip: str) -> list[str]:
-        """Turn 2FA on with a first code from the app; the recovery codes, shown once."""
+    async def confirm(self, user: User, code: str, password: str, *, client_ip: str) -> list[str]:
+        """Turn 2FA on with a first code from the app; the recovery codes, shown once.
+
+        The password too, as for changing it: someone who found a logged-in browser must not
+        be able to lock the account's owner out behind a phone they do not have.
+        """
         state = await self._secrets.get(user.id)
         if state is None or state.enabled_at is not None:
             raise NotEnrolling()
         self._admit(user.id, client_ip)
+        if not await self._passwords.verify(await self._users.password_hash(user.id), password):
+            self._failed(client_ip)
+            raise BadCredentials()
         step = totp.matching_step(state.secret, code.strip())
         if step is None:
             self._failed(client_ip)

@@ -129,18 +129,22 @@ async def post_enrol(request: web.Request) -> web.Response:
 
 
 async def post_confirm(request: web.Request) -> web.Response:
-    """Turn 2FA on with a first code; the answer holds the recovery codes, shown only here."""
+    """Turn 2FA on with a first code and the password; the answer holds the recovery codes,
+    shown only here."""
     principal = await require_user(request)
     body = await read_body(request)
     code = body.text("code", max_len=64)
+    password = body.text("password", max_len=1024)
     body.check()
     service = request.app[TWO_FACTOR]
     try:
-        codes = await service.confirm(principal.user, code, client_ip=client_ip(request))
+        codes = await service.confirm(principal.user, code, password, client_ip=client_ip(request))
     except NotEnrolling:
         raise Conflict("no enrolment is waiting for a code: start one first") from None
     except CodeRejected:
         raise _wrong_code() from None
+    except BadCredentials:
+        raise Invalid("the password is wrong", fields={"password": "is wrong"}) from None
     except Throttled as exc:
         raise _throttled(exc) from None
     status = await service.status(principal.user.id)

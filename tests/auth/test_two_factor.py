@@ -46,7 +46,9 @@ async def turn_on(client: Client, token: str) -> tuple[str, list[str]]:
     spend is `code(secret, steps=1)`."""
     secret = await enrol(client, token)
     resp = await client.post(
-        "/api/v1/me/2fa/confirm", json={"code": code(secret)}, headers=bearer(token)
+        "/api/v1/me/2fa/confirm",
+        json={"code": code(secret), "password": PASSWORD},
+        headers=bearer(token),
     )
     assert resp.status == 200, await resp.text()
     body = await resp.json()
@@ -88,7 +90,9 @@ async def test_enrol_confirm_and_log_in_with_a_code(client: Client, db: Database
     plain = await client.post("/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD})
     assert plain.status == 200
     resp = await client.post(
-        "/api/v1/me/2fa/confirm", json={"code": code(secret)}, headers=bearer(ann["token"])
+        "/api/v1/me/2fa/confirm",
+        json={"code": code(secret), "password": PASSWORD},
+        headers=bearer(ann["token"]),
     )
     assert resp.status == 200
     recovery = (await resp.json())["recovery_codes"]
@@ -114,7 +118,9 @@ async def test_a_code_is_good_once_and_never_after_a_newer_one(client: Client) -
     secret = await enrol(client, ann["token"])
     first = code(secret)
     resp = await client.post(
-        "/api/v1/me/2fa/confirm", json={"code": first}, headers=bearer(ann["token"])
+        "/api/v1/me/2fa/confirm",
+        json={"code": first, "password": PASSWORD},
+        headers=bearer(ann["token"]),
     )
     assert resp.status == 200
     # The confirming code was spent on enrolment: it cannot log in.
@@ -134,13 +140,17 @@ async def test_expired_and_wrong_codes_are_refused(client: Client) -> None:
     secret = await enrol(client, ann["token"])
     for stale in (code(secret, steps=-3), "000000" if code(secret) != "000000" else "111111"):
         resp = await client.post(
-            "/api/v1/me/2fa/confirm", json={"code": stale}, headers=bearer(ann["token"])
+            "/api/v1/me/2fa/confirm",
+            json={"code": stale, "password": PASSWORD},
+            headers=bearer(ann["token"]),
         )
         assert resp.status == 422
         assert (await resp.json())["error"]["fields"] == {"code": "is wrong or expired"}
     assert (await status(client, ann["token"]))["enabled"] is False
     await client.post(
-        "/api/v1/me/2fa/confirm", json={"code": code(secret)}, headers=bearer(ann["token"])
+        "/api/v1/me/2fa/confirm",
+        json={"code": code(secret), "password": PASSWORD},
+        headers=bearer(ann["token"]),
     )
     pending = await password_step(client)
     for stale in (code(secret, steps=-2), code(secret, steps=-10), "12345", "abcdef"):
@@ -202,10 +212,22 @@ async def test_disable_needs_a_current_code_or_the_password(client: Client, db: 
     assert actions.count("user.2fa_disabled") == 2
 
 
+async def test_confirming_needs_the_password_too(client: Client) -> None:
+    ann = await register(client, EMAIL)
+    secret = await enrol(client, ann["token"])
+    for body in ({"code": code(secret)}, {"code": code(secret), "password": "not it at all"}):
+        resp = await client.post("/api/v1/me/2fa/confirm", json=body, headers=bearer(ann["token"]))
+        assert resp.status == 422
+        assert "password" in (await resp.json())["error"]["fields"]
+    assert (await status(client, ann["token"]))["enabled"] is False
+
+
 async def test_enrolment_is_refused_while_on_and_confirm_without_one(client: Client) -> None:
     ann = await register(client, EMAIL)
     auth = bearer(ann["token"])
-    resp = await client.post("/api/v1/me/2fa/confirm", json={"code": "123456"}, headers=auth)
+    resp = await client.post(
+        "/api/v1/me/2fa/confirm", json={"code": "123456", "password": PASSWORD}, headers=auth
+    )
     assert resp.status == 409
     await turn_on(client, ann["token"])
     assert (await client.post("/api/v1/me/2fa/enrol", headers=auth)).status == 409

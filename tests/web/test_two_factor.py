@@ -60,9 +60,14 @@ async def test_turn_on_2fa_log_in_with_codes_and_turn_it_off(
         await checked(tab, shots, "account-2fa-enrol")
 
         enrol = page.locator("#tfa-enrol")
+        await enrol.get_by_label("Code from the app").fill(code(secret))
+        await enrol.get_by_label("Your password").fill("not the password at all")
+        await enrol.get_by_role("button", name="Turn on two-factor authentication").click()
+        await expect(panel.get_by_role("alert")).to_have_text("Password is wrong.")
         await enrol.get_by_label("Code from the app").fill(
             "000000" if code(secret) != "000000" else "111111"
         )
+        await enrol.get_by_label("Your password").fill(PASSWORD)
         await enrol.get_by_role("button", name="Turn on two-factor authentication").click()
         await expect(panel.get_by_role("alert")).to_have_text("Code is wrong or expired.")
         await enrol.get_by_label("Code from the app").fill(code(secret))

@@ -106,6 +106,7 @@ export async function twoFactorPanel(say) {
   submitting(enrol, error, async () => {
     const { recovery_codes: codes } = await api("POST", "/api/v1/me/2fa/confirm", {
       code: enrol.elements.code.value.trim(),
+      password: enrol.elements.password.value,
     });
     $("tfa-codes").replaceChildren(...codes.map((c) => el("li", {}, el("code", {}, c))));
     recovery.hidden = false;
