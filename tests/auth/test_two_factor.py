@@ -31,6 +31,12 @@ def code(secret: str, *, steps: int = 0) -> str:
     return pyotp.TOTP(secret).at(time.time() + steps * totp.STEP_S)
 
 
+def wrong(secret: str) -> str:
+    """Six digits that are none of the codes the server accepts now."""
+    good = {code(secret, steps=s) for s in (-1, 0, 1, 2)}
+    return next(c for c in ("000000", "111111", "222222") if c not in good)
+
+
 async def enrol(client: Client, token: str) -> str:
     resp = await client.post("/api/v1/me/2fa/enrol", headers=bearer(token))
     assert resp.status == 201, await resp.text()
@@ -138,7 +144,7 @@ async def test_a_code_is_good_once_and_never_after_a_newer_one(client: Client) -
 async def test_expired_and_wrong_codes_are_refused(client: Client) -> None:
     ann = await register(client, EMAIL)
     secret = await enrol(client, ann["token"])
-    for stale in (code(secret, steps=-3), "000000" if code(secret) != "000000" else "111111"):
+    for stale in (code(secret, steps=-3), wrong(secret)):
         resp = await client.post(
             "/api/v1/me/2fa/confirm",
             json={"code": stale, "password": PASSWORD},
@@ -189,7 +195,10 @@ async def test_disable_needs_a_current_code_or_the_password(client: Client, db: 
     ann = await register(client, EMAIL)
     auth = bearer(ann["token"])
     secret, _ = await turn_on(client, ann["token"])
-    for proof, field in (({"code": "000000"}, "code"), ({"password": "not it at all"}, "password")):
+    for proof, field in (
+        ({"code": wrong(secret)}, "code"),
+        ({"password": "not it at all"}, "password"),
+    ):
         resp = await client.post("/api/v1/me/2fa/disable", json=proof, headers=auth)
         assert resp.status == 422
         assert field in (await resp.json())["error"]["fields"]
@@ -242,9 +251,8 @@ async def test_code_attempts_are_throttled_like_passwords(
     ann = await register(client, EMAIL)
     secret, _ = await turn_on(client, ann["token"])
     pending = await password_step(client)
-    wrong = "000000" if code(secret, steps=1) != "000000" else "111111"
     for _ in range(3):
-        assert (await code_step(client, pending, wrong))[0] == 401
+        assert (await code_step(client, pending, wrong(secret)))[0] == 401
     resp = await client.post(
         "/api/v1/auth/login/2fa", json={"pending_token": pending, "code": code(secret, steps=1)}
     )
@@ -253,6 +261,23 @@ async def test_code_attempts_are_throttled_like_passwords(
     assert int(resp.headers["Retry-After"]) > 0
     again = await password_step(client)
     assert (await code_step(client, again, code(secret, steps=1)))[0] == 429
+
+
+async def test_wrong_codes_from_one_address_are_throttled_across_accounts(
+    make_client: MakeClient, config: Config
+) -> None:
+    client = await make_client(
+        auth=replace(config.auth, login_max_failures=10, login_ip_max_failures=2)
+    )
+    secrets = {}
+    for email in (EMAIL, "bob@example.com"):
+        account = await register(client, email)
+        secrets[email], _ = await turn_on(client, account["token"])
+    ann, bob = await password_step(client), await password_step(client, "bob@example.com")
+    assert (await code_step(client, ann, wrong(secrets[EMAIL])))[0] == 401
+    assert (await code_step(client, bob, wrong(secrets["bob@example.com"])))[0] == 401
+    got, _ = await code_step(client, bob, code(secrets["bob@example.com"], steps=1))
+    assert got == 429
 
 
 async def test_forged_expired_and_outdated_pending_logins_are_refused(
