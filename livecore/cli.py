@@ -273,8 +273,9 @@ def _user_create(config: Config, args: argparse.Namespace) -> int:
 
 
 def _user_2fa_off(config: Config, args: argparse.Namespace) -> int:
-    from livecore.store import Database, TwoFactorSecrets, apply_migrations
+    from livecore.store import Database, apply_migrations
     from livecore.store.audit import AuditLog
+    from livecore.store.twofactor import TwoFactorSecrets
     from livecore.store.users import Users
 
     async def turn_off() -> bool:

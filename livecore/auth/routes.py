@@ -220,7 +220,7 @@ async def post_login(request: web.Request) -> web.Response:
     except SecondFactorRequired as exc:
         # No session yet: the code step (POST /api/v1/auth/login/2fa) finishes the login
         # with this token, so the password is never sent twice.
-        token, expires_at = await request.app[TWO_FACTOR].begin_login(exc.user_id)
+        token, expires_at = request.app[TWO_FACTOR].begin_login(exc)
         return web.json_response(
             {"two_factor_required": True, "pending_token": token,
              "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat()},

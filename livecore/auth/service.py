@@ -11,7 +11,7 @@ import re
 import time
 import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from livecore.auth.mail import Mail, MailSender
@@ -27,7 +27,7 @@ from livecore.auth.tokens import (
 )
 from livecore.auth.totp import SecondFactorRequired
 from livecore.config import AuthConfig
-from livecore.store import Database, TwoFactorSecrets, UniqueViolation
+from livecore.store import Database, UniqueViolation
 from livecore.store.audit import AuditLog
 from livecore.store.sessions import Session, Sessions
 from livecore.store.streams import Stream, Streams
@@ -123,7 +123,6 @@ class AuthService:
         self.streams = Streams(db)
         self.audit = AuditLog(db)
         self._resets = PasswordResets(db)
-        self._two_factor = TwoFactorSecrets(db)
         self.passwords = passwords or Passwords(
             time_cost=settings.argon2_time_cost,
             memory_kib=settings.argon2_memory_kib,
@@ -234,9 +233,10 @@ class AuthService:
             raise BadCredentials()
         self._account_failures.clear(account_key)
         if self.passwords.needs_rehash(creds.password_hash):
-            await self.users.set_password(creds.user.id, await self.passwords.hash(password))
-        if await self._two_factor.enabled(creds.user.id):
-            raise SecondFactorRequired(creds.user.id)
+            creds = replace(creds, password_hash=await self.passwords.hash(password))
+            await self.users.set_password(creds.user.id, creds.password_hash)
+        if creds.two_factor:
+            raise SecondFactorRequired(creds.user.id, creds.password_hash)
         return await self.start_session(creds.user, user_agent)
 
     async def start_session(self, user: User, user_agent: str) -> LoginResult:

@@ -112,9 +112,12 @@ class SecondFactorRequired(Exception):
     """The password is right and the account has two-factor authentication on: a code must
     complete the login (livecore.auth.twofactor)."""
 
-    def __init__(self, user_id: int) -> None:
+    def __init__(self, user_id: int, password_hash: str) -> None:
         super().__init__("second factor required")
         self.user_id = user_id
+        # The hash the password was just checked against: the pending login is signed over
+        # it, so a password change racing with this login voids it too.
+        self.password_hash = password_hash
 
 
 @dataclass(frozen=True, slots=True)

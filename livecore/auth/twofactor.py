@@ -159,12 +159,10 @@ class TwoFactorService:
 
     # -- the code step of a login -----------------------------------------------------------
 
-    async def begin_login(self, user_id: int) -> tuple[str, int]:
-        """The pending-login token for a user whose password was just checked, and when it
-        expires (unix seconds)."""
-        # Read now, not taken from the password check: a login may have rehashed it.
-        stored = await self._users.password_hash(user_id)
-        return totp.sign_pending(self._key, user_id, stored or "")
+    def begin_login(self, required: totp.SecondFactorRequired) -> tuple[str, int]:
+        """The pending-login token for a user whose password was just checked against
+        `required.password_hash`, and when it expires (unix seconds)."""
+        return totp.sign_pending(self._key, required.user_id, required.password_hash)
 
     async def finish_login(self, token: str, code: str, *, client_ip: str) -> User:
         """The user whose pending login this code (or recovery code) completes."""

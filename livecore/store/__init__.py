@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from livecore.store.db import Database, UniqueViolation
 from livecore.store.migrate import MigrationReport, apply_migrations, pending_migrations
-from livecore.store.twofactor import TwoFactorSecrets
 
 __all__ = [
     "Database",
     "MigrationReport",
-    "TwoFactorSecrets",
     "UniqueViolation",
     "apply_migrations",
     "pending_migrations",

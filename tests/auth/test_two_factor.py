@@ -372,3 +372,18 @@ async def test_creators_need_2fa_for_payouts_when_required(
     # Past the 2FA check: refused only because nothing is owed yet.
     assert resp.status == 409
     assert "nothing to pay out" in (await resp.json())["error"]["message"]
+
+
+async def test_a_login_that_rehashes_the_password_still_completes_with_a_code(
+    make_client: MakeClient, config: Config, db: Database
+) -> None:
+    client = await make_client()
+    ann = await register(client, EMAIL)
+    secret, _ = await turn_on(client, ann["token"])
+    before = await Users(db).password_hash(ann["user"]["id"])
+    # Another node with a higher Argon2 cost rehashes the password at this login.
+    stronger = await make_client(auth=replace(config.auth, argon2_time_cost=2))
+    pending = await password_step(stronger)
+    assert await Users(db).password_hash(ann["user"]["id"]) != before
+    got, body = await code_step(stronger, pending, code(secret, steps=1))
+    assert got == 200, body

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 from livecore.auth import totp
-from livecore.store import Database, TwoFactorSecrets
+from livecore.store import Database
 from livecore.store.audit import AuditLog
+from livecore.store.twofactor import TwoFactorSecrets
 from tests.test_cli import _env, _livecore
 
 

@@ -108,6 +108,7 @@ async def test_turn_on_2fa_log_in_with_codes_and_turn_it_off(
         # the page back to the password step, saying why.
         await _log_out(page)
         await _password_step(page)
+        await expect(code_box).to_be_visible()  # the password step is over
         changed = await client.post(
             "/api/v1/auth/password",
             json={"current_password": PASSWORD, "new_password": NEW},
