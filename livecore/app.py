@@ -30,6 +30,7 @@ from livecore.appkeys import (
     VIEWERS,
 )
 from livecore.auth import routes as auth_routes
+from livecore.auth import twofactor_routes
 from livecore.auth.mail import LogMailSender, MailSender, SmtpMailSender, SmtpSettings
 from livecore.auth.origins import OriginPolicy
 from livecore.auth.service import AuthService
@@ -160,6 +161,7 @@ def create_app(
     )
     ops_routes.setup(app)
     auth_routes.setup(app)
+    twofactor_routes.setup(app)  # its context needs the auth context above
     stream_routes.setup(app)  # its context (the listing cache) runs before _live_media
     end_routes.setup(app)
     app.cleanup_ctx.extend([_events, _live_media, _chat, _money])

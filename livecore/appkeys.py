@@ -9,6 +9,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from livecore.auth.service import AuthService
+    from livecore.auth.twofactor import TwoFactorService
     from livecore.config import Config
     from livecore.events.bus import EventBus
     from livecore.ops.metrics import Metrics
@@ -28,6 +29,7 @@ AUTH: Final[web.AppKey[AuthService]] = web.AppKey("auth")
 USERS: Final[web.AppKey[Users]] = web.AppKey("users")
 STREAM_RECORDS: Final[web.AppKey[Streams]] = web.AppKey("stream_records")
 AUDIT: Final[web.AppKey[AuditLog]] = web.AppKey("audit")
+TWO_FACTOR: Final[web.AppKey[TwoFactorService]] = web.AppKey("two_factor")
 METRICS: Final[web.AppKey[Metrics]] = web.AppKey("metrics")
 BUS: Final[web.AppKey[EventBus]] = web.AppKey("bus")
 HUBS: Final[web.AppKey[HubRegistry]] = web.AppKey("hubs")

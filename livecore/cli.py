@@ -88,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     create.add_argument("--json", action="store_true")
     create.set_defaults(handler=_user_create)
+    tfa_off = user.add_parser(
+        "2fa-off", help="turn off an account's two-factor authentication (phone and recovery "
+        "codes lost; check who is asking first)",
+    )  # fmt: skip
+    tfa_off.add_argument("email")
+    tfa_off.set_defaults(handler=_user_2fa_off)
 
     stream = sub.add_parser("stream", help="manage streams").add_subparsers(
         dest="stream_command", required=True
@@ -264,6 +270,32 @@ def _user_create(config: Config, args: argparse.Namespace) -> int:
         print(f"created {user.role} {user.email} (id {user.id})")
         if generated:
             print(f"password (shown once): {password}")
+    return 0
+
+
+def _user_2fa_off(config: Config, args: argparse.Namespace) -> int:
+    from livecore.store import Database, apply_migrations
+    from livecore.store.audit import AuditLog
+    from livecore.store.twofactor import TwoFactorSecrets
+    from livecore.store.users import Users
+
+    async def turn_off() -> bool:
+        await apply_migrations(dsn)
+        db = await Database.connect(dsn, max_size=2)
+        try:
+            user = await Users(db).by_email(args.email)
+            if user is None:
+                raise CommandError(f"no account with email {args.email}")
+            if not await TwoFactorSecrets(db).disable(user.id):
+                return False
+            await AuditLog(db).record("user.2fa_reset", "user", user.id, details={"by": "cli"})
+            return True
+        finally:
+            await db.close()
+
+    with _database_url(config) as (dsn, _):
+        done = _run(turn_off())
+    print(f"two-factor authentication {'turned off' if done else 'was off'} for {args.email}")
     return 0
 
 

@@ -58,6 +58,11 @@ class AuthConfig:
     smtp_username: str = ""
     smtp_password: str = _secret()
     mail_from: str = "livecore@localhost"
+    # Two-factor authentication (TOTP): admins must have it on to use /api/v1/admin/*, and
+    # creators before they request a payout. Off by default: any account may still turn it on.
+    require_2fa_admins: bool = False
+    require_2fa_payouts: bool = False
+    totp_issuer: str = "livecore"  # the name authenticator apps show beside the code
 
 
 @dataclass(frozen=True, slots=True)

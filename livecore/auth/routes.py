@@ -6,11 +6,12 @@ Who sent a request (the bearer token or the session cookie, and CSRF) is decided
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, CONFIG, SECRET_KEY
+from livecore.appkeys import AUTH, CONFIG, SECRET_KEY, TWO_FACTOR
 from livecore.auth.requests import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -26,6 +27,7 @@ from livecore.auth.service import (
     Throttled,
 )
 from livecore.auth.tokens import csrf_token
+from livecore.auth.totp import SecondFactorRequired
 from livecore.clientip import client_ip
 from livecore.errors import (
     Conflict,
@@ -66,7 +68,7 @@ def _invalid(exc: InvalidInput) -> Invalid:
     return Invalid(invalid_message(exc.fields), fields=exc.fields)
 
 
-def _login_response(request: web.Request, result: LoginResult, status: int) -> web.Response:
+def login_response(request: web.Request, result: LoginResult, status: int) -> web.Response:
     config = request.app[CONFIG]
     csrf = csrf_token(request.app[SECRET_KEY], result.session_hash)
     body = {
@@ -114,7 +116,7 @@ async def post_register(request: web.Request) -> web.Response:
     # The password was just set: no second Argon2 verify, and the login throttle (failed
     # logins from this address) has nothing to say about a new account.
     result = await auth.start_session(user, request.headers.get("User-Agent", ""))
-    return _login_response(request, result, 201)
+    return login_response(request, result, 201)
 
 
 async def post_login(request: web.Request) -> web.Response:
@@ -133,7 +135,16 @@ async def post_login(request: web.Request) -> web.Response:
         ) from None
     except BadCredentials:
         raise Unauthorized("invalid email or password") from None
-    return _login_response(request, result, 200)
+    except SecondFactorRequired as exc:
+        # No session yet: the code step (POST /api/v1/auth/login/2fa) finishes the login
+        # with this token, so the password is never sent twice.
+        token, expires_at = request.app[TWO_FACTOR].begin_login(exc)
+        return web.json_response(
+            {"two_factor_required": True, "pending_token": token,
+             "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat()},
+            status=202,
+        )  # fmt: skip
+    return login_response(request, result, 200)
 
 
 async def post_logout(request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ import re
 import time
 import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from livecore.auth.mail import Mail, MailSender
@@ -25,6 +25,7 @@ from livecore.auth.tokens import (
     hash_secret,
     new_secret,
 )
+from livecore.auth.totp import SecondFactorRequired
 from livecore.config import AuthConfig
 from livecore.store import Database, UniqueViolation
 from livecore.store.audit import AuditLog
@@ -232,7 +233,10 @@ class AuthService:
             raise BadCredentials()
         self._account_failures.clear(account_key)
         if self.passwords.needs_rehash(creds.password_hash):
-            await self._users.set_password(creds.user.id, await self.passwords.hash(password))
+            creds = replace(creds, password_hash=await self.passwords.hash(password))
+            await self._users.set_password(creds.user.id, creds.password_hash)
+        if creds.two_factor:
+            raise SecondFactorRequired(creds.user.id, creds.password_hash)
         return await self.start_session(creds.user, user_agent)
 
     async def start_session(self, user: User, user_agent: str) -> LoginResult:

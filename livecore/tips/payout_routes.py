@@ -11,6 +11,7 @@ from aiohttp import web
 
 from livecore.appkeys import AUDIT, USERS
 from livecore.auth.requests import require_user
+from livecore.auth.twofactor_routes import require_two_factor_for_payouts
 from livecore.clientip import client_ip
 from livecore.errors import Conflict, Forbidden, Invalid, NotFound
 from livecore.ids import path_id
@@ -90,6 +91,7 @@ async def get_my_payouts(request: web.Request) -> web.Response:
 async def post_my_payout(request: web.Request) -> web.Response:
     """Pay out everything available in one currency: 201 with the payout."""
     principal = await require_user(request)
+    await require_two_factor_for_payouts(request, principal.user)
     body = await read_body(request)
     currency = body.text("currency", max_len=3).lower()
     body.check()
