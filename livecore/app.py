@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from livecore.appkeys import (
+    AUDIT,
     AUTH,
     BUS,
     CONFIG,
@@ -23,13 +24,17 @@ from livecore.appkeys import (
     METRICS,
     PUBLISHERS,
     SECRET_KEY,
+    STREAM_RECORDS,
     TRUSTED_PROXIES,
+    USERS,
     VIEWERS,
 )
 from livecore.auth import routes as auth_routes
+from livecore.auth import twofactor_routes
 from livecore.auth.mail import LogMailSender, MailSender, SmtpMailSender, SmtpSettings
 from livecore.auth.origins import OriginPolicy
 from livecore.auth.service import AuthService
+from livecore.chat import context as chat_context
 from livecore.chat import routes as chat_routes
 from livecore.chat.heartbeat import Heartbeat
 from livecore.chat.limits import chat_limits
@@ -45,13 +50,12 @@ from livecore.errors import Forbidden, json_errors
 from livecore.events.bus import LocalBus
 from livecore.events.metrics import BusMetrics
 from livecore.events.redis_bus import RedisBus
-from livecore.events.types import Event
+from livecore.events.types import Event, StreamMedia, StreamState
 from livecore.hls import routes as hls_routes
 from livecore.hls import vod as vod_routes
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.origin import FinishedRecording, HlsOrigin
 from livecore.hls.packaging import PackagingProcesses
-from livecore.hls.source_transcode import SourceTranscode
 from livecore.hls.thumbnails import Thumbnail
 from livecore.ops import routes as ops_routes
 from livecore.ops.metrics import Metrics
@@ -74,21 +78,25 @@ from livecore.sfu.passthrough import (
 )
 from livecore.sfu.publisher import Publishers
 from livecore.sfu.viewers import Viewers
+from livecore.sfu.vp8 import source_transcoders
 from livecore.signaling import routes as signaling_routes
 from livecore.store import Database, apply_migrations
+from livecore.store.audit import AuditLog
 from livecore.store.broadcasts import Broadcasts, MediaInfo
 from livecore.store.chat import ChatStore
 from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Ledger
 from livecore.store.payouts import Payouts
 from livecore.store.reports import Reports
-from livecore.store.streams import Stream
+from livecore.store.streams import Stream, Streams
 from livecore.store.stripe_customers import StripeCustomers
 from livecore.store.stripe_events import StripeEvents
 from livecore.store.subscriptions import Subscriptions
 from livecore.store.tips import Tips
-from livecore.store.users import User
+from livecore.store.users import User, Users
+from livecore.streams import end_routes
 from livecore.streams import routes as stream_routes
+from livecore.streams.ending import LiveEnder
 from livecore.streams.health import IngestReport
 from livecore.streams.live import BroadcastLog, RecordingDone, StateChange, finish_interrupted
 from livecore.streams.playback import PlaybackRefused
@@ -107,11 +115,11 @@ from livecore.tips.payouts import PayoutService
 from livecore.tips.providers import PaymentProvider, TestProvider
 from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
-from livecore.tips.stripe_gateway import StripeGateway, StripeProvider, StripeRail
+from livecore.tips.stripe.gateway import StripeGateway, StripeProvider, StripeRail
 from livecore.tips.subscriptions import SubscriptionService
 from livecore.tips.webhooks import WebhookHandler
+from livecore.transcode.workers import WorkerPool
 from livecore.web import routes as web_routes
-from livecore.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +172,9 @@ def create_app(
     )
     ops_routes.setup(app)
     auth_routes.setup(app)
+    twofactor_routes.setup(app)  # its context needs the auth context above
     stream_routes.setup(app)  # its context (the listing cache) runs before _live_media
+    end_routes.setup(app)
     app.cleanup_ctx.extend([_events, _live_media, _chat, _safety, _money])
     chat_routes.setup_routes(app)
     safety_routes.setup(app)
@@ -274,7 +284,7 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     rooms = Rooms(bus, tuning, metrics)
     limits = chat_limits(config)
     service = ChatService(
-        bus, ChatStore(app[DB]), auth.streams, auth.audit, rate_limiter=limits.rate,
+        bus, ChatStore(app[DB]), app[STREAM_RECORDS], app[AUDIT], rate_limiter=limits.rate,
         fallback_limiter=limits.local_rate, duplicates=limits.duplicates,
     )  # fmt: skip
     playback = app[stream_routes.PLAYBACK]
@@ -285,7 +295,7 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
         return user is not None and await playback.may_watch(user, stream)
 
     origins = OriginPolicy(config.public_url, config.trusted_origins)
-    app[chat_routes.CHAT] = chat_routes.Chat(
+    app[chat_context.CHAT] = chat_context.Chat(
         bus, auth, service, rooms, metrics, may_read, defaultdict(int), set(), origins
     )
     presence = Presence(
@@ -318,23 +328,23 @@ class _RoomModeration:
 
     async def _stream(self, stream_id: int) -> Stream:
         facts = await Reports(self._app[DB]).stream(stream_id)
-        stream = await self._app[AUTH].streams.by_slug(facts.slug) if facts else None
+        stream = await self._app[STREAM_RECORDS].by_slug(facts.slug) if facts else None
         if stream is None:
             raise LookupError(stream_id)
         return stream
 
     async def delete_line(self, stream_id: int, line_id: int, actor: User) -> None:
-        chat = self._app[chat_routes.CHAT].service
+        chat = self._app[chat_context.CHAT].service
         await chat.delete_message(await self._stream(stream_id), line_id, actor)
 
     async def timeout(
         self, stream_id: int, user_id: int, seconds: int, actor: User, reason: str
     ) -> None:
-        chat = self._app[chat_routes.CHAT].service
+        chat = self._app[chat_context.CHAT].service
         await chat.timeout(await self._stream(stream_id), user_id, seconds, actor, reason)
 
     async def ban(self, stream_id: int, user_id: int, actor: User, reason: str) -> None:
-        chat = self._app[chat_routes.CHAT].service
+        chat = self._app[chat_context.CHAT].service
         await chat.ban(await self._stream(stream_id), user_id, actor, reason)
 
 
@@ -349,14 +359,14 @@ async def _safety(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(remove_local_recording, data_path, path)
 
     service = app[safety_routes.REPORTS] = ReportService(
-        reports, Broadcasts(app[DB]), app[AUTH].audit, _RoomModeration(app), remove_recording,
+        reports, Broadcasts(app[DB]), app[AUDIT], _RoomModeration(app), remove_recording,
         app[stream_routes.VIEWER_COUNTS], limit=config.safety.report_limit,
         window_s=config.safety.report_window_s,
     )  # fmt: skip
 
     async def describe(stream_id: int) -> list[Subject]:
         facts = await reports.stream(stream_id)
-        owner = await app[AUTH].users.get(facts.owner_id) if facts else None
+        owner = await app[USERS].get(facts.owner_id) if facts else None
         if facts is None or owner is None:
             return []
         return [
@@ -370,7 +380,7 @@ async def _safety(app: web.Application) -> AsyncIterator[None]:
     screening = app[safety_routes.SCREENING] = ScreeningQueue(
         screener, service.flag, describe, config.safety.screening_queue, app[METRICS].registry
     )
-    chat = app[chat_routes.CHAT].service
+    chat = app[chat_context.CHAT].service
 
     def on_line(stream_id: int, line_id: int, user_id: int, text: str) -> None:
         screening.offer(Subject("chat_line", stream_id, user_id, text, line_id))
@@ -391,7 +401,6 @@ async def _safety(app: web.Application) -> AsyncIterator[None]:
 async def _money(app: web.Application) -> AsyncIterator[None]:
     """Tips, subscriptions, payouts and the ledger behind them."""
     config = app[CONFIG]
-    auth = app[AUTH]
     ledger = Ledger(app[DB])
     creators = CreatorSettings(app[DB])
     # Stripe when a secret key is configured; else the built-in test provider (test mode).
@@ -405,10 +414,10 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
         return any(ban.user_id == user_id and ban.until is None for ban in bans)
 
     app[tip_routes.TIPS] = TipService(
-        Tips(app[DB]), auth.users, ledger, app[BUS], config.tips, provider,
+        Tips(app[DB]), app[USERS], ledger, app[BUS], config.tips, provider,
         creator_settings=creators, customers=StripeCustomers(app[DB]), breaker=breaker,
         blocked=blocked,
-        screen=app[chat_routes.CHAT].service.screen,
+        screen=app[chat_context.CHAT].service.screen,
     )  # fmt: skip
     subscriptions = app[subscription_routes.SUBSCRIPTIONS] = SubscriptionService(
         app[DB], Subscriptions(app[DB]), ledger, creators, config.tips, gateway
@@ -420,7 +429,7 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
         fees.nudge if fees else None,
     )  # fmt: skip
     # Playback and chat are built before payments: they take the subscriber check now.
-    playback, chat = app[stream_routes.PLAYBACK], app[chat_routes.CHAT].service
+    playback, chat = app[stream_routes.PLAYBACK], app[chat_context.CHAT].service
     playback.set_extra_check(subscriptions.admits)
     chat.set_may_chat_extra(subscriptions.admits)
     # The processor renews real subscriptions, and its fees are read after each payment;
@@ -451,7 +460,7 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_chat_sockets(app: web.Application) -> None:
     """Tell every chat client the node is going away (1001) before handlers are cancelled."""
-    chat = app.get(chat_routes.CHAT)
+    chat = app.get(chat_context.CHAT)
     if chat is None:
         return
     await asyncio.gather(
@@ -497,6 +506,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
         broadcasts.report(RecordingDone(serial, recording.size_bytes))
 
     def on_state(hub: StreamHub, live: bool) -> None:
+        (ender.watch if live else ender.unwatch)(hub.stream_id)
         media, recording, path = None, None, ""
         if live and (directory := origin.directory_of(hub)) is not None:
             path = str(directory.relative_to(config.data_path))
@@ -517,16 +527,16 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
             task.add_done_callback(recording_reports.discard)
         if live and (screening := app.get(safety_routes.SCREENING)) is not None:
             screening.offer_stream(hub.stream_id)  # its title and its owner's name
-        state: dict[str, object] = {"state": "live" if live else "offline"}
-        if media is not None:
-            state.update(video_codec=media.video_codec, width=media.width, height=media.height)
-        spawn(bus.publish(hub.stream_id, "stream_state", state))
+        shown = None if media is None else StreamMedia(media.video_codec, media.width, media.height)
+        spawn(bus.publish(hub.stream_id, StreamState("live" if live else "offline", shown)))
 
     app[VIEWERS] = Viewers(config.sfu)
     app[PUBLISHERS] = Publishers(
         hubs, config.sfu, on_state=on_state, metrics=SfuMetrics(app[METRICS].registry),
-        transcoders=lambda hub: SourceTranscode(hub, app[HLS_METRICS]),
+        transcoders=source_transcoders(app[HLS_METRICS].transcoding),
     )  # fmt: skip
+    # Ends asked for on any node reach the publisher's node: it listens while live.
+    ender = LiveEnder(bus, app[PUBLISHERS])
     app[stream_routes.INGEST] = _IngestProbe(app[PUBLISHERS], origin)
     retention = asyncio.create_task(
         Retention(app[DB], config.data_path, config.recordings).run(), name="retention"
@@ -534,6 +544,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     yield
     retention.cancel()
     await asyncio.gather(retention, *background, return_exceptions=True)
+    await ender.close()
     await app[PUBLISHERS].close()
     await app[VIEWERS].close()
     await origin.close()
@@ -609,6 +620,8 @@ def _pool_stats(db: Database) -> tuple[int, int, int]:
 def _auth(mailer: MailSender) -> CleanupContext:
     async def context(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
+        db = app[DB]
+        app[USERS], app[STREAM_RECORDS], app[AUDIT] = Users(db), Streams(db), AuditLog(db)
         auth = app[AUTH] = AuthService(
             app[DB], config.auth, mailer, public_url=config.public_url,
             hash_workers=max(1, min(4, os.cpu_count() or 1)),

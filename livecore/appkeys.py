@@ -9,6 +9,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from livecore.auth.service import AuthService
+    from livecore.auth.twofactor import TwoFactorService
     from livecore.config import Config
     from livecore.events.bus import EventBus
     from livecore.ops.metrics import Metrics
@@ -16,10 +17,19 @@ if TYPE_CHECKING:
     from livecore.sfu.publisher import Publishers
     from livecore.sfu.viewers import Viewers
     from livecore.store import Database
+    from livecore.store.audit import AuditLog
+    from livecore.store.streams import Streams
+    from livecore.store.users import Users
 
 CONFIG: Final[web.AppKey[Config]] = web.AppKey("config")
 DB: Final[web.AppKey[Database]] = web.AppKey("db")
 AUTH: Final[web.AppKey[AuthService]] = web.AppKey("auth")
+# The repositories several route modules read (accounts, streams' rows, the audit log); the
+# account service keeps its own and hands out none.
+USERS: Final[web.AppKey[Users]] = web.AppKey("users")
+STREAM_RECORDS: Final[web.AppKey[Streams]] = web.AppKey("stream_records")
+AUDIT: Final[web.AppKey[AuditLog]] = web.AppKey("audit")
+TWO_FACTOR: Final[web.AppKey[TwoFactorService]] = web.AppKey("two_factor")
 METRICS: Final[web.AppKey[Metrics]] = web.AppKey("metrics")
 BUS: Final[web.AppKey[EventBus]] = web.AppKey("bus")
 HUBS: Final[web.AppKey[HubRegistry]] = web.AppKey("hubs")

@@ -19,7 +19,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from livecore.config import Config, ConfigError, load_config
+from livecore.config import Config, ConfigError
+from livecore.configload import load_config
 from livecore.logs import configure_logging
 from livecore.store.embedded import EmbeddedPostgres
 
@@ -87,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     create.add_argument("--json", action="store_true")
     create.set_defaults(handler=_user_create)
+    tfa_off = user.add_parser(
+        "2fa-off", help="turn off an account's two-factor authentication (phone and recovery "
+        "codes lost; check who is asking first)",
+    )  # fmt: skip
+    tfa_off.add_argument("email")
+    tfa_off.set_defaults(handler=_user_2fa_off)
 
     stream = sub.add_parser("stream", help="manage streams").add_subparsers(
         dest="stream_command", required=True
@@ -221,7 +228,7 @@ async def _services(config: Config, dsn: str) -> AsyncIterator[Any]:
     auth = AuthService(db, config.auth, LogMailSender(), public_url=config.public_url)
     try:
         await auth.fill_name_keys()  # as serve does (quietly): names are compared with all
-        yield auth
+        yield auth, db
     finally:
         await auth.close()
         await db.close()
@@ -240,7 +247,7 @@ def _user_create(config: Config, args: argparse.Namespace) -> int:
     display_name = args.display_name or args.email.split("@", 1)[0][:64]
 
     async def create() -> Any:
-        async with _services(config, dsn) as auth:
+        async with _services(config, dsn) as (auth, _):
             return await auth.register(args.email, password, display_name, args.role)
 
     with _database_url(config) as (dsn, _):
@@ -266,16 +273,47 @@ def _user_create(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _user_2fa_off(config: Config, args: argparse.Namespace) -> int:
+    from livecore.store import Database, apply_migrations
+    from livecore.store.audit import AuditLog
+    from livecore.store.twofactor import TwoFactorSecrets
+    from livecore.store.users import Users
+
+    async def turn_off() -> bool:
+        await apply_migrations(dsn)
+        db = await Database.connect(dsn, max_size=2)
+        try:
+            user = await Users(db).by_email(args.email)
+            if user is None:
+                raise CommandError(f"no account with email {args.email}")
+            if not await TwoFactorSecrets(db).disable(user.id):
+                return False
+            await AuditLog(db).record("user.2fa_reset", "user", user.id, details={"by": "cli"})
+            return True
+        finally:
+            await db.close()
+
+    with _database_url(config) as (dsn, _):
+        done = _run(turn_off())
+    print(f"two-factor authentication {'turned off' if done else 'was off'} for {args.email}")
+    return 0
+
+
 def _stream_create(config: Config, args: argparse.Namespace) -> int:
     from livecore.auth.service import InvalidInput
+    from livecore.store.audit import AuditLog
+    from livecore.store.streams import Streams
+    from livecore.store.users import Users
     from livecore.streams.service import NotAllowed, SlugTaken, StreamService
 
     async def create() -> Any:
-        async with _services(config, dsn) as auth:
-            owner = await auth.users.by_email(args.owner)
+        async with _services(config, dsn) as (_, db):
+            owner = await Users(db).by_email(args.owner)
             if owner is None:
                 raise CommandError(f"no account with email {args.owner}")
-            return await StreamService(auth).create(owner, args.slug, args.title, args.visibility)
+            return await StreamService(Streams(db), AuditLog(db)).create(
+                owner, args.slug, args.title, args.visibility
+            )
 
     with _database_url(config) as (dsn, _):
         try:
@@ -296,11 +334,13 @@ def _stream_create(config: Config, args: argparse.Namespace) -> int:
 
 
 def _stream_rotate(config: Config, args: argparse.Namespace) -> int:
+    from livecore.store.audit import AuditLog
+    from livecore.store.streams import Streams
     from livecore.streams.service import StreamService
 
     async def rotate() -> str:
-        async with _services(config, dsn) as auth:
-            service = StreamService(auth)
+        async with _services(config, dsn) as (_, db):
+            service = StreamService(Streams(db), AuditLog(db))
             stream = await service.get(args.slug)
             if stream is None:
                 raise CommandError(f"no stream with slug {args.slug}")
@@ -323,10 +363,10 @@ def _ledger_check(config: Config, args: argparse.Namespace) -> int:
         await apply_migrations(dsn)
         db = await Database.connect(dsn, max_size=1)
         try:
-            result = await Ledger(db).check()
-            transactions = await db.pool.fetchval("SELECT count(*) FROM ledger_transactions")
-            entries = await db.pool.fetchval("SELECT count(*) FROM ledger_entries")
-            return result, int(transactions), int(entries)
+            ledger = Ledger(db)
+            result = await ledger.check()
+            size = await ledger.size()
+            return result, size.transactions, size.entries
         finally:
             await db.close()
 

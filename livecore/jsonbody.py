@@ -1,4 +1,5 @@
-"""Reading JSON request bodies into checked values, for every routes module.
+"""Reading JSON request bodies into checked values, for every routes module (and `iso`, how
+answers write a time).
 
 Malformed JSON is a 400; a body that parses but has wrong fields is a 422 naming each one.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from aiohttp import web
@@ -126,3 +128,8 @@ def _has_surrogate(value: str) -> bool:
 
 def invalid_message(problems: dict[str, str]) -> str:
     return "invalid " + ", ".join(sorted(problems))
+
+
+def iso(value: datetime | None) -> str | None:
+    """A time as answers carry it: ISO 8601, or null."""
+    return value.isoformat() if value is not None else None

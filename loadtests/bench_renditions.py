@@ -22,8 +22,9 @@ import av
 import numpy as np
 import psutil
 
-from livecore.hls.transcoder import EncodedFrame, Transcoder, TranscodeSpec, bitrate_for
 from livecore.sfu.media import VIDEO_CLOCK_HZ, MediaUnit, h264_is_keyframe
+from livecore.transcode.spec import EncodedFrame, TranscodeSpec, bitrate_for
+from livecore.transcode.transcoder import Transcoder
 
 FPS = 30
 WIDTH, HEIGHT = 1280, 720

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from livecore.clientip import client_address, parse_networks
-from livecore.config import ConfigError, load_config
+from livecore.config import ConfigError
+from livecore.configload import load_config
 from tests.conftest import MakeClient
 
 PROXIES = parse_networks(["10.0.0.0/8", "192.0.2.7"])

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from livecore.config import ConfigError, load_config
+from livecore.config import ConfigError
+from livecore.configload import load_config
 
 
 def _write(tmp_path: Path, text: str) -> Path:

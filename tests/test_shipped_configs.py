@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from livecore.config import ENV_PREFIX, Config, load_config
+from livecore.config import Config
+from livecore.configload import ENV_PREFIX, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILES = sorted((ROOT / "configs").glob("*.toml"))

@@ -1,22 +1,23 @@
-"""HTTP side of accounts and sessions: /api/v1/auth/*, /api/v1/me, and request authentication.
+"""HTTP side of accounts and sessions: /api/v1/auth/* and /api/v1/me.
 
-A request is authenticated by `Authorization: Bearer <token>` (API clients) or by the
-session cookie (browsers). Cookie-authenticated requests that change state must carry the
-CSRF token in `X-CSRF-Token`; bearer requests need none, since browsers never attach a
-bearer header on their own. A bad bearer token is refused (401) wherever it is sent; a stale
-cookie (logged out, revoked, expired) makes the visitor anonymous and is cleared, so public
-pages keep working, while routes that need a login still answer 401.
+Who sent a request (the bearer token or the session cookie, and CSRF) is decided in
+`requests.py`, which every route module uses; this module holds the account routes only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, CONFIG, SECRET_KEY
+from livecore.appkeys import AUTH, CONFIG, SECRET_KEY, TWO_FACTOR
+from livecore.auth.requests import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    clear_stale_cookie,
+    require_user,
+)
 from livecore.auth.service import (
     BadCredentials,
     DisplayNameTaken,
@@ -25,37 +26,18 @@ from livecore.auth.service import (
     LoginResult,
     Throttled,
 )
-from livecore.auth.tokens import csrf_matches, csrf_token
+from livecore.auth.tokens import csrf_token
+from livecore.auth.totp import SecondFactorRequired
 from livecore.clientip import client_ip
 from livecore.errors import (
     Conflict,
-    Forbidden,
     Invalid,
     NotFound,
     TooManyRequests,
     Unauthorized,
 )
 from livecore.jsonbody import invalid_message, read_body
-from livecore.store.sessions import Session
 from livecore.store.users import Role, User
-
-SESSION_COOKIE = "livecore_session"
-CSRF_COOKIE = "livecore_csrf"
-CSRF_HEADER = "X-CSRF-Token"
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    user: User
-    session: Session
-    via_cookie: bool
-
-
-_PRINCIPAL = web.RequestKey("principal", Principal)
-# Set when the request's session cookie names no live session: the answer clears it.
-_STALE_COOKIE = web.RequestKey("stale_session_cookie", bool)
-_EXPIRED = "expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/"
 
 
 def setup(app: web.Application) -> None:
@@ -69,7 +51,7 @@ def setup(app: web.Application) -> None:
     app.router.add_delete("/api/v1/auth/sessions", delete_sessions)
     app.router.add_delete("/api/v1/auth/sessions/{session_id}", delete_session)
     app.router.add_get("/api/v1/me", get_me)
-    app.on_response_prepare.append(_clear_stale_cookie)
+    app.on_response_prepare.append(clear_stale_cookie)
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -82,74 +64,11 @@ def user_json(user: User) -> dict[str, Any]:
     }
 
 
-def bearer_token(request: web.Request) -> str | None:
-    """The token of an `Authorization: Bearer` header; None without one, "" when malformed."""
-    header = request.headers.get("Authorization", "")
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
-async def authenticate(request: web.Request, *, cookie: bool = True) -> Principal | None:
-    """Who sent this request, or None for an anonymous one; checks CSRF for cookie writes.
-
-    `cookie=False` ignores the session cookie (a chat socket opened by another site's page).
-    """
-    if _PRINCIPAL in request:
-        return request[_PRINCIPAL]
-    given = bearer_token(request)
-    via_cookie = False
-    if given is not None:
-        token = given
-        if not token:
-            raise Unauthorized("authentication required", headers={"WWW-Authenticate": "Bearer"})
-    else:
-        token = request.cookies.get(SESSION_COOKIE, "") if cookie else ""
-        via_cookie = True
-    principal = None
-    if token:
-        session = await request.app[AUTH].authenticate(token.strip())
-        if session is None:
-            if not via_cookie:
-                raise Unauthorized("session is invalid or expired")
-            # The browser kept a cookie this server no longer honours (logged out on another
-            # device, revoked, expired): that visitor is anonymous, not an intruder, and the
-            # answer tells the browser to drop the cookie.
-            request[_STALE_COOKIE] = True
-            return None
-        principal = Principal(session.user, session, via_cookie)
-        if via_cookie and request.method not in _SAFE_METHODS:
-            presented = request.headers.get(CSRF_HEADER, "")
-            if not csrf_matches(request.app[SECRET_KEY], session.token_hash, presented):
-                raise Forbidden(f"missing or wrong {CSRF_HEADER} header")
-        request[_PRINCIPAL] = principal
-    return principal
-
-
-async def require_user(request: web.Request) -> Principal:
-    principal = await authenticate(request)
-    if principal is None:
-        if request.get(_STALE_COOKIE):
-            raise Unauthorized("session is invalid or expired")
-        raise Unauthorized("authentication required", headers={"WWW-Authenticate": "Bearer"})
-    return principal
-
-
-async def _clear_stale_cookie(request: web.Request, response: web.StreamResponse) -> None:
-    # Headers, not response.del_cookie(): by the time this signal runs the response's
-    # cookies have already been written into its headers. Runs for every answer, including
-    # errors and the WebSocket handshake.
-    if request.get(_STALE_COOKIE):
-        for name in (SESSION_COOKIE, CSRF_COOKIE):
-            response.headers.add("Set-Cookie", f'{name}=""; {_EXPIRED}')
-
-
 def _invalid(exc: InvalidInput) -> Invalid:
     return Invalid(invalid_message(exc.fields), fields=exc.fields)
 
 
-def _login_response(request: web.Request, result: LoginResult, status: int) -> web.Response:
+def login_response(request: web.Request, result: LoginResult, status: int) -> web.Response:
     config = request.app[CONFIG]
     csrf = csrf_token(request.app[SECRET_KEY], result.session_hash)
     body = {
@@ -197,7 +116,7 @@ async def post_register(request: web.Request) -> web.Response:
     # The password was just set: no second Argon2 verify, and the login throttle (failed
     # logins from this address) has nothing to say about a new account.
     result = await auth.start_session(user, request.headers.get("User-Agent", ""))
-    return _login_response(request, result, 201)
+    return login_response(request, result, 201)
 
 
 async def post_login(request: web.Request) -> web.Response:
@@ -216,7 +135,16 @@ async def post_login(request: web.Request) -> web.Response:
         ) from None
     except BadCredentials:
         raise Unauthorized("invalid email or password") from None
-    return _login_response(request, result, 200)
+    except SecondFactorRequired as exc:
+        # No session yet: the code step (POST /api/v1/auth/login/2fa) finishes the login
+        # with this token, so the password is never sent twice.
+        token, expires_at = request.app[TWO_FACTOR].begin_login(exc)
+        return web.json_response(
+            {"two_factor_required": True, "pending_token": token,
+             "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat()},
+            status=202,
+        )  # fmt: skip
+    return login_response(request, result, 200)
 
 
 async def post_logout(request: web.Request) -> web.Response:
@@ -235,7 +163,7 @@ def _logged_out(status: int = 204) -> web.Response:
 async def get_sessions(request: web.Request) -> web.Response:
     """The user's live sessions, the one asking marked `current`."""
     principal = await require_user(request)
-    sessions = await request.app[AUTH].sessions.of_user(principal.user.id)
+    sessions = await request.app[AUTH].sessions_of(principal.user)
     body = [
         {
             "id": s.id,
@@ -323,7 +251,3 @@ async def post_password_reset_confirm(request: web.Request) -> web.Response:
     except InvalidInput as exc:
         raise _invalid(exc) from None
     return web.Response(status=204)
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None

@@ -11,7 +11,7 @@ import re
 import time
 import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from livecore.auth.mail import Mail, MailSender
@@ -25,10 +25,11 @@ from livecore.auth.tokens import (
     hash_secret,
     new_secret,
 )
+from livecore.auth.totp import SecondFactorRequired
 from livecore.config import AuthConfig
 from livecore.store import Database, UniqueViolation
 from livecore.store.audit import AuditLog
-from livecore.store.sessions import Session, Sessions
+from livecore.store.sessions import Session, SessionInfo, Sessions
 from livecore.store.streams import Stream, Streams
 from livecore.store.users import PasswordResets, Role, User, Users
 from livecore.text import has_control, has_visible, name_key
@@ -117,10 +118,10 @@ class AuthService:
         self._settings = settings
         self._mailer = mailer
         self._public_url = public_url.rstrip("/")
-        self.users = Users(db)
-        self.sessions = Sessions(db)
-        self.streams = Streams(db)
-        self.audit = AuditLog(db)
+        self._users = Users(db)
+        self._sessions = Sessions(db)
+        self._streams = Streams(db)
+        self._audit = AuditLog(db)
         self._resets = PasswordResets(db)
         self.passwords = passwords or Passwords(
             time_cost=settings.argon2_time_cost,
@@ -181,14 +182,14 @@ class AuthService:
         async with self._signup_hashing:
             password_hash = await self.passwords.hash(password)
         try:
-            user = await self.users.create(
+            user = await self._users.create(
                 email, display_name, name_key(display_name), password_hash, role
             )
         except UniqueViolation as exc:
             if exc.constraint == "users_name_key":
                 raise DisplayNameTaken(display_name) from None
             raise EmailTaken(email) from None
-        await self.audit.record("user.register", "user", user.id, actor_id=user.id)
+        await self._audit.record("user.register", "user", user.id, actor_id=user.id)
         return user
 
     async def fill_name_keys(self, batch: int = 1000) -> tuple[int, int]:
@@ -199,8 +200,8 @@ class AuthService:
         Returns (accounts given a key now, accounts left sharing an older account's name).
         """
         after, filled, kept = 0, 0, 0
-        while found := await self.users.without_name_key(after, batch):
-            done = await self.users.set_name_keys([(i, name_key(n)) for i, n in found])
+        while found := await self._users.without_name_key(after, batch):
+            done = await self._users.set_name_keys([(i, name_key(n)) for i, n in found])
             filled, kept = filled + done, kept + len(found) - done
             after = found[-1][0]
         return filled, kept
@@ -220,19 +221,22 @@ class AuthService:
         )
         if wait > 0:
             raise Throttled(wait)
-        creds = await self.users.credentials(email)
+        creds = await self._users.credentials(email)
         ok = await self.passwords.verify(creds.password_hash if creds else None, password)
         if not ok or creds is None:
             self._account_failures.fail(account_key)
             self._ip_failures.fail(client_ip)
             if creds is not None:
-                await self.audit.record(
+                await self._audit.record(
                     "user.login_failed", "user", creds.user.id, client_ip=client_ip
                 )
             raise BadCredentials()
         self._account_failures.clear(account_key)
         if self.passwords.needs_rehash(creds.password_hash):
-            await self.users.set_password(creds.user.id, await self.passwords.hash(password))
+            creds = replace(creds, password_hash=await self.passwords.hash(password))
+            await self._users.set_password(creds.user.id, creds.password_hash)
+        if creds.two_factor:
+            raise SecondFactorRequired(creds.user.id, creds.password_hash)
         return await self.start_session(creds.user, user_agent)
 
     async def start_session(self, user: User, user_agent: str) -> LoginResult:
@@ -240,7 +244,7 @@ class AuthService:
         token = new_secret(SESSION_PREFIX)
         token_hash = hash_secret(token)
         ttl = self._settings.session_ttl_s
-        await self.sessions.create(user.id, token_hash, ttl, user_agent)
+        await self._sessions.create(user.id, token_hash, ttl, user_agent)
         expires = datetime.now(UTC) + timedelta(seconds=ttl)
         return LoginResult(token, token_hash, user, expires)
 
@@ -253,12 +257,12 @@ class AuthService:
         cached = self._cache.get(token_hash)
         if cached is not None and cached[1] > now:
             return cached[0]
-        session = await self.sessions.active(token_hash)
+        session = await self._sessions.active(token_hash)
         if session is None:
             self._cache.pop(token_hash, None)
             return None
         if datetime.now(UTC) - session.last_seen_at > _TOUCH_EVERY:
-            await self.sessions.touch(session.id)
+            await self._sessions.touch(session.id)
         if self._settings.session_cache_s > 0:
             self._cache[token_hash] = (session, now + self._settings.session_cache_s)
             self._cache.move_to_end(token_hash)
@@ -266,43 +270,46 @@ class AuthService:
                 self._cache.popitem(last=False)
         return session
 
+    async def sessions_of(self, user: User) -> list[SessionInfo]:
+        return await self._sessions.of_user(user.id)
+
     async def logout(self, session: Session) -> None:
-        await self.sessions.revoke(session.token_hash)
+        await self._sessions.revoke(session.token_hash)
         self._cache.pop(session.token_hash, None)
 
     async def end_session(self, user: User, session_id: int) -> bool:
         """End one of the user's own sessions by id; False when it is not theirs or over."""
-        revoked = await self.sessions.revoke_id(user.id, session_id)
+        revoked = await self._sessions.revoke_id(user.id, session_id)
         if revoked is None:
             return False
         self._cache.pop(revoked, None)
-        await self.audit.record("user.session_ended", "user", user.id, actor_id=user.id)
+        await self._audit.record("user.session_ended", "user", user.id, actor_id=user.id)
         return True
 
     async def log_out_everywhere(self, user: User) -> None:
         """End every session of the user, the one asking included."""
-        for revoked in await self.sessions.revoke_all(user.id):
+        for revoked in await self._sessions.revoke_all(user.id):
             self._cache.pop(revoked, None)
-        await self.audit.record("user.logged_out_everywhere", "user", user.id, actor_id=user.id)
+        await self._audit.record("user.logged_out_everywhere", "user", user.id, actor_id=user.id)
 
     async def change_password(self, session: Session, current: str, new: str) -> None:
         """Set a new password and end every other session of the user."""
         user = session.user
-        if not await self.passwords.verify(await self.users.password_hash(user.id), current):
+        if not await self.passwords.verify(await self._users.password_hash(user.id), current):
             raise BadCredentials()
         problem = password_problem(new, email=user.email, min_length=self.min_password)
         if problem is not None:
             raise InvalidInput({"new_password": problem})
-        await self.users.set_password(user.id, await self.passwords.hash(new))
-        for revoked in await self.sessions.revoke_all(user.id, keep=session.token_hash):
+        await self._users.set_password(user.id, await self.passwords.hash(new))
+        for revoked in await self._sessions.revoke_all(user.id, keep=session.token_hash):
             self._cache.pop(revoked, None)
-        await self.audit.record("user.password_changed", "user", user.id, actor_id=user.id)
+        await self._audit.record("user.password_changed", "user", user.id, actor_id=user.id)
 
     async def set_role(self, user: User, role: Role, *, actor_id: int | None) -> None:
-        await self.users.set_role(user.id, role)
-        for revoked in await self.sessions.revoke_all(user.id):
+        await self._users.set_role(user.id, role)
+        for revoked in await self._sessions.revoke_all(user.id):
             self._cache.pop(revoked, None)
-        await self.audit.record(
+        await self._audit.record(
             "user.role_set", "user", user.id, actor_id=actor_id, details={"role": role}
         )
 
@@ -324,7 +331,7 @@ class AuthService:
 
     async def _send_reset(self, email: str) -> None:
         try:
-            user = await self.users.by_email(email)
+            user = await self._users.by_email(email)
             if user is None:
                 return
             token = new_secret(RESET_PREFIX)
@@ -339,7 +346,7 @@ class AuthService:
                 f"\n\nIf it was not you, ignore this mail: your password stays as it is.\n"
             )
             await self._mailer.send(Mail(user.email, "Reset your livecore password", body))
-            await self.audit.record("user.reset_requested", "user", user.id)
+            await self._audit.record("user.reset_requested", "user", user.id)
         except Exception:
             logger.exception("password reset mail failed")
 
@@ -358,7 +365,7 @@ class AuthService:
         if await self._resets.consume(token_hash, await self.passwords.hash(new_password)) is None:
             raise BadCredentials()
         self._forget_user(user.id)
-        await self.audit.record("user.password_reset", "user", user.id, actor_id=user.id)
+        await self._audit.record("user.password_reset", "user", user.id, actor_id=user.id)
 
     def _forget_user(self, user_id: int) -> None:
         for token_hash in [h for h, (s, _) in self._cache.items() if s.user.id == user_id]:
@@ -370,21 +377,21 @@ class AuthService:
         """The stream `slug` when `key` is its current stream key."""
         if not key.startswith(STREAM_KEY_PREFIX) or len(key) > 128:
             return None
-        return await self.streams.for_key(slug, hash_secret(key))
+        return await self._streams.for_key(slug, hash_secret(key))
 
     async def stream_for_publisher(self, slug: str, token: str, secret_key: bytes) -> Stream | None:
         """The stream `slug` when `token` is its stream key or a publish token for it
         (livecore.auth.publish) whose user may still manage it: its owner or an admin."""
         if not is_publish_token(token):
             return await self.stream_for_key(slug, token)
-        stream = await self.streams.by_slug(slug)
+        stream = await self._streams.by_slug(slug)
         if stream is None:
             return None
         grant = verify_publish(secret_key, token, stream.id)
         if grant is None:
             return None
         if grant.user_id != stream.owner_id:
-            user = await self.users.get(grant.user_id)
+            user = await self._users.get(grant.user_id)
             if user is None or user.role != "admin":
                 return None  # an admin who has since been demoted
         return stream

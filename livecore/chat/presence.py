@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from livecore.chat.room import Room, Rooms
-from livecore.events.types import encode
+from livecore.events.types import ViewerCount, encode_event
 from livecore.store.broadcasts import Broadcasts
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class Presence:
         """Send every room of this node its current total."""
         for room in self._rooms.all():
             total = await self.total(room.stream_id, len(room.outboxes))
-            body = encode(room.stream_id, 0, "viewer_count", time.time(), {"count": total})
+            body = encode_event(room.stream_id, 0, time.time(), ViewerCount(total))
             room.send_now(body)
             try:
                 await self._record(room, total)

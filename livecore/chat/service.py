@@ -18,9 +18,17 @@ from typing import Any, Literal
 
 from livecore.chat.limits import DuplicateFilter, LimiterUnavailable, RateLimiter
 from livecore.chat.room import Room
-from livecore.chat.state import RoomState, settings_json
+from livecore.chat.state import RoomState, room_mode
 from livecore.chat.text import BannedTerms, check_message, normalise
 from livecore.events.bus import BusUnavailable, EventBus
+from livecore.events.types import (
+    ChatDeleted,
+    ChatLine,
+    Speaker,
+    UserBanned,
+    UserTimedOut,
+    UserUnbanned,
+)
 from livecore.store.audit import AuditLog
 from livecore.store.chat import BanEntry, ChatStore, Report, RoomSettings
 from livecore.store.streams import Stream, Streams
@@ -154,14 +162,11 @@ class ChatService:
             raise Refused("duplicate", "you just sent this message")
         state.last_chat_at[user.id] = now
         # The server decides who sent it: user fields come from the session, never the client.
-        payload: dict[str, Any] = {
-            "user": {"id": user.id, "name": user.display_name, "badges": list(badges)},
-            "text": text,
-        }
+        line = ChatLine(Speaker(user.id, user.display_name, tuple(badges)), text)
         try:
             # Every node or none: a line only this node's viewers saw could not be moderated
             # or answered elsewhere.
-            event = await self._bus.publish(stream.id, "chat", payload, local_fallback=False)
+            event = await self._bus.publish(stream.id, line, local_fallback=False)
         except BusUnavailable:
             raise Refused("unavailable", "chat is unavailable right now; try again") from None
         # The ack means stored: a line that cannot be stored is taken back from the room.
@@ -169,7 +174,7 @@ class ChatService:
             self.unsaved += 1
             logger.error("room %d: chat line %d was not stored; taken back", stream.id, event.id)
             with contextlib.suppress(Exception):
-                await self._bus.publish(stream.id, "chat_deleted", {"message_id": event.id})
+                await self._bus.publish(stream.id, ChatDeleted(event.id))
             raise Refused("not_stored", "your message could not be saved; try again")
         if self.on_line is not None:
             self.on_line(stream.id, event.id, user.id, text)
@@ -235,7 +240,7 @@ class ChatService:
             "chat.delete", "stream", stream.id, actor_id=actor.id,
             details={"message_id": message_id},
         )  # fmt: skip
-        await self._bus.publish(stream.id, "chat_deleted", {"message_id": message_id})
+        await self._bus.publish(stream.id, ChatDeleted(message_id))
 
     async def timeout(
         self, stream: Stream, user_id: int, seconds: int, actor: User, reason: str
@@ -249,9 +254,7 @@ class ChatService:
             "chat.timeout", "user", user_id, actor_id=actor.id,
             details={"stream_id": stream.id, "seconds": seconds, "reason": reason},
         )  # fmt: skip
-        await self._bus.publish(
-            stream.id, "user_timed_out", {"user_id": user_id, "until": until, "seconds": seconds}
-        )
+        await self._bus.publish(stream.id, UserTimedOut(user_id, until, seconds))
         return until
 
     async def ban(self, stream: Stream, user_id: int, actor: User, reason: str) -> None:
@@ -262,14 +265,14 @@ class ChatService:
             "chat.ban", "user", user_id, actor_id=actor.id,
             details={"stream_id": stream.id, "reason": reason},
         )  # fmt: skip
-        await self._bus.publish(stream.id, "user_banned", {"user_id": user_id})
+        await self._bus.publish(stream.id, UserBanned(user_id))
 
     async def unban(self, stream: Stream, user_id: int, actor: User) -> bool:
         removed = await self._store.unban(stream.id, user_id)
         await self._audit.record(
             "chat.unban", "user", user_id, actor_id=actor.id, details={"stream_id": stream.id}
         )
-        await self._bus.publish(stream.id, "user_unbanned", {"user_id": user_id})
+        await self._bus.publish(stream.id, UserUnbanned(user_id))
         return removed
 
     async def update_settings(
@@ -283,7 +286,7 @@ class ChatService:
             details={k: str(v) for k, v in changes.items()},
         )  # fmt: skip
         # Viewers see how many terms are banned, never the list itself.
-        await self._bus.publish(stream.id, "room_mode", settings_json(saved))
+        await self._bus.publish(stream.id, room_mode(saved))
         return saved
 
     # -- reads for the API and the socket -------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from livecore.events.types import Event
+from livecore.events.types import Event, RoomMode
 from livecore.store.chat import Ban, RoomSettings
 
 _WATCHED = frozenset({"user_banned", "user_timed_out", "user_unbanned", "room_mode"})
@@ -57,11 +57,13 @@ class RoomState:
             self.stale = True
 
 
+def room_mode(s: RoomSettings) -> RoomMode:
+    """The room's settings as viewers see them: how many terms are banned, never the list."""
+    return RoomMode(
+        s.slow_mode_s, s.subscribers_only, s.links_allowed, s.max_length, len(s.banned_terms)
+    )
+
+
 def settings_json(s: RoomSettings) -> dict[str, object]:
-    return {
-        "slow_mode_s": s.slow_mode_s,
-        "subscribers_only": s.subscribers_only,
-        "links_allowed": s.links_allowed,
-        "max_length": s.max_length,
-        "banned_terms_count": len(s.banned_terms),
-    }
+    """The room mode's fields (the hello frame's `room_mode`, the settings API's base)."""
+    return room_mode(s).payload()

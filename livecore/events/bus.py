@@ -7,10 +7,10 @@ import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from livecore.events.ids import IdBlocks, IdSource, MemoryIds
-from livecore.events.types import Event, encode
+from livecore.events.types import Event, RoomEvent, encode_event
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +28,9 @@ class HistorySource(Protocol):
 
 
 class EventBus(Protocol):
-    async def publish(
-        self, room: int, kind: str, payload: dict[str, Any], *, local_fallback: bool = True
-    ) -> Event:
-        """Give the event the room's next id and deliver it to every node's listeners.
+    async def publish(self, room: int, event: RoomEvent, *, local_fallback: bool = True) -> Event:
+        """Give the event the room's next id, encode it (once, for every listener) and
+        deliver it to every node's listeners.
 
         When other nodes cannot be reached, the event goes to this node's listeners alone, or,
         with local_fallback False, raises BusUnavailable and goes nowhere.
@@ -130,16 +129,15 @@ class LocalBus:
         self._history: dict[int, deque[bytes]] = defaultdict(lambda: deque(maxlen=history))
         self._loaded: set[int] = set()  # rooms whose stored history has been taken up
 
-    async def publish(
-        self, room: int, kind: str, payload: dict[str, Any], *, local_fallback: bool = True
-    ) -> Event:
+    async def publish(self, room: int, event: RoomEvent, *, local_fallback: bool = True) -> Event:
         event_id = await self._ids.take(room)
         # No await from here on: events reach listeners in the order of their ids.
-        event = Event(room, event_id, kind, encode(room, event_id, kind, time.time(), payload))
-        if kind in REMEMBERED:
-            self._history[room].append(event.body)
-        self._listeners.deliver(event)
-        return event
+        body = encode_event(room, event_id, time.time(), event)
+        published = Event(room, event_id, event.kind, body)
+        if event.kind in REMEMBERED:
+            self._history[room].append(body)
+        self._listeners.deliver(published)
+        return published
 
     def subscribe(self, room: int, listener: Listener) -> Callable[[], None]:
         self._listeners.add(room, listener)

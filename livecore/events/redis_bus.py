@@ -2,8 +2,9 @@
 
 Each node holds ONE pub/sub connection and subscribes to a room's channel while at least
 one local listener is in that room (never one subscription per viewer). Publishing is one
-round trip: a Lua script takes the room's next id, splices it into the pre-encoded body,
-publishes, and keeps chat history, atomically, so ids are in delivery order.
+round trip: a Lua script (`redis_scripts.py`) takes the room's next id, splices it into the
+body the bus encoded once (`types.split_event`), publishes, and keeps chat history,
+atomically, so ids are in delivery order.
 
 Ids come from blocks reserved in PostgreSQL (livecore/events/ids.py): Redis holds the block
 in use, and when it is used up or lost (Redis restarted or flushed) the script says so and
@@ -44,81 +45,16 @@ from livecore.events.bus import (
 )
 from livecore.events.ids import IdBlocks, IdSource, MemoryIds
 from livecore.events.metrics import BusMetrics
-from livecore.events.types import Event
+from livecore.events.redis_scripts import INSTALL, PREFIX, PUBLISH, TAKE_UP, channel, room_keys
+from livecore.events.types import Event, RoomEvent, split_event
 
 logger = logging.getLogger(__name__)
 
-_PREFIX = "livecore:room:"
-# KEYS: the room's id block (a hash: next, last), channel, history. Answers 0 when the block
-# is used up or missing: the node installs a new one and asks again.
-_PUBLISH = """
-local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
-local id = tonumber(redis.call('HGET', KEYS[1], 'next') or '1')
-if id > last then return 0 end
-redis.call('HSET', KEYS[1], 'next', id + 1)
-local sid = string.format('%d', id)
-local body = ARGV[2] .. sid .. ARGV[3]
-redis.call('PUBLISH', KEYS[2], ARGV[1] .. ' ' .. sid .. ' ' .. body)
-if ARGV[4] ~= '0' then
-  redis.call('LPUSH', KEYS[3], body)
-  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
-  redis.call('EXPIRE', KEYS[3], 86400)
-end
-return id
-"""
-# A new block (first, last) replaces the one in use only if it is above it: two nodes that
-# reserved blocks at once leave the higher one in place.
-_INSTALL = """
-local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
-if last < tonumber(ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'next', ARGV[1], 'last', ARGV[2])
-end
-return 1
-"""
-# Take up the stored history once per Redis lifetime: KEYS history, marker; ARGV keep, then
-# the stored bodies oldest first. The result holds each event once, in id order.
-_TAKE_UP = """
-local function id_of(b) return tonumber(string.match(b, '"id":(%d+)')) or 0 end
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  local by_id, ids = {}, {}
-  local function add(b)
-    local id = id_of(b)
-    if by_id[id] == nil then table.insert(ids, id) end
-    by_id[id] = b
-  end
-  for i = 2, #ARGV do add(ARGV[i]) end
-  for _, b in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do add(b) end
-  table.sort(ids)
-  redis.call('DEL', KEYS[1])
-  for _, id in ipairs(ids) do redis.call('LPUSH', KEYS[1], by_id[id]) end
-  redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[1]) - 1)
-  redis.call('EXPIRE', KEYS[1], 86400)
-  redis.call('SET', KEYS[2], '1', 'EX', 86400)
-end
-return redis.call('LRANGE', KEYS[1], 0, -1)
-"""
 _TIMEOUT_S = 2.0
 # How long a publish waits for its own event to come back before handing it to this node's
 # listeners directly (the pub/sub connection is being re-established).
 _ECHO_S = 1.0
 _RECENT = 512  # event ids per room remembered to deliver each event once
-
-
-def _channel(room: int) -> str:
-    return f"{_PREFIX}{room}"
-
-
-def _keys(room: int) -> list[str]:
-    return [f"{_PREFIX}{room}:ids", _channel(room), f"{_PREFIX}{room}:history"]
-
-
-def split_body(room: int, kind: str, ts: float, payload: dict[str, Any]) -> tuple[str, str]:
-    """The viewer JSON cut where the id goes, so Redis can splice in the id it assigns."""
-    rest = json.dumps(
-        {"room": room, "ts": round(ts, 3), **payload}, separators=(",", ":"), ensure_ascii=False
-    )
-    head = json.dumps({"type": kind}, separators=(",", ":"))[:-1] + ',"id":'
-    return head, "," + rest[1:]
 
 
 class _Delivered:
@@ -165,9 +101,9 @@ class RedisBus:
         metrics: BusMetrics | None = None,
     ) -> None:
         self._client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        self._publish = self._client.register_script(_PUBLISH)
-        self._install = self._client.register_script(_INSTALL)
-        self._take_up = self._client.register_script(_TAKE_UP)
+        self._publish = self._client.register_script(PUBLISH)
+        self._install = self._client.register_script(INSTALL)
+        self._take_up = self._client.register_script(TAKE_UP)
         self._history = history
         self._stored = stored
         self._metrics = metrics
@@ -187,11 +123,9 @@ class RedisBus:
     async def start(self) -> None:
         self._reader = asyncio.create_task(self._read_forever(), name="redis-bus")
 
-    async def publish(
-        self, room: int, kind: str, payload: dict[str, Any], *, local_fallback: bool = True
-    ) -> Event:
-        ts = time.time()
-        head, tail = split_body(room, kind, ts, payload)
+    async def publish(self, room: int, event: RoomEvent, *, local_fallback: bool = True) -> Event:
+        kind = event.kind
+        head, tail = split_event(room, time.time(), event)
         keep = str(self._history) if kind in REMEMBERED else "0"
         try:
             async with asyncio.timeout(_TIMEOUT_S):
@@ -206,15 +140,15 @@ class RedisBus:
             logger.warning("room %d: Redis publish failed (%s), delivering locally", room, exc)
             new_id = await self._ids.take(room)
             self._rebase.add(room)
-            event = Event(room, new_id, kind, f"{head}{new_id}{tail}".encode())
-            self._deliver(event)
-            return event
-        event = Event(room, new_id, kind, f"{head}{new_id}{tail}".encode())
-        await self._reach_this_node(event)
-        return event
+            published = Event(room, new_id, kind, f"{head}{new_id}{tail}".encode())
+            self._deliver(published)
+            return published
+        published = Event(room, new_id, kind, f"{head}{new_id}{tail}".encode())
+        await self._reach_this_node(published)
+        return published
 
     async def _publish_once(self, room: int, args: list[str]) -> int:
-        keys = _keys(room)
+        keys = room_keys(room)
         if room in self._rebase:
             await self._install_block(room, keys)
             self._rebase.discard(room)
@@ -277,7 +211,7 @@ class RedisBus:
         restart or flush, taken up again from the stored chat lines."""
         if not self._history:
             return []
-        keys = [f"{_PREFIX}{room}:history", f"{_PREFIX}{room}:history-stored"]
+        keys = [f"{PREFIX}{room}:history", f"{PREFIX}{room}:history-stored"]
         try:
             async with asyncio.timeout(_TIMEOUT_S):
                 items = await self._client.lrange(keys[0], 0, -1)
@@ -304,8 +238,8 @@ class RedisBus:
         talks to the pub/sub connection: redis-py's PubSub is not safe to share."""
         changed, self._changed = self._changed, set()
         rooms = set(self._listeners.rooms())
-        join = [_channel(r) for r in changed if r in rooms]
-        leave = [_channel(r) for r in changed if r not in rooms]
+        join = [channel(r) for r in changed if r in rooms]
+        leave = [channel(r) for r in changed if r not in rooms]
         if join:
             await pubsub.subscribe(*join)
         self._mark_ready([r for r in changed if r in rooms])
@@ -329,7 +263,7 @@ class RedisBus:
                 rooms = self._listeners.rooms()
                 # Channel 0 is never published to: it keeps the connection in pub/sub mode
                 # when this node has no rooms yet.
-                await self._pubsub.subscribe(*(_channel(r) for r in rooms), _channel(0))
+                await self._pubsub.subscribe(*(channel(r) for r in rooms), channel(0))
                 self._mark_ready(rooms)
                 if backoff > 0.1:
                     logger.info("Redis bus reconnected; %d rooms resubscribed", len(rooms))
@@ -359,7 +293,7 @@ class RedisBus:
             channel = message["channel"].decode()
             data: bytes = message["data"]
             kind, number, body = data.split(b" ", 2)
-            room = int(channel.removeprefix(_PREFIX))
+            room = int(channel.removeprefix(PREFIX))
             if self._metrics is not None:
                 self._metrics.received.inc()
             event = Event(room, int(number), kind.decode(), body)
@@ -374,7 +308,7 @@ class RedisBus:
             delivered = self._delivered.get(room)
             if delivered is None or not delivered.heard:
                 continue
-            remembered = _as_bytes(await self._client.lrange(f"{_PREFIX}{room}:history", 0, -1))
+            remembered = _as_bytes(await self._client.lrange(f"{PREFIX}{room}:history", 0, -1))
             missed = [body for body in remembered if event_id(body) > delivered.heard]
             for body in reversed(missed):  # the list is newest first
                 kind = json.loads(body)["type"]

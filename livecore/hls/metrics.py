@@ -9,6 +9,8 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from livecore.transcode.metrics import TranscodeMetrics
+
 RequestKind = Literal["master", "playlist", "blocking", "segment", "part", "init"]
 DropReason = Literal["behind", "crashed"]
 
@@ -62,18 +64,8 @@ class HlsMetrics:
             "Packaging processes that died or could not start, ending their broadcasts",
             registry=registry,
         )
-        self.transcoder_queue = Gauge(
-            "livecore_hls_transcoder_queue_units",
-            "Video units handed to rendition transcoder processes and not yet encoded",
-            ["rendition"],
-            registry=registry,
-        )
-        self.transcoders = Gauge(
-            "livecore_hls_transcoder_processes",
-            "Rendition transcoder processes running",
-            ["rendition"],
-            registry=registry,
-        )
+        # The transcoders' own (transcode/ imports nothing of hls/), registered here.
+        self.transcoding = TranscodeMetrics(registry)
         self.transcode_frames = Counter(
             "livecore_hls_transcode_frames_total",
             "Frames encoded by rendition transcoders",

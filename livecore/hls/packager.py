@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from livecore.config import HlsConfig
+from livecore.hls.keyframes import KeyframeWatch
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packaging import ThreadLink, WorkerLink
 from livecore.hls.playlist import segment_cut_s, segment_limit_s, target_duration
@@ -26,11 +27,6 @@ from livecore.sfu.hub import Subscription
 from livecore.sfu.media import MediaUnit
 
 logger = logging.getLogger(__name__)
-
-# A publisher's own keyframe due at least this long before a segment's limit is waited for
-# (and asked for once this late), leaving the rest for an asked-for one to arrive.
-OWN_KEYFRAME_MARGIN_S = 0.4
-OWN_KEYFRAME_LATE_S = 0.1
 
 # About 4 s of 30 fps video with 50 Opus packets/s: a worker this far behind real time has
 # stalled (disk, CPU), and queuing more only adds latency and memory.
@@ -80,14 +76,7 @@ class Packager:
         self._longest_s = 0.0
         self._gop_s = 0.0  # media time between the last two keyframe-led parts
         self._since_keyframe_s = 0.0
-        # Where the segment in progress starts (publisher's clock, seconds), for asking the
-        # publisher for a keyframe as it nears its target; None before the first video.
-        self._segment_start_s: float | None = None
-        self._segment_start_msn = -1  # the segment the worker last said starts there
-        self._last_keyframe_s: float | None = None
-        self._asked_since_keyframe = False
-        # The interval of the publisher's own keyframes (ones that came unasked), if seen.
-        self._own_gop_s: float | None = None
+        self._keyframes = KeyframeWatch(config.segment_target_s)
         self._all_independent = True  # every complete segment so far starts with a keyframe
         self._ended = False
         self._failed = False
@@ -157,37 +146,9 @@ class Packager:
         self._link.send(unit, time.monotonic())
 
     def _watch_keyframes(self, unit: MediaUnit) -> None:
-        """Ask the publisher for a keyframe once the segment in progress is long enough to be
-        cut at one (the worker's rule), as servers that ingest WebRTC do: a browser sends a
-        keyframe only when asked, and segments can only start at one. A publisher seen to
-        send keyframes of its own, due in time, is asked only when one is late: asking
-        earlier would add keyframes (bit rate) and cut its segments shorter than its GOP for
-        nothing. The hub merges these requests with its readers'
-        into at most one PLI per interval, so asking at every access unit until the
-        keyframe comes costs nothing more."""
-        now = unit.pts_s
-        start = self._segment_start_s
-        target = self.config.segment_target_s
-        cut_s = segment_cut_s(target)
-        if unit.keyframe:
-            if self._asked_since_keyframe:
-                self._own_gop_s = None  # its own came late, or it has none: ask in time
-            elif self._last_keyframe_s is not None:
-                self._own_gop_s = now - self._last_keyframe_s
-            self._last_keyframe_s = now
-            self._asked_since_keyframe = False
-            if start is None or now - start >= cut_s:
-                self._segment_start_s = now  # the worker cuts here, as it will say
-            return
-        if start is None:
-            return
-        ask_at = start + cut_s
-        if self._own_gop_s is not None and self._last_keyframe_s is not None:
-            due = self._last_keyframe_s + self._own_gop_s + OWN_KEYFRAME_LATE_S
-            if due <= start + segment_limit_s(target) - OWN_KEYFRAME_MARGIN_S:
-                ask_at = max(ask_at, due)
-        if now >= ask_at and self._sub.on_keyframe_needed is not None:
-            self._asked_since_keyframe = True
+        """Ask the publisher for a keyframe when one is due (`keyframes.py`)."""
+        if self._keyframes.due(unit) and self._sub.on_keyframe_needed is not None:
+            self._keyframes.asked()
             self._sub.on_keyframe_needed()
 
     def _count_drop(self) -> None:
@@ -214,11 +175,7 @@ class Packager:
                 seg.parts[len(known.parts) :] if known and known.msn == seg.msn else seg.parts
             )
             self._track_gop(new_parts)
-            if seg.msn > self._segment_start_msn:
-                # A segment the worker started, keyframe or not (a publisher that sent none
-                # in time gets its segment cut without one): the next request counts from it.
-                self._segment_start_msn = seg.msn
-                self._segment_start_s = seg.start_s
+            self._keyframes.segment_started(seg.msn, seg.start_s)
             self.bytes_written += sum(part.size for part in new_parts)
             if known is not None and known.msn == seg.msn:
                 self._segments[-1] = seg

@@ -26,11 +26,11 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from livecore import procpipes
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packaging_host import UNIT_HEAD, host_main
 from livecore.hls.worker import Finished, QueueItem, Worker, WorkerEvent, WorkerSpec
 from livecore.sfu.media import MediaUnit
+from livecore.transcode import procpipes
 
 logger = logging.getLogger(__name__)
 

@@ -1,12 +1,12 @@
 """Renditions: the lower rungs of a live stream's ladder ("720p", "480p", "360p").
 
 A `Rendition` reads the source hub, has its video transcoded by a worker process
-(`transcoder.py`) and publishes the encoded frames, with the source's Opus audio passed
+(`transcode/transcoder.py`) and publishes the encoded frames, with the source's Opus audio passed
 through as-is, into a hub of its own, which an ordinary `Packager` packages like the source.
 A rendition never slows the source: when its worker falls behind or dies, the rendition is
 dropped (its playlist ends, it leaves the master playlist, it is logged and counted).
 
-May import: config, hls/, sfu (the hub reader API and MediaUnit only).
+May import: config, hls/, transcode/, sfu (the hub reader API and MediaUnit only).
 """
 
 from __future__ import annotations
@@ -23,15 +23,10 @@ from livecore.hls import h264
 from livecore.hls.metrics import DropReason, HlsMetrics
 from livecore.hls.packager import Packager
 from livecore.hls.packaging import WorkerLink
-from livecore.hls.transcoder import (
-    EncodedFrame,
-    InputCodec,
-    Transcoder,
-    TranscodeSpec,
-    bitrate_for,
-)
 from livecore.sfu.hub import StreamHub
 from livecore.sfu.media import VIDEO_CLOCK_HZ, MediaUnit
+from livecore.transcode.spec import EncodedFrame, InputCodec, TranscodeSpec, bitrate_for
+from livecore.transcode.transcoder import Transcoder
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +172,8 @@ class Rendition:
         self.transcoder = Transcoder(
             spec, name=f"{slug}/{self.name}", on_output=self._on_output,
             on_crash=lambda _why: self._drop("crashed"), label=self.name,
-            metrics=self._metrics, max_in_flight=self._max_in_flight, max_lag_s=self._max_lag_s,
+            metrics=self._metrics.transcoding if self._metrics is not None else None,
+            max_in_flight=self._max_in_flight, max_lag_s=self._max_lag_s,
         )  # fmt: skip
         self.state = "running"
         self.transcoder.start()

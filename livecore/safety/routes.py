@@ -15,8 +15,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH
-from livecore.auth.routes import require_user
+from livecore.appkeys import STREAM_RECORDS
+from livecore.auth.requests import require_user
 from livecore.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
 from livecore.ids import path_id
 from livecore.jsonbody import read_body
@@ -63,7 +63,7 @@ def report_json(r: Report) -> dict[str, Any]:
 
 
 async def _stream_id(request: web.Request, slug: str) -> int:
-    stream = await request.app[AUTH].streams.by_slug(slug)
+    stream = await request.app[STREAM_RECORDS].by_slug(slug)
     if stream is None:
         raise NotFound("no such stream")
     return stream.id
@@ -176,13 +176,13 @@ async def get_stream_reports(request: web.Request) -> web.Response:
     """The stream's queue: reports on it, its lines and its recordings, with the reports
     filed through the chat moderation API (`source: "chat"`)."""
     principal = await require_user(request)
-    auth = request.app[AUTH]
-    stream = await auth.streams.by_slug(request.match_info["slug"])
+    streams = request.app[STREAM_RECORDS]
+    stream = await streams.by_slug(request.match_info["slug"])
     if stream is None:
         raise NotFound("no such stream")
     user = principal.user
     staff = user.role == "admin" or user.id == stream.owner_id
-    if not staff and not await auth.streams.is_moderator(stream.id, user.id):
+    if not staff and not await streams.is_moderator(stream.id, user.id):
         raise Forbidden("only the stream's owner, its moderators and admins may do this")
     state = _choice(request, "state", _STATES) or "open"
     service = request.app[REPORTS]

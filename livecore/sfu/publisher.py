@@ -15,7 +15,6 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from aiortc import (
     MediaStreamTrack,
@@ -32,10 +31,12 @@ from aiortc.sdp import candidate_from_sdp
 from livecore.config import SfuConfig
 from livecore.sfu.hub import HubRegistry, StreamHub
 from livecore.sfu.ingest import IngestHealth, IngestMeter
-from livecore.sfu.media import MediaKind, MediaUnit, h264_is_keyframe, vp8_is_keyframe
+from livecore.sfu.intake import TrackIntake
+from livecore.sfu.media import MediaKind, MediaUnit
 from livecore.sfu.metrics import SfuMetrics
 from livecore.sfu.offer import OfferSummary, inspect_offer
-from livecore.sfu.passthrough import EncodedFrame, answer_dtls_passive, deliver_inline, send_pli
+from livecore.sfu.passthrough import answer_dtls_passive, deliver_inline, send_pli
+from livecore.sfu.vp8 import TranscoderFactory, VideoTranscoder
 
 logger = logging.getLogger(__name__)
 
@@ -56,20 +57,6 @@ class PublishSession:
 
 
 StateCallback = Callable[[StreamHub, bool], None]
-
-
-class VideoTranscoder(Protocol):
-    """Turns a publisher's VP8 into H.264 that it publishes into the hub (a worker process)."""
-
-    def submit(self, unit: MediaUnit) -> bool:
-        """Never waits; False when the worker is behind or gone (the unit is dropped)."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
-# Makes the transcoder for a hub whose publisher sends VP8; None: VP8 is refused.
-TranscoderFactory = Callable[[StreamHub], VideoTranscoder]
 
 
 def rtc_configuration(settings: SfuConfig) -> RTCConfiguration:
@@ -98,66 +85,6 @@ def _preferred_codecs(kind: str, *, vp8: bool) -> list[RTCRtpCodecCapability]:
         rtx = [c for c in codecs if c.mimeType.lower() == "video/rtx"]
         return [*chosen, *rtx]
     return [c for c in codecs if c.mimeType.lower() == "audio/opus"]
-
-
-class _Timeline:
-    """Maps one track's RTP timestamps onto the hub's timeline, never going backwards."""
-
-    def __init__(self, hub: StreamHub, kind: MediaKind, clock_hz: int) -> None:
-        self._hub = hub
-        self._kind = kind
-        self._clock_hz = clock_hz
-        self._offset: int | None = None
-
-    def pts(self, rtp_timestamp: int) -> int:
-        if self._offset is None:
-            # Both tracks start at 0 with their own first packet; anchoring each to its
-            # arrival time on the hub's clock keeps audio and video in step.
-            now = round((time.monotonic() - self._hub.stats.started_at) * self._clock_hz)
-            floor = self._hub.last_pts(self._kind) + 1
-            self._offset = max(now, floor) - rtp_timestamp
-        return rtp_timestamp + self._offset
-
-
-class _TrackIntake:
-    """One received track: turns each frame the receiver reassembles into a MediaUnit on the
-    hub's timeline. Runs on the loop inside aiortc's packet handler, so it never waits."""
-
-    def __init__(self, publisher: Publisher, kind: MediaKind) -> None:
-        self._publisher = publisher
-        self._kind = kind
-        self._timeline: _Timeline | None = None
-        metrics = publisher.metrics
-        self._units = metrics.units.labels(kind) if metrics is not None else None
-        self._bytes = metrics.bytes.labels(kind) if metrics is not None else None
-        self._keyframe_interval = metrics.keyframe_interval if metrics is not None else None
-
-    def receive(self, frame: EncodedFrame) -> None:
-        publisher, kind = self._publisher, self._kind
-        if self._timeline is None:
-            self._timeline = _Timeline(publisher.hub, kind, frame.clock_hz)
-        if frame.codec == "h264":
-            keyframe = h264_is_keyframe(frame.data)
-        elif frame.codec == "vp8":
-            keyframe = vp8_is_keyframe(frame.data)
-        else:
-            keyframe = kind == "audio"
-        publisher.meter.record(kind, frame.codec, len(frame.data), keyframe)
-        if self._units is not None and self._bytes is not None:
-            self._units.inc()
-            self._bytes.inc(len(frame.data))
-        last_keyframe_at = publisher.hub.stats.last_keyframe_at
-        if (
-            self._keyframe_interval is not None
-            and keyframe
-            and kind == "video"
-            and last_keyframe_at
-        ):
-            self._keyframe_interval.observe(time.monotonic() - last_keyframe_at)
-        publisher.publish_unit(
-            MediaUnit(kind, frame.codec, frame.data, self._timeline.pts(frame.timestamp),
-                      frame.clock_hz, keyframe)
-        )  # fmt: skip
 
 
 class Publisher:
@@ -195,7 +122,8 @@ class Publisher:
         kind: MediaKind = "video" if track.kind == "video" else "audio"
         if kind == "video":
             self._video_receiver = receiver
-        deliver_inline(receiver, _TrackIntake(self, kind).receive)
+        intake = TrackIntake(self.hub, kind, self.meter, self.publish_unit, self.metrics)
+        deliver_inline(receiver, intake.receive)
 
     def publish_unit(self, unit: MediaUnit) -> None:
         self._last_media = time.monotonic()

@@ -14,16 +14,27 @@ subscriber-only streams) answers with the stream's media forwarded as it is, no 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 from urllib.parse import quote
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, CONFIG, HUBS, PUBLISHERS, SECRET_KEY, VIEWERS
-from livecore.auth.routes import bearer_token
+from livecore.appkeys import (
+    AUTH,
+    CONFIG,
+    DB,
+    HUBS,
+    PUBLISHERS,
+    SECRET_KEY,
+    STREAM_RECORDS,
+    VIEWERS,
+)
+from livecore.auth.requests import bearer_token
 from livecore.errors import (
     BadRequest,
+    Forbidden,
     Invalid,
     NotFound,
     PayloadTooLarge,
@@ -35,6 +46,7 @@ from livecore.errors import (
 from livecore.sfu.offer import OfferError
 from livecore.sfu.publisher import IceRestartUnsupported, UnknownSession
 from livecore.sfu.viewers import TooManyViewers
+from livecore.store.stream_ending import StreamEnding
 
 SDP = "application/sdp"
 SDPFRAG = "application/trickle-ice-sdpfrag"
@@ -119,9 +131,17 @@ async def post_whip(request: web.Request) -> web.Response:
     # The stream key (OBS) or a short-lived publish token (the studio page).
     stream = await auth.stream_for_publisher(slug, token, request.app[SECRET_KEY])
     if stream is None:
-        if await auth.streams.by_slug(slug) is None:
+        if await request.app[STREAM_RECORDS].by_slug(slug) is None:
             raise NotFound("no such stream")
         raise Unauthorized("invalid stream key", headers={"WWW-Authenticate": "Bearer"})
+    # An admin's block (livecore.streams.ending): asked once the publisher is known, so
+    # only the stream's owner learns the reason.
+    block = await StreamEnding(request.app[DB]).active_block(stream.id)
+    if block is not None:
+        raise Forbidden(
+            f"publishing is blocked until {block.until.isoformat()}: {block.reason}",
+            headers={"Retry-After": str(max(1, int(block.until.timestamp() - time.time())))},
+        )
     limit = request.app[CONFIG].sfu.max_offer_bytes
     offer = await _read_sdp(request, SDP, limit)
     try:

@@ -47,6 +47,12 @@ class LedgerCheck:
         return self.unbalanced_transactions == 0 and self.accounts_off == 0
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerSize:
+    transactions: int
+    entries: int
+
+
 # Post a transaction and its entries; no row (None) when its external reference exists.
 POST_SQL = """
     WITH tx AS (
@@ -161,3 +167,9 @@ class Ledger:
             " ON e.account_id = a.id WHERE a.balance_minor <> coalesce(e.total, 0)"
         )
         return LedgerCheck(int(unbalanced), int(off))
+
+    async def size(self) -> LedgerSize:
+        """How many transactions and entries the ledger holds."""
+        transactions = await self._db.pool.fetchval("SELECT count(*) FROM ledger_transactions")
+        entries = await self._db.pool.fetchval("SELECT count(*) FROM ledger_entries")
+        return LedgerSize(int(transactions), int(entries))

@@ -1,4 +1,5 @@
-"""Subscription tiers, viewers' subscriptions and their paid invoices, as stored.
+"""Viewers' subscriptions to creators' tiers (store/tiers.py) and their paid invoices, as
+stored.
 
 A subscription's state comes from the processor (or the built-in test lane); `state_at` is
 the time of the newest event applied, so an older event delivered late changes nothing, and
@@ -17,8 +18,6 @@ from livecore.store.db import Connection, Database, UniqueViolation, unique_viol
 
 SubscriptionStatus = Literal["incomplete", "active", "past_due", "canceled"]
 SubscriptionProvider = Literal["test", "stripe"]
-
-_TIER_COLUMNS = "id, creator_id, name, price_minor, currency, stripe_price_id, active, created_at"
 
 # Who is let in right now: paid up to a period end still ahead (or none known), or behind on
 # a renewal but within its grace. A subscription canceled at period end is still `active`
@@ -53,18 +52,6 @@ _UPDATE = (
     " OR (EXCLUDED.state_at = subscriptions.state_at AND EXCLUDED.status <> 'incomplete'))"
 )
 _CREATE_ONLY = "DO NOTHING"
-
-
-@dataclass(frozen=True, slots=True)
-class Tier:
-    id: int
-    creator_id: int
-    name: str
-    price_minor: int
-    currency: str
-    stripe_price_id: str | None
-    active: bool
-    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +111,6 @@ class Renewal:
     number: int  # 1 for the first period
 
 
-def _tier(row: asyncpg.Record) -> Tier:
-    return Tier(*(row[c.strip()] for c in _TIER_COLUMNS.split(",")))
-
-
 def _subscription(row: asyncpg.Record) -> Subscription:
     return Subscription(
         row["id"], row["tier_id"], row["viewer_id"], row["creator_id"], row["provider"],
@@ -141,82 +124,6 @@ def _subscription(row: asyncpg.Record) -> Subscription:
 class Subscriptions:
     def __init__(self, db: Database) -> None:
         self._db = db
-
-    # -- tiers ----------------------------------------------------------------------------------
-
-    async def next_tier_id(self) -> int:
-        """Reserve a tier id (the processor's price is made for it before the tier is stored)."""
-        value = await self._db.pool.fetchval("SELECT nextval('subscription_tiers_id_seq')")
-        return int(value)
-
-    async def tier_name_taken(self, creator_id: int, name: str) -> bool:
-        return bool(
-            await self._db.pool.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM subscription_tiers"
-                " WHERE creator_id = $1 AND name = $2)",
-                creator_id,
-                name,
-            )
-        )
-
-    async def create_tier(
-        self, creator_id: int, name: str, price_minor: int, currency: str, *,
-        tier_id: int | None = None, stripe_price_id: str | None = None,
-    ) -> Tier:  # fmt: skip
-        """Store a tier; raises UniqueViolation when the creator has one of that name."""
-        with unique_violation():
-            row = await self._db.pool.fetchrow(
-                f"INSERT INTO subscription_tiers (id, creator_id, name, price_minor, currency,"
-                f" stripe_price_id) VALUES (coalesce($1, nextval('subscription_tiers_id_seq')),"
-                f" $2, $3, $4, $5, $6) RETURNING {_TIER_COLUMNS}",
-                tier_id, creator_id, name, price_minor, currency, stripe_price_id,
-            )  # fmt: skip
-        assert row is not None
-        return _tier(row)
-
-    async def set_price_id(self, tier_id: int, stripe_price_id: str) -> None:
-        """Remember the processor's price of a tier made without one (in test mode)."""
-        await self._db.pool.execute(
-            "UPDATE subscription_tiers SET stripe_price_id = $2"
-            " WHERE id = $1 AND stripe_price_id IS NULL",
-            tier_id,
-            stripe_price_id,
-        )
-
-    async def tier(self, tier_id: int) -> Tier | None:
-        row = await self._db.pool.fetchrow(
-            f"SELECT {_TIER_COLUMNS} FROM subscription_tiers WHERE id = $1", tier_id
-        )
-        return _tier(row) if row else None
-
-    async def tiers(self, creator_id: int, *, include_inactive: bool = False) -> list[Tier]:
-        rows = await self._db.pool.fetch(
-            f"SELECT {_TIER_COLUMNS} FROM subscription_tiers WHERE creator_id = $1"
-            f" AND (active OR $2) ORDER BY price_minor, id",
-            creator_id,
-            include_inactive,
-        )
-        return [_tier(r) for r in rows]
-
-    async def rename_tier(self, tier_id: int, creator_id: int, name: str) -> Tier | None:
-        """Rename a creator's tier; None if not theirs, UniqueViolation when the name is taken."""
-        with unique_violation():
-            row = await self._db.pool.fetchrow(
-                f"UPDATE subscription_tiers SET name = $3 WHERE id = $1 AND creator_id = $2"
-                f" RETURNING {_TIER_COLUMNS}",
-                tier_id, creator_id, name,
-            )  # fmt: skip
-        return _tier(row) if row else None
-
-    async def deactivate_tier(self, tier_id: int, creator_id: int) -> Tier | None:
-        """Stop offering a creator's tier (its subscriptions continue); None if not theirs."""
-        row = await self._db.pool.fetchrow(
-            f"UPDATE subscription_tiers SET active = false WHERE id = $1 AND creator_id = $2"
-            f" RETURNING {_TIER_COLUMNS}",
-            tier_id,
-            creator_id,
-        )
-        return _tier(row) if row else None
 
     async def owner_known(self, viewer_id: int, tier_id: int, creator_id: int) -> bool:
         """Whether the viewer exists and the tier exists and belongs to the creator."""

@@ -10,6 +10,7 @@ from typing import Literal
 import asyncpg
 
 from livecore.store.db import Connection, Database
+from livecore.store.errors import StatementRefused
 from livecore.store.ledger import Entry
 
 TipStatus = Literal["pending", "succeeded", "failed", "refunded", "disputed"]
@@ -192,7 +193,22 @@ class Tips:
                 accounts.append(e.account_id)
                 amounts.append(e.amount_minor)
                 currencies.append(e.currency)
-        rows = await self._db.pool.fetch(
+        try:
+            rows = await self._settle(requests, refs, accounts, amounts, currencies)
+        except asyncpg.PostgresError as exc:
+            raise StatementRefused(str(exc)) from exc
+        settled = {row["id"]: _tip(row) for row in rows if row["id"] is not None}
+        new_events = {row["new_event"] for row in rows}
+        return [
+            Settled(settled.get(r.tip_id), r.event_id is not None and r.event_id in new_events)
+            for r in requests
+        ]
+
+    async def _settle(
+        self, requests: Sequence[Settlement], refs: list[str], accounts: list[int],
+        amounts: list[int], currencies: list[str],
+    ) -> list[asyncpg.Record]:  # fmt: skip
+        return await self._db.pool.fetch(
             f"""
             WITH req AS (
                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],
@@ -230,12 +246,6 @@ class Tips:
             [r.kind for r in requests], refs, accounts, amounts, currencies,
             [r.event_id for r in requests], [r.event_type for r in requests],
         )  # fmt: skip
-        settled = {row["id"]: _tip(row) for row in rows if row["id"] is not None}
-        new_events = {row["new_event"] for row in rows}
-        return [
-            Settled(settled.get(r.tip_id), r.event_id is not None and r.event_id in new_events)
-            for r in requests
-        ]
 
     async def fail(self, tip_id: int, reason: str) -> Tip | None:
         """Mark a pending tip failed with the reason; None when it is not pending."""

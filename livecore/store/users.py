@@ -29,6 +29,7 @@ class User:
 class Credentials:
     user: User
     password_hash: str
+    two_factor: bool = False  # two-factor authentication is on: a login needs a code too
 
 
 def _user(row: asyncpg.Record) -> User:
@@ -113,9 +114,12 @@ class Users:
 
     async def credentials(self, email: str) -> Credentials | None:
         row = await self._db.pool.fetchrow(
-            f"SELECT {_COLUMNS}, password_hash FROM users WHERE lower(email) = lower($1)", email
+            f"SELECT {_COLUMNS}, password_hash, EXISTS (SELECT 1 FROM two_factor t"
+            " WHERE t.user_id = users.id AND t.enabled_at IS NOT NULL) AS two_factor"
+            " FROM users WHERE lower(email) = lower($1)",
+            email,
         )
-        return Credentials(_user(row), row["password_hash"]) if row else None
+        return Credentials(_user(row), row["password_hash"], row["two_factor"]) if row else None
 
     async def password_hash(self, user_id: int) -> str | None:
         value = await self._db.pool.fetchval(

@@ -11,14 +11,14 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, CONFIG, DB, SECRET_KEY
+from livecore.appkeys import AUDIT, CONFIG, DB, SECRET_KEY, STREAM_RECORDS
 from livecore.auth.publish import new_publish_token
-from livecore.auth.routes import authenticate, iso, require_user
+from livecore.auth.requests import authenticate, require_user
 from livecore.auth.service import InvalidInput
 from livecore.cache import TtlCache
 from livecore.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from livecore.ids import path_id
-from livecore.jsonbody import invalid_message, read_body
+from livecore.jsonbody import invalid_message, iso, read_body
 from livecore.store.broadcasts import Broadcast, Broadcasts
 from livecore.store.streams import Stream, StreamState, Visibility
 from livecore.streams.health import IngestProbe
@@ -61,7 +61,6 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/streams/{slug}", get_stream)
     app.router.add_patch("/api/v1/streams/{slug}", patch_stream)
     app.router.add_delete("/api/v1/streams/{slug}", delete_stream)
-    app.router.add_post("/api/v1/streams/{slug}/key", post_stream_key)
     app.router.add_post("/api/v1/streams/{slug}/publish-token", post_publish_token)
     app.router.add_post("/api/v1/streams/{slug}/playback", post_stream_playback)
     app.router.add_get("/api/v1/streams/{slug}/health", get_stream_health)
@@ -74,9 +73,8 @@ def setup(app: web.Application) -> None:
 async def _service(app: web.Application) -> Any:
     listings = app[LISTINGS] = TtlCache(LISTING_TTL_S)
     searches = app[SEARCHES] = TtlCache(LISTING_TTL_S, max_keys=256)
-    auth = app[AUTH]
     playback = app[PLAYBACK] = PlaybackPolicy(
-        auth.streams, app[SECRET_KEY], token_ttl_s=app[CONFIG].hls.playback_token_ttl_s
+        app[STREAM_RECORDS], app[SECRET_KEY], token_ttl_s=app[CONFIG].hls.playback_token_ttl_s
     )
 
     def changed() -> None:
@@ -84,7 +82,7 @@ async def _service(app: web.Application) -> Any:
         searches.invalidate()
         playback.forget()
 
-    app[STREAMS] = StreamService(auth, on_change=changed)
+    app[STREAMS] = StreamService(app[STREAM_RECORDS], app[AUDIT], on_change=changed)
     yield
 
 
@@ -239,17 +237,6 @@ async def delete_stream(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def post_stream_key(request: web.Request) -> web.Response:
-    """Rotate the stream key: the old key stops working, the new one is shown once."""
-    principal = await require_user(request)
-    stream = await _stream(request)
-    try:
-        key = await request.app[STREAMS].rotate_key(principal.user, stream)
-    except NotAllowed as exc:
-        raise Forbidden(str(exc)) from None
-    return web.json_response({"stream_key": key})
-
-
 async def post_publish_token(request: web.Request) -> web.Response:
     """A short-lived token the owner's page publishes with over WHIP instead of the stream
     key (which is stored hashed and cannot be shown again); the key keeps working."""
@@ -270,7 +257,7 @@ async def get_stream_health(request: web.Request) -> web.Response:
     principal = await require_user(request)
     stream = await _stream(request)
     user = principal.user
-    if not may_manage(user, stream) and not await request.app[AUTH].streams.is_moderator(
+    if not may_manage(user, stream) and not await request.app[STREAM_RECORDS].is_moderator(
         stream.id, user.id
     ):
         raise Forbidden("only the stream's owner, its moderators and admins may do this")
@@ -302,7 +289,7 @@ async def get_stream_audit(request: web.Request) -> web.Response:
     before = request.query.get("before")
     if before is not None and not (before.isdigit() and 0 < len(before) < 19):
         raise Invalid("invalid before", fields={"before": "must be an entry id"})
-    entries = await request.app[AUTH].audit.for_stream(
+    entries = await request.app[AUDIT].for_stream(
         stream.id, before_id=int(before) if before else None
     )
     return web.json_response(
@@ -382,7 +369,7 @@ async def delete_stream_recording(request: web.Request) -> web.Response:
     if path is None:
         raise NotFound("no such recording")
     await asyncio.to_thread(remove_local_recording, request.app[CONFIG].data_path, path)
-    await request.app[AUTH].audit.record(
+    await request.app[AUDIT].record(
         "recording.delete", "broadcast", broadcast_id, actor_id=principal.user.id,
         details={"stream": stream.slug},
     )  # fmt: skip

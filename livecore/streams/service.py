@@ -6,9 +6,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from livecore.auth.service import AuthService, InvalidInput, new_stream_key
+from livecore.auth.service import InvalidInput, new_stream_key
 from livecore.store import UniqueViolation
-from livecore.store.streams import Stream, StreamState, Visibility
+from livecore.store.audit import AuditLog
+from livecore.store.streams import Stream, Streams, StreamState, Visibility
 from livecore.store.users import User
 from livecore.text import has_control, has_visible
 
@@ -74,9 +75,11 @@ def may_manage(user: User, stream: Stream) -> bool:
 
 
 class StreamService:
-    def __init__(self, auth: AuthService, on_change: Callable[[], None] | None = None) -> None:
-        self._auth = auth
-        self._streams = auth.streams
+    def __init__(
+        self, streams: Streams, audit: AuditLog, on_change: Callable[[], None] | None = None
+    ) -> None:
+        self._streams = streams
+        self._audit = audit
         # Told after every change this service makes (listing caches drop their copies).
         self._on_change = on_change or (lambda: None)
 
@@ -96,7 +99,7 @@ class StreamService:
         except UniqueViolation:
             raise SlugTaken(slug) from None
         self._on_change()
-        await self._auth.audit.record("stream.create", "stream", stream.id, actor_id=owner.id)
+        await self._audit.record("stream.create", "stream", stream.id, actor_id=owner.id)
         return NewStream(stream, key)
 
     async def get(self, slug: str) -> Stream | None:
@@ -120,7 +123,7 @@ class StreamService:
         if updated is None:
             raise LookupError(stream.slug)
         self._on_change()
-        await self._auth.audit.record(
+        await self._audit.record(
             "stream.update", "stream", stream.id, actor_id=actor.id,
             details={"title": title, "visibility": visibility},
         )  # fmt: skip
@@ -131,7 +134,7 @@ class StreamService:
         if not await self._streams.delete(stream.id):
             raise StreamIsLive(stream.slug)
         self._on_change()
-        await self._auth.audit.record(
+        await self._audit.record(
             "stream.delete", "stream", stream.id, actor_id=actor.id, details={"slug": stream.slug}
         )
 
@@ -141,7 +144,7 @@ class StreamService:
             self._check_manager(actor, stream)
         key, key_hash = new_stream_key()
         await self._streams.rotate_key(stream.id, key_hash)
-        await self._auth.audit.record(
+        await self._audit.record(
             "stream.rotate_key", "stream", stream.id, actor_id=actor.id if actor else None
         )
         return key

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from livecore.appkeys import DB
-from livecore.auth.routes import require_user
+from livecore.auth.requests import require_user
 from livecore.errors import Forbidden, Invalid
 from livecore.store.earnings import Earnings, RevenueDay, StatementDay, as_row
 

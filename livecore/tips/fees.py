@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from livecore.store.charges import Charges, FeeDue
 from livecore.store.db import Database
 from livecore.tips.providers import ProcessorRefused, ProviderUnavailable
 from livecore.tips.reversals import Reversals
@@ -22,17 +23,6 @@ logger = logging.getLogger(__name__)
 
 # (charge id, fee, currency) of a PaymentIntent's charge, or None when not known yet.
 FeeLookup = Callable[[str], Awaitable[tuple[str, int, str] | None]]
-
-# Payments (tips and subscription invoices) paid through the processor whose fee is due.
-_DUE = """
-    SELECT 'tips' AS source, id::text AS key, provider_ref AS payment FROM tips
-    WHERE fee_recorded_at IS NULL AND provider = 'stripe' AND provider_ref IS NOT NULL
-      AND status <> 'pending' AND status <> 'failed'
-    UNION ALL
-    SELECT 'subscription_invoices', id, payment_ref FROM subscription_invoices
-    WHERE fee_recorded_at IS NULL AND payment_ref IS NOT NULL
-    LIMIT $1
-"""
 
 
 class FeeRecorder:
@@ -47,7 +37,7 @@ class FeeRecorder:
         batch: int = 200,
         concurrency: int = 4,
     ) -> None:
-        self._db = db
+        self._charges = Charges(db)
         self._reversals = reversals
         self._lookup = lookup
         self._interval_s = interval_s
@@ -81,11 +71,12 @@ class FeeRecorder:
 
     async def record_due(self) -> int:
         """Post the fees of due payments; returns how many payments were looked at."""
-        rows = await self._db.pool.fetch(_DUE, self._batch)
-        await asyncio.gather(*(self._record(r["source"], r["key"], r["payment"]) for r in rows))
-        return len(rows)
+        due = await self._charges.fee_due(self._batch)
+        await asyncio.gather(*(self._record(d) for d in due))
+        return len(due)
 
-    async def _record(self, source: str, key: str, payment: str) -> None:
+    async def _record(self, due: FeeDue) -> None:
+        payment = due.payment_ref
         async with self._limit:
             try:
                 found = await self._lookup(payment)
@@ -96,19 +87,10 @@ class FeeRecorder:
                 # It will never be readable (e.g. unknown to this Stripe account): say so
                 # once, and stop asking.
                 logger.error("fee of payment %s cannot be read: %s", payment, exc.reason)
-                found = None
-                await self._mark(source, key, None)
+                await self._charges.fee_recorded(due, None)
                 return
         if found is None:
             return  # Stripe has not settled the charge yet: the next pass looks again
         charge, fee, currency = found
         await self._reversals.fee(charge, fee, currency)
-        await self._mark(source, key, charge)
-
-    async def _mark(self, source: str, key: str, charge: str | None) -> None:
-        await self._db.pool.execute(
-            f"UPDATE {source} SET fee_recorded_at = now(),"
-            f" charge_ref = coalesce(charge_ref, $2) WHERE id::text = $1",
-            key,
-            charge,
-        )
+        await self._charges.fee_recorded(due, charge)

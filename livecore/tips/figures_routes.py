@@ -9,8 +9,9 @@ from typing import Any, Final
 from aiohttp import web
 
 from livecore.appkeys import DB
-from livecore.auth.routes import iso, require_user
+from livecore.auth.requests import require_user
 from livecore.errors import Invalid
+from livecore.jsonbody import iso
 from livecore.store.creator_figures import BroadcastFigures, CreatorFigures
 
 DEFAULT_BROADCASTS: Final = 20

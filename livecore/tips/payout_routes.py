@@ -9,8 +9,9 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH
-from livecore.auth.routes import require_user
+from livecore.appkeys import AUDIT, USERS
+from livecore.auth.requests import require_user
+from livecore.auth.twofactor_routes import require_two_factor_for_payouts
 from livecore.clientip import client_ip
 from livecore.errors import Conflict, Forbidden, Invalid, NotFound
 from livecore.ids import path_id
@@ -90,6 +91,7 @@ async def get_my_payouts(request: web.Request) -> web.Response:
 async def post_my_payout(request: web.Request) -> web.Response:
     """Pay out everything available in one currency: 201 with the payout."""
     principal = await require_user(request)
+    await require_two_factor_for_payouts(request, principal.user)
     body = await read_body(request)
     currency = body.text("currency", max_len=3).lower()
     body.check()
@@ -162,7 +164,7 @@ async def post_payout_failed(request: web.Request) -> web.Response:
 async def _audit(
     request: web.Request, admin: User, action: str, payout: Payout, **details: str
 ) -> None:
-    await request.app[AUTH].audit.record(
+    await request.app[AUDIT].record(
         action, "payout", payout.id, actor_id=admin.id, client_ip=client_ip(request),
         details={"creator_id": payout.creator_id, "amount_minor": payout.amount_minor,
                  "currency": payout.currency, **details},
@@ -185,7 +187,7 @@ async def put_creator_money(request: web.Request) -> web.Response:
     if malformed and "stripe_account_id" not in body.problems:
         body.problems["stripe_account_id"] = "must be acct_ followed by letters and digits"
     body.check()
-    if await request.app[AUTH].users.get(user_id) is None:
+    if await request.app[USERS].get(user_id) is None:
         raise NotFound("no such user")
     service = request.app[PAYOUTS]
     before = await service.creator_money(user_id)
@@ -193,7 +195,7 @@ async def put_creator_money(request: web.Request) -> web.Response:
         money = await service.set_creator_money(user_id, bps, account)
     except PayoutConflict as exc:
         raise Conflict(exc.reason) from None
-    await request.app[AUTH].audit.record(
+    await request.app[AUDIT].record(
         "creator.money", "user", user_id, actor_id=admin.id, client_ip=client_ip(request),
         details={"platform_fee_bps": bps, "stripe_account_id": account,
                  "previous_platform_fee_bps": before.platform_fee_bps,

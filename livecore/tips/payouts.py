@@ -7,15 +7,14 @@ transferred to the creator's connected account; without one (or without a rail) 
 waits for a manual bank transfer that an admin marks paid or failed. A failed payout puts the
 money back on the creator's account.
 
-Ledger postings (kind, external reference: entries):
-- "payout", `payout:{id}`: creator +amount, payouts_in_transit -amount
-- "payout_paid", `payout:{id}:paid`: payouts_in_transit +amount, payouts_paid -amount
-- "payout_failed", `payout:{id}:failed`: payouts_in_transit +amount, creator -amount
+Ledger postings (their entries are in postings.py): "payout" (`payout:{id}`) moves the
+amount from the creator's account into transit; "payout_paid" (`payout:{id}:paid`) from
+transit to paid; "payout_failed" (`payout:{id}:failed`) from transit back to the creator.
 
 Locks are always taken in one order, so that payouts never deadlock with each other: the
 payout's row, then the creator's account, then the platform's accounts.
 
-Imports only store, config and this package's providers.
+Imports only store, config and this package's providers and postings.
 """
 
 from __future__ import annotations
@@ -29,9 +28,10 @@ from typing import Final, Literal, Protocol
 from livecore.config import TipsConfig
 from livecore.store.creator_settings import CreatorMoney, CreatorSettings
 from livecore.store.db import Database
-from livecore.store.ledger import Entry, Ledger
+from livecore.store.ledger import AccountKind, Ledger
 from livecore.store.payouts import Payout, Payouts, PayoutStatus, Position
 from livecore.store.users import User
+from livecore.tips.postings import PostingKind, post, prepare
 from livecore.tips.providers import PayoutFailed, ProviderUnavailable
 
 logger = logging.getLogger(__name__)
@@ -217,11 +217,12 @@ class PayoutService:
             payout = await self._payouts.create(
                 creator.id, amount, currency, "stripe" if destination else "manual", conn
             )
-            entries = [
-                Entry(position.account_id, amount, currency),
-                Entry(in_transit, -amount, currency),
-            ]
-            await self._ledger.post(f"payout:{payout.id}", "payout", entries, conn=conn)
+            known: dict[AccountKind, int] = {
+                "creator": position.account_id,
+                "payouts_in_transit": in_transit,
+            }
+            posting = await prepare(self._ledger, "payout", currency, creator.id, known=known)
+            await post(self._ledger, posting, f"payout:{payout.id}", amount, conn=conn)
         logger.info(
             "payout %d: %d %s to creator %d (%s)",
             payout.id, amount, currency, creator.id, payout.rail,
@@ -319,12 +320,9 @@ class PayoutService:
         if found is None:
             raise PayoutNotFound(payout_id)
         currency, amount = found.currency, found.amount_minor
+        kind: PostingKind = "payout_paid" if status == "paid" else "payout_failed"
         # Account ids first, outside the transaction (cached after their first use).
-        in_transit = await self._ledger.account("payouts_in_transit", currency)
-        if status == "paid":
-            other = await self._ledger.account("payouts_paid", currency)
-        else:
-            other = await self._ledger.account("creator", currency, found.creator_id)
+        posting = await prepare(self._ledger, kind, currency, found.creator_id)
         async with self._db.transaction() as conn:
             payout = await self._payouts.lock(payout_id, conn)
             if payout is None:
@@ -335,15 +333,10 @@ class PayoutService:
                 raise PayoutConflict(f"payout {payout_id} has {payout.status} already")
             if by_admin:
                 self._check_admin_may_settle(payout)
-            if status == "paid":
-                entries = [Entry(in_transit, amount, currency), Entry(other, -amount, currency)]
-            else:
-                await self._payouts.lock_account(other, conn)
-                entries = [Entry(other, -amount, currency), Entry(in_transit, amount, currency)]
+            if status == "failed":
+                await self._payouts.lock_account(posting.account("creator"), conn)
             payout = await self._payouts.finish(payout_id, status, provider_ref, failure, conn)
-            await self._ledger.post(
-                f"payout:{payout_id}:{status}", f"payout_{status}", entries, conn=conn
-            )
+            await post(self._ledger, posting, f"payout:{payout_id}:{status}", amount, conn=conn)
         logger.info("payout %d: %s", payout_id, status)
         return payout, True
 

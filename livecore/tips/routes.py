@@ -9,8 +9,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH
-from livecore.auth.routes import authenticate, iso, require_user
+from livecore.appkeys import STREAM_RECORDS
+from livecore.auth.requests import authenticate, require_user
 from livecore.errors import (
     BadGateway,
     BadRequest,
@@ -23,9 +23,9 @@ from livecore.errors import (
     Unavailable,
 )
 from livecore.ids import path_id
-from livecore.jsonbody import invalid_message, read_body
+from livecore.jsonbody import invalid_message, iso, read_body
 from livecore.store.tips import Tip, TipStatus
-from livecore.tips.service import (
+from livecore.tips.outcomes import (
     FALLBACK_NOTICE,
     IdempotencyMismatch,
     TipBusy,
@@ -34,10 +34,10 @@ from livecore.tips.service import (
     TipLimited,
     TipRefused,
     TipRejected,
-    TipService,
     TipsUnavailable,
     TipUnconfirmed,
 )
+from livecore.tips.service import TipService
 
 TIPS: Final = web.AppKey("tips", TipService)
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -86,7 +86,7 @@ async def post_tip(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key", "")
     if not _KEY.fullmatch(key):
         raise BadRequest("an Idempotency-Key header (1-255 printable characters) is required")
-    stream = await request.app[AUTH].streams.by_slug(request.match_info["slug"])
+    stream = await request.app[STREAM_RECORDS].by_slug(request.match_info["slug"])
     if stream is None:
         raise NotFound("no such stream")
     body = await read_body(request)
@@ -157,7 +157,7 @@ async def get_tip_options(request: web.Request) -> web.Response:
     """What the tip form offers this viewer: currencies, the amounts allowed (a young
     account's limit applied), whether they may tip this stream at all, and the processor."""
     principal = await authenticate(request)
-    stream = await request.app[AUTH].streams.by_slug(request.match_info["slug"])
+    stream = await request.app[STREAM_RECORDS].by_slug(request.match_info["slug"])
     if stream is None:
         raise NotFound("no such stream")
     tips = request.app[TIPS]

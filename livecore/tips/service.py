@@ -6,23 +6,22 @@ A tip is made in the database before the processor is called, and the processor'
 idempotency key is the tip's id: a retried request, a timeout reconciled by retrying, or a
 webhook arriving before the answer all meet the same one payment. Each request to the
 processor is counted on the tip until answered; a tip with one left unanswered may have been
-paid, so it is reconciled with the processor first and never moved to the fallback lane.
+paid, so it is reconciled with the processor first and never moved to the fallback lane
+(charging.py). What a request ends in, and its errors, are in outcomes.py.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
-
-import asyncpg
 
 from livecore.config import TipsConfig
 from livecore.events.bus import EventBus
+from livecore.events.types import TipSent
 from livecore.store.creator_settings import CreatorMoney, CreatorSettings
-from livecore.store.ledger import Entry, Ledger
+from livecore.store.errors import StatementRefused
+from livecore.store.ledger import Ledger
 from livecore.store.streams import Stream
 from livecore.store.stripe_customers import StripeCustomers
 from livecore.store.tips import (
@@ -38,14 +37,24 @@ from livecore.store.tips import (
 from livecore.store.users import User, Users
 from livecore.tips.batching import Backlog, Batcher
 from livecore.tips.breaker import CircuitBreaker
+from livecore.tips.charging import Charger
+from livecore.tips.outcomes import (
+    IdempotencyMismatch,
+    Lane,
+    TipForbidden,
+    TipOptions,
+    TipRefused,
+    TipRejected,
+    TipResult,
+    TipsUnavailable,
+    limited,
+)
+from livecore.tips.postings import PostingKind, prepare, split
 from livecore.tips.providers import (
     CardPayment,
-    Payment,
-    PaymentDeclined,
     PaymentProvider,
     ProcessorRefused,
     ProviderUnavailable,
-    RefusalKind,
     SavedCard,
 )
 
@@ -55,116 +64,6 @@ logger = logging.getLogger(__name__)
 MessageScreen = Callable[[int, str], Awaitable[str]]
 # Is this viewer barred from this stream (banned from its chat)? Wired to chat by app.py.
 Blocked = Callable[[int, int], Awaitable[bool]]
-
-Lane = Literal["primary", "fallback"]
-FALLBACK_NOTICE = (
-    "Card payments are unavailable right now. Your tip is recorded as pending and you have "
-    "not been charged; the creator will send you an invoice to settle it."
-)
-
-
-class TipRefused(Exception):
-    def __init__(self, fields: dict[str, str]) -> None:
-        super().__init__(", ".join(f"{k} {v}" for k, v in fields.items()))
-        self.fields = fields
-
-
-class TipLimited(Exception):
-    """A velocity limit: the viewer may try again later."""
-
-    def __init__(self, reason: str, retry_after_s: int) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after_s = retry_after_s
-
-
-class TipForbidden(Exception):
-    """This viewer may not tip this stream (banned from it)."""
-
-
-class TipDeclined(Exception):
-    def __init__(self, tip: Tip, reason: str, code: str) -> None:
-        super().__init__(reason)
-        self.tip = tip
-        self.reason = reason
-        self.code = code
-
-
-class TipRejected(Exception):
-    """The processor refused the payment's request for good (not the card: its parameters,
-    the platform's keys or permissions). The tip failed (None: none was made) and nothing was
-    charged."""
-
-    def __init__(self, tip: Tip | None, reason: str, kind: RefusalKind, param: str | None) -> None:
-        super().__init__(reason)
-        self.tip = tip
-        self.reason = reason
-        self.kind = kind
-        self.param = param
-
-
-class TipBusy(Exception):
-    """The processor refused to take the request now (rate limited) and did nothing: the
-    tip failed, nothing was charged, and a new tip may be sent in a moment."""
-
-    def __init__(self, tip: Tip) -> None:
-        super().__init__(f"tip {tip.id}: the processor is busy")
-        self.tip = tip
-
-
-class TipUnconfirmed(Exception):
-    """The processor may or may not have taken the payment; retrying with the same
-    Idempotency-Key finds out and never charges twice."""
-
-    def __init__(self, tip: Tip) -> None:
-        super().__init__(f"tip {tip.id}: outcome unknown")
-        self.tip = tip
-
-
-class TipsUnavailable(Exception):
-    """The processor is down and no fallback lane is configured."""
-
-
-class IdempotencyMismatch(Exception):
-    """The Idempotency-Key was used before for a different tip."""
-
-
-@dataclass(frozen=True, slots=True)
-class TipResult:
-    tip: Tip
-    payment: Payment | None  # None: no processor call (a settled retry, or the fallback lane)
-    test_mode: bool
-    lane: Lane = "primary"
-    publishable_key: str | None = None
-    created: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class TipOptions:
-    """What a viewer may tip a stream, for the tip form (the checks themselves stay in send)."""
-
-    currencies: tuple[str, ...]
-    min_minor: int
-    max_minor: int  # for this viewer: a young account's smaller limit applied
-    young_until: datetime | None  # when a young account's limit lifts; None when it does not apply
-    refusal: str | None  # why this viewer may not tip this stream at all (their own, banned)
-    test_mode: bool
-    publishable_key: str | None
-
-
-def _limited(which: str, s: TipsConfig) -> TipLimited:
-    if which == "minute":
-        return TipLimited(f"at most {s.viewer_tips_per_minute} tips a minute", 60)
-    if which == "day":
-        return TipLimited(f"at most {s.viewer_daily_minor} in tips a day", 3600)
-    # A stolen card spread over many accounts.
-    return TipLimited(f"this card may pay at most {s.card_tips_per_hour} tips an hour", 3600)
-
-
-def split(amount_minor: int, fee_bps: int) -> tuple[int, int]:
-    """(creator's share, platform's share) in minor units; rounding favours the creator."""
-    fee = amount_minor * fee_bps // 10_000
-    return amount_minor - fee, fee
 
 
 class TipService:
@@ -191,7 +90,6 @@ class TipService:
         self._provider = provider
         self._creators = creator_settings
         self._customers = customers
-        self._breaker = breaker
         self._screen = screen
         self._blocked = blocked
         self._settlements: Batcher[Settlement, Settled] = Batcher(self._settle_batch)
@@ -199,6 +97,7 @@ class TipService:
         self._names: Batcher[int, User | None] = Batcher(users.get_many)
         # A settled tip's room event is sent after its caller (a webhook) is answered.
         self._announcements: Backlog[Tip] = Backlog(self._announce)
+        self._charger = Charger(tips, provider, settings, breaker, self.settle)
 
     @property
     def test_mode(self) -> bool:
@@ -255,7 +154,7 @@ class TipService:
                 # paid is never refused here.
                 known = await self._customers.get(viewer.id) if self._customers else None
                 card = CardPayment(payment_method, known)
-        return await self._charge(tip, creator.stripe_account_id, card, created)
+        return await self._charger.charge(tip, creator.stripe_account_id, card, created)
 
     async def _new_tip(
         self, viewer: User, stream: Stream, creator: CreatorMoney, amount_minor: int,
@@ -276,7 +175,7 @@ class TipService:
                 card_fingerprint=card_fingerprint,
             )  # fmt: skip
         except LimitReached as exc:
-            raise _limited(exc.which, s) from None
+            raise limited(exc.which, s) from None
 
     async def _check(self, viewer: User, stream: Stream, amount: int, currency: str) -> None:
         problems = {}
@@ -340,121 +239,6 @@ class TipService:
     async def record_card(self, provider_ref: str, fingerprint: str) -> None:
         await self._tips.record_card(None, provider_ref, fingerprint)
 
-    async def _charge(
-        self, tip: Tip, destination: str | None, card: CardPayment | None, created: bool
-    ) -> TipResult:
-        if tip.provider_ref is not None or tip.open_calls:
-            # An earlier request may have reached the processor: what it did comes first.
-            payment = await self._reconcile(tip, destination, card)
-            return await self._record(tip, payment, created)
-        breaker = self._breaker
-        if breaker is not None and not breaker.allow():
-            return await self._fallback(tip, "circuit open")
-        try:
-            payment = await self._ask(tip, self._provider.create, destination, card)
-        except PaymentDeclined as exc:
-            # A decline is the card's answer, not an outage: it never falls back.
-            raise await self._declined(tip, exc) from None
-        except ProcessorRefused as exc:
-            raise await self._rejected(tip, exc) from None
-        except ProviderUnavailable as exc:
-            if exc.unknown:
-                # It may have reached the processor: never move it elsewhere. Ask again at
-                # once; a retry with the same Idempotency-Key (or the processor's webhook)
-                # settles it otherwise.
-                logger.info("tip %d: reconciling after an unknown outcome", tip.id)
-                payment = await self._reconcile(tip, destination, card)
-            elif not exc.outage:
-                # Rate limited: refused before anything was done, and no outage either.
-                failed = await self._tips.fail(tip.id, exc.reason) or tip
-                raise TipBusy(failed) from None
-            else:
-                return await self._fallback(tip, exc.reason)
-        return await self._record(tip, payment, created)
-
-    async def _reconcile(
-        self, tip: Tip, destination: str | None, card: CardPayment | None
-    ) -> Payment:
-        """Ask the processor what became of a tip an earlier request may have paid, whatever
-        the breaker says: the tip is never moved to another lane while that is unknown."""
-        try:
-            return await self._ask(tip, self._provider.find, destination, card)
-        except PaymentDeclined as exc:
-            raise await self._declined(tip, exc) from None
-        except ProcessorRefused as exc:
-            raise await self._rejected(tip, exc) from None
-        except ProviderUnavailable as exc:
-            logger.warning("tip %d: outcome unknown (%s)", tip.id, exc.reason)
-            raise TipUnconfirmed(tip) from None
-
-    async def _declined(self, tip: Tip, exc: PaymentDeclined) -> TipDeclined:
-        failed = await self._tips.fail(tip.id, exc.reason) or tip
-        return TipDeclined(failed, exc.reason, exc.code)
-
-    async def _rejected(self, tip: Tip, exc: ProcessorRefused) -> TipRejected:
-        # Refused before anything was done: the same request would be refused again.
-        failed = await self._tips.fail(tip.id, exc.reason) or tip
-        return TipRejected(failed, exc.reason, exc.kind, exc.param)
-
-    async def _record(self, tip: Tip, payment: Payment, created: bool) -> TipResult:
-        if payment.status == "succeeded":
-            tip = await self.settle(tip.id, payment.provider_ref) or tip
-        elif payment.status == "failed":
-            tip = await self._tips.fail(tip.id, "payment canceled") or tip
-        else:
-            await self._tips.attach(tip.id, payment.provider_ref)
-        return TipResult(
-            tip, payment, self.test_mode, "primary", self._provider.publishable_key, created
-        )
-
-    async def _ask(
-        self, tip: Tip, call: Callable[[Tip, str | None, CardPayment | None], Awaitable[Payment]],
-        destination: str | None, card: CardPayment | None,
-    ) -> Payment:  # fmt: skip
-        """Make one request about `tip` to the processor. Until it is answered it counts as
-        an open call on the tip (one left open, its outcome unknown, keeps the tip from the
-        fallback lane). The breaker hears what it showed: only an outage (transport failure,
-        5xx) counts against it; any answer, a refusal or a decline included, shows the
-        processor is up; a request ended by anything else (cancelled) frees a half-open
-        trial."""
-        breaker = self._breaker
-        await self._tips.call_started(tip.id)
-        up: bool | None = None
-        answered = False
-        try:
-            payment = await call(tip, destination, card)
-            up = answered = True
-        except (PaymentDeclined, ProcessorRefused):
-            up = answered = True
-            raise
-        except ProviderUnavailable as exc:
-            up, answered = not exc.outage, not exc.unknown
-            raise
-        finally:
-            if breaker is not None:
-                if up is None:
-                    breaker.released()
-                elif up:
-                    breaker.succeeded()
-                else:
-                    breaker.failed()
-            if answered:
-                await self._tips.call_answered(tip.id)
-        return payment
-
-    async def _fallback(self, tip: Tip, reason: str) -> TipResult:
-        if self._settings.fallback == "none":
-            raise TipsUnavailable(reason)
-        moved = await self._tips.to_lane(tip.id, "manual")
-        if moved is None:
-            # Another request for the same key reached the processor meanwhile, or may have.
-            current = await self._tips.get(tip.id) or tip
-            if current.status == "pending" and current.provider_ref is None:
-                raise TipUnconfirmed(current)
-            return TipResult(current, None, self.test_mode, created=False)
-        logger.warning("tip %d sent to the fallback lane: %s", tip.id, reason)
-        return TipResult(moved, None, self.test_mode, "fallback")
-
     async def settle(
         self, tip_id: int, provider_ref: str, charge_ref: str | None = None,
         known: Tip | None = None,
@@ -484,20 +268,11 @@ class TipService:
     ) -> Settled:  # fmt: skip
         if event_id is None and found.status not in ("pending", "failed"):
             return Settled(None, False)
-        currency = found.currency
+        # A fallback-lane tip was paid to the creator directly: the creator owes the share.
+        kind: PostingKind = "tip_manual" if found.provider == "manual" else "tip"
         # Account ids first (cached after their first use).
-        clearing = await self._ledger.account("processor_clearing", currency)
-        creator = await self._ledger.account("creator", currency, found.creator_id)
-        revenue = await self._ledger.account("platform_revenue", currency)
-        fee, amount = found.platform_fee_minor, found.amount_minor
-        if found.provider == "manual":
-            # The viewer paid the creator directly: the creator owes the platform's share.
-            kind, entries = "tip_manual", [Entry(creator, fee, currency)]
-        else:
-            kind = "tip"
-            entries = [Entry(clearing, amount, currency), Entry(creator, fee - amount, currency)]
-        entries.append(Entry(revenue, -fee, currency))
-        entries = [e for e in entries if e.amount_minor]  # a zero share has no entry
+        posting = await prepare(self._ledger, kind, found.currency, found.creator_id)
+        entries = posting.entries(found.amount_minor, found.platform_fee_minor)
         settled = await self._settlements.submit(
             Settlement(found.id, found.provider, provider_ref, charge_ref, kind,
                        entries if len(entries) > 1 else [], event_id, event_type)
@@ -519,13 +294,13 @@ class TipService:
         results: dict[int, Settled | Exception] = {}
         try:
             results = dict(zip(first, await self._tips.settle_many(unique), strict=True))
-        except asyncpg.PostgresError:
+        except StatementRefused:
             if len(unique) == 1:
                 raise
             for item in unique:
                 try:
                     (results[item.tip_id],) = await self._tips.settle_many([item])
-                except asyncpg.PostgresError as exc:
+                except StatementRefused as exc:
                     results[item.tip_id] = exc
         return [
             results[item.tip_id] if first[item.tip_id] is item else Settled(None, False)
@@ -541,10 +316,8 @@ class TipService:
         viewer = await self._names.submit(tip.viewer_id)
         await self._bus.publish(
             tip.stream_id,
-            "tip",
-            {"tip_id": tip.id, "amount_minor": tip.amount_minor, "currency": tip.currency,
-             "message": message, "test_mode": tip.provider == "test",
-             "user": {"id": tip.viewer_id, "name": viewer.display_name if viewer else ""}},
+            TipSent(tip.id, tip.amount_minor, tip.currency, message, tip.provider == "test",
+                    tip.viewer_id, viewer.display_name if viewer else ""),
         )  # fmt: skip
 
     async def get(self, tip_id: int) -> Tip | None:

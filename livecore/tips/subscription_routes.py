@@ -8,8 +8,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, CONFIG
-from livecore.auth.routes import iso, require_user
+from livecore.appkeys import CONFIG, STREAM_RECORDS, USERS
+from livecore.auth.requests import require_user
 from livecore.errors import (
     BadGateway,
     BadRequest,
@@ -20,20 +20,23 @@ from livecore.errors import (
     Unavailable,
 )
 from livecore.ids import path_id
-from livecore.jsonbody import invalid_message, read_body
-from livecore.store.subscriptions import Subscription, Tier
+from livecore.jsonbody import invalid_message, iso, read_body
+from livecore.store.subscriptions import Subscription
+from livecore.store.tiers import Tier
 from livecore.tips.providers import PaymentDeclined, ProcessorRefused, ProviderUnavailable
 from livecore.tips.routes import TEST_MODE_NOTICE
 from livecore.tips.subscriptions import (
-    MAX_PRICE_MINOR,
-    TIER_NAME_MAX,
     AlreadySubscribed,
     IdempotencyKeyRequired,
     NoSuchSubscription,
-    NoSuchTier,
     SubscribeRefused,
     SubscriptionOver,
     SubscriptionService,
+)
+from livecore.tips.tiers import (
+    MAX_PRICE_MINOR,
+    TIER_NAME_MAX,
+    NoSuchTier,
     TierExists,
     TierForbidden,
     TierRefused,
@@ -173,7 +176,7 @@ async def delete_my_tier(request: web.Request) -> web.Response:
 
 async def get_user_tiers(request: web.Request) -> web.Response:
     """The tiers a creator offers now."""
-    user = await request.app[AUTH].users.get(path_id(request, "id", "user"))
+    user = await request.app[USERS].get(path_id(request, "id", "user"))
     if user is None:
         raise NotFound("no such user")
     service = request.app[SUBSCRIPTIONS]
@@ -182,7 +185,7 @@ async def get_user_tiers(request: web.Request) -> web.Response:
 
 async def get_stream_tiers(request: web.Request) -> web.Response:
     """The tiers the stream's owner offers now."""
-    stream = await request.app[AUTH].streams.by_slug(request.match_info["slug"])
+    stream = await request.app[STREAM_RECORDS].by_slug(request.match_info["slug"])
     if stream is None:
         raise NotFound("no such stream")
     service = request.app[SUBSCRIPTIONS]

@@ -9,7 +9,8 @@ from aiohttp import web
 
 from livecore.appkeys import CONFIG
 from livecore.errors import BadRequest, NotFound, PayloadTooLarge
-from livecore.tips.webhooks import MalformedEvent, WebhookHandler, WebhookRefused, verify
+from livecore.tips.stripe.events import MalformedEvent, WebhookRefused, verify
+from livecore.tips.webhooks import WebhookHandler
 
 logger = logging.getLogger(__name__)
 

@@ -98,6 +98,7 @@ STATIC_FILES: Final[Mapping[str, str]] = {
     "subscribe.js": "text/javascript; charset=utf-8",
     "subscriptions.js": "text/javascript; charset=utf-8",
     "tip.js": "text/javascript; charset=utf-8",
+    "twofactor.js": "text/javascript; charset=utf-8",
     "watch.js": "text/javascript; charset=utf-8",
     "whep.js": "text/javascript; charset=utf-8",
     "whip.js": "text/javascript; charset=utf-8",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from livecore.auth.origins import OriginPolicy, origin_of
-from livecore.config import ConfigError, load_config
+from livecore.config import ConfigError
+from livecore.configload import load_config
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from aiohttp import WSMsgType
 from livecore.appkeys import BUS
 from tests.chat.conftest import chat_config, connect, stream, user
 from tests.conftest import Client, MakeClient
+from tests.events.raw import Raw
 
 
 async def _room(client: Client) -> dict[str, object]:
@@ -135,7 +136,7 @@ async def test_slow_consumer_is_dropped_and_others_keep_up(make_client: MakeClie
     bus = client.app[BUS]
     big = "y" * 4000
     for i in range(3000):
-        await bus.publish(stream_id, "tip", {"n": i, "note": big})
+        await bus.publish(stream_id, Raw("tip", {"n": i, "note": big}))
         if i % 50 == 0:
             await asyncio.sleep(0.01)
     await fast.wait_for(lambda e: e.get("n") == 2999, timeout_s=30)

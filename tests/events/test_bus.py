@@ -12,6 +12,7 @@ from livecore.events.bus import BusUnavailable, LocalBus, event_id
 from livecore.events.ids import MemoryIds
 from livecore.events.redis_bus import RedisBus
 from livecore.events.types import Event
+from tests.events.raw import Raw
 from tests.services import RedisProcess
 
 
@@ -37,13 +38,13 @@ async def test_local_bus_numbers_and_delivers_in_order() -> None:
     inbox = Inbox()
     unsubscribe = bus.subscribe(7, inbox)
     for i in range(3):
-        await bus.publish(7, "chat", {"text": f"m{i}"})
-    await bus.publish(8, "chat", {"text": "other room"})
+        await bus.publish(7, Raw("chat", {"text": f"m{i}"}))
+    await bus.publish(8, Raw("chat", {"text": "other room"}))
     assert [e.id for e in inbox.events] == [1, 2, 3]
     assert [json.loads(e.body)["text"] for e in inbox.events] == ["m0", "m1", "m2"]
     assert json.loads(inbox.events[0].body)["type"] == "chat"
     unsubscribe()
-    await bus.publish(7, "chat", {"text": "after"})
+    await bus.publish(7, Raw("chat", {"text": "after"}))
     assert len(inbox.events) == 3
     assert [json.loads(b)["text"] for b in await bus.history(7)] == ["m0", "m1", "m2", "after"]
 
@@ -72,7 +73,7 @@ async def test_event_reaches_every_node_once_in_order(
     await a.joined(1)
     await b.joined(1)
     for i in range(10):
-        await (a if i % 2 else b).publish(1, "chat", {"text": str(i)})
+        await (a if i % 2 else b).publish(1, Raw("chat", {"text": str(i)}))
     for inbox in (on_a, on_b):
         events = await inbox.wait_for(10)
         assert [e.id for e in events] == list(range(1, 11))
@@ -85,8 +86,8 @@ async def test_event_reaches_every_node_once_in_order(
 async def test_history_is_shared(two_nodes: tuple[RedisBus, RedisBus]) -> None:
     a, b = two_nodes
     for i in range(3):
-        await a.publish(2, "chat", {"text": str(i)})
-    await a.publish(2, "viewer_count", {"count": 3})  # not remembered
+        await a.publish(2, Raw("chat", {"text": str(i)}))
+    await a.publish(2, Raw("viewer_count", {"count": 3}))  # not remembered
     history = await b.history(2)
     assert [json.loads(h)["text"] for h in history] == ["0", "1", "2"]
 
@@ -96,11 +97,11 @@ async def test_leaving_listener_stops_delivery(two_nodes: tuple[RedisBus, RedisB
     inbox = Inbox()
     unsubscribe = b.subscribe(3, inbox)
     await b.joined(3)
-    await a.publish(3, "chat", {"text": "one"})
+    await a.publish(3, Raw("chat", {"text": "one"}))
     await inbox.wait_for(1)
     unsubscribe()
     await _settle()
-    await a.publish(3, "chat", {"text": "two"})
+    await a.publish(3, Raw("chat", {"text": "two"}))
     await asyncio.sleep(0.3)
     assert len(inbox.events) == 1
 
@@ -117,11 +118,11 @@ async def test_redis_outage_keeps_local_delivery_and_recovers(tmp_path: Path) ->
         b.subscribe(4, on_b)
         await a.joined(4)
         await b.joined(4)
-        await a.publish(4, "chat", {"text": "before"})
+        await a.publish(4, Raw("chat", {"text": "before"}))
         await on_b.wait_for(1)
 
         await asyncio.to_thread(redis.stop)
-        await a.publish(4, "chat", {"text": "during"})
+        await a.publish(4, Raw("chat", {"text": "during"}))
         await on_a.wait_for(2)  # this node's viewers still get it
         assert json.loads(on_a.events[-1].body)["text"] == "during"
 
@@ -131,7 +132,7 @@ async def test_redis_outage_keeps_local_delivery_and_recovers(tmp_path: Path) ->
             await b._connected.wait()
 
         async def delivered() -> bool:
-            await a.publish(4, "chat", {"text": "after"})
+            await a.publish(4, Raw("chat", {"text": "after"}))
             await asyncio.sleep(0.3)
             return any(json.loads(e.body)["text"] == "after" for e in on_b.events)
 
@@ -147,9 +148,9 @@ async def test_redis_outage_keeps_local_delivery_and_recovers(tmp_path: Path) ->
 async def test_ids_are_never_given_twice_after_a_restart() -> None:
     source = MemoryIds()  # what PostgreSQL keeps across restarts
     first = LocalBus(source)
-    before = [(await first.publish(5, "chat", {"text": str(i)})).id for i in range(3)]
+    before = [(await first.publish(5, Raw("chat", {"text": str(i)}))).id for i in range(3)]
     second = LocalBus(source)  # the node restarted: its counters are gone, the source is not
-    after = [(await second.publish(5, "chat", {"text": str(i)})).id for i in range(3)]
+    after = [(await second.publish(5, Raw("chat", {"text": str(i)}))).id for i in range(3)]
     assert before == [1, 2, 3]
     assert min(after) > max(before)
 
@@ -160,8 +161,8 @@ async def test_history_is_taken_up_from_the_stored_lines() -> None:
             return [b'{"type":"chat","id":7,"text":"old"}']
 
     bus = LocalBus(history=5, stored=Stored())
-    await bus.publish(5, "chat", {"text": "new"})  # id 1: older than the stored line 7
-    await bus.publish(5, "tip", {"amount": 100})
+    await bus.publish(5, Raw("chat", {"text": "new"}))  # id 1: older than the stored line 7
+    await bus.publish(5, Raw("tip", {"amount": 100}))
     assert [event_id(b) for b in await bus.history(5)] == [1, 2, 7]
 
 
@@ -170,13 +171,13 @@ async def test_redis_flush_never_repeats_an_id(redis_url: str) -> None:
     bus = RedisBus(redis_url, ids=source)
     await bus.start()
     try:
-        before = [(await bus.publish(6, "chat", {"text": str(i)})).id for i in range(3)]
+        before = [(await bus.publish(6, Raw("chat", {"text": str(i)}))).id for i in range(3)]
         admin = aioredis.Redis.from_url(redis_url)
         try:
             await admin.flushdb()
         finally:
             await admin.aclose()
-        after = [(await bus.publish(6, "chat", {"text": str(i)})).id for i in range(3)]
+        after = [(await bus.publish(6, Raw("chat", {"text": str(i)}))).id for i in range(3)]
         assert min(after) > max(before)
         assert after == sorted(after)
     finally:
@@ -195,7 +196,7 @@ async def test_chat_is_refused_not_delivered_locally_while_redis_is_out(tmp_path
         await asyncio.to_thread(redis.stop)
         with pytest.raises(BusUnavailable):
             await bus.publish(
-                4, "chat", {"text": "nobody else would see this"}, local_fallback=False
+                4, Raw("chat", {"text": "nobody else would see this"}), local_fallback=False
             )
         assert inbox.events == []
     finally:

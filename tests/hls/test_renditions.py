@@ -12,7 +12,6 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import av
 import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -20,12 +19,11 @@ from pytest_aiohttp import AiohttpClient
 
 from livecore.config import ConfigError, HlsConfig
 from livecore.errors import json_errors
-from livecore.hls import h264, routes
+from livecore.hls import routes
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.origin import HlsOrigin
 from livecore.hls.packager import Packager
-from livecore.hls.renditions import Rendition, vp8_picture_size
-from livecore.hls.transcoder import EncodedFrame, Transcoder, TranscodeSpec
+from livecore.hls.renditions import Rendition
 from livecore.sfu.hub import StreamHub
 from livecore.sfu.media import MediaUnit
 from tests.hls.conftest import CONFIG, Client
@@ -219,40 +217,6 @@ async def test_worker_behind_drops_the_rendition_not_the_source(tmp_path: Path) 
     assert sum(s.video_frames for s in source.segments) == len(c.video)
     value = registry.get_sample_value("livecore_hls_renditions_dropped_total", {"reason": "behind"})
     assert value == 1
-
-
-def _decode_h264(frames: list[EncodedFrame]) -> list[tuple[int, int]]:
-    decoder = av.CodecContext.create("h264", "r")
-    sizes = []
-    for f in frames:
-        for picture in decoder.decode(av.Packet(f.data)):
-            sizes.append((picture.width, picture.height))
-    return sizes + [(p.width, p.height) for p in decoder.decode(None)]
-
-
-async def test_vp8_input_becomes_h264_at_the_source_size() -> None:
-    vp8 = await asyncio.to_thread(encode_vp8, 60, 640, 360, 30)
-    assert vp8_picture_size(vp8[0].data) == (640, 360)
-    out: list[EncodedFrame] = []
-    crashes: list[str] = []
-    transcoder = Transcoder(
-        TranscodeSpec("vp8", None, 800_000), name="vp8", on_output=out.extend,
-        on_crash=crashes.append,
-    )  # fmt: skip
-    transcoder.start()
-    try:
-        for unit in vp8:
-            assert transcoder.submit(unit), transcoder.refusal
-        await transcoder.finish()
-    finally:
-        await transcoder.aclose()
-    assert not crashes and transcoder.exitcode == 0
-    assert [f.pts for f in out] == [u.pts for u in vp8]
-    assert [f.pts for f in out if f.keyframe] == [u.pts for u in vp8 if u.keyframe]
-    first = h264.parameter_sets(out[0].data)
-    assert first is not None and h264.picture_size(first[0]) == (640, 360)
-    assert all(h264.parameter_sets(f.data) is not None for f in out if f.keyframe)
-    assert await asyncio.to_thread(_decode_h264, out) == [(640, 360)] * len(vp8)
 
 
 async def test_vp8_publisher_gets_an_h264_360p_rendition(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from livecore.hls.thumbnails import Thumbnailer
 from livecore.sfu.hub import StreamHub
-from livecore.workers import _start_sync
+from livecore.transcode.workers import _start_sync
 from tests.media import clip
 
 

@@ -14,7 +14,7 @@ from pytest_aiohttp import AiohttpClient
 
 from livecore.app import create_app
 from livecore.appkeys import CONFIG, DB
-from livecore.chat import routes as chat_routes
+from livecore.chat import context as chat_context
 from livecore.config import Config
 from livecore.store import Database
 from livecore.store.creator_settings import CreatorSettings
@@ -637,7 +637,7 @@ async def stripe_client(
             db, Subscriptions(db), Ledger(db), CreatorSettings(db), app[CONFIG].tips, gateway
         )
         app[stream_routes.PLAYBACK].set_extra_check(service.admits)
-        app[chat_routes.CHAT].service.set_may_chat_extra(service.admits)
+        app[chat_context.CHAT].service.set_may_chat_extra(service.admits)
         yield
 
     app.cleanup_ctx.append(through_gateway)

@@ -3,6 +3,7 @@
 // the page says which it is in <body data-page>.
 import { ApiError, api, el, show } from "./api.js";
 import { me, nextPath } from "./header.js";
+import { askForCode, twoFactorPanel } from "./twofactor.js";
 
 const $ = (id) => document.getElementById(id);
 const page = document.body.dataset.page;
@@ -42,8 +43,10 @@ function keepNext() {
 function login() {
   keepNext();
   onSubmit(async ({ email, password }) => {
-    await api("POST", "/api/v1/auth/login", { email, password });
-    location.assign(nextPath("/"));
+    const answer = await api("POST", "/api/v1/auth/login", { email, password });
+    const done = () => location.assign(nextPath("/"));
+    if (answer.two_factor_required) askForCode(answer.pending_token, form, error, done);
+    else done();
   });
 }
 
@@ -199,7 +202,7 @@ async function account() {
       fail(err);
     }
   });
-  await loadSessions();
+  await Promise.all([loadSessions(), twoFactorPanel((text) => (status.textContent = text))]);
 }
 
 const pages = {

@@ -102,8 +102,18 @@ function money(amountMinor, currency) {
   }
 }
 
+const ENDED_BY = { owner: "the creator", moderator: "a moderator", admin: "the platform" };
+
+/** What to tell people when someone ended the broadcast (a stream_state with a reason). */
+export function endedMessage(event) {
+  const who = ENDED_BY[event.ended_by];
+  return who
+    ? `This broadcast was ended by ${who}: ${event.reason}`
+    : `This broadcast was ended: ${event.reason}`;
+}
+
 /**
- * Start the panel in `root` (the "Chat" region). `on.state(state)` and `on.viewers(count)`
+ * Start the panel in `root` (the "Chat" region). `on.state(state, event)` and `on.viewers(count)`
  * hear the socket's stream_state and viewer_count events; `on.connected()` each hello;
  * `on.tip(event)` each new tip. Returns `{stop()}`.
  */
@@ -249,7 +259,7 @@ export function startChat(root, slug, on) {
       case "viewer_count":
         return on.viewers(event.count);
       case "stream_state":
-        return on.state(event.state);
+        return on.state(event.state, event); // an end asked for carries ended_by and reason
       case "ack":
         if (event.nonce && sent.has(event.nonce)) {
           if (input.value === sent.get(event.nonce)) input.value = "";

@@ -7,7 +7,7 @@
 // from here never needs it: each Go live asks for a short-lived publish token instead, so a
 // reload does not force a new key on OBS.
 import { api, el, show } from "./api.js";
-import { renderChatPanel, startChat } from "./chat.js";
+import { endedMessage, renderChatPanel, startChat } from "./chat.js";
 import { me, withNext } from "./header.js";
 import { publish } from "./whip.js";
 
@@ -328,9 +328,11 @@ function startStreamChat(slug) {
   ui.chat.replaceWith(panel);
   ui.chat = panel;
   state.chat = startChat(ui.chat, slug, {
-    state: (value) => {
+    state: (value, event) => {
       const stream = current();
       if (!stream || stream.slug !== slug) return;
+      // Someone ended the broadcast (the owner elsewhere, a moderator, the platform).
+      const ended = event?.reason ? endedMessage(event) : "";
       const was = stream.state;
       stream.state = value;
       if (value === "live" && was !== "live") stream.started_at = new Date().toISOString();
@@ -338,8 +340,13 @@ function startStreamChat(slug) {
       // This page says itself when its own broadcast starts and stops; others are told here.
       if (state.ownBroadcast) {
         if (value !== "live") state.ownBroadcast = false;
-      } else if (value !== was) {
+      } else if (value !== was && !ended) {
         status(value === "live" ? "Live from another publisher (OBS?)." : "The stream is offline.");
+      }
+      if (ended) {
+        status(ended);
+        // The server closed this page's session: let go of it (and of its connection state).
+        endSession().catch(() => {});
       }
       render();
       if (value === "live") loadHealth().then(render, () => {});
@@ -353,6 +360,14 @@ function startStreamChat(slug) {
   });
 }
 
+/** Whether the stream's moderators may end its broadcasts (off unless the owner says so). */
+async function loadEndSettings(slug) {
+  const box = ui.editForm.elements.moderators_may_end;
+  box.checked = false;
+  const settings = await api("GET", `${path(slug)}/end-settings`);
+  if (state.selected === slug) box.checked = settings.moderators_may_end;
+}
+
 async function select(slug) {
   if (slug === state.selected) return;
   state.selected = slug;
@@ -363,6 +378,7 @@ async function select(slug) {
   if (stream) {
     ui.editForm.elements.title.value = stream.title;
     ui.editForm.elements.visibility.value = stream.visibility;
+    loadEndSettings(slug).catch(fail);
     startStreamChat(slug);
   } else {
     state.chat?.stop();
@@ -458,6 +474,8 @@ ui.editForm.addEventListener(
       throw new Error(err.explain ? err.explain() : err.message);
     }
     state.streams = state.streams.map((s) => (s.slug === updated.stream.slug ? updated.stream : s));
+    const ending = { moderators_may_end: form.get("moderators_may_end") === "on" };
+    await api("PUT", `${path(updated.stream.slug)}/end-settings`, ending);
     status("Saved.");
   }),
 );
@@ -519,6 +537,7 @@ ui.goLive.addEventListener(
       state.session = await publish(whipUrl(slug), token, camera, { onConnectionState: liveStatus });
     } catch (err) {
       state.ownBroadcast = false;
+      status(""); // not "Connecting…": the refusal says why
       throw err;
     }
     liveStatus();

@@ -4,7 +4,7 @@
 // playback token the API gives to those allowed to watch.
 import { api, el, recordingLabel, show as say } from "./api.js";
 import { withNext } from "./header.js";
-import { renderChatPanel, startChat } from "./chat.js";
+import { endedMessage, renderChatPanel, startChat } from "./chat.js";
 import { LowLatency } from "./lowlatency.js";
 import { startSubscribe } from "./subscribe.js";
 import { startTips } from "./tip.js";
@@ -40,6 +40,8 @@ let refused = ""; // why this viewer may not play the stream, once the API said 
 let ticket = null; // {url, token, expires_at} from the playback API
 let state = null; // the stream's state at the last look
 let visibility = "public";
+// Why the broadcast ended, when someone ended it (a stream_state event with a reason).
+let endedWhy = "";
 let recordings = []; // the stream's recordings, newest first
 let recordingsLoaded = { at: 0, state: null };
 // A recording asked for in the address (?recording=ID): played instead of the live stream.
@@ -200,7 +202,7 @@ async function syncPlayer() {
     }
   } else {
     stop();
-    say(message, "This stream is offline.");
+    say(message, endedWhy || "This stream is offline.");
   }
   showRecordings();
 }
@@ -305,9 +307,18 @@ async function startChatOnce() {
   }
   chatPanel.hidden = false;
   startChat(chatPanel, slug, {
-    state(next) {
+    state(next, event) {
       badge.textContent = next;
       badge.classList.toggle("live", next === "live");
+      if (next === "live") endedWhy = "";
+      if (event && event.reason) {
+        endedWhy = endedMessage(event);
+        // At once: the stream turns offline an instant later, when the publisher's node
+        // has closed its session (its own stream_state then looks at the API again).
+        state = "offline";
+        syncPlayer().catch((err) => say(error, `Could not load the stream: ${err.message}`));
+        return;
+      }
       pollSoon();
     },
     viewers: showViewers,

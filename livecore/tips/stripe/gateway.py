@@ -1,9 +1,10 @@
 """Every Stripe API call livecore makes, through the official client, with Stripe's errors
 turned into livecore's: declined, unavailable (with or without a possibly applied effect),
-or refused for good.
+or refused for good; and the tip provider and payout rail made of them.
 
 The client retries nothing (a retry is the caller's decision, made with the same idempotency
-key); answers come back as plain dicts so the rest of livecore never handles Stripe objects.
+key). Answers leave this package as livecore's values (a Payment, a SavedCard, ids), except
+a subscription object, which is read by objects.py where it is applied.
 """
 
 from __future__ import annotations
@@ -246,6 +247,8 @@ class StripeGateway:
         return str(session["id"]), str(session["url"])
 
     async def set_cancel_at_period_end(self, subscription_ref: str, cancel: bool) -> dict[str, Any]:
+        """The subscription object as Stripe answers it: tips/subscription_events.py reads it
+        through objects.py, as it reads the same object arriving by webhook."""
         return await self._call(
             "update subscription",
             self._client.v1.subscriptions.update_async(
