@@ -47,7 +47,7 @@ from livecore.clientip import parse_networks
 from livecore.config import Config
 from livecore.deadlines import body_deadline
 from livecore.errors import Forbidden, json_errors
-from livecore.events.bus import LocalBus
+from livecore.events.bus import BusUnavailable, LocalBus
 from livecore.events.metrics import BusMetrics
 from livecore.events.redis_bus import RedisBus
 from livecore.events.types import Event, StreamMedia, StreamState
@@ -68,7 +68,7 @@ from livecore.safety.screening import (
     ScreeningQueue,
     Subject,
 )
-from livecore.safety.service import ReportService
+from livecore.safety.service import ActionFailed, NotApplicable, ReportService
 from livecore.sfu.hub import HubRegistry, StreamHub
 from livecore.sfu.metrics import SfuMetrics
 from livecore.sfu.passthrough import (
@@ -88,6 +88,7 @@ from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Ledger
 from livecore.store.payouts import Payouts
 from livecore.store.reports import Reports
+from livecore.store.stream_ending import StreamEnding
 from livecore.store.streams import Stream, Streams
 from livecore.store.stripe_customers import StripeCustomers
 from livecore.store.stripe_events import StripeEvents
@@ -96,7 +97,7 @@ from livecore.store.tips import Tips
 from livecore.store.users import User, Users
 from livecore.streams import end_routes
 from livecore.streams import routes as stream_routes
-from livecore.streams.ending import LiveEnder
+from livecore.streams.ending import Endings, EndRefused, LiveEnder, NotLive, check_reason
 from livecore.streams.health import IngestReport
 from livecore.streams.live import BroadcastLog, RecordingDone, StateChange, finish_interrupted
 from livecore.streams.playback import PlaybackRefused
@@ -326,7 +327,7 @@ class _RoomModeration:
     def __init__(self, app: web.Application) -> None:
         self._app = app
 
-    async def _stream(self, stream_id: int) -> Stream:
+    async def stream(self, stream_id: int) -> Stream:
         facts = await Reports(self._app[DB]).stream(stream_id)
         stream = await self._app[STREAM_RECORDS].by_slug(facts.slug) if facts else None
         if stream is None:
@@ -335,17 +336,41 @@ class _RoomModeration:
 
     async def delete_line(self, stream_id: int, line_id: int, actor: User) -> None:
         chat = self._app[chat_context.CHAT].service
-        await chat.delete_message(await self._stream(stream_id), line_id, actor)
+        await chat.delete_message(await self.stream(stream_id), line_id, actor)
 
     async def timeout(
         self, stream_id: int, user_id: int, seconds: int, actor: User, reason: str
     ) -> None:
         chat = self._app[chat_context.CHAT].service
-        await chat.timeout(await self._stream(stream_id), user_id, seconds, actor, reason)
+        await chat.timeout(await self.stream(stream_id), user_id, seconds, actor, reason)
 
     async def ban(self, stream_id: int, user_id: int, actor: User, reason: str) -> None:
         chat = self._app[chat_context.CHAT].service
-        await chat.ban(await self._stream(stream_id), user_id, actor, reason)
+        await chat.ban(await self.stream(stream_id), user_id, actor, reason)
+
+
+class _BroadcastEnder:
+    """Ending a live broadcast from the review queue, as `POST /api/v1/streams/{slug}/end`."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    async def end(self, stream_id: int, actor: User, reason: str) -> None:
+        app = self._app
+        if (problem := check_reason(reason)) is not None:
+            raise NotApplicable(f"reason {problem}")
+        stream = await _RoomModeration(app).stream(stream_id)
+        endings = Endings(
+            app[BUS], app[STREAM_RECORDS], app[AUDIT], StreamEnding(app[DB]), Broadcasts(app[DB])
+        )
+        try:
+            await endings.end(actor, stream, reason.strip(), None)
+        except NotLive:
+            raise NotApplicable("the stream is not live") from None
+        except EndRefused as exc:
+            raise NotApplicable(str(exc)) from None
+        except BusUnavailable:
+            raise ActionFailed("the other nodes cannot be reached; try again") from None
 
 
 async def _safety(app: web.Application) -> AsyncIterator[None]:
@@ -360,7 +385,7 @@ async def _safety(app: web.Application) -> AsyncIterator[None]:
 
     service = app[safety_routes.REPORTS] = ReportService(
         reports, Broadcasts(app[DB]), app[AUDIT], _RoomModeration(app), remove_recording,
-        app[stream_routes.VIEWER_COUNTS], limit=config.safety.report_limit,
+        app[stream_routes.VIEWER_COUNTS], _BroadcastEnder(app), limit=config.safety.report_limit,
         window_s=config.safety.report_window_s,
     )  # fmt: skip
 

@@ -17,7 +17,14 @@ from aiohttp import web
 
 from livecore.appkeys import STREAM_RECORDS
 from livecore.auth.requests import require_user
-from livecore.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
+from livecore.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    TooManyRequests,
+    Unavailable,
+)
 from livecore.ids import path_id
 from livecore.jsonbody import read_body
 from livecore.safety.screening import ScreeningQueue
@@ -26,6 +33,7 @@ from livecore.safety.service import (
     CATEGORIES,
     KINDS,
     NOT_YET,
+    ActionFailed,
     ActionRequest,
     AlreadyReported,
     NotApplicable,
@@ -169,6 +177,8 @@ async def post_report_action(request: web.Request) -> web.Response:
         raise Invalid(str(exc), fields={"action": str(exc)}) from None
     except LookupError:  # UnknownTarget, or the chat's unknown user or stream
         raise NotFound("the reported item is gone") from None
+    except ActionFailed as exc:
+        raise Unavailable(str(exc)) from None
     return web.json_response({"action": action, "closed": [r.id for r in closed]})
 
 

@@ -27,10 +27,12 @@ CATEGORIES: Final = (
     "copyright", "self_harm", "other",
 )  # fmt: skip
 KINDS: Final = ("stream", "user", "recording", "line")
-# What the review queue can do today; "end_broadcast" and "suspend_account" join this list
-# once streams can be ended and accounts suspended by someone other than their owner.
-ACTIONS: Final = ("dismiss", "delete_line", "timeout", "ban", "take_down_recording")
-NOT_YET: Final = ("end_broadcast", "suspend_account")
+# What the review queue can do today; "suspend_account" joins this list once accounts can
+# be suspended.
+ACTIONS: Final = (
+    "dismiss", "delete_line", "timeout", "ban", "take_down_recording", "end_broadcast",
+)  # fmt: skip
+NOT_YET: Final = ("suspend_account",)
 # Which targets each action applies to.
 _APPLIES: Final[Mapping[str, tuple[str, ...]]] = {
     "dismiss": KINDS,
@@ -38,6 +40,7 @@ _APPLIES: Final[Mapping[str, tuple[str, ...]]] = {
     "timeout": ("line", "stream", "user"),
     "ban": ("line", "stream", "user"),
     "take_down_recording": ("recording",),
+    "end_broadcast": ("stream",),
 }
 
 
@@ -77,6 +80,17 @@ class RoomModeration(Protocol):
     async def ban(self, stream_id: int, user_id: int, actor: User, reason: str) -> None: ...
 
 
+class ActionFailed(Exception):
+    """The operation behind an action could not be carried out now (try again)."""
+
+
+class BroadcastEnder(Protocol):
+    """Ends a stream's live broadcast now, as its own end route does (audited there).
+    Raises NotApplicable (not live, a reason it refuses) or ActionFailed."""
+
+    async def end(self, stream_id: int, actor: User, reason: str) -> None: ...
+
+
 # Removes a taken-down recording's files from this node (relative path); wired by app.py.
 RemoveRecording = Callable[[str], Awaitable[None]]
 ViewerCounts = Callable[[Sequence[int]], Awaitable[Mapping[int, int]]]
@@ -103,8 +117,9 @@ class ReportService:
     def __init__(
         self, reports: Reports, broadcasts: Broadcasts, audit: AuditLog,
         moderation: RoomModeration, remove_recording: RemoveRecording,
-        viewer_counts: ViewerCounts, *, limit: int, window_s: float,
+        viewer_counts: ViewerCounts, ender: BroadcastEnder, *, limit: int, window_s: float,
     ) -> None:  # fmt: skip
+        self._ender = ender
         self.store = reports
         self._broadcasts = broadcasts
         self._audit = audit
@@ -209,6 +224,9 @@ class ReportService:
             await self._room_action(report, request, actor)
         elif request.action == "take_down_recording":
             await self._take_down(report, actor)
+        elif request.action == "end_broadcast":
+            reason = request.reason or "ended after a report to the platform"
+            await self._ender.end(int(report.target_id), actor, reason)
         state = "dismissed" if request.action == "dismiss" else "actioned"
         closed = await self.store.close_target(
             kind, report.target_id, state=state, outcome=request.action, by=actor.id
