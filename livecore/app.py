@@ -52,6 +52,7 @@ from livecore.hls.origin import FinishedRecording, HlsOrigin
 from livecore.hls.packaging import PackagingProcesses
 from livecore.hls.source_transcode import SourceTranscode
 from livecore.hls.thumbnails import Thumbnail
+from livecore.hls.views import RenditionView
 from livecore.ops import routes as ops_routes
 from livecore.ops.metrics import Metrics
 from livecore.ops.runtime import RuntimeProbe
@@ -115,7 +116,7 @@ class _OriginOf:
     def __init__(self, app: web.Application) -> None:
         self._app = app
 
-    def lookup(self, stream: str) -> Mapping[str, hls_routes.RenditionView] | None:
+    def lookup(self, stream: str) -> Mapping[str, RenditionView] | None:
         origin = self._app.get(HLS_ORIGIN)
         return origin.lookup(stream) if origin is not None else None
 

@@ -3,17 +3,16 @@
 It muxes H.264 access units (passed through, never re-encoded) and Opus packets (decoded and
 re-encoded to AAC-LC) into ONE fragmented MP4 stream with both tracks, turns each fragment
 into an LL-HLS part on disk, groups parts into segments, and reports what it wrote through
-`emit` (which the packager routes to its event loop). Imports only hls/, config and sfu.media.
+`emit` (which the packager routes to its event loop). Files are written through
+recordings.writer. Imports only hls/, recordings/, config and sfu.media.
 """
 
 from __future__ import annotations
 
 import fractions
 import logging
-import os
 import queue
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,21 +23,10 @@ import numpy as np
 from livecore.config import HlsConfig
 from livecore.hls import h264
 from livecore.hls.fmp4 import BoxSplitter, TrackInfo, parse_fragment, parse_init
-from livecore.hls.playlist import (
-    PART_SEGMENTS_LISTED,
-    RecordingPlaylist,
-    segment_cut_s,
-    segment_limit_s,
-)
-from livecore.hls.state import (
-    VOD_PLAYLIST,
-    InitInfo,
-    Part,
-    Segment,
-    init_name,
-    part_name,
-    segment_name,
-)
+from livecore.hls.playlist import PART_SEGMENTS_LISTED, segment_cut_s, segment_limit_s
+from livecore.hls.state import InitInfo, Part, Segment
+from livecore.recordings.storage import DiskSink
+from livecore.recordings.writer import RecordingWriter, WriteFailed
 from livecore.sfu.media import AUDIO_CLOCK_HZ, VIDEO_CLOCK_HZ, MediaUnit
 
 logger = logging.getLogger(__name__)
@@ -93,10 +81,6 @@ class WorkerSpec:
 WorkerEvent = InitReady | SegmentUpdate | Finished
 # A queued unit and when it was queued (time.monotonic), for the production-lag metrics.
 QueueItem = tuple[MediaUnit, float]
-
-
-class _WriteFailed(Exception):
-    pass
 
 
 class _Mux:
@@ -247,7 +231,6 @@ class Worker:
     def __init__(self, spec: WorkerSpec, emit: Callable[[WorkerEvent], None]) -> None:
         self._slug = spec.slug
         self._expect_audio = spec.expect_audio
-        self._dir = spec.directory
         self._config = spec.config
         self._emit = emit
         self.consumed = 0  # units taken from the inbox: the sender's backlog is sent - consumed
@@ -262,9 +245,10 @@ class Worker:
         self._next_msn = spec.sequence_base
         self._open: Segment | None = None
         self._open_bytes: list[bytes] = []
-        self._recording = RecordingPlaylist(spec.config.segment_target_s)
-        # (msn, parts) of the recent complete segments whose part files are still on disk.
-        self._parts_on_disk: deque[tuple[int, int]] = deque()
+        self._recording = RecordingWriter(
+            DiskSink(spec.directory), segment_target_s=spec.config.segment_target_s,
+            parts_kept=spec.config.live_window_segments, label=spec.slug,
+        )  # fmt: skip
         self._discontinuity_pending = False
         self._wall_base: float | None = None
         self._origin_s = 0.0
@@ -284,7 +268,7 @@ class Worker:
 
     def open(self) -> None:
         try:
-            self._dir.mkdir(parents=True, exist_ok=True)
+            self._recording.open()
         except OSError as exc:
             self._fail(exc)
 
@@ -311,7 +295,7 @@ class Worker:
         """Run a step; a failed write (or any error) ends the packaging cleanly."""
         try:
             step(*args)
-        except (OSError, _WriteFailed) as exc:
+        except (OSError, WriteFailed) as exc:
             self._fail(exc)
         except Exception:
             logger.exception("hls %s: %s failed", self._slug, what)
@@ -446,7 +430,7 @@ class Worker:
         self._complete_open()
         # The ended live playlist lists parts of its last few segments only; older ones have
         # been unlisted for a segment or more, and nothing lists them again.
-        self._delete_parts_beyond(PART_SEGMENTS_LISTED)
+        self._recording.finish(PART_SEGMENTS_LISTED)
 
     # -- fragments out ------------------------------------------------------------------------
 
@@ -469,7 +453,7 @@ class Worker:
     def _write_init(self, data: bytes) -> None:
         assert self._init is not None
         self._tracks = parse_init(data)
-        self._write(init_name(self._init.n), data)
+        self._recording.write_init(self._init.n, data)
         self._emit(InitReady(self._init))
 
     def _add_part(self, data: bytes) -> None:
@@ -508,7 +492,7 @@ class Worker:
             self._discontinuity_pending = False
         seg = self._open
         part = Part(seg.msn, len(seg.parts), info.duration_s, independent, len(data))
-        self._write(part_name(part.msn, part.index), data)
+        self._recording.write_part(part.msn, part.index, data)
         frames = video.samples if video is not None else 0
         self._open = replace(seg, parts=(*seg.parts, part), video_frames=seg.video_frames + frames)
         self._open_bytes.append(data)
@@ -518,44 +502,11 @@ class Worker:
         if self._open is None:
             return
         seg = replace(self._open, complete=True)
-        self._write(segment_name(seg.msn), b"".join(self._open_bytes))
+        self._recording.write_segment(seg, b"".join(self._open_bytes))
         self._open, self._open_bytes = None, []
         self._emit(SegmentUpdate(seg, self._lag_s()))
-        self._recording.add(seg)
-        self._write_recording()
-        self._parts_on_disk.append((seg.msn, len(seg.parts)))
-        self._delete_parts_beyond(self._config.live_window_segments)
-
-    def _delete_parts_beyond(self, segments: int) -> None:
-        """Delete the part files of all but the last `segments` complete segments. Parts are
-        for players at the live edge: the live playlist lists them for its last few segments
-        only, and the segment file holds the same bytes. Kept, they doubled a recording's
-        size on disk (and retention, which counts media bytes, let the disk fill to twice
-        its limit)."""
-        while len(self._parts_on_disk) > segments:
-            msn, parts = self._parts_on_disk.popleft()
-            for index in range(parts):
-                name = part_name(msn, index)
-                try:
-                    (self._dir / name).unlink(missing_ok=True)
-                except OSError:  # the recording is whole without it; the file is left over
-                    logger.warning("hls %s: could not delete %s", self._slug, name)
+        self._recording.record(seg, len(seg.parts))
 
     def _lag_s(self) -> float:
         # time.monotonic is the system's monotonic clock: the same in every process.
         return max(0.0, time.monotonic() - self._queued_at)
-
-    def _write_recording(self) -> None:
-        """The whole broadcast so far as a finished VOD playlist, rewritten per segment so a
-        crash mid-stream still leaves a playable recording up to the last complete segment."""
-        self._write(VOD_PLAYLIST, self._recording.render().encode())
-
-    def _write(self, name: str, data: bytes) -> None:
-        """Atomically: readers see the whole file or none of it."""
-        tmp = self._dir / f".{name}.tmp"
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, self._dir / name)
-        except OSError as exc:
-            raise _WriteFailed(f"{name}: {exc}") from exc

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from livecore.hls.state import VOD_PLAYLIST
+from livecore.recordings.layout import VOD_PLAYLIST
 from livecore.store import Database
 from livecore.store.broadcasts import Broadcasts, MediaInfo
 from livecore.streams.retention import local_recording
