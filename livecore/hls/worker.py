@@ -1,10 +1,11 @@
 """The packager's worker thread: every PyAV call and every file write of one broadcast.
 
 It muxes H.264 access units and Opus packets (`muxing.py`: passed through, and re-encoded to
-AAC-LC) into ONE fragmented MP4 stream with both tracks, turns each fragment
-into an LL-HLS part on disk, groups parts into segments, and reports what it wrote through
-`emit` (which the packager routes to its event loop). Files are written through
-recordings.writer. Imports only hls/, recordings/, config and sfu.media.
+AAC-LC) into ONE fragmented MP4 stream with both tracks, and hands its output to
+`segmenting.py`, which turns each fragment into an LL-HLS part, groups parts into segments
+and writes them through recordings.writer. What they produce is reported through `emit`
+(which the packager routes to its event loop). Imports only hls/, recordings/, config and
+sfu.media.
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ import logging
 import queue
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from livecore.config import HlsConfig
 from livecore.hls import h264
-from livecore.hls.fmp4 import BoxSplitter, TrackInfo, parse_fragment, parse_init
+from livecore.hls.fmp4 import BoxSplitter
 from livecore.hls.muxing import AAC_CODEC, Mux, opus_channels
-from livecore.hls.playlist import PART_SEGMENTS_LISTED, segment_cut_s, segment_limit_s
-from livecore.hls.state import InitInfo, Part, Segment
-from livecore.recordings.storage import DiskSink
-from livecore.recordings.writer import RecordingWriter, WriteFailed
+from livecore.hls.segmenting import InitReady as InitReady
+from livecore.hls.segmenting import Segmenter
+from livecore.hls.segmenting import SegmentUpdate as SegmentUpdate
+from livecore.hls.state import InitInfo
+from livecore.recordings.writer import WriteFailed
 from livecore.sfu.media import AUDIO_CLOCK_HZ, MediaUnit
 
 logger = logging.getLogger(__name__)
@@ -34,20 +36,6 @@ _STARTUP_S = 1.0
 _STARTUP_MAX_UNITS = 400
 # Audio packets seen without an audio track before we start a new init that has one.
 _LATE_AUDIO_PACKETS = 10
-
-
-@dataclass(frozen=True, slots=True)
-class InitReady:
-    init: InitInfo
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentUpdate:
-    """A segment gained a part (complete=False) or is finished (complete=True)."""
-
-    segment: Segment
-    # From the newest unit in it being queued to its file being written: production lag.
-    lag_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +57,7 @@ class WorkerSpec:
     expect_audio: bool = True
 
 
+# What a worker reports; the segmenter's two events are re-exported from here with it.
 WorkerEvent = InitReady | SegmentUpdate | Finished
 # A queued unit and when it was queued (time.monotonic), for the production-lag metrics.
 QueueItem = tuple[MediaUnit, float]
@@ -90,23 +79,14 @@ class Worker:
         self._pending: list[MediaUnit] = []
         self._mux: Mux | None = None
         self._splitter_out: list[tuple[bool, bytes]] = []  # (is_init, bytes), in order
-        self._tracks: dict[int, TrackInfo] = {}
-        self._init: InitInfo | None = None
         self._next_init = spec.sequence_base
-        self._next_msn = spec.sequence_base
-        self._open: Segment | None = None
-        self._open_bytes: list[bytes] = []
-        self._recording = RecordingWriter(
-            DiskSink(spec.directory), segment_target_s=spec.config.segment_target_s,
-            parts_kept=spec.config.live_window_segments, label=spec.slug,
+        self._segments = Segmenter(
+            spec.directory, spec.config, slug=spec.slug, sequence_base=spec.sequence_base,
+            emit=emit,
         )  # fmt: skip
-        self._discontinuity_pending = False
-        self._wall_base: float | None = None
-        self._origin_s = 0.0
         self._late_audio = 0
         self._stereo = False  # an Opus packet coded in stereo has been seen
         self._unsupported: set[str] = set()
-        self._queued_at = 0.0
 
     # -- the thread's loop ------------------------------------------------------------------
 
@@ -119,7 +99,7 @@ class Worker:
 
     def open(self) -> None:
         try:
-            self._recording.open()
+            self._segments.open()
         except OSError as exc:
             self._fail(exc)
 
@@ -128,7 +108,7 @@ class Worker:
         self.consumed += 1
         if self._failed:
             return
-        self._queued_at = queued_at
+        self._segments.queued_at = queued_at
         self._guarded("packaging", self._push_and_drain, unit)
 
     def finish(self) -> None:
@@ -172,8 +152,8 @@ class Worker:
                 self._unsupported.add(unit.codec)
                 logger.warning("hls %s: %s %s is not packaged", self._slug, unit.kind, unit.codec)
             return
-        if self._wall_base is None:
-            self._wall_base = time.time() - unit.pts_s
+        if self._segments.wall_base is None:
+            self._segments.wall_base = time.time() - unit.pts_s
         if unit.kind == "audio" and not self._stereo and opus_channels(unit.data) == 2:
             # Browsers send mono Opus unless asked for stereo: AAC follows the publisher
             # (a mono track costs half as much to encode), and turns stereo when it does.
@@ -227,8 +207,7 @@ class Worker:
 
     def _restart(self, keyframe: MediaUnit, sets: tuple[bytes, bytes], *, channels: int) -> None:
         self._close_mux()
-        self._complete_open()
-        self._discontinuity_pending = not self._recording.empty
+        self._segments.discontinuity()
         self._open_mux(keyframe.pts_s, sets, channels=channels)
         self._push(keyframe)
 
@@ -257,14 +236,14 @@ class Worker:
             splitter=BoxSplitter(self._on_init, self._on_fragment),
         )
         self._late_audio = 0
-        self._origin_s = origin_s  # kept after close: the last fragments come out then
-        self._init = InitInfo(
+        init = InitInfo(
             n=self._next_init,
             video_codec=h264.codec_string(sets[0]) if sets is not None else None,
             audio_codec=AAC_CODEC if channels else None,
             width=size[0] if size else None,
             height=size[1] if size else None,
         )
+        self._segments.new_init(init, origin_s)
         self._next_init += 1
 
     def _close_mux(self) -> None:
@@ -278,10 +257,7 @@ class Worker:
             self._maybe_start(force=True)
             self._drain()
         self._close_mux()
-        self._complete_open()
-        # The ended live playlist lists parts of its last few segments only; older ones have
-        # been unlisted for a segment or more, and nothing lists them again.
-        self._recording.finish(PART_SEGMENTS_LISTED)
+        self._segments.finish()
 
     # -- fragments out ------------------------------------------------------------------------
 
@@ -297,67 +273,6 @@ class Worker:
         out, self._splitter_out = self._splitter_out, []
         for is_init, data in out:
             if is_init:
-                self._write_init(data)
+                self._segments.write_init(data)
             else:
-                self._add_part(data)
-
-    def _write_init(self, data: bytes) -> None:
-        assert self._init is not None
-        self._tracks = parse_init(data)
-        self._recording.write_init(self._init.n, data)
-        self._emit(InitReady(self._init))
-
-    def _add_part(self, data: bytes) -> None:
-        info = parse_fragment(data, self._tracks)
-        video = info.run("video")
-        audio = info.run("audio")
-        if video is None and audio is None:
-            return
-        assert self._init is not None
-        has_video = self._init.video_codec is not None
-        independent = video.starts_with_sync if video is not None else not has_video
-        # Cut at the first independent part once the segment is long enough (audio-only
-        # parts of 0.49 s make 1.96 s segments). The packager asks the publisher for a
-        # keyframe at that point; a publisher that sends none in time gets its segment cut
-        # at a part boundary anyway, so that no segment is longer than the target duration
-        # the playlist announces (a player waits that long for the next one). The segment
-        # after such a cut starts mid-GOP.
-        target = segment_cut_s(self._config.segment_target_s)
-        seg = self._open
-        too_long = seg is not None and (
-            seg.duration_s + info.duration_s >= segment_limit_s(self._config.segment_target_s)
-        )
-        if seg is not None and ((independent and seg.duration_s >= target) or too_long):
-            self._complete_open()
-        if self._open is None:
-            self._open = Segment(
-                msn=self._next_msn,
-                init=self._init.n,
-                discontinuity=self._discontinuity_pending,
-                program_date_time=(self._wall_base or 0.0) + self._origin_s + info.start_s,
-                parts=(),
-                complete=False,
-                start_s=self._origin_s + info.start_s,
-            )
-            self._next_msn += 1
-            self._discontinuity_pending = False
-        seg = self._open
-        part = Part(seg.msn, len(seg.parts), info.duration_s, independent, len(data))
-        self._recording.write_part(part.msn, part.index, data)
-        frames = video.samples if video is not None else 0
-        self._open = replace(seg, parts=(*seg.parts, part), video_frames=seg.video_frames + frames)
-        self._open_bytes.append(data)
-        self._emit(SegmentUpdate(self._open, self._lag_s()))
-
-    def _complete_open(self) -> None:
-        if self._open is None:
-            return
-        seg = replace(self._open, complete=True)
-        self._recording.write_segment(seg, b"".join(self._open_bytes))
-        self._open, self._open_bytes = None, []
-        self._emit(SegmentUpdate(seg, self._lag_s()))
-        self._recording.record(seg, len(seg.parts))
-
-    def _lag_s(self) -> float:
-        # time.monotonic is the system's monotonic clock: the same in every process.
-        return max(0.0, time.monotonic() - self._queued_at)
+                self._segments.add_part(data)

@@ -3,16 +3,12 @@ local disk.
 
 A recording is named by its path relative to the data directory ("recordings/7/2026…Z", as
 the database keeps it) and holds objects named relative to it ("seg-3.m4s",
-"360p/init-0.mp4"). Writing goes through a `RecordingSink`, one per recording, whose calls
-block: the packaging worker makes them from its own thread or process, several times a
-second, so the local one is a bare file write and rename. The live edge (parts) is read
-straight from the sink's directory by the LL-HLS origin, never through this seam.
+"360p/init-0.mp4"). Writing goes through `sink.py` instead, from the packaging worker.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,22 +19,6 @@ from typing import Protocol
 class StoredObject:
     name: str  # relative to its recording, "/"-separated
     size: int  # bytes
-
-
-class RecordingSink(Protocol):
-    """One recording being written. Blocking; raises OSError when the storage refuses."""
-
-    def open(self) -> None:
-        """Make the recording ready to take objects."""
-        ...
-
-    def put(self, name: str, data: bytes) -> None:
-        """Create or replace an object atomically: readers see all of it or none."""
-        ...
-
-    def discard(self, name: str) -> None:
-        """Remove an object if it exists."""
-        ...
 
 
 class RecordingStorage(Protocol):
@@ -67,33 +47,11 @@ class RecordingStorage(Protocol):
         ...
 
 
-class DiskSink:
-    """A recording written into one directory. Picklable: a packaging process makes its own."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def open(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-
-    def put(self, name: str, data: bytes) -> None:
-        tmp = self.directory / f".{name}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, self.directory / name)
-
-    def discard(self, name: str) -> None:
-        (self.directory / name).unlink(missing_ok=True)
-
-
 class LocalDisk:
     """Recordings as directories under the data directory (`RecordingStorage`)."""
 
     def __init__(self, data_dir: Path) -> None:
         self._data_dir = data_dir
-
-    def sink(self, directory: Path) -> DiskSink:
-        return DiskSink(directory)
 
     def directory(self, path: str) -> Path | None:
         """The recording's directory if it is on this disk. None for another node's (each

@@ -13,7 +13,7 @@ from collections import deque
 
 from livecore.recordings.layout import VOD_PLAYLIST, init_name, part_name
 from livecore.recordings.playlist import RecordedSegment, RecordingPlaylist
-from livecore.recordings.storage import RecordingSink
+from livecore.recordings.sink import RecordingSink
 
 logger = logging.getLogger(__name__)
 
