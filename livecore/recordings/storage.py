@@ -74,11 +74,17 @@ class LocalDisk:
         directory = self.directory(path)
         if directory is None:
             return None
-        return [
-            StoredObject(f.relative_to(directory).as_posix(), f.stat().st_size)
-            for f in directory.rglob("*")
-            if f.is_file() and not f.name.startswith(".")  # "." + name + ".tmp": half-written
-        ]
+        found = []
+        for f in directory.rglob("*"):
+            if f.name.startswith("."):
+                continue  # "." + name + ".tmp": half-written
+            try:
+                if f.is_file():
+                    name = f.relative_to(directory).as_posix()
+                    found.append(StoredObject(name, f.stat().st_size))
+            except FileNotFoundError:
+                continue  # a part pruned while we listed (its recording is still written)
+        return found
 
     async def read(self, path: str, name: str) -> bytes:
         return await asyncio.to_thread((self._data_dir / path / name).read_bytes)
@@ -87,10 +93,9 @@ class LocalDisk:
         return self._data_dir / path / name
 
     async def delete(self, path: str) -> bool:
-        return await asyncio.to_thread(self.delete_now, path)
+        return await asyncio.to_thread(self._delete, path)
 
-    def delete_now(self, path: str) -> bool:
-        """`delete`, blocking."""
+    def _delete(self, path: str) -> bool:
         directory = self.directory(path)
         if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)
