@@ -25,7 +25,7 @@ from livecore.hls.packaging import PackagingProcesses, WorkerLink
 from livecore.hls.renditions import Rendition
 from livecore.hls.thumbnails import Thumbnail, Thumbnailer
 from livecore.hls.views import RenditionView
-from livecore.recordings.layout import broadcast_dir
+from livecore.recordings.layout import broadcast_dir, rendition_dir
 from livecore.sfu.hub import StreamHub
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class HlsOrigin:
         for name in self._config.renditions:
             if name != "source":
                 renditions[name] = Rendition(
-                    hub, name, directory / name, self._config, metrics=self._metrics,
+                    hub, name, rendition_dir(directory, name), self._config, metrics=self._metrics,
                     sequence_base=sequence_base, link=self._link(),
                 )  # fmt: skip
         thumbnailer = Thumbnailer(hub, self._workers, interval_s=self._config.thumbnail_interval_s)

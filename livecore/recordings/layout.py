@@ -43,3 +43,9 @@ def broadcast_dir(root: Path, stream_id: int, started: datetime) -> Path:
     """Where a broadcast that started at `started` (UTC) is recorded, under the recordings
     root (`<data directory>/recordings`)."""
     return root / str(stream_id) / started.strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def rendition_dir(broadcast: Path, rendition: str) -> Path:
+    """Where a lower rendition ("360p") of a broadcast is recorded; the source is recorded
+    in the broadcast's directory itself."""
+    return broadcast / rendition
