@@ -23,6 +23,7 @@ from livecore.appkeys import (
     HUBS,
     METRICS,
     PUBLISHERS,
+    RECORDINGS,
     SECRET_KEY,
     STREAM_RECORDS,
     TRUSTED_PROXIES,
@@ -51,14 +52,19 @@ from livecore.events.metrics import BusMetrics
 from livecore.events.redis_bus import RedisBus
 from livecore.events.types import Event, StreamMedia, StreamState
 from livecore.hls import routes as hls_routes
-from livecore.hls import vod as vod_routes
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.origin import FinishedRecording, HlsOrigin
 from livecore.hls.packaging import PackagingProcesses
 from livecore.hls.thumbnails import Thumbnail
+from livecore.hls.views import RenditionView
 from livecore.ops import routes as ops_routes
 from livecore.ops.metrics import Metrics
 from livecore.ops.runtime import RuntimeProbe
+from livecore.recordings import routes as recording_routes
+from livecore.recordings.layout import ROOT as RECORDINGS_ROOT
+from livecore.recordings.recovery import finish_interrupted
+from livecore.recordings.retention import Retention
+from livecore.recordings.storage import LocalDisk
 from livecore.sfu.hub import HubRegistry, StreamHub
 from livecore.sfu.metrics import SfuMetrics
 from livecore.sfu.passthrough import (
@@ -87,9 +93,8 @@ from livecore.streams import end_routes
 from livecore.streams import routes as stream_routes
 from livecore.streams.ending import LiveEnder
 from livecore.streams.health import IngestReport
-from livecore.streams.live import BroadcastLog, RecordingDone, StateChange, finish_interrupted
+from livecore.streams.live import BroadcastLog, RecordingDone, StateChange
 from livecore.streams.playback import PlaybackRefused
-from livecore.streams.retention import Retention
 from livecore.tips import (
     earnings_routes,
     figures_routes,
@@ -123,7 +128,7 @@ class _OriginOf:
     def __init__(self, app: web.Application) -> None:
         self._app = app
 
-    def lookup(self, stream: str) -> Mapping[str, hls_routes.RenditionView] | None:
+    def lookup(self, stream: str) -> Mapping[str, RenditionView] | None:
         origin = self._app.get(HLS_ORIGIN)
         return origin.lookup(stream) if origin is not None else None
 
@@ -177,7 +182,8 @@ def create_app(
         app, _OriginOf(app), config.hls, metrics=app[HLS_METRICS],
         cdn_base_url=config.cdn_base_url, gate=stream_routes.hls_gate,
     )  # fmt: skip
-    vod_routes.setup(app, _recording_resolver(app), gate=stream_routes.hls_gate)
+    app[RECORDINGS] = LocalDisk(config.data_path)
+    recording_routes.setup(app, gate=stream_routes.hls_gate)
     web_routes.setup(app, stripe_js=bool(config.stripe.secret_key))
     webhook_routes.setup(app)
     # Broadcasts end before aiohttp cancels handlers and closes the contexts above.
@@ -394,13 +400,13 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     restrict_host_addresses(config.sfu.ice_host_addresses)
     enlarge_receive_buffers(config.sfu.udp_receive_buffer_bytes)
     # Before this node takes publishers: recordings it was writing when it last stopped.
-    await finish_interrupted(app[DB], config.data_path)
+    await finish_interrupted(app[DB], app[RECORDINGS])
     broadcasts = BroadcastLog(app[DB], on_change=app[stream_routes.LISTINGS].invalidate)
     writer = asyncio.create_task(broadcasts.run(), name="broadcast-log")
     hubs = app[HUBS] = HubRegistry(queue_size=config.sfu.reader_queue_units)
     # Decoding (thumbnails) runs in worker processes, never on the loop.
     workers = WorkerPool(config.hls.media_workers)
-    recordings = config.data_path / "recordings"
+    recordings = config.data_path / RECORDINGS_ROOT
     # Packaging (Opus to AAC, muxing, files) runs in processes, never on the loop's core.
     packaging = PackagingProcesses(config.hls.packaging_processes, app[HLS_METRICS])
     origin = app[HLS_ORIGIN] = HlsOrigin(
@@ -447,7 +453,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     ender = LiveEnder(bus, app[PUBLISHERS])
     app[stream_routes.INGEST] = _IngestProbe(app[PUBLISHERS], origin)
     retention = asyncio.create_task(
-        Retention(app[DB], config.data_path, config.recordings).run(), name="retention"
+        Retention(app[DB], app[RECORDINGS], config.recordings).run(), name="retention"
     )
     yield
     retention.cancel()
@@ -502,17 +508,6 @@ def _whep_admit(app: web.Application) -> signaling_routes.WhepAdmit:
             raise Forbidden("a valid playback token is required") from None
 
     return admit
-
-
-def _recording_resolver(app: web.Application) -> vod_routes.Resolve:
-    async def resolve(broadcast_id: int) -> tuple[str, Path] | None:
-        found = await Broadcasts(app[DB]).recording_location(broadcast_id)
-        if found is None:
-            return None
-        slug, relative = found
-        return slug, app[CONFIG].data_path / relative
-
-    return resolve
 
 
 async def _end_broadcasts(app: web.Application) -> None:
