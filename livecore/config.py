@@ -67,6 +67,9 @@ class AuthConfig:
     smtp_username: str = ""
     smtp_password: str = _secret()
     mail_from: str = "livecore@localhost"
+    # Whether anyone may sign up as a creator; false: a creator sign-up makes a viewer
+    # account and a request that an admin approves (livecore.admin).
+    open_creator_signup: bool = True
 
 
 @dataclass(frozen=True, slots=True)

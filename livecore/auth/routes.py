@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, CONFIG, SECRET_KEY
+from livecore.appkeys import AUTH, CONFIG, DB, SECRET_KEY
 from livecore.auth.service import (
     BadCredentials,
     DisplayNameTaken,
@@ -25,7 +25,8 @@ from livecore.auth.service import (
     LoginResult,
     Throttled,
 )
-from livecore.auth.tokens import csrf_matches, csrf_token
+from livecore.auth.suspensions import Suspended, refusal
+from livecore.auth.tokens import SESSION_PREFIX, csrf_matches, csrf_token, hash_secret
 from livecore.clientip import client_ip
 from livecore.errors import (
     Conflict,
@@ -36,7 +37,9 @@ from livecore.errors import (
     Unauthorized,
 )
 from livecore.jsonbody import invalid_message, read_body
+from livecore.store.creator_requests import CreatorRequests
 from livecore.store.sessions import Session
+from livecore.store.suspensions import Suspension, Suspensions
 from livecore.store.users import Role, User
 
 SESSION_COOKIE = "livecore_session"
@@ -55,6 +58,8 @@ class Principal:
 _PRINCIPAL = web.RequestKey("principal", Principal)
 # Set when the request's session cookie names no live session: the answer clears it.
 _STALE_COOKIE = web.RequestKey("stale_session_cookie", bool)
+# Set when the session cookie is a suspended user's: kept, so that they can read why.
+_SUSPENDED = web.RequestKey("suspended_session_cookie", Suspended)
 _EXPIRED = "expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/"
 
 
@@ -111,6 +116,12 @@ async def authenticate(request: web.Request, *, cookie: bool = True) -> Principa
     if token:
         session = await request.app[AUTH].authenticate(token.strip())
         if session is None:
+            suspension = await _suspension_for(request, token.strip())
+            if suspension is not None and not via_cookie:
+                raise refusal(suspension)
+            if suspension is not None:
+                request[_SUSPENDED] = Suspended(suspension)
+                return None  # public pages as for anyone; routes that need a login say why
             if not via_cookie:
                 raise Unauthorized("session is invalid or expired")
             # The browser kept a cookie this server no longer honours (logged out on another
@@ -127,9 +138,19 @@ async def authenticate(request: web.Request, *, cookie: bool = True) -> Principa
     return principal
 
 
+async def _suspension_for(request: web.Request, token: str) -> Suspension | None:
+    """Why a session token that names no live session is refused, if its user is suspended
+    (asked only then: a live session is never a suspended user's)."""
+    if not token.startswith(SESSION_PREFIX) or len(token) > 128:
+        return None
+    return await Suspensions(request.app[DB]).for_token(hash_secret(token))
+
+
 async def require_user(request: web.Request) -> Principal:
     principal = await authenticate(request)
     if principal is None:
+        if _SUSPENDED in request:
+            raise refusal(request[_SUSPENDED].suspension)
         if request.get(_STALE_COOKIE):
             raise Unauthorized("session is invalid or expired")
         raise Unauthorized("authentication required", headers={"WWW-Authenticate": "Bearer"})
@@ -179,8 +200,10 @@ async def post_register(request: web.Request) -> web.Response:
     creator = body.flag("creator")
     body.check()
     auth = request.app[AUTH]
+    # Without open creator sign-up, a creator account is asked for (livecore.admin).
+    ask_creator = creator and not request.app[CONFIG].auth.open_creator_signup
     try:
-        role: Role = "creator" if creator else "viewer"
+        role: Role = "creator" if creator and not ask_creator else "viewer"
         user = await auth.register(
             email, password, display_name, role, client_ip=client_ip(request)
         )
@@ -196,6 +219,8 @@ async def post_register(request: web.Request) -> web.Response:
         ) from None
     # The password was just set: no second Argon2 verify, and the login throttle (failed
     # logins from this address) has nothing to say about a new account.
+    if ask_creator:
+        await CreatorRequests(request.app[DB]).create(user.id)
     result = await auth.start_session(user, request.headers.get("User-Agent", ""))
     return _login_response(request, result, 201)
 
@@ -216,6 +241,8 @@ async def post_login(request: web.Request) -> web.Response:
         ) from None
     except BadCredentials:
         raise Unauthorized("invalid email or password") from None
+    except Suspended as exc:
+        raise refusal(exc.suspension) from None
     return _login_response(request, result, 200)
 
 

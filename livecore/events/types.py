@@ -16,6 +16,7 @@ EventKind = Literal[
     "viewer_count",
     "tip",
     "stream_state",
+    "account_revoked",  # on livecore.auth.suspensions.ACCOUNTS_ROOM, never a stream's room
 ]
 KINDS: frozenset[str] = frozenset(EventKind.__args__)  # type: ignore[attr-defined]
 # Kinds a chat storm never thins out: money and moderation always reach everyone.
