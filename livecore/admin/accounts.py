@@ -72,6 +72,14 @@ class Accounts:
             # publisher; its reconnects are refused while the suspension lasts.
             await announce_end(self._bus, stream_id, "platform", reason, everywhere=False)
             ended.append(slug)
+            # In the stream's own audit too, as every other end is.
+            await self._auth.audit.record(
+                "stream.end", "stream", stream_id, actor_id=actor.id,
+                details={
+                    "stream_id": stream_id, "slug": slug, "reason": reason,
+                    "ended_by": "platform", "was_live": True, "blocked_until": None,
+                },
+            )  # fmt: skip
         await self._auth.audit.record(
             "user.suspend", "user", target.id, actor_id=actor.id,
             details={

@@ -163,6 +163,13 @@ async def test_a_suspension_on_one_node_ends_the_session_socket_and_broadcast_on
         await wait_state(node_a, "cara-live", "offline")
         status, body = await whip_refusal(node_b, "cara-live", key)
         assert status == 403 and "Rules broken" in body["error"]["message"]
+        # The end is in the stream's audit, as other ends are, with the admin who acted.
+        resp = await node_a.get("/api/v1/streams/cara-live/audit", headers=bearer(root["token"]))
+        entry = next(e for e in (await resp.json())["entries"] if e["action"] == "stream.end")
+        assert entry["actor"]["id"] == root["user"]["id"]
+        assert (entry["details"]["ended_by"], entry["details"]["reason"]) == (
+            "platform", "Rules broken",
+        )  # fmt: skip
     finally:
         await viewer_a.close()
         await cara_chat_b.close()
