@@ -3,6 +3,7 @@ creator sign-up closed by a setting (requests approved or declined); the user se
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
@@ -171,3 +172,23 @@ async def test_admins_search_users_by_email_or_name(client: Client, db: Database
     assert len((await search(""))[1]["users"]) == 4
     bob = await user(client, "bobby")
     assert (await search("ann", bob["token"]))[0] == 403
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
+    client: Client, db: Database
+) -> None:
+    root = await admin(client, db)
+    ann = await admin(client, db, "ann")
+    for _ in range(5):
+        answers = await asyncio.gather(
+            set_role(client, root["token"], ann["user"]["id"], "viewer"),
+            set_role(client, ann["token"], root["user"]["id"], "viewer"),
+        )
+        statuses = sorted(status for status, _ in answers)
+        # One wins; the other finds itself the last admin (409) or, when it asked after
+        # losing its own role, no admin any more (403).
+        assert statuses in ([200, 403], [200, 409]), answers
+        admins = await db.pool.fetch("SELECT id FROM users WHERE role = 'admin'")
+        assert len(admins) == 1
+        await db.pool.execute("UPDATE users SET role = 'admin' WHERE id = ANY($1::bigint[])",
+                              [root["user"]["id"], ann["user"]["id"]])  # fmt: skip
