@@ -18,7 +18,7 @@ from datetime import datetime
 from livecore.auth.service import AuthService
 from livecore.auth.suspensions import ACCOUNTS_ROOM, announce_revoked, revoked_user
 from livecore.chat.room import Rooms
-from livecore.events.bus import EventBus
+from livecore.events.bus import BusUnavailable, EventBus
 from livecore.events.types import Event
 from livecore.store.admin_users import AdminUsers
 from livecore.store.creator_requests import CreatorRequest, CreatorRequests
@@ -57,37 +57,45 @@ class Accounts:
 
     async def suspend(
         self, actor: User, user_id: int, reason: str, until: datetime | None
-    ) -> tuple[Suspension, list[str]]:
-        """Suspend the account (replacing a suspension in force); returns it and the slugs of
-        the live broadcasts it ended. Raises UnknownUser, SelfSuspension."""
+    ) -> tuple[Suspension, list[str], list[str]]:
+        """Suspend the account (replacing a suspension in force); returns it, the slugs of
+        the live broadcasts it ended, and those whose end reached this node alone (the other
+        nodes could not be reached: the ingesting node may not have heard it). Raises
+        UnknownUser, SelfSuspension."""
         target = await self._target(user_id)
         if target.id == actor.id:
             raise SelfSuspension()
         suspension, _ = await self._suspensions.suspend(target.id, reason, until, actor.id)
         self._auth.forget_user(target.id)
         await announce_revoked(self._bus, target.id, "suspended")
-        ended = []
+        ended, unreached = [], []
         for stream_id, slug in await self._users.live_streams_of(target.id):
             # Heard by every node: viewers read why, and the ingesting node closes the
             # publisher; its reconnects are refused while the suspension lasts.
-            await announce_end(self._bus, stream_id, "platform", reason, everywhere=False)
-            ended.append(slug)
+            try:
+                await announce_end(self._bus, stream_id, "platform", reason)
+                ended.append(slug)
+            except BusUnavailable:
+                # The suspension stands; this node's viewers and publisher hear the end.
+                await announce_end(self._bus, stream_id, "platform", reason, everywhere=False)
+                unreached.append(slug)
             # In the stream's own audit too, as every other end is.
             await self._auth.audit.record(
                 "stream.end", "stream", stream_id, actor_id=actor.id,
                 details={
                     "stream_id": stream_id, "slug": slug, "reason": reason,
                     "ended_by": "platform", "was_live": True, "blocked_until": None,
+                    "all_nodes": slug not in unreached,
                 },
             )  # fmt: skip
         await self._auth.audit.record(
             "user.suspend", "user", target.id, actor_id=actor.id,
             details={
                 "reason": reason, "until": until.isoformat() if until else None,
-                "ended_streams": ",".join(ended),
+                "ended_streams": ",".join(ended), "unreached_streams": ",".join(unreached),
             },
         )  # fmt: skip
-        return suspension, ended
+        return suspension, ended, unreached
 
     async def unsuspend(self, actor: User, user_id: int) -> bool:
         """Lift the suspension now; False when none was in force. Raises UnknownUser."""

@@ -137,14 +137,18 @@ async def post_suspension(request: web.Request) -> web.Response:
     if (problem := check_reason(reason)) is not None:
         raise Invalid(invalid_message({"reason": problem}), fields={"reason": problem})
     try:
-        suspension, ended = await _accounts(request).suspend(actor, user_id, reason.strip(), until)
+        suspension, ended, unreached = await _accounts(request).suspend(
+            actor, user_id, reason.strip(), until
+        )
     except UnknownUser:
         raise NotFound("no such user") from None
     except SelfSuspension:
         raise Conflict("an admin cannot suspend themselves") from None
-    return web.json_response(
-        {"suspension": suspension_json(suspension), "ended_streams": ended}, status=201
-    )
+    # `unreached_streams`: Redis is out, and a node ingesting one of them may not have heard
+    # the end; the admin ends it again (POST /api/v1/streams/{slug}/end) once it is back.
+    body = {"suspension": suspension_json(suspension), "ended_streams": ended,
+            "unreached_streams": unreached}  # fmt: skip
+    return web.json_response(body, status=201)
 
 
 async def delete_suspension(request: web.Request) -> web.Response:

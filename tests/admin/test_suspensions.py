@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,7 @@ from livecore.store.ledger import Ledger
 from tests.admin.accounts import admin, audit_actions, login, suspend
 from tests.chat.conftest import FAST_CHAT, Viewer, connect, user
 from tests.conftest import PASSWORD, Client, MakeClient, bearer, create_stream, wait_state
+from tests.services import RedisProcess
 from tests.streams.test_end_now import go_live, server_closed, whip_refusal
 
 
@@ -230,3 +232,39 @@ async def test_suspension_refusals(client: Client, db: Database) -> None:
     assert status == 409
     assert (await client.delete(url, headers=headers)).status == 404
     assert await audit_actions(db, ann["user"]["id"]) == ["user.register"]
+
+
+async def test_with_redis_out_the_suspension_stands_and_says_which_ends_may_not_have_arrived(
+    make_client: MakeClient, tmp_path: Path, db: Database
+) -> None:
+    redis = RedisProcess(tmp_path / "redis")
+    await asyncio.to_thread(redis.start)
+    try:
+        chat = ChatConfig(tick_ms=20, presence_interval_s=0.3)
+        node_a = await make_client(redis_url=redis.url, chat=chat)
+        node_b = await make_client(redis_url=redis.url, chat=chat)
+        cara = await user(node_a, "cara", creator=True)
+        root = await admin(node_a, db)
+        key = await create_stream(node_a, cara["token"], "cara-live")
+        pub = await go_live(node_b, "cara-live", key)
+        try:
+            assert (await node_b.get("/api/v1/me", headers=bearer(cara["token"]))).status == 200
+            await asyncio.to_thread(redis.stop)
+            status, body = await suspend(node_a, root["token"], cara["user"]["id"], "Outage test")
+            assert status == 201, body
+            assert (body["ended_streams"], body["unreached_streams"]) == ([], ["cara-live"])
+            status, body = await login(node_a, "cara")
+            _refused_for_suspension(status, body, "Outage test")
+            # Node B did not hear it, but stops honouring her session once its cache lapses
+            # (auth.session_cache_s): the store never honours a suspended account's session.
+            async with asyncio.timeout(30):
+                while True:
+                    resp = await node_b.get("/api/v1/me", headers=bearer(cara["token"]))
+                    if resp.status != 200:
+                        break
+                    await asyncio.sleep(0.2)
+            _refused_for_suspension(resp.status, await resp.json(), "Outage test")
+        finally:
+            await pub.close()
+    finally:
+        await asyncio.to_thread(redis.stop)
