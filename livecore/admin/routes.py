@@ -146,9 +146,9 @@ async def post_suspension(request: web.Request) -> web.Response:
         raise Conflict("an admin cannot suspend themselves") from None
     # `unreached_streams`: Redis is out, and a node ingesting one of them may not have heard
     # the end; the admin ends it again (POST /api/v1/streams/{slug}/end) once it is back.
-    body = {"suspension": suspension_json(suspension), "ended_streams": ended,
-            "unreached_streams": unreached}  # fmt: skip
-    return web.json_response(body, status=201)
+    answer = {"suspension": suspension_json(suspension), "ended_streams": ended,
+              "unreached_streams": unreached}  # fmt: skip
+    return web.json_response(answer, status=201)
 
 
 async def delete_suspension(request: web.Request) -> web.Response:
