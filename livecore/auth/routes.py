@@ -217,10 +217,10 @@ async def post_register(request: web.Request) -> web.Response:
         raise TooManyRequests(
             "too many sign-ups, try again later", retry_after_s=int(exc.retry_after_s) + 1
         ) from None
-    # The password was just set: no second Argon2 verify, and the login throttle (failed
-    # logins from this address) has nothing to say about a new account.
     if ask_creator:
         await CreatorRequests(request.app[DB]).create(user.id)
+    # The password was just set: no second Argon2 verify, and the login throttle (failed
+    # logins from this address) has nothing to say about a new account.
     result = await auth.start_session(user, request.headers.get("User-Agent", ""))
     return _login_response(request, result, 201)
 

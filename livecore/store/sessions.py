@@ -56,7 +56,7 @@ class Sessions:
     async def active(self, token_hash: bytes) -> Session | None:
         """The live (not revoked, not expired) session with this token hash, with its user."""
         row = await self._db.pool.fetchrow(
-            f"SELECT s.id AS sid, s.token_hash, s.expires_at, s.last_seen_at,"
+            "SELECT s.id AS sid, s.token_hash, s.expires_at, s.last_seen_at,"
             " u.id, u.email, u.display_name, u.role, u.created_at"
             " FROM sessions s JOIN users u ON u.id = s.user_id"
             " WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()"
