@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from livecore.admin import routes as admin_routes
 from livecore.appkeys import (
     AUDIT,
     AUTH,
@@ -23,6 +24,7 @@ from livecore.appkeys import (
     HUBS,
     METRICS,
     PUBLISHERS,
+    RECORDINGS,
     SECRET_KEY,
     STREAM_RECORDS,
     TRUSTED_PROXIES,
@@ -52,14 +54,19 @@ from livecore.events.metrics import BusMetrics
 from livecore.events.redis_bus import RedisBus
 from livecore.events.types import Event, StreamMedia, StreamState
 from livecore.hls import routes as hls_routes
-from livecore.hls import vod as vod_routes
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.origin import FinishedRecording, HlsOrigin
 from livecore.hls.packaging import PackagingProcesses
 from livecore.hls.thumbnails import Thumbnail
+from livecore.hls.views import RenditionView
 from livecore.ops import routes as ops_routes
 from livecore.ops.metrics import Metrics
 from livecore.ops.runtime import RuntimeProbe
+from livecore.recordings import routes as recording_routes
+from livecore.recordings.layout import ROOT as RECORDINGS_ROOT
+from livecore.recordings.recovery import finish_interrupted
+from livecore.recordings.retention import Retention
+from livecore.recordings.storage import LocalDisk
 from livecore.safety import routes as safety_routes
 from livecore.safety.screening import (
     BannedTermsScreener,
@@ -99,9 +106,8 @@ from livecore.streams import end_routes
 from livecore.streams import routes as stream_routes
 from livecore.streams.ending import Endings, EndRefused, LiveEnder, NotLive, check_reason
 from livecore.streams.health import IngestReport
-from livecore.streams.live import BroadcastLog, RecordingDone, StateChange, finish_interrupted
+from livecore.streams.live import BroadcastLog, RecordingDone, StateChange
 from livecore.streams.playback import PlaybackRefused
-from livecore.streams.retention import Retention, remove_local_recording
 from livecore.tips import (
     earnings_routes,
     figures_routes,
@@ -135,7 +141,7 @@ class _OriginOf:
     def __init__(self, app: web.Application) -> None:
         self._app = app
 
-    def lookup(self, stream: str) -> Mapping[str, hls_routes.RenditionView] | None:
+    def lookup(self, stream: str) -> Mapping[str, RenditionView] | None:
         origin = self._app.get(HLS_ORIGIN)
         return origin.lookup(stream) if origin is not None else None
 
@@ -190,9 +196,11 @@ def create_app(
         app, _OriginOf(app), config.hls, metrics=app[HLS_METRICS],
         cdn_base_url=config.cdn_base_url, gate=stream_routes.hls_gate,
     )  # fmt: skip
-    vod_routes.setup(app, _recording_resolver(app), gate=stream_routes.hls_gate)
+    app[RECORDINGS] = LocalDisk(config.data_path)
+    recording_routes.setup(app, gate=stream_routes.hls_gate)
     web_routes.setup(app, stripe_js=bool(config.stripe.secret_key))
     webhook_routes.setup(app)
+    admin_routes.setup(app)  # its context listens after the chat's
     # Broadcasts end before aiohttp cancels handlers and closes the contexts above.
     app.on_shutdown.extend([_end_broadcasts, _close_chat_sockets])
     return app
@@ -378,10 +386,10 @@ async def _safety(app: web.Application) -> AsyncIterator[None]:
     streams going live."""
     config = app[CONFIG]
     reports = Reports(app[DB])
-    data_path = config.data_path
+    storage = app[RECORDINGS]
 
     async def remove_recording(path: str) -> None:
-        await asyncio.to_thread(remove_local_recording, data_path, path)
+        await storage.delete(path)
 
     service = app[safety_routes.REPORTS] = ReportService(
         reports, Broadcasts(app[DB]), app[AUDIT], _RoomModeration(app), remove_recording,
@@ -509,13 +517,13 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     restrict_host_addresses(config.sfu.ice_host_addresses)
     enlarge_receive_buffers(config.sfu.udp_receive_buffer_bytes)
     # Before this node takes publishers: recordings it was writing when it last stopped.
-    await finish_interrupted(app[DB], config.data_path)
+    await finish_interrupted(app[DB], app[RECORDINGS])
     broadcasts = BroadcastLog(app[DB], on_change=app[stream_routes.LISTINGS].invalidate)
     writer = asyncio.create_task(broadcasts.run(), name="broadcast-log")
     hubs = app[HUBS] = HubRegistry(queue_size=config.sfu.reader_queue_units)
     # Decoding (thumbnails) runs in worker processes, never on the loop.
     workers = WorkerPool(config.hls.media_workers)
-    recordings = config.data_path / "recordings"
+    recordings = config.data_path / RECORDINGS_ROOT
     # Packaging (Opus to AAC, muxing, files) runs in processes, never on the loop's core.
     packaging = PackagingProcesses(config.hls.packaging_processes, app[HLS_METRICS])
     origin = app[HLS_ORIGIN] = HlsOrigin(
@@ -564,7 +572,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     ender = LiveEnder(bus, app[PUBLISHERS])
     app[stream_routes.INGEST] = _IngestProbe(app[PUBLISHERS], origin)
     retention = asyncio.create_task(
-        Retention(app[DB], config.data_path, config.recordings).run(), name="retention"
+        Retention(app[DB], app[RECORDINGS], config.recordings).run(), name="retention"
     )
     yield
     retention.cancel()
@@ -619,17 +627,6 @@ def _whep_admit(app: web.Application) -> signaling_routes.WhepAdmit:
             raise Forbidden("a valid playback token is required") from None
 
     return admit
-
-
-def _recording_resolver(app: web.Application) -> vod_routes.Resolve:
-    async def resolve(broadcast_id: int) -> tuple[str, Path] | None:
-        found = await Broadcasts(app[DB]).recording_location(broadcast_id)
-        if found is None:
-            return None
-        slug, relative = found
-        return slug, app[CONFIG].data_path / relative
-
-    return resolve
 
 
 async def _end_broadcasts(app: web.Application) -> None:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from livecore.config import Config
     from livecore.events.bus import EventBus
     from livecore.ops.metrics import Metrics
+    from livecore.recordings.storage import RecordingStorage
     from livecore.sfu.hub import HubRegistry
     from livecore.sfu.publisher import Publishers
     from livecore.sfu.viewers import Viewers
@@ -35,6 +36,8 @@ BUS: Final[web.AppKey[EventBus]] = web.AppKey("bus")
 HUBS: Final[web.AppKey[HubRegistry]] = web.AppKey("hubs")
 PUBLISHERS: Final[web.AppKey[Publishers]] = web.AppKey("publishers")
 VIEWERS: Final[web.AppKey[Viewers]] = web.AppKey("viewers")
+# Where this node's recordings are kept (recordings/: the local disk).
+RECORDINGS: Final[web.AppKey[RecordingStorage]] = web.AppKey("recordings")
 # Load balancers whose X-Forwarded-For is believed (parsed from config.trusted_proxies by
 # clientip.py, which reads this key: the type is spelled out so neither imports the other).
 TRUSTED_PROXIES: Final[web.AppKey[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]]] = (

@@ -63,6 +63,9 @@ class AuthConfig:
     require_2fa_admins: bool = False
     require_2fa_payouts: bool = False
     totp_issuer: str = "livecore"  # the name authenticator apps show beside the code
+    # Whether anyone may sign up as a creator; false: a creator sign-up makes a viewer
+    # account and a request that an admin approves (livecore.admin).
+    open_creator_signup: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, SECRET_KEY
-from livecore.auth.tokens import csrf_matches
+from livecore.appkeys import AUTH, DB, SECRET_KEY
+from livecore.auth.suspensions import Suspended, refusal
+from livecore.auth.tokens import SESSION_PREFIX, csrf_matches, hash_secret
 from livecore.errors import Forbidden, Unauthorized
 from livecore.store.sessions import Session
+from livecore.store.suspensions import Suspension, Suspensions
 from livecore.store.users import User
 
 SESSION_COOKIE = "livecore_session"
@@ -37,6 +39,8 @@ class Principal:
 _PRINCIPAL = web.RequestKey("principal", Principal)
 # Set when the request's session cookie names no live session: the answer clears it.
 _STALE_COOKIE = web.RequestKey("stale_session_cookie", bool)
+# Set when the session cookie is a suspended user's: kept, so that they can read why.
+_SUSPENDED = web.RequestKey("suspended_session_cookie", Suspended)
 _EXPIRED = "expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/"
 
 
@@ -69,6 +73,12 @@ async def authenticate(request: web.Request, *, cookie: bool = True) -> Principa
     if token:
         session = await request.app[AUTH].authenticate(token.strip())
         if session is None:
+            suspension = await _suspension_for(request, token.strip())
+            if suspension is not None and not via_cookie:
+                raise refusal(suspension)
+            if suspension is not None:
+                request[_SUSPENDED] = Suspended(suspension)
+                return None  # public pages as for anyone; routes that need a login say why
             if not via_cookie:
                 raise Unauthorized("session is invalid or expired")
             # The browser kept a cookie this server no longer honours (logged out on another
@@ -85,9 +95,19 @@ async def authenticate(request: web.Request, *, cookie: bool = True) -> Principa
     return principal
 
 
+async def _suspension_for(request: web.Request, token: str) -> Suspension | None:
+    """Why a session token that names no live session is refused, if its user is suspended
+    (asked only then: a live session is never a suspended user's)."""
+    if not token.startswith(SESSION_PREFIX) or len(token) > 128:
+        return None
+    return await Suspensions(request.app[DB]).for_token(hash_secret(token))
+
+
 async def require_user(request: web.Request) -> Principal:
     principal = await authenticate(request)
     if principal is None:
+        if _SUSPENDED in request:
+            raise refusal(request[_SUSPENDED].suspension)
         if request.get(_STALE_COOKIE):
             raise Unauthorized("session is invalid or expired")
         raise Unauthorized("authentication required", headers={"WWW-Authenticate": "Bearer"})

@@ -7,11 +7,10 @@ Who sent a request (the bearer token or the session cookie, and CSRF) is decided
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, CONFIG, SECRET_KEY, TWO_FACTOR
+from livecore.appkeys import AUTH, CONFIG, DB, SECRET_KEY, TWO_FACTOR
 from livecore.auth.requests import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -26,8 +25,10 @@ from livecore.auth.service import (
     LoginResult,
     Throttled,
 )
+from livecore.auth.suspensions import Suspended, refusal
 from livecore.auth.tokens import csrf_token
 from livecore.auth.totp import SecondFactorRequired
+from livecore.auth.views import user_json
 from livecore.clientip import client_ip
 from livecore.errors import (
     Conflict,
@@ -37,7 +38,8 @@ from livecore.errors import (
     Unauthorized,
 )
 from livecore.jsonbody import invalid_message, read_body
-from livecore.store.users import Role, User
+from livecore.store.creator_requests import CreatorRequests
+from livecore.store.users import Role
 
 
 def setup(app: web.Application) -> None:
@@ -52,16 +54,6 @@ def setup(app: web.Application) -> None:
     app.router.add_delete("/api/v1/auth/sessions/{session_id}", delete_session)
     app.router.add_get("/api/v1/me", get_me)
     app.on_response_prepare.append(clear_stale_cookie)
-
-
-def user_json(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "email": user.email,
-        "display_name": user.display_name,
-        "role": user.role,
-        "created_at": user.created_at.isoformat(),
-    }
 
 
 def _invalid(exc: InvalidInput) -> Invalid:
@@ -98,8 +90,10 @@ async def post_register(request: web.Request) -> web.Response:
     creator = body.flag("creator")
     body.check()
     auth = request.app[AUTH]
+    # Without open creator sign-up, a creator account is asked for (livecore.admin).
+    ask_creator = creator and not request.app[CONFIG].auth.open_creator_signup
     try:
-        role: Role = "creator" if creator else "viewer"
+        role: Role = "creator" if creator and not ask_creator else "viewer"
         user = await auth.register(
             email, password, display_name, role, client_ip=client_ip(request)
         )
@@ -113,6 +107,8 @@ async def post_register(request: web.Request) -> web.Response:
         raise TooManyRequests(
             "too many sign-ups, try again later", retry_after_s=int(exc.retry_after_s) + 1
         ) from None
+    if ask_creator:
+        await CreatorRequests(request.app[DB]).create(user.id)
     # The password was just set: no second Argon2 verify, and the login throttle (failed
     # logins from this address) has nothing to say about a new account.
     result = await auth.start_session(user, request.headers.get("User-Agent", ""))
@@ -144,6 +140,8 @@ async def post_login(request: web.Request) -> web.Response:
              "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat()},
             status=202,
         )  # fmt: skip
+    except Suspended as exc:
+        raise refusal(exc.suspension) from None
     return login_response(request, result, 200)
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from livecore.auth.mail import Mail, MailSender
 from livecore.auth.passwords import PasswordHashing, Passwords, password_problem
 from livecore.auth.publish import is_publish_token, verify_publish
+from livecore.auth.suspensions import refuse_suspended
 from livecore.auth.throttle import FailureWindow, admit
 from livecore.auth.tokens import (
     RESET_PREFIX,
@@ -31,6 +32,7 @@ from livecore.store import Database, UniqueViolation
 from livecore.store.audit import AuditLog
 from livecore.store.sessions import Session, SessionInfo, Sessions
 from livecore.store.streams import Stream, Streams
+from livecore.store.suspensions import Suspensions
 from livecore.store.users import PasswordResets, Role, User, Users
 from livecore.text import has_control, has_visible, name_key
 
@@ -123,6 +125,7 @@ class AuthService:
         self._streams = Streams(db)
         self._audit = AuditLog(db)
         self._resets = PasswordResets(db)
+        self._suspensions = Suspensions(db)
         self.passwords = passwords or Passwords(
             time_cost=settings.argon2_time_cost,
             memory_kib=settings.argon2_memory_kib,
@@ -232,6 +235,7 @@ class AuthService:
                 )
             raise BadCredentials()
         self._account_failures.clear(account_key)
+        await refuse_suspended(self._suspensions, creds.user.id)
         if self.passwords.needs_rehash(creds.password_hash):
             creds = replace(creds, password_hash=await self.passwords.hash(password))
             await self._users.set_password(creds.user.id, creds.password_hash)
@@ -364,10 +368,10 @@ class AuthService:
         # exactly one wins.
         if await self._resets.consume(token_hash, await self.passwords.hash(new_password)) is None:
             raise BadCredentials()
-        self._forget_user(user.id)
+        self.forget_user(user.id)
         await self._audit.record("user.password_reset", "user", user.id, actor_id=user.id)
 
-    def _forget_user(self, user_id: int) -> None:
+    def forget_user(self, user_id: int) -> None:
         for token_hash in [h for h, (s, _) in self._cache.items() if s.user.id == user_id]:
             del self._cache[token_hash]
 

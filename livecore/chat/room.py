@@ -82,6 +82,7 @@ class Outbox:
     __slots__ = (
         "_limit",
         "_transport",
+        "close_reason",
         "closed",
         "cursor",
         "deferred",
@@ -105,6 +106,7 @@ class Outbox:
         self.identity = identity
         self.slow = False
         self.silent = False  # answered no heartbeat: its handler drops the connection
+        self.close_reason: bytes | None = None  # shut(): its handler closes with this
         self.closed = asyncio.Event()
         # Pinged, and nothing at all has come from the client since (the heartbeat's test).
         self.unanswered = False
@@ -138,6 +140,11 @@ class Outbox:
     def abandon(self) -> None:
         """The client answered no heartbeat: its handler drops the connection."""
         self.silent = True
+        self.closed.set()
+
+    def shut(self, reason: bytes) -> None:
+        """Its user may no longer chat (suspended): its handler closes the socket."""
+        self.close_reason = reason
         self.closed.set()
 
     def drop(self) -> None:

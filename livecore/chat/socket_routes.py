@@ -121,6 +121,8 @@ async def _close_when_told(ws: web.WebSocketResponse, outbox: Outbox, metrics: C
     elif outbox.slow:
         metrics.slow_consumers.inc()
         await ws.close(code=CLOSE_TOO_SLOW, message=b"too slow to keep up")
+    elif outbox.close_reason is not None:
+        await ws.close(code=CLOSE_POLICY, message=outbox.close_reason)
 
 
 class _Session:

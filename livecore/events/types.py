@@ -23,6 +23,7 @@ EventKind = Literal[
     "viewer_count",
     "tip",
     "stream_state",
+    "account_revoked",  # on livecore.auth.suspensions.ACCOUNTS_ROOM, never a stream's room
 ]
 KINDS: frozenset[str] = frozenset(EventKind.__args__)  # type: ignore[attr-defined]
 # Kinds a chat storm never thins out: money and moderation always reach everyone.
@@ -165,6 +166,22 @@ class StreamState:
         if self.ended_by is not None:
             body.update(ended_by=self.ended_by, reason=self.reason)
         return body
+
+
+# -- accounts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRevoked:
+    """Every node drops the account's cached sessions (livecore.auth.suspensions); on
+    "suspended" it also closes the account's chat sockets, on "role" nodes read the new role."""
+
+    kind: ClassVar[EventKind] = "account_revoked"
+    user_id: int
+    why: Literal["suspended", "role"]
+
+    def payload(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "why": self.why}
 
 
 @dataclass(frozen=True, slots=True)

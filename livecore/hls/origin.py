@@ -1,9 +1,9 @@
 """The HLS origin of this node: a packager, a thumbnailer and the renditions ladder for
 every live hub.
 
-Each broadcast is packaged into its own directory under `recordings/<stream id>/`, which
-stays on disk as the broadcast's recording; lower renditions go into subdirectories named
-after them ("360p/"). A stream's last broadcast stays reachable at its live URLs (with
+Each broadcast is packaged into its own recording (recordings.layout: a directory under
+`recordings/<stream id>/`, which stays on disk; lower renditions go into subdirectories
+named after them, "360p/"). A stream's last broadcast stays reachable at its live URLs (with
 EXT-X-ENDLIST) until the stream goes live again.
 """
 
@@ -23,8 +23,9 @@ from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packager import Packager
 from livecore.hls.packaging import PackagingProcesses, WorkerLink
 from livecore.hls.renditions import Rendition
-from livecore.hls.routes import RenditionView
 from livecore.hls.thumbnails import Thumbnail, Thumbnailer
+from livecore.hls.views import RenditionView
+from livecore.recordings.layout import broadcast_dir, rendition_dir
 from livecore.sfu.hub import StreamHub
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class _Broadcast:
 
 
 class HlsOrigin:
-    """Implements hls.routes.HlsDirectory for the broadcasts of this process."""
+    """Implements hls.views.HlsDirectory for the broadcasts of this process."""
 
     def __init__(
         self,
@@ -70,8 +71,7 @@ class HlsOrigin:
 
     def attach(self, hub: StreamHub) -> Path:
         """Start packaging a hub that just opened; returns its recording directory."""
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        directory = self._root / str(hub.stream_id) / stamp
+        directory = broadcast_dir(self._root, hub.stream_id, datetime.now(UTC))
         sub = hub.subscribe("hls")
         # Media sequence numbers unique per broadcast: segment URLs are cached as immutable,
         # and the next broadcast of the same stream must not reuse one.
@@ -86,7 +86,7 @@ class HlsOrigin:
         for name in self._config.renditions:
             if name != "source":
                 renditions[name] = Rendition(
-                    hub, name, directory / name, self._config, metrics=self._metrics,
+                    hub, name, rendition_dir(directory, name), self._config, metrics=self._metrics,
                     sequence_base=sequence_base, link=self._link(),
                 )  # fmt: skip
         thumbnailer = Thumbnailer(

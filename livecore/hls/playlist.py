@@ -1,6 +1,7 @@
 """Render HLS playlists (RFC 8216, with the LL-HLS additions of draft-pantos-hls-rfc8216bis).
 
-Pure functions from `state` values to text; imports nothing from livecore outside hls/.
+Pure functions from `state` values to text; imports nothing from livecore outside hls/
+but recordings.playlist (a recording's VOD playlist lives there).
 Every URI is `prefix + name + uri_query`: `prefix` is "" (relative) or an absolute base such
 as the CDN's, and `uri_query` ("?token=...") is appended for signed playback later.
 """
@@ -11,7 +12,11 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from livecore.hls.state import MediaState, Segment, VariantInfo, init_name
+from livecore.hls.state import MediaState, Segment, VariantInfo
+from livecore.recordings.layout import init_name
+
+# One rule for every playlist's EXT-X-TARGETDURATION, live or recorded: re-exported here.
+from livecore.recordings.playlist import target_duration as target_duration
 
 # Parts are listed for the last few segments only (RFC 8216bis 4.4.4.9: older parts SHOULD be
 # removed once more than three target durations from the live edge).
@@ -137,49 +142,6 @@ def _segment(
         lines.append(f"#EXTINF:{seg.duration_s:.5f},")
         lines.append(_uri(prefix, seg.uri, uri_query))
     return lines
-
-
-class RecordingPlaylist:
-    """A recording's VOD playlist as its broadcast goes on: `add` each complete segment,
-    `render` the whole. Each segment is rendered once, so rewriting the playlist after every
-    segment stays cheap in a broadcast of many hours (thousands of segments); the text is
-    what `render_media(..., low_latency=False)` of an ended state gives."""
-
-    def __init__(self, segment_target_s: float) -> None:
-        self._segment_target_s = segment_target_s
-        self._body: list[str] = []
-        self._first: Segment | None = None
-        self._previous: Segment | None = None
-        self._longest_s = 0.0
-        self._independent = True
-
-    def add(self, seg: Segment) -> None:
-        if not seg.complete:
-            raise ValueError("only complete segments go into a recording")
-        self._body += _segment(seg, self._previous, "", "", parts=False)
-        self._first = self._first or seg
-        self._previous = seg
-        self._longest_s = max(self._longest_s, seg.duration_s)
-        self._independent = self._independent and seg.independent
-
-    @property
-    def empty(self) -> bool:
-        return self._first is None
-
-    def render(self) -> str:
-        td = target_duration(self._longest_s, self._segment_target_s)
-        first = self._first.msn if self._first is not None else 0
-        head = _header(td, first, 0, part_target_s=None, vod=True, independent=self._independent)
-        return "\n".join([*head, *self._body, "#EXT-X-ENDLIST"]) + "\n"
-
-
-def target_duration(longest_segment_s: float, segment_target_s: float) -> int:
-    """EXT-X-TARGETDURATION: every EXTINF, rounded to the nearest integer, must fit under it.
-
-    Segments are kept under `segment_limit_s`, so this is the configured target rounded up;
-    only a single part longer than that (a publisher pausing its video for seconds) can
-    make it more."""
-    return max(1, math.ceil(segment_target_s), round(longest_segment_s))
 
 
 def segment_cut_s(segment_target_s: float) -> float:

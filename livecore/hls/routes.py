@@ -1,8 +1,8 @@
 """HLS HTTP handlers: multivariant and media playlists (with LL-HLS blocking reload), init
 segments, segments and parts, with CDN-correct caching and CORS.
 
-Streams are found through `HlsDirectory`, which app.py implements; this module imports no
-store/ or auth/. Routes:
+Streams are found through `HlsDirectory` (hls.views), which app.py implements; this module
+imports no store/ or auth/. Routes:
 
     GET /hls/{stream}/master.m3u8
     GET /hls/{stream}/{rendition}/index.m3u8[?_HLS_msn=M[&_HLS_part=P]]
@@ -18,8 +18,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Final, Protocol
+from typing import Final
 
 from aiohttp import web
 
@@ -28,9 +27,10 @@ from livecore.errors import BadRequest, NotFound, Unavailable
 from livecore.hls.filecache import FileCache, bytes_response
 from livecore.hls.metrics import HlsMetrics, RequestKind
 from livecore.hls.playlist import render_media, render_multivariant
-from livecore.hls.state import MediaState, VariantInfo
-from livecore.hls.thumbnails import Thumbnail
+from livecore.hls.state import VariantInfo
+from livecore.hls.views import HlsDirectory, RenditionView
 from livecore.ids import parse_int
+from livecore.recordings.layout import LIVE_FILE
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 INIT_TYPE = "video/mp4"
@@ -41,68 +41,8 @@ ENDED_MAX_AGE_S = 60
 CORS = {"Access-Control-Allow-Origin": "*"}
 EXPOSE = {"Access-Control-Expose-Headers": "Content-Length, Content-Range, ETag, Age"}
 
-# File names are matched whole; anything else (.., %2f, absolute paths) is a 404.
-# ASCII digits only: `\d` would take other scripts' digits, which int() then refuses.
-_FILE = re.compile(
-    r"(?:init-([0-9]{1,18})\.mp4|seg-([0-9]{1,18})\.m4s"
-    r"|part-([0-9]{1,18})-([0-9]{1,4})\.m4s|vod\.m3u8)"
-)
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MAX_PLAYLISTS = 1024
-
-
-class RenditionView(Protocol):
-    """What the handlers read from one rendition's packager (`hls.packager.Packager`)."""
-
-    @property
-    def directory(self) -> Path: ...
-
-    @property
-    def version(self) -> int:
-        """Changes whenever the media playlist would."""
-        ...
-
-    @property
-    def ended(self) -> bool: ...
-
-    @property
-    def preload_hint(self) -> tuple[int, int] | None: ...
-
-    @property
-    def last_part(self) -> tuple[int, int] | None: ...
-
-    def media_state(self) -> MediaState: ...
-
-    def variant(self, uri: str) -> VariantInfo | None: ...
-
-    def has(self, msn: int, part: int | None = None) -> bool: ...
-
-    def has_init(self, n: int) -> bool: ...
-
-    def has_part(self, msn: int, index: int) -> bool: ...
-
-    def has_segment(self, msn: int) -> bool: ...
-
-    async def wait_for(self, msn: int, part: int | None = None) -> None: ...
-
-    @property
-    def ready(self) -> bool:
-        """Whether a player can start on it: it lists a complete segment."""
-        ...
-
-    async def wait_ready(self) -> None: ...
-
-
-class HlsDirectory(Protocol):
-    """Finds a live (or recently ended) stream's renditions by its public slug."""
-
-    def lookup(self, stream: str) -> Mapping[str, RenditionView] | None:
-        """Renditions by name, in master-playlist order ("source" first); None: unknown."""
-        ...
-
-    def thumbnail(self, stream: str) -> Thumbnail | None:
-        """The latest thumbnail of the stream, if one was made."""
-        ...
 
 
 # Admits a request for a stream (raising an ApiError, e.g. 403, when it may not play it) and
@@ -360,7 +300,7 @@ async def get_media_file(request: web.Request) -> web.StreamResponse:
     await _admit(hls, request)
     _, view = _rendition(hls, request)
     name = request.match_info["file"]
-    match = _FILE.fullmatch(name)
+    match = LIVE_FILE.fullmatch(name)
     if match is None:
         raise NotFound("no such file", headers=CORS)
     init, seg, part_msn, part_index = match.groups()

@@ -1,26 +1,13 @@
 """What a packager has produced, as immutable values the playlists and handlers read.
 
-Imports nothing from livecore; no I/O.
+Imports only the file names of recordings.layout; no I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-def init_name(n: int) -> str:
-    return f"init-{n}.mp4"
-
-
-def segment_name(msn: int) -> str:
-    return f"seg-{msn}.m4s"
-
-
-def part_name(msn: int, index: int) -> str:
-    return f"part-{msn}-{index}.m4s"
-
-
-VOD_PLAYLIST = "vod.m3u8"
+from livecore.recordings.layout import init_name, part_name, segment_name
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,74 +1,41 @@
 """The packager's worker thread: every PyAV call and every file write of one broadcast.
 
-It muxes H.264 access units (passed through, never re-encoded) and Opus packets (decoded and
-re-encoded to AAC-LC) into ONE fragmented MP4 stream with both tracks, turns each fragment
-into an LL-HLS part on disk, groups parts into segments, and reports what it wrote through
-`emit` (which the packager routes to its event loop). Imports only hls/, config and sfu.media.
+It muxes H.264 access units and Opus packets (`muxing.py`: passed through, and re-encoded to
+AAC-LC) into ONE fragmented MP4 stream with both tracks, and hands its output to
+`segmenting.py`, which turns each fragment into an LL-HLS part, groups parts into segments
+and writes them through recordings.writer. What they produce is reported through `emit`
+(which the packager routes to its event loop). Imports only hls/, recordings/, config and
+sfu.media.
 """
 
 from __future__ import annotations
 
-import fractions
 import logging
-import os
 import queue
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-
-import av
-import numpy as np
 
 from livecore.config import HlsConfig
 from livecore.hls import h264
-from livecore.hls.fmp4 import BoxSplitter, TrackInfo, parse_fragment, parse_init
-from livecore.hls.playlist import (
-    PART_SEGMENTS_LISTED,
-    RecordingPlaylist,
-    segment_cut_s,
-    segment_limit_s,
-)
-from livecore.hls.state import (
-    VOD_PLAYLIST,
-    InitInfo,
-    Part,
-    Segment,
-    init_name,
-    part_name,
-    segment_name,
-)
-from livecore.sfu.media import AUDIO_CLOCK_HZ, VIDEO_CLOCK_HZ, MediaUnit
+from livecore.hls.fmp4 import BoxSplitter
+from livecore.hls.muxing import AAC_CODEC, Mux, opus_channels
+from livecore.hls.segmenting import InitReady as InitReady
+from livecore.hls.segmenting import Segmenter
+from livecore.hls.segmenting import SegmentUpdate as SegmentUpdate
+from livecore.hls.state import InitInfo
+from livecore.recordings.writer import WriteFailed
+from livecore.sfu.media import AUDIO_CLOCK_HZ, MediaUnit
 
 logger = logging.getLogger(__name__)
 
-AAC_CODEC = "mp4a.40.2"  # AAC-LC
-_VIDEO_TB = fractions.Fraction(1, VIDEO_CLOCK_HZ)
-_AUDIO_TB = fractions.Fraction(1, AUDIO_CLOCK_HZ)
 # Before the first fragment we wait this much media (or for both tracks) to learn whether the
 # broadcast has video, audio or both: the track set is fixed in the init segment.
 _STARTUP_S = 1.0
 _STARTUP_MAX_UNITS = 400
 # Audio packets seen without an audio track before we start a new init that has one.
 _LATE_AUDIO_PACKETS = 10
-# Opus gaps are filled with silence so the AAC track stays continuous; longer gaps jump.
-_MAX_SILENCE_S = 10.0
-_AUDIO_JITTER_SAMPLES = 480
-
-
-@dataclass(frozen=True, slots=True)
-class InitReady:
-    init: InitInfo
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentUpdate:
-    """A segment gained a part (complete=False) or is finished (complete=True)."""
-
-    segment: Segment
-    # From the newest unit in it being queued to its file being written: production lag.
-    lag_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,153 +57,10 @@ class WorkerSpec:
     expect_audio: bool = True
 
 
+# What a worker reports; the segmenter's two events are re-exported from here with it.
 WorkerEvent = InitReady | SegmentUpdate | Finished
 # A queued unit and when it was queued (time.monotonic), for the production-lag metrics.
 QueueItem = tuple[MediaUnit, float]
-
-
-class _WriteFailed(Exception):
-    pass
-
-
-class _Mux:
-    """One PyAV mp4 muxer instance, i.e. one init segment; fragments go to `splitter`."""
-
-    def __init__(
-        self,
-        *,
-        parameter_sets: tuple[bytes, bytes] | None,
-        size: tuple[int, int] | None,
-        channels: int,
-        origin_s: float,
-        fragment_us: int,
-        audio_bitrate: int,
-        splitter: BoxSplitter,
-    ) -> None:
-        self.parameter_sets = parameter_sets
-        self.origin_s = origin_s
-        self.has_video = parameter_sets is not None
-        self.has_audio = channels > 0
-        self.channels = channels  # of the AAC track: 0 (none), 1 or 2
-        layout = "mono" if channels == 1 else "stereo"
-        # empty_moov: the init segment is written first, alone; frag_keyframe + frag_duration:
-        # a fragment ends at every IDR and after about `fragment_us`, so one fragment is one
-        # part; skip_trailer: no mfra at close; max_interleave_delta: if one track stalls,
-        # the other is held back at most 1 s.
-        options = {
-            "movflags": "empty_moov+default_base_moof+frag_keyframe+skip_trailer+cmaf",
-            "frag_duration": str(fragment_us),
-            "flush_packets": "1",
-            "max_interleave_delta": "1000000",
-        }
-        self.out = av.open(splitter, "w", format="mp4", options=options)
-        self.video_stream = None
-        self.audio_stream = None
-        if parameter_sets is not None:
-            width, height = size or (0, 0)
-            # PyAV >= 18 takes SPS/PPS from the first (IDR) packet: nothing is decoded.
-            self.video_stream = self.out.add_mux_stream("h264", rate=30, width=width, height=height)
-            self.video_stream.time_base = _VIDEO_TB
-        if channels:
-            self.audio_stream = self.out.add_stream("aac", rate=AUDIO_CLOCK_HZ, layout=layout)
-            self.audio_stream.codec_context.bit_rate = audio_bitrate
-            # FFmpeg's "fast" AAC coder: its authors rate it above the default "twoloop" at
-            # 128 kb/s and up, and it takes about half the CPU (packaging 720p30 + Opus: 1.6% of a
-            # core instead of 3.0% here).
-            self.audio_stream.codec_context.options = {"aac_coder": "fast"}
-            self.decoder = _opus_decoder(layout)
-            self.resampler = av.AudioResampler(format="fltp", layout=layout, rate=AUDIO_CLOCK_HZ)
-        self._origin_video = round(origin_s * VIDEO_CLOCK_HZ)
-        self._last_video_pts: int | None = None
-        self._video_step = VIDEO_CLOCK_HZ // 30
-        self._audio_next = 0  # samples since origin: the AAC track starts at 0 like the video
-
-    def video(self, unit: MediaUnit) -> bool:
-        """Mux one access unit; False when it was refused (timestamps going backwards)."""
-        pts = unit.pts - self._origin_video
-        if pts < 0 or (self._last_video_pts is not None and pts <= self._last_video_pts):
-            return False
-        if self._last_video_pts is not None:
-            self._video_step = pts - self._last_video_pts
-        self._last_video_pts = pts
-        packet = av.Packet(unit.data)
-        packet.pts = packet.dts = pts
-        packet.time_base = _VIDEO_TB
-        packet.duration = self._video_step  # the last sample's duration at close
-        assert self.video_stream is not None  # has_video
-        packet.stream = self.video_stream
-        packet.is_keyframe = unit.keyframe
-        self.out.mux(packet)
-        return True
-
-    def audio(self, unit: MediaUnit) -> bool:
-        """Decode one Opus packet and mux the AAC it yields; False when it was refused."""
-        position = round((unit.pts_s - self.origin_s) * AUDIO_CLOCK_HZ)
-        gap = position - self._audio_next
-        if gap < -_AUDIO_JITTER_SAMPLES:
-            return False  # before the track start, or overlapping what we already encoded
-        if _AUDIO_JITTER_SAMPLES < gap <= _MAX_SILENCE_S * AUDIO_CLOCK_HZ:
-            self._encode(_silence(gap, self.channels))
-        elif gap > _AUDIO_JITTER_SAMPLES:
-            self._audio_next = position  # a long pause: leave a hole rather than minutes of zeros
-        packet = av.Packet(unit.data)
-        packet.pts = packet.dts = unit.pts
-        packet.time_base = _AUDIO_TB
-        for frame in self.decoder.decode(packet):
-            for out in self.resampler.resample(frame):
-                self._encode(out)
-        return True
-
-    def _encode(self, frame: av.AudioFrame) -> None:
-        frame.pts = self._audio_next
-        frame.time_base = _AUDIO_TB
-        frame.sample_rate = AUDIO_CLOCK_HZ
-        self._audio_next += frame.samples
-        assert self.audio_stream is not None
-        for packet in self.audio_stream.encode(frame):
-            self.out.mux(packet)
-
-    def close(self) -> None:
-        """Flush the encoder and the muxer: the last fragment comes out here."""
-        try:
-            if self.audio_stream is not None:
-                for packet in self.audio_stream.encode(None):
-                    self.out.mux(packet)
-        finally:
-            self.out.close()
-
-    def abort(self) -> None:
-        try:
-            self.out.close()
-        except Exception:  # already failing; the container is discarded either way
-            logger.debug("closing a failed muxer", exc_info=True)
-
-
-def _opus_decoder(layout: str) -> av.AudioCodecContext:
-    # libopus first, though FFmpeg's own decoder is a little cheaper: that one yields float
-    # with detail below 16 bits, which makes the AAC coder up to four times slower on clean
-    # signals (a test tone: 4.8% of a core instead of 1.1%); libopus yields 16-bit samples.
-    try:
-        decoder = av.CodecContext.create("libopus", "r")
-    except av.FFmpegError:
-        decoder = av.CodecContext.create("opus", "r")
-    decoder.sample_rate = AUDIO_CLOCK_HZ
-    decoder.layout = layout
-    return decoder
-
-
-def _opus_channels(packet: bytes) -> int:
-    """Channels coded in an Opus packet: the TOC byte's stereo flag (RFC 6716 3.1)."""
-    return 2 if packet and packet[0] & 0x04 else 1
-
-
-def _silence(samples: int, channels: int) -> av.AudioFrame:
-    frame = av.AudioFrame.from_ndarray(
-        np.zeros((channels, samples), np.float32), format="fltp",
-        layout="mono" if channels == 1 else "stereo",
-    )  # fmt: skip
-    frame.sample_rate = AUDIO_CLOCK_HZ
-    return frame
 
 
 class Worker:
@@ -247,31 +71,22 @@ class Worker:
     def __init__(self, spec: WorkerSpec, emit: Callable[[WorkerEvent], None]) -> None:
         self._slug = spec.slug
         self._expect_audio = spec.expect_audio
-        self._dir = spec.directory
         self._config = spec.config
         self._emit = emit
         self.consumed = 0  # units taken from the inbox: the sender's backlog is sent - consumed
         self.refused_units = 0
         self._failed = False
         self._pending: list[MediaUnit] = []
-        self._mux: _Mux | None = None
+        self._mux: Mux | None = None
         self._splitter_out: list[tuple[bool, bytes]] = []  # (is_init, bytes), in order
-        self._tracks: dict[int, TrackInfo] = {}
-        self._init: InitInfo | None = None
         self._next_init = spec.sequence_base
-        self._next_msn = spec.sequence_base
-        self._open: Segment | None = None
-        self._open_bytes: list[bytes] = []
-        self._recording = RecordingPlaylist(spec.config.segment_target_s)
-        # (msn, parts) of the recent complete segments whose part files are still on disk.
-        self._parts_on_disk: deque[tuple[int, int]] = deque()
-        self._discontinuity_pending = False
-        self._wall_base: float | None = None
-        self._origin_s = 0.0
+        self._segments = Segmenter(
+            spec.directory, spec.config, slug=spec.slug, sequence_base=spec.sequence_base,
+            emit=emit,
+        )  # fmt: skip
         self._late_audio = 0
         self._stereo = False  # an Opus packet coded in stereo has been seen
         self._unsupported: set[str] = set()
-        self._queued_at = 0.0
 
     # -- the thread's loop ------------------------------------------------------------------
 
@@ -284,7 +99,7 @@ class Worker:
 
     def open(self) -> None:
         try:
-            self._dir.mkdir(parents=True, exist_ok=True)
+            self._segments.open()
         except OSError as exc:
             self._fail(exc)
 
@@ -293,7 +108,7 @@ class Worker:
         self.consumed += 1
         if self._failed:
             return
-        self._queued_at = queued_at
+        self._segments.queued_at = queued_at
         self._guarded("packaging", self._push_and_drain, unit)
 
     def finish(self) -> None:
@@ -311,7 +126,7 @@ class Worker:
         """Run a step; a failed write (or any error) ends the packaging cleanly."""
         try:
             step(*args)
-        except (OSError, _WriteFailed) as exc:
+        except (OSError, WriteFailed) as exc:
             self._fail(exc)
         except Exception:
             logger.exception("hls %s: %s failed", self._slug, what)
@@ -337,9 +152,9 @@ class Worker:
                 self._unsupported.add(unit.codec)
                 logger.warning("hls %s: %s %s is not packaged", self._slug, unit.kind, unit.codec)
             return
-        if self._wall_base is None:
-            self._wall_base = time.time() - unit.pts_s
-        if unit.kind == "audio" and not self._stereo and _opus_channels(unit.data) == 2:
+        if self._segments.wall_base is None:
+            self._segments.wall_base = time.time() - unit.pts_s
+        if unit.kind == "audio" and not self._stereo and opus_channels(unit.data) == 2:
             # Browsers send mono Opus unless asked for stereo: AAC follows the publisher
             # (a mono track costs half as much to encode), and turns stereo when it does.
             self._stereo = True
@@ -392,8 +207,7 @@ class Worker:
 
     def _restart(self, keyframe: MediaUnit, sets: tuple[bytes, bytes], *, channels: int) -> None:
         self._close_mux()
-        self._complete_open()
-        self._discontinuity_pending = not self._recording.empty
+        self._segments.discontinuity()
         self._open_mux(keyframe.pts_s, sets, channels=channels)
         self._push(keyframe)
 
@@ -412,7 +226,7 @@ class Worker:
         # Audio alone: half an AAC frame short, so parts stay under the target.
         margin_s = 0.001 if sets is not None else 512 / AUDIO_CLOCK_HZ
         fragment_us = max(1000, int((self._config.part_target_s - margin_s) * 1e6))
-        self._mux = _Mux(
+        self._mux = Mux(
             parameter_sets=sets,
             size=size,
             channels=channels,
@@ -422,14 +236,14 @@ class Worker:
             splitter=BoxSplitter(self._on_init, self._on_fragment),
         )
         self._late_audio = 0
-        self._origin_s = origin_s  # kept after close: the last fragments come out then
-        self._init = InitInfo(
+        init = InitInfo(
             n=self._next_init,
             video_codec=h264.codec_string(sets[0]) if sets is not None else None,
             audio_codec=AAC_CODEC if channels else None,
             width=size[0] if size else None,
             height=size[1] if size else None,
         )
+        self._segments.new_init(init, origin_s)
         self._next_init += 1
 
     def _close_mux(self) -> None:
@@ -443,10 +257,7 @@ class Worker:
             self._maybe_start(force=True)
             self._drain()
         self._close_mux()
-        self._complete_open()
-        # The ended live playlist lists parts of its last few segments only; older ones have
-        # been unlisted for a segment or more, and nothing lists them again.
-        self._delete_parts_beyond(PART_SEGMENTS_LISTED)
+        self._segments.finish()
 
     # -- fragments out ------------------------------------------------------------------------
 
@@ -462,100 +273,6 @@ class Worker:
         out, self._splitter_out = self._splitter_out, []
         for is_init, data in out:
             if is_init:
-                self._write_init(data)
+                self._segments.write_init(data)
             else:
-                self._add_part(data)
-
-    def _write_init(self, data: bytes) -> None:
-        assert self._init is not None
-        self._tracks = parse_init(data)
-        self._write(init_name(self._init.n), data)
-        self._emit(InitReady(self._init))
-
-    def _add_part(self, data: bytes) -> None:
-        info = parse_fragment(data, self._tracks)
-        video = info.run("video")
-        audio = info.run("audio")
-        if video is None and audio is None:
-            return
-        assert self._init is not None
-        has_video = self._init.video_codec is not None
-        independent = video.starts_with_sync if video is not None else not has_video
-        # Cut at the first independent part once the segment is long enough (audio-only
-        # parts of 0.49 s make 1.96 s segments). The packager asks the publisher for a
-        # keyframe at that point; a publisher that sends none in time gets its segment cut
-        # at a part boundary anyway, so that no segment is longer than the target duration
-        # the playlist announces (a player waits that long for the next one). The segment
-        # after such a cut starts mid-GOP.
-        target = segment_cut_s(self._config.segment_target_s)
-        seg = self._open
-        too_long = seg is not None and (
-            seg.duration_s + info.duration_s >= segment_limit_s(self._config.segment_target_s)
-        )
-        if seg is not None and ((independent and seg.duration_s >= target) or too_long):
-            self._complete_open()
-        if self._open is None:
-            self._open = Segment(
-                msn=self._next_msn,
-                init=self._init.n,
-                discontinuity=self._discontinuity_pending,
-                program_date_time=(self._wall_base or 0.0) + self._origin_s + info.start_s,
-                parts=(),
-                complete=False,
-                start_s=self._origin_s + info.start_s,
-            )
-            self._next_msn += 1
-            self._discontinuity_pending = False
-        seg = self._open
-        part = Part(seg.msn, len(seg.parts), info.duration_s, independent, len(data))
-        self._write(part_name(part.msn, part.index), data)
-        frames = video.samples if video is not None else 0
-        self._open = replace(seg, parts=(*seg.parts, part), video_frames=seg.video_frames + frames)
-        self._open_bytes.append(data)
-        self._emit(SegmentUpdate(self._open, self._lag_s()))
-
-    def _complete_open(self) -> None:
-        if self._open is None:
-            return
-        seg = replace(self._open, complete=True)
-        self._write(segment_name(seg.msn), b"".join(self._open_bytes))
-        self._open, self._open_bytes = None, []
-        self._emit(SegmentUpdate(seg, self._lag_s()))
-        self._recording.add(seg)
-        self._write_recording()
-        self._parts_on_disk.append((seg.msn, len(seg.parts)))
-        self._delete_parts_beyond(self._config.live_window_segments)
-
-    def _delete_parts_beyond(self, segments: int) -> None:
-        """Delete the part files of all but the last `segments` complete segments. Parts are
-        for players at the live edge: the live playlist lists them for its last few segments
-        only, and the segment file holds the same bytes. Kept, they doubled a recording's
-        size on disk (and retention, which counts media bytes, let the disk fill to twice
-        its limit)."""
-        while len(self._parts_on_disk) > segments:
-            msn, parts = self._parts_on_disk.popleft()
-            for index in range(parts):
-                name = part_name(msn, index)
-                try:
-                    (self._dir / name).unlink(missing_ok=True)
-                except OSError:  # the recording is whole without it; the file is left over
-                    logger.warning("hls %s: could not delete %s", self._slug, name)
-
-    def _lag_s(self) -> float:
-        # time.monotonic is the system's monotonic clock: the same in every process.
-        return max(0.0, time.monotonic() - self._queued_at)
-
-    def _write_recording(self) -> None:
-        """The whole broadcast so far as a finished VOD playlist, rewritten per segment so a
-        crash mid-stream still leaves a playable recording up to the last complete segment."""
-        self._write(VOD_PLAYLIST, self._recording.render().encode())
-
-    def _write(self, name: str, data: bytes) -> None:
-        """Atomically: readers see the whole file or none of it."""
-        tmp = self._dir / f".{name}.tmp"
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, self._dir / name)
-        except OSError as exc:
-            raise _WriteFailed(f"{name}: {exc}") from exc
+                self._segments.add_part(data)

@@ -32,6 +32,7 @@ from livecore.appkeys import (
     VIEWERS,
 )
 from livecore.auth.requests import bearer_token
+from livecore.auth.suspensions import suspension_text
 from livecore.errors import (
     BadRequest,
     Forbidden,
@@ -47,6 +48,7 @@ from livecore.sfu.offer import OfferError
 from livecore.sfu.publisher import IceRestartUnsupported, UnknownSession
 from livecore.sfu.viewers import TooManyViewers
 from livecore.store.stream_ending import StreamEnding
+from livecore.store.suspensions import Suspensions
 
 SDP = "application/sdp"
 SDPFRAG = "application/trickle-ice-sdpfrag"
@@ -142,6 +144,9 @@ async def post_whip(request: web.Request) -> web.Response:
             f"publishing is blocked until {block.until.isoformat()}: {block.reason}",
             headers={"Retry-After": str(max(1, int(block.until.timestamp() - time.time())))},
         )
+    # A suspended owner's streams stay off the air (livecore.auth.suspensions).
+    if (suspension := await Suspensions(request.app[DB]).active(stream.owner_id)) is not None:
+        raise Forbidden(f"the stream's owner: {suspension_text(suspension)}")
     limit = request.app[CONFIG].sfu.max_offer_bytes
     offer = await _read_sdp(request, SDP, limit)
     try:

@@ -8,6 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from livecore.store.db import Database
+from livecore.store.suspensions import IN_FORCE
 from livecore.store.users import User, _user
 
 
@@ -58,7 +59,10 @@ class Sessions:
             "SELECT s.id AS sid, s.token_hash, s.expires_at, s.last_seen_at,"
             " u.id, u.email, u.display_name, u.role, u.created_at"
             " FROM sessions s JOIN users u ON u.id = s.user_id"
-            " WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()",
+            " WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()"
+            # A suspension revokes the sessions; this also refuses one made meanwhile.
+            " AND NOT EXISTS (SELECT 1 FROM user_suspensions x"
+            f" WHERE x.user_id = u.id AND {IN_FORCE})",
             token_hash,
         )
         return _session(row) if row else None

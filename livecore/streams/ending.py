@@ -34,7 +34,7 @@ from livecore.text import has_control, has_visible
 logger = logging.getLogger(__name__)
 
 # Who ended a broadcast, as viewers are told (a role, never a person's name).
-EndedBy = Literal["owner", "moderator", "admin", "key_rotation"]
+EndedBy = Literal["owner", "moderator", "admin", "key_rotation", "platform"]
 REASON_MAX_LEN = 500
 BLOCK_MAX_S = 366 * 86_400
 # A taken-down stream stays blocked this long unless the admin says otherwise.

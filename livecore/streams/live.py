@@ -3,7 +3,8 @@
 Hubs report state synchronously (they never wait); this turns those reports into ordered
 database writes on one task, so a stream never shows live after its end was recorded.
 A broadcast's recording is listed (and played as VOD) only once its packaging has finished:
-until then its playlist may still lack the last segment.
+until then its playlist may still lack the last segment. Recordings interrupted by a crash
+are finished by recordings.recovery at the next start.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from livecore.hls.state import VOD_PLAYLIST
 from livecore.store import Database
 from livecore.store.broadcasts import Broadcasts, MediaInfo
-from livecore.streams.retention import local_recording
 
 logger = logging.getLogger(__name__)
 
@@ -94,38 +92,3 @@ class BroadcastLog:
             if change.recording_follows:
                 self._recording[change.broadcast] = broadcast_id
         self._on_change()
-
-
-async def finish_interrupted(db: Database, data_dir: Path) -> list[int]:
-    """At a node's start: finish what it was recording when it stopped without ending its
-    broadcasts (a crash, a kill). Their recordings are on this disk, playable up to the last
-    complete segment (the worker rewrote the VOD playlist after each): they are listed, and
-    broadcasts still open are ended, their streams offline. Nothing else packages here yet,
-    so every unfinished recording on this disk is such a one; other nodes' recordings are on
-    their own disks and are left to them."""
-    broadcasts = Broadcasts(db)
-    finished = []
-    for broadcast_id, path, still_open in await broadcasts.unfinished_recordings():
-        size = await asyncio.to_thread(_recorded_bytes, data_dir, path)
-        if size is None:
-            continue
-        if still_open:
-            await broadcasts.end(broadcast_id)
-        await broadcasts.recording_done(broadcast_id, size)
-        finished.append(broadcast_id)
-        logger.warning(
-            "broadcast %d was interrupted (the node stopped during it): recording of %d bytes"
-            " kept up to its last complete segment", broadcast_id, size,
-        )  # fmt: skip
-    return finished
-
-
-def _recorded_bytes(data_dir: Path, path: str) -> int | None:
-    """Media bytes of a recording on this disk (0 without a complete segment); None when it
-    is not on this disk."""
-    directory = local_recording(data_dir, path)
-    if directory is None:
-        return None
-    if not (directory / VOD_PLAYLIST).is_file():
-        return 0
-    return sum(f.stat().st_size for f in directory.rglob("seg-*.m4s"))

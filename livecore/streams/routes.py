@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import json
@@ -11,7 +10,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from livecore.appkeys import AUDIT, CONFIG, DB, SECRET_KEY, STREAM_RECORDS
+from livecore.appkeys import AUDIT, CONFIG, DB, RECORDINGS, SECRET_KEY, STREAM_RECORDS
 from livecore.auth.publish import new_publish_token
 from livecore.auth.requests import authenticate, require_user
 from livecore.auth.service import InvalidInput
@@ -19,11 +18,11 @@ from livecore.cache import TtlCache
 from livecore.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from livecore.ids import path_id
 from livecore.jsonbody import invalid_message, iso, read_body
+from livecore.recordings.takedown import take_down
 from livecore.store.broadcasts import Broadcast, Broadcasts
 from livecore.store.streams import Stream, StreamState, Visibility
 from livecore.streams.health import IngestProbe
 from livecore.streams.playback import PlaybackPolicy, PlaybackRefused
-from livecore.streams.retention import remove_local_recording
 from livecore.streams.service import (
     NotAllowed,
     SlugTaken,
@@ -365,10 +364,8 @@ async def delete_stream_recording(request: web.Request) -> web.Response:
     if not may_manage(principal.user, stream):
         raise Forbidden("only the stream's owner or an admin may do this")
     broadcast_id = path_id(request, "id", "recording")
-    path = await Broadcasts(request.app[DB]).delete_recording(stream.id, broadcast_id)
-    if path is None:
+    if not await take_down(request.app[DB], request.app[RECORDINGS], stream.id, broadcast_id):
         raise NotFound("no such recording")
-    await asyncio.to_thread(remove_local_recording, request.app[CONFIG].data_path, path)
     await request.app[AUDIT].record(
         "recording.delete", "broadcast", broadcast_id, actor_id=principal.user.id,
         details={"stream": stream.slug},

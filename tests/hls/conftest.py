@@ -21,8 +21,8 @@ from livecore.hls import routes
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packager import Packager
 from livecore.hls.packaging import PackagingProcesses
-from livecore.hls.routes import RenditionView
 from livecore.hls.thumbnails import Thumbnail
+from livecore.hls.views import RenditionView
 from livecore.sfu.hub import StreamHub
 from livecore.sfu.media import MediaUnit
 

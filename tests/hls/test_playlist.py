@@ -7,13 +7,9 @@ import re
 import pytest
 
 from livecore.hls.h264 import codec_string, parameter_sets, picture_size
-from livecore.hls.playlist import (
-    RecordingPlaylist,
-    render_media,
-    render_multivariant,
-    target_duration,
-)
+from livecore.hls.playlist import render_media, render_multivariant, target_duration
 from livecore.hls.state import MediaState, Part, Segment, VariantInfo
+from livecore.recordings.playlist import RecordingPlaylist
 from tests.media import clip
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from livecore.hls.state import part_name
+from livecore.recordings.layout import part_name
 from tests.hls.conftest import CONFIG, Broadcast, Client, Env
 from tests.hls.probe import assert_continuous, probe
 from tests.media import clip

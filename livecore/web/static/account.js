@@ -12,7 +12,23 @@ const error = $("error");
 const status = $("status");
 
 function fail(err) {
-  show(error, err instanceof ApiError ? err.explain() : String(err.message || err));
+  // A suspension's fields are its reason and end, which its message already says in words.
+  const suspended = err instanceof ApiError && err.code === "account_suspended";
+  show(error, err instanceof ApiError && !suspended ? err.explain() : String(err.message || err));
+}
+
+const REQUEST_STATES = {
+  pending: "Your request to become a creator is waiting for an admin.",
+  approved: "Your request to become a creator was approved: the studio is yours.",
+  declined: "Your request to become a creator was declined.",
+};
+
+/** The decisions about this account it may read: its creator request (if it made one). */
+async function loadStanding() {
+  const { creator_request: request } = await api("GET", "/api/v1/me/standing");
+  if (!request) return;
+  $("creator-state").textContent = REQUEST_STATES[request.state];
+  $("creator-request").hidden = false;
 }
 
 /** Submit `form` with `fn(data)`: one submission at a time, errors shown above the fields. */
@@ -188,6 +204,7 @@ async function account() {
   }
   $("signed-in").hidden = false;
   $("whoami").textContent = `Logged in as ${user.display_name} (${user.email}).`;
+  await loadStanding();
   onSubmit(async ({ current_password, new_password }) => {
     await api("POST", "/api/v1/auth/password", { current_password, new_password });
     form.reset();

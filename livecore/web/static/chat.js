@@ -102,7 +102,7 @@ function money(amountMinor, currency) {
   }
 }
 
-const ENDED_BY = { owner: "the creator", moderator: "a moderator", admin: "the platform" };
+const ENDED_BY = { owner: "the creator", moderator: "a moderator", admin: "the platform", platform: "the platform" };
 
 /** What to tell people when someone ended the broadcast (a stream_state with a reason). */
 export function endedMessage(event) {

@@ -1,28 +1,28 @@
 """Recordings as VOD: `GET /vod/{broadcast}/vod.m3u8` and the files it names.
 
-A finished broadcast's directory holds `vod.m3u8` (every segment, EXT-X-ENDLIST), its init
-segments and its segments; all are immutable once the broadcast has ended.
+A finished broadcast's recording holds `vod.m3u8` (every segment, EXT-X-ENDLIST), its init
+segments and its segments; all are immutable once the broadcast has ended. Recordings are
+found through the database (kept, finished ones only) and read from the app's
+`RecordingStorage` (appkeys.RECORDINGS).
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
 from aiohttp import web
 
+from livecore.appkeys import DB, RECORDINGS
 from livecore.errors import NotFound
 from livecore.ids import parse_int
+from livecore.recordings.layout import VOD_FILE, VOD_PLAYLIST
+from livecore.store.broadcasts import Broadcasts
 
-# (stream slug, recording directory) of a kept recording, or None.
-Resolve = Callable[[int], Awaitable[tuple[str, Path] | None]]
 Gate = Callable[[web.Request, str], Awaitable[str]]
 
-_FILE = re.compile(r"(?:init-[0-9]{1,18}\.mp4|seg-[0-9]{1,18}\.m4s|vod\.m3u8)")
 _TYPES = {
     ".mp4": "video/mp4",
     ".m4s": "video/iso.segment",
@@ -33,15 +33,16 @@ CORS = {"Access-Control-Allow-Origin": "*"}
 
 @dataclass(frozen=True, slots=True)
 class _Vod:
-    resolve: Resolve
     gate: Gate | None
 
 
 _VOD: Final[web.AppKey[_Vod]] = web.AppKey("vod", _Vod)
 
 
-def setup(app: web.Application, resolve: Resolve, *, gate: Gate | None = None) -> None:
-    app[_VOD] = _Vod(resolve, gate)
+def setup(app: web.Application, *, gate: Gate | None = None) -> None:
+    """Add the /vod/ routes; `gate(request, stream slug)` admits each request and returns ""
+    or "?..." to append to every URI of the playlist (subscriber-only recordings)."""
+    app[_VOD] = _Vod(gate)
     app.router.add_get("/vod/{broadcast}/{file}", get_vod_file)
 
 
@@ -49,19 +50,19 @@ async def get_vod_file(request: web.Request) -> web.StreamResponse:
     vod = request.app[_VOD]
     broadcast, name = request.match_info["broadcast"], request.match_info["file"]
     broadcast_id = parse_int(broadcast, minimum=1)
-    if broadcast_id is None or not _FILE.fullmatch(name):
+    if broadcast_id is None or not VOD_FILE.fullmatch(name):
         raise NotFound("no such recording", headers=CORS)
-    found = await vod.resolve(broadcast_id)
+    found = await Broadcasts(request.app[DB]).recording_location(broadcast_id)
     if found is None:
         raise NotFound("no such recording", headers=CORS)
-    slug, directory = found
+    slug, recording = found
     query = await vod.gate(request, slug) if vod.gate is not None else ""
-    path = directory / name
-    suffix = path.suffix
+    storage = request.app[RECORDINGS]
+    suffix = name[name.rindex(".") :]
     headers = {**CORS, "Cache-Control": "public, max-age=31536000, immutable"}
-    if name == "vod.m3u8" and query:
+    if name == VOD_PLAYLIST and query:
         # Subscriber-only recordings: every URI in the playlist carries the viewer's token.
-        text = await _read_text(path)
+        text = await _read_text(request, recording, name)
         lines = [
             line + query if line and not line.startswith("#") else _map_uri(line, query)
             for line in text.splitlines()
@@ -70,8 +71,12 @@ async def get_vod_file(request: web.Request) -> web.StreamResponse:
         return web.Response(
             text="\n".join(lines) + "\n", content_type=_TYPES[suffix], headers=headers
         )
+    local = storage.local_file(recording, name)
+    if local is None:
+        body = await _read(request, recording, name)
+        return web.Response(body=body, content_type=_TYPES[suffix], headers=headers)
     # A file missing on disk becomes aiohttp's 404, which the error middleware answers.
-    response = web.FileResponse(path, headers=headers)
+    response = web.FileResponse(local, headers=headers)
     response.content_type = _TYPES[suffix]
     return response
 
@@ -80,8 +85,12 @@ def _map_uri(line: str, query: str) -> str:
     return re.sub(r'URI="([^"]+)"', lambda m: f'URI="{m.group(1)}{query}"', line)
 
 
-async def _read_text(path: Path) -> str:
+async def _read(request: web.Request, recording: str, name: str) -> bytes:
     try:
-        return await asyncio.to_thread(path.read_text, "utf-8")
+        return await request.app[RECORDINGS].read(recording, name)
     except FileNotFoundError:
         raise NotFound("no such recording", headers=CORS) from None
+
+
+async def _read_text(request: web.Request, recording: str, name: str) -> str:
+    return (await _read(request, recording, name)).decode("utf-8")

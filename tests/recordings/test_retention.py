@@ -7,8 +7,9 @@ from pathlib import Path
 import asyncpg
 
 from livecore.config import RecordingsConfig
+from livecore.recordings.retention import Retention
+from livecore.recordings.storage import LocalDisk
 from livecore.store import Database
-from livecore.streams.retention import Retention
 from tests.streams.rows import creator_stream
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -56,7 +57,7 @@ async def test_old_recordings_go_and_recent_ones_stay(
         live = await _recording(conn, tmp_path, None, 100)
         elsewhere = await _recording(conn, tmp_path, 50, 100, on_disk=False)
         settings = RecordingsConfig(max_age_days=30, max_total_bytes=0)
-        deleted = await Retention(db, tmp_path, settings).sweep(now=NOW)
+        deleted = await Retention(db, LocalDisk(tmp_path), settings).sweep(now=NOW)
         assert deleted == [old]
         gone = await conn.fetchval(
             "SELECT recording_deleted_at IS NOT NULL FROM broadcasts WHERE id = $1", old
@@ -78,10 +79,10 @@ async def test_disk_limit_deletes_oldest_first(db: Database, dsn: str, tmp_path:
         second = await _recording(conn, tmp_path, 4, 600)
         await _recording(conn, tmp_path, 3, 600)
         settings = RecordingsConfig(max_age_days=0, max_total_bytes=1000)
-        deleted = await Retention(db, tmp_path, settings).sweep(now=NOW)
+        deleted = await Retention(db, LocalDisk(tmp_path), settings).sweep(now=NOW)
         assert deleted == [first, second]
         # Under the limit now: a second sweep deletes nothing.
-        assert await Retention(db, tmp_path, settings).sweep(now=NOW) == []
+        assert await Retention(db, LocalDisk(tmp_path), settings).sweep(now=NOW) == []
     finally:
         await conn.close()
 
@@ -105,6 +106,6 @@ async def test_recordings_taken_down_through_another_node_leave_this_disk(
     finally:
         await conn.close()
     settings = RecordingsConfig(max_age_days=0, max_total_bytes=0)
-    await Retention(db, tmp_path, settings).sweep(now=NOW)
+    await Retention(db, LocalDisk(tmp_path), settings).sweep(now=NOW)
     assert not await asyncio.to_thread((tmp_path / paths[recent]).exists)
     assert await asyncio.to_thread((tmp_path / paths[long_ago]).exists)  # past the window

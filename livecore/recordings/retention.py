@@ -1,15 +1,14 @@
 """Recording retention: delete recordings past their age, then the oldest while this node's
-recordings take more disk than allowed. Runs on each node for the recordings on its disk."""
+recordings take more disk than allowed. Runs on each node for the recordings it stores."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from livecore.config import RecordingsConfig
+from livecore.recordings.storage import RecordingStorage
 from livecore.store import Database
 from livecore.store.broadcasts import Broadcasts, KeptRecording
 
@@ -21,15 +20,16 @@ TAKEN_DOWN_DAYS = 7
 
 
 class Retention:
-    def __init__(self, db: Database, data_dir: Path, settings: RecordingsConfig) -> None:
+    def __init__(self, db: Database, storage: RecordingStorage, settings: RecordingsConfig) -> None:
         self._broadcasts = Broadcasts(db)
-        self._data_dir = data_dir
+        self._storage = storage
         self._settings = settings
 
     async def sweep(self, *, now: datetime | None = None) -> list[int]:
         """Delete what the policy says to; returns the broadcast ids whose recordings went."""
         now = now or datetime.now(UTC)
-        local = [r for r in await self._broadcasts.kept_recordings() if await self._here(r)]
+        kept_anywhere = await self._broadcasts.kept_recordings()
+        local = [r for r in kept_anywhere if await self._storage.holds(r.path)]
         doomed: list[KeptRecording] = []
         if self._settings.max_age_days > 0:
             cutoff = now - timedelta(days=self._settings.max_age_days)
@@ -44,7 +44,7 @@ class Retention:
                 doomed.append(recording)
                 total -= recording.size_bytes
         for recording in doomed:
-            await asyncio.to_thread(shutil.rmtree, self._path(recording), True)
+            await self._storage.delete(recording.path)
             await self._broadcasts.mark_deleted(recording.id)
             logger.info("recording of broadcast %d deleted by retention", recording.id)
         await self._remove_taken_down()
@@ -53,7 +53,7 @@ class Retention:
     async def _remove_taken_down(self) -> None:
         """Recordings their owners deleted through another node: their files are here."""
         for path in await self._broadcasts.recently_deleted(TAKEN_DOWN_DAYS):
-            if await asyncio.to_thread(remove_local_recording, self._data_dir, path):
+            if await self._storage.delete(path):
                 logger.info("deleted recording %s removed from this disk", path)
 
     async def run(self) -> None:
@@ -63,28 +63,3 @@ class Retention:
             except Exception:
                 logger.exception("recording retention sweep failed")
             await asyncio.sleep(self._settings.sweep_interval_s)
-
-    def _path(self, recording: KeptRecording) -> Path:
-        return self._data_dir / recording.path
-
-    async def _here(self, recording: KeptRecording) -> bool:
-        return await asyncio.to_thread(local_recording, self._data_dir, recording.path) is not None
-
-
-def local_recording(data_dir: Path, path: str) -> Path | None:
-    """The directory of a recording if it is on this node's disk. None for another node's
-    (each node records on its own disk, and sweeps it) or a path outside the data directory."""
-    if not path:
-        return None
-    directory = (data_dir / path).resolve()
-    if directory.is_relative_to(data_dir.resolve()) and directory.is_dir():
-        return directory
-    return None
-
-
-def remove_local_recording(data_dir: Path, path: str) -> bool:
-    """Remove a recording's files if they are on this disk; whether there were any."""
-    directory = local_recording(data_dir, path)
-    if directory is not None:
-        shutil.rmtree(directory, ignore_errors=True)
-    return directory is not None
