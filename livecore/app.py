@@ -9,12 +9,14 @@ import os
 import secrets
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from livecore.admin import routes as admin_routes
+from livecore.admin.accounts import Accounts, SelfSuspension, UnknownUser
 from livecore.appkeys import (
     AUDIT,
     AUTH,
@@ -381,6 +383,28 @@ class _BroadcastEnder:
             raise ActionFailed("the other nodes cannot be reached; try again") from None
 
 
+class _AccountSuspender:
+    """Suspending an account from the review queue, as `POST .../users/{id}/suspension`."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    async def suspend(self, user_id: int, actor: User, reason: str, seconds: int | None) -> None:
+        app = self._app
+        if (problem := check_reason(reason)) is not None:
+            raise NotApplicable(f"reason {problem}")
+        until = None
+        if seconds is not None:
+            until = (datetime.now(UTC) + timedelta(seconds=seconds)).replace(microsecond=0)
+        accounts = Accounts(app[DB], app[BUS], app[AUTH], app[USERS], app[AUDIT])
+        try:
+            await accounts.suspend(actor, user_id, reason.strip(), until)
+        except UnknownUser:
+            raise LookupError(user_id) from None
+        except SelfSuspension:
+            raise NotApplicable("an admin cannot suspend themselves") from None
+
+
 async def _safety(app: web.Application) -> AsyncIterator[None]:
     """Reports, the review queue, and the screening worker fed by chat lines, thumbnails and
     streams going live."""
@@ -393,7 +417,8 @@ async def _safety(app: web.Application) -> AsyncIterator[None]:
 
     service = app[safety_routes.REPORTS] = ReportService(
         reports, Broadcasts(app[DB]), app[AUDIT], _RoomModeration(app), remove_recording,
-        app[stream_routes.VIEWER_COUNTS], _BroadcastEnder(app), limit=config.safety.report_limit,
+        app[stream_routes.VIEWER_COUNTS], _BroadcastEnder(app), _AccountSuspender(app),
+        limit=config.safety.report_limit,
         window_s=config.safety.report_window_s,
     )  # fmt: skip
 

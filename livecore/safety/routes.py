@@ -32,7 +32,6 @@ from livecore.safety.service import (
     ACTIONS,
     CATEGORIES,
     KINDS,
-    NOT_YET,
     ActionFailed,
     ActionRequest,
     AlreadyReported,
@@ -148,24 +147,22 @@ async def get_admin_reports(request: web.Request) -> web.Response:
     service = request.app[REPORTS]
     reports = await service.queue(f)
     items = [{**report_json(r), "context": await service.context(r)} for r in reports]
-    return web.json_response(
-        {"reports": items, "actions": list(ACTIONS), "not_available": list(NOT_YET)}
-    )
+    return web.json_response({"reports": items, "actions": list(ACTIONS)})
 
 
 async def post_report_action(request: web.Request) -> web.Response:
     actor = await _admin(request)
     report_id = path_id(request, "id", "report")
     body = await read_body(request)
-    action = body.choice("action", ACTIONS + NOT_YET)
+    action = body.choice("action", ACTIONS)
     reason = body.text("reason", max_len=500, default="")
     seconds = None
     if action == "timeout":
         seconds = body.integer("seconds", minimum=1, maximum=14 * 24 * 3600)
+    elif action == "suspend_account" and "seconds" in body:
+        seconds = body.integer("seconds", minimum=1, maximum=10 * 366 * 24 * 3600)
     slug = body.text("stream", max_len=64) if "stream" in body else None
     body.check()
-    if action in NOT_YET:
-        raise Invalid(f"{action} is not available yet", fields={"action": "not available"})
     service = request.app[REPORTS]
     report = await service.store.get(report_id)
     if report is None:

@@ -27,12 +27,10 @@ CATEGORIES: Final = (
     "copyright", "self_harm", "other",
 )  # fmt: skip
 KINDS: Final = ("stream", "user", "recording", "line")
-# What the review queue can do today; "suspend_account" joins this list once accounts can
-# be suspended.
 ACTIONS: Final = (
     "dismiss", "delete_line", "timeout", "ban", "take_down_recording", "end_broadcast",
+    "suspend_account",
 )  # fmt: skip
-NOT_YET: Final = ("suspend_account",)
 # Which targets each action applies to.
 _APPLIES: Final[Mapping[str, tuple[str, ...]]] = {
     "dismiss": KINDS,
@@ -41,6 +39,7 @@ _APPLIES: Final[Mapping[str, tuple[str, ...]]] = {
     "ban": ("line", "stream", "user"),
     "take_down_recording": ("recording",),
     "end_broadcast": ("stream",),
+    "suspend_account": KINDS,  # the account the target is about
 }
 
 
@@ -91,6 +90,15 @@ class BroadcastEnder(Protocol):
     async def end(self, stream_id: int, actor: User, reason: str) -> None: ...
 
 
+class AccountSuspender(Protocol):
+    """Suspends an account as an admin's suspension does (audited there); `seconds` None:
+    until lifted. Raises NotApplicable (a reason it refuses, oneself) or LookupError."""
+
+    async def suspend(
+        self, user_id: int, actor: User, reason: str, seconds: int | None
+    ) -> None: ...
+
+
 # Removes a taken-down recording's files from this node (relative path); wired by app.py.
 RemoveRecording = Callable[[str], Awaitable[None]]
 ViewerCounts = Callable[[Sequence[int]], Awaitable[Mapping[int, int]]]
@@ -117,9 +125,11 @@ class ReportService:
     def __init__(
         self, reports: Reports, broadcasts: Broadcasts, audit: AuditLog,
         moderation: RoomModeration, remove_recording: RemoveRecording,
-        viewer_counts: ViewerCounts, ender: BroadcastEnder, *, limit: int, window_s: float,
+        viewer_counts: ViewerCounts, ender: BroadcastEnder, suspender: AccountSuspender,
+        *, limit: int, window_s: float,
     ) -> None:  # fmt: skip
         self._ender = ender
+        self._suspender = suspender
         self.store = reports
         self._broadcasts = broadcasts
         self._audit = audit
@@ -227,6 +237,11 @@ class ReportService:
         elif request.action == "end_broadcast":
             reason = request.reason or "ended after a report to the platform"
             await self._ender.end(int(report.target_id), actor, reason)
+        elif request.action == "suspend_account":
+            if report.subject_id is None:
+                raise NotApplicable("the report names no account to suspend")
+            reason = request.reason or "suspended after a report to the platform"
+            await self._suspender.suspend(report.subject_id, actor, reason, request.seconds)
         state = "dismissed" if request.action == "dismiss" else "actioned"
         closed = await self.store.close_target(
             kind, report.target_id, state=state, outcome=request.action, by=actor.id

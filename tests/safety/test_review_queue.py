@@ -56,8 +56,10 @@ async def test_only_admins_read_the_queue(node: Client, dsn: str) -> None:
     root = await admin(node, dsn)
     body = await _queue(node, str(root["token"]))
     assert body["reports"] == []
-    assert body["not_available"] == ["suspend_account"]
-    assert "end_broadcast" in body["actions"]
+    assert body["actions"] == [
+        "dismiss", "delete_line", "timeout", "ban", "take_down_recording", "end_broadcast",
+        "suspend_account",
+    ]  # fmt: skip
 
 
 async def test_line_report_shows_neighbours_and_delete_closes_every_report(
@@ -260,9 +262,6 @@ async def test_dismiss_and_forged_actions(node: Client, dsn: str) -> None:
     assert status == 422 and "action" in body["error"]["fields"]
     status, body = await _act(node, token, report["id"], action="delete_line")
     assert status == 422
-    status, body = await _act(node, token, report["id"], action="suspend_account")
-    assert status == 422
-    assert body["error"]["message"] == "suspend_account is not available yet"
     status, body = await _act(node, token, report["id"], action="end_broadcast")
     assert status == 422 and body["error"]["message"] == "the stream is not live"
     status, body = await _act(node, token, 999_999, action="dismiss")
@@ -315,3 +314,44 @@ async def test_filters(node: Client, dsn: str) -> None:
     for bad in ("?state=gone", "?category=rude", "?target_kind=planet", "?min_age_s=soon"):
         body = await _queue(node, admin_token, bad, status=422)
         assert body["error"]["code"] == "invalid"
+
+
+async def test_suspend_account(node: Client, dsn: str) -> None:
+    await owner_and_stream(node)
+    alice, bob = [await user(node, n) for n in ("alice", "bob")]
+    root = await admin(node, dsn)
+    talker = await connect(node, "room-one", str(alice["token"]))
+    try:
+        ack = await talker.say("buy my followers now", "s")
+    finally:
+        await talker.close()
+    line = await _report(
+        node, str(bob["token"]), target_kind="line", stream="room-one", line_id=ack["id"],
+        category="spam",
+    )  # fmt: skip
+    token = str(root["token"])
+    status, body = await _act(node, token, line["id"], action="suspend_account", reason="\x07")
+    assert status == 422
+    # The admin is never suspended from the queue by a report about themselves.
+    own = await _report(node, str(bob["token"]), target_kind="user",
+                        user_id=root["user"]["id"], category="other")  # fmt: skip
+    status, body = await _act(node, token, own["id"], action="suspend_account")
+    assert status == 422 and body["error"]["message"] == "an admin cannot suspend themselves"
+    status, body = await _act(
+        node, token, line["id"], action="suspend_account", reason="Spam ring", seconds=3600
+    )
+    assert status == 200 and body["closed"] == [line["id"]]
+    # The line's author is suspended: her requests are refused, and she reads why.
+    resp = await node.get("/api/v1/me", headers=bearer(str(alice["token"])))
+    assert resp.status == 403
+    assert (await resp.json())["error"]["code"] == "account_suspended"
+    login = {"email": "alice@example.com", "password": PASSWORD}
+    resp = await node.post("/api/v1/auth/login", json=login)
+    refused = await resp.json()
+    assert resp.status == 403 and refused["error"]["code"] == "account_suspended"
+    assert "Spam ring" in refused["error"]["message"]
+    [suspended] = await _audit(dsn, "user.suspend")
+    assert suspended["target_id"] == str(alice["user"]["id"])
+    assert len(await _audit(dsn, "report.suspend_account")) == 1
+    [note] = await _notifications(node, str(bob["token"]))
+    assert note["outcome"] == "suspend_account"
