@@ -15,7 +15,7 @@ from livecore.auth.throttle import FailureWindow, admit
 from livecore.config import Config
 from livecore.store import Database
 from tests.conftest import Client, MakeClient, bearer, register
-from tests.fakes import CapturingMailSender, GatedPasswords
+from tests.support.fakes import CapturingMailSender, GatedPasswords
 
 PASSWORD = "correct horse battery"
 GENEROUS_S = 30.0  # only a login that waits for the gated hashes exceeds it

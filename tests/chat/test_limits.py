@@ -22,7 +22,7 @@ from livecore.chat.limits import (
     chat_limits,
 )
 from livecore.config import ChatConfig, Config
-from tests.services import free_port
+from tests.support.services import free_port
 
 
 class FakeClock:

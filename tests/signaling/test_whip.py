@@ -12,8 +12,8 @@ import pytest
 from livecore.appkeys import HUBS, PUBLISHERS
 from livecore.sfu.media import MediaUnit, h264_is_keyframe
 from tests.conftest import Client, MakeClient, bearer, register, wait_state
-from tests.media import clip, vp8_clip
-from tests.rtc import loopback_pc, publish
+from tests.support.media import clip, vp8_clip
+from tests.support.rtc import loopback_pc, publish
 
 SDP_HEADERS = {"Content-Type": "application/sdp"}
 

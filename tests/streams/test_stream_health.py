@@ -11,9 +11,9 @@ import pytest
 
 from livecore.sfu.ingest import IngestMeter
 from tests.conftest import Client, MakeClient, bearer, register, wait_state
-from tests.media import clip
-from tests.rtc import publish
 from tests.streams.test_streams_api import admin, create, creator
+from tests.support.media import clip
+from tests.support.rtc import publish
 
 
 async def _health(client: Client, headers: dict[str, str], slug: str = "ann-live") -> Any:
