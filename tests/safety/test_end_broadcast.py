@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncpg
 
 from tests.conftest import Client, bearer, create_stream, register, wait_state
-from tests.media import clip
-from tests.rtc import publish
 from tests.safety.conftest import admin
+from tests.support.media import clip
+from tests.support.rtc import publish
 
 
 async def test_end_broadcast_from_the_queue(node: Client, dsn: str) -> None:

@@ -8,8 +8,8 @@ import time
 
 from livecore.safety.routes import SCREENING
 from tests.conftest import Client, bearer, create_stream, register
-from tests.rtc import publishing
 from tests.safety.conftest import admin
+from tests.support.rtc import publishing
 
 
 async def test_going_live_screens_the_title_and_thumbnails(node: Client, dsn: str) -> None:
