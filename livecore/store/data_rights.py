@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import asyncpg
 
-from livecore.store.db import Database
+from livecore.store.db import Connection, Database
 
 EXPORT_LIST_MAX: Final = 10_000
 DELETED_NAME: Final = "deleted user"
@@ -129,7 +129,8 @@ class DataRights:
             for name, query in _EXPORT_QUERIES.items():
                 found[name] = _rows(await conn.fetch(query, user_id, EXPORT_LIST_MAX + 1))
             balances = await conn.fetch(
-                "SELECT currency, balance_minor FROM ledger_accounts"
+                # What is owed to them: the platform's liability, below zero in the ledger.
+                "SELECT currency, -balance_minor AS owed_minor FROM ledger_accounts"
                 " WHERE kind = 'creator' AND owner_id = $1 ORDER BY currency",
                 user_id,
             )
@@ -148,12 +149,13 @@ class DataRights:
         return found
 
     async def money_owed(self, user_id: int) -> dict[str, int]:
-        """What the ledger owes the account as a creator, by currency (positive balances),
-        with what is on its way to them (payouts in transit) counted as owed too."""
+        """What the ledger owes the account as a creator, by currency (a creator's account is
+        a liability: owed while its balance is below zero), with what is on its way to them
+        (payouts in transit) counted as owed too."""
         rows = await self._db.pool.fetch(
             "SELECT currency, sum(amount) AS owed FROM ("
-            " SELECT currency, balance_minor AS amount FROM ledger_accounts"
-            "  WHERE kind = 'creator' AND owner_id = $1 AND balance_minor > 0"
+            " SELECT currency, -balance_minor AS amount FROM ledger_accounts"
+            "  WHERE kind = 'creator' AND owner_id = $1 AND balance_minor < 0"
             " UNION ALL SELECT currency, amount_minor FROM payouts"
             "  WHERE creator_id = $1 AND status = 'in_transit') o"
             " GROUP BY currency ORDER BY currency",
@@ -194,14 +196,7 @@ class DataRights:
             for table in ("two_factor_recovery", "two_factor", "password_resets",
                           "stripe_customers", "creator_requests"):  # fmt: skip
                 await conn.execute(f"DELETE FROM {table} WHERE user_id = $1", user_id)
-            # The lines stay in their rooms' history, under the tombstone name.
-            await conn.execute(
-                "UPDATE chat_messages SET body = jsonb_set(body::jsonb, '{user,name}',"
-                " to_jsonb($2::text))::text WHERE user_id = $1 AND body IS NOT NULL"
-                " AND body::jsonb ? 'user'",
-                user_id,
-                DELETED_NAME,
-            )
+            await _rename_lines(conn, user_id)
             await conn.execute(
                 "UPDATE stream_keys SET revoked_at = now() WHERE revoked_at IS NULL"
                 " AND stream_id IN (SELECT id FROM streams WHERE owner_id = $1)",
@@ -225,3 +220,31 @@ class DataRights:
                 user_id, block_s, reason,
             )  # fmt: skip
         return [r["token_hash"] for r in revoked]
+
+
+async def _rename_lines(conn: Connection, user_id: int) -> None:
+    """The account's chat lines stay in their rooms' history, under the tombstone name.
+
+    Rewritten here rather than with jsonb: a body keeps the envelope's key order and
+    spacing (livecore.events.types.encode), which readers of the history rely on (the id
+    is found right after the type).
+    """
+    rows = await conn.fetch(
+        "SELECT stream_id, id, body FROM chat_messages WHERE user_id = $1 AND body IS NOT NULL"
+        " FOR UPDATE",
+        user_id,
+    )
+    changed = []
+    for row in rows:
+        event = json.loads(row["body"])
+        if isinstance(event.get("user"), dict):
+            event["user"]["name"] = DELETED_NAME
+            body = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+            changed.append((row["stream_id"], row["id"], body))
+    if changed:
+        await conn.execute(
+            "UPDATE chat_messages m SET body = r.body"
+            " FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS r (stream_id, id, body)"
+            " WHERE m.stream_id = r.stream_id AND m.id = r.id",
+            [c[0] for c in changed], [c[1] for c in changed], [c[2] for c in changed],
+        )  # fmt: skip
