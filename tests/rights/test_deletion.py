@@ -22,6 +22,8 @@ from tests.chat.conftest import FAST_CHAT, connect, user
 from tests.conftest import PASSWORD, Client, MakeClient, bearer, create_stream, register, wait_state
 from tests.rights.people import creator_with_fan, tip
 from tests.streams.test_end_now import go_live, server_closed, whip_refusal
+from tests.stripe_peer import StripePeer
+from tests.tips.test_stripe_tips import deliver_all, stripe_config
 
 
 async def delete_me(client: Client, token: str, **body: Any) -> tuple[int, dict[str, Any]]:
@@ -182,3 +184,35 @@ async def test_a_deletion_needs_a_password_and_a_session(client: Client, given: 
     assert status == 422 and "password" in body["error"]["fields"], body
     resp = await client.delete("/api/v1/me", json={"password": PASSWORD})
     assert resp.status == 401
+
+
+async def test_a_deleted_accounts_stripe_subscription_is_canceled_at_stripe(
+    make_client: MakeClient, config: Config, stripe_peer: StripePeer, db: Database
+) -> None:
+    client = await make_client(stripe=stripe_config(config, stripe_peer).stripe)
+    cara = await user(client, "cara", creator=True)
+    resp = await client.post(
+        "/api/v1/me/tiers", json={"name": "Gold", "price_minor": 500, "currency": "usd"},
+        headers=bearer(cara["token"]),
+    )  # fmt: skip
+    tier_id = (await resp.json())["tier"]["id"]
+    fan = await user(client, "fan")
+    resp = await client.post(
+        f"/api/v1/tiers/{tier_id}/subscribe",
+        headers=bearer(fan["token"]) | {"Idempotency-Key": "sub-1"},
+    )
+    assert resp.status == 201, await resp.text()
+    await deliver_all(client, stripe_peer.complete_checkout((await resp.json())["session_id"]))
+    (sub_ref,) = stripe_peer.subscriptions
+    assert stripe_peer.subscriptions[sub_ref]["cancel_at_period_end"] is False
+
+    status, body = await delete_me(client, fan["token"], password=PASSWORD)
+    assert status == 200, body
+    # Stripe was told: it charges the deleted account no more after the paid period.
+    assert stripe_peer.subscriptions[sub_ref]["cancel_at_period_end"] is True
+    row = await db.pool.fetchrow(
+        "SELECT id, cancel_at_period_end FROM subscriptions WHERE provider_ref = $1", sub_ref
+    )
+    assert row is not None and row["cancel_at_period_end"] is True
+    assert body["canceled_subscriptions"] == [row["id"]]
+    assert (await Ledger(db).check()).ok
