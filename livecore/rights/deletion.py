@@ -22,7 +22,7 @@ from livecore.auth.twofactor import TwoFactorService
 from livecore.events.bus import BusUnavailable, EventBus
 from livecore.store.admin_users import AdminUsers
 from livecore.store.audit import AuditLog
-from livecore.store.data_rights import DataRights
+from livecore.store.data_rights import DELETED_NAME, DataRights
 from livecore.store.users import User, Users
 from livecore.streams.ending import BLOCK_MAX_S, announce_end
 from livecore.tips.subscriptions import SubscriptionOver, SubscriptionService
@@ -115,6 +115,7 @@ class AccountDeletion:
         if revoked is None:
             raise AlreadyDeleted()
         self._auth.forget_user(user.id)
+        await self._rename_in_rooms(user)
         try:
             await announce_revoked(self._bus, user.id, "deleted")
         except BusUnavailable:
@@ -130,6 +131,16 @@ class AccountDeletion:
             },
         )  # fmt: skip
         return Deleted(canceled, ended, unreached)
+
+    async def _rename_in_rooms(self, user: User) -> None:
+        """The rooms' recent history (in memory, or in Redis for every node) shows the
+        tombstone name too, as the stored lines already do."""
+        for room in await self._data.rooms_of(user.id):
+            try:
+                await self._bus.rename_in_history(room, user.id, DELETED_NAME)
+            except BusUnavailable:
+                # The stored lines are renamed: a history Redis loses is taken up from them.
+                logger.warning("user %d deleted: room %d's history not renamed", user.id, room)
 
     async def _cancel_subscriptions(self, user: User) -> list[int]:
         """Cancel, at the end of the period already paid, what the account pays and what is

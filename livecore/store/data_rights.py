@@ -173,6 +173,19 @@ class DataRights:
         )
         return [(r["id"], r["viewer_id"]) for r in rows]
 
+    async def rooms_of(self, user_id: int, limit: int = 1000) -> list[int]:
+        """The streams whose chat rooms may remember the account's name (its chat lines and
+        tips), most recently used first."""
+        rows = await self._db.pool.fetch(
+            "SELECT stream_id FROM (SELECT stream_id, max(created_at) AS last"
+            " FROM chat_messages WHERE user_id = $1 GROUP BY stream_id"
+            " UNION ALL SELECT stream_id, max(created_at) FROM tips WHERE viewer_id = $1"
+            " GROUP BY stream_id) r GROUP BY stream_id ORDER BY max(last) DESC LIMIT $2",
+            user_id,
+            limit,
+        )
+        return [r["stream_id"] for r in rows]
+
     async def anonymise(self, user_id: int, block_s: int, reason: str) -> list[bytes] | None:
         """Remove the account's personal data in one transaction (see the module's text);
         its streams' keys are revoked, their titles cleared, their recordings taken down

@@ -92,6 +92,13 @@ async def test_deleting_an_account_keeps_its_lines_and_money_records_and_nothing
     lines = {e["text"]: e["user"]["name"] for e in viewer.hello["history"] if e["type"] == "chat"}
     assert lines == {"bob says hi": "deleted user", "bob again": "deleted user",
                      "ann answers": "ann"}  # fmt: skip
+    # A node that remembers the room's recent events (in memory here) shows the name too,
+    # on his lines and on his tips.
+    viewer = await connect(client, "ann-live")
+    await viewer.close()
+    his = [e for e in viewer.hello["history"] if e.get("user", {}).get("id") == bob_id]
+    assert sorted(e["type"] for e in his) == ["chat", "chat", "tip", "tip"]
+    assert {e["user"]["name"] for e in his} == {"deleted user"}
     # His tips and the ledger's entries stay; the ledger balances; Ann is owed as before.
     assert await db.pool.fetchval("SELECT count(*) FROM tips WHERE viewer_id = $1", bob_id) == 2
     assert await Ledger(db).balances("creator", ann["user"]["id"]) == ann_owed
@@ -123,6 +130,7 @@ async def test_deleting_on_one_node_ends_the_session_socket_and_broadcast_on_ano
     viewer_a = await connect(node_a, "cara-live")
     cara_chat_b = await connect(node_b, "cara-live", cara["token"])
     try:
+        assert (await cara_chat_b.say("cara was here", "n1"))["type"] == "ack"
         resp = await node_b.get("/api/v1/me", headers=bearer(cara["token"]))
         assert resp.status == 200  # and now cached on node B
         status, body = await delete_me(node_a, cara["token"], password=PASSWORD)
@@ -143,6 +151,11 @@ async def test_deleting_on_one_node_ends_the_session_socket_and_broadcast_on_ano
         status, _ = await whip_refusal(node_b, "cara-live", key)
         assert status == 401
         assert (await audit_actions(db, cara["user"]["id"]))[-1] == "user.delete"
+        # The room's recent history, kept in Redis for every node, shows her line renamed.
+        joining = await connect(node_a, "cara-live")
+        await joining.close()
+        (line,) = [e for e in joining.hello["history"] if e["type"] == "chat"]
+        assert (line["text"], line["user"]["name"]) == ("cara was here", "deleted user")
     finally:
         await viewer_a.close()
         await cara_chat_b.close()
