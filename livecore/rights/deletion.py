@@ -20,7 +20,7 @@ from livecore.auth.suspensions import announce_revoked
 from livecore.auth.throttle import FailureWindow
 from livecore.auth.twofactor import TwoFactorService
 from livecore.events.bus import BusUnavailable, EventBus
-from livecore.store.admin_users import AdminUsers
+from livecore.store.admin_users import AdminUsers, LastAdmin
 from livecore.store.audit import AuditLog
 from livecore.store.data_rights import DELETED_NAME, DataRights
 from livecore.store.users import User, Users
@@ -90,7 +90,7 @@ class AccountDeletion:
     async def delete(
         self, user: User, password: str, code: str | None, *, client_ip: str
     ) -> Deleted:
-        """Raises BadCredentials, CodeRequired, CodeRejected, Throttled, MoneyOwed,
+        """Raises BadCredentials, CodeRequired, CodeRejected, Throttled, MoneyOwed, LastAdmin,
         AlreadyDeleted, and the processor's ProviderUnavailable or refusals."""
         key = str(user.id)
         if (wait := self._failures.retry_after_s(key)) > 0:
@@ -109,6 +109,8 @@ class AccountDeletion:
             await self._two_factor.check_code(user, code, client_ip=client_ip)
         if owed := await self._data.money_owed(user.id):
             raise MoneyOwed(owed)
+        if await self._data.is_last_admin(user.id):
+            raise LastAdmin()
         canceled = await self._cancel_subscriptions(user)
         ended, unreached = await self._end_broadcasts(user)
         revoked = await self._data.anonymise(user.id, BLOCK_MAX_S, DELETED_REASON)

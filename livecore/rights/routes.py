@@ -28,7 +28,7 @@ from livecore.rights.deletion import (
     password_failures,
 )
 from livecore.rights.export import export_document
-from livecore.store.admin_users import AdminUsers
+from livecore.store.admin_users import AdminUsers, LastAdmin
 from livecore.store.data_rights import DataRights
 from livecore.tips.providers import PaymentDeclined, ProcessorRefused, ProviderUnavailable
 from livecore.tips.subscription_routes import SUBSCRIPTIONS
@@ -106,6 +106,8 @@ async def delete_me(request: web.Request) -> web.Response:
             " delete the account once it is paid",
             fields={currency: str(amount) for currency, amount in exc.owed.items()},
         ) from None
+    except LastAdmin:
+        raise Conflict("this is the last admin account: make another account admin first") from None
     except AlreadyDeleted:
         raise Conflict("this account is deleted already") from None
     except ProviderUnavailable:

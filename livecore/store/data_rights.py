@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import asyncpg
 
+from livecore.store.admin_users import LastAdmin
 from livecore.store.db import Connection, Database
 
 EXPORT_LIST_MAX: Final = 10_000
@@ -173,6 +174,11 @@ class DataRights:
         )
         return [(r["id"], r["viewer_id"]) for r in rows]
 
+    async def is_last_admin(self, user_id: int) -> bool:
+        """Whether the account is the only admin (checked again, under lock, by anonymise)."""
+        admins = await self._db.pool.fetch("SELECT id FROM users WHERE role = 'admin' LIMIT 2")
+        return [r["id"] for r in admins] == [user_id]
+
     async def rooms_of(self, user_id: int, limit: int = 1000) -> list[int]:
         """The streams whose chat rooms may remember the account's name (its chat lines and
         tips), most recently used first."""
@@ -190,8 +196,16 @@ class DataRights:
         """Remove the account's personal data in one transaction (see the module's text);
         its streams' keys are revoked, their titles cleared, their recordings taken down
         and their publishing blocked for `block_s`. Returns the revoked sessions' token
-        hashes; None when the account is deleted already or does not exist."""
+        hashes; None when the account is deleted already or does not exist. Raises
+        LastAdmin for the only admin: someone must be left to run the platform."""
         async with self._db.transaction() as conn:
+            # Every admin's row locked, as for role changes (livecore.store.admin_users), so
+            # that the last two admins deleting themselves at once cannot both succeed.
+            admins = await conn.fetch(
+                "SELECT id FROM users WHERE role = 'admin' ORDER BY id FOR UPDATE"
+            )
+            if [r["id"] for r in admins] == [user_id]:
+                raise LastAdmin()
             done = await conn.fetchval(
                 "UPDATE users SET email = $2, display_name = $3, name_key = $4,"
                 " password_hash = $5, role = 'viewer', deleted_at = now(), updated_at = now()"

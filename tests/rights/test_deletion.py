@@ -5,6 +5,7 @@ broadcast end on every node; refused while money is owed to it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from typing import Any
@@ -15,7 +16,7 @@ from livecore.appkeys import PUBLISHERS
 from livecore.config import ChatConfig, Config
 from livecore.store import Database
 from livecore.store.ledger import Ledger
-from tests.admin.accounts import audit_actions, login
+from tests.admin.accounts import admin, audit_actions, login
 from tests.admin.test_suspensions import _socket_closed
 from tests.auth.test_two_factor import code, turn_on, wrong
 from tests.chat.conftest import FAST_CHAT, connect, user
@@ -229,3 +230,33 @@ async def test_a_deleted_accounts_stripe_subscription_is_canceled_at_stripe(
     assert row is not None and row["cancel_at_period_end"] is True
     assert body["canceled_subscriptions"] == [row["id"]]
     assert (await Ledger(db).check()).ok
+
+
+async def test_the_last_admin_cannot_delete_the_account(client: Client, db: Database) -> None:
+    root = await admin(client, db)
+    status, body = await delete_me(client, root["token"], password=PASSWORD)
+    assert status == 409, body
+    assert "last admin" in body["error"]["message"]
+    # With another admin, it can.
+    other = await admin(client, db, "deputy")
+    status, body = await delete_me(client, root["token"], password=PASSWORD)
+    assert status == 200, body
+    role = await db.pool.fetchval("SELECT role FROM users WHERE id = $1", root["user"]["id"])
+    assert role == "viewer"
+    resp = await client.get("/api/v1/admin/users", headers=bearer(other["token"]))
+    assert resp.status == 200
+
+
+async def test_the_last_two_admins_deleting_themselves_at_once_leave_one(
+    client: Client, db: Database
+) -> None:
+    for round_ in range(3):
+        one = await admin(client, db, f"one{round_}")
+        two = await admin(client, db, f"two{round_}")
+        answers = await asyncio.gather(
+            delete_me(client, one["token"], password=PASSWORD),
+            delete_me(client, two["token"], password=PASSWORD),
+        )
+        assert sorted(status for status, _ in answers) == [200, 409], answers
+        assert await db.pool.fetchval("SELECT count(*) FROM users WHERE role = 'admin'") == 1
+        await db.pool.execute("UPDATE users SET role = 'viewer' WHERE role = 'admin'")
