@@ -9,8 +9,9 @@ from typing import Any
 
 from livecore.config import Config
 from livecore.store import Database
+from livecore.store.data_rights import EXPORT_LIST_MAX
 from tests.auth.test_two_factor import turn_on
-from tests.chat.conftest import FAST_CHAT, user
+from tests.chat.conftest import FAST_CHAT, stream, user
 from tests.conftest import Client, MakeClient, bearer
 from tests.rights.people import creator_with_fan
 
@@ -94,3 +95,22 @@ async def test_an_account_exports_at_most_once_a_minute(client: Client) -> None:
     await _export(client, bob["token"])
     # Without a session there is nothing to export.
     assert (await client.get("/api/v1/me/export")).status == 401
+
+
+async def test_a_list_over_the_cap_is_cut_to_its_newest_items_and_named(
+    client: Client, db: Database
+) -> None:
+    ann = await user(client, "ann", creator=True)
+    stream_id = await stream(client, ann["token"], "ann-live")
+    await db.pool.execute(
+        "INSERT INTO chat_messages (stream_id, id, user_id, text, created_at)"
+        " SELECT $1, n, $2, 'line ' || n, now() - make_interval(secs => 20000 - n)"
+        " FROM generate_series(1, $3::int) n",
+        stream_id, ann["user"]["id"], EXPORT_LIST_MAX + 1,
+    )  # fmt: skip
+    mine, _ = await _export(client, ann["token"])
+    assert mine["truncated"] == ["chat_lines"]
+    assert "These lists had more: chat_lines." in mine["note"]
+    lines = mine["chat_lines"]
+    assert len(lines) == EXPORT_LIST_MAX
+    assert lines[0]["text"] == f"line {EXPORT_LIST_MAX + 1}" and lines[-1]["text"] == "line 2"
