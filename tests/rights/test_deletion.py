@@ -260,3 +260,13 @@ async def test_the_last_two_admins_deleting_themselves_at_once_leave_one(
         assert sorted(status for status, _ in answers) == [200, 409], answers
         assert await db.pool.fetchval("SELECT count(*) FROM users WHERE role = 'admin'") == 1
         await db.pool.execute("UPDATE users SET role = 'viewer' WHERE role = 'admin'")
+
+
+@pytest.mark.parametrize("name", ["deleted user", "Deleted User", " DELETED  USER "])
+async def test_nobody_signs_up_as_deleted_user(client: Client, name: str) -> None:
+    resp = await client.post(
+        "/api/v1/auth/register",
+        json={"email": "eve@example.com", "password": PASSWORD, "display_name": name},
+    )
+    assert resp.status == 422
+    assert "reserved" in (await resp.json())["error"]["fields"]["display_name"]
