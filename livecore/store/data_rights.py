@@ -7,8 +7,11 @@ first), and a capped list is named in the export.
 A deletion keeps the users row, since money records refer to it (tips, subscriptions,
 payouts and ledger accounts are ON DELETE RESTRICT), and anonymises it: its e-mail and
 display name become a tombstone, its password hash one that no password matches, its
-sessions are revoked and its two-factor secrets, reset tokens and Stripe customer link go.
-Its chat lines stay, shown with the tombstone name.
+sessions are revoked and its two-factor secrets, reset tokens, Stripe customer link and
+moderator seats go. Its chat lines stay, shown with the tombstone name. Its streams stay
+(tips and broadcasts refer to them) but are found no more (livecore.store.streams), so
+nobody tips or subscribes to an account that can never be paid; their slugs stay taken, so
+nobody else takes a deleted creator's address either.
 """
 
 from __future__ import annotations
@@ -152,13 +155,16 @@ class DataRights:
     async def money_owed(self, user_id: int) -> dict[str, int]:
         """What the ledger owes the account as a creator, by currency (a creator's account is
         a liability: owed while its balance is below zero), with what is on its way to them
-        (payouts in transit) counted as owed too."""
+        (payouts in transit) and their share of tips still being paid counted as owed too."""
         rows = await self._db.pool.fetch(
             "SELECT currency, sum(amount) AS owed FROM ("
             " SELECT currency, -balance_minor AS amount FROM ledger_accounts"
             "  WHERE kind = 'creator' AND owner_id = $1 AND balance_minor < 0"
             " UNION ALL SELECT currency, amount_minor FROM payouts"
-            "  WHERE creator_id = $1 AND status = 'in_transit') o"
+            "  WHERE creator_id = $1 AND status = 'in_transit'"
+            # A tip still being paid would be owed once it settles.
+            " UNION ALL SELECT currency, amount_minor - platform_fee_minor FROM tips"
+            "  WHERE creator_id = $1 AND status = 'pending') o"
             " GROUP BY currency ORDER BY currency",
             user_id,
         )
@@ -194,10 +200,11 @@ class DataRights:
 
     async def anonymise(self, user_id: int, block_s: int, reason: str) -> list[bytes] | None:
         """Remove the account's personal data in one transaction (see the module's text);
-        its streams' keys are revoked, their titles cleared, their recordings taken down
-        and their publishing blocked for `block_s`. Returns the revoked sessions' token
-        hashes; None when the account is deleted already or does not exist. Raises
-        LastAdmin for the only admin: someone must be left to run the platform."""
+        its streams' keys are revoked, their titles cleared, their
+        recordings taken down and their publishing blocked for `block_s`; its tiers retired.
+        Returns the revoked sessions' token hashes; None when the account is deleted already
+        or does not exist. Raises LastAdmin for the only admin: someone must be left to run
+        the platform."""
         async with self._db.transaction() as conn:
             # Every admin's row locked, as for role changes (livecore.store.admin_users), so
             # that the last two admins deleting themselves at once cannot both succeed.
@@ -221,7 +228,7 @@ class DataRights:
                 user_id,
             )
             for table in ("two_factor_recovery", "two_factor", "password_resets",
-                          "stripe_customers", "creator_requests"):  # fmt: skip
+                          "stripe_customers", "creator_requests", "stream_moderators"):  # fmt: skip
                 await conn.execute(f"DELETE FROM {table} WHERE user_id = $1", user_id)
             await _rename_lines(conn, user_id)
             await conn.execute(
@@ -229,8 +236,14 @@ class DataRights:
                 " AND stream_id IN (SELECT id FROM streams WHERE owner_id = $1)",
                 user_id,
             )
+            # Its streams drop out of every lookup by slug (livecore.store.streams joins
+            # only accounts not deleted), and its tiers take no new subscribers: nobody tips
+            # or subscribes to an account that can never be paid.
             await conn.execute(
                 "UPDATE streams SET title = '', updated_at = now() WHERE owner_id = $1", user_id
+            )
+            await conn.execute(
+                "UPDATE subscription_tiers SET active = false WHERE creator_id = $1", user_id
             )
             await conn.execute(
                 "UPDATE broadcasts SET recording_deleted_at = now()"

@@ -11,20 +11,42 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from livecore.appkeys import PUBLISHERS
 from livecore.config import ChatConfig, Config
+from livecore.events.redis_scripts import PREFIX
 from livecore.store import Database
 from livecore.store.ledger import Ledger
 from tests.admin.accounts import admin, audit_actions, login
 from tests.admin.test_suspensions import _socket_closed
 from tests.auth.test_two_factor import code, turn_on, wrong
 from tests.chat.conftest import FAST_CHAT, connect, user
-from tests.conftest import PASSWORD, Client, MakeClient, bearer, create_stream, register, wait_state
+from tests.conftest import PASSWORD, Client, MakeClient, bearer, create_stream, register
 from tests.rights.people import creator_with_fan, tip
 from tests.streams.test_end_now import go_live, server_closed, whip_refusal
 from tests.stripe_peer import StripePeer
 from tests.tips.test_stripe_tips import deliver_all, stripe_config
+
+
+async def _offline(db: Database, slug: str) -> None:
+    """Wait until the broadcast log recorded the stream offline."""
+    async with asyncio.timeout(20):
+        while True:
+            state = await db.pool.fetchval("SELECT state FROM streams WHERE slug = $1", slug)
+            if state == "offline":
+                return
+            await asyncio.sleep(0.05)
+
+
+async def redis_history(url: str, room: int) -> list[dict[str, Any]]:
+    """The chat events a room's history in Redis holds, oldest first."""
+    client = aioredis.from_url(url)
+    try:
+        items = await client.lrange(f"{PREFIX}{room}:history", 0, -1)
+    finally:
+        await client.aclose()
+    return [e for e in map(json.loads, reversed(items)) if e["type"] == "chat"]
 
 
 async def delete_me(client: Client, token: str, **body: Any) -> tuple[int, dict[str, Any]]:
@@ -126,6 +148,7 @@ async def test_deleting_on_one_node_ends_the_session_socket_and_broadcast_on_ano
     node_a = await make_client(redis_url=redis_url, chat=chat, auth=auth)
     node_b = await make_client(redis_url=redis_url, chat=chat, auth=auth)
     cara = await user(node_a, "cara", creator=True)
+    fan = await user(node_a, "fan")
     key = await create_stream(node_a, cara["token"], "cara-live")
     pub = await go_live(node_b, "cara-live", key)  # ingested on node B
     viewer_a = await connect(node_a, "cara-live")
@@ -147,16 +170,22 @@ async def test_deleting_on_one_node_ends_the_session_socket_and_broadcast_on_ano
         assert (said["ended_by"], said["reason"]) == ("owner", "the account was deleted")
         await server_closed(pub.pc)
         assert node_b.app is not None and node_b.app[PUBLISHERS].for_stream(1) is None
-        await wait_state(node_a, "cara-live", "offline")
-        # Her stream key no longer publishes.
+        await _offline(db, "cara-live")
+        # Her stream is found no more: no publishing, no tips, no page.
         status, _ = await whip_refusal(node_b, "cara-live", key)
-        assert status == 401
+        assert status == 404
+        resp = await node_a.post(
+            "/api/v1/streams/cara-live/tips", json={"amount_minor": 500, "currency": "usd"},
+            headers=bearer(fan["token"]) | {"Idempotency-Key": "late"},
+        )  # fmt: skip
+        assert resp.status == 404
+        assert (await node_a.get("/api/v1/streams/cara-live")).status == 404
+        resp = await node_a.get("/api/v1/streams", params={"search": "cara"})
+        assert (await resp.json())["streams"] == []
         assert (await audit_actions(db, cara["user"]["id"]))[-1] == "user.delete"
         # The room's recent history, kept in Redis for every node, shows her line renamed.
-        joining = await connect(node_a, "cara-live")
-        await joining.close()
-        (line,) = [e for e in joining.hello["history"] if e["type"] == "chat"]
-        assert (line["text"], line["user"]["name"]) == ("cara was here", "deleted user")
+        (body,) = await redis_history(redis_url, 1)
+        assert (body["text"], body["user"]["name"]) == ("cara was here", "deleted user")
     finally:
         await viewer_a.close()
         await cara_chat_b.close()
@@ -189,6 +218,18 @@ async def test_a_creator_owed_money_is_refused_until_paid_out(
     resp = await client.get("/api/v1/me", headers=bearer(dan["token"]))
     assert resp.status == 200
     assert (await Ledger(db).check()).ok
+    # A tip still being paid (a card payment waiting for the processor) counts too: its
+    # creator's share would be owed once it settles.
+    eli = await user(client, "eli", creator=True)
+    await create_stream(client, eli["token"], "eli-live")
+    await db.pool.execute(
+        "INSERT INTO tips (stream_id, viewer_id, creator_id, amount_minor, currency, provider,"
+        " idempotency_key, platform_fee_minor) SELECT id, $1, owner_id, 1000, 'usd', 'stripe',"
+        " 'pending-1', 200 FROM streams WHERE slug = 'eli-live'",
+        fan["user"]["id"],
+    )
+    status, body = await delete_me(client, eli["token"], password=PASSWORD)
+    assert status == 409 and body["error"]["fields"] == {"usd": "800"}, body
 
 
 @pytest.mark.parametrize("given", [{}, {"password": ""}, {"password": 5}])
