@@ -69,6 +69,7 @@ from livecore.recordings.layout import ROOT as RECORDINGS_ROOT
 from livecore.recordings.recovery import finish_interrupted
 from livecore.recordings.retention import Retention
 from livecore.recordings.storage import LocalDisk
+from livecore.rights import routes as rights_routes
 from livecore.safety import routes as safety_routes
 from livecore.safety.screening import (
     BannedTermsScreener,
@@ -203,6 +204,7 @@ def create_app(
     web_routes.setup(app, stripe_js=bool(config.stripe.secret_key))
     webhook_routes.setup(app)
     admin_routes.setup(app)  # its context listens after the chat's
+    rights_routes.setup(app)
     # Broadcasts end before aiohttp cancels handlers and closes the contexts above.
     app.on_shutdown.extend([_end_broadcasts, _close_chat_sockets])
     return app

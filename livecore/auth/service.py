@@ -30,6 +30,7 @@ from livecore.auth.totp import SecondFactorRequired
 from livecore.config import AuthConfig
 from livecore.store import Database, UniqueViolation
 from livecore.store.audit import AuditLog
+from livecore.store.data_rights import DELETED_NAME
 from livecore.store.sessions import Session, SessionInfo, Sessions
 from livecore.store.streams import Stream, Streams
 from livecore.store.suspensions import Suspensions
@@ -103,6 +104,8 @@ def check_display_name(name: str) -> str | None:
         return "must not contain control characters"
     if not has_visible(name):
         return "must contain a visible character"
+    if name_key(name) == DELETED_NAME:
+        return "is reserved: deleted accounts' chat lines are shown with it"
     return None
 
 
