@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from livecore.admin import console_routes as admin_console_routes
 from livecore.admin import routes as admin_routes
 from livecore.appkeys import (
     AUDIT,
@@ -188,6 +189,7 @@ def create_app(
     web_routes.setup(app, stripe_js=bool(config.stripe.secret_key))
     webhook_routes.setup(app)
     admin_routes.setup(app)  # its context listens after the chat's
+    admin_console_routes.setup(app)
     # Broadcasts end before aiohttp cancels handlers and closes the contexts above.
     app.on_shutdown.extend([_end_broadcasts, _close_chat_sockets])
     return app
