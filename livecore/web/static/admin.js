@@ -1,0 +1,38 @@
+// The admin console (/admin): live streams to end, accounts to suspend or promote, creator
+// requests, payouts to settle, the platform's revenue and the audit log. Every section reads
+// and acts through the admin API; logged out, the page sends to the login; not an admin, it
+// says the console is for admins only.
+import { me, withNext } from "./header.js";
+import { $, fail } from "./admin-page.js";
+import { loadLive } from "./admin-live.js";
+import { loadRequests, setUpUsers } from "./admin-users.js";
+import { loadPayouts, loadRevenue } from "./admin-money.js";
+import { loadAudit, setUpAudit } from "./admin-audit.js";
+
+async function start() {
+  let user;
+  try {
+    user = await me();
+  } catch (err) {
+    fail(err);
+    return;
+  }
+  if (!user) {
+    location.replace(withNext("/login"));
+    return;
+  }
+  if (user.role !== "admin") {
+    $("not-admin").hidden = false;
+    return;
+  }
+  $("console").hidden = false;
+  setUpUsers();
+  setUpAudit();
+  $("live-refresh").addEventListener("click", () => loadLive().catch(fail));
+  const loads = [loadLive(), loadRequests(), loadPayouts(), loadRevenue(), loadAudit()];
+  for (const result of await Promise.allSettled(loads)) {
+    if (result.status === "rejected") fail(result.reason);
+  }
+}
+
+start();
