@@ -34,8 +34,13 @@ async def test_an_admin_ends_a_live_broadcast_from_the_console(
 ) -> None:
     await admin(client, db)
     cam = await user(client, "cam", creator=True)
-    await user(client, "fan")
+    fan = await user(client, "fan")
     key = await create_stream(client, cam["token"], "late-show", title="Late show")
+    resp = await client.post(
+        "/api/v1/streams/late-show/tips", json={"amount_minor": 700, "currency": "usd"},
+        headers=bearer(fan["token"]) | {"Idempotency-Key": "tip-1"},
+    )  # fmt: skip
+    assert resp.status in (200, 201), await resp.text()
     pub = await publish(client.session, str(client.make_url("/whip/late-show")), key, media.clip())
     try:
         await wait_state(client, "late-show", "live")
@@ -59,6 +64,13 @@ async def test_an_admin_ends_a_live_broadcast_from_the_console(
             await expect(card.get_by_role("link", name="Late show")).to_be_visible()
             await expect(card).to_contain_text("cam · 0 viewers · public")
             await expect(card).to_contain_text("Ingest: h264")
+            # The tip's platform share is the revenue of the day, drawn and in words.
+            await expect(page.locator("#revenue-totals")).to_contain_text("from $7.00 charged")
+            net = await page.evaluate(
+                """() => window.Chart.getChart(document.querySelector('#revenue canvas'))
+                    .data.datasets[0].data.reduce((a, b) => a + b, 0)"""
+            )
+            assert 0 < net < 7
             await checked(tab, shots, "admin-live")
             # Ending needs a reason: without one nothing is sent.
             await card.get_by_role("button", name="End broadcast").click()
@@ -108,6 +120,11 @@ async def test_an_admin_suspends_an_account_from_the_users_section(
         await expect(page.get_by_role("status")).to_have_text("Suspended bob.")
         await expect(rows.first).to_contain_text("Suspended until lifted: Spam in many rooms")
         await expect(account.get_by_role("button", name="Unsuspend")).to_be_visible()
+        # The audit log below shows the suspension at once, with its reason.
+        audit = page.get_by_role("table", name="Audit log entries, newest first")
+        await expect(audit.locator("tbody tr").first).to_contain_text(
+            "user.suspend" + "user 2 (bob)" + "reason: Spam in many rooms"
+        )
         await checked(tab, shots, "admin-suspended")
         status, body = await login(client, "bob")
         assert status == 403 and body["error"]["code"] == "account_suspended"

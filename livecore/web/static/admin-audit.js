@@ -21,7 +21,10 @@ function readFilter() {
 }
 
 function details(entry) {
-  const parts = Object.entries(entry.details).map(([k, v]) => `${k.replaceAll("_", " ")}: ${v}`);
+  // Empty values (no end to a suspension, no streams ended) say nothing: left out.
+  const parts = Object.entries(entry.details)
+    .filter(([, v]) => v !== null && v !== "" && !(Array.isArray(v) && !v.length))
+    .map(([k, v]) => `${k.replaceAll("_", " ")}: ${Array.isArray(v) ? v.join(", ") : v}`);
   return parts.join("; ");
 }
 

@@ -1,7 +1,7 @@
 // Live now: every live stream with its thumbnail, viewers and ingest health, and a form to end
 // its broadcast with a reason (optionally blocking publishing for a while).
 import { api, el } from "./api.js";
-import { $, fail, say } from "./admin-page.js";
+import { $, fail, hooks, say } from "./admin-page.js";
 
 const BLOCKS = [["", "No block"], ["3600", "1 hour"], ["86400", "24 hours"], ["604800", "7 days"]];
 
@@ -33,7 +33,11 @@ async function end(stream, form) {
       ? ` Publishing is blocked until ${new Date(answer.blocked_until).toLocaleString()}.`
       : "";
     say(`Ended the broadcast of ${stream.title || stream.slug}.${blocked}`);
-    await loadLive();
+    // The end is under way (202): the card goes now, as the public listing (cached for a
+    // second) may still call the stream live.
+    form.closest("li").remove();
+    $("no-live").hidden = $("live").children.length > 0;
+    hooks.changed();
   } catch (err) {
     button.disabled = false;
     fail(err);

@@ -2,7 +2,7 @@
 // drawn with Chart.js (window.Chart, a classic script from npm) beside the same figures as a
 // table; the canvas has role="img" and an aria-label that sums it up.
 import { api, el, show } from "./api.js";
-import { $, digits, fail, filled, money, say, when } from "./admin-page.js";
+import { $, digits, fail, filled, hooks, money, say, when } from "./admin-page.js";
 import { open } from "./admin-users.js";
 
 const DAYS = 30;
@@ -19,6 +19,7 @@ async function settle(payout, verb, reasonInput) {
   try {
     await api("POST", `/api/v1/admin/payouts/${payout.id}/${verb}`, body);
     say(`Payout #${payout.id} marked ${verb}.`);
+    hooks.changed();
     await loadPayouts();
   } catch (err) {
     fail(err);

@@ -3,6 +3,10 @@ import { show } from "./api.js";
 
 export const $ = (id) => document.getElementById(id);
 
+/** Called after every action the console takes: admin.js reloads the audit log, which has a
+ * new entry. */
+export const hooks = { changed: () => {} };
+
 export function fail(err) {
   show($("error"), err.explain ? err.explain() : String(err.message || err));
 }

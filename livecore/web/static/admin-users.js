@@ -1,7 +1,8 @@
 // Users: search accounts, open one (its streams, tips, money settings), suspend or unsuspend
 // it, change its role; and the creator requests waiting for a decision.
 import { api, el } from "./api.js";
-import { $, fail, filled, isoFromLocal, money, say, when } from "./admin-page.js";
+import { loadLive } from "./admin-live.js";
+import { $, fail, filled, hooks, isoFromLocal, money, say, when } from "./admin-page.js";
 
 const ROLES = { viewer: "Viewer", creator: "Creator", admin: "Admin" };
 let current = null; // the account open below the results
@@ -79,6 +80,7 @@ export async function open(userId) {
 
 async function refresh(message) {
   say(message);
+  hooks.changed();
   await Promise.all([search(lastQuery), open(current.id)]);
 }
 
@@ -92,6 +94,7 @@ async function suspend(event) {
     const answer = await api("POST", `/api/v1/admin/users/${current.id}/suspension`, payload);
     form.reset();
     const ended = answer.ended_streams.length ? ` Ended: ${answer.ended_streams.join(", ")}.` : "";
+    if (answer.ended_streams.length) loadLive().catch(fail);
     await refresh(`Suspended ${current.display_name}.${ended}`);
   } catch (err) {
     fail(err);
@@ -143,6 +146,7 @@ export async function loadRequests() {
         try {
           await api("POST", `/api/v1/admin/creator-requests/${r.id}/${verb}`);
           say(`${verb === "approve" ? "Approved" : "Declined"} ${name}'s request to be a creator.`);
+          hooks.changed();
           await loadRequests();
         } catch (err) {
           fail(err);

@@ -3,7 +3,7 @@
 // and acts through the admin API; logged out, the page sends to the login; not an admin, it
 // says the console is for admins only.
 import { me, withNext } from "./header.js";
-import { $, fail } from "./admin-page.js";
+import { $, fail, hooks } from "./admin-page.js";
 import { loadLive } from "./admin-live.js";
 import { loadRequests, setUpUsers } from "./admin-users.js";
 import { loadPayouts, loadRevenue } from "./admin-money.js";
@@ -28,6 +28,7 @@ async function start() {
   $("console").hidden = false;
   setUpUsers();
   setUpAudit();
+  hooks.changed = () => loadAudit().catch(fail);
   $("live-refresh").addEventListener("click", () => loadLive().catch(fail));
   const loads = [loadLive(), loadRequests(), loadPayouts(), loadRevenue(), loadAudit()];
   for (const result of await Promise.allSettled(loads)) {
