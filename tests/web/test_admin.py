@@ -57,7 +57,10 @@ async def test_an_admin_ends_a_live_broadcast_from_the_console(
             await checked(tab, shots, "admin-not-admin")
             await page.context.clear_cookies()
             await log_in(page, "root@example.com", start=None)
-            await page.goto("/admin")
+            # Every page's header leads an admin to the console.
+            await page.goto("/")
+            await page.get_by_role("link", name="Admin console").click()
+            await expect(page).to_have_url(str(client.make_url("/admin")))
             card = page.get_by_role("list", name="Live streams").get_by_role(
                 "listitem", name="Late show"
             )
@@ -79,6 +82,10 @@ async def test_an_admin_ends_a_live_broadcast_from_the_console(
             )
             await card.get_by_label("Reason").fill("Terms of service, 3.1")
             await card.get_by_label("Block publishing").select_option(label="24 hours")
+            # A refresh of the live streams keeps the card, and what is typed in it.
+            await page.get_by_role("button", name="Refresh live streams").click()
+            await expect(card.get_by_label("Reason")).to_have_value("Terms of service, 3.1")
+            await expect(card.get_by_label("Block publishing")).to_have_value("86400")
             await card.get_by_role("button", name="End broadcast").click()
             await expect(page.get_by_role("status")).to_contain_text(
                 "Ended the broadcast of Late show. Publishing is blocked until"

@@ -36,6 +36,7 @@ async function end(stream, form) {
     // The end is under way (202): the card goes now, as the public listing (cached for a
     // second) may still call the stream live.
     form.closest("li").remove();
+    cards.delete(stream.slug);
     $("no-live").hidden = $("live").children.length > 0;
     hooks.changed();
   } catch (err) {
@@ -44,35 +45,61 @@ async function end(stream, form) {
   }
 }
 
-function card(stream, health) {
+const cards = new Map(); // slug -> its card, kept across refreshes (a reason being typed stays)
+export const REFRESH_MS = 10_000;
+
+function picture(stream) {
   const name = stream.title || stream.slug;
+  // A new URL each refresh: the thumbnail is replaced every few seconds under the same name.
   const thumb = el("img", {
-    class: "thumb", src: `/hls/${encodeURIComponent(stream.slug)}/thumb.jpg`,
-    alt: `Latest picture of ${name}`, width: 320, height: 180,
+    class: "thumb", alt: `Latest picture of ${name}`, width: 320, height: 180,
+    src: `/hls/${encodeURIComponent(stream.slug)}/thumb.jpg?at=${Date.now()}`,
   });
   // No thumbnail yet (the first comes a few seconds in): say so instead of a broken image.
   thumb.addEventListener("error", () =>
     thumb.replaceWith(el("p", { class: "thumb hint" }, "No picture yet.")), { once: true });
+  return thumb;
+}
+
+function card(stream) {
   const blocks = el("select", { name: "block" }, ...BLOCKS.map(([v, t]) => el("option", { value: v }, t)));
   const form = el(
-    "form", { "aria-label": `End ${name}` },
+    "form", {},
     el("label", {}, "Reason", el("input", { name: "reason", maxLength: 500, autocomplete: "off" })),
     el("label", {}, "Block publishing", blocks),
     el("button", { type: "submit", class: "live" }, "End broadcast"),
   );
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    end(stream, form);
-  });
-  const viewers = `${stream.viewers} viewer${stream.viewers === 1 ? "" : "s"}`;
-  return el(
-    "li", { "aria-label": name },
-    thumb,
-    el("p", { class: "title" }, el("a", { href: `/watch/${encodeURIComponent(stream.slug)}` }, name)),
-    el("p", { class: "meta" }, `${stream.owner.display_name} · ${viewers} · ${stream.visibility}`),
-    el("p", { class: "health" }, healthWords(health)),
+  const li = el(
+    "li", {},
+    el("div", { class: "picture" }),
+    el("p", { class: "title" }, el("a", { href: `/watch/${encodeURIComponent(stream.slug)}` })),
+    el("p", { class: "meta" }),
+    el("p", { class: "health" }),
     form,
   );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    end(li.stream, form);
+  });
+  return li;
+}
+
+/** Bring a card up to date: title, owner, viewers, picture and ingest figures. */
+function update(li, stream, health) {
+  const name = stream.title || stream.slug;
+  li.stream = stream;
+  li.setAttribute("aria-label", name);
+  li.querySelector("form").setAttribute("aria-label", `End ${name}`);
+  li.querySelector(".title a").textContent = name;
+  const viewers = `${stream.viewers} viewer${stream.viewers === 1 ? "" : "s"}`;
+  li.querySelector(".meta").textContent = `${stream.owner.display_name} · ${viewers} · ${stream.visibility}`;
+  li.querySelector(".health").textContent = healthWords(health);
+  // The new picture takes the old one's place once it has loaded (no flicker, and a failed
+  // load keeps the last one).
+  const slot = li.querySelector(".picture");
+  const next = picture(stream);
+  if (slot.firstChild) next.addEventListener("load", () => slot.replaceChildren(next), { once: true });
+  else slot.append(next);
 }
 
 export async function loadLive() {
@@ -83,6 +110,18 @@ export async function loadLive() {
       api("GET", `/api/v1/streams/${encodeURIComponent(s.slug)}/health`).catch(() => null),
     ),
   );
-  $("live").replaceChildren(...streams.map((s, i) => card(s, healths[i])));
+  const live = new Set(streams.map((s) => s.slug));
+  for (const [slug, li] of cards) {
+    if (!live.has(slug)) {
+      li.remove();
+      cards.delete(slug);
+    }
+  }
+  streams.forEach((stream, i) => {
+    let li = cards.get(stream.slug);
+    if (!li) cards.set(stream.slug, (li = card(stream)));
+    update(li, stream, healths[i]);
+    $("live").append(li); // in the listing's order (moving a card keeps what is typed in it)
+  });
   $("no-live").hidden = streams.length > 0;
 }

@@ -4,7 +4,7 @@
 // says the console is for admins only.
 import { me, withNext } from "./header.js";
 import { $, fail, hooks } from "./admin-page.js";
-import { loadLive } from "./admin-live.js";
+import { REFRESH_MS, loadLive } from "./admin-live.js";
 import { loadRequests, setUpUsers } from "./admin-users.js";
 import { loadPayouts, loadRevenue } from "./admin-money.js";
 import { loadAudit, setUpAudit } from "./admin-audit.js";
@@ -30,6 +30,10 @@ async function start() {
   setUpAudit();
   hooks.changed = () => loadAudit().catch(fail);
   $("live-refresh").addEventListener("click", () => loadLive().catch(fail));
+  // What is live changes by itself: looked at again every few seconds while the page is seen.
+  setInterval(() => {
+    if (!document.hidden) loadLive().catch(fail);
+  }, REFRESH_MS);
   const loads = [loadLive(), loadRequests(), loadPayouts(), loadRevenue(), loadAudit()];
   for (const result of await Promise.allSettled(loads)) {
     if (result.status === "rejected") fail(result.reason);
