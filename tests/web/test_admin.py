@@ -8,15 +8,17 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from dataclasses import replace
 from pathlib import Path
 
 from playwright.async_api import Page, expect
 
+from livecore.config import Config
 from livecore.store import Database
 from tests import media
 from tests.admin.accounts import admin, login
 from tests.chat.conftest import user
-from tests.conftest import Client, bearer, create_stream, wait_state
+from tests.conftest import Client, MakeClient, bearer, create_stream, wait_state
 from tests.rtc import publish
 from tests.web.browser import Chromium
 from tests.web.steps import checked, log_in
@@ -177,3 +179,97 @@ async def test_an_admin_filters_the_audit_log_and_exports_it(
         await form.get_by_label("Action").fill("Not an action")
         await form.get_by_role("button", name="Filter").click()
         await expect(page.get_by_role("alert")).to_contain_text("Action must be an action")
+
+
+async def test_an_admin_approves_a_creator_settles_payouts_and_sets_money_and_roles(
+    make_client: MakeClient, config: Config, db: Database, chromium: Chromium, shots: Path
+) -> None:
+    client = await make_client(
+        auth=replace(config.auth, open_creator_signup=False),
+        tips=replace(config.tips, payout_hold_days=0),  # earnings available at once
+    )
+    await admin(client, db)
+    cam = await user(client, "cam", creator=True)  # a viewer asking to be a creator
+    fan = await user(client, "fan")
+
+    async def payout() -> int:
+        resp = await client.post(
+            "/api/v1/me/payouts", json={"currency": "usd"}, headers=bearer(cam["token"])
+        )
+        assert resp.status == 201, await resp.text()
+        return int((await resp.json())["payout"]["id"])
+
+    async with chromium.tab(str(client.make_url("/"))) as tab:
+        page = tab.page
+        await log_in(page, "root@example.com")
+        await page.goto("/admin")
+        requests = page.get_by_role("list", name="Pending creator requests")
+        await expect(requests).to_contain_text("cam (cam@example.com) asked")
+        await requests.get_by_role("button", name="Approve cam").click()
+        await expect(page.get_by_role("status")).to_have_text(
+            "Approved cam's request to be a creator."
+        )
+        await expect(page.get_by_text("No pending requests.")).to_be_visible()
+        resp = await client.get("/api/v1/me", headers=bearer(cam["token"]))
+        assert (await resp.json())["user"]["role"] == "creator"
+
+        await create_stream(client, cam["token"], "cam-room")
+        resp = await client.post(
+            "/api/v1/streams/cam-room/tips", json={"amount_minor": 1000, "currency": "usd"},
+            headers=bearer(fan["token"]) | {"Idempotency-Key": "tip-1"},
+        )  # fmt: skip
+        assert resp.status == 201, await resp.text()
+        first = await payout()
+        await page.reload()
+        payouts = page.get_by_role("table", name="Payouts in transit")
+        row = payouts.locator("tbody tr")
+        await expect(row).to_have_count(1)
+        await expect(row).to_contain_text(f"#{first}")
+        await expect(row.get_by_role("button", name="Manage cam")).to_be_visible()
+        await checked(tab, shots, "admin-payout")
+        # Failing needs a reason; the money goes back on the creator's balance.
+        await row.get_by_role("button", name="Mark failed").click()
+        await expect(page.get_by_role("alert")).to_have_text(f"Say why payout #{first} failed.")
+        await row.get_by_label("Why it failed").fill("Bank account closed")
+        await row.get_by_role("button", name="Mark failed").click()
+        await expect(page.get_by_role("status")).to_have_text(f"Payout #{first} marked failed.")
+        await expect(page.get_by_text("No payout waits to be settled.")).to_be_visible()
+        second = await payout()  # the money came back, so it can be asked again
+        await page.reload()
+        await expect(row).to_contain_text(f"#{second}")
+        await row.get_by_role("button", name="Mark paid").click()
+        await expect(page.get_by_role("status")).to_have_text(f"Payout #{second} marked paid.")
+        resp = await client.get("/api/v1/me/payouts", headers=bearer(cam["token"]))
+        states = {p["id"]: p["status"] for p in (await resp.json())["payouts"]}
+        assert states == {first: "failed", second: "paid"}
+
+        # The creator's money settings and role, from the account opened in Users.
+        await (
+            page.get_by_role("table", name="Accounts found")
+            .get_by_role("button", name="Manage cam")
+            .click()
+        )
+        account = page.get_by_role("region", name="cam (cam@example.com)")
+        await account.get_by_label("Platform fee in basis points").fill("1500")
+        await account.get_by_role("button", name="Save money settings").click()
+        await expect(page.get_by_role("status")).to_have_text("Saved the money settings of cam.")
+        await account.get_by_label("Role", exact=True).select_option(label="Admin")
+        await account.get_by_role("button", name="Change role").click()
+        await expect(page.get_by_role("status")).to_have_text("cam is now admin.")
+        await expect(account).to_contain_text("RoleAdmin")
+        await checked(tab, shots, "admin-account")
+    rows = await db.pool.fetch(
+        "SELECT action FROM audit_log WHERE action IN"
+        " ('creator_request.approve', 'payout.failed', 'payout.paid', 'creator.money',"
+        " 'user.role_set') ORDER BY id"
+    )
+    assert [r["action"] for r in rows][-4:] == [
+        "payout.failed",
+        "payout.paid",
+        "creator.money",
+        "user.role_set",
+    ]
+    resp = await client.get(
+        f"/api/v1/admin/users/{cam['user']['id']}", headers=bearer(cam["token"])
+    )
+    assert (await resp.json())["money"]["platform_fee_bps"] == 1500

@@ -28,20 +28,26 @@ async function settle(payout, verb, reasonInput) {
 
 export async function loadPayouts() {
   const { payouts } = await api("GET", "/api/v1/admin/payouts?status=in_transit");
+  // The creators' names, one lookup per creator (a few wait at a time).
+  const ids = [...new Set(payouts.map((p) => p.creator_id))];
+  const found = await Promise.all(
+    ids.map((id) => api("GET", `/api/v1/admin/users/${id}`).then(({ user }) => user, () => null)),
+  );
+  const names = new Map(ids.map((id, i) => [id, found[i]?.display_name || `#${id}`]));
   $("payouts").replaceChildren(
     ...payouts.map((p) => {
-      const reason = el("input", { maxLength: 500, autocomplete: "off", "aria-label": `Why payout #${p.id} failed` });
+      const reason = el("input", { maxLength: 500, autocomplete: "off" });
       return el(
         "tr", {},
         el("th", { scope: "row" }, `#${p.id}`),
         el("td", {}, el("button", { type: "button", class: "quiet small", onclick: () => open(p.creator_id).catch(fail) },
-          `Creator #${p.creator_id}`)),
+          `Manage ${names.get(p.creator_id)}`)),
         el("td", {}, money(p.amount_minor, p.currency)),
         el("td", {}, p.rail),
         el("td", {}, when(p.created_at)),
         el("td", { class: "row-actions" },
           el("button", { type: "button", class: "small", onclick: () => settle(p, "paid") }, "Mark paid"),
-          reason,
+          el("label", { class: "failure" }, "Why it failed", reason),
           el("button", { type: "button", class: "quiet small", onclick: () => settle(p, "failed", reason) }, "Mark failed")),
       );
     }),
