@@ -273,3 +273,23 @@ async def test_an_admin_approves_a_creator_settles_payouts_and_sets_money_and_ro
         f"/api/v1/admin/users/{cam['user']['id']}", headers=bearer(cam["token"])
     )
     assert (await resp.json())["money"]["platform_fee_bps"] == 1500
+
+
+async def test_an_admin_without_two_factor_is_sent_to_turn_it_on_when_it_is_required(
+    make_client: MakeClient, config: Config, db: Database, chromium: Chromium, shots: Path
+) -> None:
+    client = await make_client(auth=replace(config.auth, require_2fa_admins=True))
+    await admin(client, db)
+    async with chromium.tab(str(client.make_url("/"))) as tab:
+        page = tab.page
+        await log_in(page, "root@example.com")
+        await page.goto("/admin")
+        await expect(
+            page.get_by_role("heading", name="Two-factor sign-in required")
+        ).to_be_visible()
+        await expect(page.get_by_role("link", name="Go to your account")).to_have_attribute(
+            "href", "/account"
+        )
+        await expect(page.locator("#console")).to_be_hidden()
+        await expect(page.get_by_role("alert")).to_be_hidden()
+        await checked(tab, shots, "admin-needs-2fa")

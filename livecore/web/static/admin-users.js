@@ -79,9 +79,16 @@ export async function open(userId) {
 }
 
 async function refresh(message) {
-  say(message);
   hooks.changed();
-  await Promise.all([search(lastQuery), open(current.id)]);
+  // The message once the account is shown as it is now (its forms are filled in again);
+  // the act itself succeeded even if showing it again fails.
+  try {
+    await Promise.all([search(lastQuery), open(current.id)]);
+    say(message);
+  } catch (err) {
+    say(message);
+    fail(err);
+  }
 }
 
 async function suspend(event) {

@@ -25,6 +25,17 @@ async function start() {
     $("not-admin").hidden = false;
     return;
   }
+  // Asked first: with two-factor sign-in required of admins, every admin route refuses an
+  // admin without it, and the page says so once instead of failing in every section.
+  try {
+    await loadAudit();
+  } catch (err) {
+    if (err.code === "two_factor_required") {
+      $("need-2fa").hidden = false;
+      return;
+    }
+    fail(err);
+  }
   $("console").hidden = false;
   setUpUsers();
   setUpAudit();
@@ -34,7 +45,7 @@ async function start() {
   setInterval(() => {
     if (!document.hidden) loadLive().catch(fail);
   }, REFRESH_MS);
-  const loads = [loadLive(), loadRequests(), loadPayouts(), loadRevenue(), loadAudit()];
+  const loads = [loadLive(), loadRequests(), loadPayouts(), loadRevenue()];
   for (const result of await Promise.allSettled(loads)) {
     if (result.status === "rejected") fail(result.reason);
   }
