@@ -1,4 +1,5 @@
-"""What the admin console reads: one account with its streams, tips and money settings
+"""What the admin console reads: every live stream with its viewers and ingest figures
+(`GET /api/v1/admin/live`), one account with its streams, tips and money settings
 (`GET /api/v1/admin/users/{id}`), and the platform's audit log (`GET /api/v1/admin/audit`).
 
 The audit log is filtered by `actor` (a user id, or part of an e-mail or display name),
@@ -10,6 +11,7 @@ first, `limit` at a time (100; at most 500), `before` an entry id for the page a
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -20,7 +22,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from livecore.admin.routes import admin_user, int_id, suspension_json
-from livecore.appkeys import AUDIT, DB, USERS
+from livecore.appkeys import AUDIT, DB, STREAM_RECORDS, USERS
 from livecore.auth.views import user_json
 from livecore.errors import Invalid, NotFound
 from livecore.jsonbody import iso
@@ -29,7 +31,11 @@ from livecore.store.audit import AuditEntry, AuditFilter
 from livecore.store.creator_settings import CreatorSettings
 from livecore.store.suspensions import Suspensions
 from livecore.store.twofactor import TwoFactorSecrets
+from livecore.streams.health import IngestReport
+from livecore.streams.routes import INGEST, VIEWER_COUNTS, ingest_json, stream_json
 
+# More live streams than any console shows at once; the rest would wait for the next look.
+LIVE_MAX: Final = 1000
 PAGE_DEFAULT: Final = 100
 PAGE_MAX: Final = 500
 EXPORT_MAX: Final = 10_000
@@ -43,8 +49,31 @@ _FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/admin/live", get_live)
     app.router.add_get("/api/v1/admin/users/{user_id}", get_user)
     app.router.add_get("/api/v1/admin/audit", get_audit)
+
+
+async def get_live(request: web.Request) -> web.Response:
+    """Every live stream, most recently started first, with its viewers now and its ingest
+    figures (null when another node ingests it); read fresh, never from the public listing's
+    cache. One query and one viewer-count lookup for the whole list."""
+    await admin_user(request)
+    app = request.app
+    streams = await app[STREAM_RECORDS].find(state="live", limit=LIVE_MAX)
+    ids = [s.id for s in streams]
+    viewer_counts = app.get(VIEWER_COUNTS)
+    counts = await viewer_counts(ids) if ids and viewer_counts is not None else {}
+    probe = app.get(INGEST)
+    ingest: dict[int, IngestReport | None] = {}
+    if probe is not None:
+        reports = await asyncio.gather(*(probe.report(i) for i in ids))
+        ingest = dict(zip(ids, reports, strict=True))
+    listed = [
+        {**stream_json(s), "viewers": counts.get(s.id, 0), "ingest": ingest_json(ingest.get(s.id))}
+        for s in streams
+    ]
+    return web.json_response({"streams": listed})
 
 
 async def get_user(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ from tests.admin.accounts import admin, set_role, suspend
 from tests.auth.test_two_factor import turn_on
 from tests.chat.conftest import user
 from tests.conftest import Client, bearer, create_stream
+from tests.streams.test_end_now import go_live
 
 
 async def _get(client: Client, token: str, path: str) -> tuple[int, Any]:
@@ -189,3 +190,26 @@ async def test_the_console_routes_refuse_non_admins_and_bad_filters(
     }
     resp = await client.get("/api/v1/admin/audit?limit=0", headers=bearer(token))
     assert resp.status == 422
+
+
+async def test_every_live_stream_with_its_viewers_and_ingest(client: Client, db: Database) -> None:
+    root = await admin(client, db)
+    cam = await user(client, "cam", creator=True)
+    key = await create_stream(client, cam["token"], "cam-live", title="Cam live")
+    await create_stream(client, cam["token"], "cam-quiet")
+    status, body = await _get(client, root["token"], "/api/v1/admin/live")
+    assert (status, body) == (200, {"streams": []})
+    pub = await go_live(client, "cam-live", key)
+    try:
+        status, body = await _get(client, root["token"], "/api/v1/admin/live")
+        [live] = body["streams"]
+        assert (live["slug"], live["title"], live["state"]) == ("cam-live", "Cam live", "live")
+        assert live["owner"]["display_name"] == "cam" and live["viewers"] == 0
+        # The same figures as the stream's health route, in the one answer.
+        health = await _get(client, root["token"], "/api/v1/streams/cam-live/health")
+        assert set(live["ingest"]) == set(health[1]["ingest"])
+        status, body = await _get(client, cam["token"], "/api/v1/admin/live")
+        assert status == 403
+    finally:
+        await pub.close()
+    assert (await client.get("/api/v1/admin/live")).status == 401

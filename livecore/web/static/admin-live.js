@@ -5,9 +5,7 @@ import { $, fail, hooks, say } from "./admin-page.js";
 
 const BLOCKS = [["", "No block"], ["3600", "1 hour"], ["86400", "24 hours"], ["604800", "7 days"]];
 
-function healthWords(answer) {
-  if (!answer) return "Ingest figures are unavailable.";
-  const ingest = answer.ingest;
+function healthWords(ingest) {
   if (!ingest) return "Ingest figures: the stream comes in on another server node.";
   const kbps = Math.round(ingest.bitrate_bps / 1000);
   const size = ingest.width ? `${ingest.width}×${ingest.height}, ` : "";
@@ -33,8 +31,7 @@ async function end(stream, form) {
       ? ` Publishing is blocked until ${new Date(answer.blocked_until).toLocaleString()}.`
       : "";
     say(`Ended the broadcast of ${stream.title || stream.slug}.${blocked}`);
-    // The end is under way (202): the card goes now, as the public listing (cached for a
-    // second) may still call the stream live.
+    // The end is under way (202): the card goes now, before the stream's state follows.
     form.closest("li").remove();
     cards.delete(stream.slug);
     $("no-live").hidden = $("live").children.length > 0;
@@ -103,13 +100,8 @@ function update(li, stream, health) {
 }
 
 export async function loadLive() {
-  const { streams } = await api("GET", "/api/v1/streams?state=live");
-  // Each stream's ingest figures (from this node's publishers), asked all at once.
-  const healths = await Promise.all(
-    streams.map((s) =>
-      api("GET", `/api/v1/streams/${encodeURIComponent(s.slug)}/health`).catch(() => null),
-    ),
-  );
+  // Every live stream with its viewers and ingest figures, in one answer (never cached).
+  const { streams } = await api("GET", "/api/v1/admin/live");
   const live = new Set(streams.map((s) => s.slug));
   for (const [slug, li] of cards) {
     if (!live.has(slug)) {
@@ -117,10 +109,10 @@ export async function loadLive() {
       cards.delete(slug);
     }
   }
-  streams.forEach((stream, i) => {
+  streams.forEach((stream) => {
     let li = cards.get(stream.slug);
     if (!li) cards.set(stream.slug, (li = card(stream)));
-    update(li, stream, healths[i]);
+    update(li, stream, stream.ingest);
     $("live").append(li); // in the listing's order (moving a card keeps what is typed in it)
   });
   $("no-live").hidden = streams.length > 0;
