@@ -9,6 +9,7 @@ import asyncio
 import csv
 import io
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from playwright.async_api import Page, expect
@@ -141,6 +142,20 @@ async def test_an_admin_suspends_an_account_from_the_users_section(
         await expect(page.get_by_role("status")).to_have_text("bob is no longer suspended.")
         await expect(rows.first).to_contain_text("Active")
         assert (await login(client, "bob"))[0] == 200
+        # A timed suspension: the end is picked in the browser's own time zone.
+        until = (datetime.now() + timedelta(days=30)).replace(second=0, microsecond=0)
+        await account.get_by_label("Reason").fill("Cooling off")
+        await account.get_by_label("Until").fill(until.strftime("%Y-%m-%dT%H:%M"))
+        await account.get_by_role("button", name="Suspend").click()
+        await expect(page.get_by_role("status")).to_have_text("Suspended bob.")
+        await expect(rows.first).to_contain_text("Suspended until")
+        await expect(rows.first).to_contain_text(": Cooling off")
+        status, body = await login(client, "bob")
+        assert status == 403
+        picked = until.strftime("%Y-%m-%dT%H:%M")
+        offset = await page.evaluate("(t) => new Date(t).getTimezoneOffset()", picked)
+        expected = until.replace(tzinfo=UTC) + timedelta(minutes=offset)
+        assert f"until {expected.isoformat()}" in body["error"]["message"]
 
 
 async def test_an_admin_filters_the_audit_log_and_exports_it(
