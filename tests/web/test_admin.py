@@ -190,6 +190,19 @@ async def test_an_admin_filters_the_audit_log_and_exports_it(
         await form.get_by_label("Action").fill("stream.")
         await form.get_by_role("button", name="Filter").click()
         await expect(page.get_by_text("No entry matches.")).to_be_visible()
+        # A hundred entries a page: "Older entries" adds the next.
+        await db.pool.execute(
+            "INSERT INTO audit_log (action, target_type, target_id)"
+            " SELECT 'stream.test', 'stream', n::text FROM generate_series(1, 120) n"
+        )
+        await form.get_by_label("Actor").fill("")
+        await form.get_by_label("Action").fill("stream.test")
+        await form.get_by_role("button", name="Filter").click()
+        await expect(entries.locator("tbody tr")).to_have_count(100)
+        await page.get_by_role("button", name="Older entries").click()
+        await expect(entries.locator("tbody tr")).to_have_count(120)
+        await expect(entries.locator("tbody tr").last).to_contain_text("stream 1")
+        await expect(page.get_by_role("button", name="Older entries")).to_be_hidden()
         # A bad filter is refused with the field named.
         await form.get_by_label("Action").fill("Not an action")
         await form.get_by_role("button", name="Filter").click()
