@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from livecore.admin import console_routes as admin_console_routes
 from livecore.admin import routes as admin_routes
 from livecore.admin.accounts import Accounts, SelfSuspension, UnknownUser
 from livecore.appkeys import (
@@ -205,6 +206,7 @@ def create_app(
     webhook_routes.setup(app)
     admin_routes.setup(app)  # its context listens after the chat's
     rights_routes.setup(app)
+    admin_console_routes.setup(app)
     # Broadcasts end before aiohttp cancels handlers and closes the contexts above.
     app.on_shutdown.extend([_end_broadcasts, _close_chat_sockets])
     return app
