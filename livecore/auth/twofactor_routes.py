@@ -62,10 +62,23 @@ async def _two_factor(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+# Admins' powers over any stream, outside /api/v1/admin/: taking it down, lifting a block,
+# ending its broadcast (livecore.streams.end_routes).
+_STREAM_POWERS = ("/takedown", "/block", "/end")
+
+
+def _admin_power(request: web.Request) -> bool:
+    path = request.path
+    if path.startswith(ADMIN_PREFIX):
+        return True
+    return path.startswith("/api/v1/streams/") and path.endswith(_STREAM_POWERS)
+
+
 @web.middleware
 async def admin_two_factor(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """With `auth.require_2fa_admins`, an admin without 2FA is refused every admin route."""
-    if request.path.startswith(ADMIN_PREFIX) and request.app[CONFIG].auth.require_2fa_admins:
+    """With `auth.require_2fa_admins`, an admin without 2FA is refused every admin route and
+    every admin power over streams (an admin's own stream included)."""
+    if _admin_power(request) and request.app[CONFIG].auth.require_2fa_admins:
         principal = await authenticate(request)
         if (
             principal is not None

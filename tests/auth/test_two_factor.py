@@ -350,6 +350,24 @@ async def test_admins_need_2fa_for_admin_routes_when_required(
     assert (await client.get("/api/v1/admin/payouts", headers=auth)).status == 200
 
 
+async def test_admins_need_2fa_to_end_or_take_down_streams_when_required(
+    make_client: MakeClient, config: Config, db: Database
+) -> None:
+    client = await make_client(auth=replace(config.auth, require_2fa_admins=True))
+    client.session.cookie_jar.clear()
+    auth, _ = await _admin(client, db)
+    body = {"reason": "rules"}
+    for path in ("end", "takedown", "block"):
+        method = client.delete if path == "block" else client.post
+        resp = await method(f"/api/v1/streams/any/{path}", headers=auth, json=body)
+        assert resp.status == 403, path
+        assert (await resp.json())["error"]["code"] == "two_factor_required"
+    await turn_on(client, auth["Authorization"].removeprefix("Bearer "))
+    # With 2FA on, the request reaches the route (no such stream).
+    resp = await client.post("/api/v1/streams/any/takedown", headers=auth, json=body)
+    assert resp.status == 404
+
+
 async def test_admin_routes_work_without_2fa_by_default(client: Client, db: Database) -> None:
     client.session.cookie_jar.clear()
     auth, _ = await _admin(client, db)
