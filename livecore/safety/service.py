@@ -43,6 +43,11 @@ _APPLIES: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
+def applicable(kind: str) -> list[str]:
+    """The actions that fit a report on this kind of target, in the queue's order."""
+    return [a for a in ACTIONS if kind in _APPLIES[a]]
+
+
 # The audit log's names for report targets (a recording is a broadcast there).
 _AUDIT_TARGET: Final[Mapping[str, str]] = {
     "stream": "stream", "user": "user", "recording": "broadcast", "line": "chat_line",
