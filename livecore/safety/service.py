@@ -44,8 +44,10 @@ _APPLIES: Final[Mapping[str, tuple[str, ...]]] = {
 
 
 def applicable(kind: str) -> list[str]:
-    """The actions that fit a report on this kind of target, in the queue's order."""
-    return [a for a in ACTIONS if kind in _APPLIES[a]]
+    """The actions that fit a report on this kind of target, in the queue's order. A stream's
+    report is about its owner, whom no room times out or bans: those are left out for it."""
+    room = ("timeout", "ban") if kind == "stream" else ()
+    return [a for a in ACTIONS if kind in _APPLIES[a] and a not in room]
 
 
 # The audit log's names for report targets (a recording is a broadcast there).

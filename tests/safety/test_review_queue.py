@@ -303,6 +303,12 @@ async def test_filters(node: Client, dsn: str) -> None:
         return [r["id"] for r in (await _queue(node, admin_token, query))["reports"]]
 
     assert await ids("") == [spam["id"], hate["id"]]
+    # Each report says which actions fit it (a stream's owner is not timed out in their room).
+    queue = (await _queue(node, admin_token))["reports"]
+    assert [r["actions"] for r in queue] == [
+        ["dismiss", "end_broadcast", "suspend_account"],
+        ["dismiss", "timeout", "ban", "suspend_account"],
+    ]
     assert await ids("?category=spam") == [spam["id"]]
     assert await ids("?target_kind=user") == [hate["id"]]
     assert await ids("?category=spam&target_kind=user") == []
