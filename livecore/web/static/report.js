@@ -60,6 +60,7 @@ export async function startReport(slot, slug, stream, status) {
     category.focus();
   });
   dialog.addEventListener("close", () => opener.focus());
+  category.addEventListener("change", () => show(outcome, "")); // the last refusal is stale
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!category.value) {

@@ -250,9 +250,14 @@ function startMoneyOnce(stream) {
   const slot = $("money-actions");
   const status = $("money-status");
   const failed = (err) => say(error, `Could not load tips and subscriptions: ${err.message}`);
-  startSubscribe(slot, slug, stream, status, { subscribed: admitted }).catch(failed);
-  startTips(slot, slug, stream, status).catch(failed);
-  startReport(slot, slug, stream, status).catch((err) => say(error, `Could not offer reporting: ${err.message}`));
+  const money = [
+    startSubscribe(slot, slug, stream, status, { subscribed: admitted }).catch(failed),
+    startTips(slot, slug, stream, status).catch(failed),
+  ];
+  // After the money buttons, so the row reads the same on every load.
+  Promise.allSettled(money)
+    .then(() => startReport(slot, slug, stream, status))
+    .catch((err) => say(error, `Could not offer reporting: ${err.message}`));
 }
 
 /** A subscription lets this viewer in now: ask for playback again and open the chat. */
