@@ -162,6 +162,7 @@ async def test_an_admin_deletes_a_reported_chat_line_and_dismisses_a_report(
     cam = await user(client, "cam", creator=True)
     fan = await user(client, "fan")
     bob = await user(client, "bob")
+    await user(client, "carol")
     await create_stream(client, cam["token"], "chat-room", title="Chat room")
     talker = await connect(client, "chat-room", bob["token"])
     try:
@@ -175,7 +176,22 @@ async def test_an_admin_deletes_a_reported_chat_line_and_dismisses_a_report(
     ):  # fmt: skip
         resp = await client.post("/api/v1/reports", json=body, headers=bearer(fan["token"]))
         assert resp.status == 201, await resp.text()
-    async with chromium.tab(str(client.make_url("/"))) as tab:
+    async with (
+        chromium.tab(str(client.make_url("/"))) as tab,
+        chromium.tab(str(client.make_url("/"))) as other,
+    ):
+        # carol reports the same line to the stream's moderators, from the chat's line menu.
+        carol_page = other.page
+        await log_in(carol_page, "carol@example.com")
+        await carol_page.goto("/watch/chat-room")
+        chat = carol_page.get_by_role("region", name="Chat")
+        nasty = chat.locator(".chat-log .line.chat").filter(has_text="a nasty line")
+        await nasty.hover()
+        await nasty.get_by_role("button", name="Actions for bob's line").click()
+        await carol_page.get_by_role("button", name="Report", exact=True).click()
+        await expect(chat.locator(".chat-notice")).to_have_text(
+            "Reported: the moderators will look at it."
+        )
         page = tab.page
         await log_in(page, "root@example.com")
         await page.goto("/admin")
@@ -212,6 +228,13 @@ async def test_an_admin_deletes_a_reported_chat_line_and_dismisses_a_report(
         )
         await expect(page.get_by_text("No report matches.")).to_be_visible()
         await checked(tab, shots, "admin-reports-empty")
+        # The platform's decision closed carol's report to the moderators too, and says so.
+        await carol_page.goto("/account")
+        notes = carol_page.get_by_role("list", name="Notifications, newest first")
+        await expect(notes.get_by_role("listitem")).to_contain_text(
+            "Your report to the stream's moderators of a chat line was acted on:"
+            " the line was deleted."
+        )
     _, root = await login(client, "root")  # a session made after the role was
     resp = await client.get(
         "/api/v1/admin/reports?state=all&target_kind=line", headers=bearer(root["token"])
