@@ -221,6 +221,15 @@ class ReportService:
                 for p in prior
             ]  # fmt: skip
             out["actions_against_user"] = await self._audit.actions_for("user", report.subject_id)
+        # Who wrote each line and whom the report is about, by name (JSON keys are strings).
+        lines = [*out.get("recent_chat", []), *out.get("neighbours", [])]
+        if out.get("line"):
+            lines.append(out["line"])
+        ids = {x["user_id"] for x in lines if x["user_id"] is not None}
+        if report.subject_id is not None:
+            ids.add(report.subject_id)
+        names = await self.store.display_names(sorted(ids)) if ids else {}
+        out["names"] = {str(k): v for k, v in names.items()}
         return out
 
     async def queue(self, f: QueueFilter) -> list[Report]:

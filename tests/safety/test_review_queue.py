@@ -93,6 +93,7 @@ async def test_line_report_shows_neighbours_and_delete_closes_every_report(
         assert context["line"]["text"] == "nasty"
         assert context["line"]["user_id"] == alice["user"]["id"]
         assert [n["text"] for n in context["neighbours"]] == ["one", "two", "four"]
+        assert context["names"] == {str(alice["user"]["id"]): "alice"}
         assert context["stream"]["slug"] == "room-one"
         prior = {p["id"] for p in context["prior_reports"]}
         assert {second["id"], older["id"]} <= prior

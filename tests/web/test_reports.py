@@ -105,7 +105,7 @@ async def test_a_viewer_reports_a_live_stream_and_an_admin_ends_it_from_the_queu
             await expect(item).to_contain_text("Violence · Filed by a user")
             await expect(item).to_contain_text("Fighting on camera at 12:03")
             await expect(item.get_by_role("list", name="Recent chat")).to_contain_text(
-                "welcome to the show"
+                "cam: welcome to the show"
             )
             # Only what fits a stream: no "Delete line", no "Take down recording".
             await expect(item.get_by_role("button", name="Delete line")).to_have_count(0)
@@ -206,7 +206,8 @@ async def test_an_admin_deletes_a_reported_chat_line_and_dismisses_a_report(
         await expect(lines.get_by_role("listitem")).to_have_text(
             [re.compile(t) for t in ("first line", "a nasty line", "last line")]
         )
-        await expect(item).to_contain_text(f"Reported line: user {bob['user']['id']}: a nasty line")
+        await expect(item).to_contain_text("Reported line: bob: a nasty line")
+        await expect(item).to_contain_text(f"History of bob (account {bob['user']['id']})")
         # A line cannot have its broadcast ended or be taken down from here.
         await expect(item.get_by_role("button", name="End broadcast")).to_have_count(0)
         await expect(item.get_by_role("button", name="Time out")).to_be_visible()

@@ -33,9 +33,9 @@ const DONE = {
   delete_line: (what) => `Deleted ${what}.`,
   end_broadcast: (what) => `Ended the broadcast of ${what}.`,
   take_down_recording: (what) => `Took down ${what}.`,
-  timeout: (what, r) => `Timed out account ${r.subject_id} (${what}).`,
-  ban: (what, r) => `Banned account ${r.subject_id} from the chat (${what}).`,
-  suspend_account: (what, r) => `Suspended account ${r.subject_id} (${what}).`,
+  timeout: (what, r) => `Timed out ${named(r, r.subject_id)} (${what}).`,
+  ban: (what, r) => `Banned ${named(r, r.subject_id)} from the chat (${what}).`,
+  suspend_account: (what, r) => `Suspended ${named(r, r.subject_id)} (${what}).`,
 };
 // Actions that need a reason written down: they end, remove or suspend something.
 const NEEDS_REASON = new Set(["end_broadcast", "take_down_recording", "ban", "suspend_account"]);
@@ -77,13 +77,15 @@ function about(report) {
     case "recording":
       return name ? `a recording of ${name}` : "a recording";
     default:
-      return `account ${report.subject_id}`;
+      return named(report, report.subject_id);
   }
 }
 
 const lineText = (line) => (line.deleted ? "(deleted)" : line.text);
-const lineItem = (line, marked = false) =>
-  el("li", { class: marked ? "reported" : "" }, `user ${line.user_id}: `, lineText(line));
+/** An account by name when the API gave it ("cam"), by number otherwise ("account 4"). */
+const named = (report, id) => report.context.names?.[id] ?? `account ${id}`;
+const lineItem = (report, line, marked = false) =>
+  el("li", { class: marked ? "reported" : "" }, el("strong", {}, named(report, line.user_id)), ": ", lineText(line));
 
 function streamFacts(stream) {
   const name = stream.title || stream.slug;
@@ -112,20 +114,20 @@ function context(report) {
   if (c.recent_chat) {
     parts.push(el("h4", {}, "Recent chat"));
     parts.push(c.recent_chat.length
-      ? el("ul", { class: "lines", "aria-label": "Recent chat" }, ...c.recent_chat.map((l) => lineItem(l)))
+      ? el("ul", { class: "lines", "aria-label": "Recent chat" }, ...c.recent_chat.map((l) => lineItem(report, l)))
       : el("p", { class: "hint" }, "No chat lines."));
   }
   if (report.target_kind === "line") {
     parts.push(el("h4", {}, "The line and its neighbours"));
     const lines = [...(c.neighbours || []), ...(c.line ? [c.line] : [])].sort((a, b) => a.id - b.id);
     parts.push(el("ul", { class: "lines", "aria-label": "The line and its neighbours" },
-      ...lines.map((l) => lineItem(l, c.line && l.id === c.line.id))));
-    if (c.line) parts.push(el("p", {}, el("strong", {}, "Reported line: "), `user ${c.line.user_id}: `, lineText(c.line)));
+      ...lines.map((l) => lineItem(report, l, c.line && l.id === c.line.id))));
+    if (c.line) parts.push(el("p", {}, el("strong", {}, "Reported line: "), `${named(report, c.line.user_id)}: `, lineText(c.line)));
   }
   if (report.subject_id !== null) {
     const prior = c.prior_reports || [];
     const actions = c.actions_against_user || [];
-    parts.push(el("h4", {}, `History of account ${report.subject_id}`));
+    parts.push(el("h4", {}, `History of ${named(report, report.subject_id)} (account ${report.subject_id})`));
     parts.push(el("p", {}, prior.length
       ? `Other reports: ${prior.map((p) => `#${p.id} ${KINDS[p.target_kind].toLowerCase()}, ${CATEGORIES[p.category] ?? p.category}, ${p.state}${p.outcome ? ` (${p.outcome})` : ""}`).join("; ")}.`
       : "No other reports."));
