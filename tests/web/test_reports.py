@@ -217,6 +217,7 @@ async def test_an_admin_deletes_a_reported_chat_line_and_dismisses_a_report(
         await expect(page.get_by_role("status")).to_have_text(
             "Deleted a chat line in Chat room. Closed 1 report."
         )
+        await expect(page.get_by_role("heading", name="Reports")).to_be_focused()
         await expect(page.get_by_text("No report matches.")).to_be_visible()
         # The stream's report: dismissed.
         await form.get_by_label("Reported").select_option(label="Anything")

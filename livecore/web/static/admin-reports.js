@@ -187,6 +187,8 @@ async function act(report, action, form, button) {
     say(`${DONE[action](about(report), report)} Closed ${closed} report${closed === 1 ? "" : "s"}.`);
     hooks.changed();
     await loadReports();
+    // The card and its button are gone: keyboard focus goes back to the queue's heading.
+    $("reports-heading").focus();
   } catch (err) {
     button.disabled = false;
     fail(err);
