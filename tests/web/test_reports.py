@@ -230,6 +230,17 @@ async def test_an_admin_deletes_a_reported_chat_line_and_dismisses_a_report(
         )
         await expect(page.get_by_text("No report matches.")).to_be_visible()
         await checked(tab, shots, "admin-reports-empty")
+        # A report filed while the console is open appears in it by itself, at its next look.
+        async with page.expect_response(lambda r: "/api/v1/admin/reports?" in r.url):
+            resp = await client.post(
+                "/api/v1/reports", json={"target_kind": "user", "user_id": bob["user"]["id"],
+                                         "category": "other", "note": "ban evasion"},
+                headers=bearer(fan["token"]),
+            )  # fmt: skip
+            assert resp.status == 201, await resp.text()
+        await expect(reports.get_by_role("listitem", name=re.compile(r": bob$"))).to_contain_text(
+            "ban evasion"
+        )
         # The platform's decision closed carol's report to the moderators too, and says so.
         await carol_page.goto("/account")
         notes = carol_page.get_by_role("list", name="Notifications, newest first")

@@ -211,6 +211,15 @@ function card(report) {
   );
 }
 
+/** Look again unless the admin is at work on a card (focus in it, or a reason typed), which
+ * a redraw would lose. */
+export function refreshReportsQuietly() {
+  const list = $("reports");
+  const busy = list.contains(document.activeElement) ||
+    [...list.querySelectorAll("input")].some((input) => input.value.trim() !== "");
+  return busy ? Promise.resolve() : loadReports();
+}
+
 export async function loadReports() {
   const { reports } = await api("GET", `/api/v1/admin/reports?${query()}`);
   $("reports").replaceChildren(...reports.map(card));

@@ -8,7 +8,7 @@ import { REFRESH_MS, loadLive } from "./admin-live.js";
 import { loadRequests, setUpUsers } from "./admin-users.js";
 import { loadPayouts, loadRevenue } from "./admin-money.js";
 import { loadAudit, setUpAudit } from "./admin-audit.js";
-import { loadReports, setUpReports } from "./admin-reports.js";
+import { loadReports, refreshReportsQuietly, setUpReports } from "./admin-reports.js";
 
 async function start() {
   let user;
@@ -43,9 +43,12 @@ async function start() {
   setUpReports();
   hooks.changed = () => loadAudit().catch(fail);
   $("live-refresh").addEventListener("click", () => loadLive().catch(fail));
-  // What is live changes by itself: looked at again every few seconds while the page is seen.
+  // What is live and what is reported change by themselves: looked at again every few
+  // seconds while the page is seen.
   setInterval(() => {
-    if (!document.hidden) loadLive().catch(fail);
+    if (document.hidden) return;
+    loadLive().catch(fail);
+    refreshReportsQuietly().catch(fail);
   }, REFRESH_MS);
   const loads = [loadLive(), loadReports(), loadRequests(), loadPayouts(), loadRevenue()];
   for (const result of await Promise.allSettled(loads)) {
