@@ -39,6 +39,7 @@ from livecore.safety.service import (
     ReportService,
     Throttled,
     UnknownTarget,
+    applicable,
     line_target,
 )
 from livecore.store.reports import QueueFilter, Report
@@ -146,7 +147,12 @@ async def get_admin_reports(request: web.Request) -> web.Response:
     )  # fmt: skip
     service = request.app[REPORTS]
     reports = await service.queue(f)
-    items = [{**report_json(r), "context": await service.context(r)} for r in reports]
+    # Each report says which actions fit its target, so the console offers only those.
+    items = [
+        {**report_json(r), "actions": applicable(r.target_kind),
+         "context": await service.context(r)}
+        for r in reports
+    ]  # fmt: skip
     return web.json_response({"reports": items, "actions": list(ACTIONS)})
 
 

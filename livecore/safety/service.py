@@ -43,6 +43,13 @@ _APPLIES: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
+def applicable(kind: str) -> list[str]:
+    """The actions that fit a report on this kind of target, in the queue's order. A stream's
+    report is about its owner, whom no room times out or bans: those are left out for it."""
+    room = ("timeout", "ban") if kind == "stream" else ()
+    return [a for a in ACTIONS if kind in _APPLIES[a] and a not in room]
+
+
 # The audit log's names for report targets (a recording is a broadcast there).
 _AUDIT_TARGET: Final[Mapping[str, str]] = {
     "stream": "stream", "user": "user", "recording": "broadcast", "line": "chat_line",
@@ -214,6 +221,15 @@ class ReportService:
                 for p in prior
             ]  # fmt: skip
             out["actions_against_user"] = await self._audit.actions_for("user", report.subject_id)
+        # Who wrote each line and whom the report is about, by name (JSON keys are strings).
+        lines = [*out.get("recent_chat", []), *out.get("neighbours", [])]
+        if out.get("line"):
+            lines.append(out["line"])
+        ids = {x["user_id"] for x in lines if x["user_id"] is not None}
+        if report.subject_id is not None:
+            ids.add(report.subject_id)
+        names = await self.store.display_names(sorted(ids)) if ids else {}
+        out["names"] = {str(k): v for k, v in names.items()}
         return out
 
     async def queue(self, f: QueueFilter) -> list[Report]:

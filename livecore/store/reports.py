@@ -154,6 +154,13 @@ class Reports:
         )
         return [Line(r["id"], r["user_id"], r["text"], r["deleted"]) for r in rows]
 
+    async def display_names(self, user_ids: list[int]) -> dict[int, str]:
+        """Each known account's display name (a deleted account's is what it was left as)."""
+        rows = await self._db.pool.fetch(
+            "SELECT id, display_name FROM users WHERE id = ANY($1::bigint[])", user_ids
+        )
+        return {r["id"]: r["display_name"] for r in rows}
+
     # -- reports --------------------------------------------------------------------------------
 
     async def create(

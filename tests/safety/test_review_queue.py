@@ -93,6 +93,7 @@ async def test_line_report_shows_neighbours_and_delete_closes_every_report(
         assert context["line"]["text"] == "nasty"
         assert context["line"]["user_id"] == alice["user"]["id"]
         assert [n["text"] for n in context["neighbours"]] == ["one", "two", "four"]
+        assert context["names"] == {str(alice["user"]["id"]): "alice"}
         assert context["stream"]["slug"] == "room-one"
         prior = {p["id"] for p in context["prior_reports"]}
         assert {second["id"], older["id"]} <= prior
@@ -303,6 +304,12 @@ async def test_filters(node: Client, dsn: str) -> None:
         return [r["id"] for r in (await _queue(node, admin_token, query))["reports"]]
 
     assert await ids("") == [spam["id"], hate["id"]]
+    # Each report says which actions fit it (a stream's owner is not timed out in their room).
+    queue = (await _queue(node, admin_token))["reports"]
+    assert [r["actions"] for r in queue] == [
+        ["dismiss", "end_broadcast", "suspend_account"],
+        ["dismiss", "timeout", "ban", "suspend_account"],
+    ]
     assert await ids("?category=spam") == [spam["id"]]
     assert await ids("?target_kind=user") == [hate["id"]]
     assert await ids("?category=spam&target_kind=user") == []

@@ -78,7 +78,7 @@ async def test_a_visitor_signs_up_from_watch_chats_and_a_moderator_deletes_a_lin
         await owner_line.get_by_role("button", name="Actions for Host's line").click()
         await expect(page.get_by_role("button", name="Delete")).to_have_count(0)  # not staff
         await checked(visitor, shots, "watch-line-actions")
-        await page.get_by_role("button", name="Report").click()
+        await page.get_by_role("button", name="Report", exact=True).click()
         await expect(chat.locator(".chat-notice")).to_have_text(
             "Reported: the moderators will look at it."
         )

@@ -3,6 +3,7 @@
 // the page says which it is in <body data-page>.
 import { ApiError, api, el, show } from "./api.js";
 import { me, nextPath } from "./header.js";
+import { loadNotifications } from "./notifications.js";
 import { askForCode, twoFactorPanel } from "./twofactor.js";
 
 const $ = (id) => document.getElementById(id);
@@ -279,7 +280,11 @@ async function account() {
     }
   });
   deletion();
-  await Promise.all([loadSessions(), twoFactorPanel((text) => (status.textContent = text))]);
+  await Promise.all([
+    loadSessions(),
+    twoFactorPanel((text) => (status.textContent = text)),
+    loadNotifications($("notifications"), $("no-notifications"), fail),
+  ]);
 }
 
 const pages = {

@@ -1,13 +1,14 @@
-// The admin console (/admin): live streams to end, accounts to suspend or promote, creator
-// requests, payouts to settle, the platform's revenue and the audit log. Every section reads
-// and acts through the admin API; logged out, the page sends to the login; not an admin, it
-// says the console is for admins only.
+// The admin console (/admin): live streams to end, the review queue of reports, accounts to
+// suspend or promote, creator requests, payouts to settle, the platform's revenue and the
+// audit log. Every section reads and acts through the admin API; logged out, the page sends
+// to the login; not an admin, it says the console is for admins only.
 import { me, withNext } from "./header.js";
 import { $, fail, hooks } from "./admin-page.js";
 import { REFRESH_MS, loadLive } from "./admin-live.js";
 import { loadRequests, setUpUsers } from "./admin-users.js";
 import { loadPayouts, loadRevenue } from "./admin-money.js";
 import { loadAudit, setUpAudit } from "./admin-audit.js";
+import { loadReports, refreshReportsQuietly, setUpReports } from "./admin-reports.js";
 
 async function start() {
   let user;
@@ -39,13 +40,17 @@ async function start() {
   $("console").hidden = false;
   setUpUsers();
   setUpAudit();
+  setUpReports();
   hooks.changed = () => loadAudit().catch(fail);
   $("live-refresh").addEventListener("click", () => loadLive().catch(fail));
-  // What is live changes by itself: looked at again every few seconds while the page is seen.
+  // What is live and what is reported change by themselves: looked at again every few
+  // seconds while the page is seen.
   setInterval(() => {
-    if (!document.hidden) loadLive().catch(fail);
+    if (document.hidden) return;
+    loadLive().catch(fail);
+    refreshReportsQuietly().catch(fail);
   }, REFRESH_MS);
-  const loads = [loadLive(), loadRequests(), loadPayouts(), loadRevenue()];
+  const loads = [loadLive(), loadReports(), loadRequests(), loadPayouts(), loadRevenue()];
   for (const result of await Promise.allSettled(loads)) {
     if (result.status === "rejected") fail(result.reason);
   }

@@ -7,6 +7,7 @@ import { withNext } from "./header.js";
 import { endedMessage, renderChatPanel, startChat } from "./chat.js";
 import { LowLatency } from "./lowlatency.js";
 import { startSubscribe } from "./subscribe.js";
+import { startReport } from "./report.js";
 import { startTips } from "./tip.js";
 import { keepLive, liveOptions } from "./player.js";
 
@@ -242,15 +243,21 @@ async function refresh() {
 
 let moneyStarted = false;
 
-/** Tip and Subscribe, once the stream is known. */
+/** Tip, Subscribe and Report stream, once the stream is known. */
 function startMoneyOnce(stream) {
   if (moneyStarted) return;
   moneyStarted = true;
   const slot = $("money-actions");
   const status = $("money-status");
   const failed = (err) => say(error, `Could not load tips and subscriptions: ${err.message}`);
-  startSubscribe(slot, slug, stream, status, { subscribed: admitted }).catch(failed);
-  startTips(slot, slug, stream, status).catch(failed);
+  const money = [
+    startSubscribe(slot, slug, stream, status, { subscribed: admitted }).catch(failed),
+    startTips(slot, slug, stream, status).catch(failed),
+  ];
+  // After the money buttons, so the row reads the same on every load.
+  Promise.allSettled(money)
+    .then(() => startReport(slot, slug, stream, status))
+    .catch((err) => say(error, `Could not offer reporting: ${err.message}`));
 }
 
 /** A subscription lets this viewer in now: ask for playback again and open the chat. */
