@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -25,17 +22,14 @@ from livecore.appkeys import (
     METRICS,
     PUBLISHERS,
     RECORDINGS,
-    SECRET_KEY,
     STREAM_RECORDS,
     TRUSTED_PROXIES,
     USERS,
     VIEWERS,
 )
-from livecore.auth import routes as auth_routes
-from livecore.auth import twofactor_routes
-from livecore.auth.mail import LogMailSender, MailSender, SmtpMailSender, SmtpSettings
+from livecore.auth import setup as auth_setup
+from livecore.auth.mail import MailSender
 from livecore.auth.origins import OriginPolicy
-from livecore.auth.service import AuthService
 from livecore.chat import context as chat_context
 from livecore.chat import routes as chat_routes
 from livecore.chat.heartbeat import Heartbeat
@@ -48,9 +42,6 @@ from livecore.clientip import parse_networks
 from livecore.config import Config
 from livecore.deadlines import body_deadline
 from livecore.errors import Forbidden, json_errors
-from livecore.events.bus import LocalBus
-from livecore.events.metrics import BusMetrics
-from livecore.events.redis_bus import RedisBus
 from livecore.events.types import Event, StreamMedia, StreamState
 from livecore.hls import routes as hls_routes
 from livecore.hls.metrics import HlsMetrics
@@ -58,9 +49,7 @@ from livecore.hls.origin import FinishedRecording, HlsOrigin
 from livecore.hls.packaging import PackagingProcesses
 from livecore.hls.thumbnails import Thumbnail
 from livecore.hls.views import RenditionView
-from livecore.ops import routes as ops_routes
-from livecore.ops.metrics import Metrics
-from livecore.ops.runtime import RuntimeProbe
+from livecore.ops import setup as ops_setup
 from livecore.recordings import routes as recording_routes
 from livecore.recordings.layout import ROOT as RECORDINGS_ROOT
 from livecore.recordings.recovery import finish_interrupted
@@ -77,19 +66,17 @@ from livecore.sfu.publisher import Publishers
 from livecore.sfu.viewers import Viewers
 from livecore.sfu.vp8 import source_transcoders
 from livecore.signaling import routes as signaling_routes
-from livecore.store import Database, apply_migrations
-from livecore.store.audit import AuditLog
 from livecore.store.broadcasts import Broadcasts, MediaInfo
 from livecore.store.chat import ChatStore
 from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Ledger
 from livecore.store.payouts import Payouts
-from livecore.store.streams import Stream, Streams
+from livecore.store.streams import Stream
 from livecore.store.stripe_customers import StripeCustomers
 from livecore.store.stripe_events import StripeEvents
 from livecore.store.subscriptions import Subscriptions
 from livecore.store.tips import Tips
-from livecore.store.users import User, Users
+from livecore.store.users import User
 from livecore.streams import end_routes
 from livecore.streams import routes as stream_routes
 from livecore.streams.ending import LiveEnder
@@ -115,6 +102,7 @@ from livecore.tips.subscriptions import SubscriptionService
 from livecore.tips.webhooks import WebhookHandler
 from livecore.transcode.workers import WorkerPool
 from livecore.web import routes as web_routes
+from livecore.wiring import foundation
 
 logger = logging.getLogger(__name__)
 
@@ -138,12 +126,6 @@ class _OriginOf:
         return origin.thumbnail(stream) if origin is not None else None
 
 
-async def _runtime(app: web.Application) -> AsyncIterator[None]:
-    """Event-loop lag and garbage-collection pauses, as metrics."""
-    async with RuntimeProbe(app[METRICS].registry).running():
-        yield
-
-
 def create_app(
     config: Config,
     *,
@@ -152,25 +134,21 @@ def create_app(
 ) -> web.Application:
     """Build the application. `database_url` overrides the config (the embedded database)."""
     app = web.Application(
-        middlewares=[ops_routes.observe, json_errors, body_deadline],
+        middlewares=[ops_setup.observe, json_errors, body_deadline],
         client_max_size=config.max_body_bytes,
     )
     app[CONFIG] = config
     app[TRUSTED_PROXIES] = parse_networks(config.trusted_proxies)
-    app[METRICS] = Metrics()
     dsn = database_url or config.database_url
     if not dsn:
         raise ValueError("no database: set database_url or start the embedded database")
     # Order matters: each context may use the ones above it; exit runs in reverse.
-    app.cleanup_ctx.extend(
-        [_runtime, _secret_key, _database(dsn), _auth(mailer or _mailer(config))]
-    )
-    ops_routes.setup(app)
-    auth_routes.setup(app)
-    twofactor_routes.setup(app)  # its context needs the auth context above
+    ops_setup.setup(app)
+    foundation.setup(app, dsn)
+    auth_setup.setup(app, mailer)
     stream_routes.setup(app)  # its context (the listing cache) runs before _live_media
     end_routes.setup(app)
-    app.cleanup_ctx.extend([_events, _live_media, _chat, _money])
+    app.cleanup_ctx.extend([_live_media, _chat, _money])
     chat_routes.setup_routes(app)
     tip_routes.setup(app)
     earnings_routes.setup(app)
@@ -191,78 +169,6 @@ def create_app(
     # Broadcasts end before aiohttp cancels handlers and closes the contexts above.
     app.on_shutdown.extend([_end_broadcasts, _close_chat_sockets])
     return app
-
-
-def _mailer(config: Config) -> MailSender:
-    a = config.auth
-    if not a.smtp_host:
-        return LogMailSender()
-    return SmtpMailSender(
-        SmtpSettings(a.smtp_host, a.smtp_port, a.smtp_starttls, a.smtp_username,
-                     a.smtp_password, a.mail_from)
-    )  # fmt: skip
-
-
-async def _secret_key(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
-    if config.secret_key:
-        app[SECRET_KEY] = config.secret_key.encode()
-    else:
-        app[SECRET_KEY] = await asyncio.to_thread(_stored_secret, config.data_path / "secret_key")
-    yield
-
-
-def _stored_secret(path: Path) -> bytes:
-    """The key generated on first start; several nodes must share LIVECORE_SECRET_KEY instead."""
-    if path.exists():
-        return path.read_bytes().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
-    return key
-
-
-def _database(dsn: str) -> CleanupContext:
-    async def context(app: web.Application) -> AsyncIterator[None]:
-        report = await apply_migrations(dsn)
-        if report.applied:
-            logger.info("migrations applied: %s", ", ".join(report.applied))
-        db = app[DB] = await Database.connect(dsn, max_size=app[CONFIG].database_pool_size)
-        app[METRICS].watch_pool(lambda: _pool_stats(db))
-        yield
-        await db.close(timeout_s=10)
-
-    return context
-
-
-class _RoomRecords:
-    """What the bus keeps in PostgreSQL: rooms' event id blocks and their stored history."""
-
-    def __init__(self, store: ChatStore) -> None:
-        self._store = store
-
-    async def reserve(self, room: int, count: int) -> int:
-        return await self._store.reserve_event_ids(room, count)
-
-    async def recent(self, room: int, limit: int) -> list[bytes]:
-        return await self._store.recent_lines(room, limit)
-
-
-async def _events(app: web.Application) -> AsyncIterator[None]:
-    """The event bus: in-process on one node, Redis pub/sub when redis_url is set."""
-    config = app[CONFIG]
-    records = _RoomRecords(ChatStore(app[DB]))
-    if config.redis_url:
-        bus = RedisBus(config.redis_url, ids=records, history=config.chat.history,
-                       stored=records, metrics=BusMetrics(app[METRICS].registry))  # fmt: skip
-        await bus.start()
-        app[BUS] = bus
-    else:
-        app[BUS] = LocalBus(records, history=config.chat.history, stored=records)
-    yield
-    await app[BUS].close()
 
 
 async def _chat(app: web.Application) -> AsyncIterator[None]:
@@ -515,31 +421,3 @@ def _whep_admit(app: web.Application) -> signaling_routes.WhepAdmit:
 async def _end_broadcasts(app: web.Application) -> None:
     await app[PUBLISHERS].close()
     await app[VIEWERS].close()
-
-
-def _pool_stats(db: Database) -> tuple[int, int, int]:
-    s = db.stats()
-    return s.size, s.idle, s.max_size
-
-
-def _auth(mailer: MailSender) -> CleanupContext:
-    async def context(app: web.Application) -> AsyncIterator[None]:
-        config = app[CONFIG]
-        db = app[DB]
-        app[USERS], app[STREAM_RECORDS], app[AUDIT] = Users(db), Streams(db), AuditLog(db)
-        auth = app[AUTH] = AuthService(
-            app[DB], config.auth, mailer, public_url=config.public_url,
-            hash_workers=max(1, min(4, os.cpu_count() or 1)),
-        )  # fmt: skip
-        # Accounts made before display names were unique (the name_key migration), or by an older
-        # node during a rolling upgrade, get their name key before anyone registers here.
-        filled, kept = await auth.fill_name_keys()
-        if filled or kept:
-            logger.info(
-                "display names: %d accounts given their comparison key; %d share the name of "
-                "an older account and keep it", filled, kept,
-            )  # fmt: skip
-        yield
-        await auth.close()
-
-    return context
