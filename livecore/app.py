@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
@@ -13,35 +11,25 @@ from aiohttp import web
 
 from livecore.admin import routes as admin_routes
 from livecore.appkeys import (
-    AUDIT,
-    AUTH,
     BUS,
     CONFIG,
     DB,
     HUBS,
+    INGEST,
+    LISTINGS,
     METRICS,
     PUBLISHERS,
     RECORDINGS,
-    STREAM_RECORDS,
     TRUSTED_PROXIES,
-    USERS,
     VIEWERS,
 )
 from livecore.auth import setup as auth_setup
 from livecore.auth.mail import MailSender
-from livecore.auth.origins import OriginPolicy
-from livecore.chat import context as chat_context
-from livecore.chat import routes as chat_routes
-from livecore.chat.heartbeat import Heartbeat
-from livecore.chat.limits import chat_limits
-from livecore.chat.metrics import ChatMetrics
-from livecore.chat.presence import Presence
-from livecore.chat.room import Rooms, RoomTuning
-from livecore.chat.service import ChatService
+from livecore.chat import setup as chat_setup
 from livecore.clientip import parse_networks
 from livecore.config import Config
 from livecore.deadlines import body_deadline
-from livecore.errors import Forbidden, json_errors
+from livecore.errors import json_errors
 from livecore.events.types import Event, StreamMedia, StreamState
 from livecore.hls import routes as hls_routes
 from livecore.hls.metrics import HlsMetrics
@@ -66,40 +54,12 @@ from livecore.sfu.publisher import Publishers
 from livecore.sfu.viewers import Viewers
 from livecore.sfu.vp8 import source_transcoders
 from livecore.signaling import routes as signaling_routes
-from livecore.store.broadcasts import Broadcasts, MediaInfo
-from livecore.store.chat import ChatStore
-from livecore.store.creator_settings import CreatorSettings
-from livecore.store.ledger import Ledger
-from livecore.store.payouts import Payouts
-from livecore.store.streams import Stream
-from livecore.store.stripe_customers import StripeCustomers
-from livecore.store.stripe_events import StripeEvents
-from livecore.store.subscriptions import Subscriptions
-from livecore.store.tips import Tips
-from livecore.store.users import User
-from livecore.streams import end_routes
-from livecore.streams import routes as stream_routes
+from livecore.store.broadcasts import MediaInfo
+from livecore.streams import setup as streams_setup
 from livecore.streams.ending import LiveEnder
 from livecore.streams.health import IngestReport
 from livecore.streams.live import BroadcastLog, RecordingDone, StateChange
-from livecore.streams.playback import PlaybackRefused
-from livecore.tips import (
-    earnings_routes,
-    figures_routes,
-    payout_routes,
-    subscription_routes,
-    webhook_routes,
-)
-from livecore.tips import routes as tip_routes
-from livecore.tips.breaker import CircuitBreaker
-from livecore.tips.fees import FeeRecorder
-from livecore.tips.payouts import PayoutService
-from livecore.tips.providers import PaymentProvider, TestProvider
-from livecore.tips.reversals import Reversals
-from livecore.tips.service import TipService
-from livecore.tips.stripe.gateway import StripeGateway, StripeProvider, StripeRail
-from livecore.tips.subscriptions import SubscriptionService
-from livecore.tips.webhooks import WebhookHandler
+from livecore.tips import setup as tips_setup
 from livecore.transcode.workers import WorkerPool
 from livecore.web import routes as web_routes
 from livecore.wiring import foundation
@@ -146,151 +106,24 @@ def create_app(
     ops_setup.setup(app)
     foundation.setup(app, dsn)
     auth_setup.setup(app, mailer)
-    stream_routes.setup(app)  # its context (the listing cache) runs before _live_media
-    end_routes.setup(app)
-    app.cleanup_ctx.extend([_live_media, _chat, _money])
-    chat_routes.setup_routes(app)
-    tip_routes.setup(app)
-    earnings_routes.setup(app)
-    payout_routes.setup(app)
-    subscription_routes.setup(app)
-    figures_routes.setup(app)
-    signaling_routes.setup(app, whep_admit=_whep_admit(app))
+    tips_setup.setup_access(app)  # playback and chat are built with the subscriber check
+    streams_setup.setup(app)  # its context (the listing cache) runs before _live_media
+    app.cleanup_ctx.append(_live_media)
+    # Broadcasts end before the chat's sockets close and aiohttp cancels handlers.
+    app.on_shutdown.append(_end_broadcasts)
+    chat_setup.setup(app)
+    tips_setup.setup(app)  # after the chat: a tip's message passes the chat's rules
+    signaling_routes.setup(app, whep_admit=streams_setup.whep_admit(app))
     app[HLS_METRICS] = HlsMetrics(app[METRICS].registry)
     hls_routes.setup(
         app, _OriginOf(app), config.hls, metrics=app[HLS_METRICS],
-        cdn_base_url=config.cdn_base_url, gate=stream_routes.hls_gate,
+        cdn_base_url=config.cdn_base_url, gate=streams_setup.hls_gate,
     )  # fmt: skip
     app[RECORDINGS] = LocalDisk(config.data_path)
-    recording_routes.setup(app, gate=stream_routes.hls_gate)
+    recording_routes.setup(app, gate=streams_setup.hls_gate)
     web_routes.setup(app, stripe_js=bool(config.stripe.secret_key))
-    webhook_routes.setup(app)
     admin_routes.setup(app)  # its context listens after the chat's
-    # Broadcasts end before aiohttp cancels handlers and closes the contexts above.
-    app.on_shutdown.extend([_end_broadcasts, _close_chat_sockets])
     return app
-
-
-async def _chat(app: web.Application) -> AsyncIterator[None]:
-    """Chat rooms, their rules, presence and the message store writer."""
-    config = app[CONFIG]
-    settings = config.chat
-    bus = app[BUS]
-    auth = app[AUTH]
-    metrics = ChatMetrics(app[METRICS].registry)
-
-    tuning = RoomTuning(
-        tick_s=settings.tick_ms / 1000, outbox_bytes=settings.outbox_bytes,
-        storm_chat_per_tick=settings.storm_chat_per_tick,
-    )  # fmt: skip
-    rooms = Rooms(bus, tuning, metrics)
-    limits = chat_limits(config)
-    service = ChatService(
-        bus, ChatStore(app[DB]), app[STREAM_RECORDS], app[AUDIT], rate_limiter=limits.rate,
-        fallback_limiter=limits.local_rate, duplicates=limits.duplicates,
-    )  # fmt: skip
-    playback = app[stream_routes.PLAYBACK]
-
-    async def may_read(user: User | None, stream: Stream) -> bool:
-        if stream.visibility == "public":
-            return True
-        return user is not None and await playback.may_watch(user, stream)
-
-    origins = OriginPolicy(config.public_url, config.trusted_origins)
-    app[chat_context.CHAT] = chat_context.Chat(
-        bus, auth, service, rooms, metrics, may_read, defaultdict(int), set(), origins
-    )
-    presence = Presence(
-        rooms, Broadcasts(app[DB]), config.redis_url, interval_s=settings.presence_interval_s
-    )
-    app[stream_routes.VIEWER_COUNTS] = presence.counts
-    tasks = [
-        asyncio.create_task(service.run_persister(), name="chat-persister"),
-        asyncio.create_task(presence.run(), name="presence"),
-        asyncio.create_task(
-            Heartbeat(rooms, settings.heartbeat_s, metrics).run(), name="chat-heartbeat"
-        ),
-    ]
-    yield
-    await service.drain()
-    await presence.leave_all()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await rooms.close()
-    await presence.close()
-    await limits.close()
-
-
-async def _money(app: web.Application) -> AsyncIterator[None]:
-    """Tips, subscriptions, payouts and the ledger behind them."""
-    config = app[CONFIG]
-    ledger = Ledger(app[DB])
-    creators = CreatorSettings(app[DB])
-    # Stripe when a secret key is configured; else the built-in test provider (test mode).
-    gateway = StripeGateway(config.stripe) if config.stripe.secret_key else None
-    provider: PaymentProvider = StripeProvider(gateway) if gateway else TestProvider()
-    breaker = CircuitBreaker(config.stripe.breaker_failures, config.stripe.breaker_reset_s)
-    chat_store = ChatStore(app[DB])
-
-    async def blocked(stream_id: int, user_id: int) -> bool:
-        bans = await chat_store.active_bans(stream_id)
-        return any(ban.user_id == user_id and ban.until is None for ban in bans)
-
-    app[tip_routes.TIPS] = TipService(
-        Tips(app[DB]), app[USERS], ledger, app[BUS], config.tips, provider,
-        creator_settings=creators, customers=StripeCustomers(app[DB]), breaker=breaker,
-        blocked=blocked,
-        screen=app[chat_context.CHAT].service.screen,
-    )  # fmt: skip
-    subscriptions = app[subscription_routes.SUBSCRIPTIONS] = SubscriptionService(
-        app[DB], Subscriptions(app[DB]), ledger, creators, config.tips, gateway
-    )
-    reversals = Reversals(app[DB], ledger)
-    fees = FeeRecorder(app[DB], reversals, gateway.payment_fee) if gateway else None
-    app[webhook_routes.WEBHOOKS] = WebhookHandler(
-        StripeEvents(app[DB]), app[tip_routes.TIPS], reversals, subscriptions,
-        fees.nudge if fees else None,
-    )  # fmt: skip
-    # Playback and chat are built before payments: they take the subscriber check now.
-    playback, chat = app[stream_routes.PLAYBACK], app[chat_context.CHAT].service
-    playback.set_extra_check(subscriptions.admits)
-    chat.set_may_chat_extra(subscriptions.admits)
-    # The processor renews real subscriptions, and its fees are read after each payment;
-    # the test lane renews its own.
-    task = asyncio.create_task(
-        fees.run() if fees else subscriptions.run_renewals(60.0), name="money-background"
-    )
-    payouts = app[payout_routes.PAYOUTS] = PayoutService(
-        app[DB], ledger, Payouts(app[DB]), creators, config.tips,
-        StripeRail(gateway) if gateway else None,
-    )  # fmt: skip
-    # Stripe transfers that had no answer are sent again (returns at once without Stripe).
-    payout_retries = asyncio.create_task(payouts.run_retries(60.0), name="payout-retries")
-    yield
-    payout_retries.cancel()
-    await asyncio.gather(payout_retries, return_exceptions=True)
-    # Tips settled just before shutdown still reach their rooms (the bus closes later).
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(10):
-            await app[tip_routes.TIPS].announced()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    playback.set_extra_check(None)
-    chat.set_may_chat_extra(None)
-    if gateway is not None:
-        await gateway.close()
-
-
-async def _close_chat_sockets(app: web.Application) -> None:
-    """Tell every chat client the node is going away (1001) before handlers are cancelled."""
-    chat = app.get(chat_context.CHAT)
-    if chat is None:
-        return
-    await asyncio.gather(
-        *(ws.close(code=1001, message=b"server shutting down") for ws in list(chat.sockets)),
-        return_exceptions=True,
-    )
 
 
 async def _live_media(app: web.Application) -> AsyncIterator[None]:
@@ -309,7 +142,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     enlarge_receive_buffers(config.sfu.udp_receive_buffer_bytes)
     # Before this node takes publishers: recordings it was writing when it last stopped.
     await finish_interrupted(app[DB], app[RECORDINGS])
-    broadcasts = BroadcastLog(app[DB], on_change=app[stream_routes.LISTINGS].invalidate)
+    broadcasts = BroadcastLog(app[DB], on_change=app[LISTINGS].invalidate)
     writer = asyncio.create_task(broadcasts.run(), name="broadcast-log")
     hubs = app[HUBS] = HubRegistry(queue_size=config.sfu.reader_queue_units)
     # Decoding (thumbnails) runs in worker processes, never on the loop.
@@ -359,7 +192,7 @@ async def _live_media(app: web.Application) -> AsyncIterator[None]:
     )  # fmt: skip
     # Ends asked for on any node reach the publisher's node: it listens while live.
     ender = LiveEnder(bus, app[PUBLISHERS])
-    app[stream_routes.INGEST] = _IngestProbe(app[PUBLISHERS], origin)
+    app[INGEST] = _IngestProbe(app[PUBLISHERS], origin)
     retention = asyncio.create_task(
         Retention(app[DB], app[RECORDINGS], config.recordings).run(), name="retention"
     )
@@ -406,16 +239,6 @@ class _IngestProbe:
             packets_received=health.packets_received, packets_lost=health.packets_lost,
             packet_loss=health.loss_fraction, last_media_s=health.last_media_s,
         )  # fmt: skip
-
-
-def _whep_admit(app: web.Application) -> signaling_routes.WhepAdmit:
-    async def admit(slug: str, token: str | None) -> None:
-        try:
-            await app[stream_routes.PLAYBACK].admit(slug, token)
-        except PlaybackRefused:
-            raise Forbidden("a valid playback token is required") from None
-
-    return admit
 
 
 async def _end_broadcasts(app: web.Application) -> None:

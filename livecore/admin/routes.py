@@ -16,10 +16,9 @@ from typing import Any, Final, get_args
 from aiohttp import web
 
 from livecore.admin.accounts import Accounts, RevocationListener, SelfSuspension, UnknownUser
-from livecore.appkeys import AUDIT, AUTH, BUS, DB, USERS
+from livecore.appkeys import AUDIT, AUTH, BUS, CHAT, DB, USERS
 from livecore.auth.requests import require_user
 from livecore.auth.views import user_json
-from livecore.chat.context import CHAT
 from livecore.errors import Conflict, Forbidden, Invalid, NotFound
 from livecore.jsonbody import invalid_message, read_body
 from livecore.store.admin_users import AdminUsers, LastAdmin

@@ -191,10 +191,6 @@ class ChatService:
             # Redis is out: the node's own limiter keeps the room safe meanwhile.
             return await self._fallback_limiter.allow(key)
 
-    def set_may_chat_extra(self, check: ChatCheck | None) -> None:
-        """Install the subscribers-only check (the service is built before payments are)."""
-        self._may_chat_extra = check
-
     async def _may_chat(self, user: User, stream: Stream) -> bool:
         return self._may_chat_extra is not None and await self._may_chat_extra(user, stream)
 
