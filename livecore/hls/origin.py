@@ -144,6 +144,13 @@ class HlsOrigin:
         broadcast = self._by_slug.get(stream)
         return dict(broadcast.renditions) if broadcast is not None else {}
 
+    def picture(self, stream: str) -> tuple[int | None, int | None]:
+        """The source rendition's width and height, read from the stream's SPS by the
+        packager (None until then, or when the stream is not packaged here)."""
+        source = (self.lookup(stream) or {}).get("source")
+        video = source.variant("") if source is not None else None
+        return (video.width, video.height) if video is not None else (None, None)
+
     def thumbnail(self, stream: str) -> Thumbnail | None:
         broadcast = self._by_slug.get(stream)
         return broadcast.thumbnailer.latest if broadcast is not None else None
