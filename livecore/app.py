@@ -23,11 +23,13 @@ from livecore.errors import json_errors
 from livecore.hls import setup as hls
 from livecore.ops import setup as ops
 from livecore.recordings import setup as recordings
+from livecore.rights import setup as rights
+from livecore.safety import setup as safety
 from livecore.signaling import setup as signaling
 from livecore.streams import setup as streams
 from livecore.tips import setup as tips
 from livecore.web import setup as pages
-from livecore.wiring import foundation, media
+from livecore.wiring import foundation, media, moderation
 
 
 def create_app(
@@ -58,5 +60,9 @@ def create_app(
     signaling.setup(app, whep_admit=streams.whep_admit(app))  # WHIP and WHEP
     hls.setup(app, gate=streams.hls_gate)  # /hls/, from the origin media.py makes
     pages.setup(app, stripe_js=bool(config.stripe.secret_key))
-    admin.setup(app)  # after the chat: a suspension closes chat sockets
+    # Reports, the review queue and screening (after the chat: it acts on rooms, counts viewers).
+    safety.setup(app, moderation.actions(app), moderation.screener(config))
+    moderation.setup(app)  # chat lines and thumbnails are offered to screening
+    admin.setup(app)  # after the chat: a suspension closes chat sockets; the console
+    rights.setup(app)  # data export and account deletion
     return app

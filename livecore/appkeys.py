@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from livecore.hls.origin import HlsOrigin
     from livecore.ops.metrics import Metrics
     from livecore.recordings.storage import RecordingStorage
+    from livecore.safety.screening import ScreeningQueue
+    from livecore.safety.service import ReportService
     from livecore.sfu.hub import HubRegistry
     from livecore.sfu.publisher import Publishers
     from livecore.sfu.viewers import Viewers
@@ -92,3 +94,7 @@ WEBHOOKS: Final[web.AppKey[WebhookHandler]] = web.AppKey("stripe_webhooks")
 # hls/: its metrics (made with its routes) and this node's origin (made with the live media).
 HLS_METRICS: Final[web.AppKey[HlsMetrics]] = web.AppKey("hls_metrics")
 HLS_ORIGIN: Final[web.AppKey[HlsOrigin]] = web.AppKey("hls_origin")
+# safety/: reports and the review queue (its routes read them), and the screening queue the
+# chat's lines, thumbnails and go-lives are offered to (wiring/moderation.py, wiring/media.py).
+REPORTS: Final[web.AppKey[ReportService]] = web.AppKey("reports")
+SCREENING: Final[web.AppKey[ScreeningQueue]] = web.AppKey("screening")

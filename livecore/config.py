@@ -211,6 +211,19 @@ class RecordingsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SafetyConfig:
+    # Reports one account may file within report_window_s (the rest: 429).
+    report_limit: int = _bounded(10, 1, 10_000)
+    report_window_s: float = _bounded(600.0, 1.0, 86400.0)
+    # The screening hook: "banned_terms" (built in, no network) or "none".
+    screener: Literal["banned_terms", "none"] = "banned_terms"
+    # Platform-wide terms the built-in screener flags in titles, display names and chat lines.
+    banned_terms: tuple[str, ...] = ()
+    # Items waiting to be screened; when full, new ones are dropped and counted.
+    screening_queue: int = _bounded(1000, 1, 1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     host: str = "127.0.0.1"
     port: int = _bounded(8080, 0, 65535)
@@ -253,6 +266,7 @@ class Config:
     chat: ChatConfig = field(default_factory=ChatConfig)
     tips: TipsConfig = field(default_factory=TipsConfig)
     stripe: StripeConfig = field(default_factory=StripeConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
 
     def __post_init__(self) -> None:
         for proxy in self.trusted_proxies:

@@ -5,7 +5,7 @@ request line, bad chunked encoding) never reaches the app or its error middlewar
 connection handler answers it itself, in plain text, from `RequestHandler.handle_error`.
 aiohttp has no public hook for that answer, so this module goes below its public API, in one
 place: a `RequestHandler` subclass whose `handle_error` answers `{"error": {...}}`, made by
-a `Server` subclass that `AppRunner._make_server` returns. tests/test_server.py covers it
+a `Server` subclass that `AppRunner._make_server` returns. tests/app/test_server.py covers it
 over a real socket, and fails if a new aiohttp moves these hooks.
 """
 

@@ -74,7 +74,7 @@ import psutil
 import uvloop
 
 from loadtests.server import free_port, post_json, scrape, stalls, start_server, stop_server
-from tests.services import RedisProcess
+from tests.support.services import RedisProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark passphrase"

@@ -677,7 +677,7 @@ async def _publishers_async(
     stop: MpEvent,
     events: Any,
 ) -> None:
-    restrict_host_addresses(["127.0.0.1"])  # as tests/rtc.py: loopback candidates only
+    restrict_host_addresses(["127.0.0.1"])  # as tests/support/rtc.py: loopback candidates only
     clip = load_clip(paths)
     if video_only:
         clip = dataclasses.replace(clip, audio=())

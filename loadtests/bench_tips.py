@@ -44,7 +44,7 @@ import psutil
 import uvloop
 
 from loadtests.server import ROOT, free_port, scrape, stalls, start_server, stop_server
-from tests.stripe_peer import StripePeer, event_body, sign_payload
+from tests.support.stripe_peer import StripePeer, event_body, sign_payload
 
 PASSWORD = "benchmark passphrase"
 WEBHOOK_SECRET = "whsec_bench"

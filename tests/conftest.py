@@ -21,9 +21,9 @@ from livecore.app import create_app
 from livecore.config import AuthConfig, Config, SfuConfig
 from livecore.deadlines import server_options
 from livecore.store import Database, apply_migrations
-from tests.fakes import CapturingMailSender
-from tests.services import RedisProcess, postgres, redis_server
-from tests.stripe_peer import StripePeer
+from tests.support.fakes import CapturingMailSender
+from tests.support.services import RedisProcess, postgres, redis_server
+from tests.support.stripe_peer import StripePeer
 
 Client = TestClient[Any, Any]
 
@@ -101,7 +101,7 @@ def config(tmp_path: Path) -> Config:
 @pytest.fixture
 async def stripe_peer() -> AsyncIterator[StripePeer]:
     """A started Stripe-shaped peer on loopback, closed after the test."""
-    # Here, not in tests/stripe_peer.py: the tips benchmark uses the peer too, with only
+    # Here, not in tests/support/stripe_peer.py: the tips benchmark uses the peer too, with only
     # livecore's own dependencies installed (no pytest).
     peer = StripePeer()
     await peer.start()

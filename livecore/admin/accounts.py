@@ -30,8 +30,9 @@ from livecore.streams.ending import announce_end
 
 logger = logging.getLogger(__name__)
 
-# What a suspended user's chat sockets are closed with (a WebSocket close reason).
+# What a suspended or deleted user's chat sockets are closed with (a WebSocket close reason).
 CLOSE_SUSPENDED = b"account suspended"
+CLOSE_DELETED = b"account deleted"
 
 
 class UnknownUser(Exception):
@@ -141,7 +142,8 @@ class Accounts:
 
 class RevocationListener:
     """On every node: hears `account_revoked` and drops the user's cached sessions here; for
-    a suspension, also closes the user's chat sockets on this node."""
+    a suspension or a deletion (livecore.rights), also closes the user's chat sockets on this
+    node."""
 
     def __init__(self, bus: EventBus, auth: AuthService, rooms: Rooms) -> None:
         self._auth = auth
@@ -164,13 +166,13 @@ class RevocationListener:
             return
         user_id, why = revoked
         self._auth.forget_user(user_id)
-        if why != "suspended":
+        if why not in ("suspended", "deleted"):
             return
         closed = 0
         for room in self._rooms.all():
             for outbox in list(room.outboxes):
                 if outbox.user_id == user_id:
-                    outbox.shut(CLOSE_SUSPENDED)
+                    outbox.shut(CLOSE_SUSPENDED if why == "suspended" else CLOSE_DELETED)
                     closed += 1
         if closed:
-            logger.info("user %d suspended: closed %d chat sockets here", user_id, closed)
+            logger.info("user %d %s: closed %d chat sockets here", user_id, why, closed)

@@ -47,14 +47,14 @@ def _accounts(request: web.Request) -> Accounts:
     return Accounts(app[DB], app[BUS], app[AUTH], app[USERS], app[AUDIT])
 
 
-async def _admin(request: web.Request) -> User:
+async def admin_user(request: web.Request) -> User:
     principal = await require_user(request)
     if principal.user.role != "admin":
         raise Forbidden("only admins may do this")
     return principal.user
 
 
-def _int_id(request: web.Request, name: str, what: str) -> int:
+def int_id(request: web.Request, name: str, what: str) -> int:
     text = request.match_info[name]
     if not text.isdigit() or len(text) > 18:
         raise NotFound(f"no such {what}")
@@ -84,13 +84,14 @@ def request_json(request: CreatorRequest) -> dict[str, Any]:
 
 
 async def get_users(request: web.Request) -> web.Response:
-    """Accounts by e-mail or display name (`q`, any part, any case), newest first."""
-    await _admin(request)
+    """Accounts by e-mail or display name (`q`, any part, any case), newest first, each with
+    its suspension, stream count and whether two-factor sign-in is on (one query)."""
+    await admin_user(request)
     query = request.query.get("q", "").strip()[:254]
     found = await AdminUsers(request.app[DB]).search(query)
     body = [
         {**user_json(f.user), "suspension": suspension_json(f.suspension),
-         "stream_count": f.stream_count}
+         "stream_count": f.stream_count, "two_factor": f.two_factor}
         for f in found
     ]  # fmt: skip
     return web.json_response({"users": body})
@@ -115,8 +116,8 @@ def _until(text: str) -> tuple[datetime | None, str | None]:
 async def post_suspension(request: web.Request) -> web.Response:
     """Suspend an account: its sessions end on every node, its chat sockets close, its live
     broadcasts end; until `until`, or until lifted when it is left out."""
-    actor = await _admin(request)
-    user_id = _int_id(request, "user_id", "user")
+    actor = await admin_user(request)
+    user_id = int_id(request, "user_id", "user")
     body = await read_body(request)
     reason = body.text("reason", max_len=REASON_MAX_LEN)
     until = None
@@ -143,8 +144,8 @@ async def post_suspension(request: web.Request) -> web.Response:
 
 
 async def delete_suspension(request: web.Request) -> web.Response:
-    actor = await _admin(request)
-    user_id = _int_id(request, "user_id", "user")
+    actor = await admin_user(request)
+    user_id = int_id(request, "user_id", "user")
     try:
         lifted = await _accounts(request).unsuspend(actor, user_id)
     except UnknownUser:
@@ -156,8 +157,8 @@ async def delete_suspension(request: web.Request) -> web.Response:
 
 async def put_role(request: web.Request) -> web.Response:
     """Make an account a viewer, a creator or an admin; never the last admin a non-admin."""
-    actor = await _admin(request)
-    user_id = _int_id(request, "user_id", "user")
+    actor = await admin_user(request)
+    user_id = int_id(request, "user_id", "user")
     body = await read_body(request)
     role: Role = body.choice("role", get_args(Role))
     body.check()
@@ -172,7 +173,7 @@ async def put_role(request: web.Request) -> web.Response:
 
 async def get_creator_requests(request: web.Request) -> web.Response:
     """Creator requests oldest first: `state` pending, approved or declined (all without)."""
-    await _admin(request)
+    await admin_user(request)
     state = request.query.get("state")
     if state is not None and state not in get_args(RequestState):
         problem = "must be one of " + ", ".join(get_args(RequestState))
@@ -182,8 +183,8 @@ async def get_creator_requests(request: web.Request) -> web.Response:
 
 
 async def _decide(request: web.Request, approve: bool) -> web.Response:
-    actor = await _admin(request)
-    request_id = _int_id(request, "request_id", "creator request")
+    actor = await admin_user(request)
+    request_id = int_id(request, "request_id", "creator request")
     decided = await _accounts(request).decide(actor, request_id, approve)
     if decided is None:
         raise NotFound("no such pending creator request")

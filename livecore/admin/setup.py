@@ -1,6 +1,7 @@
-"""The admin part of the app: its routes, and one context in which every node listens for
-revoked accounts (after the chat's: a suspension closes chat sockets). Only app.py imports
-this module.
+"""The admin part of the app: its routes (accounts, roles, creator requests), the admin
+console's (live streams, one account, the audit log), and one context in which every node
+listens for revoked accounts (after the chat's: a suspension closes chat sockets). Only
+app.py imports this module.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Final
 
 from aiohttp import web
 
-from livecore.admin import routes
+from livecore.admin import console_routes, routes
 from livecore.admin.accounts import RevocationListener
 from livecore.appkeys import AUTH, BUS, CHAT
 
@@ -20,6 +21,7 @@ _LISTENER: Final = web.AppKey("account_revocations", RevocationListener)
 
 def setup(app: web.Application) -> None:
     routes.setup(app)
+    console_routes.setup(app)
     app.cleanup_ctx.append(_revocations)
 
 

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from livecore.auth.identity import (
+    check_display_name,
+    check_email,
+    normalise_display_name,
+    normalise_email,
+)
 from livecore.auth.mail import Mail, MailSender
 from livecore.auth.passwords import PasswordHashing, Passwords, password_problem
 from livecore.auth.publish import is_publish_token, verify_publish
@@ -34,11 +38,10 @@ from livecore.store.sessions import Session, SessionInfo, Sessions
 from livecore.store.streams import Stream, Streams
 from livecore.store.suspensions import Suspensions
 from livecore.store.users import PasswordResets, Role, User, Users
-from livecore.text import has_control, has_visible, name_key
+from livecore.text import name_key
 
 logger = logging.getLogger(__name__)
 
-_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}")
 # Only touch last_seen_at this often per session, so that reading a cached session costs
 # no database write.
 _TOUCH_EVERY = timedelta(seconds=60)
@@ -76,34 +79,6 @@ class LoginResult:
     session_hash: bytes
     user: User
     expires_at: datetime
-
-
-def normalise_email(email: str) -> str:
-    return unicodedata.normalize("NFKC", email).strip()
-
-
-def check_email(email: str) -> str | None:
-    if len(email) > 254 or not _EMAIL.fullmatch(email):
-        return "is not a valid email address"
-    return None
-
-
-def normalise_display_name(name: str) -> str:
-    """A display name as stored: NFKC (full-width and styled letters become plain), stripped."""
-    return unicodedata.normalize("NFKC", name).strip()
-
-
-def check_display_name(name: str) -> str | None:
-    """What is wrong with a normalised display name, or None."""
-    if not 1 <= len(name) <= 64:
-        return "must be 1 to 64 characters"
-    # The chat's control characters (bidi overrides and isolates included, and no line
-    # breaks in a name), and every format character: zero-width ones hide in look-alikes.
-    if has_control(name, newlines=False) or any(unicodedata.category(c) == "Cf" for c in name):
-        return "must not contain control characters"
-    if not has_visible(name):
-        return "must contain a visible character"
-    return None
 
 
 class AuthService:
@@ -308,14 +283,6 @@ class AuthService:
         for revoked in await self._sessions.revoke_all(user.id, keep=session.token_hash):
             self._cache.pop(revoked, None)
         await self._audit.record("user.password_changed", "user", user.id, actor_id=user.id)
-
-    async def set_role(self, user: User, role: Role, *, actor_id: int | None) -> None:
-        await self._users.set_role(user.id, role)
-        for revoked in await self._sessions.revoke_all(user.id):
-            self._cache.pop(revoked, None)
-        await self._audit.record(
-            "user.role_set", "user", user.id, actor_id=actor_id, details={"role": role}
-        )
 
     # -- password reset ---------------------------------------------------------------------
 

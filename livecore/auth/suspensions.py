@@ -56,9 +56,9 @@ def refusal(suspension: Suspension) -> AccountSuspended:
     )
 
 
-# Why an account's cached sessions are dropped: "suspended" also closes its chat sockets;
-# "role" only makes every node read the new role at once.
-Why = Literal["suspended", "role"]
+# Why an account's cached sessions are dropped: "suspended" and "deleted" (livecore.rights)
+# also close its chat sockets; "role" only makes every node read the new role at once.
+Why = Literal["suspended", "role", "deleted"]
 
 
 async def announce_revoked(bus: EventBus, user_id: int, why: Why) -> None:

@@ -157,6 +157,14 @@ class TwoFactorService:
         )
         return codes
 
+    async def check_code(self, user: User, code: str, *, client_ip: str) -> None:
+        """Spend a current code (or a recovery code) for an act that needs one, such as
+        deleting the account. Raises NotEnabled, CodeRejected, Throttled."""
+        state = await self._secrets.get(user.id)
+        if state is None or state.enabled_at is None:
+            raise NotEnabled()
+        await self._check(user, state, code, client_ip)
+
     # -- the code step of a login -----------------------------------------------------------
 
     def begin_login(self, required: totp.SecondFactorRequired) -> tuple[str, int]:

@@ -88,6 +88,9 @@ class ChatService:
             _PERSIST_QUEUE
         )
         self.unsaved = 0
+        # Told of each stored line (stream id, line id, user id, text): the screening hook,
+        # set by app.py; it must return at once (it only queues the line).
+        self.on_line: Callable[[int, int, int, str], None] | None = None
 
     # -- room state ---------------------------------------------------------------------------
 
@@ -173,6 +176,8 @@ class ChatService:
             with contextlib.suppress(Exception):
                 await self._bus.publish(stream.id, ChatDeleted(event.id))
             raise Refused("not_stored", "your message could not be saved; try again")
+        if self.on_line is not None:
+            self.on_line(stream.id, event.id, user.id, text)
         return event.id
 
     async def _store_line(self, row: _Line) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -47,6 +48,11 @@ class EventBus(Protocol):
 
     async def joined(self, room: int) -> None:
         """Wait (briefly) until events of a newly subscribed room reach this node."""
+        ...
+
+    async def rename_in_history(self, room: int, user_id: int, name: str) -> int:
+        """Show `name` for the user on the room's remembered events (their account was
+        deleted); how many changed. Raises BusUnavailable when the history is out of reach."""
         ...
 
     async def close(self) -> None: ...
@@ -98,6 +104,18 @@ def event_id(body: bytes) -> int:
     """The id in an event body (the envelope puts it first after the type)."""
     found = _ID.search(body)
     return int(found.group(1)) if found else 0
+
+
+def renamed(body: bytes, user_id: int, name: str) -> bytes | None:
+    """`body` with `name` for `user_id` in its "user" (a chat line, a tip), the envelope's
+    key order and spacing kept (event_id reads the id where encode put it); None when the
+    event is not that user's or already says so."""
+    event = json.loads(body)
+    user = event.get("user")
+    if not isinstance(user, dict) or user.get("id") != user_id or user.get("name") == name:
+        return None
+    user["name"] = name
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def merge_history(stored: list[bytes], since: list[bytes], keep: int) -> list[bytes]:
@@ -158,6 +176,17 @@ class LocalBus:
 
     async def joined(self, room: int) -> None:
         return None
+
+    async def rename_in_history(self, room: int, user_id: int, name: str) -> int:
+        remembered = self._history.get(room)
+        if remembered is None:
+            return 0
+        changed = 0
+        for i, body in enumerate(remembered):
+            if (new := renamed(body, user_id, name)) is not None:
+                remembered[i] = new
+                changed += 1
+        return changed
 
     async def close(self) -> None:
         return None

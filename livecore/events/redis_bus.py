@@ -42,10 +42,19 @@ from livecore.events.bus import (
     Listener,
     Listeners,
     event_id,
+    renamed,
 )
 from livecore.events.ids import IdBlocks, IdSource, MemoryIds
 from livecore.events.metrics import BusMetrics
-from livecore.events.redis_scripts import INSTALL, PREFIX, PUBLISH, TAKE_UP, channel, room_keys
+from livecore.events.redis_scripts import (
+    INSTALL,
+    PREFIX,
+    PUBLISH,
+    RENAME,
+    TAKE_UP,
+    channel,
+    room_keys,
+)
 from livecore.events.types import Event, RoomEvent, split_event
 
 logger = logging.getLogger(__name__)
@@ -104,6 +113,7 @@ class RedisBus:
         self._publish = self._client.register_script(PUBLISH)
         self._install = self._client.register_script(INSTALL)
         self._take_up = self._client.register_script(TAKE_UP)
+        self._rename = self._client.register_script(RENAME)
         self._history = history
         self._stored = stored
         self._metrics = metrics
@@ -221,6 +231,19 @@ class RedisBus:
         except (RedisError, OSError, TimeoutError):
             return []
         return list(reversed(_as_bytes(items)))
+
+    async def rename_in_history(self, room: int, user_id: int, name: str) -> int:
+        """Rename in the room's history in Redis, which every node reads."""
+        key = f"{PREFIX}{room}:history"
+        try:
+            async with asyncio.timeout(_TIMEOUT_S):
+                pairs = []
+                for body in _as_bytes(await self._client.lrange(key, 0, -1)):
+                    if (new := renamed(body, user_id, name)) is not None:
+                        pairs += [body, new]
+                return int(await self._rename(keys=[key], args=pairs)) if pairs else 0
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise BusUnavailable(f"room {room}: history not reached: {exc!r}") from exc
 
     async def close(self) -> None:
         self._closing = True

@@ -57,6 +57,21 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
 end
 return redis.call('LRANGE', KEYS[1], 0, -1)
 """
+# KEYS: the room's history. ARGV: pairs of (body, its replacement). Matched by value, not by
+# position: events published since the node read the list have moved the old ones down.
+RENAME = """
+local n = 0
+for i, b in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  for j = 1, #ARGV, 2 do
+    if b == ARGV[j] then
+      redis.call('LSET', KEYS[1], i - 1, ARGV[j + 1])
+      n = n + 1
+      break
+    end
+  end
+end
+return n
+"""
 
 
 def channel(room: int) -> str:

@@ -174,11 +174,12 @@ class StreamState:
 @dataclass(frozen=True, slots=True)
 class AccountRevoked:
     """Every node drops the account's cached sessions (livecore.auth.suspensions); on
-    "suspended" it also closes the account's chat sockets, on "role" nodes read the new role."""
+    "suspended" and "deleted" it also closes the account's chat sockets, on "role" nodes read
+    the new role."""
 
     kind: ClassVar[EventKind] = "account_revoked"
     user_id: int
-    why: Literal["suspended", "role"]
+    why: Literal["suspended", "role", "deleted"]
 
     def payload(self) -> dict[str, Any]:
         return {"user_id": self.user_id, "why": self.why}

@@ -64,6 +64,8 @@ class HlsOrigin:
         self._workers = workers
         self._metrics = metrics
         self._by_slug: dict[str, _Broadcast] = {}
+        # Told of each new thumbnail (stream id, JPEG); set by app.py for screening.
+        self.on_thumbnail: Callable[[int, bytes], None] | None = None
         # Tasks of replaced broadcasts, still stopping their workers: awaited by close().
         self._retiring: set[asyncio.Task[None]] = set()
 
@@ -87,7 +89,10 @@ class HlsOrigin:
                     hub, name, rendition_dir(directory, name), self._config, metrics=self._metrics,
                     sequence_base=sequence_base, link=self._link(),
                 )  # fmt: skip
-        thumbnailer = Thumbnailer(hub, self._workers, interval_s=self._config.thumbnail_interval_s)
+        thumbnailer = Thumbnailer(
+            hub, self._workers, interval_s=self._config.thumbnail_interval_s,
+            on_new=self.on_thumbnail,
+        )  # fmt: skip
 
         async def run() -> None:
             thumbs = asyncio.create_task(thumbnailer.run(), name=f"thumbs:{hub.slug}")

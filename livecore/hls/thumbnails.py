@@ -62,8 +62,10 @@ class Thumbnailer:
         *,
         interval_s: float,
         max_width: int = 640,
+        on_new: Callable[[int, bytes], None] | None = None,
     ) -> None:
         self._hub = hub
+        self._on_new = on_new  # (stream id, JPEG): the screening hook; must not wait
         self._pool = pool
         self._interval_s = interval_s
         self._max_width = max_width
@@ -104,3 +106,5 @@ class Thumbnailer:
         jpeg = job.result()
         etag = '"' + hashlib.blake2b(jpeg, digest_size=12).hexdigest() + '"'
         self.latest = Thumbnail(jpeg, etag, time.time())
+        if self._on_new is not None:
+            self._on_new(self._hub.stream_id, jpeg)

@@ -37,8 +37,9 @@
    before ICE even starts). The peer's DTLS client then picks a suite for our ECDSA
    certificate, which every WebRTC stack accepts (browsers, OBS, GStreamer, aiortc).
 
-tests/signaling/test_whip.py and test_whep.py cover these over real loopback peers;
-test_whip_gstreamer.py covers 8 with GStreamer's webrtcbin.
+tests/signaling/test_whip.py, test_whep.py and tests/sfu/test_publisher.py cover these over
+real loopback peers; tests/signaling/test_whip_gstreamer.py covers 8 with GStreamer's
+webrtcbin, tests/sfu/test_rate_counter.py covers 7.
 """
 
 from __future__ import annotations

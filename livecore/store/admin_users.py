@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from livecore.store.db import Database
 from livecore.store.suspensions import IN_FORCE, Suspension
@@ -18,9 +19,10 @@ class UserListing:
     user: User
     suspension: Suspension | None
     stream_count: int
+    two_factor: bool  # TOTP enabled (enrolment confirmed)
 
 
-def _like(text: str) -> str:
+def like_anywhere(text: str) -> str:
     """A LIKE pattern matching `text` anywhere, its own wildcards taken literally."""
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -36,12 +38,14 @@ class AdminUsers:
         rows = await self._db.pool.fetch(
             "SELECT u.id, u.email, u.display_name, u.role, u.created_at,"
             " (SELECT count(*) FROM streams st WHERE st.owner_id = u.id) AS stream_count,"
+            " EXISTS (SELECT 1 FROM two_factor f WHERE f.user_id = u.id"
+            "  AND f.enabled_at IS NOT NULL) AS two_factor,"
             " x.user_id AS suspended_id, x.reason, x.until, x.actor_id, x.created_at AS since"
             " FROM users u"
             f" LEFT JOIN user_suspensions x ON x.user_id = u.id AND {IN_FORCE}"
             " WHERE lower(u.email) LIKE $1 OR lower(u.display_name) LIKE $1"
             " ORDER BY u.id DESC LIMIT $2",
-            _like(query),
+            like_anywhere(query),
             limit,
         )
         found = []
@@ -49,7 +53,7 @@ class AdminUsers:
             suspension = None
             if r["suspended_id"] is not None:
                 suspension = Suspension(r["id"], r["reason"], r["until"], r["actor_id"], r["since"])
-            found.append(UserListing(_user(r), suspension, r["stream_count"]))
+            found.append(UserListing(_user(r), suspension, r["stream_count"], r["two_factor"]))
         return found
 
     async def set_role(self, user_id: int, role: Role) -> Role | None:
@@ -79,3 +83,55 @@ class AdminUsers:
             user_id,
         )
         return [(r["id"], r["slug"]) for r in rows]
+
+    async def streams_of(self, user_id: int) -> list[OwnedStream]:
+        rows = await self._db.pool.fetch(
+            "SELECT id, slug, title, state, started_at FROM streams WHERE owner_id = $1"
+            " ORDER BY id",
+            user_id,
+        )
+        return [
+            OwnedStream(r["id"], r["slug"], r["title"], r["state"], r["started_at"]) for r in rows
+        ]
+
+    async def tips_of(self, user_id: int, limit: int = 20) -> list[TipLine]:
+        """The newest tips the user gave or received, with both people's names."""
+        rows = await self._db.pool.fetch(
+            "SELECT t.id, t.amount_minor, t.currency, t.status, t.created_at, t.viewer_id,"
+            " v.display_name AS viewer_name, t.creator_id, c.display_name AS creator_name,"
+            " s.slug FROM tips t LEFT JOIN users v ON v.id = t.viewer_id"
+            " LEFT JOIN users c ON c.id = t.creator_id LEFT JOIN streams s ON s.id = t.stream_id"
+            " WHERE t.viewer_id = $1 OR t.creator_id = $1 ORDER BY t.id DESC LIMIT $2",
+            user_id,
+            limit,
+        )
+        return [
+            TipLine(
+                r["id"], r["amount_minor"], r["currency"], r["status"], r["created_at"],
+                r["viewer_id"], r["viewer_name"], r["creator_id"], r["creator_name"], r["slug"],
+            )
+            for r in rows
+        ]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedStream:
+    id: int
+    slug: str
+    title: str
+    state: str
+    started_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TipLine:
+    id: int
+    amount_minor: int
+    currency: str
+    status: str
+    created_at: datetime
+    viewer_id: int
+    viewer_name: str | None
+    creator_id: int
+    creator_name: str | None
+    stream_slug: str | None

@@ -18,7 +18,8 @@ _COLUMNS = (
     "s.id, s.slug, s.owner_id, s.title, s.visibility, s.state, s.started_at, s.ended_at,"
     " s.created_at, u.display_name AS owner_name"
 )
-_FROM = "FROM streams s JOIN users u ON u.id = s.owner_id"
+# A deleted account's streams are found no more (livecore.store.data_rights).
+_FROM = "FROM streams s JOIN users u ON u.id = s.owner_id AND u.deleted_at IS NULL"
 # The CHECK on streams.slug (0001_init.sql), as Python matches it.
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,38}[a-z0-9]")
 

@@ -32,6 +32,7 @@ from livecore.jsonbody import invalid_message, iso, read_body
 from livecore.recordings.takedown import take_down
 from livecore.store.broadcasts import Broadcast, Broadcasts
 from livecore.store.streams import Stream, StreamState, Visibility
+from livecore.streams.health import IngestReport
 from livecore.streams.playback import PlaybackRefused
 from livecore.streams.service import (
     NotAllowed,
@@ -245,20 +246,24 @@ async def get_stream_health(request: web.Request) -> web.Response:
         raise Forbidden("only the stream's owner, its moderators and admins may do this")
     probe = request.app.get(INGEST)
     report = await probe.report(stream.id) if probe is not None else None
-    ingest = None
-    if report is not None:
-        ingest = {
-            **dataclasses.asdict(report),
-            "fps": round(report.fps, 2),
-            "packet_loss": round(report.packet_loss, 4),
-            "keyframe_interval_s": None
-            if report.keyframe_interval_s is None
-            else round(report.keyframe_interval_s, 2),
-            "last_media_s": round(report.last_media_s, 2),
-        }
     return web.json_response(
-        {"state": stream.state, "started_at": iso(stream.started_at), "ingest": ingest}
+        {"state": stream.state, "started_at": iso(stream.started_at), "ingest": ingest_json(report)}
     )
+
+
+def ingest_json(report: IngestReport | None) -> dict[str, Any] | None:
+    """Ingest figures as the health route (and the admin console's listing) answer them."""
+    if report is None:
+        return None
+    return {
+        **dataclasses.asdict(report),
+        "fps": round(report.fps, 2),
+        "packet_loss": round(report.packet_loss, 4),
+        "keyframe_interval_s": None
+        if report.keyframe_interval_s is None
+        else round(report.keyframe_interval_s, 2),
+        "last_media_s": round(report.last_media_s, 2),
+    }
 
 
 async def get_stream_audit(request: web.Request) -> web.Response:

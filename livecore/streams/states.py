@@ -1,7 +1,7 @@
 """What a broadcast's start and end set off on this node: the broadcast's row (through
 `live.BroadcastLog`), its recording's size once packaging has finished (`RecordingDone`),
-listening for ends asked on any node (`ending.LiveEnder`) and the stream's `stream_state`
-event on the bus.
+listening for ends asked on any node (`ending.LiveEnder`), screening a stream that goes live
+(`on_live`) and the stream's `stream_state` event on the bus.
 
 The publishers (sfu/) report a go-live and an end synchronously and never wait: `changed`
 only queues and starts tasks, which `events_sent` and `recordings_reported` await at
@@ -12,7 +12,7 @@ neither sfu/ nor hls/ (wiring/media.py passes them in).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -84,8 +84,11 @@ class StreamStates(Generic[H]):
         packaging: Packaging[H],
         ender: LiveEnder,
         data_path: Path,
+        *,
+        on_live: Callable[[int], None] | None = None,
     ) -> None:
         self._bus = bus
+        self._on_live = on_live  # (stream id): screening of its title; must not wait
         self._broadcasts = broadcasts
         self._packaging = packaging
         self._ender = ender
@@ -112,6 +115,8 @@ class StreamStates(Generic[H]):
             report = asyncio.create_task(self._report_recording(hub.serial, recording))
             self._reports.add(report)
             report.add_done_callback(self._reports.discard)
+        if live and self._on_live is not None:
+            self._on_live(hub.stream_id)
         shown = None if media is None else StreamMedia(media.video_codec, media.width, media.height)
         self._spawn(
             self._bus.publish(hub.stream_id, StreamState("live" if live else "offline", shown))

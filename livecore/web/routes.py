@@ -1,6 +1,6 @@
 """The web pages and their static files: `/`, `/studio`, `/studio/moderation`, `/watch/{slug}`,
 the account pages (`/login`, `/signup`, `/forgot-password`, `/reset-password`, `/account`),
-`/subscriptions`, the creator's `/studio/money`, `/static/...`.
+`/subscriptions`, the creator's `/studio/money`, the admin console `/admin`, `/static/...`.
 
 The pages are static HTML; everything dynamic is done by their JavaScript modules through
 the public API, so nothing here reads the database or imports other livecore packages.
@@ -80,6 +80,13 @@ STATIC_CACHE: Final = "public, no-cache"
 # Every static file, by name, with its type: anything else is a 404.
 STATIC_FILES: Final[Mapping[str, str]] = {
     "app.css": "text/css; charset=utf-8",
+    "admin.css": "text/css; charset=utf-8",
+    "admin.js": "text/javascript; charset=utf-8",
+    "admin-audit.js": "text/javascript; charset=utf-8",
+    "admin-live.js": "text/javascript; charset=utf-8",
+    "admin-money.js": "text/javascript; charset=utf-8",
+    "admin-page.js": "text/javascript; charset=utf-8",
+    "admin-users.js": "text/javascript; charset=utf-8",
     "account.js": "text/javascript; charset=utf-8",
     "amounts.js": "text/javascript; charset=utf-8",
     "api.js": "text/javascript; charset=utf-8",
@@ -118,6 +125,7 @@ def setup(
     app.router.add_get("/studio", _page("studio.html"))
     app.router.add_get("/studio/money", _page("money.html"))
     app.router.add_get("/studio/moderation", _page("moderation.html"))
+    app.router.add_get("/admin", _page("admin.html"))
     watch_csp = content_security_policy(stripe_js=stripe_js)
     app.router.add_get("/watch/{slug}", _page("watch.html", csp=watch_csp))
     pages = ("login", "signup", "forgot-password", "reset-password", "account", "subscriptions")

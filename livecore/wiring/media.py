@@ -1,6 +1,7 @@
 """This node's live media, where packages that may not import each other meet: sfu/ (hubs,
 publishers, viewers), hls/ (the origin, its packaging processes and the decoding pool) and
-streams/ (the broadcasts' state, `streams.states`; ends asked on any node, `LiveEnder`; the
+streams/ (the broadcasts' state, `streams.states`, whose go-lives are offered to the
+safety package's screening; ends asked on any node, `LiveEnder`; the
 studio's ingest figures). One cleanup context, because their shutdown is one sequence:
 publishers end, packaging finishes, the recordings are reported, then the broadcast log
 drains.
@@ -25,6 +26,7 @@ from livecore.appkeys import (
     LISTINGS,
     METRICS,
     PUBLISHERS,
+    SCREENING,
     VIEWERS,
 )
 from livecore.hls.origin import HlsOrigin
@@ -86,7 +88,10 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     )  # fmt: skip
     # Ends asked for on any node reach the publisher's node: it listens while live.
     ender = LiveEnder(bus, publishers)
-    states = StreamStates(bus, broadcasts, origin, ender, config.data_path)
+    states = StreamStates(
+        bus, broadcasts, origin, ender, config.data_path,
+        on_live=lambda stream_id: _screen(app, stream_id),
+    )  # fmt: skip
     app[INGEST] = _IngestProbe(publishers, origin)
     yield
     await states.events_sent()
@@ -129,6 +134,12 @@ class _IngestProbe:
             packets_received=health.packets_received, packets_lost=health.packets_lost,
             packet_loss=health.loss_fraction, last_media_s=health.last_media_s,
         )  # fmt: skip
+
+
+def _screen(app: web.Application, stream_id: int) -> None:
+    """A stream went live: its title and its owner's name are screened (never waits)."""
+    if (screening := app.get(SCREENING)) is not None:
+        screening.offer_stream(stream_id)
 
 
 async def _end_broadcasts(app: web.Application) -> None:

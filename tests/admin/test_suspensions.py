@@ -20,8 +20,8 @@ from livecore.store.ledger import Ledger
 from tests.admin.accounts import admin, audit_actions, login, suspend
 from tests.chat.conftest import FAST_CHAT, Viewer, connect, user
 from tests.conftest import PASSWORD, Client, MakeClient, bearer, create_stream, wait_state
-from tests.services import RedisProcess
 from tests.streams.test_end_now import go_live, server_closed, whip_refusal
+from tests.support.services import RedisProcess
 
 
 async def _tip(client: Client, token: str, slug: str, key: str) -> aiohttp.ClientResponse:

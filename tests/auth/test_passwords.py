@@ -7,7 +7,7 @@ import re
 import asyncpg
 
 from tests.conftest import Client, bearer, register
-from tests.fakes import CapturingMailSender
+from tests.support.fakes import CapturingMailSender
 
 EMAIL = "ann@example.com"
 OLD = "correct horse battery"

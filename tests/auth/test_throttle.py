@@ -15,37 +15,30 @@ from livecore.auth.throttle import FailureWindow, admit
 from livecore.config import Config
 from livecore.store import Database
 from tests.conftest import Client, MakeClient, bearer, register
-from tests.fakes import CapturingMailSender, GatedPasswords
+from tests.support.clock import ManualClock
+from tests.support.fakes import CapturingMailSender, GatedPasswords
 
 PASSWORD = "correct horse battery"
 GENEROUS_S = 30.0  # only a login that waits for the gated hashes exceeds it
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock(1000.0)
 
 
-def window(clock: FakeClock, limit: int = 3, window_s: float = 60.0, **kw: int) -> FailureWindow:
+def window(clock: ManualClock, limit: int = 3, window_s: float = 60.0, **kw: int) -> FailureWindow:
     return FailureWindow(limit, window_s, clock=clock, **kw)
 
 
 # -- FailureWindow ---------------------------------------------------------------------------
 
 
-def test_unknown_key_may_try_at_once(clock: FakeClock) -> None:
+def test_unknown_key_may_try_at_once(clock: ManualClock) -> None:
     assert window(clock).retry_after_s("ann") == 0.0
 
 
-def test_failures_below_the_limit_do_not_throttle(clock: FakeClock) -> None:
+def test_failures_below_the_limit_do_not_throttle(clock: ManualClock) -> None:
     w = window(clock, limit=3)
     w.fail("ann")
     w.fail("ann")
@@ -53,7 +46,7 @@ def test_failures_below_the_limit_do_not_throttle(clock: FakeClock) -> None:
 
 
 def test_reaching_the_limit_throttles_until_the_first_failure_leaves_the_window(
-    clock: FakeClock,
+    clock: ManualClock,
 ) -> None:
     w = window(clock, limit=3, window_s=60)
     for _ in range(3):
@@ -63,7 +56,7 @@ def test_reaching_the_limit_throttles_until_the_first_failure_leaves_the_window(
     assert w.retry_after_s("ann") == 45.0
 
 
-def test_throttle_lifts_once_the_window_has_passed(clock: FakeClock) -> None:
+def test_throttle_lifts_once_the_window_has_passed(clock: ManualClock) -> None:
     w = window(clock, limit=3, window_s=60)
     for _ in range(3):
         w.fail("ann")
@@ -71,7 +64,7 @@ def test_throttle_lifts_once_the_window_has_passed(clock: FakeClock) -> None:
     assert w.retry_after_s("ann") == 0.0
 
 
-def test_throttle_shrinks_as_time_passes(clock: FakeClock) -> None:
+def test_throttle_shrinks_as_time_passes(clock: ManualClock) -> None:
     w = window(clock, limit=2, window_s=60)
     w.fail("ann")
     w.fail("ann")
@@ -79,7 +72,7 @@ def test_throttle_shrinks_as_time_passes(clock: FakeClock) -> None:
     assert w.retry_after_s("ann") == 40.0
 
 
-def test_wait_counts_from_the_oldest_of_the_latest_failures(clock: FakeClock) -> None:
+def test_wait_counts_from_the_oldest_of_the_latest_failures(clock: ManualClock) -> None:
     w = window(clock, limit=2, window_s=60)
     w.fail("ann")  # 1000
     clock.now += 10
@@ -89,7 +82,7 @@ def test_wait_counts_from_the_oldest_of_the_latest_failures(clock: FakeClock) ->
     assert w.retry_after_s("ann") == 50.0
 
 
-def test_old_failures_expire_but_recent_ones_still_count(clock: FakeClock) -> None:
+def test_old_failures_expire_but_recent_ones_still_count(clock: ManualClock) -> None:
     w = window(clock, limit=3, window_s=60)
     w.fail("ann")  # 1000
     clock.now = 1001
@@ -104,7 +97,7 @@ def test_old_failures_expire_but_recent_ones_still_count(clock: FakeClock) -> No
     assert w.retry_after_s("ann") == 58.0
 
 
-def test_clear_forgets_the_failures_of_a_key(clock: FakeClock) -> None:
+def test_clear_forgets_the_failures_of_a_key(clock: ManualClock) -> None:
     w = window(clock, limit=2)
     w.fail("ann")
     w.fail("ann")
@@ -112,11 +105,11 @@ def test_clear_forgets_the_failures_of_a_key(clock: FakeClock) -> None:
     assert w.retry_after_s("ann") == 0.0
 
 
-def test_clear_of_an_unknown_key_is_harmless(clock: FakeClock) -> None:
+def test_clear_of_an_unknown_key_is_harmless(clock: ManualClock) -> None:
     window(clock).clear("nobody")
 
 
-def test_keys_are_counted_separately(clock: FakeClock) -> None:
+def test_keys_are_counted_separately(clock: ManualClock) -> None:
     w = window(clock, limit=2)
     w.fail("ann")
     w.fail("ann")
@@ -125,7 +118,7 @@ def test_keys_are_counted_separately(clock: FakeClock) -> None:
     assert w.retry_after_s("bob") == 0.0
 
 
-def test_full_table_evicts_expired_keys_first(clock: FakeClock) -> None:
+def test_full_table_evicts_expired_keys_first(clock: ManualClock) -> None:
     w = window(clock, limit=1, window_s=60, max_keys=2)
     w.fail("old")
     clock.now += 30
@@ -136,7 +129,7 @@ def test_full_table_evicts_expired_keys_first(clock: FakeClock) -> None:
     assert w.retry_after_s("new") == 60.0
 
 
-def test_full_table_of_live_keys_forgets_the_oldest_inserted(clock: FakeClock) -> None:
+def test_full_table_of_live_keys_forgets_the_oldest_inserted(clock: ManualClock) -> None:
     w = window(clock, limit=1, window_s=60, max_keys=2)
     w.fail("first")
     w.fail("second")
@@ -146,7 +139,7 @@ def test_full_table_of_live_keys_forgets_the_oldest_inserted(clock: FakeClock) -
     assert w.retry_after_s("third") == 60.0
 
 
-def test_admit_counts_the_attempt_in_every_window(clock: FakeClock) -> None:
+def test_admit_counts_the_attempt_in_every_window(clock: ManualClock) -> None:
     per_key, per_ip = window(clock, limit=2), window(clock, limit=3)
     assert admit((per_key, "ann"), (per_ip, "10.0.0.1")) == 0.0
     assert admit((per_key, "ann"), (per_ip, "10.0.0.1")) == 0.0
@@ -154,7 +147,7 @@ def test_admit_counts_the_attempt_in_every_window(clock: FakeClock) -> None:
     assert per_ip.retry_after_s("10.0.0.1") == 0.0  # one more left there
 
 
-def test_attempt_refused_by_one_window_counts_in_none(clock: FakeClock) -> None:
+def test_attempt_refused_by_one_window_counts_in_none(clock: ManualClock) -> None:
     per_key, per_ip = window(clock, limit=1), window(clock, limit=2)
     assert admit((per_key, "ann"), (per_ip, "10.0.0.1")) == 0.0
     assert admit((per_key, "ann"), (per_ip, "10.0.0.1")) == 60.0

@@ -12,7 +12,7 @@ from livecore.auth import totp
 from livecore.store import Database
 from livecore.store.audit import AuditLog
 from livecore.store.twofactor import TwoFactorSecrets
-from tests.test_cli import _env, _livecore
+from tests.cli.test_cli import _env, _livecore
 
 
 async def _turn_on(dsn: str, user_id: int) -> None:

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from tests.chat.conftest import FAST_CHAT, Viewer, connect, stream, user
 from tests.conftest import Client, MakeClient, bearer
-from tests.services import RedisProcess
+from tests.support.services import RedisProcess
 
 
 async def _say_all(viewer: Viewer, prefix: str, count: int) -> dict[int, str]:

@@ -22,20 +22,13 @@ from livecore.chat.limits import (
     chat_limits,
 )
 from livecore.config import ChatConfig, Config
-from tests.services import free_port
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
+from tests.support.services import free_port
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock(1000.0)
 
 
 async def _client(url: str) -> aioredis.Redis:
@@ -87,7 +80,7 @@ async def silent_redis() -> AsyncIterator[aioredis.Redis]:
 # -- TokenBucket --------------------------------------------------------------------------------
 
 
-def test_bucket_allows_a_burst_then_says_how_long_to_wait(clock: FakeClock) -> None:
+def test_bucket_allows_a_burst_then_says_how_long_to_wait(clock: ManualClock) -> None:
     bucket = TokenBucket(capacity=3, refill_per_s=0.5, clock=clock)
     assert [bucket.take() for _ in range(3)] == [0.0, 0.0, 0.0]
     assert bucket.take() == pytest.approx(2.0)  # one token at 0.5 per second
@@ -95,7 +88,7 @@ def test_bucket_allows_a_burst_then_says_how_long_to_wait(clock: FakeClock) -> N
     assert bucket.take() == pytest.approx(1.0)  # half a token back, half to go
 
 
-def test_bucket_refills_with_time_up_to_capacity(clock: FakeClock) -> None:
+def test_bucket_refills_with_time_up_to_capacity(clock: ManualClock) -> None:
     bucket = TokenBucket(capacity=2, refill_per_s=1.0, clock=clock)
     bucket.take()
     bucket.take()
@@ -108,7 +101,7 @@ def test_bucket_refills_with_time_up_to_capacity(clock: FakeClock) -> None:
     assert [bucket.take() for _ in range(3)][2] > 0
 
 
-def test_refused_takes_do_not_cost_tokens(clock: FakeClock) -> None:
+def test_refused_takes_do_not_cost_tokens(clock: ManualClock) -> None:
     bucket = TokenBucket(capacity=1, refill_per_s=1.0, clock=clock)
     bucket.take()
     for _ in range(5):
@@ -117,7 +110,7 @@ def test_refused_takes_do_not_cost_tokens(clock: FakeClock) -> None:
     assert bucket.take() == 0.0
 
 
-def test_bucket_survives_a_clock_stepping_back(clock: FakeClock) -> None:
+def test_bucket_survives_a_clock_stepping_back(clock: ManualClock) -> None:
     bucket = TokenBucket(capacity=1, refill_per_s=1.0, clock=clock)
     clock.now -= 100
     assert bucket.take() == 0.0
@@ -136,7 +129,7 @@ def test_bucket_rejects_impossible_settings() -> None:
 # -- LocalRateLimiter -----------------------------------------------------------------------
 
 
-async def test_local_limiter_keeps_one_bucket_per_key(clock: FakeClock) -> None:
+async def test_local_limiter_keeps_one_bucket_per_key(clock: ManualClock) -> None:
     limiter = LocalRateLimiter(2, 1.0, clock=clock)
     assert [await limiter.allow("s1:alice") for _ in range(3)][:2] == [0.0, 0.0]
     assert await limiter.allow("s1:alice") == pytest.approx(1.0)
@@ -145,7 +138,7 @@ async def test_local_limiter_keeps_one_bucket_per_key(clock: FakeClock) -> None:
     assert await limiter.allow("s1:alice") == 0.0
 
 
-async def test_local_limiter_forgets_the_least_recently_used_key(clock: FakeClock) -> None:
+async def test_local_limiter_forgets_the_least_recently_used_key(clock: ManualClock) -> None:
     limiter = LocalRateLimiter(1, 0.01, max_keys=2, clock=clock)
     await limiter.allow("a")
     await limiter.allow("b")
@@ -229,7 +222,7 @@ async def test_redis_limiter_times_out(silent_redis: aioredis.Redis) -> None:
 
 
 async def test_after_a_failure_redis_is_skipped_for_a_while(
-    silent_redis: aioredis.Redis, clock: FakeClock
+    silent_redis: aioredis.Redis, clock: ManualClock
 ) -> None:
     limiter = RedisRateLimiter(silent_redis, 3, 1.0, timeout_s=0.2, cooldown_s=5, clock=clock)
     with pytest.raises(LimiterUnavailable):
@@ -246,7 +239,7 @@ async def test_after_a_failure_redis_is_skipped_for_a_while(
 
 
 async def test_redis_limiter_recovers_when_redis_is_back(
-    node_a: aioredis.Redis, clock: FakeClock
+    node_a: aioredis.Redis, clock: ManualClock
 ) -> None:
     limiter = RedisRateLimiter(node_a, 3, 1.0, cooldown_s=5, clock=clock)
     limiter._guard._down_until = clock.now + 5  # as after a failure
@@ -260,7 +253,7 @@ async def test_redis_limiter_recovers_when_redis_is_back(
 # -- duplicate filters ------------------------------------------------------------------------
 
 
-async def test_local_duplicates_are_refused_within_the_window(clock: FakeClock) -> None:
+async def test_local_duplicates_are_refused_within_the_window(clock: ManualClock) -> None:
     dups = LocalDuplicateFilter(30, clock=clock)
     assert await dups.first_time("s1:alice", "hello")
     assert not await dups.first_time("s1:alice", "hello")
@@ -273,7 +266,7 @@ async def test_local_duplicates_are_refused_within_the_window(clock: FakeClock) 
     assert await dups.first_time("s1:alice", "hello")
 
 
-async def test_local_duplicate_memory_is_bounded(clock: FakeClock) -> None:
+async def test_local_duplicate_memory_is_bounded(clock: ManualClock) -> None:
     dups = LocalDuplicateFilter(30, max_entries=3, clock=clock)
     for i in range(10):
         assert await dups.first_time("u", f"message {i}")
@@ -282,7 +275,7 @@ async def test_local_duplicate_memory_is_bounded(clock: FakeClock) -> None:
     assert await dups.first_time("u", "message 0")  # dropped to make room
 
 
-async def test_local_duplicate_memory_drops_expired_entries(clock: FakeClock) -> None:
+async def test_local_duplicate_memory_drops_expired_entries(clock: ManualClock) -> None:
     dups = LocalDuplicateFilter(30, clock=clock)
     for i in range(5):
         await dups.first_time("u", f"message {i}")
@@ -318,7 +311,7 @@ async def test_redis_duplicates_expire(node_a: aioredis.Redis) -> None:
 
 
 async def test_redis_duplicate_failure_falls_back_to_local(
-    dead_redis: aioredis.Redis, clock: FakeClock
+    dead_redis: aioredis.Redis, clock: ManualClock
 ) -> None:
     redis_dups = RedisDuplicateFilter(dead_redis, 30)
     with pytest.raises(LimiterUnavailable):

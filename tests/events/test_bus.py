@@ -13,7 +13,7 @@ from livecore.events.ids import MemoryIds
 from livecore.events.redis_bus import RedisBus
 from livecore.events.types import Event
 from tests.events.raw import Raw
-from tests.services import RedisProcess
+from tests.support.services import RedisProcess
 
 
 class Inbox:

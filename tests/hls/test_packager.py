@@ -20,7 +20,7 @@ from livecore.hls.playlist import render_media
 from livecore.sfu.hub import StreamHub
 from tests.hls.conftest import CONFIG, Env
 from tests.hls.probe import assert_continuous, probe
-from tests.media import clip, encode_h264, encode_opus
+from tests.support.media import clip, encode_h264, encode_opus
 
 
 @pytest.fixture(params=["thread", "process"])

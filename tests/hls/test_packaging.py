@@ -10,7 +10,7 @@ import signal
 from livecore.hls.packaging import PackagingProcesses
 from livecore.hls.playlist import render_media
 from tests.hls.conftest import Env
-from tests.media import clip
+from tests.support.media import clip
 
 
 async def _started(packaging: PackagingProcesses, count: int) -> list[int]:

@@ -10,7 +10,7 @@ from livecore.hls.h264 import codec_string, parameter_sets, picture_size
 from livecore.hls.playlist import render_media, render_multivariant, target_duration
 from livecore.hls.state import MediaState, Part, Segment, VariantInfo
 from livecore.recordings.playlist import RecordingPlaylist
-from tests.media import clip
+from tests.support.media import clip
 
 
 def _segment(msn: int, *, complete: bool = True, parts: int = 2, init: int = 0,

@@ -28,7 +28,7 @@ from livecore.sfu.hub import StreamHub
 from livecore.sfu.media import MediaUnit
 from tests.hls.conftest import CONFIG, Client
 from tests.hls.probe import Probe, probe
-from tests.media import Clip, clip, encode_opus, encode_vp8
+from tests.support.media import Clip, clip, encode_opus, encode_vp8
 
 LADDER = replace(CONFIG, renditions=("source", "360p"))
 

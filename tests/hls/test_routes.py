@@ -6,7 +6,7 @@ import re
 from livecore.recordings.layout import part_name
 from tests.hls.conftest import CONFIG, Broadcast, Client, Env
 from tests.hls.probe import assert_continuous, probe
-from tests.media import clip
+from tests.support.media import clip
 
 PLAYLIST = "application/vnd.apple.mpegurl"
 

@@ -11,7 +11,7 @@ import pytest
 from livecore.hls.thumbnails import Thumbnailer
 from livecore.sfu.hub import StreamHub
 from livecore.transcode.workers import _start_sync
-from tests.media import clip
+from tests.support.media import clip
 
 
 @pytest.fixture(scope="module")

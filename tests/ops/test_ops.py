@@ -14,7 +14,7 @@ from livecore.app import create_app
 from livecore.config import Config
 from livecore.ops.runtime import PROBE_S
 from tests.conftest import Client
-from tests.fakes import CapturingMailSender
+from tests.support.fakes import CapturingMailSender
 
 
 async def test_healthz_and_readyz(client: Client) -> None:

@@ -14,8 +14,8 @@ from livecore.app import create_app
 from livecore.appkeys import RECORDINGS
 from livecore.config import Config
 from livecore.recordings.storage import StoredObject
-from tests.fakes import CapturingMailSender
 from tests.streams.rows import creator_stream
+from tests.support.fakes import CapturingMailSender
 
 Client = TestClient[Any, Any]
 

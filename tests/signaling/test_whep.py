@@ -11,8 +11,8 @@ from livecore.config import SfuConfig
 from livecore.sfu.media import h264_is_keyframe
 from livecore.sfu.passthrough import EncodedFrame
 from tests.conftest import Client, MakeClient, bearer, register
-from tests.media import clip
-from tests.rtc import Publication, loopback_pc, publish
+from tests.support.media import clip
+from tests.support.rtc import Publication, loopback_pc, publish
 
 SDP = {"Content-Type": "application/sdp"}
 

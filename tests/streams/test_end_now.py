@@ -13,10 +13,10 @@ from aiortc import RTCPeerConnection
 
 from livecore.appkeys import PUBLISHERS
 from livecore.config import ChatConfig
-from tests import media
 from tests.chat.conftest import FAST_CHAT, connect, user
 from tests.conftest import Client, MakeClient, bearer, create_stream, wait_state
-from tests.rtc import Publication, publish
+from tests.support import media
+from tests.support.rtc import Publication, publish
 
 
 async def sql(dsn: str, query: str, *args: object) -> list[asyncpg.Record]:

@@ -13,9 +13,9 @@ from livecore.appkeys import HUBS, SECRET_KEY
 from livecore.auth.playback import PlaybackGrant, sign_playback
 from livecore.auth.publish import PUBLISH_TOKEN_TTL_S, PublishGrant, sign_publish
 from tests.conftest import Client, bearer, register, wait_state
-from tests.media import clip
-from tests.rtc import publish
 from tests.streams.test_streams_api import admin, create, creator, fetch
+from tests.support.media import clip
+from tests.support.rtc import publish
 
 SDP_HEADERS = {"Content-Type": "application/sdp"}
 REFUSED = {"error": {"code": "unauthorized", "message": "invalid stream key"}}

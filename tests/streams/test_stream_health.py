@@ -1,5 +1,6 @@
 """GET /api/v1/streams/{slug}/health: a live stream's own ingest figures, from its publisher,
-for its owner, moderators and admins only; and the window the figures are measured over."""
+for its owner, moderators and admins only. (The window the figures are measured over:
+tests/sfu/test_ingest.py.)"""
 
 from __future__ import annotations
 
@@ -7,13 +8,10 @@ import asyncio
 import time
 from typing import Any
 
-import pytest
-
-from livecore.sfu.ingest import IngestMeter
 from tests.conftest import Client, MakeClient, bearer, register, wait_state
-from tests.media import clip
-from tests.rtc import publish
 from tests.streams.test_streams_api import admin, create, creator
+from tests.support.media import clip
+from tests.support.rtc import publish
 
 
 async def _health(client: Client, headers: dict[str, str], slug: str = "ann-live") -> Any:
@@ -88,31 +86,3 @@ async def test_another_node_says_live_without_ingest_figures(
         assert body["ingest"] is None
     finally:
         await pub.close()
-
-
-def test_the_meter_counts_only_the_last_window() -> None:
-    now = [100.0]
-    meter = IngestMeter(window_s=5.0, clock=lambda: now[0])
-    for i in range(300):  # 10 s at 30 frames/s: 1000-byte frames, a keyframe every 2 s
-        now[0] = 100.0 + i / 30
-        meter.record("video", "h264", 1000, keyframe=i % 60 == 0)
-        meter.record("audio", "opus", 100, keyframe=True)
-    video_bps, audio_bps, fps = meter.rates()
-    # The last 5 s hold 150 frames (plus the one on the window's edge).
-    assert fps == pytest.approx(30, abs=0.3)
-    assert video_bps == pytest.approx(30 * 1000 * 8, rel=0.01)
-    assert audio_bps == pytest.approx(30 * 100 * 8, rel=0.01)
-    assert meter.keyframe_interval_s == pytest.approx(2.0)
-    assert meter.codecs == {"video": "h264", "audio": "opus"}
-    now[0] += 60  # the publisher went quiet
-    assert meter.rates() == (0, 0, 0.0)
-
-
-def test_the_meter_divides_by_the_time_since_the_start_within_the_first_window() -> None:
-    now = [0.0]
-    meter = IngestMeter(window_s=5.0, clock=lambda: now[0])
-    now[0] = 1.0
-    for _ in range(30):
-        meter.record("video", "vp8", 500, keyframe=False)
-    assert meter.rates() == (30 * 500 * 8, 0, 30.0)
-    assert meter.keyframe_interval_s is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from livecore.tips.breaker import CircuitBreaker, State
+from tests.support.clock import ManualClock
 
 
 def _state(breaker: CircuitBreaker) -> State:
@@ -10,16 +11,8 @@ def _state(breaker: CircuitBreaker) -> State:
     return breaker.state
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_opens_after_consecutive_failures_and_recovers_through_one_trial() -> None:
-    clock = Clock()
+    clock = ManualClock()
     changes: list[State] = []
     breaker = CircuitBreaker(3, 10.0, clock, changes.append)
     for _ in range(2):
@@ -40,7 +33,7 @@ def test_opens_after_consecutive_failures_and_recovers_through_one_trial() -> No
 
 
 def test_a_failed_trial_opens_the_circuit_again() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(1, 5.0, clock)
     breaker.failed()
     clock.now = 5.0
@@ -52,7 +45,7 @@ def test_a_failed_trial_opens_the_circuit_again() -> None:
 
 
 def test_a_trial_that_ends_without_a_verdict_lets_the_next_call_try() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(1, 5.0, clock)
     breaker.failed()
     clock.now = 5.0

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 import stripe
 
-from tests.stripe_peer import (
+from tests.support.stripe_peer import (
     API_VERSION,
     Obj,
     StripePeer,

@@ -11,7 +11,7 @@ from livecore.config import Config
 from livecore.store import Database
 from livecore.store.ledger import Ledger
 from tests.conftest import Client, MakeClient, bearer
-from tests.stripe_peer import StripePeer
+from tests.support.stripe_peer import StripePeer
 from tests.tips.people import admin_headers, creator_and_fan
 from tests.tips.test_stripe_tips import stripe_config
 

@@ -16,7 +16,7 @@ from livecore.store import Database
 from livecore.store.ledger import Ledger
 from tests.chat.conftest import connect
 from tests.conftest import Client, MakeClient, bearer, register
-from tests.stripe_peer import DISPUTE_FEE, StripePeer, event_body, sign_payload
+from tests.support.stripe_peer import DISPUTE_FEE, StripePeer, event_body, sign_payload
 from tests.tips.people import admin_headers, creator_and_fan
 
 SECRET = "whsec_livecore_test"

@@ -23,7 +23,7 @@ from livecore.tips.providers import ProviderUnavailable
 from livecore.tips.subscriptions import Renewals, SubscriptionService
 from tests.chat.conftest import FAST_CHAT, connect
 from tests.conftest import Client, MakeClient, bearer, register
-from tests.fakes import CapturingMailSender
+from tests.support.fakes import CapturingMailSender
 
 DAY_S = 24 * 3600
 Account = dict[str, Any]

@@ -7,7 +7,7 @@ from typing import Any
 
 from livecore.config import Config
 from tests.conftest import Client, MakeClient, bearer, register
-from tests.stripe_peer import StripePeer
+from tests.support.stripe_peer import StripePeer
 from tests.tips.test_stripe_tips import stripe_config
 
 

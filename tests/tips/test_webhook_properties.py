@@ -19,7 +19,7 @@ from livecore.config import Config
 from livecore.store import Database
 from livecore.store.ledger import Ledger
 from tests.conftest import Client, MakeClient, bearer
-from tests.stripe_peer import StripePeer, event_body, sign_payload
+from tests.support.stripe_peer import StripePeer, event_body, sign_payload
 from tests.tips.people import creator_and_fan
 from tests.tips.test_stripe_tips import SECRET, stripe_config
 

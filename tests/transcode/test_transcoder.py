@@ -11,7 +11,7 @@ from livecore.hls import h264
 from livecore.hls.renditions import vp8_picture_size
 from livecore.transcode.spec import EncodedFrame, TranscodeSpec
 from livecore.transcode.transcoder import Transcoder
-from tests.media import encode_vp8
+from tests.support.media import encode_vp8
 
 
 def _decode_h264(frames: list[EncodedFrame]) -> list[tuple[int, int]]:

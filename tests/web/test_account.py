@@ -9,7 +9,7 @@ from pathlib import Path
 from playwright.async_api import Page, expect
 
 from tests.conftest import Client, register
-from tests.fakes import CapturingMailSender
+from tests.support.fakes import CapturingMailSender
 from tests.web.browser import Chromium
 from tests.web.steps import checked
 

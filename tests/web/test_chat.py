@@ -15,7 +15,7 @@ from livecore.app import create_app
 from livecore.config import Config
 from tests.chat.conftest import FAST_CHAT, connect, stream, user
 from tests.conftest import PASSWORD, Client, MakeClient, bearer
-from tests.fakes import CapturingMailSender
+from tests.support.fakes import CapturingMailSender
 from tests.web.browser import Chromium
 from tests.web.steps import checked, log_in
 

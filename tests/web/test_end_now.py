@@ -8,9 +8,9 @@ from pathlib import Path
 import asyncpg
 from playwright.async_api import expect
 
-from tests import media
 from tests.conftest import Client, bearer, create_stream, register, wait_state
-from tests.rtc import publish
+from tests.support import media
+from tests.support.rtc import publish
 from tests.web.browser import Chromium
 from tests.web.steps import checked, log_in, playing
 

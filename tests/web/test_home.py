@@ -13,7 +13,7 @@ from playwright.async_api import Page, expect
 
 from tests.chat.conftest import FAST_CHAT
 from tests.conftest import Client, MakeClient, create_stream, register
-from tests.rtc import publishing
+from tests.support.rtc import publishing
 from tests.web.browser import Chromium
 from tests.web.steps import checked
 

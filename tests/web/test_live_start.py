@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from tests.conftest import Client, bearer, register
-from tests.media import hls_video_packets
+from tests.support.media import hls_video_packets
 from tests.web.browser import Chromium
 
 # A page of the test's own (answered by Playwright, never by livecore) with livecore's hls.js.

@@ -16,7 +16,7 @@ from playwright.async_api import Locator, Page, Request, expect
 from livecore.appkeys import VIEWERS
 from livecore.config import Config
 from tests.conftest import Client, MakeClient, create_stream, register
-from tests.rtc import publishing
+from tests.support.rtc import publishing
 from tests.web.browser import LOOPBACK, Chromium, Tab, candidate_addresses
 from tests.web.steps import checked, log_in
 

@@ -21,7 +21,7 @@ from livecore.store import Database
 from livecore.store.broadcasts import Broadcasts
 from livecore.store.ledger import Ledger
 from tests.conftest import Client, MakeClient, bearer
-from tests.stripe_peer import StripePeer
+from tests.support.stripe_peer import StripePeer
 from tests.tips.people import creator_and_fan
 from tests.tips.test_stripe_tips import stripe_config
 from tests.web.browser import Chromium, Tab

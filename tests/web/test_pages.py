@@ -94,7 +94,7 @@ def test_every_file_the_pages_load_is_listed_and_exists() -> None:
     referenced: set[str] = set()
     pages = (
         "index.html", "studio.html", "moderation.html", "watch.html", "login.html",
-        "account.html", "subscriptions.html", "money.html",
+        "account.html", "subscriptions.html", "money.html", "admin.html",
     )  # fmt: skip
     for page in pages:
         referenced |= set(_STATIC_REF.findall((STATIC_DIR / page).read_text()))

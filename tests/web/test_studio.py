@@ -17,8 +17,8 @@ from livecore.appkeys import CHAT, HUBS
 from livecore.sfu.media import MediaUnit
 from tests.chat.conftest import FAST_CHAT, connect, stream, user
 from tests.conftest import PASSWORD, Client, MakeClient, bearer, register, wait_state
-from tests.media import clip
-from tests.rtc import publish
+from tests.support.media import clip
+from tests.support.rtc import publish
 from tests.web.browser import LOOPBACK, Chromium, Tab, candidate_addresses
 from tests.web.steps import checked, log_in
 

@@ -15,8 +15,8 @@ from playwright.async_api import Request, expect
 from livecore.config import Config
 from tests.chat.conftest import FAST_CHAT, user
 from tests.conftest import Client, MakeClient, bearer, create_stream
-from tests.rtc import publishing
-from tests.stripe_peer import StripePeer
+from tests.support.rtc import publishing
+from tests.support.stripe_peer import StripePeer
 from tests.tips.test_stripe_tips import deliver_all, stripe_config
 from tests.web.browser import Chromium
 from tests.web.steps import UUID4, checked, hls_wired, log_in, playing

@@ -15,7 +15,7 @@ from playwright.async_api import Page, Request, Route, expect
 from livecore.config import Config
 from tests.chat.conftest import FAST_CHAT, stream, user
 from tests.conftest import MakeClient
-from tests.stripe_peer import StripePeer
+from tests.support.stripe_peer import StripePeer
 from tests.tips.test_stripe_tips import stripe_config
 from tests.web.browser import Chromium, Tab
 from tests.web.steps import UUID4, checked, log_in

@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.conftest import Client, create_stream, register
-from tests.rtc import publishing
+from tests.support.rtc import publishing
 from tests.web.browser import Chromium
 from tests.web.steps import hls_wired, log_in, playing
 

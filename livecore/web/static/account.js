@@ -196,6 +196,65 @@ async function loadSessions() {
   );
 }
 
+/** "Download my data": the export as a file (GET /api/v1/me/export). */
+async function downloadData() {
+  const data = await api("GET", "/api/v1/me/export");
+  const url = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: "application/json" }));
+  const day = new Date().toISOString().slice(0, 10);
+  const link = el("a", { href: url, download: `livecore-data-${day}.json`, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** "Delete my account", then the confirm step that asks for the password (and a code). */
+function deletion() {
+  const start = $("delete-start");
+  const confirmForm = $("delete-form");
+  const dataError = $("data-error");
+  const deleteError = $("delete-error");
+  const open = (opened) => {
+    confirmForm.hidden = !opened;
+    start.setAttribute("aria-expanded", String(opened));
+    if (opened) confirmForm.querySelector("input[name=password]").focus();
+    else start.focus();
+  };
+  start.addEventListener("click", () => open(confirmForm.hidden));
+  $("delete-cancel").addEventListener("click", () => {
+    confirmForm.reset();
+    show(deleteError, "");
+    open(false);
+  });
+  $("data-download").addEventListener("click", async () => {
+    show(dataError, "");
+    try {
+      await downloadData();
+      status.textContent = "Your data was downloaded.";
+    } catch (err) {
+      show(dataError, err instanceof ApiError ? err.explain() : String(err.message || err));
+    }
+  });
+  confirmForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = confirmForm.querySelector("button[type=submit]");
+    if (button.disabled) return;
+    button.disabled = true;
+    show(deleteError, "");
+    const { password, code } = Object.fromEntries(new FormData(confirmForm));
+    try {
+      await api("DELETE", "/api/v1/me", code ? { password, code } : { password });
+      $("signed-in").hidden = true;
+      status.textContent = "Your account is deleted. Goodbye.";
+      $("account-nav").replaceChildren(el("a", { href: "/login" }, "Log in"));
+    } catch (err) {
+      show(deleteError, err instanceof ApiError ? err.explain({ code: "the code" }) : String(err.message || err));
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
 async function account() {
   const user = await me();
   if (!user) {
@@ -219,6 +278,7 @@ async function account() {
       fail(err);
     }
   });
+  deletion();
   await Promise.all([loadSessions(), twoFactorPanel((text) => (status.textContent = text))]);
 }
 

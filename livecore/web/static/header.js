@@ -59,6 +59,9 @@ async function render() {
     if (location.pathname === "/subscriptions") subs.setAttribute("aria-current", "page");
     const out = el("button", { type: "button", class: "quiet", onclick: () => logOut() }, "Log out");
     slot.replaceChildren(subs, name, out);
+    if (user.role === "admin" && location.pathname !== "/admin") {
+      slot.prepend(el("a", { href: "/admin" }, "Admin console"));
+    }
   } else if (!["/login", "/signup"].includes(location.pathname)) {
     slot.replaceChildren(
       el("a", { href: withNext("/login") }, "Log in"),

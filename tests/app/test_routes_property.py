@@ -2,7 +2,7 @@
 and JSON bodies, as nobody, a viewer, a creator and an admin, answers below 500.
 
 The whole app runs on real PostgreSQL, once with the built-in test payment provider and once
-with Stripe (the Stripe-shaped peer in tests/stripe_peer.py). Segments mix
+with Stripe (the Stripe-shaped peer in tests/support/stripe_peer.py). Segments mix
 the values that broke livecore before (other scripts' digits, ids beyond bigint, a trailing
 newline, empty and very long segments) with the ids and slugs that exist, so requests reach
 the handlers rather than only the router. Derandomized: the same examples on every run.
@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from livecore.config import Config
 from livecore.store import Database
 from tests.conftest import Client, MakeClient, bearer, register
-from tests.stripe_peer import StripePeer
+from tests.support.stripe_peer import StripePeer
 from tests.tips.test_stripe_tips import stripe_config
 
 _PLACEHOLDER = re.compile(r"\{([^}]+)\}")

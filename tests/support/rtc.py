@@ -24,9 +24,9 @@ from aiortc import (
 
 from livecore.sfu.media import VIDEO_CLOCK_HZ, MediaUnit, h264_is_keyframe
 from livecore.sfu.passthrough import forward_keyframe_requests, restrict_host_addresses
-from tests import media
 from tests.conftest import Client, wait_state
-from tests.media import FPS, Clip
+from tests.support import media
+from tests.support.media import FPS, Clip
 
 
 class PacketTrack(MediaStreamTrack):

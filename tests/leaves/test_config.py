@@ -83,7 +83,7 @@ def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
 
 
 def test_production_example_is_valid() -> None:
-    example = Path(__file__).resolve().parent.parent / "configs" / "production.example.toml"
+    example = Path(__file__).resolve().parents[2] / "configs" / "production.example.toml"
     config = load_config(example, environ={"LIVECORE_SECRET_KEY": "k" * 48})
     assert config.public_url.startswith("https://")
     assert config.secure_cookies

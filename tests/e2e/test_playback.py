@@ -12,8 +12,8 @@ import av
 from livecore.appkeys import SECRET_KEY
 from livecore.auth.playback import PlaybackGrant, sign_playback
 from tests.conftest import Client, bearer, register
-from tests.media import clip
-from tests.rtc import publish
+from tests.support.media import clip
+from tests.support.rtc import publish
 
 
 async def _creator_stream(client: Client, slug: str, visibility: str) -> tuple[str, str]:

@@ -12,8 +12,8 @@ import av
 
 from livecore.appkeys import CONFIG
 from tests.conftest import Client, bearer, register
-from tests.media import clip, hls_video_packets
-from tests.rtc import AskedKeyframesTrack, publish
+from tests.support.media import clip, hls_video_packets
+from tests.support.rtc import AskedKeyframesTrack, publish
 
 
 async def _live_stream(client: Client, slug: str = "golive") -> str:

@@ -5,14 +5,7 @@ import asyncio
 import pytest
 
 from livecore.cache import TtlCache
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 async def test_concurrent_misses_share_one_load() -> None:
@@ -34,7 +27,7 @@ async def test_concurrent_misses_share_one_load() -> None:
 
 
 async def test_value_expires_after_ttl() -> None:
-    clock = Clock()
+    clock = ManualClock()
     cache: TtlCache[str, int] = TtlCache(1.0, clock=clock)
     values = iter([1, 2])
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODULES = sorted(p.stem for p in (ROOT / "loadtests").glob("*.py") if p.stem != "__init__")
 BENCHMARKS = [m for m in MODULES if m.startswith("bench_")]
 # The test extras of pyproject.toml that livecore itself does not need. Importing a module

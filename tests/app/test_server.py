@@ -12,7 +12,7 @@ import pytest
 from livecore.app import create_app
 from livecore.config import Config
 from livecore.server import AppRunner
-from tests.fakes import CapturingMailSender
+from tests.support.fakes import CapturingMailSender
 
 
 @pytest.fixture

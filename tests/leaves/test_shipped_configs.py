@@ -13,7 +13,7 @@ import pytest
 from livecore.config import Config
 from livecore.configload import ENV_PREFIX, load_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG_FILES = sorted((ROOT / "configs").glob("*.toml"))
 # Where operators read variable names: the config files' comments and the README.
 DOCUMENTS = [*CONFIG_FILES, ROOT / "README.md"]

@@ -1,0 +1,7 @@
+"""Trust and safety: platform reports, the admins' review queue and its actions, reporters'
+notifications, and the screening hook.
+
+May import store, auth, events, config, errors and the leaf modules; never chat or tips
+(their operations come in through the Protocols in service.py and screening.py, wired by
+app.py).
+"""
