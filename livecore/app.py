@@ -55,14 +55,14 @@ def create_app(
     streams.setup(app)  # the stream service, listings, playback rights
     recordings.setup(app, gate=streams.hls_gate)  # storage, recovery, retention, VOD
     media.setup(app)  # hubs, HLS origin, publishers, viewers, broadcast state
-    chat.setup(app)  # rooms, presence (viewer counts), the socket and moderation
+    # Rooms, presence (viewer counts), the socket and moderation; stored lines are screened.
+    chat.setup(app, on_line=moderation.screen_line(app))
     tips.setup(app)  # after the chat: a tip's message passes the chat's rules
     signaling.setup(app, whep_admit=streams.whep_admit(app))  # WHIP and WHEP
     hls.setup(app, gate=streams.hls_gate)  # /hls/, from the origin media.py makes
     pages.setup(app, stripe_js=bool(config.stripe.secret_key))
     # Reports, the review queue and screening (after the chat: it acts on rooms, counts viewers).
     safety.setup(app, moderation.actions(app), moderation.screener(config))
-    moderation.setup(app)  # chat lines and thumbnails are offered to screening
     admin.setup(app)  # after the chat: a suspension closes chat sockets; the console
     rights.setup(app)  # data export and account deletion
     return app

@@ -8,8 +8,9 @@ package its rules for a tip's message (appkeys.CHAT_SCREEN). Only app.py imports
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -41,15 +42,19 @@ from livecore.store.chat import ChatStore
 from livecore.store.streams import Stream
 from livecore.store.users import User
 
+LineHook = Callable[[int, int, int, str], None]
 
-def setup(app: web.Application) -> None:
-    """Add the context (after the live media's), the routes and the sockets' closing."""
-    app.cleanup_ctx.append(_context)
+
+def setup(app: web.Application, *, on_line: LineHook | None = None) -> None:
+    """Add the context (after the live media's), the routes and the sockets' closing.
+    `on_line` is told of each stored line (stream id, line id, user id, text) and must
+    return at once: screening (wiring/moderation.py)."""
+    app.cleanup_ctx.append(functools.partial(_context, on_line=on_line))
     routes.setup_routes(app)
     app.on_shutdown.append(_close_sockets)
 
 
-async def _context(app: web.Application) -> AsyncIterator[None]:
+async def _context(app: web.Application, *, on_line: LineHook | None) -> AsyncIterator[None]:
     """Chat rooms, their rules, presence and the message store writer."""
     config = app[CONFIG]
     settings = config.chat
@@ -65,7 +70,7 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     service = ChatService(
         bus, ChatStore(app[DB]), app[STREAM_RECORDS], app[AUDIT], rate_limiter=limits.rate,
         fallback_limiter=limits.local_rate, duplicates=limits.duplicates,
-        may_chat_extra=app[SUBSCRIBER_ACCESS].admits,
+        may_chat_extra=app[SUBSCRIBER_ACCESS].admits, on_line=on_line,
     )  # fmt: skip
     playback = app[PLAYBACK]
 

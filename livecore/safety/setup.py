@@ -1,8 +1,8 @@
 """The safety part of the app: reports and the review queue (appkeys.REPORTS), the screening
 queue and its worker (appkeys.SCREENING), and their routes. The screener and the actions the
 review queue takes on rooms, broadcasts and accounts need chat/, streams/ and admin/, which
-safety/ may not import: wiring/moderation.py builds them, and offers the chat's lines and the
-HLS origin's thumbnails to the screening queue. Only app.py imports this module.
+safety/ may not import: wiring/moderation.py builds them and the chat's hook for its lines;
+wiring/media.py offers thumbnails and go-lives. Only app.py imports this module.
 """
 
 from __future__ import annotations

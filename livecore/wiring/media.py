@@ -1,10 +1,10 @@
 """This node's live media, where packages that may not import each other meet: sfu/ (hubs,
 publishers, viewers), hls/ (the origin, its packaging processes and the decoding pool) and
-streams/ (the broadcasts' state, `streams.states`, whose go-lives are offered to the
-safety package's screening; ends asked on any node, `LiveEnder`; the
-studio's ingest figures). One cleanup context, because their shutdown is one sequence:
-publishers end, packaging finishes, the recordings are reported, then the broadcast log
-drains.
+streams/ (the broadcasts' state, `streams.states`; ends asked on any node, `LiveEnder`; the
+studio's ingest figures). A stream going live and the origin's new thumbnails are offered to
+the safety package's screening queue once its context has made it. One cleanup context,
+because their shutdown is one sequence: publishers end, packaging finishes, the recordings
+are reported, then the broadcast log drains.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from livecore.appkeys import (
 from livecore.hls.origin import HlsOrigin
 from livecore.hls.packaging import PackagingProcesses
 from livecore.recordings.layout import ROOT as RECORDINGS_ROOT
+from livecore.safety.screening import Subject
 from livecore.sfu.hub import HubRegistry, StreamHub
 from livecore.sfu.metrics import SfuMetrics
 from livecore.sfu.passthrough import (
@@ -75,6 +76,7 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     origin = app[HLS_ORIGIN] = HlsOrigin(
         config.data_path / RECORDINGS_ROOT, config.hls, workers=workers.get,
         metrics=app[HLS_METRICS], packaging=packaging,
+        on_thumbnail=lambda stream_id, jpeg: _screen_thumbnail(app, stream_id, jpeg),
     )  # fmt: skip
     hubs.on_open(origin.attach)
     app[VIEWERS] = Viewers(config.sfu)
@@ -134,6 +136,12 @@ class _IngestProbe:
             packets_received=health.packets_received, packets_lost=health.packets_lost,
             packet_loss=health.loss_fraction, last_media_s=health.last_media_s,
         )  # fmt: skip
+
+
+def _screen_thumbnail(app: web.Application, stream_id: int, jpeg: bytes) -> None:
+    """A live stream's new thumbnail is screened (never waits)."""
+    if (screening := app.get(SCREENING)) is not None:
+        screening.offer(Subject("thumbnail", stream_id, jpeg=jpeg))
 
 
 def _screen(app: web.Application, stream_id: int) -> None:

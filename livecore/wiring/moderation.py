@@ -1,14 +1,13 @@
 """Where the safety package meets the ones it may not import: the review queue's actions on
 rooms (chat/), live broadcasts (streams/) and accounts (admin/), each done as the owning
 package's own route does it; the screener the configuration names (it reuses the chat's
-banned-terms matching); and the screening hooks, which offer each stored chat line and each
-new thumbnail (hls/) to the screening queue (a stream going live is offered by
-wiring/media.py).
+banned-terms matching); and the chat's screening hook, which offers each stored line to the
+screening queue (wiring/media.py offers the origin's thumbnails and the streams going live).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -20,7 +19,6 @@ from livecore.appkeys import (
     BUS,
     CHAT,
     DB,
-    HLS_ORIGIN,
     SCREENING,
     STREAM_RECORDS,
     USERS,
@@ -49,9 +47,15 @@ def screener(config: Config) -> Screener:
     return NoScreener()
 
 
-def setup(app: web.Application) -> None:
-    """Add the hooks' context (after the chat's, the live media's and the safety's)."""
-    app.cleanup_ctx.append(_hooks)
+def screen_line(app: web.Application) -> Callable[[int, int, int, str], None]:
+    """The chat's hook for each stored line (stream id, line id, user id, text): it is
+    offered to the screening queue once the safety context has made it (never waits)."""
+
+    def on_line(stream_id: int, line_id: int, user_id: int, text: str) -> None:
+        if (screening := app.get(SCREENING)) is not None:
+            screening.offer(Subject("chat_line", stream_id, user_id, text, line_id))
+
+    return on_line
 
 
 class RoomModeration:
@@ -126,22 +130,3 @@ class AccountSuspender:
             raise LookupError(user_id) from None
         except SelfSuspension:
             raise NotApplicable("an admin cannot suspend themselves") from None
-
-
-async def _hooks(app: web.Application) -> AsyncIterator[None]:
-    """The chat's stored lines and the origin's new thumbnails go to the screening queue."""
-    screening = app[SCREENING]
-    chat = app[CHAT].service
-    origin = app[HLS_ORIGIN]
-
-    def on_line(stream_id: int, line_id: int, user_id: int, text: str) -> None:
-        screening.offer(Subject("chat_line", stream_id, user_id, text, line_id))
-
-    def on_thumbnail(stream_id: int, jpeg: bytes) -> None:
-        screening.offer(Subject("thumbnail", stream_id, jpeg=jpeg))
-
-    chat.on_line = on_line
-    origin.on_thumbnail = on_thumbnail
-    yield
-    chat.on_line = None
-    origin.on_thumbnail = None
