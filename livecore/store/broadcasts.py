@@ -223,10 +223,11 @@ class Broadcasts:
 
     async def recently_deleted(self, within_days: int) -> list[str]:
         """Paths of recordings deleted in the last `within_days` (their files may still be on
-        the disk of the node that recorded them)."""
+        the disk of the node that recorded them). Only finished ones: a live stream taken down
+        is still being written, and its writer would only put the files back."""
         rows = await self._db.pool.fetch(
             "SELECT recording_path FROM broadcasts WHERE recording_path <> ''"
-            " AND recording_deleted_at > now() - make_interval(days => $1)",
+            f" AND recording_deleted_at > now() - make_interval(days => $1) AND {_LISTED}",
             within_days,
         )
         return [r["recording_path"] for r in rows]

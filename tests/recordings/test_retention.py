@@ -109,3 +109,27 @@ async def test_recordings_taken_down_through_another_node_leave_this_disk(
     await Retention(db, LocalDisk(tmp_path), settings).sweep(now=NOW)
     assert not await asyncio.to_thread((tmp_path / paths[recent]).exists)
     assert await asyncio.to_thread((tmp_path / paths[long_ago]).exists)  # past the window
+
+
+async def test_a_recording_taken_down_while_live_is_removed_once_finished(
+    db: Database, dsn: str, tmp_path: Path
+) -> None:
+    conn = await _setup(dsn)
+    try:
+        live = await _recording(conn, tmp_path, None, 0)  # still being written, nothing done
+        await conn.execute("UPDATE broadcasts SET recording_deleted_at = now() WHERE id = $1", live)
+        path = tmp_path / await conn.fetchval(
+            "SELECT recording_path FROM broadcasts WHERE id = $1", live
+        )
+        retention = Retention(db, LocalDisk(tmp_path), RecordingsConfig(max_age_days=0))
+        await retention.sweep(now=NOW)
+        assert await asyncio.to_thread(path.exists)  # its writer still has it open
+        await conn.execute(
+            "UPDATE broadcasts SET ended_at = now(), recording_ready = true, recording_bytes = 10"
+            " WHERE id = $1",
+            live,
+        )
+        await retention.sweep(now=NOW)
+        assert not await asyncio.to_thread(path.exists)
+    finally:
+        await conn.close()
