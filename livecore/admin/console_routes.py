@@ -22,7 +22,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from livecore.admin.routes import admin_user, int_id, suspension_json
-from livecore.appkeys import AUDIT, DB, STREAM_RECORDS, USERS
+from livecore.appkeys import AUDIT, DB, INGEST, STREAM_RECORDS, USERS, VIEWER_COUNTS
 from livecore.auth.views import user_json
 from livecore.errors import Invalid, NotFound
 from livecore.jsonbody import iso
@@ -32,7 +32,7 @@ from livecore.store.creator_settings import CreatorSettings
 from livecore.store.suspensions import Suspensions
 from livecore.store.twofactor import TwoFactorSecrets
 from livecore.streams.health import IngestReport
-from livecore.streams.routes import INGEST, VIEWER_COUNTS, ingest_json, stream_json
+from livecore.streams.routes import ingest_json, stream_json
 
 # More live streams than any console shows at once; the rest would wait for the next look.
 LIVE_MAX: Final = 1000

@@ -9,17 +9,15 @@ Admins only; every change is audited (livecore.admin.accounts).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, get_args
 
 from aiohttp import web
 
-from livecore.admin.accounts import Accounts, RevocationListener, SelfSuspension, UnknownUser
+from livecore.admin.accounts import Accounts, SelfSuspension, UnknownUser
 from livecore.appkeys import AUDIT, AUTH, BUS, DB, USERS
 from livecore.auth.requests import require_user
 from livecore.auth.views import user_json
-from livecore.chat.context import CHAT
 from livecore.errors import Conflict, Forbidden, Invalid, NotFound
 from livecore.jsonbody import invalid_message, read_body
 from livecore.store.admin_users import AdminUsers, LastAdmin
@@ -30,10 +28,10 @@ from livecore.streams.ending import REASON_MAX_LEN, check_reason
 
 # The longest timed suspension; longer ones are indefinite (lifted by an admin).
 SUSPENSION_MAX: Final = timedelta(days=10 * 366)
-_LISTENER: Final = web.AppKey("account_revocations", RevocationListener)
 
 
 def setup(app: web.Application) -> None:
+    """Add the routes (the revocation listener: admin/setup.py)."""
     app.router.add_get("/api/v1/admin/users", get_users)
     app.router.add_post("/api/v1/admin/users/{user_id}/suspension", post_suspension)
     app.router.add_delete("/api/v1/admin/users/{user_id}/suspension", delete_suspension)
@@ -42,15 +40,6 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/admin/creator-requests/{request_id}/approve", post_approve)
     app.router.add_post("/api/v1/admin/creator-requests/{request_id}/decline", post_decline)
     app.router.add_get("/api/v1/me/standing", get_standing)
-    app.cleanup_ctx.append(_revocations)
-
-
-async def _revocations(app: web.Application) -> AsyncIterator[None]:
-    """Every node listens for revoked accounts (after the chat context: it closes sockets)."""
-    listener = app[_LISTENER] = RevocationListener(app[BUS], app[AUTH], app[CHAT].rooms)
-    await listener.start()
-    yield
-    listener.close()
 
 
 def _accounts(request: web.Request) -> Accounts:

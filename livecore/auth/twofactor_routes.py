@@ -5,12 +5,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
-from livecore.appkeys import AUTH, CONFIG, DB, SECRET_KEY, TWO_FACTOR
+from livecore.appkeys import AUTH, CONFIG, TWO_FACTOR
 from livecore.auth.requests import authenticate, require_user
 from livecore.auth.routes import login_response
 from livecore.auth.service import BadCredentials, Throttled
@@ -20,7 +19,6 @@ from livecore.auth.twofactor import (
     NotEnabled,
     NotEnrolling,
     PendingLoginInvalid,
-    TwoFactorService,
     TwoFactorStatus,
 )
 from livecore.clientip import client_ip
@@ -44,8 +42,7 @@ class LoginExpired(Unauthorized):
 
 
 def setup(app: web.Application) -> None:
-    """Add the routes and the service's context; call after the auth context is added."""
-    app.cleanup_ctx.append(_two_factor)
+    """Add the routes and the admin routes' 2FA check (the service: auth/setup.py)."""
     app.middlewares.append(admin_two_factor)
     app.router.add_get("/api/v1/me/2fa", get_two_factor)
     app.router.add_post("/api/v1/me/2fa/enrol", post_enrol)
@@ -53,13 +50,6 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/me/2fa/disable", post_disable)
     app.router.add_post("/api/v1/me/2fa/recovery-codes", post_recovery_codes)
     app.router.add_post("/api/v1/auth/login/2fa", post_login_code)
-
-
-async def _two_factor(app: web.Application) -> AsyncIterator[None]:
-    app[TWO_FACTOR] = TwoFactorService(
-        app[DB], app[CONFIG].auth, app[SECRET_KEY], app[AUTH].passwords
-    )
-    yield
 
 
 # Admins' powers over any stream, outside /api/v1/admin/: taking it down, lifting a block,

@@ -11,9 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
-from livecore.appkeys import AUDIT, STREAM_RECORDS, USERS
+from livecore.appkeys import AUDIT, CHAT, STREAM_RECORDS, USERS
 from livecore.auth.requests import require_user
-from livecore.chat.context import CHAT, stream_of
+from livecore.chat.context import stream_of
 from livecore.chat.service import UnknownUser
 from livecore.chat.state import settings_json
 from livecore.errors import Conflict, Forbidden, Invalid, NotFound

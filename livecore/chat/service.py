@@ -74,6 +74,7 @@ class ChatService:
         fallback_limiter: RateLimiter,
         duplicates: DuplicateFilter,
         may_chat_extra: ChatCheck | None = None,
+        on_line: Callable[[int, int, int, str], None] | None = None,
     ) -> None:
         self._bus = bus
         self._store = store
@@ -88,9 +89,9 @@ class ChatService:
             _PERSIST_QUEUE
         )
         self.unsaved = 0
-        # Told of each stored line (stream id, line id, user id, text): the screening hook,
-        # set by app.py; it must return at once (it only queues the line).
-        self.on_line: Callable[[int, int, int, str], None] | None = None
+        # Told of each stored line (stream id, line id, user id, text): the screening hook
+        # (wiring/moderation.py); it must return at once (it only queues the line).
+        self._on_line = on_line
 
     # -- room state ---------------------------------------------------------------------------
 
@@ -176,8 +177,8 @@ class ChatService:
             with contextlib.suppress(Exception):
                 await self._bus.publish(stream.id, ChatDeleted(event.id))
             raise Refused("not_stored", "your message could not be saved; try again")
-        if self.on_line is not None:
-            self.on_line(stream.id, event.id, user.id, text)
+        if self._on_line is not None:
+            self._on_line(stream.id, event.id, user.id, text)
         return event.id
 
     async def _store_line(self, row: _Line) -> bool:
@@ -195,10 +196,6 @@ class ChatService:
         except LimiterUnavailable:
             # Redis is out: the node's own limiter keeps the room safe meanwhile.
             return await self._fallback_limiter.allow(key)
-
-    def set_may_chat_extra(self, check: ChatCheck | None) -> None:
-        """Install the subscribers-only check (the service is built before payments are)."""
-        self._may_chat_extra = check
 
     async def _may_chat(self, user: User, stream: Stream) -> bool:
         return self._may_chat_extra is not None and await self._may_chat_extra(user, stream)

@@ -13,12 +13,13 @@ from typing import Any, cast
 
 from aiohttp import WSMsgType, web
 
-from livecore.appkeys import CONFIG
+from livecore.appkeys import CHAT, CONFIG
 from livecore.auth.requests import authenticate
 from livecore.chat import protocol
-from livecore.chat.context import CHAT, Chat, stream_of
+from livecore.chat.context import stream_of
 from livecore.chat.limits import TokenBucket
 from livecore.chat.metrics import ChatMetrics
+from livecore.chat.node import Chat
 from livecore.chat.protocol import (
     CLOSE_POLICY,
     CLOSE_TOO_SLOW,

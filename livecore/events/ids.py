@@ -1,7 +1,7 @@
 """Room event ids that are never given twice: handed out from blocks reserved in a durable
-source (PostgreSQL, wired by app.py), so losing a counter (a node restart, a Redis restart or
-flush) can only skip ids, never repeat them. Chat lines are stored and moderated by these ids,
-and clients resume by them.
+source (PostgreSQL, wired by wiring/foundation.py), so losing a counter (a node restart, a
+Redis restart or flush) can only skip ids, never repeat them. Chat lines are stored and
+moderated by these ids, and clients resume by them.
 """
 
 from __future__ import annotations

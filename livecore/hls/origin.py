@@ -57,6 +57,7 @@ class HlsOrigin:
         workers: Callable[[], Awaitable[Executor]],
         metrics: HlsMetrics | None = None,
         packaging: PackagingProcesses | None = None,
+        on_thumbnail: Callable[[int, bytes], None] | None = None,
     ) -> None:
         self._root = root
         self._packaging = packaging
@@ -64,8 +65,8 @@ class HlsOrigin:
         self._workers = workers
         self._metrics = metrics
         self._by_slug: dict[str, _Broadcast] = {}
-        # Told of each new thumbnail (stream id, JPEG); set by app.py for screening.
-        self.on_thumbnail: Callable[[int, bytes], None] | None = None
+        # Told of each new thumbnail (stream id, JPEG): screening (wiring/media.py).
+        self._on_thumbnail = on_thumbnail
         # Tasks of replaced broadcasts, still stopping their workers: awaited by close().
         self._retiring: set[asyncio.Task[None]] = set()
 
@@ -91,7 +92,7 @@ class HlsOrigin:
                 )  # fmt: skip
         thumbnailer = Thumbnailer(
             hub, self._workers, interval_s=self._config.thumbnail_interval_s,
-            on_new=self.on_thumbnail,
+            on_new=self._on_thumbnail,
         )  # fmt: skip
 
         async def run() -> None:
@@ -148,6 +149,13 @@ class HlsOrigin:
         """The stream's ladder rungs, listed or not (for tests and diagnostics)."""
         broadcast = self._by_slug.get(stream)
         return dict(broadcast.renditions) if broadcast is not None else {}
+
+    def picture(self, stream: str) -> tuple[int | None, int | None]:
+        """The source rendition's width and height, read from the stream's SPS by the
+        packager (None until then, or when the stream is not packaged here)."""
+        source = (self.lookup(stream) or {}).get("source")
+        video = source.variant("") if source is not None else None
+        return (video.width, video.height) if video is not None else (None, None)
 
     def thumbnail(self, stream: str) -> Thumbnail | None:
         broadcast = self._by_slug.get(stream)

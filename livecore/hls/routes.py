@@ -1,7 +1,7 @@
 """HLS HTTP handlers: multivariant and media playlists (with LL-HLS blocking reload), init
 segments, segments and parts, with CDN-correct caching and CORS.
 
-Streams are found through `HlsDirectory` (hls.views), which app.py implements; this module
+Streams are found through `HlsDirectory` (hls.views), which hls/setup.py implements; this module
 imports no store/ or auth/. Routes:
 
     GET /hls/{stream}/master.m3u8

@@ -33,11 +33,11 @@ class RequestIds:
         return f"{self._prefix}-{next(self._counter):x}"
 
 
-REQUEST_IDS = web.AppKey("request_ids", RequestIds)
+_REQUEST_IDS = web.AppKey("request_ids", RequestIds)
 
 
 def setup(app: web.Application) -> None:
-    app[REQUEST_IDS] = RequestIds()
+    app[_REQUEST_IDS] = RequestIds()
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/healthz", get_healthz)
     app.router.add_get("/readyz", get_readyz)
@@ -53,7 +53,8 @@ def _route_label(request: web.Request) -> str:
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give the request an id, then log one line and record its metrics."""
     given = request.headers.get("X-Request-Id", "")
-    request_id = given if given and _CLIENT_ID.fullmatch(given) else request.app[REQUEST_IDS].next()
+    ids = request.app[_REQUEST_IDS]
+    request_id = given if given and _CLIENT_ID.fullmatch(given) else ids.next()
     request[REQUEST_ID] = request_id
     start = time.perf_counter()
     status = 500

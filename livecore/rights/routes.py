@@ -12,7 +12,7 @@ from typing import Final
 
 from aiohttp import web
 
-from livecore.appkeys import AUDIT, AUTH, BUS, DB, TWO_FACTOR, USERS
+from livecore.appkeys import AUDIT, AUTH, BUS, DB, SUBSCRIPTIONS, TWO_FACTOR, USERS
 from livecore.auth.requests import CSRF_COOKIE, SESSION_COOKIE, require_user
 from livecore.auth.service import BadCredentials, Throttled
 from livecore.auth.throttle import FailureWindow, admit
@@ -31,7 +31,6 @@ from livecore.rights.export import export_document
 from livecore.store.admin_users import AdminUsers, LastAdmin
 from livecore.store.data_rights import DataRights
 from livecore.tips.providers import PaymentDeclined, ProcessorRefused, ProviderUnavailable
-from livecore.tips.subscription_routes import SUBSCRIPTIONS
 
 EXPORT_EVERY_S: Final = 60.0
 _EXPORTS: Final = web.AppKey("data_exports", FailureWindow)

@@ -2,6 +2,6 @@
 notifications, and the screening hook.
 
 May import store, auth, events, config, errors and the leaf modules; never chat or tips
-(their operations come in through the Protocols in service.py and screening.py, wired by
-app.py).
+(their operations come in through the Protocols in service.py and screening.py, filled by
+wiring/moderation.py; safety/setup.py builds the services).
 """

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from livecore.appkeys import STREAM_RECORDS
+from livecore.appkeys import REPORTS, STREAM_RECORDS
 from livecore.auth.requests import require_user
 from livecore.errors import (
     Conflict,
@@ -27,7 +27,6 @@ from livecore.errors import (
 )
 from livecore.ids import path_id
 from livecore.jsonbody import read_body
-from livecore.safety.screening import ScreeningQueue
 from livecore.safety.service import (
     ACTIONS,
     CATEGORIES,
@@ -36,7 +35,6 @@ from livecore.safety.service import (
     ActionRequest,
     AlreadyReported,
     NotApplicable,
-    ReportService,
     Throttled,
     UnknownTarget,
     applicable,
@@ -45,8 +43,6 @@ from livecore.safety.service import (
 from livecore.store.reports import QueueFilter, Report
 from livecore.store.users import User
 
-REPORTS: Final = web.AppKey("reports", ReportService)
-SCREENING: Final = web.AppKey("screening", ScreeningQueue)
 _STATES: Final = ("open", "actioned", "dismissed")
 
 

@@ -51,7 +51,7 @@ class Screener(Protocol):
 
 
 class TermMatcher(Protocol):
-    """The chat's banned-terms matcher, as app.py hands it over."""
+    """The chat's banned-terms matcher, as wiring/moderation.py hands it over."""
 
     def find(self, text: str) -> str | None: ...
 
@@ -84,7 +84,7 @@ DescribeStream = Callable[[int], Awaitable[list[Subject]]]
 
 
 class ScreeningQueue:
-    """A bounded queue in front of one screening worker; `run()` is owned by app.py."""
+    """A bounded queue in front of one screening worker; `run()` is owned by safety/setup.py."""
 
     def __init__(
         self, screener: Screener, file_flag: FileFlag, describe: DescribeStream, maxsize: int,

@@ -75,7 +75,8 @@ class NotApplicable(ValueError):
 
 
 class RoomModeration(Protocol):
-    """The chat's moderation operations, as app.py hands them over (audited by the chat)."""
+    """The chat's moderation operations, as wiring/moderation.py hands them over (audited by
+    the chat)."""
 
     async def delete_line(self, stream_id: int, line_id: int, actor: User) -> None: ...
 
@@ -106,7 +107,7 @@ class AccountSuspender(Protocol):
     ) -> None: ...
 
 
-# Removes a taken-down recording's files from this node (relative path); wired by app.py.
+# Removes a taken-down recording's files from this node (relative path): safety/setup.py.
 RemoveRecording = Callable[[str], Awaitable[None]]
 ViewerCounts = Callable[[Sequence[int]], Awaitable[Mapping[int, int]]]
 

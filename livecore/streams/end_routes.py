@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from livecore.appkeys import AUDIT, BUS, DB, STREAM_RECORDS
+from livecore.appkeys import AUDIT, BUS, DB, STREAM_RECORDS, STREAMS
 from livecore.auth.requests import require_user
 from livecore.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from livecore.events.bus import BusUnavailable
@@ -31,7 +31,6 @@ from livecore.streams.ending import (
     check_reason,
     end_after_key_rotation,
 )
-from livecore.streams.routes import STREAMS
 from livecore.streams.service import NotAllowed, may_manage
 
 

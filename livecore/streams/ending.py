@@ -10,7 +10,7 @@ their ENDLIST and the recording is finished. So an end works from any node.
 Admins may also block publishing for a while: the stream's WHIP POSTs are refused with the
 reason until then (livecore.signaling reads the block from the store).
 
-Imports events and store; never sfu or hls: app.py hands `LiveEnder` this node's
+Imports events and store; never sfu or hls: wiring/media.py hands `LiveEnder` this node's
 publishers.
 """
 

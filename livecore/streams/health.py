@@ -1,6 +1,6 @@
 """A live stream's ingest health, as the studio shows it: the streams API asks through this
-Protocol, and app.py answers from the stream's publisher (sfu/) and its HLS source rendition
-(the picture size from the stream's SPS), which this package may not import."""
+Protocol, and wiring/media.py answers from the stream's publisher (sfu/) and its HLS source
+rendition (the picture size from the stream's SPS), which this package may not import."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Public streams play for anyone. Subscriber-only streams play with a token issued to users
 who pass `may_watch`: the owner, the stream's moderators, admins, and whoever an extra check
-admits (active subscribers, once payments wire theirs in).
+admits (active subscribers: the money package's check, passed in at construction).
 """
 
 from __future__ import annotations
@@ -52,10 +52,6 @@ class PlaybackPolicy:
         # Segment requests arrive many times a second per viewer: the stream's visibility is
         # read from the database at most once a second per stream and node.
         self._access: TtlCache[str, _Access | None] = TtlCache(1.0, max_keys=10_000)
-
-    def set_extra_check(self, check: WatchCheck | None) -> None:
-        """Install the extra admission rule (the policy is built before payments are)."""
-        self._extra_check = check
 
     async def may_watch(self, user: User, stream: Stream) -> bool:
         if stream.visibility == "public" or user.role == "admin" or user.id == stream.owner_id:

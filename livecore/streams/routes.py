@@ -5,56 +5,56 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
-from livecore.appkeys import AUDIT, CONFIG, DB, RECORDINGS, SECRET_KEY, STREAM_RECORDS
+from livecore.appkeys import (
+    AUDIT,
+    DB,
+    INGEST,
+    LISTINGS,
+    PLAYBACK,
+    RECORDINGS,
+    SEARCHES,
+    SECRET_KEY,
+    STREAM_RECORDS,
+    STREAMS,
+    VIEWER_COUNTS,
+)
 from livecore.auth.publish import new_publish_token
 from livecore.auth.requests import authenticate, require_user
 from livecore.auth.service import InvalidInput
-from livecore.cache import TtlCache
 from livecore.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from livecore.ids import path_id
 from livecore.jsonbody import invalid_message, iso, read_body
 from livecore.recordings.takedown import take_down
 from livecore.store.broadcasts import Broadcast, Broadcasts
 from livecore.store.streams import Stream, StreamState, Visibility
-from livecore.streams.health import IngestProbe, IngestReport
-from livecore.streams.playback import PlaybackPolicy, PlaybackRefused
+from livecore.streams.health import IngestReport
+from livecore.streams.playback import PlaybackRefused
 from livecore.streams.service import (
     NotAllowed,
     SlugTaken,
     StreamIsLive,
-    StreamService,
     check_search,
     may_manage,
 )
 
-STREAMS = web.AppKey("streams", StreamService)
-# Public stream listings, by state filter; invalidated by this node's own changes.
-# A listing as sent: its ETag and its JSON body.
+# Public stream listings (appkeys.LISTINGS), by state filter: a listing as sent, its ETag
+# and its JSON body.
 Listing = tuple[str, bytes]
-LISTINGS = web.AppKey("stream_listings", TtlCache[StreamState | None, Listing])
 LISTING_TTL_S = 1.0
-# Searches have their own cache, so that many different searches cannot push the listings out.
-SEARCHES = web.AppKey("stream_searches", TtlCache[tuple[StreamState | None, str], Listing])
-# Each live stream's viewer count now, by stream id: chat presence, wired in by app.py.
-ViewerCounts = Callable[[Sequence[int]], Awaitable[Mapping[int, int]]]
-VIEWER_COUNTS: Final[web.AppKey[ViewerCounts]] = web.AppKey("viewer_counts")
 # Recordings listed with each offline stream (the home page's channels); the rest are on
 # its watch page.
 LISTED_RECORDINGS = 3
-PLAYBACK = web.AppKey("playback", PlaybackPolicy)
-# Set by app.py once publishers exist (the figures live in sfu/, which this may not import).
-INGEST: Final[web.AppKey[IngestProbe]] = web.AppKey("ingest")
 VISIBILITIES: tuple[Visibility, ...] = ("public", "subscribers")
 STATES: tuple[StreamState, ...] = ("offline", "live")
 
 
 def setup(app: web.Application) -> None:
-    app.cleanup_ctx.append(_service)
+    """Add the routes (the services: streams/setup.py)."""
     app.router.add_post("/api/v1/streams", post_streams)
     app.router.add_get("/api/v1/streams", get_streams)
     app.router.add_get("/api/v1/streams/{slug}", get_stream)
@@ -67,22 +67,6 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/streams/{slug}/broadcasts", get_stream_broadcasts)
     app.router.add_get("/api/v1/streams/{slug}/recordings", get_stream_recordings)
     app.router.add_delete("/api/v1/streams/{slug}/recordings/{id}", delete_stream_recording)
-
-
-async def _service(app: web.Application) -> Any:
-    listings = app[LISTINGS] = TtlCache(LISTING_TTL_S)
-    searches = app[SEARCHES] = TtlCache(LISTING_TTL_S, max_keys=256)
-    playback = app[PLAYBACK] = PlaybackPolicy(
-        app[STREAM_RECORDS], app[SECRET_KEY], token_ttl_s=app[CONFIG].hls.playback_token_ttl_s
-    )
-
-    def changed() -> None:
-        listings.invalidate()
-        searches.invalidate()
-        playback.forget()
-
-    app[STREAMS] = StreamService(app[STREAM_RECORDS], app[AUDIT], on_change=changed)
-    yield
 
 
 def stream_json(stream: Stream) -> dict[str, Any]:
@@ -385,3 +369,16 @@ async def hls_gate(request: web.Request, stream: str) -> str:
         raise Forbidden(
             "a valid playback token is required", headers={"Access-Control-Allow-Origin": "*"}
         ) from None
+
+
+def whep_admit(app: web.Application) -> Callable[[str, str | None], Awaitable[None]]:
+    """Admit a WHEP viewer (stream slug, bearer token): subscriber-only streams need a valid
+    playback token."""
+
+    async def admit(slug: str, token: str | None) -> None:
+        try:
+            await app[PLAYBACK].admit(slug, token)
+        except PlaybackRefused:
+            raise Forbidden("a valid playback token is required") from None
+
+    return admit

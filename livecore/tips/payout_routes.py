@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from livecore.appkeys import AUDIT, USERS
+from livecore.appkeys import AUDIT, PAYOUTS, USERS
 from livecore.auth.requests import require_user
 from livecore.auth.twofactor_routes import require_two_factor_for_payouts
 from livecore.clientip import client_ip
@@ -24,11 +24,9 @@ from livecore.tips.payouts import (
     PayoutInvalid,
     PayoutNotFound,
     PayoutRefused,
-    PayoutService,
     PayoutSummary,
 )
 
-PAYOUTS: Final = web.AppKey("payouts", PayoutService)
 _STRIPE_ACCOUNT = re.compile(r"acct_[A-Za-z0-9]{1,64}")
 _STATUSES: Final[tuple[PayoutStatus, ...]] = typing.get_args(PayoutStatus)
 

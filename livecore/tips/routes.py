@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from livecore.appkeys import STREAM_RECORDS
+from livecore.appkeys import STREAM_RECORDS, TIPS
 from livecore.auth.requests import authenticate, require_user
 from livecore.errors import (
     BadGateway,
@@ -37,9 +37,7 @@ from livecore.tips.outcomes import (
     TipsUnavailable,
     TipUnconfirmed,
 )
-from livecore.tips.service import TipService
 
-TIPS: Final = web.AppKey("tips", TipService)
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _PAYMENT_METHOD = re.compile(r"pm_[A-Za-z0-9_]{1,200}")
 TEST_MODE_NOTICE = "Test mode: no money moves."

@@ -60,9 +60,9 @@ from livecore.tips.providers import (
 
 logger = logging.getLogger(__name__)
 
-# Clears a tip's message for the room (banned terms); wired to chat by app.py.
+# Clears a tip's message for the room (banned terms): the chat's rules (tips/setup.py).
 MessageScreen = Callable[[int, str], Awaitable[str]]
-# Is this viewer barred from this stream (banned from its chat)? Wired to chat by app.py.
+# Is this viewer barred from this stream (banned from its chat)? Made by tips/setup.py.
 Blocked = Callable[[int, int], Awaitable[bool]]
 
 

@@ -4,11 +4,11 @@ stream), subscribing to a tier, and a viewer's subscriptions with cancel and res
 from __future__ import annotations
 
 import re
-from typing import Any, Final
+from typing import Any
 
 from aiohttp import web
 
-from livecore.appkeys import CONFIG, STREAM_RECORDS, USERS
+from livecore.appkeys import CONFIG, STREAM_RECORDS, SUBSCRIPTIONS, USERS
 from livecore.auth.requests import require_user
 from livecore.errors import (
     BadGateway,
@@ -43,7 +43,6 @@ from livecore.tips.tiers import (
     TierRetired,
 )
 
-SUBSCRIPTIONS: Final = web.AppKey("subscriptions", SubscriptionService)
 _ID = "{id:[0-9]{1,18}}"  # a bigint; longer digit strings are no id at all
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 # Where the browser comes back to after checkout: a path on this site, never another site.

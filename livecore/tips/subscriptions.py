@@ -88,6 +88,7 @@ class SubscriptionService:
         settings: TipsConfig,
         gateway: SubscriptionGateway | None,
         *,
+        access: SubscriberAccess | None = None,
         access_cache_s: float = 2.0,
     ) -> None:
         self._db = db
@@ -95,8 +96,9 @@ class SubscriptionService:
         self._creators = creator_settings
         self._gateway = gateway
         # may_watch and may_chat ask on every playback ticket and chat line; a change made on
-        # this node is seen at once (forget), one made elsewhere within access_cache_s.
-        self._access = SubscriberAccess(store, access_cache_s)
+        # this node is seen at once (forget), one made elsewhere within access_cache_s. The
+        # app passes the one that playback and chat were built with.
+        self._access = access or SubscriberAccess(store, access_cache_s)
         self._invoices = InvoicePosting(store, ledger, creator_settings, settings)
         self._tiers = TierCatalog(Tiers(db), settings, gateway)
         self._events = ProcessorEvents(db, store, self._access, self._invoices, settings)

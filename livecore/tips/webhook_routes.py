@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Final
 
 from aiohttp import web
 
-from livecore.appkeys import CONFIG
+from livecore.appkeys import CONFIG, WEBHOOKS
 from livecore.errors import BadRequest, NotFound, PayloadTooLarge
 from livecore.tips.stripe.events import MalformedEvent, WebhookRefused, verify
-from livecore.tips.webhooks import WebhookHandler
 
 logger = logging.getLogger(__name__)
 
-WEBHOOKS: Final = web.AppKey("stripe_webhooks", WebhookHandler)
 # Stripe's events are a few KiB; nothing legitimate comes near this.
 MAX_EVENT_BYTES = 512 * 1024
 

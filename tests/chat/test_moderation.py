@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from livecore.chat.context import CHAT
+from livecore.appkeys import CHAT
 from tests.chat.conftest import chat_config, connect, stream, user
 from tests.conftest import Client, MakeClient, bearer
 

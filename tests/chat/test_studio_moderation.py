@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from livecore.chat.context import CHAT
+from livecore.appkeys import CHAT
 from tests.chat.conftest import connect, stream, user
 from tests.conftest import Client, bearer
 

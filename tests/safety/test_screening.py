@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 from prometheus_client import CollectorRegistry
 
-from livecore.safety.routes import SCREENING
+from livecore.appkeys import SCREENING
 from livecore.safety.screening import Flag, ScreeningQueue, Subject
 from tests.chat.conftest import connect, user
 from tests.conftest import Client, bearer, register

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from livecore.safety.routes import SCREENING
+from livecore.appkeys import SCREENING
 from tests.conftest import Client, bearer, create_stream, register
 from tests.safety.conftest import admin
 from tests.support.rtc import publishing

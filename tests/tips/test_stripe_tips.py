@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from livecore.appkeys import TIPS
 from livecore.config import Config
 from livecore.store import Database
 from livecore.store.ledger import Ledger
-from livecore.tips.routes import TIPS
 from tests.chat.conftest import connect
 from tests.conftest import Client, MakeClient, bearer, register
 from tests.support.stripe_peer import DISPUTE_FEE, StripePeer, event_body, sign_payload

@@ -13,16 +13,13 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from livecore.app import create_app
-from livecore.appkeys import CONFIG, DB
-from livecore.chat import context as chat_context
+from livecore.appkeys import CONFIG, DB, SUBSCRIBER_ACCESS, SUBSCRIPTIONS
 from livecore.config import Config
 from livecore.store import Database
 from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Ledger
 from livecore.store.subscriptions import Subscriptions
-from livecore.streams import routes as stream_routes
 from livecore.tips.providers import ProviderUnavailable
-from livecore.tips.subscription_routes import SUBSCRIPTIONS
 from livecore.tips.subscriptions import Renewals, SubscriptionService
 from tests.chat.conftest import FAST_CHAT, connect
 from tests.conftest import Client, MakeClient, bearer, register
@@ -633,11 +630,11 @@ async def stripe_client(
 
     async def through_gateway(app: web.Application) -> AsyncIterator[None]:
         db = app[DB]
-        service = app[SUBSCRIPTIONS] = SubscriptionService(
-            db, Subscriptions(db), Ledger(db), CreatorSettings(db), app[CONFIG].tips, gateway
-        )
-        app[stream_routes.PLAYBACK].set_extra_check(service.admits)
-        app[chat_context.CHAT].service.set_may_chat_extra(service.admits)
+        # The subscriber check playback and chat were built with.
+        app[SUBSCRIPTIONS] = SubscriptionService(
+            db, Subscriptions(db), Ledger(db), CreatorSettings(db), app[CONFIG].tips, gateway,
+            access=app[SUBSCRIBER_ACCESS],
+        )  # fmt: skip
         yield
 
     app.cleanup_ctx.append(through_gateway)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from stripe.params import WebhookEndpointCreateParams
 
-from livecore.tips.webhook_routes import WEBHOOKS
+from livecore.appkeys import WEBHOOKS
 from tests.conftest import Client
 
 # Read at import: the tests run on the event loop, where file reads are refused.

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from playwright.async_api import expect
 
-from livecore.appkeys import HUBS
-from livecore.chat.context import CHAT
+from livecore.appkeys import CHAT, HUBS
 from livecore.sfu.media import MediaUnit
 from tests.chat.conftest import FAST_CHAT, connect, stream, user
 from tests.conftest import PASSWORD, Client, MakeClient, bearer, register, wait_state

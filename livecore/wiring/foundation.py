@@ -1,0 +1,96 @@
+"""What every package sits on: the deployment's secret key, the database (migrated before
+the pool opens) and the event bus (in process on one node, Redis pub/sub when `redis_url` is
+set). One cleanup context: the bus closes first, then the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from livecore.appkeys import BUS, CONFIG, DB, METRICS, SECRET_KEY
+from livecore.events.bus import LocalBus
+from livecore.events.metrics import BusMetrics
+from livecore.events.redis_bus import RedisBus
+from livecore.store import Database, apply_migrations
+from livecore.store.chat import ChatStore
+
+logger = logging.getLogger(__name__)
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+def setup(app: web.Application, dsn: str) -> None:
+    """Add the context; its resources exist once the app has started."""
+    app.cleanup_ctx.append(_context(dsn))
+
+
+def _context(dsn: str) -> CleanupContext:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        config = app[CONFIG]
+        if config.secret_key:
+            app[SECRET_KEY] = config.secret_key.encode()
+        else:
+            path = config.data_path / "secret_key"
+            app[SECRET_KEY] = await asyncio.to_thread(_stored_secret, path)
+        report = await apply_migrations(dsn)
+        if report.applied:
+            logger.info("migrations applied: %s", ", ".join(report.applied))
+        db = app[DB] = await Database.connect(dsn, max_size=config.database_pool_size)
+        app[METRICS].watch_pool(lambda: _pool_stats(db))
+        await _open_event_bus(app, db)
+        yield
+        try:
+            await app[BUS].close()
+        finally:
+            await db.close(timeout_s=10)  # waits for released connections, then terminates
+
+    return context
+
+
+def _stored_secret(path: Path) -> bytes:
+    """The key generated on first start; several nodes must share LIVECORE_SECRET_KEY instead."""
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+    return key
+
+
+def _pool_stats(db: Database) -> tuple[int, int, int]:
+    s = db.stats()
+    return s.size, s.idle, s.max_size
+
+
+class _RoomRecords:
+    """What the bus keeps in PostgreSQL: rooms' event id blocks and their stored history."""
+
+    def __init__(self, store: ChatStore) -> None:
+        self._store = store
+
+    async def reserve(self, room: int, count: int) -> int:
+        return await self._store.reserve_event_ids(room, count)
+
+    async def recent(self, room: int, limit: int) -> list[bytes]:
+        return await self._store.recent_lines(room, limit)
+
+
+async def _open_event_bus(app: web.Application, db: Database) -> None:
+    config = app[CONFIG]
+    records = _RoomRecords(ChatStore(db))
+    if config.redis_url:
+        bus = RedisBus(config.redis_url, ids=records, history=config.chat.history,
+                       stored=records, metrics=BusMetrics(app[METRICS].registry))  # fmt: skip
+        await bus.start()
+        app[BUS] = bus
+    else:
+        app[BUS] = LocalBus(records, history=config.chat.history, stored=records)

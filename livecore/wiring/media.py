@@ -1,0 +1,155 @@
+"""This node's live media, where packages that may not import each other meet: sfu/ (hubs,
+publishers, viewers), hls/ (the origin, its packaging processes and the decoding pool) and
+streams/ (the broadcasts' state, `streams.states`; ends asked on any node, `LiveEnder`; the
+studio's ingest figures). A stream going live and the origin's new thumbnails are offered to
+the safety package's screening queue once its context has made it. One cleanup context,
+because their shutdown is one sequence: publishers end, packaging finishes, the recordings
+are reported, then the broadcast log drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from livecore.appkeys import (
+    BUS,
+    CONFIG,
+    DB,
+    HLS_METRICS,
+    HLS_ORIGIN,
+    HUBS,
+    INGEST,
+    LISTINGS,
+    METRICS,
+    PUBLISHERS,
+    SCREENING,
+    VIEWERS,
+)
+from livecore.hls.origin import HlsOrigin
+from livecore.hls.packaging import PackagingProcesses
+from livecore.recordings.layout import ROOT as RECORDINGS_ROOT
+from livecore.safety.screening import Subject
+from livecore.sfu.hub import HubRegistry, StreamHub
+from livecore.sfu.metrics import SfuMetrics
+from livecore.sfu.passthrough import (
+    enlarge_receive_buffers,
+    install_passthrough,
+    restrict_host_addresses,
+)
+from livecore.sfu.publisher import Publishers
+from livecore.sfu.viewers import Viewers
+from livecore.sfu.vp8 import source_transcoders
+from livecore.streams.ending import LiveEnder
+from livecore.streams.health import IngestReport
+from livecore.streams.live import BroadcastLog
+from livecore.streams.states import StreamStates
+from livecore.transcode.workers import WorkerPool
+
+logger = logging.getLogger(__name__)
+
+
+def setup(app: web.Application) -> None:
+    """Add the context (after the recordings' and the streams') and end every broadcast at
+    shutdown, before the chat's sockets close and aiohttp cancels handlers."""
+    app.cleanup_ctx.append(_context)
+    app.on_shutdown.append(_end_broadcasts)
+
+
+async def _context(app: web.Application) -> AsyncIterator[None]:
+    """Hubs, publishers, and the log of broadcasts they start and end."""
+    config = app[CONFIG]
+    bus = app[BUS]
+    install_passthrough()
+    restrict_host_addresses(config.sfu.ice_host_addresses)
+    enlarge_receive_buffers(config.sfu.udp_receive_buffer_bytes)
+    broadcasts = BroadcastLog(app[DB], on_change=app[LISTINGS].invalidate)
+    writer = asyncio.create_task(broadcasts.run(), name="broadcast-log")
+    hubs = app[HUBS] = HubRegistry(queue_size=config.sfu.reader_queue_units)
+    # Decoding (thumbnails) runs in worker processes, never on the loop.
+    workers = WorkerPool(config.hls.media_workers)
+    # Packaging (Opus to AAC, muxing, files) runs in processes, never on the loop's core.
+    packaging = PackagingProcesses(config.hls.packaging_processes, app[HLS_METRICS])
+    origin = app[HLS_ORIGIN] = HlsOrigin(
+        config.data_path / RECORDINGS_ROOT, config.hls, workers=workers.get,
+        metrics=app[HLS_METRICS], packaging=packaging,
+        on_thumbnail=lambda stream_id, jpeg: _screen_thumbnail(app, stream_id, jpeg),
+    )  # fmt: skip
+    hubs.on_open(origin.attach)
+    app[VIEWERS] = Viewers(config.sfu)
+    # The publishers report to the states, which end broadcasts through the publishers (an
+    # end asked on another node): the callback finds the states when first called.
+    states: StreamStates[StreamHub]
+    publishers = app[PUBLISHERS] = Publishers(
+        hubs, config.sfu, on_state=lambda hub, live: states.changed(hub, live),
+        metrics=SfuMetrics(app[METRICS].registry),
+        transcoders=source_transcoders(app[HLS_METRICS].transcoding),
+    )  # fmt: skip
+    # Ends asked for on any node reach the publisher's node: it listens while live.
+    ender = LiveEnder(bus, publishers)
+    states = StreamStates(
+        bus, broadcasts, origin, ender, config.data_path,
+        on_live=lambda stream_id: _screen(app, stream_id),
+    )  # fmt: skip
+    app[INGEST] = _IngestProbe(publishers, origin)
+    yield
+    await states.events_sent()
+    await ender.close()
+    await app[PUBLISHERS].close()
+    await app[VIEWERS].close()
+    await origin.close()
+    # Packaging has finished: the last recordings are complete and reported.
+    await states.recordings_reported()
+    await packaging.close()
+    await workers.close()
+    try:
+        await broadcasts.drain()
+    except TimeoutError:
+        logger.error("broadcast states not all recorded at shutdown")
+    writer.cancel()
+    await asyncio.gather(writer, return_exceptions=True)
+
+
+class _IngestProbe:
+    """A stream's ingest health for the streams API (streams.health.IngestProbe): its
+    publisher's figures (sfu/) and the picture size of its HLS source rendition."""
+
+    def __init__(self, publishers: Publishers, origin: HlsOrigin) -> None:
+        self._publishers = publishers
+        self._origin = origin
+
+    async def report(self, stream_id: int) -> IngestReport | None:
+        publisher = self._publishers.for_stream(stream_id)
+        if publisher is None:
+            return None
+        health = await publisher.health()
+        width, height = self._origin.picture(publisher.hub.slug)
+        return IngestReport(
+            video_codec=health.video_codec, audio_codec=health.audio_codec,
+            width=width, height=height,
+            bitrate_bps=health.bitrate_bps, video_bitrate_bps=health.video_bitrate_bps,
+            audio_bitrate_bps=health.audio_bitrate_bps, fps=health.fps,
+            keyframe_interval_s=health.keyframe_interval_s,
+            packets_received=health.packets_received, packets_lost=health.packets_lost,
+            packet_loss=health.loss_fraction, last_media_s=health.last_media_s,
+        )  # fmt: skip
+
+
+def _screen_thumbnail(app: web.Application, stream_id: int, jpeg: bytes) -> None:
+    """A live stream's new thumbnail is screened (never waits)."""
+    if (screening := app.get(SCREENING)) is not None:
+        screening.offer(Subject("thumbnail", stream_id, jpeg=jpeg))
+
+
+def _screen(app: web.Application, stream_id: int) -> None:
+    """A stream went live: its title and its owner's name are screened (never waits)."""
+    if (screening := app.get(SCREENING)) is not None:
+        screening.offer_stream(stream_id)
+
+
+async def _end_broadcasts(app: web.Application) -> None:
+    await app[PUBLISHERS].close()
+    await app[VIEWERS].close()
