@@ -18,7 +18,7 @@ from datetime import datetime
 from livecore.auth.service import AuthService
 from livecore.auth.suspensions import ACCOUNTS_ROOM, announce_revoked, revoked_user
 from livecore.chat.room import Rooms
-from livecore.events.bus import BusUnavailable, EventBus
+from livecore.events.bus import EventBus
 from livecore.events.types import Event
 from livecore.store.admin_users import AdminUsers
 from livecore.store.audit import AuditLog
@@ -26,7 +26,7 @@ from livecore.store.creator_requests import CreatorRequest, CreatorRequests
 from livecore.store.db import Database
 from livecore.store.suspensions import Suspension, Suspensions
 from livecore.store.users import Role, User, Users
-from livecore.streams.ending import announce_end
+from livecore.streams.ending import end_all
 
 logger = logging.getLogger(__name__)
 
@@ -74,26 +74,10 @@ class Accounts:
         suspension, _ = await self._suspensions.suspend(target.id, reason, until, actor.id)
         self._auth.forget_user(target.id)
         await announce_revoked(self._bus, target.id, "suspended")
-        ended, unreached = [], []
-        for stream_id, slug in await self._users.live_streams_of(target.id):
-            # Heard by every node: viewers read why, and the ingesting node closes the
-            # publisher; its reconnects are refused while the suspension lasts.
-            try:
-                await announce_end(self._bus, stream_id, "platform", reason)
-                ended.append(slug)
-            except BusUnavailable:
-                # The suspension stands; this node's viewers and publisher hear the end.
-                await announce_end(self._bus, stream_id, "platform", reason, everywhere=False)
-                unreached.append(slug)
-            # In the stream's own audit too, as every other end is.
-            await self._audit.record(
-                "stream.end", "stream", stream_id, actor_id=actor.id,
-                details={
-                    "stream_id": stream_id, "slug": slug, "reason": reason,
-                    "ended_by": "platform", "was_live": True, "blocked_until": None,
-                    "all_nodes": slug not in unreached,
-                },
-            )  # fmt: skip
+        # Heard by every node: viewers read why, and the ingesting node closes the publisher;
+        # its reconnects are refused while the suspension lasts.
+        live = await self._users.live_streams_of(target.id)
+        ended, unreached = await end_all(self._bus, self._audit, live, "platform", reason, actor.id)
         await self._audit.record(
             "user.suspend", "user", target.id, actor_id=actor.id,
             details={

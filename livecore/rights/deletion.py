@@ -24,7 +24,7 @@ from livecore.store.admin_users import AdminUsers, LastAdmin
 from livecore.store.audit import AuditLog
 from livecore.store.data_rights import DELETED_NAME, DataRights
 from livecore.store.users import User, Users
-from livecore.streams.ending import BLOCK_MAX_S, announce_end
+from livecore.streams.ending import BLOCK_MAX_S, end_all
 from livecore.tips.subscriptions import SubscriptionOver, SubscriptionService
 
 logger = logging.getLogger(__name__)
@@ -160,22 +160,6 @@ class AccountDeletion:
         return canceled
 
     async def _end_broadcasts(self, user: User) -> tuple[list[str], list[str]]:
-        ended, unreached = [], []
-        for stream_id, slug in await self._admin_users.live_streams_of(user.id):
-            try:
-                await announce_end(self._bus, stream_id, "owner", DELETED_REASON)
-                ended.append(slug)
-            except BusUnavailable:
-                # The publishing block (set with the deletion) refuses its reconnects.
-                await announce_end(self._bus, stream_id, "owner", DELETED_REASON, everywhere=False)
-                unreached.append(slug)
-            # In the stream's own audit too, as every other end is.
-            await self._audit.record(
-                "stream.end", "stream", stream_id, actor_id=user.id,
-                details={
-                    "stream_id": stream_id, "slug": slug, "reason": DELETED_REASON,
-                    "ended_by": "owner", "was_live": True, "blocked_until": None,
-                    "all_nodes": slug not in unreached,
-                },
-            )  # fmt: skip
-        return ended, unreached
+        # The publishing block (set with the deletion) refuses the publishers' reconnects.
+        live = await self._admin_users.live_streams_of(user.id)
+        return await end_all(self._bus, self._audit, live, "owner", DELETED_REASON, user.id)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from livecore.events.bus import EventBus
+from livecore.events.bus import BusUnavailable, EventBus
 from livecore.events.types import Event, StreamState
 from livecore.store.audit import AuditLog
 from livecore.store.broadcasts import Broadcasts
@@ -89,6 +89,40 @@ async def announce_end(
     """
     ended = StreamState("offline", ended_by=ended_by, reason=reason)
     await bus.publish(stream_id, ended, local_fallback=not everywhere)
+
+
+async def end_all(
+    bus: EventBus,
+    audit: AuditLog,
+    live: list[tuple[int, str]],
+    ended_by: EndedBy,
+    reason: str,
+    actor_id: int,
+) -> tuple[list[str], list[str]]:
+    """End each live broadcast of `live` (stream id, slug) for an act on its owner's account
+    (a suspension, a deletion), auditing each in its stream's log as every other end is.
+
+    Returns the slugs ended everywhere and those only this node heard about: with the other
+    nodes unreachable, the account's publishing block refuses the publisher's reconnects.
+    """
+    ended: list[str] = []
+    unreached: list[str] = []
+    for stream_id, slug in live:
+        try:
+            await announce_end(bus, stream_id, ended_by, reason)
+            ended.append(slug)
+        except BusUnavailable:
+            await announce_end(bus, stream_id, ended_by, reason, everywhere=False)
+            unreached.append(slug)
+        await audit.record(
+            "stream.end", "stream", stream_id, actor_id=actor_id,
+            details={
+                "stream_id": stream_id, "slug": slug, "reason": reason,
+                "ended_by": ended_by, "was_live": True, "blocked_until": None,
+                "all_nodes": slug not in unreached,
+            },
+        )  # fmt: skip
+    return ended, unreached
 
 
 @dataclass(frozen=True, slots=True)
