@@ -158,8 +158,13 @@ class HlsOrigin:
         return (video.width, video.height) if video is not None else (None, None)
 
     def thumbnail(self, stream: str) -> Thumbnail | None:
+        """The live broadcast's latest picture. None once it has ended: an ended broadcast's
+        playlists stay (they end with ENDLIST) but its picture goes, so a stream that was
+        taken down, or ended for any reason, shows nothing of itself any more."""
         broadcast = self._by_slug.get(stream)
-        return broadcast.thumbnailer.latest if broadcast is not None else None
+        if broadcast is None or broadcast.hub.ended:
+            return None
+        return broadcast.thumbnailer.latest
 
     def directory_of(self, hub: StreamHub) -> Path | None:
         """Where `hub`'s broadcast is recorded (None: it is not packaged here)."""

@@ -34,10 +34,16 @@ async def admin(client: Client, dsn: str, name: str = "root") -> dict[str, str]:
 
 
 async def go_live(client: Client, slug: str, key: str) -> Publication:
+    """Publish and wait until media is packaged: a broadcast ended before its publisher's ICE
+    completes has no media (no recording), and its publisher never learns it was closed."""
     url = str(client.make_url(f"/whip/{slug}"))
     pub = await publish(client.session, url, key, media.clip())
     await wait_state(client, slug, "live")
-    return pub
+    async with asyncio.timeout(60):
+        while True:
+            if (await client.get(f"/hls/{slug}/master.m3u8")).status == 200:
+                return pub
+            await asyncio.sleep(0.1)
 
 
 async def whip_refusal(client: Client, slug: str, key: str) -> tuple[int, dict[str, Any]]:
