@@ -49,6 +49,7 @@ from livecore.chat.room import Rooms, RoomTuning
 from livecore.chat.service import ChatService
 from livecore.chat.text import BannedTerms
 from livecore.clientip import parse_networks
+from livecore.cluster import setup as cluster_setup
 from livecore.config import Config
 from livecore.deadlines import body_deadline
 from livecore.errors import Forbidden, json_errors
@@ -187,6 +188,7 @@ def create_app(
     stream_routes.setup(app)  # its context (the listing cache) runs before _live_media
     end_routes.setup(app)
     app.cleanup_ctx.extend([_events, _live_media, _chat, _safety, _money])
+    cluster_setup.setup(app)  # the stream directory follows _live_media's hubs
     chat_routes.setup_routes(app)
     safety_routes.setup(app)
     tip_routes.setup(app)
