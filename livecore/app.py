@@ -188,7 +188,6 @@ def create_app(
     stream_routes.setup(app)  # its context (the listing cache) runs before _live_media
     end_routes.setup(app)
     app.cleanup_ctx.extend([_events, _live_media, _chat, _safety, _money])
-    cluster_setup.setup(app)  # the stream directory follows _live_media's hubs
     chat_routes.setup_routes(app)
     safety_routes.setup(app)
     tip_routes.setup(app)
@@ -202,6 +201,7 @@ def create_app(
         app, _OriginOf(app), config.hls, metrics=app[HLS_METRICS],
         cdn_base_url=config.cdn_base_url, gate=stream_routes.hls_gate,
     )  # fmt: skip
+    cluster_setup.setup(app)  # after _live_media (its hubs) and the HLS routes (their edge)
     app[RECORDINGS] = LocalDisk(config.data_path)
     recording_routes.setup(app, gate=stream_routes.hls_gate)
     web_routes.setup(app, stripe_js=bool(config.stripe.secret_key))

@@ -234,6 +234,9 @@ class NodeConfig:
     # dies loses its streams' entries within directory_ttl_s.
     directory_ttl_s: float = _bounded(6.0, 1.0, 300.0)
     heartbeat_s: float = _bounded(2.0, 0.1, 100.0)
+    # Recent parts, segments and blocking-reload playlists of streams held by other nodes,
+    # kept in memory by this node to serve their viewers.
+    edge_cache_bytes: int = _bounded(32 * 1024 * 1024, 1024 * 1024)
 
     def __post_init__(self) -> None:
         if self.heartbeat_s >= self.directory_ttl_s:

@@ -13,3 +13,10 @@ class ClusterMetrics:
             "the directory when they fail for longer than node.directory_ttl_s)",
             registry=registry,
         )
+        self.edge_requests = Counter(
+            "livecore_edge_requests_total",
+            "HLS requests for streams held by another node, by how they were answered: "
+            "upstream (asked of the owner), joined (a request already in flight), cached",
+            ["outcome"],
+            registry=registry,
+        )
