@@ -9,12 +9,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
+from livecore.cluster.metrics import ClusterMetrics
 from livecore.cluster.node import NodeInfo
+from livecore.cluster.redis_directory import RedisDirectory
 from livecore.config import HlsConfig
 from tests.cluster.conftest import Node, creator_stream, owner_becomes
 from tests.conftest import Client
 from tests.support.rtc import publishing
+from tests.support.services import free_port
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -95,3 +99,25 @@ async def test_a_node_serves_hls_of_a_stream_live_on_another(node: Node, redis_u
     # Ended: no node holds it any more.
     await owner_becomes(b, "cooking", None)
     assert (await b.get("/hls/cooking/master.m3u8")).status == 404
+
+
+async def test_an_owner_that_does_not_answer_is_a_502_until_its_entries_expire(
+    node: Node, redis_url: str
+) -> None:
+    b = await node("node-b", redis_url)
+    stream_id, _ = await creator_stream(b, "cooking")
+    # A node that died a moment ago: its entry is still in the directory, nothing listens.
+    ghost = NodeInfo("node-gone", f"http://127.0.0.1:{free_port()}")
+    gone = RedisDirectory(
+        redis_url, ghost, ttl_s=60.0, heartbeat_s=30.0, metrics=ClusterMetrics(CollectorRegistry())
+    )
+    await gone.claim(stream_id, "cooking")
+    try:
+        await owner_becomes(b, "cooking", ghost)
+        resp = await b.get("/hls/cooking/source/index.m3u8")
+        assert resp.status == 502
+        assert (await resp.json())["error"]["code"] == "bad_gateway"
+    finally:
+        await gone.close()
+    await owner_becomes(b, "cooking", None)
+    assert (await b.get("/hls/cooking/source/index.m3u8")).status == 404
