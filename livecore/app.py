@@ -17,6 +17,7 @@ from livecore.auth import setup as auth
 from livecore.auth.mail import MailSender
 from livecore.chat import setup as chat
 from livecore.clientip import parse_networks
+from livecore.cluster import setup as cluster
 from livecore.config import Config
 from livecore.deadlines import body_deadline
 from livecore.errors import json_errors
@@ -60,6 +61,8 @@ def create_app(
     tips.setup(app)  # after the chat: a tip's message passes the chat's rules
     signaling.setup(app, whep_admit=streams.whep_admit(app))  # WHIP and WHEP
     hls.setup(app, gate=streams.hls_gate)  # /hls/, from the origin media.py makes
+    # This node in the stream directory; with Redis, /hls/ for streams held elsewhere.
+    cluster.setup(app)
     pages.setup(app, stripe_js=bool(config.stripe.secret_key))
     # Reports, the review queue and screening (after the chat: it acts on rooms, counts viewers).
     safety.setup(app, moderation.actions(app), moderation.screener(config))

@@ -224,6 +224,28 @@ class SafetyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeConfig:
+    # This node's name in the stream directory; empty: "<host name>:<port>", the same after
+    # a restart. Every node of a deployment needs its own.
+    id: str = ""
+    # Where the other nodes reach this one (not the public URL); empty: http://<host>:<port>.
+    internal_url: str = ""
+    # A directory entry lives this long unless this node's heartbeat renews it: a node that
+    # dies loses its streams' entries within directory_ttl_s.
+    directory_ttl_s: float = _bounded(6.0, 1.0, 300.0)
+    heartbeat_s: float = _bounded(2.0, 0.1, 100.0)
+    # Recent parts, segments and blocking-reload playlists of streams held by other nodes,
+    # kept in memory by this node to serve their viewers.
+    edge_cache_bytes: int = _bounded(32 * 1024 * 1024, 1024 * 1024)
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_s >= self.directory_ttl_s:
+            raise ConfigError("node.heartbeat_s: must be shorter than node.directory_ttl_s")
+        if self.internal_url and (problem := _origin_problem(self.internal_url)) is not None:
+            raise ConfigError(f"node.internal_url: {self.internal_url!r} {problem}")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     host: str = "127.0.0.1"
     port: int = _bounded(8080, 0, 65535)
@@ -267,6 +289,7 @@ class Config:
     tips: TipsConfig = field(default_factory=TipsConfig)
     stripe: StripeConfig = field(default_factory=StripeConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
+    node: NodeConfig = field(default_factory=NodeConfig)
 
     def __post_init__(self) -> None:
         for proxy in self.trusted_proxies:

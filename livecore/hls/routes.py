@@ -2,7 +2,9 @@
 segments, segments and parts, with CDN-correct caching and CORS.
 
 Streams are found through `HlsDirectory` (hls.views), which hls/setup.py implements; this module
-imports no store/ or auth/. Routes:
+imports no store/ or auth/. A request for a stream that is not live here goes to the fallback
+given to `serve_elsewhere` (the cluster's edge: the stream's owner answers it), else 404.
+Routes:
 
     GET /hls/{stream}/master.m3u8
     GET /hls/{stream}/{rendition}/index.m3u8[?_HLS_msn=M[&_HLS_part=P]]
@@ -17,7 +19,7 @@ import hashlib
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from aiohttp import web
@@ -48,6 +50,8 @@ _MAX_PLAYLISTS = 1024
 # Admits a request for a stream (raising an ApiError, e.g. 403, when it may not play it) and
 # returns the query to append to every URI of the answer ("" or "?token=...").
 Gate = Callable[[web.Request, str], Awaitable[str]]
+# Answers an admitted request for a stream that is not live on this node.
+Fallback = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _URI_QUERY: Final[web.RequestKey[str]] = web.RequestKey("hls_uri_query", str)
 
 
@@ -59,6 +63,7 @@ class _Hls:
     cdn_base_url: str
     gate: Gate | None
     files: FileCache
+    fallback: Fallback | None = None
     # A rendered media playlist (body, ETag) per rendition, version, prefix and URI query:
     # the players woken by one new part all get the one rendering.
     playlists: dict[tuple[RenditionView, int, str, str], tuple[bytes, str]] = field(
@@ -92,6 +97,11 @@ def setup(
     app.router.add_get("/hls/{tail:.*}", get_unknown)
 
 
+def serve_elsewhere(app: web.Application, fallback: Fallback) -> None:
+    """Send requests for streams not live on this node to `fallback` (before the app starts)."""
+    app[_HLS] = replace(app[_HLS], fallback=fallback)
+
+
 async def get_unknown(request: web.Request) -> web.Response:
     raise NotFound("no such file", headers=CORS)
 
@@ -112,19 +122,30 @@ def _count(hls: _Hls, kind: RequestKind) -> None:
         hls.metrics.requests.labels(kind).inc()
 
 
-def _renditions(hls: _Hls, stream: str) -> Mapping[str, RenditionView]:
+def _renditions(hls: _Hls, stream: str) -> Mapping[str, RenditionView] | None:
+    """The stream's renditions; None: not live here, but another node may hold it."""
     renditions = hls.directory.lookup(stream) if _NAME.fullmatch(stream) else None
+    if renditions is None and hls.fallback is not None and _NAME.fullmatch(stream):
+        return None
     if not renditions:
         raise NotFound("no such live stream", headers=CORS)
     return renditions
 
 
-def _rendition(hls: _Hls, request: web.Request) -> tuple[str, RenditionView]:
+def _rendition(hls: _Hls, request: web.Request) -> tuple[str, RenditionView] | None:
     stream, name = request.match_info["stream"], request.match_info["rendition"]
-    view = _renditions(hls, stream).get(name) if _NAME.fullmatch(name) else None
+    renditions = _renditions(hls, stream)
+    if renditions is None:
+        return None
+    view = renditions.get(name) if _NAME.fullmatch(name) else None
     if view is None:
         raise NotFound("no such rendition", headers=CORS)
     return stream, view
+
+
+async def _elsewhere(hls: _Hls, request: web.Request) -> web.StreamResponse:
+    assert hls.fallback is not None
+    return await hls.fallback(request)
 
 
 def _query(hls: _Hls, request: web.Request) -> str:
@@ -178,12 +199,14 @@ def _encoded_playlist_response(
     return web.Response(body=body, content_type=PLAYLIST_TYPE, headers=headers)
 
 
-async def get_master(request: web.Request) -> web.Response:
+async def get_master(request: web.Request) -> web.StreamResponse:
     """The multivariant playlist listing every rendition of the stream."""
     hls = request.app[_HLS]
     await _admit(hls, request)
     stream = request.match_info["stream"]
     renditions = _renditions(hls, stream)
+    if renditions is None:
+        return await _elsewhere(hls, request)
     _count(hls, "master")
     prefix = f"{hls.cdn_base_url}/hls/{stream}/" if hls.cdn_base_url else ""
     # The first rendition (the source) is waited for; a rung still starting is left out
@@ -201,12 +224,13 @@ async def get_master(request: web.Request) -> web.Response:
     return _playlist_response(request, text, _max_age(hls, ended))
 
 
-async def get_thumbnail(request: web.Request) -> web.Response:
+async def get_thumbnail(request: web.Request) -> web.StreamResponse:
     """The stream's latest thumbnail (a JPEG made every `thumbnail_interval_s`)."""
     hls = request.app[_HLS]
     await _admit(hls, request)
     stream = request.match_info["stream"]
-    _renditions(hls, stream)  # 404 for unknown streams, and any access check
+    if _renditions(hls, stream) is None:  # 404 for unknown streams
+        return await _elsewhere(hls, request)
     thumb = hls.directory.thumbnail(stream)
     if thumb is None:
         raise NotFound("no thumbnail yet", headers=CORS)
@@ -227,7 +251,7 @@ def _int_param(request: web.Request, name: str) -> int | None:
     return value
 
 
-async def get_media_playlist(request: web.Request) -> web.Response:
+async def get_media_playlist(request: web.Request) -> web.StreamResponse:
     """The live media playlist; with `_HLS_msn` (and `_HLS_part`) a blocking reload.
 
     RFC 8216bis 6.2.5.2: the response is held until the playlist has segment `_HLS_msn`
@@ -240,7 +264,10 @@ async def get_media_playlist(request: web.Request) -> web.Response:
     """
     hls = request.app[_HLS]
     await _admit(hls, request)
-    stream, view = _rendition(hls, request)
+    found = _rendition(hls, request)
+    if found is None:
+        return await _elsewhere(hls, request)
+    stream, view = found
     msn = _int_param(request, "_HLS_msn")
     part = _int_param(request, "_HLS_part")
     if part is not None and msn is None:
@@ -298,7 +325,10 @@ async def get_media_file(request: web.Request) -> web.StreamResponse:
     (or the next part shows the hint will never be fulfilled: 404)."""
     hls = request.app[_HLS]
     await _admit(hls, request)
-    _, view = _rendition(hls, request)
+    found = _rendition(hls, request)
+    if found is None:
+        return await _elsewhere(hls, request)
+    _, view = found
     name = request.match_info["file"]
     match = LIVE_FILE.fullmatch(name)
     if match is None:

@@ -1,0 +1,81 @@
+"""The stream directory: which node holds each live stream.
+
+`Directory` is what the rest of livecore asks. `LocalDirectory` serves one node (no Redis):
+the streams it holds are the only ones there are.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from livecore.cluster.node import HeldStream, NodeInfo, NodeStreams
+
+
+class DirectoryUnavailable(Exception):
+    """The shared directory (Redis) could not be read."""
+
+
+class Directory(Protocol):
+    node: NodeInfo
+
+    async def claim(self, stream_id: int, slug: str) -> None:
+        """This node now holds the stream (its hub opened here)."""
+
+    async def release(self, stream_id: int) -> None:
+        """This node no longer holds the stream (its broadcast ended)."""
+
+    async def owner(self, stream: int | str) -> NodeInfo | None:
+        """The node holding a live stream, by stream id (int) or slug (str); None: not live."""
+
+    async def nodes(self) -> list[NodeStreams]:
+        """Every node alive and the streams each holds."""
+
+    async def close(self) -> None: ...
+
+
+class Holdings:
+    """The streams this node holds, by id and by slug."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, str] = {}
+        self._by_slug: dict[str, int] = {}
+
+    def add(self, stream_id: int, slug: str) -> None:
+        self.remove(stream_id)
+        self._by_id[stream_id] = slug
+        self._by_slug[slug] = stream_id
+
+    def remove(self, stream_id: int) -> str | None:
+        slug = self._by_id.pop(stream_id, None)
+        if slug is not None and self._by_slug.get(slug) == stream_id:
+            del self._by_slug[slug]
+        return slug
+
+    def holds(self, stream: int | str) -> bool:
+        return (stream in self._by_slug) if isinstance(stream, str) else (stream in self._by_id)
+
+    def streams(self) -> tuple[HeldStream, ...]:
+        return tuple(HeldStream(i, s) for i, s in sorted(self._by_id.items()))
+
+
+class LocalDirectory:
+    """One node's directory, in process."""
+
+    def __init__(self, node: NodeInfo) -> None:
+        self.node = node
+        self._held = Holdings()
+
+    async def claim(self, stream_id: int, slug: str) -> None:
+        self._held.add(stream_id, slug)
+
+    async def release(self, stream_id: int) -> None:
+        self._held.remove(stream_id)
+
+    async def owner(self, stream: int | str) -> NodeInfo | None:
+        return self.node if self._held.holds(stream) else None
+
+    async def nodes(self) -> list[NodeStreams]:
+        return [NodeStreams(self.node, self._held.streams())]
+
+    async def close(self) -> None:
+        pass

@@ -1,0 +1,165 @@
+"""Any node serves any live HLS stream: a request for a stream held by another node is
+answered by fetching it from that node's internal URL.
+
+One request upstream per URL at a time however many viewers ask (single flight), and recent
+immutable files (init segments, segments, parts) and blocking-reload playlists are kept in a
+small memory cache, so an edge asks the owner about once per part. Blocking reloads stay
+blocking: the query is forwarded and the owner holds the request. Range requests are answered
+with the whole file (parts and segments are small).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from livecore.cluster.directory import Directory, DirectoryUnavailable
+from livecore.cluster.metrics import ClusterMetrics
+from livecore.cluster.node import NodeInfo
+from livecore.errors import BadGateway, NotFound, Unavailable
+
+logger = logging.getLogger(__name__)
+
+CORS = {"Access-Control-Allow-Origin": "*"}
+# What an answer from the owner keeps on its way to the viewer.
+_KEPT = (
+    "Content-Type", "Cache-Control", "ETag", "Retry-After",
+    "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    expires: float  # monotonic time; 0: not cached
+
+
+class Edge:
+    """The HLS fallback of this node (hls.routes.serve_elsewhere)."""
+
+    def __init__(self, cache_bytes: int, timeout_s: float) -> None:
+        self._cache_bytes = cache_bytes
+        self._timeout_s = timeout_s
+        self._cache: OrderedDict[str, Fetched] = OrderedDict()
+        self._cached_bytes = 0
+        self._flights: dict[str, asyncio.Task[Fetched]] = {}
+        self._directory: Directory | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._metrics: ClusterMetrics | None = None
+
+    def start(self, directory: Directory, metrics: ClusterMetrics) -> None:
+        self._directory, self._metrics = directory, metrics
+        # One session (one pool of keep-alive connections to the other nodes) for all.
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self._timeout_s), auto_decompress=False
+        )
+
+    async def close(self) -> None:
+        for task in list(self._flights.values()):
+            task.cancel()
+        await asyncio.gather(*self._flights.values(), return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    async def answer(self, request: web.Request) -> web.StreamResponse:
+        directory = self._directory
+        if directory is None:
+            raise NotFound("no such live stream", headers=CORS)
+        try:
+            owner = await directory.owner(request.match_info["stream"])
+        except DirectoryUnavailable:
+            raise Unavailable("the stream directory cannot be reached", headers=CORS) from None
+        if owner is None or owner.id == directory.node.id:
+            raise NotFound("no such live stream", headers=CORS)
+        fetched = await self.fetch(owner, request.rel_url.path_qs)
+        etag = fetched.headers.get("ETag")
+        if fetched.status == 200 and etag and etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=fetched.headers)
+        return web.Response(status=fetched.status, body=fetched.body, headers=fetched.headers)
+
+    async def fetch(self, owner: NodeInfo, path_qs: str) -> Fetched:
+        url = owner.internal_url + path_qs
+        hit = self._cache.get(url)
+        if hit is not None and hit.expires > time.monotonic():
+            self._cache.move_to_end(url)
+            self._count("cached")
+            return hit
+        flight = self._flights.get(url)
+        if flight is None:
+            flight = self._flights[url] = asyncio.create_task(self._get(url))
+            flight.add_done_callback(self._landed(url))
+        else:
+            self._count("joined")
+        # Shielded: a viewer that goes away does not cancel the others' request.
+        return await asyncio.shield(flight)
+
+    def _landed(self, url: str) -> Callable[[asyncio.Task[Fetched]], None]:
+        def done(task: asyncio.Task[Fetched]) -> None:
+            self._flights.pop(url, None)
+            if not task.cancelled():
+                task.exception()  # retrieved: every viewer may have gone before it failed
+
+        return done
+
+    async def _get(self, url: str) -> Fetched:
+        assert self._session is not None
+        self._count("upstream")
+        try:
+            async with self._session.get(url) as resp:
+                body = await resp.read()
+                headers = {k: v for k in _KEPT if (v := resp.headers.get(k)) is not None}
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            logger.warning("edge: %s failed: %s", url, exc)
+            raise BadGateway("the node holding the stream did not answer", headers=CORS) from None
+        fetched = Fetched(resp.status, body, headers, self._expiry(url, resp.status, headers))
+        if fetched.expires:
+            self._store(url, fetched)
+        return fetched
+
+    def _expiry(self, url: str, status: int, headers: dict[str, str]) -> float:
+        """Until when an answer may be reused: immutable files, and blocking reloads (any
+        playlist that has the part asked for is a right answer) for their max-age. Other
+        playlists and thumbnails are only shared by the requests in flight together."""
+        if status != 200:
+            return 0.0
+        cache_control = headers.get("Cache-Control", "")
+        if "immutable" in cache_control:
+            return time.monotonic() + 3600.0
+        if "_HLS_msn=" in url and (max_age := _max_age(cache_control)):
+            return time.monotonic() + max_age
+        return 0.0
+
+    def _store(self, url: str, fetched: Fetched) -> None:
+        size = len(fetched.body)
+        if size > self._cache_bytes // 4:
+            return  # one file must not flush the cache
+        if (old := self._cache.pop(url, None)) is not None:
+            self._cached_bytes -= len(old.body)
+        self._cache[url] = fetched
+        self._cached_bytes += size
+        while self._cached_bytes > self._cache_bytes:
+            _, dropped = self._cache.popitem(last=False)
+            self._cached_bytes -= len(dropped.body)
+
+    def _count(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.edge_requests.labels(outcome).inc()
+
+
+def _max_age(cache_control: str) -> float:
+    for directive in cache_control.split(","):
+        name, _, value = directive.strip().partition("=")
+        if name == "max-age":
+            with contextlib.suppress(ValueError):
+                return float(value)
+    return 0.0

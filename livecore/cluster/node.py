@@ -1,0 +1,45 @@
+"""Who this node is: its id in the directory and the URL the other nodes reach it at."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from livecore.config import Config
+
+_WILDCARDS = ("", "0.0.0.0", "::")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    id: str
+    internal_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeldStream:
+    stream_id: int
+    slug: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStreams:
+    """A node alive and the live streams it holds (for operators)."""
+
+    node: NodeInfo
+    streams: tuple[HeldStream, ...]
+
+
+def this_node(config: Config) -> NodeInfo:
+    """The configured identity, or one derived from the host name and port: the same after a
+    restart, so a node that comes back takes its own name again."""
+    host_name = socket.gethostname()
+    node_id = config.node.id or f"{host_name}:{config.port}"
+    url = config.node.internal_url
+    if not url:
+        # A node listening on every interface is reached by its host name.
+        host = host_name if config.host in _WILDCARDS else config.host
+        if ":" in host:
+            host = f"[{host}]"  # an IPv6 literal
+        url = f"http://{host}:{config.port}"
+    return NodeInfo(node_id, url.rstrip("/"))

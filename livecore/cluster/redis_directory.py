@@ -1,0 +1,155 @@
+"""The stream directory in Redis, shared by every node.
+
+A key per live stream (by id and by slug) names the node holding it, and a key per node lists
+its streams. Every key has a TTL that this node's heartbeat renews: when a node dies, its
+entries vanish within `ttl_s` without anyone cleaning up after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from livecore.cluster.directory import DirectoryUnavailable, Holdings
+from livecore.cluster.metrics import ClusterMetrics
+from livecore.cluster.node import HeldStream, NodeInfo, NodeStreams
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "livecore:directory:"
+
+# Deletes each key only while it still names this node: the stream may have gone live on
+# another node since (a publisher that reconnected elsewhere), and that entry is not ours.
+_RELEASE = """
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then n = n + redis.call('DEL', key) end
+end
+return n
+"""
+
+
+class RedisDirectory:
+    def __init__(
+        self, url: str, node: NodeInfo, *, ttl_s: float, heartbeat_s: float,
+        metrics: ClusterMetrics,
+    ) -> None:  # fmt: skip
+        self.node = node
+        self._client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._release = self._client.register_script(_RELEASE)
+        self._ttl_ms = int(ttl_s * 1000)
+        self._heartbeat_s = heartbeat_s
+        self._metrics = metrics
+        self._held = Holdings()
+        # Writes one at a time: a heartbeat must not put back an entry a release just removed.
+        self._writing = asyncio.Lock()
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._beat()
+        self._heartbeat = asyncio.create_task(self._run(), name=f"node-heartbeat:{self.node.id}")
+
+    async def claim(self, stream_id: int, slug: str) -> None:
+        self._held.add(stream_id, slug)
+        # When this fails, the next heartbeat writes the entry.
+        await self._beat()
+
+    async def release(self, stream_id: int) -> None:
+        slug = self._held.remove(stream_id)
+        if slug is None:
+            return
+        async with self._writing:
+            try:
+                await self._release(
+                    keys=[_stream_key(stream_id), _slug_key(slug)],
+                    args=[self._entry(HeldStream(stream_id, slug))],
+                )
+            except RedisError as exc:
+                logger.warning("directory: could not remove stream %d (%s)", stream_id, exc)
+        await self._beat()  # the node's list of streams
+
+    async def owner(self, stream: int | str) -> NodeInfo | None:
+        key = _slug_key(stream) if isinstance(stream, str) else _stream_key(stream)
+        try:
+            raw = await self._client.get(key)
+        except RedisError as exc:
+            raise DirectoryUnavailable(str(exc)) from exc
+        if raw is None:
+            return None
+        entry = json.loads(raw)
+        return NodeInfo(str(entry["node"]), str(entry["url"]))
+
+    async def nodes(self) -> list[NodeStreams]:
+        try:
+            keys = [k async for k in self._client.scan_iter(match=f"{PREFIX}node:*", count=500)]
+            values = await self._client.mget(keys) if keys else []
+        except RedisError as exc:
+            raise DirectoryUnavailable(str(exc)) from exc
+        found = []
+        for raw in values:
+            if raw is None:
+                continue  # expired between the scan and the read
+            entry = json.loads(raw)
+            streams = tuple(HeldStream(int(i), str(s)) for i, s in entry["streams"])
+            found.append(NodeStreams(NodeInfo(str(entry["node"]), str(entry["url"])), streams))
+        return sorted(found, key=lambda n: n.node.id)
+
+    async def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        for held in self._held.streams():
+            await self.release(held.stream_id)
+        with contextlib.suppress(RedisError):
+            await self._client.delete(_node_key(self.node.id))
+        await self._client.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_s)
+            await self._beat()
+
+    async def _beat(self) -> None:
+        """Write (and so renew) this node's key and the entry of every stream it holds."""
+        async with self._writing:
+            held = self._held.streams()
+            node = {"node": self.node.id, "url": self.node.internal_url,
+                    "streams": [[h.stream_id, h.slug] for h in held]}  # fmt: skip
+            try:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    pipe.set(_node_key(self.node.id), _dumps(node), px=self._ttl_ms)
+                    for h in held:
+                        entry = self._entry(h)
+                        pipe.set(_stream_key(h.stream_id), entry, px=self._ttl_ms)
+                        pipe.set(_slug_key(h.slug), entry, px=self._ttl_ms)
+                    await pipe.execute()
+            except RedisError as exc:
+                self._metrics.heartbeat_failures.inc()
+                logger.warning("directory heartbeat failed: %s", exc)
+
+    def _entry(self, held: HeldStream) -> str:
+        return _dumps({"node": self.node.id, "url": self.node.internal_url,
+                       "stream_id": held.stream_id, "slug": held.slug})  # fmt: skip
+
+
+def _dumps(value: dict[str, Any]) -> str:
+    # Always the same text for the same entry: a release compares it before deleting.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _stream_key(stream_id: int) -> str:
+    return f"{PREFIX}stream:{stream_id}"
+
+
+def _slug_key(slug: str) -> str:
+    return f"{PREFIX}slug:{slug}"
+
+
+def _node_key(node_id: str) -> str:
+    return f"{PREFIX}node:{node_id}"

@@ -1,0 +1,96 @@
+"""Wires livecore.cluster into the application: this node's identity, the stream directory,
+the hub registry's openings and endings that fill it, and the HLS edge."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from livecore.appkeys import CONFIG, HUBS, METRICS
+from livecore.cluster import routes
+from livecore.cluster.directory import Directory, LocalDirectory
+from livecore.cluster.edge_routes import Edge
+from livecore.cluster.metrics import ClusterMetrics
+from livecore.cluster.node import this_node
+from livecore.cluster.redis_directory import RedisDirectory
+from livecore.hls import routes as hls_routes
+from livecore.sfu.hub import StreamHub
+
+
+def setup(app: web.Application) -> None:
+    """The directory, its admin route, and (with Redis: other nodes) the HLS edge. Call after
+    the live-media context and the HLS routes are registered: the directory follows that
+    context's hub registry, and the edge answers the HLS routes' requests for streams held
+    elsewhere."""
+    routes.setup(app)
+    edge = None
+    if app[CONFIG].redis_url:
+        config = app[CONFIG]
+        edge = Edge(config.node.edge_cache_bytes, config.hls.blocking_reload_timeout_s + 10)
+        hls_routes.serve_elsewhere(app, edge.answer)
+    app.cleanup_ctx.append(_context(edge))
+
+
+def _context(edge: Edge | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        config = app[CONFIG]
+        node = this_node(config)
+        metrics = ClusterMetrics(app[METRICS].registry)
+        directory: Directory
+        if config.redis_url:
+            shared = RedisDirectory(
+                config.redis_url, node, ttl_s=config.node.directory_ttl_s,
+                heartbeat_s=config.node.heartbeat_s, metrics=metrics,
+            )  # fmt: skip
+            await shared.start()
+            directory = shared
+        else:
+            directory = LocalDirectory(node)
+        app[routes.DIRECTORY] = directory
+        follower = _HubFollower(directory)
+        app[HUBS].on_open(follower.opened)
+        if edge is not None:
+            edge.start(directory, metrics)
+        yield
+        if edge is not None:
+            await edge.close()
+        await follower.close()
+        await directory.close()
+
+    return context
+
+
+class _HubFollower:
+    """Claims each stream whose hub opens on this node, and releases it when the hub ends."""
+
+    def __init__(self, directory: Directory) -> None:
+        self._directory = directory
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._current: dict[int, StreamHub] = {}
+        self._closed = False
+
+    def opened(self, hub: StreamHub) -> None:
+        if self._closed:
+            return
+        self._current[hub.stream_id] = hub
+        task = asyncio.create_task(self._hold(hub), name=f"directory:{hub.slug}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _hold(self, hub: StreamHub) -> None:
+        await self._directory.claim(hub.stream_id, hub.slug)
+        try:
+            await hub.wait_ended()
+        finally:
+            # Unless the stream has gone live again here since (a new hub holds it now).
+            if self._current.get(hub.stream_id) is hub:
+                del self._current[hub.stream_id]
+                await self._directory.release(hub.stream_id)
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
