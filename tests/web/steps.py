@@ -6,6 +6,7 @@ Imports no test module: test modules import it.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from playwright.async_api import Page
 
 from livecore.app import create_app
 from livecore.config import Config
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, Client
 from tests.web.browser import Tab
 
 # A random (version 4) UUID, as the pages make for each Idempotency-Key.
@@ -54,3 +55,13 @@ async def playing(page: Page, past_s: float = 1.0) -> None:
     await page.wait_for_function(
         f"() => document.getElementById('video').currentTime > {past_s}", timeout=30_000
     )
+
+
+async def thumbnail_made(client: Client, slug: str) -> None:
+    """Wait until the live stream's first thumbnail is served (the home grid and the review
+    queue show it)."""
+    async with asyncio.timeout(30):
+        while True:
+            if (await client.get(f"/hls/{slug}/thumb.jpg")).status == 200:
+                return
+            await asyncio.sleep(0.2)

@@ -7,7 +7,6 @@ screenshots (desktop and 375 px)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,7 @@ from tests.conftest import Client, bearer, create_stream, wait_state
 from tests.support import media
 from tests.support.rtc import publish
 from tests.web.browser import Chromium
-from tests.web.steps import checked, log_in
-
-
-async def _thumbnail_made(client: Client, slug: str) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            if (await client.get(f"/hls/{slug}/thumb.jpg")).status == 200:
-                return
-            await asyncio.sleep(0.2)
+from tests.web.steps import checked, log_in, thumbnail_made
 
 
 async def _notifications(client: Client, token: str) -> list[dict[str, Any]]:
@@ -50,7 +41,7 @@ async def test_a_viewer_reports_a_live_stream_and_an_admin_ends_it_from_the_queu
     talker = None
     try:
         await wait_state(client, "late-show", "live")
-        await _thumbnail_made(client, "late-show")
+        await thumbnail_made(client, "late-show")
         talker = await connect(client, "late-show", cam["token"])
         assert (await talker.say("welcome to the show", "n1"))["type"] == "ack"
         async with (

@@ -13,7 +13,7 @@ from playwright.async_api import expect
 from tests.conftest import Client, create_stream, register
 from tests.support.rtc import publishing
 from tests.web.browser import Chromium
-from tests.web.steps import hls_wired, log_in, playing
+from tests.web.steps import hls_wired, log_in, playing, thumbnail_made
 
 # The watch page looks at the stream's state every 5 s (at once when playback stops).
 POLL_WAIT_MS = 10_000
@@ -27,14 +27,6 @@ async def _streams(client: Client, *slugs_and_titles: tuple[str, str]) -> dict[s
     return keys
 
 
-async def _thumbnail_made(client: Client, slug: str) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            if (await client.get(f"/hls/{slug}/thumb.jpg")).status == 200:
-                return
-            await asyncio.sleep(0.2)
-
-
 async def test_home_lists_live_streams_and_watch_shows_their_state(
     client: Client, chromium: Chromium
 ) -> None:
@@ -44,7 +36,7 @@ async def test_home_lists_live_streams_and_watch_shows_their_state(
         chromium.tab(str(client.make_url("/"))) as tab,
     ):
         page = tab.page
-        await _thumbnail_made(client, "on-air")
+        await thumbnail_made(client, "on-air")
         await page.goto("/")
         cards = page.locator("#streams a")
         await expect(cards).to_have_count(1)
