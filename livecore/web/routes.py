@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from email.utils import formatdate
 from pathlib import Path
 from typing import Final
 
@@ -148,7 +150,7 @@ def _page(name: str, csp: str = CSP) -> Callable[[web.Request], Awaitable[web.St
     }
 
     async def get_page(request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(path, headers=headers)
+        return await _file_response(request, path, headers)
 
     return get_page
 
@@ -169,7 +171,7 @@ async def get_static(request: web.Request) -> web.StreamResponse:
         "Cache-Control": STATIC_CACHE,
         "X-Content-Type-Options": "nosniff",
     }
-    return web.FileResponse(STATIC_DIR / name, headers=headers)
+    return await _file_response(request, STATIC_DIR / name, headers)
 
 
 async def get_hls_js(request: web.Request) -> web.StreamResponse:
@@ -191,4 +193,56 @@ async def _vendor(request: web.Request, relative: Path, name: str) -> web.Stream
         "Cache-Control": STATIC_CACHE,
         "X-Content-Type-Options": "nosniff",
     }
-    return web.FileResponse(path, headers=headers)
+    return await _file_response(request, path, headers)
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    stamp: tuple[int, int]  # (mtime in ns, size): a changed file is read again
+    body: bytes
+    etag: str
+    last_modified: str
+
+
+# Every file this module serves, read whole: pages and scripts are small, and the largest
+# (hls.js) is under a megabyte. Not web.FileResponse: a browser that drops a request
+# mid-transfer (it often does for the favicon) left that response's file open until the
+# garbage collector found it.
+_LOADED: dict[Path, _Loaded] = {}
+
+
+async def _file_response(
+    request: web.Request, path: Path, headers: Mapping[str, str]
+) -> web.StreamResponse:
+    """The file with an ETag and Last-Modified; 304 when the browser's copy is current."""
+    loaded = await asyncio.to_thread(_load, path)
+    if loaded is None:
+        return _not_found("no such file")
+    answer = {**headers, "ETag": loaded.etag, "Last-Modified": loaded.last_modified}
+    if _current(request.headers.get("If-None-Match", ""), loaded.etag):
+        return web.Response(status=304, headers=answer)
+    return web.Response(body=loaded.body, headers=answer)
+
+
+def _load(path: Path) -> _Loaded | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    cached = _LOADED.get(path)
+    if cached is not None and cached.stamp == stamp:
+        return cached
+    loaded = _Loaded(
+        stamp,
+        path.read_bytes(),
+        f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"',
+        formatdate(stat.st_mtime, usegmt=True),
+    )
+    _LOADED[path] = loaded
+    return loaded
+
+
+def _current(if_none_match: str, etag: str) -> bool:
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag in tags
