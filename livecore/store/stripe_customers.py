@@ -17,9 +17,12 @@ class StripeCustomers:
 
     async def keep(self, user_id: int, customer_ref: str) -> str:
         """Remember the user's customer; the one kept first wins (returned either way)."""
+        # No conflict target: requests racing for one user carry the same customer (Stripe
+        # answers one idempotency key once), and their inserts meet on both unique columns;
+        # naming only user_id made the customer_ref clash an error.
         ref = await self._db.pool.fetchval(
             "INSERT INTO stripe_customers (user_id, customer_ref) VALUES ($1, $2)"
-            " ON CONFLICT (user_id) DO NOTHING RETURNING customer_ref",
+            " ON CONFLICT DO NOTHING RETURNING customer_ref",
             user_id,
             customer_ref,
         )
