@@ -20,8 +20,8 @@ from livecore.store.subscriptions import PaidInvoice, ProcessorState, Subscripti
 from livecore.tips.postings import split
 from livecore.tips.stripe.objects import (
     Owner,
+    ProcessorSubscription,
     parse_invoice,
-    parse_subscription,
     unix_time,
 )
 from livecore.tips.subscription_access import SubscriberAccess
@@ -49,11 +49,13 @@ class ProcessorEvents:
         self._invoices = invoices
         self._settings = settings
 
-    async def apply_subscription(self, obj: dict[str, Any], event_created: int) -> None:
-        """Apply a processor's subscription object (created, updated or deleted) as of the
-        event's time: an older event than the state stored changes nothing, and an ended
-        subscription stays ended. Objects livecore cannot place are logged and ignored."""
-        sub = parse_subscription(obj)
+    async def apply_subscription(
+        self, sub: ProcessorSubscription | None, event_created: int
+    ) -> None:
+        """Apply a processor's subscription (created, updated or deleted; None when its object
+        named no id) as of the event's time: an older event than the state stored changes
+        nothing, and an ended subscription stays ended. Objects livecore cannot place are
+        logged and ignored."""
         if sub is None:
             logger.warning("subscription object without an id: ignored")
             return

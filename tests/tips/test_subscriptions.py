@@ -20,6 +20,7 @@ from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Ledger
 from livecore.store.subscriptions import Subscriptions
 from livecore.tips.providers import ProviderUnavailable
+from livecore.tips.stripe.objects import ProcessorSubscription, parse_subscription
 from livecore.tips.subscriptions import Renewals, SubscriptionService
 from tests.chat.conftest import FAST_CHAT, connect
 from tests.conftest import Client, MakeClient, bearer, register
@@ -607,12 +608,14 @@ class FakeGateway:
             idempotency_key, (session, f"https://checkout.example/{session}")
         )
 
-    async def set_cancel_at_period_end(self, subscription_ref: str, cancel: bool) -> dict[str, Any]:
+    async def set_cancel_at_period_end(
+        self, subscription_ref: str, cancel: bool
+    ) -> ProcessorSubscription | None:
         if self.down:
             raise ProviderUnavailable("connection refused")
         obj = self.subscriptions[subscription_ref]
         obj["cancel_at_period_end"] = cancel
-        return obj
+        return parse_subscription(obj)
 
 
 @pytest.fixture
