@@ -20,7 +20,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from livecore.config import TipsConfig
 from livecore.store.creator_settings import CreatorSettings
@@ -32,7 +32,7 @@ from livecore.store.tiers import Tier, Tiers
 from livecore.store.users import User
 from livecore.tips.providers import ProviderUnavailable
 from livecore.tips.renewals import Renewals, TestLaneRenewals
-from livecore.tips.stripe.objects import parse_subscription
+from livecore.tips.stripe.objects import ProcessorInvoice, ProcessorSubscription
 from livecore.tips.subscription_access import SubscriberAccess
 from livecore.tips.subscription_events import ProcessorEvents
 from livecore.tips.subscription_gateway import SubscriptionGateway, reconciled
@@ -235,14 +235,19 @@ class SubscriptionService:
 
     # -- the processor's events (subscription_events.py) ----------------------------------------
 
-    async def apply_subscription(self, obj: dict[str, Any], event_created: int) -> None:
-        await self._events.apply_subscription(parse_subscription(obj), event_created)
+    # Each takes the processor's object as tips/stripe/objects.py reads it (None: unusable,
+    # logged and ignored).
 
-    async def apply_invoice_paid(self, invoice: dict[str, Any], event_created: int) -> None:
-        await self._events.apply_invoice_paid(invoice, event_created)
+    async def apply_subscription(
+        self, sub: ProcessorSubscription | None, event_created: int
+    ) -> None:
+        await self._events.apply_subscription(sub, event_created)
 
-    async def apply_invoice_failed(self, invoice: dict[str, Any], event_created: int) -> None:
-        await self._events.apply_invoice_failed(invoice, event_created)
+    async def apply_invoice_paid(self, inv: ProcessorInvoice | None, event_created: int) -> None:
+        await self._events.apply_invoice_paid(inv, event_created)
+
+    async def apply_invoice_failed(self, inv: ProcessorInvoice | None, event_created: int) -> None:
+        await self._events.apply_invoice_failed(inv, event_created)
 
     # -- the test lane's renewals (renewals.py) -------------------------------------------------
 
