@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from livecore.config import TipsConfig
 from livecore.store.db import Database
@@ -20,8 +19,8 @@ from livecore.store.subscriptions import PaidInvoice, ProcessorState, Subscripti
 from livecore.tips.postings import split
 from livecore.tips.stripe.objects import (
     Owner,
-    parse_invoice,
-    parse_subscription,
+    ProcessorInvoice,
+    ProcessorSubscription,
     unix_time,
 )
 from livecore.tips.subscription_access import SubscriberAccess
@@ -49,11 +48,13 @@ class ProcessorEvents:
         self._invoices = invoices
         self._settings = settings
 
-    async def apply_subscription(self, obj: dict[str, Any], event_created: int) -> None:
-        """Apply a processor's subscription object (created, updated or deleted) as of the
-        event's time: an older event than the state stored changes nothing, and an ended
-        subscription stays ended. Objects livecore cannot place are logged and ignored."""
-        sub = parse_subscription(obj)
+    async def apply_subscription(
+        self, sub: ProcessorSubscription | None, event_created: int
+    ) -> None:
+        """Apply a processor's subscription (created, updated or deleted; None when its object
+        named no id) as of the event's time: an older event than the state stored changes
+        nothing, and an ended subscription stays ended. Objects livecore cannot place are
+        logged and ignored."""
         if sub is None:
             logger.warning("subscription object without an id: ignored")
             return
@@ -76,11 +77,11 @@ class ProcessorEvents:
         self._access.forget()
         logger.info("subscription %d (%s) is %s", changed.id, sub.ref, changed.status)
 
-    async def apply_invoice_paid(self, invoice: dict[str, Any], event_created: int) -> None:
-        """A subscription's invoice was paid: record and post it once (nothing for a zero
-        amount), and make the subscription active and paid up to the period's end, creating
-        it from the invoice's metadata if its own event has not arrived yet."""
-        inv = parse_invoice(invoice)
+    async def apply_invoice_paid(self, inv: ProcessorInvoice | None, event_created: int) -> None:
+        """A subscription's invoice was paid (None: its object had no usable id, amount or
+        currency): record and post it once (nothing for a zero amount), and make the
+        subscription active and paid up to the period's end, creating it from the invoice's
+        metadata if its own event has not arrived yet."""
         if inv is None:
             logger.warning("invoice object without a usable id, amount or currency: ignored")
             return
@@ -126,11 +127,10 @@ class ProcessorEvents:
             inv.amount_paid_minor, inv.currency, "" if posted else " (nothing posted)",
         )  # fmt: skip
 
-    async def apply_invoice_failed(self, invoice: dict[str, Any], event_created: int) -> None:
-        """A renewal's payment failed: the subscription is past due and keeps access for the
-        grace period from its first failure. A subscription never paid, ended, or unknown
-        here is not changed."""
-        inv = parse_invoice(invoice)
+    async def apply_invoice_failed(self, inv: ProcessorInvoice | None, event_created: int) -> None:
+        """A renewal's payment failed (None: its invoice object was unusable): the
+        subscription is past due and keeps access for the grace period from its first
+        failure. A subscription never paid, ended, or unknown here is not changed."""
         if inv is None or inv.subscription_ref is None:
             logger.info("failed invoice without a subscription: ignored")
             return

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from livecore.tips.providers import ProviderUnavailable
+from livecore.tips.stripe.objects import ProcessorSubscription
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +42,11 @@ class SubscriptionGateway(Protocol):
         subscription and invoice object it leads to carries `metadata`."""
         ...
 
-    async def set_cancel_at_period_end(self, subscription_ref: str, cancel: bool) -> dict[str, Any]:
-        """Set or clear cancel-at-period-end; returns the processor's subscription object (read
-        by tips/stripe/objects.py where it is applied)."""
+    async def set_cancel_at_period_end(
+        self, subscription_ref: str, cancel: bool
+    ) -> ProcessorSubscription | None:
+        """Set or clear cancel-at-period-end; returns the processor's subscription as it now
+        is, read as a webhook's is (None when its answer names no subscription id)."""
         ...
 
 

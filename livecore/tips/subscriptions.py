@@ -20,7 +20,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from livecore.config import TipsConfig
 from livecore.store.creator_settings import CreatorSettings
@@ -32,6 +32,7 @@ from livecore.store.tiers import Tier, Tiers
 from livecore.store.users import User
 from livecore.tips.providers import ProviderUnavailable
 from livecore.tips.renewals import Renewals, TestLaneRenewals
+from livecore.tips.stripe.objects import ProcessorInvoice, ProcessorSubscription
 from livecore.tips.subscription_access import SubscriberAccess
 from livecore.tips.subscription_events import ProcessorEvents
 from livecore.tips.subscription_gateway import SubscriptionGateway, reconciled
@@ -211,14 +212,14 @@ class SubscriptionService:
         if self._gateway is None or sub.provider_ref is None:
             raise ProviderUnavailable("the payment processor is not configured")
         gateway, ref = self._gateway, sub.provider_ref
-        obj = await reconciled(
+        answer = await reconciled(
             f"subscription {sub.id}: set cancel_at_period_end",
             lambda: gateway.set_cancel_at_period_end(ref, cancel),
         )
         # The processor's answer is its state as of now (or as of the newest event stored, if
         # the processor's clock runs ahead of this node's).
         now = max(int(time.time()), int(sub.state_at.timestamp()))
-        await self._events.apply_subscription(obj, now)
+        await self._events.apply_subscription(answer, now)
         return await self._store.get(sub.id) or sub
 
     # -- who it lets in (subscription_access.py) ------------------------------------------------
@@ -234,14 +235,19 @@ class SubscriptionService:
 
     # -- the processor's events (subscription_events.py) ----------------------------------------
 
-    async def apply_subscription(self, obj: dict[str, Any], event_created: int) -> None:
-        await self._events.apply_subscription(obj, event_created)
+    # Each takes the processor's object as tips/stripe/objects.py reads it (None: unusable,
+    # logged and ignored).
 
-    async def apply_invoice_paid(self, invoice: dict[str, Any], event_created: int) -> None:
-        await self._events.apply_invoice_paid(invoice, event_created)
+    async def apply_subscription(
+        self, sub: ProcessorSubscription | None, event_created: int
+    ) -> None:
+        await self._events.apply_subscription(sub, event_created)
 
-    async def apply_invoice_failed(self, invoice: dict[str, Any], event_created: int) -> None:
-        await self._events.apply_invoice_failed(invoice, event_created)
+    async def apply_invoice_paid(self, inv: ProcessorInvoice | None, event_created: int) -> None:
+        await self._events.apply_invoice_paid(inv, event_created)
+
+    async def apply_invoice_failed(self, inv: ProcessorInvoice | None, event_created: int) -> None:
+        await self._events.apply_invoice_failed(inv, event_created)
 
     # -- the test lane's renewals (renewals.py) -------------------------------------------------
 

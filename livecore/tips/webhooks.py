@@ -18,7 +18,14 @@ from livecore.tips.batching import Batcher
 from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
 from livecore.tips.stripe import events as wire
-from livecore.tips.stripe.objects import dispute_fees, stripe_id
+from livecore.tips.stripe.objects import (
+    ProcessorInvoice,
+    ProcessorSubscription,
+    dispute_fees,
+    parse_invoice,
+    parse_subscription,
+    stripe_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +33,15 @@ Outcome = Literal["processed", "duplicate", "ignored"]
 
 
 class SubscriptionEvents(Protocol):
-    async def apply_subscription(self, obj: dict[str, Any], event_created: int) -> None: ...
-    async def apply_invoice_paid(self, invoice: dict[str, Any], event_created: int) -> None: ...
-    async def apply_invoice_failed(self, invoice: dict[str, Any], event_created: int) -> None: ...
+    async def apply_subscription(
+        self, sub: ProcessorSubscription | None, event_created: int
+    ) -> None: ...
+    async def apply_invoice_paid(
+        self, inv: ProcessorInvoice | None, event_created: int
+    ) -> None: ...
+    async def apply_invoice_failed(
+        self, inv: ProcessorInvoice | None, event_created: int
+    ) -> None: ...
 
 
 class WebhookHandler:
@@ -164,20 +177,20 @@ class WebhookHandler:
     async def _subscription(self, obj: dict[str, Any], created: int) -> bool:
         if self._subscriptions is None:
             return False
-        await self._subscriptions.apply_subscription(obj, created)
+        await self._subscriptions.apply_subscription(parse_subscription(obj), created)
         return True
 
     async def _invoice_paid(self, invoice: dict[str, Any], created: int) -> bool:
         if self._subscriptions is None:
             return False
-        await self._subscriptions.apply_invoice_paid(invoice, created)
+        await self._subscriptions.apply_invoice_paid(parse_invoice(invoice), created)
         self._on_paid()
         return True
 
     async def _invoice_failed(self, invoice: dict[str, Any], created: int) -> bool:
         if self._subscriptions is None:
             return False
-        await self._subscriptions.apply_invoice_failed(invoice, created)
+        await self._subscriptions.apply_invoice_failed(parse_invoice(invoice), created)
         return True
 
 

@@ -25,6 +25,7 @@ from livecore.tips.payouts import PayoutRefused, PayoutService
 from livecore.tips.providers import TestProvider
 from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
+from livecore.tips.stripe.objects import parse_invoice
 from livecore.tips.subscriptions import SubscriptionService
 
 
@@ -144,7 +145,7 @@ async def test_random_money_events_keep_every_invariant(
             meta = {"viewer_id": str(viewer), "tier_id": str(tiers[b]),
                     "creator_id": str(creators[b])}  # fmt: skip
             invoice = _invoice(run, n, a, f"sub_{run}_{b}", meta)
-            await subscriptions.apply_invoice_paid(invoice, int(time.time()))
+            await subscriptions.apply_invoice_paid(parse_invoice(invoice), int(time.time()))
             # The refund of an invoice's charge names the charge and its PaymentIntent.
             paid.append((invoice["id"], f"ch_{run}_{n}", f"pi_{run}_{n}", a))
             expect_new = True
@@ -158,7 +159,7 @@ async def test_random_money_events_keep_every_invariant(
                 meta = {"viewer_id": str(viewer), "tier_id": str(tiers[0]),
                         "creator_id": str(creators[0])}  # fmt: skip
                 again = _invoice(run, 0, amount, f"sub_{run}_0", meta) | {"id": key}
-                await subscriptions.apply_invoice_paid(again, int(time.time()))
+                await subscriptions.apply_invoice_paid(parse_invoice(again), int(time.time()))
             expect_new = False
         elif op == "refund":
             _, charge, payment, amount = paid[a % len(paid)]

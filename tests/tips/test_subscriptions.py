@@ -20,6 +20,7 @@ from livecore.store.creator_settings import CreatorSettings
 from livecore.store.ledger import Ledger
 from livecore.store.subscriptions import Subscriptions
 from livecore.tips.providers import ProviderUnavailable
+from livecore.tips.stripe.objects import ProcessorSubscription, parse_invoice, parse_subscription
 from livecore.tips.subscriptions import Renewals, SubscriptionService
 from tests.chat.conftest import FAST_CHAT, connect
 from tests.conftest import Client, MakeClient, bearer, register
@@ -363,15 +364,19 @@ async def test_invoice_paid_before_subscription_created_makes_it_active(
     now = int(time.time())
     end = now + 30 * DAY_S
     await service.apply_invoice_paid(
-        _stripe_invoice("in_1", "sub_1", meta, 1000, end, charge="ch_1"), now
+        parse_invoice(_stripe_invoice("in_1", "sub_1", meta, 1000, end, charge="ch_1")), now
     )
     row = await _row(db, "sub_1")
     assert (row["status"], int(row["current_period_end"].timestamp())) == ("active", end)
     assert await service.has_access(fan["user"]["id"], creator["user"]["id"])
     # The subscription's creation, stamped the same second, arrives late: still active.
-    await service.apply_subscription(_stripe_subscription("sub_1", "incomplete", meta, end), now)
+    await service.apply_subscription(
+        parse_subscription(_stripe_subscription("sub_1", "incomplete", meta, end)), now
+    )
     assert (await _row(db, "sub_1"))["status"] == "active"
-    await service.apply_subscription(_stripe_subscription("sub_1", "active", meta, end), now + 1)
+    await service.apply_subscription(
+        parse_subscription(_stripe_subscription("sub_1", "active", meta, end)), now + 1
+    )
 
     invoice = await db.pool.fetchrow("SELECT * FROM subscription_invoices WHERE id = 'in_1'")
     assert invoice is not None
@@ -395,7 +400,10 @@ async def test_a_subscription_and_its_invoice_applied_at_once_agree(
         meta = _meta(fan, tier, creator)
         sub = _stripe_subscription(f"sub_{i}", "active", meta, end, cancel=True)
         invoice = _stripe_invoice(f"in_{i}", f"sub_{i}", meta, 1000, end)
-        pair = [service.apply_subscription(sub, now), service.apply_invoice_paid(invoice, now)]
+        pair = [
+            service.apply_subscription(parse_subscription(sub), now),
+            service.apply_invoice_paid(parse_invoice(invoice), now),
+        ]
         events += pair if i % 2 else pair[::-1]  # each order, half of the time
     await asyncio.gather(*events)
     rows = await db.pool.fetch("SELECT status, cancel_at_period_end FROM subscriptions")
@@ -412,9 +420,15 @@ async def test_a_second_checkout_for_one_tier_is_recorded_but_ended(
     creator, _fan, meta, service = await _subscriber(client, price_minor=1000)
     now = int(time.time())
     end = now + 30 * DAY_S
-    await service.apply_subscription(_stripe_subscription("sub_1", "active", meta, end), now)
-    await service.apply_invoice_paid(_stripe_invoice("in_2", "sub_2", meta, 1000, end), now + 1)
-    await service.apply_subscription(_stripe_subscription("sub_2", "active", meta, end), now + 2)
+    await service.apply_subscription(
+        parse_subscription(_stripe_subscription("sub_1", "active", meta, end)), now
+    )
+    await service.apply_invoice_paid(
+        parse_invoice(_stripe_invoice("in_2", "sub_2", meta, 1000, end)), now + 1
+    )
+    await service.apply_subscription(
+        parse_subscription(_stripe_subscription("sub_2", "active", meta, end)), now + 2
+    )
     assert (await _row(db, "sub_1"))["status"] == "active"
     assert (await _row(db, "sub_2"))["status"] == "canceled"
     # Its payment is in the books (so that refunding it reverses the right amounts).
@@ -427,22 +441,26 @@ async def test_a_repeated_invoice_is_posted_once(client: Client, db: Database) -
     now = int(time.time())
     invoice = _stripe_invoice("in_1", "sub_1", meta, 1000, now + 30 * DAY_S, legacy=True)
     await service.apply_subscription(
-        _stripe_subscription("sub_1", "active", meta, now + 30 * DAY_S, legacy=True), now
+        parse_subscription(
+            _stripe_subscription("sub_1", "active", meta, now + 30 * DAY_S, legacy=True)
+        ),
+        now,
     )
     for _ in range(3):
-        await service.apply_invoice_paid(invoice, now + 1)
+        await service.apply_invoice_paid(parse_invoice(invoice), now + 1)
     assert await db.pool.fetchval("SELECT count(*) FROM ledger_transactions") == 1
     assert await _owed(client, creator) == {"usd": 800}
     # The next period's invoice is a new posting, and moves the period end on.
     await service.apply_invoice_paid(
-        _stripe_invoice("in_2", "sub_1", None, 1000, now + 60 * DAY_S, legacy=True), now + 2
+        parse_invoice(_stripe_invoice("in_2", "sub_1", None, 1000, now + 60 * DAY_S, legacy=True)),
+        now + 2,
     )
     assert await _owed(client, creator) == {"usd": 1600}
     row = await _row(db, "sub_1")
     assert int(row["current_period_end"].timestamp()) == now + 60 * DAY_S
     # A free period (a coupon) posts nothing.
     await service.apply_invoice_paid(
-        _stripe_invoice("in_3", "sub_1", meta, 0, now + 90 * DAY_S), now + 3
+        parse_invoice(_stripe_invoice("in_3", "sub_1", meta, 0, now + 90 * DAY_S)), now + 3
     )
     assert await db.pool.fetchval("SELECT count(*) FROM subscription_invoices") == 2
     assert (await Ledger(db).check()).ok
@@ -454,15 +472,23 @@ async def test_a_deleted_subscription_stays_ended_whatever_arrives_late(
     creator, fan, meta, service = await _subscriber(client)
     now = int(time.time())
     end = now + 30 * DAY_S
-    await service.apply_subscription(_stripe_subscription("sub_1", "canceled", meta, end), now)
-    await service.apply_subscription(_stripe_subscription("sub_1", "active", meta, end), now - 5)
+    await service.apply_subscription(
+        parse_subscription(_stripe_subscription("sub_1", "canceled", meta, end)), now
+    )
+    await service.apply_subscription(
+        parse_subscription(_stripe_subscription("sub_1", "active", meta, end)), now - 5
+    )
     assert (await _row(db, "sub_1"))["status"] == "canceled"
     # Even a newer event never brings it back.
-    await service.apply_subscription(_stripe_subscription("sub_1", "active", meta, end), now + 5)
+    await service.apply_subscription(
+        parse_subscription(_stripe_subscription("sub_1", "active", meta, end)), now + 5
+    )
     assert (await _row(db, "sub_1"))["status"] == "canceled"
     assert not await service.has_access(fan["user"]["id"], creator["user"]["id"])
     # Its viewer can subscribe afresh.
-    await service.apply_subscription(_stripe_subscription("sub_2", "active", meta, end), now + 6)
+    await service.apply_subscription(
+        parse_subscription(_stripe_subscription("sub_2", "active", meta, end)), now + 6
+    )
     assert await service.has_access(fan["user"]["id"], creator["user"]["id"])
 
 
@@ -471,9 +497,9 @@ async def test_an_older_event_changes_nothing(client: Client, db: Database) -> N
     now = int(time.time())
     end = now + 30 * DAY_S
     newer = _stripe_subscription("sub_1", "active", meta, end, cancel=True)
-    await service.apply_subscription(newer, now)
+    await service.apply_subscription(parse_subscription(newer), now)
     older = _stripe_subscription("sub_1", "active", meta, end, cancel=False)
-    await service.apply_subscription(older, now - 10)
+    await service.apply_subscription(parse_subscription(older), now - 10)
     row = await _row(db, "sub_1")
     assert row["cancel_at_period_end"] is True
     assert int(row["state_at"].timestamp()) == now
@@ -490,11 +516,15 @@ async def test_subscriptions_livecore_cannot_place_are_ignored(
     wrong_creator = _meta(fan, tier, fan)
     unknown_viewer = _meta({"user": {"id": 987_654}}, tier, creator)
     for i, meta in enumerate((None, {"viewer_id": "x"}, wrong_creator, unknown_viewer)):
-        await service.apply_subscription(_stripe_subscription(f"sub_{i}", "active", meta, end), now)
-        await service.apply_invoice_paid(
-            _stripe_invoice(f"in_{i}", f"sub_{i}", meta, 500, end), now
+        await service.apply_subscription(
+            parse_subscription(_stripe_subscription(f"sub_{i}", "active", meta, end)), now
         )
-    await service.apply_invoice_paid({"id": "in_x", "amount_paid": 500, "currency": "usd"}, now)
+        await service.apply_invoice_paid(
+            parse_invoice(_stripe_invoice(f"in_{i}", f"sub_{i}", meta, 500, end)), now
+        )
+    await service.apply_invoice_paid(
+        parse_invoice({"id": "in_x", "amount_paid": 500, "currency": "usd"}), now
+    )
     assert await db.pool.fetchval("SELECT count(*) FROM subscriptions") == 0
     assert await db.pool.fetchval("SELECT count(*) FROM subscription_invoices") == 0
 
@@ -506,27 +536,28 @@ async def test_a_failed_renewal_keeps_access_through_the_grace_period_only(
     viewer_id, creator_id = fan["user"]["id"], creator["user"]["id"]
     now = int(time.time())
     await service.apply_subscription(
-        _stripe_subscription("sub_1", "active", meta, now + 30 * DAY_S), now - 30 * DAY_S
+        parse_subscription(_stripe_subscription("sub_1", "active", meta, now + 30 * DAY_S)),
+        now - 30 * DAY_S,
     )
     await service.apply_invoice_paid(
-        _stripe_invoice("in_1", "sub_1", meta, 1000, now + 5), now - 30 * DAY_S
+        parse_invoice(_stripe_invoice("in_1", "sub_1", meta, 1000, now + 5)), now - 30 * DAY_S
     )
     failed = _stripe_invoice("in_2", "sub_1", meta, 0, now + 30 * DAY_S)
-    await service.apply_invoice_failed(failed, now)
+    await service.apply_invoice_failed(parse_invoice(failed), now)
     row = await _row(db, "sub_1")
     grace_days = client.app[CONFIG].tips.past_due_grace_days
     assert row["status"] == "past_due"
     assert int(row["grace_until"].timestamp()) == now + int(grace_days * DAY_S)
     assert await service.has_access(viewer_id, creator_id)
     # Stripe retries; another failure does not extend the grace.
-    await service.apply_invoice_failed(failed, now + 3600)
+    await service.apply_invoice_failed(parse_invoice(failed), now + 3600)
     assert (await _row(db, "sub_1"))["grace_until"] == row["grace_until"]
 
     await _set(db, client, row["id"], "grace_until = now() - interval '1 second'")
     assert not await service.has_access(viewer_id, creator_id)
     # The retry succeeds at last: paid up, active, no grace.
     await service.apply_invoice_paid(
-        _stripe_invoice("in_2", "sub_1", meta, 1000, now + 30 * DAY_S), now + 7200
+        parse_invoice(_stripe_invoice("in_2", "sub_1", meta, 1000, now + 30 * DAY_S)), now + 7200
     )
     row = await _row(db, "sub_1")
     assert (row["status"], row["grace_until"]) == ("active", None)
@@ -541,14 +572,22 @@ async def test_an_unpaid_subscription_lets_nobody_in_until_its_invoice_is_paid(
     viewer_id, creator_id = fan["user"]["id"], creator["user"]["id"]
     now = int(time.time())
     end = now + 30 * DAY_S
-    await service.apply_subscription(_stripe_subscription("sub_1", "active", meta, end), now - 60)
+    await service.apply_subscription(
+        parse_subscription(_stripe_subscription("sub_1", "active", meta, end)), now - 60
+    )
     # Stripe gave up retrying and marked it unpaid: no access, but not ended either.
-    await service.apply_subscription(_stripe_subscription("sub_1", "unpaid", meta, end), now)
+    await service.apply_subscription(
+        parse_subscription(_stripe_subscription("sub_1", "unpaid", meta, end)), now
+    )
     assert (await _row(db, "sub_1"))["status"] == "incomplete"
     assert not await service.has_access(viewer_id, creator_id)
     # The viewer pays the open invoice at last: active again, and the payment posted once.
-    await service.apply_invoice_paid(_stripe_invoice("in_9", "sub_1", meta, 1000, end), now + 60)
-    await service.apply_subscription(_stripe_subscription("sub_1", "active", meta, end), now + 61)
+    await service.apply_invoice_paid(
+        parse_invoice(_stripe_invoice("in_9", "sub_1", meta, 1000, end)), now + 60
+    )
+    await service.apply_subscription(
+        parse_subscription(_stripe_subscription("sub_1", "active", meta, end)), now + 61
+    )
     assert (await _row(db, "sub_1"))["status"] == "active"
     assert await service.has_access(viewer_id, creator_id)
     assert await _owed(client, creator) == {"usd": 800}
@@ -559,8 +598,12 @@ async def test_a_failed_first_payment_gives_no_grace(client: Client, db: Databas
     creator, fan, meta, service = await _subscriber(client)
     now = int(time.time())
     end = now + 30 * DAY_S
-    await service.apply_subscription(_stripe_subscription("sub_1", "incomplete", meta, end), now)
-    await service.apply_invoice_failed(_stripe_invoice("in_1", "sub_1", meta, 0, end), now)
+    await service.apply_subscription(
+        parse_subscription(_stripe_subscription("sub_1", "incomplete", meta, end)), now
+    )
+    await service.apply_invoice_failed(
+        parse_invoice(_stripe_invoice("in_1", "sub_1", meta, 0, end)), now
+    )
     assert (await _row(db, "sub_1"))["status"] == "incomplete"
     assert not await service.has_access(fan["user"]["id"], creator["user"]["id"])
 
@@ -607,12 +650,14 @@ class FakeGateway:
             idempotency_key, (session, f"https://checkout.example/{session}")
         )
 
-    async def set_cancel_at_period_end(self, subscription_ref: str, cancel: bool) -> dict[str, Any]:
+    async def set_cancel_at_period_end(
+        self, subscription_ref: str, cancel: bool
+    ) -> ProcessorSubscription | None:
         if self.down:
             raise ProviderUnavailable("connection refused")
         obj = self.subscriptions[subscription_ref]
         obj["cancel_at_period_end"] = cancel
-        return obj
+        return parse_subscription(obj)
 
 
 @pytest.fixture
@@ -699,7 +744,7 @@ async def test_subscribing_through_the_processor_starts_a_checkout(
     now = int(time.time())
     obj = _stripe_subscription("sub_1", "active", _meta(fan, tier, creator), now + 30 * DAY_S)
     gateway.subscriptions["sub_1"] = obj
-    await _service(client).apply_subscription(obj, now)
+    await _service(client).apply_subscription(parse_subscription(obj), now)
     assert (await _subscribe(client, fan, tier["id"], **{"Idempotency-Key": "k3"})).status == 409
 
     gateway.down = True
@@ -715,7 +760,7 @@ async def test_cancel_through_the_processor_applies_its_answer(
     now = int(time.time())
     obj = _stripe_subscription("sub_1", "active", _meta(fan, tier, creator), now + 30 * DAY_S)
     gateway.subscriptions["sub_1"] = obj
-    await _service(client).apply_subscription(dict(obj), now - 5)
+    await _service(client).apply_subscription(parse_subscription(dict(obj)), now - 5)
     (sub,) = await _my_subscriptions(client, fan)
     path = f"/api/v1/me/subscriptions/{sub['id']}"
 

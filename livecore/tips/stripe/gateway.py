@@ -3,8 +3,8 @@ turned into livecore's: declined, unavailable (with or without a possibly applie
 or refused for good; and the tip provider and payout rail made of them.
 
 The client retries nothing (a retry is the caller's decision, made with the same idempotency
-key). Answers leave this package as livecore's values (a Payment, a SavedCard, ids), except
-a subscription object, which is read by objects.py where it is applied.
+key). Answers leave this package as livecore's values (a Payment, a SavedCard, ids, a
+subscription read by objects.py).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from livecore.tips.providers import (
     RefusalKind,
     SavedCard,
 )
+from livecore.tips.stripe.objects import ProcessorSubscription, parse_subscription
 
 logger = logging.getLogger(__name__)
 
@@ -246,15 +247,18 @@ class StripeGateway:
         )
         return str(session["id"]), str(session["url"])
 
-    async def set_cancel_at_period_end(self, subscription_ref: str, cancel: bool) -> dict[str, Any]:
-        """The subscription object as Stripe answers it: tips/subscription_events.py reads it
-        through objects.py, as it reads the same object arriving by webhook."""
-        return await self._call(
+    async def set_cancel_at_period_end(
+        self, subscription_ref: str, cancel: bool
+    ) -> ProcessorSubscription | None:
+        """The subscription as Stripe answers it, read by objects.py as the same object
+        arriving by webhook is (None when the answer names no subscription id)."""
+        answer = await self._call(
             "update subscription",
             self._client.v1.subscriptions.update_async(
                 subscription_ref, {"cancel_at_period_end": cancel}
             ),
         )
+        return parse_subscription(answer)
 
     async def transfer(
         self, payout_id: int, amount_minor: int, currency: str, destination: str
