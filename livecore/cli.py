@@ -163,6 +163,7 @@ async def _serve_async(config: Config, dsn: str) -> int:
     from aiohttp import web
 
     from livecore.app import create_app
+    from livecore.appkeys import DRAIN
     from livecore.deadlines import server_options
     from livecore.server import AppRunner
 
@@ -172,10 +173,17 @@ async def _serve_async(config: Config, dsn: str) -> int:
         app, access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s,
         **server_options(config),
     )  # fmt: skip
-    stop = asyncio.Event()
+    # SIGTERM drains the node first (livecore.cluster.drain); a second one, or SIGINT, stops
+    # it at once.
+    stop, hurry = asyncio.Event(), asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        (hurry if stop.is_set() or sig == signal.SIGINT else stop).set()
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     await runner.setup()
     try:
         site = web.TCPSite(
@@ -192,6 +200,8 @@ async def _serve_async(config: Config, dsn: str) -> int:
         # garbage collector's scans, which otherwise revisit it on every full collection.
         gc.freeze()
         await stop.wait()
+        if not hurry.is_set():
+            await app[DRAIN].run(hurry)
         logger.info("shutting down")
     finally:
         # Stops accepting, runs on_shutdown, lets in-flight requests finish within the

@@ -30,6 +30,9 @@ class Directory(Protocol):
     async def nodes(self) -> list[NodeStreams]:
         """Every node alive and the streams each holds."""
 
+    async def set_draining(self) -> None:
+        """This node takes no new publishes from now on (other nodes see it draining)."""
+
     async def close(self) -> None: ...
 
 
@@ -61,9 +64,11 @@ class Holdings:
 class LocalDirectory:
     """One node's directory, in process."""
 
-    def __init__(self, node: NodeInfo) -> None:
+    def __init__(self, node: NodeInfo, public_url: str = "") -> None:
         self.node = node
+        self._public_url = public_url
         self._held = Holdings()
+        self._draining = False
 
     async def claim(self, stream_id: int, slug: str) -> None:
         self._held.add(stream_id, slug)
@@ -75,7 +80,10 @@ class LocalDirectory:
         return self.node if self._held.holds(stream) else None
 
     async def nodes(self) -> list[NodeStreams]:
-        return [NodeStreams(self.node, self._held.streams())]
+        return [NodeStreams(self.node, self._held.streams(), self._draining, self._public_url)]
+
+    async def set_draining(self) -> None:
+        self._draining = True
 
     async def close(self) -> None:
         pass

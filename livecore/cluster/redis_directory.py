@@ -38,9 +38,11 @@ return n
 class RedisDirectory:
     def __init__(
         self, url: str, node: NodeInfo, *, ttl_s: float, heartbeat_s: float,
-        metrics: ClusterMetrics,
+        metrics: ClusterMetrics, public_url: str = "",
     ) -> None:  # fmt: skip
         self.node = node
+        self._public_url = public_url
+        self._draining = False
         self._client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._release = self._client.register_script(_RELEASE)
         self._ttl_ms = int(ttl_s * 1000)
@@ -97,8 +99,15 @@ class RedisDirectory:
                 continue  # expired between the scan and the read
             entry = json.loads(raw)
             streams = tuple(HeldStream(int(i), str(s)) for i, s in entry["streams"])
-            found.append(NodeStreams(NodeInfo(str(entry["node"]), str(entry["url"])), streams))
+            node = NodeInfo(str(entry["node"]), str(entry["url"]))
+            # Nodes older than the drain write neither field.
+            draining, public = bool(entry.get("draining")), str(entry.get("public_url", ""))
+            found.append(NodeStreams(node, streams, draining, public))
         return sorted(found, key=lambda n: n.node.id)
+
+    async def set_draining(self) -> None:
+        self._draining = True
+        await self._beat()
 
     async def close(self) -> None:
         if self._heartbeat is not None:
@@ -120,6 +129,7 @@ class RedisDirectory:
         async with self._writing:
             held = self._held.streams()
             node = {"node": self.node.id, "url": self.node.internal_url,
+                    "public_url": self._public_url, "draining": self._draining,
                     "streams": [[h.stream_id, h.slug] for h in held]}  # fmt: skip
             try:
                 async with self._client.pipeline(transaction=False) as pipe:

@@ -58,6 +58,7 @@ class HlsOrigin:
         metrics: HlsMetrics | None = None,
         packaging: PackagingProcesses | None = None,
         on_thumbnail: Callable[[int, bytes], None] | None = None,
+        discontinuity_of: Callable[[int], int] | None = None,
     ) -> None:
         self._root = root
         self._packaging = packaging
@@ -67,6 +68,9 @@ class HlsOrigin:
         self._by_slug: dict[str, _Broadcast] = {}
         # Told of each new thumbnail (stream id, JPEG): screening (wiring/media.py).
         self._on_thumbnail = on_thumbnail
+        # (stream id): where a new broadcast's discontinuity sequence starts (not 0: it
+        # continues one begun on another node, livecore.nodestate).
+        self._discontinuity_of = discontinuity_of or (lambda stream_id: 0)
         # Tasks of replaced broadcasts, still stopping their workers: awaited by close().
         self._retiring: set[asyncio.Task[None]] = set()
 
@@ -90,6 +94,9 @@ class HlsOrigin:
                     hub, name, rendition_dir(directory, name), self._config, metrics=self._metrics,
                     sequence_base=sequence_base, link=self._link(),
                 )  # fmt: skip
+        discontinuity = self._discontinuity_of(hub.stream_id)
+        for p in (packager, *(r.packager for r in renditions.values())):
+            p.discontinuity_base = discontinuity
         thumbnailer = Thumbnailer(
             hub, self._workers, interval_s=self._config.thumbnail_interval_s,
             on_new=self._on_thumbnail,

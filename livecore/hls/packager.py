@@ -72,6 +72,8 @@ class Packager:
         self._segments: list[Segment] = []
         self.bytes_written = 0  # media bytes of every part so far: the recording's size
         self._discontinuities_before: list[int] = []  # per segment, for DISCONTINUITY-SEQUENCE
+        # A broadcast continued from another node starts one past that node's playlist.
+        self.discontinuity_base = 0
         self._inits: dict[int, InitInfo] = {}
         self._longest_s = 0.0
         self._gop_s = 0.0  # media time between the last two keyframe-led parts
@@ -269,7 +271,8 @@ class Packager:
             segments=tuple(self._segments[first:]),
             target_duration_s=target_duration(self._longest_s, self.config.segment_target_s),
             part_target_s=self.config.part_target_s,
-            discontinuity_sequence=self._discontinuities_before[first] if self._segments else 0,
+            discontinuity_sequence=self.discontinuity_base
+            + (self._discontinuities_before[first] if self._segments else 0),
             ended=self._ended,
             preload_hint=None if self._ended else self.preload_hint,
             independent_segments=self._all_independent,

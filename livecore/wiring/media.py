@@ -25,12 +25,14 @@ from livecore.appkeys import (
     INGEST,
     LISTINGS,
     METRICS,
+    NODE_STATE,
     PUBLISHERS,
     SCREENING,
     VIEWERS,
 )
 from livecore.hls.origin import HlsOrigin
 from livecore.hls.packaging import PackagingProcesses
+from livecore.nodestate import NodeState
 from livecore.recordings.layout import ROOT as RECORDINGS_ROOT
 from livecore.safety.screening import Subject
 from livecore.sfu.hub import HubRegistry, StreamHub
@@ -66,7 +68,13 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     install_passthrough()
     restrict_host_addresses(config.sfu.ice_host_addresses)
     enlarge_receive_buffers(config.sfu.udp_receive_buffer_bytes)
-    broadcasts = BroadcastLog(app[DB], on_change=app[LISTINGS].invalidate)
+    node = app[NODE_STATE]
+    # The states and the log report to each other: the callback finds the states when called.
+    states: StreamStates[StreamHub]
+    broadcasts = BroadcastLog(
+        app[DB], on_change=app[LISTINGS].invalidate, node_id=node.node_id,
+        on_ended=lambda stream_id: states.handed_over_ended(stream_id),
+    )  # fmt: skip
     writer = asyncio.create_task(broadcasts.run(), name="broadcast-log")
     hubs = app[HUBS] = HubRegistry(queue_size=config.sfu.reader_queue_units)
     # Decoding (thumbnails) runs in worker processes, never on the loop.
@@ -77,12 +85,12 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
         config.data_path / RECORDINGS_ROOT, config.hls, workers=workers.get,
         metrics=app[HLS_METRICS], packaging=packaging,
         on_thumbnail=lambda stream_id, jpeg: _screen_thumbnail(app, stream_id, jpeg),
+        discontinuity_of=lambda stream_id: _discontinuity(node, stream_id),
     )  # fmt: skip
     hubs.on_open(origin.attach)
     app[VIEWERS] = Viewers(config.sfu)
     # The publishers report to the states, which end broadcasts through the publishers (an
     # end asked on another node): the callback finds the states when first called.
-    states: StreamStates[StreamHub]
     publishers = app[PUBLISHERS] = Publishers(
         hubs, config.sfu, on_state=lambda hub, live: states.changed(hub, live),
         metrics=SfuMetrics(app[METRICS].registry),
@@ -93,6 +101,7 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     states = StreamStates(
         bus, broadcasts, origin, ender, config.data_path,
         on_live=lambda stream_id: _screen(app, stream_id),
+        node=node, handover_s=config.node.handover_s,
     )  # fmt: skip
     app[INGEST] = _IngestProbe(publishers, origin)
     yield
@@ -136,6 +145,11 @@ class _IngestProbe:
             packets_received=health.packets_received, packets_lost=health.packets_lost,
             packet_loss=health.loss_fraction, last_media_s=health.last_media_s,
         )  # fmt: skip
+
+
+def _discontinuity(node: NodeState, stream_id: int) -> int:
+    continued = node.continuing.get(stream_id)
+    return continued.discontinuity if continued is not None else 0
 
 
 def _screen_thumbnail(app: web.Application, stream_id: int, jpeg: bytes) -> None:

@@ -1,0 +1,167 @@
+"""Drain and dead nodes, with node A a real `livecore serve` process (SIGTERM, kill -9) and
+the other nodes in this process, all on one Redis and one PostgreSQL: a drained node's
+publisher continues its broadcast on another node; a killed node's streams go offline
+everywhere and their broadcasts are ended by exactly one survivor."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from livecore.cluster.node import NodeInfo
+from livecore.cluster.routes import DIRECTORY
+from livecore.config import Config, HlsConfig
+from livecore.store import Database
+from tests.chat.conftest import connect
+from tests.cluster.conftest import FAST, Node, creator_stream, owner_becomes
+from tests.cluster.serve import ServedNode, served_node
+from tests.conftest import Client, wait_state
+from tests.support import media
+from tests.support.media import hls_video_packets
+from tests.support.rtc import Publication, publish
+
+HLS = {"hls": HlsConfig(renditions=("source",))}
+PLAYLIST = "/hls/cooking/source/index.m3u8"
+NODE_A = {"directory_ttl_s": "1.0", "heartbeat_s": "0.2"}
+
+
+async def broadcasts(db: Database, stream_id: int) -> list[dict[str, Any]]:
+    rows = await db.pool.fetch(
+        "SELECT id, node_id, continuations, ended_at IS NULL AS open FROM broadcasts"
+        " WHERE stream_id = $1 ORDER BY id",
+        stream_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
+    async with http.get(url) as resp:
+        return resp.status, await resp.text()
+
+
+async def playlist_with_segment(http: aiohttp.ClientSession, url: str) -> str:
+    """The live playlist at `url` once it lists a complete segment (60 s at most)."""
+    async with asyncio.timeout(60):
+        while True:
+            status, text = await get(http, url)
+            if status == 200 and "#EXTINF" in text:
+                return text
+            await asyncio.sleep(0.2)
+
+
+async def not_ready(http: aiohttp.ClientSession, a: ServedNode) -> dict[str, Any]:
+    async with asyncio.timeout(30):
+        while True:
+            async with http.get(a.url + "/readyz") as resp:
+                if resp.status == 503:
+                    body: dict[str, Any] = await resp.json()
+                    return body
+            await asyncio.sleep(0.1)
+
+
+async def next_part_served(http: aiohttp.ClientSession, url: str) -> None:
+    """A blocking reload for the part the playlist hints at next answers with that part:
+    the node still packages the stream."""
+    _, playlist = await get(http, url)
+    msn, index = map(int, re.findall(r'PRELOAD-HINT:TYPE=PART,URI="part-(\d+)-(\d+)', playlist)[0])
+    status, reloaded = await get(http, f"{url}?_HLS_msn={msn}&_HLS_part={index}")
+    assert status == 200
+    assert f'URI="part-{msn}-{index}.m4s"' in reloaded
+    assert "#EXT-X-ENDLIST" not in reloaded
+
+
+async def test_a_draining_node_hands_its_live_broadcast_to_the_node_its_publisher_moves_to(
+    node: Node, redis_url: str, dsn: str, db: Database, config: Config, tmp_path: Path
+) -> None:
+    b = await node("node-b", redis_url, changes=HLS, handover_s=30.0, **FAST)
+    stream_id, key = await creator_stream(b, "cooking")
+    b_url = f"http://127.0.0.1:{b.server.port}"
+    secrets = {"dsn": dsn, "redis_url": redis_url, "secret_key": config.secret_key}
+    async with (
+        served_node("node-a", tmp_path, **secrets, **NODE_A, drain_grace_s="120") as a,
+        aiohttp.ClientSession() as http,
+    ):
+        pubs: list[Publication] = []
+        try:
+            pubs.append(await publish(http, f"{a.url}/whip/cooking", key, media.clip()))
+            await wait_state(b, "cooking", "live")
+            await owner_becomes(b, "cooking", NodeInfo("node-a", a.url))
+            [first] = await broadcasts(db, stream_id)
+            await playlist_with_segment(http, a.url + PLAYLIST)
+
+            a.terminate()
+            assert (await not_ready(http, a))["checks"]["node"] == "draining"
+            [a_seen] = [n for n in await b.app[DIRECTORY].nodes() if n.node.id == "node-a"]
+            assert a_seen.draining
+            # New publishes go to B; the stream goes on on A meanwhile.
+            headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/sdp"}
+            post = http.post(f"{a.url}/whip/cooking", data="v=0\r\n", headers=headers,
+                             allow_redirects=False)  # fmt: skip
+            async with post as resp:
+                assert resp.status == 307, await resp.text()
+                location = resp.headers["Location"]
+            assert location == f"{b_url}/whip/cooking"
+            await next_part_served(http, a.url + PLAYLIST)
+
+            # OBS drops its connection and publishes where it is sent.
+            await pubs[0].close()
+            pubs.append(await publish(http, location, key, media.clip()))
+            await owner_becomes(b, "cooking", NodeInfo("node-b", b_url))
+            # Its publisher gone, A has nothing left to serve: it exits by itself.
+            assert await a.exited() == 0, a.log()
+
+            # One broadcast, the same, carried by B now.
+            assert await broadcasts(db, stream_id) == [
+                {"id": first["id"], "node_id": "node-b", "continuations": 1, "open": True}
+            ]
+            await wait_state(b, "cooking", "live")
+            playlist = await playlist_with_segment(http, b_url + PLAYLIST)
+            assert "#EXT-X-DISCONTINUITY-SEQUENCE:1\n" in playlist
+            seen = await asyncio.to_thread(hls_video_packets, b_url + PLAYLIST, 1.0)
+            assert seen[0][1], "B's playlist starts at a keyframe"
+        finally:
+            for pub in pubs:
+                await pub.close()
+    await wait_state(b, "cooking", "offline")
+    [ended] = await broadcasts(db, stream_id)
+    assert ended["id"] == first["id"] and not ended["open"]
+
+
+async def test_a_killed_nodes_streams_go_offline_everywhere_and_end_once(
+    node: Node, redis_url: str, dsn: str, db: Database, config: Config, tmp_path: Path
+) -> None:
+    survivors: list[Client] = [
+        await node(name, redis_url, changes=HLS, handover_s=0.5, **FAST)
+        for name in ("node-b", "node-c")
+    ]
+    b = survivors[0]
+    stream_id, key = await creator_stream(b, "cooking")
+    secrets = {"dsn": dsn, "redis_url": redis_url, "secret_key": config.secret_key}
+    async with (
+        served_node("node-a", tmp_path, **secrets, **NODE_A) as a,
+        aiohttp.ClientSession() as http,
+    ):
+        pub = await publish(http, f"{a.url}/whip/cooking", key, media.clip())
+        try:
+            await wait_state(b, "cooking", "live")
+            viewers = [await connect(n, "cooking") for n in survivors]
+            await a.kill_hard()
+            for viewer in viewers:  # within the TTL and the handover wait (30 s at most)
+                said = await viewer.wait_for(
+                    lambda e: e["type"] == "stream_state" and e["state"] == "offline", 30
+                )
+                assert "ended_by" not in said
+        finally:
+            await pub.close()
+    for survivor in survivors:
+        await wait_state(survivor, "cooking", "offline")
+    [ended] = await broadcasts(db, stream_id)
+    assert not ended["open"] and ended["node_id"] == "node-a"
+    audited = await db.pool.fetch(
+        "SELECT details->>'node_id' AS node FROM audit_log WHERE action = 'broadcast.node_lost'"
+    )
+    assert [r["node"] for r in audited] == ["node-a"]
