@@ -14,13 +14,17 @@ from livecore.store.broadcasts import Broadcasts
 logger = logging.getLogger(__name__)
 
 
-async def finish_interrupted(db: Database, storage: RecordingStorage) -> list[int]:
+async def finish_interrupted(
+    db: Database, storage: RecordingStorage, node_id: str | None = None
+) -> list[int]:
     """At a node's start: finish what it was recording when it stopped without ending its
     broadcasts (a crash, a kill). Their recordings are stored here, playable up to the last
     complete segment (the writer rewrote the VOD playlist after each): they are listed, and
     broadcasts still open are ended, their streams offline. Nothing else packages here yet,
     so every unfinished recording stored here is such a one; other nodes' recordings are in
-    their own storage and are left to them."""
+    their own storage and are left to them. A broadcast still open that another node
+    continued (its publisher reconnected there: its row names that node, not `node_id`)
+    goes on there; only its recording, the part stored here, is finished."""
     broadcasts = Broadcasts(db)
     finished = []
     for broadcast_id, path, still_open in await broadcasts.unfinished_recordings():
@@ -28,7 +32,7 @@ async def finish_interrupted(db: Database, storage: RecordingStorage) -> list[in
         if size is None:
             continue
         if still_open:
-            await broadcasts.end(broadcast_id)
+            await broadcasts.end(broadcast_id, node_id)  # not when another node carries it
         await broadcasts.recording_done(broadcast_id, size)
         finished.append(broadcast_id)
         logger.warning(

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from livecore.appkeys import CONFIG, DB, RECORDINGS
+from livecore.appkeys import CONFIG, DB, NODE_STATE, RECORDINGS
 from livecore.recordings import routes
 from livecore.recordings.recovery import finish_interrupted
 from livecore.recordings.retention import Retention
@@ -27,7 +27,8 @@ def setup(app: web.Application, *, gate: routes.Gate) -> None:
 
 async def _context(app: web.Application) -> AsyncIterator[None]:
     # Before this node takes publishers: recordings it was writing when it last stopped.
-    await finish_interrupted(app[DB], app[RECORDINGS])
+    node = app.get(NODE_STATE)  # broadcasts another node continued are left to it
+    await finish_interrupted(app[DB], app[RECORDINGS], node.node_id if node else None)
     retention = asyncio.create_task(
         Retention(app[DB], app[RECORDINGS], app[CONFIG].recordings).run(), name="retention"
     )

@@ -19,7 +19,7 @@ from livecore.store import Database
 from tests.chat.conftest import connect
 from tests.cluster.conftest import FAST, Node, creator_stream, owner_becomes
 from tests.cluster.serve import ServedNode, served_node
-from tests.conftest import Client, wait_state
+from tests.conftest import Client, MakeClient, wait_state
 from tests.support import media
 from tests.support.media import hls_video_packets
 from tests.support.rtc import Publication, publish
@@ -165,3 +165,32 @@ async def test_a_killed_nodes_streams_go_offline_everywhere_and_end_once(
         "SELECT details->>'node_id' AS node FROM audit_log WHERE action = 'broadcast.node_lost'"
     )
     assert [r["node"] for r in audited] == ["node-a"]
+
+
+async def test_a_draining_node_with_nowhere_to_send_publishers_ends_its_streams_after_the_grace(
+    make_client: MakeClient, redis_url: str, dsn: str, db: Database, config: Config,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    helper = await make_client()  # not a node of the directory: reads the stream's state
+    stream_id, key = await creator_stream(helper, "cooking")
+    secrets = {"dsn": dsn, "redis_url": redis_url, "secret_key": config.secret_key}
+    async with (
+        served_node("node-a", tmp_path, **secrets, **NODE_A, drain_grace_s="2") as a,
+        aiohttp.ClientSession() as http,
+    ):
+        pub = await publish(http, f"{a.url}/whip/cooking", key, media.clip())
+        try:
+            await wait_state(helper, "cooking", "live")
+            a.terminate()
+            await not_ready(http, a)
+            headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/sdp"}
+            async with http.post(f"{a.url}/whip/cooking", data="v=0\r\n", headers=headers) as resp:
+                assert resp.status == 503
+                assert resp.headers["Retry-After"] == "5"
+            # The publisher stays; the grace ends; the node ends the broadcast and exits.
+            assert await a.exited() == 0, a.log()
+        finally:
+            await pub.close()
+    await wait_state(helper, "cooking", "offline")
+    [ended] = await broadcasts(db, stream_id)
+    assert not ended["open"] and ended["node_id"] == "node-a"
