@@ -38,8 +38,11 @@ class NodeState:
     def __init__(self, node_id: str = "") -> None:
         self.node_id = node_id
         # serving -> draining (SIGTERM: no new publishes; a publisher that leaves may come
-        # back on another node) -> ending (the grace is over: what is left ends for good).
+        # back on another node) -> ending (the grace is over: what is left ends here).
         self.phase: Phase = "serving"
+        # Ending: whether the broadcasts left are handed over too (another node takes
+        # publishes: their publishers reconnect there) or ended for good (none does).
+        self.hand_over_at_exit = False
         # stream id -> the broadcast a publish being started here continues.
         self.continuing: dict[int, Continuation] = {}
         # Set by cluster: the URL of another node taking publishes (None: none known)...
@@ -50,3 +53,8 @@ class NodeState:
     @property
     def draining(self) -> bool:
         return self.phase != "serving"
+
+    @property
+    def hands_over(self) -> bool:
+        """Whether a broadcast that ends here now stays open for another node."""
+        return self.phase == "draining" or (self.phase == "ending" and self.hand_over_at_exit)

@@ -1,7 +1,9 @@
 """Draining this node (`livecore serve` on SIGTERM): it takes no new publishes, shows itself
 draining (the directory, /readyz), lets its live streams go on for `node.drain_grace_s` or
-until their publishers have all left (to reconnect elsewhere), then lets the shutdown end
-what is left. A second SIGTERM cuts the grace short.
+until their publishers have all left (to reconnect elsewhere), then lets the shutdown close
+what is left. A second SIGTERM cuts the grace short. When another node takes publishes, the
+broadcasts closed then are handed over (their publishers reconnect there and continue them;
+the surviving nodes end the others after `node.handover_s`); else they end here.
 """
 
 from __future__ import annotations
@@ -63,5 +65,11 @@ class Drainer:
             for task in waits:
                 task.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
-            self._state.phase = "ending"
-        logger.info("drained: %d live streams left to end", self._holding.count)
+        left = self._holding.count
+        elsewhere = await self._state.elsewhere() if left else None
+        self._state.hand_over_at_exit = elsewhere is not None
+        self._state.phase = "ending"
+        logger.info(
+            "drained: %d live streams left, %s", left,
+            f"handed over (publishers may continue on {elsewhere})" if elsewhere else "ended",
+        )  # fmt: skip

@@ -10,8 +10,9 @@ neither sfu/ nor hls/ (wiring/media.py passes them in).
 
 While the node drains (livecore.nodestate), a broadcast whose publisher leaves is handed
 over: no `offline` event, and it ends only if its publisher has not continued it on another
-node within `handover_s`. A broadcast continued here sends no second `live` event and is not
-screened again.
+node within `handover_s`. So are those the node closes as it exits when another node takes
+publishes: the nodes that survive it end those their publishers do not continue. A broadcast
+continued here sends no second `live` event and is not screened again.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class StreamStates(Generic[H]):
             recording = self._packaging.recording_of(hub)
         follows = recording is not None
         continued = self._node.continuing.pop(hub.stream_id, None) if live else None
-        handover = not live and self._node.phase == "draining"
+        handover = not live and self._node.hands_over
         self._broadcasts.report(
             StateChange(
                 hub.stream_id, live, hub.serial, path, media, follows,

@@ -194,3 +194,44 @@ async def test_a_draining_node_with_nowhere_to_send_publishers_ends_its_streams_
     await wait_state(helper, "cooking", "offline")
     [ended] = await broadcasts(db, stream_id)
     assert not ended["open"] and ended["node_id"] == "node-a"
+
+
+async def test_a_second_sigterm_hands_the_broadcasts_left_to_the_node_their_publishers_reach(
+    node: Node, redis_url: str, dsn: str, db: Database, config: Config, tmp_path: Path
+) -> None:
+    b = await node("node-b", redis_url, changes=HLS, handover_s=30.0, **FAST)
+    stream_id, key = await creator_stream(b, "cooking")
+    b_url = f"http://127.0.0.1:{b.server.port}"
+    secrets = {"dsn": dsn, "redis_url": redis_url, "secret_key": config.secret_key}
+    async with (
+        served_node("node-a", tmp_path, **secrets, **NODE_A, drain_grace_s="120") as a,
+        aiohttp.ClientSession() as http,
+    ):
+        pubs = [await publish(http, f"{a.url}/whip/cooking", key, media.clip())]
+        try:
+            await wait_state(b, "cooking", "live")
+            viewer = await connect(b, "cooking")
+            [first] = await broadcasts(db, stream_id)
+            await playlist_with_segment(http, a.url + PLAYLIST)
+            a.terminate()
+            await not_ready(http, a)
+            # The publisher stays; a second SIGTERM closes its session and the node exits.
+            a.terminate()
+            assert await a.exited() == 0, a.log()
+            # Its connection gone, the publisher reaches B (a load balancer's choice now).
+            pubs.append(await publish(http, f"{b_url}/whip/cooking", key, media.clip()))
+            await owner_becomes(b, "cooking", NodeInfo("node-b", b_url))
+            assert await broadcasts(db, stream_id) == [
+                {"id": first["id"], "node_id": "node-b", "continuations": 1, "open": True}
+            ]
+            playlist = await playlist_with_segment(http, b_url + PLAYLIST)
+            assert "#EXT-X-DISCONTINUITY-SEQUENCE:1\n" in playlist
+            await wait_state(b, "cooking", "live")
+            # A told viewers nothing as it went: for them the broadcast never stopped.
+            assert "offline" not in [e["state"] for e in viewer.of("stream_state")]
+        finally:
+            for pub in pubs:
+                await pub.close()
+    # B's own end, once its publisher left.
+    await viewer.wait_for(lambda e: e["type"] == "stream_state" and e["state"] == "offline", 30)
+    await viewer.close()
