@@ -30,6 +30,9 @@ class Directory(Protocol):
     async def nodes(self) -> list[NodeStreams]:
         """Every node alive and the streams each holds."""
 
+    async def node_status(self, node_id: str) -> NodeStreams | None:
+        """One node as `nodes` shows it; None: it is gone (or was never there)."""
+
     async def set_draining(self) -> None:
         """This node takes no new publishes from now on (other nodes see it draining)."""
 
@@ -81,6 +84,9 @@ class LocalDirectory:
 
     async def nodes(self) -> list[NodeStreams]:
         return [NodeStreams(self.node, self._held.streams(), self._draining, self._public_url)]
+
+    async def node_status(self, node_id: str) -> NodeStreams | None:
+        return (await self.nodes())[0] if node_id == self.node.id else None
 
     async def set_draining(self) -> None:
         self._draining = True

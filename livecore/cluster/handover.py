@@ -49,10 +49,9 @@ class Handover:
         if carried is None or carried.node_id in ("", self._state.node_id):
             return
         try:
-            nodes = {n.node.id: n for n in await self._directory.nodes()}
+            node = await self._directory.node_status(carried.node_id)
         except DirectoryUnavailable:
             return  # cannot tell whether its node still carries it: a new broadcast
-        node = nodes.get(carried.node_id)
         if node is not None and not node.draining:
             return  # a second publisher while the first is live elsewhere: a new broadcast
         self._state.continuing[stream_id] = Continuation(carried.id, carried.continuations + 1)

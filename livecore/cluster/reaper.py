@@ -56,7 +56,8 @@ class Reaper:
         if not carrying:
             self._missing_since.clear()
             return 0
-        alive = {n.node.id for n in await self._directory.nodes()}
+        # One read per node carrying broadcasts (not a scan of every node).
+        alive = {n for n in carrying if await self._directory.node_status(n) is not None}
         now = time.monotonic()
         for node_id in list(self._missing_since):
             if node_id not in carrying or node_id in alive:

@@ -93,17 +93,16 @@ class RedisDirectory:
             values = await self._client.mget(keys) if keys else []
         except RedisError as exc:
             raise DirectoryUnavailable(str(exc)) from exc
-        found = []
-        for raw in values:
-            if raw is None:
-                continue  # expired between the scan and the read
-            entry = json.loads(raw)
-            streams = tuple(HeldStream(int(i), str(s)) for i, s in entry["streams"])
-            node = NodeInfo(str(entry["node"]), str(entry["url"]))
-            # Nodes older than the drain write neither field.
-            draining, public = bool(entry.get("draining")), str(entry.get("public_url", ""))
-            found.append(NodeStreams(node, streams, draining, public))
+        # None: expired between the scan and the read.
+        found = [_node_streams(raw) for raw in values if raw is not None]
         return sorted(found, key=lambda n: n.node.id)
+
+    async def node_status(self, node_id: str) -> NodeStreams | None:
+        try:
+            raw = await self._client.get(_node_key(node_id))
+        except RedisError as exc:
+            raise DirectoryUnavailable(str(exc)) from exc
+        return _node_streams(raw) if raw is not None else None
 
     async def set_draining(self) -> None:
         self._draining = True
@@ -146,6 +145,15 @@ class RedisDirectory:
     def _entry(self, held: HeldStream) -> str:
         return _dumps({"node": self.node.id, "url": self.node.internal_url,
                        "stream_id": held.stream_id, "slug": held.slug})  # fmt: skip
+
+
+def _node_streams(raw: bytes | str) -> NodeStreams:
+    entry = json.loads(raw)
+    streams = tuple(HeldStream(int(i), str(s)) for i, s in entry["streams"])
+    node = NodeInfo(str(entry["node"]), str(entry["url"]))
+    # Nodes older than the drain write neither field.
+    draining, public = bool(entry.get("draining")), str(entry.get("public_url", ""))
+    return NodeStreams(node, streams, draining, public)
 
 
 def _dumps(value: dict[str, Any]) -> str:

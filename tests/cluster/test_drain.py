@@ -38,6 +38,17 @@ async def broadcasts(db: Database, stream_id: int) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+async def carried_by(db: Database, stream_id: int, node_id: str) -> None:
+    """Wait (30 s at most) until the stream's open broadcast names `node_id`: the database is
+    written a moment after the hub opens and the directory names the node."""
+    async with asyncio.timeout(30):
+        while True:
+            rows = await broadcasts(db, stream_id)
+            if any(b["open"] and b["node_id"] == node_id for b in rows):
+                return
+            await asyncio.sleep(0.05)
+
+
 async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
     async with http.get(url) as resp:
         return resp.status, await resp.text()
@@ -115,6 +126,7 @@ async def test_a_draining_node_hands_its_live_broadcast_to_the_node_its_publishe
             assert await a.exited() == 0, a.log()
 
             # One broadcast, the same, carried by B now.
+            await carried_by(db, stream_id, "node-b")
             assert await broadcasts(db, stream_id) == [
                 {"id": first["id"], "node_id": "node-b", "continuations": 1, "open": True}
             ]
@@ -221,6 +233,7 @@ async def test_a_second_sigterm_hands_the_broadcasts_left_to_the_node_their_publ
             # Its connection gone, the publisher reaches B (a load balancer's choice now).
             pubs.append(await publish(http, f"{b_url}/whip/cooking", key, media.clip()))
             await owner_becomes(b, "cooking", NodeInfo("node-b", b_url))
+            await carried_by(db, stream_id, "node-b")
             assert await broadcasts(db, stream_id) == [
                 {"id": first["id"], "node_id": "node-b", "continuations": 1, "open": True}
             ]
