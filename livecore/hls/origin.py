@@ -44,6 +44,7 @@ class _Broadcast:
     thumbnailer: Thumbnailer
     task: asyncio.Task[None]
     renditions: dict[str, Rendition]
+    handed_over: bool = False  # it goes on on another node: served from there
 
 
 class HlsOrigin:
@@ -142,8 +143,8 @@ class HlsOrigin:
         complete segment and was neither skipped nor dropped (a rung still starting is not
         listed yet, so the master playlist never waits on a worker)."""
         broadcast = self._by_slug.get(stream)
-        if broadcast is None:
-            return None
+        if broadcast is None or (broadcast.handed_over and broadcast.hub.ended):
+            return None  # another node may hold it now (the cluster's edge asks)
         views: dict[str, RenditionView] = {}
         for name in self._config.renditions:
             if name == "source":
@@ -177,6 +178,16 @@ class HlsOrigin:
         """Where `hub`'s broadcast is recorded (None: it is not packaged here)."""
         broadcast = self._broadcast_of(hub)
         return broadcast.packager.directory if broadcast is not None else None
+
+    def hand_over(self, hub: StreamHub) -> None:
+        """`hub`'s broadcast goes on on another node: its playlists get no ENDLIST (requests
+        in flight are answered as a timeout), and new requests are left to that node."""
+        broadcast = self._broadcast_of(hub)
+        if broadcast is not None:
+            broadcast.handed_over = True
+            broadcast.packager.handed_over = True
+            for rendition in broadcast.renditions.values():
+                rendition.packager.handed_over = True
 
     def recording_of(self, hub: StreamHub) -> Awaitable[FinishedRecording] | None:
         """The recording of `hub`'s broadcast, once its packaging has finished (None: it

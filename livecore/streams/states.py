@@ -80,6 +80,10 @@ class Packaging(Protocol[H_contra]):
         """The source rendition's width and height (None until the packager read them)."""
         ...
 
+    def hand_over(self, hub: H_contra) -> None:
+        """The hub's broadcast goes on on another node: its viewers are served from there."""
+        ...
+
 
 class StreamStates(Generic[H]):
     """The publishers' state callback (`changed`) and the tasks it starts."""
@@ -135,6 +139,7 @@ class StreamStates(Generic[H]):
             self._reports.add(report)
             report.add_done_callback(self._reports.discard)
         if handover:
+            self._packaging.hand_over(hub)
             wait = asyncio.create_task(self._hand_over(hub.stream_id, hub.serial))
             self._waits.add(wait)
             wait.add_done_callback(self._waits.discard)

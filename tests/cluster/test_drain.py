@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from livecore.appkeys import DRAIN, HLS_METRICS
 from livecore.cluster.node import NodeInfo
 from livecore.cluster.routes import DIRECTORY
 from livecore.config import Config, HlsConfig
@@ -49,6 +50,15 @@ async def carried_by(db: Database, stream_id: int, node_id: str) -> None:
             await asyncio.sleep(0.05)
 
 
+def blocking_reloads(client: Client) -> float:
+    """How many blocking playlist reloads the node has started to hold."""
+    for metric in client.app[HLS_METRICS].requests.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and sample.labels == {"kind": "blocking"}:
+                return float(sample.value)
+    return 0.0
+
+
 async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
     async with http.get(url) as resp:
         return resp.status, await resp.text()
@@ -64,10 +74,11 @@ async def playlist_with_segment(http: aiohttp.ClientSession, url: str) -> str:
             await asyncio.sleep(0.2)
 
 
-async def not_ready(http: aiohttp.ClientSession, a: ServedNode) -> dict[str, Any]:
+async def not_ready(http: aiohttp.ClientSession, a: ServedNode | str) -> dict[str, Any]:
+    url = a.url if isinstance(a, ServedNode) else a
     async with asyncio.timeout(30):
         while True:
-            async with http.get(a.url + "/readyz") as resp:
+            async with http.get(url + "/readyz") as resp:
                 if resp.status == 503:
                     body: dict[str, Any] = await resp.json()
                     return body
@@ -248,3 +259,51 @@ async def test_a_second_sigterm_hands_the_broadcasts_left_to_the_node_their_publ
     # B's own end, once its publisher left.
     await viewer.wait_for(lambda e: e["type"] == "stream_state" and e["state"] == "offline", 30)
     await viewer.close()
+
+
+async def test_viewers_of_a_node_that_handed_a_stream_over_are_served_by_the_node_that_continued_it(
+    node: Node, redis_url: str, db: Database
+) -> None:
+    a, b = [await node(name, redis_url, changes=HLS, handover_s=30.0, **FAST)
+            for name in ("node-a", "node-b")]  # fmt: skip
+    a_url, b_url = (f"http://127.0.0.1:{n.server.port}" for n in (a, b))
+    stream_id, key = await creator_stream(b, "cooking")
+    async with aiohttp.ClientSession() as http:
+        pubs = [await publish(http, f"{a_url}/whip/cooking", key, media.clip())]
+        try:
+            await wait_state(b, "cooking", "live")
+            playlist = await playlist_with_segment(http, a_url + PLAYLIST)
+            drained = asyncio.create_task(a.app[DRAIN].run(asyncio.Event()))
+            await not_ready(http, a_url)
+            # A viewer's blocking reload for the segment after next, held on A.
+            hint = re.findall(r'PRELOAD-HINT:TYPE=PART,URI="part-(\d+)-', playlist)[0]
+            held = asyncio.create_task(
+                get(http, f"{a_url}{PLAYLIST}?_HLS_msn={int(hint) + 1}&_HLS_part=0")
+            )
+            async with asyncio.timeout(30):
+                while True:  # until A holds it
+                    if blocking_reloads(a):
+                        break
+                    await asyncio.sleep(0.05)
+            # The publisher ends its session on A, and A has nothing left to hold.
+            async with http.delete(a_url + pubs[0].location) as resp:
+                assert resp.status == 200
+            await pubs[0].close()
+            await drained
+            status, reloaded = await held
+            assert status in (200, 503)  # the part came in time, or ask again
+            assert "#EXT-X-ENDLIST" not in reloaded  # the broadcast goes on elsewhere
+            assert (await get(http, a_url + PLAYLIST))[0] == 404  # nobody holds it yet
+
+            pubs.append(await publish(http, f"{b_url}/whip/cooking", key, media.clip()))
+            await carried_by(db, stream_id, "node-b")
+            # A's viewers now get B's playlist, one discontinuity on.
+            async with asyncio.timeout(30):
+                while True:
+                    playlist = await playlist_with_segment(http, a_url + PLAYLIST)
+                    if "#EXT-X-DISCONTINUITY-SEQUENCE:1\n" in playlist:
+                        break
+                    await asyncio.sleep(0.1)
+        finally:
+            for pub in pubs:
+                await pub.close()
