@@ -226,8 +226,8 @@ class Generator:
                 await asyncio.sleep(delay)
             if self.stopping:
                 return
-            number = plan.index + i * 1000  # spreads tracked viewers and nodes over processes
-            viewer = _Viewer(number % len(plan.bases), i % plan.tracked_every == 0, plan.lines)
+            node = (plan.index + i) % len(plan.bases)  # round robin, as a load balancer
+            viewer = _Viewer(node, i % plan.tracked_every == 0, plan.lines)
             self.viewers.append(viewer)
             self._spawn(self._connect(viewer))
 
