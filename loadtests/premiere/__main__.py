@@ -15,6 +15,7 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import shutil
 import sys
 import tempfile
 import time
@@ -106,6 +107,16 @@ async def play(s: Scenario, out: Path) -> int:
             return await _evening(s, dep, out)
         finally:
             await dep.stop()
+            _keep_logs(dep, out)
+
+
+def _keep_logs(dep: Deployment, out: Path) -> None:
+    """The nodes' logs go beside the report: what the servers said about the evening."""
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    for log in dep.logs:
+        if log.exists():
+            shutil.copyfile(log, logs / log.name)
 
 
 async def _evening(s: Scenario, dep: Deployment, out: Path) -> int:
@@ -174,6 +185,7 @@ async def _evening(s: Scenario, dep: Deployment, out: Path) -> int:
         ledger = await asyncio.to_thread(dep.ledger_check) if dep.dsn else {"ok": True}
     ev: dict[str, Any] = {
         "scenario_name": s.name,
+        "t0": t0,
         "duration_s": s.duration_s,
         "machine": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
         "bases": dep.bases,
