@@ -73,7 +73,7 @@ def _common(report: dict[str, Any], fault_at: float) -> dict[str, Any]:
     acked_after = [seq for seq, sent in report["activity"]["acked"].items()
                    if sent / 1e9 - report["t0"] > fault_at + 2]  # fmt: skip
     assert acked_after, "chat resumed after the fault"
-    parts = {}
+    parts: dict[str, int] = {}
     for g in report["generators"]:
         for second, n in g["parts"].items():
             parts[second] = parts.get(second, 0) + n
