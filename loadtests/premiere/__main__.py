@@ -193,6 +193,7 @@ async def _evening(s: Scenario, dep: Deployment, out: Path) -> int:
         "generators": [records[i] for i in sorted(records)],
         "activity": {
             "acked": rec.acked,
+            "ack_ms": rec.ack_ms,
             "sent": rec.sent,
             "send_errors": rec.send_errors,
             "tips": rec.tips,

@@ -38,6 +38,7 @@ class Setup:
 class Record:
     t0: float
     acked: dict[int, int] = field(default_factory=dict)  # seq -> send wall ns
+    ack_ms: list[tuple[float, float]] = field(default_factory=list)  # (t, send to ack)
     sent: int = 0
     send_errors: dict[str, int] = field(default_factory=dict)
     tips: list[tuple[float, float, str]] = field(default_factory=list)  # (t, ms, outcome)
@@ -110,7 +111,9 @@ async def chat_storm(
                 nonce = event.get("nonce")
                 if event.get("type") == "ack" and nonce is not None:
                     seq = int(nonce)
-                    rec.acked[seq] = pending.pop(seq, 0)
+                    sent = rec.acked[seq] = pending.pop(seq, 0)
+                    now = time.time_ns()
+                    rec.ack_ms.append((now / 1e9 - rec.t0, (now - sent) / 1e6))
                 elif event.get("type") == "error":
                     code = str(event.get("code"))
                     rec.send_errors[code] = rec.send_errors.get(code, 0) + 1

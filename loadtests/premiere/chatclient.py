@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import cast
 
+from loadtests.wsframes import server_frames
+
 WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 
@@ -86,24 +88,8 @@ class ChatSocket(asyncio.Protocol):
         self._frames(data)
 
     def _frames(self, data: bytes) -> None:
-        pos, n = 0, len(data)
-        while n - pos >= 2:
-            b0, b1 = data[pos], data[pos + 1]
-            length, head = b1 & 0x7F, 2
-            if length == 126:
-                if n - pos < 4:
-                    break
-                length, head = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
-            elif length == 127:
-                if n - pos < 10:
-                    break
-                length, head = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
-            end = pos + head + length
-            if end > n:
-                break
-            payload = data[pos + head : end]
-            pos = end
-            opcode = b0 & 0x0F
+        frames, used = server_frames(data)
+        for opcode, payload in frames:
             if opcode == 1:
                 self.on_text(self, payload)
             elif opcode == 9:  # ping: a pong, masked as clients must
@@ -112,8 +98,8 @@ class ChatSocket(asyncio.Protocol):
                 self.send(0x88, payload[:2])
                 self.close()
                 return
-        if pos < n:
-            self.buf = data[pos:]
+        if used < len(data):
+            self.buf = data[used:]
 
     def send(self, b0: int, payload: bytes) -> None:
         """One client frame (masked with a zero key: the frame format is what matters)."""

@@ -64,6 +64,7 @@ def figures(s: Scenario, ev: dict[str, Any]) -> dict[str, Any]:
         "chat_p99_ms": pct(chat, 99),
         "lines_sent": ev["activity"]["sent"],
         "lines_acked": len(acked),
+        "chat_ack_p99_ms": pct([ms for _, ms in ev["activity"]["ack_ms"]], 99),
         "acked_lost": lost,
         "duplicates": sum(g["duplicates"] for g in gens),
         "glass_p50_ms": pct([ms for g in gens for _, ms in g["glass"]], 50),
