@@ -95,3 +95,16 @@ async def test_an_unreadable_field_the_handling_does_not_need_refuses_nothing(
     with caplog.at_level(logging.ERROR, "livecore.tips.webhooks"):
         assert await deliver_all(client, ignored) == ["ignored"] * 3
     assert [r.getMessage() for r in caplog.records] == ["payment 7 does not match tip 1: ignored"]
+
+
+async def test_an_event_whose_id_is_given_as_an_object_is_applied_under_that_id(
+    client: Client, stripe_peer: StripePeer, db: Database
+) -> None:
+    # Read as any expandable id is: the id inside the object (it was a 500 once).
+    _, fan = await creator_and_fan(client)
+    _, events = await _paid_tip(client, stripe_peer, fan["token"])
+    charge = _of(events, "charge.succeeded")["data"]["object"]["id"]
+    refunded = stripe_peer.refund(charge)[0]
+    assert await deliver_all(client, [dict(refunded, id={"id": refunded["id"]})]) == ["processed"]
+    assert await _recorded(db, refunded["id"])
+    assert await deliver_all(client, [refunded]) == ["duplicate"]
