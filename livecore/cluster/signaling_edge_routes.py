@@ -87,8 +87,11 @@ class SignalingEdge:
         if header is None:
             return False
         mark, _, signature = header.partition(".")
-        expected = self._signature(mark, request.method, request.path)
-        if not self._secret or not hmac.compare_digest(signature, expected):
+        expected = self._signature(mark, request.method, request.path).encode()
+        # As bytes: compare_digest refuses str with non-ASCII characters, which a client may
+        # send.
+        given = signature.encode(errors="replace")
+        if not self._secret or not hmac.compare_digest(given, expected):
             self._count("forged")
             logger.warning("refused a forged forward of %s %s", request.method, request.path)
             raise Forbidden("this forward between nodes is not signed by this deployment")
@@ -143,7 +146,7 @@ class SignalingEdge:
         return Unavailable("the stream directory cannot be reached; try again")
 
     def _signature(self, mark: str, method: str, path: str) -> str:
-        message = f"{mark}\n{method}\n{path}".encode()
+        message = f"{mark}\n{method}\n{path}".encode(errors="replace")
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
     def _count(self, outcome: str) -> None:

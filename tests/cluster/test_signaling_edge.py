@@ -218,11 +218,12 @@ async def test_forged_forwards_are_refused(node: Node, redis_url: str) -> None:
         assert asked == []
 
         # A forward that this deployment did not sign: refused, the session stays.
-        for forged in (f"{node_mark('node-b')}.{'0' * 64}", "nonsense"):
+        marks = (f"{node_mark('node-b')}.{'0' * 64}", "nonsense", "x.\u00e9t\u00e9", "\u00e9.x")
+        for forged in marks:
             resp = await a.delete(pub.location, headers={FORWARDED_BY: forged})
             assert resp.status == 403
             assert (await resp.json())["error"]["code"] == "forbidden"
-        assert await forwards(a, "forged") == 2
+        assert await forwards(a, "forged") == 4
         assert a.app[PUBLISHERS].session(session) is not None
         assert (await b.delete(pub.location)).status == 200  # B's signed forward is taken
         assert a.app[PUBLISHERS].session(session) is None
