@@ -12,6 +12,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -220,6 +221,13 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("promtool")
     assert binary, "promtool is not installed (bin/test installs Debian's prometheus)"
     return subprocess.run([binary, *args], capture_output=True, text=True, check=False)
+
+
+def test_the_alerts_fire_on_what_they_watch() -> None:
+    """promtool's unit tests (tests/deploy/alerts_test.yml): synthetic series in, alerts out."""
+    tested = promtool("test", "rules", str(Path(__file__).with_name("alerts_test.yml")))
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "SUCCESS" in tested.stdout
 
 
 def test_promtool_accepts_the_alert_rules_and_the_prometheus_config() -> None:

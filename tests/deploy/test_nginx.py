@@ -149,7 +149,7 @@ async def test_nginx_carries_whip_hls_and_chat_to_two_nodes(
             # WHIP through nginx: the offer, then the session's resource, on one node.
             pub = await publish(http, f"{base}/whip/show", key, media.clip())
             try:
-                await _hls_through_nginx(http, base, a, b)
+                await _hls_through_nginx(http, proxy, a, b)
                 await _chat_through_nginx(http, proxy, fan)
                 # A tip (the test provider) so the money metrics have run too.
                 async with http.post(
@@ -173,7 +173,24 @@ async def test_nginx_carries_whip_hls_and_chat_to_two_nodes(
     await _dashboard_and_rules_read_exported_metrics(a, b)
 
 
-async def _hls_through_nginx(http: aiohttp.ClientSession, base: str, a: Client, b: Client) -> None:
+async def over_http2(proxy: Nginx, path: str) -> bytes:
+    """GET with curl over HTTP/2 (a browser's protocol for LL-HLS); the body of a 200."""
+    proc = await asyncio.create_subprocess_exec(
+        "curl", "--http2", "--silent", "--show-error", "--cacert", str(proxy.ca_file),
+        "--write-out", "\n%{http_version} %{http_code}", f"{proxy.base}{path}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    body, _, status = out.rpartition(b"\n")
+    assert status == b"2 200", (path, status, body[:200])
+    return body
+
+
+async def _hls_through_nginx(
+    http: aiohttp.ClientSession, proxy: Nginx, a: Client, b: Client
+) -> None:
+    base = proxy.base
     async with asyncio.timeout(30):
         while True:  # media arrived through the WHIP session nginx set up
             async with http.get(f"{base}/api/v1/streams/show") as resp:
@@ -201,6 +218,9 @@ async def _hls_through_nginx(http: aiohttp.ClientSession, base: str, a: Client, 
     assert part and status == "MISS"
     again, status = await ok(http, part_url)
     assert (again, status) == (part, "HIT")  # immutable: nginx answers it from now on
+    # The same over HTTP/2, as browsers ask.
+    assert await over_http2(proxy, f"/hls/show/source/part-{msn}-{index}.m4s") == part
+    assert b"#EXT-X-PART-INF" in await over_http2(proxy, "/hls/show/source/index.m3u8")
 
     # A blocking reload for the part after it waits at livecore and comes back with it.
     reload = f"{base}/hls/show/source/index.m3u8?_HLS_msn={msn}&_HLS_part={index + 1}"
