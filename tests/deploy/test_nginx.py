@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestServer
 from pytest_aiohttp import AiohttpClient
 
 from livecore.app import create_app
+from livecore.appkeys import CHAT
 from livecore.cluster.routes import DIRECTORY
 from livecore.config import ChatConfig, Config, HlsConfig, NodeConfig
 from livecore.deadlines import server_options
@@ -150,7 +151,7 @@ async def test_nginx_carries_whip_hls_and_chat_to_two_nodes(
             pub = await publish(http, f"{base}/whip/show", key, media.clip())
             try:
                 await _hls_through_nginx(http, proxy, a, b)
-                await _chat_through_nginx(http, proxy, fan)
+                await _chat_through_nginx(http, proxy, fan, (a, b))
                 # A tip (the test provider) so the money metrics have run too.
                 async with http.post(
                     f"{base}/api/v1/streams/show/tips",
@@ -235,13 +236,17 @@ async def _hls_through_nginx(
     assert (await ok(http, f"{base}/hls/show/source/{segment}"))[0]
 
 
-async def _chat_through_nginx(http: aiohttp.ClientSession, proxy: Nginx, fan: str) -> None:
+async def _chat_through_nginx(
+    http: aiohttp.ClientSession, proxy: Nginx, fan: str, nodes: tuple[Client, Client]
+) -> None:
     url = f"wss://127.0.0.1:{proxy.https_port}/ws/show"
     listener = Viewer(await http.ws_connect(url))
     speaker = Viewer(await http.ws_connect(url, headers=bearer(fan)))
     try:
         for viewer in (listener, speaker):
             await viewer.wait_for(lambda e: e["type"] == "hello")
+        # nginx sent one socket to each node (round robin): the line crosses Redis.
+        assert [node.app[CHAT].metrics.connected for node in nodes] == [1, 1]
         ack = await speaker.say("hello through nginx", "n1")
         assert ack["type"] == "ack", ack
         line = await listener.wait_for(lambda e: e.get("text") == "hello through nginx")
