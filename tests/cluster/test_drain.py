@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import av
 
 from livecore.appkeys import DRAIN, HLS_METRICS
 from livecore.cluster.node import NodeInfo
@@ -307,3 +310,65 @@ async def test_viewers_of_a_node_that_handed_a_stream_over_are_served_by_the_nod
         finally:
             for pub in pubs:
                 await pub.close()
+
+
+def read_video(url: str, seen: list[tuple[float, float, bool]], stop: threading.Event) -> None:
+    """Append (arrival, pts, keyframe) of each video packet FFmpeg demuxes from live HLS `url`
+    to `seen` until `stop` is set (checked at each packet). Blocks: run it in a thread."""
+    with av.open(url, "r", options={"http_persistent": "0"}, timeout=10) as container:
+        video = container.streams.video[0]
+        for packet in container.demux(video):
+            if packet.pts is not None and video.time_base:
+                pts = float(packet.pts * video.time_base)
+                seen.append((time.monotonic(), pts, packet.is_keyframe))
+            if stop.is_set():
+                return
+
+
+def keyframes_after_restart(seen: list[tuple[float, float, bool]]) -> int:
+    """Keyframes read after the timestamps went back by more than a second (a new timeline)."""
+    restart = next((i for i in range(1, len(seen)) if seen[i][1] < seen[i - 1][1] - 1.0), len(seen))
+    return sum(1 for _, _, key in seen[restart:] if key)
+
+
+async def test_ffmpeg_reading_through_a_third_node_plays_on_across_a_handover(
+    node: Node, redis_url: str, db: Database
+) -> None:
+    a, b, c = [await node(name, redis_url, changes=HLS, handover_s=30.0, **FAST)
+               for name in ("node-a", "node-b", "node-c")]  # fmt: skip
+    a_url, b_url, c_url = (f"http://127.0.0.1:{n.server.port}" for n in (a, b, c))
+    stream_id, key = await creator_stream(b, "cooking")
+    seen: list[tuple[float, float, bool]] = []
+    stop = threading.Event()
+    async with aiohttp.ClientSession() as http:
+        pubs = [await publish(http, f"{a_url}/whip/cooking", key, media.clip())]
+        try:
+            await playlist_with_segment(http, c_url + PLAYLIST)
+            reading = asyncio.create_task(
+                asyncio.to_thread(read_video, f"{c_url}/hls/cooking/master.m3u8", seen, stop)
+            )
+            async with asyncio.timeout(60):
+                while not seen:  # FFmpeg plays A's media through C
+                    assert not reading.done(), reading
+                    await asyncio.sleep(0.1)
+            drained = asyncio.create_task(a.app[DRAIN].run(asyncio.Event()))
+            await not_ready(http, a_url)
+            async with http.delete(a_url + pubs[0].location) as resp:
+                assert resp.status == 200
+            await pubs[0].close()
+            await drained
+            pubs.append(await publish(http, f"{b_url}/whip/cooking", key, media.clip()))
+            await carried_by(db, stream_id, "node-b")
+            switched = time.monotonic()
+            # FFmpeg, reading through C, goes on with B's media (its timestamps start again:
+            # the discontinuity) for two keyframes.
+            async with asyncio.timeout(60):
+                while keyframes_after_restart(seen) < 2:
+                    assert not reading.done(), f"FFmpeg stopped: {seen[-3:]} {reading}"
+                    await asyncio.sleep(0.2)
+            assert seen[-1][0] > switched
+        finally:
+            stop.set()
+            for pub in pubs:
+                await pub.close()
+        await reading
