@@ -250,6 +250,10 @@ class NodeConfig:
     def __post_init__(self) -> None:
         if self.heartbeat_s >= self.directory_ttl_s:
             raise ConfigError("node.heartbeat_s: must be shorter than node.directory_ttl_s")
+        if self.handover_s < self.heartbeat_s:
+            # Else a node whose entries Redis lost (a restart) has its broadcasts ended before
+            # its next heartbeat writes them again.
+            raise ConfigError("node.handover_s: must be at least node.heartbeat_s")
         if self.internal_url and (problem := _origin_problem(self.internal_url)) is not None:
             raise ConfigError(f"node.internal_url: {self.internal_url!r} {problem}")
         if self.public_url and (problem := _origin_problem(self.public_url)) is not None:

@@ -14,11 +14,12 @@ from typing import Any
 
 import aiohttp
 import av
+import pytest
 
 from livecore.appkeys import DRAIN, HLS_METRICS
 from livecore.cluster.node import NodeInfo
 from livecore.cluster.routes import DIRECTORY
-from livecore.config import Config, HlsConfig
+from livecore.config import Config, ConfigError, HlsConfig, NodeConfig
 from livecore.store import Database
 from tests.chat.conftest import connect
 from tests.cluster.conftest import FAST, Node, creator_stream, owner_becomes
@@ -372,3 +373,12 @@ async def test_ffmpeg_reading_through_a_third_node_plays_on_across_a_handover(
             for pub in pubs:
                 await pub.close()
         await reading
+
+
+def test_the_handover_wait_is_at_least_a_heartbeat() -> None:
+    # Shorter, a node whose entries Redis lost (a restart) would have its broadcasts ended
+    # before its next heartbeat wrote them again.
+    with pytest.raises(ConfigError, match=r"node\.handover_s"):
+        NodeConfig(heartbeat_s=2.0, handover_s=1.0)
+    with pytest.raises(ConfigError, match=r"node\.public_url"):
+        NodeConfig(public_url="media-1.example.com")
