@@ -72,7 +72,10 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     # Decoding (thumbnails) runs in worker processes, never on the loop.
     workers = WorkerPool(config.hls.media_workers)
     # Packaging (Opus to AAC, muxing, files) runs in processes, never on the loop's core.
-    packaging = PackagingProcesses(config.hls.packaging_processes, app[HLS_METRICS])
+    packaging = PackagingProcesses(
+        config.hls.packaging_processes, app[HLS_METRICS], restarts=config.hls.packaging_restarts,
+        restart_window_s=config.hls.packaging_restart_window_s,
+    )  # fmt: skip
     origin = app[HLS_ORIGIN] = HlsOrigin(
         config.data_path / RECORDINGS_ROOT, config.hls, workers=workers.get,
         metrics=app[HLS_METRICS], packaging=packaging,
