@@ -95,7 +95,7 @@ class ThreadLink:
 class _Process:
     """One packaging process and the loop's side of its pipes."""
 
-    def __init__(self, name: str, on_death: Callable[[], None]) -> None:
+    def __init__(self, name: str, on_death: Callable[[_Process], None]) -> None:
         self.name = name
         self._on_death = on_death
         self.dead = False
@@ -170,7 +170,7 @@ class _Process:
         self.dead = True
         self._outgoing.clear()
         if not self._stopping:
-            self._on_death()
+            self._on_death(self)
         if self.handlers:
             logger.error("%s: %s, with %d broadcasts' packaging", self.name, why,
                          len(self.handlers))  # fmt: skip
@@ -185,14 +185,14 @@ class _Process:
 
     async def aclose(self, grace_s: float) -> None:
         """Ask the process to finish its broadcasts and exit; stop it by its PID after
-        `grace_s`."""
+        `grace_s`. Once dead: collect its exit status and close its pipes."""
         self._stopping = True
         if self._connecting is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace_s):
                     await asyncio.shield(self._connecting)  # a process still starting
                     if self._writer is not None:
-                        if not self._writer.is_closing():
+                        if not self._writer.is_closing() and not self.dead:
                             self._flush()
                             self._writer.write(procpipes.END)
                         await self._exited.wait()
@@ -269,6 +269,7 @@ class PackagingProcesses:
         self._ids = itertools.count(1)
         self._metrics = metrics
         self._closed = False
+        self._reaping: set[asyncio.Task[None]] = set()  # dead processes being reaped
         if metrics is not None:
             metrics.packaging_processes.set_function(lambda: len(self.pids))
 
@@ -284,7 +285,7 @@ class PackagingProcesses:
             return None
         self._live = [p for p in self._live if not p.dead]
         if len(self._live) < self._max and all(p.assigned for p in self._live):
-            process = _Process(f"hls-packaging-{next(self._ids)}", self._count_death)
+            process = _Process(f"hls-packaging-{next(self._ids)}", self._dead)
             process.start()
             self._live.append(process)
             self._all.append(process)
@@ -298,9 +299,15 @@ class PackagingProcesses:
         """Bytes on their way to the processes, not yet in their pipes."""
         return sum(p.buffered_bytes for p in self._live)
 
-    def _count_death(self) -> None:
+    def _dead(self, process: _Process) -> None:
         if self._metrics is not None:
             self._metrics.packaging_process_deaths.inc()
+        # Reaped now, not at close: a node whose processes die now and then keeps no zombies.
+        if process in self._all:
+            self._all.remove(process)
+            reaping = asyncio.create_task(process.aclose(0.5), name=f"{process.name}-reap")
+            self._reaping.add(reaping)
+            reaping.add_done_callback(self._reaping.discard)
 
     @property
     def pids(self) -> list[int]:
@@ -311,4 +318,4 @@ class PackagingProcesses:
         """Let every process finish what it holds, then stop it."""
         self._closed = True
         processes, self._all, self._live = self._all, [], []
-        await asyncio.gather(*(p.aclose(grace_s) for p in processes))
+        await asyncio.gather(*(p.aclose(grace_s) for p in processes), *self._reaping)
