@@ -18,6 +18,7 @@ May import: hls/ (the worker's events and spec), config.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -87,16 +88,14 @@ class ResumingLink:
         self._last: Segment | None = None
         self._stored: deque[tuple[int, int]] = deque()  # (msn, parts) of complete segments
         self._next_init: int | None = None
+        self._video = False  # its last init segment has a video track
 
     def start(self, spec: WorkerSpec, on_event: EventHandler) -> None:
         self._spec, self._on_event = spec, on_event
         # The writer keeps the parts of this many complete segments (segmenting.py).
         self._stored = deque(maxlen=spec.config.live_window_segments)
-        self._start(spec)
-
-    def _start(self, spec: WorkerSpec) -> None:
-        if self._link is None:
-            self._event(Finished(failed=True))  # closing: no process to package in
+        if self._link is None:  # closing: no process to package in
+            asyncio.get_running_loop().call_soon(self._event, Finished(failed=True))
         else:
             self._link.start(spec, self._event)
 
@@ -119,6 +118,7 @@ class ResumingLink:
         assert self._on_event is not None
         if isinstance(event, InitReady):
             self._next_init = event.init.n + 1
+            self._video = event.init.video_codec is not None
         elif isinstance(event, SegmentUpdate):
             self._last = event.segment
             if event.segment.complete:
@@ -154,6 +154,7 @@ class ResumingLink:
             next_init=self._next_init if self._next_init is not None else spec.sequence_base,
             # Segmenter: program_date_time = wall base + start_s (the publisher's clock).
             wall_base=last.program_date_time - last.start_s if last is not None else None,
+            video=self._video,
         )
         self._link = link
         link.start(replace(spec, resume=resume), self._event)

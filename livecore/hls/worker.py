@@ -33,7 +33,11 @@ logger = logging.getLogger(__name__)
 # Before the first fragment we wait this much media (or for both tracks) to learn whether the
 # broadcast has video, audio or both: the track set is fixed in the init segment.
 _STARTUP_S = 1.0
-_STARTUP_MAX_UNITS = 400
+_STARTUP_MAX_UNITS = 400  # about 5 s of 30 fps video and Opus
+# Going on with a broadcast that had video, its keyframe (asked for) may take a while on a
+# busy machine: starting without one would make audio-only segments, and another
+# discontinuity when it comes. Audio before the keyframe is dropped either way.
+_RESUME_STARTUP_S = 4.0
 # Audio packets seen without an audio track before we start a new init that has one.
 _LATE_AUDIO_PACKETS = 10
 
@@ -61,6 +65,7 @@ class Resume:
     stored_parts: tuple[tuple[int, int], ...]  # (msn, parts) of recent complete segments
     next_init: int
     wall_base: float | None  # the wall clock of media time 0 (program date-times go on)
+    video: bool = True  # the broadcast had video: wait longer for a keyframe to start at
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +113,7 @@ class Worker:
         self._stereo = False  # an Opus packet coded in stereo has been seen
         self._unsupported: set[str] = set()
         self._resume = spec.resume
+        self._startup_s = _RESUME_STARTUP_S if spec.resume and spec.resume.video else _STARTUP_S
         if spec.resume is not None:
             self._next_init = spec.resume.next_init
             self._segments.wall_base = spec.resume.wall_base
@@ -220,7 +226,8 @@ class Worker:
         key = next((u for u in usable if h264.parameter_sets(u.data)), None)
         has_audio = any(u.kind == "audio" for u in pending)
         span = pending[-1].pts_s - pending[0].pts_s if pending else 0.0
-        ready = (key is not None and (has_audio or not self._expect_audio)) or span >= _STARTUP_S
+        both = key is not None and (has_audio or not self._expect_audio)
+        ready = both or span >= self._startup_s
         if not pending or not (ready or force or len(pending) >= _STARTUP_MAX_UNITS):
             return
         self._pending = []

@@ -170,3 +170,23 @@ async def test_a_broadcast_whose_packaging_keeps_dying_ends_as_failed(env: Env) 
         b.hub.end()
     finally:
         await env.packaging.close()
+
+
+def test_a_resumed_worker_waits_for_the_keyframe_rather_than_go_on_without_video(
+    tmp_path: Path,
+) -> None:
+    """The keyframe asked for may be slow to come on a busy machine: the worker going on
+    waits for it instead of starting audio-only (and changing init again when it comes)."""
+    c = clip(6.0, keyint=90)
+    units = [u for u in c.interleaved() if u.pts_s > 0.1]  # the next keyframe is at 3 s
+    resume = Resume(last=None, stored_parts=(), next_init=5, wall_base=None, video=True)
+    events: list[WorkerEvent] = []
+    worker = Worker(WorkerSpec("demo", tmp_path, CONFIG, resume=resume), events.append)
+    worker.open()
+    for unit in units:
+        worker.feed(unit, time.monotonic())
+    worker.finish()
+    inits = [e.init for e in events if isinstance(e, InitReady)]
+    assert [(i.n, i.video_codec is not None) for i in inits] == [(5, True)]
+    segments = [e.segment for e in events if isinstance(e, SegmentUpdate)]
+    assert segments[0].independent and not any(s.discontinuity for s in segments)
