@@ -13,7 +13,7 @@ A broadcast whose packaging keeps dying (`RestartBudget`: more than `restarts` d
 process it is given must not crash-loop the node. Runs on the event loop; never waits (a new
 process is spawned in a thread, and the recording is read back by the new worker).
 
-May import: hls/ (the worker's events and spec), config.
+May import: hls/ (the worker's events and spec), config, sfu (MediaUnit only).
 """
 
 from __future__ import annotations
