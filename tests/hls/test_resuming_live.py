@@ -10,6 +10,7 @@ import itertools
 import os
 import signal
 import time
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -174,3 +175,43 @@ async def test_a_killed_packaging_process_and_the_broadcast_goes_on(
     times = await asyncio.to_thread(_vod_video_times, str(client.make_url(url)))
     runs = _runs(times)
     assert len(runs) == 2 and all(len(run) >= 30 for run in runs), [len(r) for r in runs]
+
+
+async def _new_packaging_pid(old: int | None) -> int:
+    deadline = time.monotonic() + 60
+    while not (pids := [p for p in await asyncio.to_thread(_packaging_pids) if p != old]):
+        assert time.monotonic() < deadline, "no new packaging process"
+        await asyncio.sleep(0.1)  # spawned in a thread: nothing to await
+    return pids[0]
+
+
+async def test_a_broadcast_whose_packaging_keeps_dying_ends_its_hls(
+    make_client: MakeClient,
+) -> None:
+    """One restart allowed: the second death ends the broadcast's HLS as failed (as before
+    restarts existed; the publisher may still be sending), and no process is started for it
+    again."""
+    client = await make_client(hls=replace(HLS, packaging_restarts=1))
+    creator = await register(client, "maker@example.com", creator=True)
+    key = await create_stream(client, creator["token"], SLUG)
+    pub = await publish(client.session, str(client.make_url(f"/whip/{SLUG}")), key, clip())
+    try:
+        await wait_state(client, SLUG, "live")
+        await _playlist(client, lambda t: "#EXTINF:" in t)
+        first = await _new_packaging_pid(None)
+        os.kill(first, signal.SIGKILL)  # the packaging process this test's app started
+        second = await _new_packaging_pid(first)
+        os.kill(second, signal.SIGKILL)  # the one that took the broadcast over
+        ended = await _playlist(client, lambda t: "#EXT-X-ENDLIST" in t)
+        assert "#EXT-X-PRELOAD-HINT" not in ended
+        metrics = await (await client.get("/metrics")).text()
+        assert "livecore_hls_packaging_restarts_total 1.0" in metrics
+        assert "livecore_hls_packaging_restarts_exhausted_total 1.0" in metrics
+        assert "livecore_hls_packaging_process_deaths_total 2.0" in metrics
+        deadline = time.monotonic() + 30
+        while await asyncio.to_thread(_packaging_pids):  # the dead are reaped, none spawned
+            assert time.monotonic() < deadline, await asyncio.to_thread(_packaging_pids)
+            await asyncio.sleep(0.1)
+    finally:
+        await client.delete(pub.location)
+        await pub.close()
