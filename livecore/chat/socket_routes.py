@@ -66,7 +66,10 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     try:
         await ws.prepare(request)
     except ConnectionResetError:
-        return ws  # the client left during the handshake: nothing to serve, not an error
+        # The client left during the handshake: nothing to serve, not an error. Not the
+        # socket: if it broke after its headers were written, aiohttp would close it again and
+        # log a RuntimeError; a plain response meets the closed transport and is dropped.
+        return web.Response(status=499, reason="Client Closed Request")
     chat.sockets.add(ws)
     chat.per_ip[ip] += 1
     chat.metrics.opened()
