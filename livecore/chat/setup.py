@@ -81,8 +81,9 @@ async def _context(app: web.Application, *, on_line: LineHook | None) -> AsyncIt
 
     origins = OriginPolicy(config.public_url, config.trusted_origins)
     app[CHAT] = Chat(
-        bus, app[AUTH], service, rooms, metrics, may_read, defaultdict(int), set(), origins
-    )
+        bus, app[AUTH], service, rooms, metrics, may_read, defaultdict(int), set(), origins,
+        playback.stream,
+    )  # fmt: skip
     app[CHAT_SCREEN] = service.screen
     presence = Presence(
         rooms, Broadcasts(app[DB]), config.redis_url, interval_s=settings.presence_interval_s

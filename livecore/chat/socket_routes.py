@@ -16,7 +16,6 @@ from aiohttp import WSMsgType, web
 from livecore.appkeys import CHAT, CONFIG
 from livecore.auth.requests import authenticate
 from livecore.chat import protocol
-from livecore.chat.context import stream_of
 from livecore.chat.limits import TokenBucket
 from livecore.chat.metrics import ChatMetrics
 from livecore.chat.node import Chat
@@ -32,7 +31,7 @@ from livecore.chat.room import Outbox, Room, Transport
 from livecore.chat.service import Badge, Refused
 from livecore.chat.state import settings_json
 from livecore.clientip import client_ip
-from livecore.errors import Forbidden, Unavailable
+from livecore.errors import Forbidden, NotFound, Unavailable
 from livecore.store.streams import Stream
 from livecore.store.users import User
 
@@ -44,7 +43,10 @@ _FLOOD_STRIKES = 20  # frames refused for flooding before the socket is closed
 async def get_ws(request: web.Request) -> web.StreamResponse:
     chat = request.app[CHAT]
     config = request.app[CONFIG].chat
-    stream = await stream_of(request, "stream")
+    # No database round trip per join: the stream is read at most once a second per node.
+    stream = await chat.find_stream(request.match_info["stream"])
+    if stream is None:
+        raise NotFound("no such stream")
     ip = client_ip(request)
     # Admission before the upgrade: a clear HTTP refusal the client can retry.
     if chat.metrics.connected >= config.max_connections:
