@@ -18,12 +18,15 @@ import logging
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from livecore.chat.metrics import ChatMetrics
 from livecore.chat.state import RoomState
 from livecore.events.bus import EventBus
 from livecore.events.types import ESSENTIAL, Event
+
+if TYPE_CHECKING:
+    from livecore.chat.greeting import Greeter
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +181,9 @@ class Room:
         self.state: RoomState | None = None  # loaded by the chat service when first needed
         self.joined: set[str] = set()  # identities that joined since presence last looked
         self.audience_of: int | None = None  # the broadcast presence last counted for
+        # Events heard from the bus: a kept hello is good while this has not moved.
+        self.events_seen = 0
+        self.greeter: Greeter | None = None  # made by the chat service at the first join
 
     def add(self, outbox: Outbox) -> None:
         """A socket joins: it is sent what is logged from now on (its history comes with
@@ -187,6 +193,7 @@ class Room:
 
     def on_event(self, event: Event) -> None:
         """From the bus (never blocks): log the event for the sockets' next frames."""
+        self.events_seen += 1
         if self.state is not None:
             self.state.on_event(event)
         if event.kind not in ESSENTIAL and not self._may_log_chat():

@@ -29,7 +29,6 @@ from livecore.chat.protocol import (
 )
 from livecore.chat.room import Outbox, Room, Transport
 from livecore.chat.service import Badge, Refused
-from livecore.chat.state import settings_json
 from livecore.clientip import client_ip
 from livecore.errors import Forbidden, NotFound, Unavailable
 from livecore.store.streams import Stream
@@ -153,13 +152,12 @@ class _Session:
 
     async def hello(self) -> None:
         service = self._chat.service
-        state = await service.state(self._room)
-        if self._user is not None:
-            self._badges = await service.badges(self._user, self._stream)
-        history = await service.history(self._stream.id)
-        self._outbox.offer(
-            protocol.hello(self._user_json(), settings_json(state.settings), history)
-        )
+        greeting = await service.greeting(self._room)
+        if self._user is None:
+            self._outbox.write_frame(greeting.anonymous_frame)  # encoded once for the room
+            return
+        self._badges = await service.badges(self._user, self._stream)
+        self._outbox.offer(greeting.hello(self._user_json()))
 
     def _user_json(self) -> dict[str, Any] | None:
         if self._user is None:
