@@ -90,6 +90,7 @@ class Outbox:
         "cursor",
         "deferred",
         "identity",
+        "on_close",
         "pinged_at",
         "silent",
         "slow",
@@ -111,6 +112,9 @@ class Outbox:
         self.silent = False  # answered no heartbeat: its handler drops the connection
         self.close_reason: bytes | None = None  # shut(): its handler closes with this
         self.closed = asyncio.Event()
+        # Called once when the socket must be closed (slow, silent, shut): its handler acts
+        # then, so no socket needs a task of its own waiting for that to happen.
+        self.on_close: Callable[[], None] | None = None
         # Pinged, and nothing at all has come from the client since (the heartbeat's test).
         self.unanswered = False
         self.pinged_at = 0.0  # when the heartbeat last pinged it
@@ -135,7 +139,7 @@ class Outbox:
             return False
         if transport.get_write_buffer_size() > self._limit:
             self.slow = True
-            self.closed.set()
+            self._close()
             return False
         transport.write(frame)
         return True
@@ -143,12 +147,12 @@ class Outbox:
     def abandon(self) -> None:
         """The client answered no heartbeat: its handler drops the connection."""
         self.silent = True
-        self.closed.set()
+        self._close()
 
     def shut(self, reason: bytes) -> None:
         """Its user may no longer chat (suspended): its handler closes the socket."""
         self.close_reason = reason
-        self.closed.set()
+        self._close()
 
     def drop(self) -> None:
         """Close the connection without a closing handshake (the peer is not answering)."""
@@ -156,7 +160,15 @@ class Outbox:
             self._transport.abort()
 
     def finish(self) -> None:
+        """Its handler is done with it."""
+        self.on_close = None
         self.closed.set()
+
+    def _close(self) -> None:
+        self.closed.set()
+        told, self.on_close = self.on_close, None
+        if told is not None:
+            told()
 
 
 class Room:

@@ -75,11 +75,16 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     identity = f"u{user.id}" if user else f"a{ip}"
     transport = cast(Transport | None, request.transport)
     outbox = Outbox(transport, config.outbox_bytes, user.id if user else None, identity)
+    closing: list[asyncio.Task[None]] = []  # a task only for a socket told to close
+
+    def close_when_told() -> None:
+        closing.append(asyncio.create_task(_close_as_told(ws, outbox, chat.metrics)))
+
+    outbox.on_close = close_when_told
     room = chat.rooms.join(stream.id, outbox)
-    # Live events from here on, history for what came before: no gap between the two.
-    await chat.bus.joined(stream.id)
-    watcher = asyncio.create_task(_close_when_told(ws, outbox, chat.metrics))
     try:
+        # Live events from here on, history for what came before: no gap between the two.
+        await chat.bus.joined(stream.id)
         session = _Session(chat, room, stream, user, outbox, config.inbound_per_s)
         await session.hello()
         async for message in ws:
@@ -106,8 +111,9 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     finally:
         chat.rooms.leave(stream.id, outbox)
         outbox.finish()
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+        for task in closing:
+            task.cancel()
+        await asyncio.gather(*closing, return_exceptions=True)
         chat.sockets.discard(ws)
         chat.per_ip[ip] -= 1
         if chat.per_ip[ip] <= 0:
@@ -116,8 +122,7 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _close_when_told(ws: web.WebSocketResponse, outbox: Outbox, metrics: ChatMetrics) -> None:
-    await outbox.closed.wait()
+async def _close_as_told(ws: web.WebSocketResponse, outbox: Outbox, metrics: ChatMetrics) -> None:
     if outbox.silent:
         outbox.drop()  # nobody there to answer a closing handshake
     elif outbox.slow:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from aiohttp import WSServerHandshakeError
 
+from livecore.chat.room import Outbox
 from tests.chat.conftest import connect, stream, user
 from tests.conftest import Client, bearer
 
@@ -35,3 +36,17 @@ async def test_a_stream_made_on_this_node_can_be_joined_at_once(client: Client) 
     viewer = await connect(client, "room-one")
     assert viewer.hello["user"] is None
     await viewer.close()
+
+
+async def test_a_socket_told_to_close_calls_its_handler_once_and_none_after_it_is_done() -> None:
+    told: list[str] = []
+    outbox = Outbox(None, 1024, None, "a127.0.0.1")
+    outbox.on_close = lambda: told.append("close")
+    outbox.shut(b"suspended")
+    outbox.abandon()  # already told: no second close
+    assert told == ["close"] and outbox.closed.is_set()
+    done = Outbox(None, 1024, None, "a127.0.0.1")
+    done.on_close = lambda: told.append("late")
+    done.finish()  # the handler ended first
+    done.abandon()
+    assert told == ["close"]
