@@ -8,7 +8,8 @@ A join is the WebSocket upgrade request until the first frame the client needs a
 livecore's `hello` (its user, the room's mode and the history), or the bare server's one
 small frame. Everything runs on 127.0.0.1 in a temporary directory: an embedded PostgreSQL,
 with --redis a redis-server, one `livecore serve` (limits raised: all viewers come from one
-address) and a bare aiohttp server (uvloop, no access log, like `livecore serve`). Every
+address, the join line opened wide so that the server's own speed is measured) and a
+bare aiohttp server (uvloop, no access log, like `livecore serve`). Every
 process it starts is stopped by its PID.
 
 Three phases per server, each ending with every socket closed:
@@ -459,6 +460,10 @@ def main() -> None:
                 "LIVECORE_SECRET_KEY": secrets.token_urlsafe(48),
                 "LIVECORE_CHAT__MAX_CONNECTIONS": str(args.viewers + 1000),
                 "LIVECORE_CHAT__MAX_CONNECTIONS_PER_IP": str(args.viewers + 1000),
+                # The join line would pace a burst at its admit_per_s: the server's own
+                # speed is what is measured here.
+                "LIVECORE_CHAT__ADMIT_PER_S": "1000000",
+                "LIVECORE_CHAT__ADMIT_BURST": "1000000",
             }
             if args.redis:
                 redis = RedisProcess(tmp / "redis")

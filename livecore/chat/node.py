@@ -12,6 +12,7 @@ from typing import Protocol
 
 from livecore.auth.origins import OriginPolicy
 from livecore.auth.service import AuthService
+from livecore.chat.admission import Admission
 from livecore.chat.metrics import ChatMetrics
 from livecore.chat.room import Rooms
 from livecore.chat.service import ChatService
@@ -45,3 +46,4 @@ class Chat:
     # Which pages may use the session cookie on a socket (cross-site WebSocket hijacking).
     origins: OriginPolicy
     find_stream: FindStream
+    admission: Admission  # the line joins wait in when they outrun the node

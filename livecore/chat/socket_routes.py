@@ -16,6 +16,7 @@ from aiohttp import WSMsgType, web
 from livecore.appkeys import CHAT, CONFIG
 from livecore.auth.requests import authenticate
 from livecore.chat import protocol
+from livecore.chat.admission import LineFull
 from livecore.chat.limits import TokenBucket
 from livecore.chat.metrics import ChatMetrics
 from livecore.chat.node import Chat
@@ -47,11 +48,24 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     if stream is None:
         raise NotFound("no such stream")
     ip = client_ip(request)
-    # Admission before the upgrade: a clear HTTP refusal the client can retry.
+    # Admission before the upgrade: a clear HTTP refusal the client can retry, its
+    # Retry-After jittered so that the refused do not all come back in the same second.
+    line = chat.admission
     if chat.metrics.connected >= config.max_connections:
-        raise Unavailable("this node is full; try again", headers={"Retry-After": "5"})
+        retry = line.refuse("node_full", 5)
+        raise Unavailable("this node is full; try again", headers={"Retry-After": str(retry)})
     if chat.per_ip[ip] >= config.max_connections_per_ip:
-        raise Unavailable("too many connections from this address", headers={"Retry-After": "30"})
+        retry = line.refuse("address_full", 30)
+        raise Unavailable(
+            "too many connections from this address", headers={"Retry-After": str(retry)}
+        )
+    try:
+        await line.enter()  # joins faster than the node takes them wait their turn here
+    except LineFull as full:
+        raise Unavailable(
+            f"{full.waiting} viewers are in line to join; try again",
+            headers={"Retry-After": str(full.retry_after_s)},
+        ) from None
     # Another site's page gets the socket its visitor would get logged out, never their
     # session: refusing instead would tell that page whether its visitor is logged in here,
     # and the public chat is open to anyone anyway.
@@ -120,6 +134,24 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
             del chat.per_ip[ip]
         chat.metrics.closed()
     return ws
+
+
+async def get_chat_line(request: web.Request) -> web.Response:
+    """The join line's state on this node: what the watch page shows a viewer whose socket
+    was refused ("You're in line") and when it tries again."""
+    chat = request.app[CHAT]
+    state = chat.admission.state()
+    full = chat.metrics.connected >= request.app[CONFIG].chat.max_connections
+    is_open = state.open and not full
+    retry_after_s = chat.admission.retry_after(5) if state.open else state.retry_after_s
+    body = {
+        "open": is_open, "waiting": state.waiting, "wait_s": round(state.wait_s, 1),
+        "admit_per_s": state.admit_per_s, "retry_after_s": 0 if is_open else retry_after_s,
+    }  # fmt: skip
+    headers = {"Cache-Control": "no-store"}
+    if not is_open:
+        headers["Retry-After"] = str(retry_after_s)
+    return web.json_response(body, headers=headers)
 
 
 async def _close_as_told(ws: web.WebSocketResponse, outbox: Outbox, metrics: ChatMetrics) -> None:
