@@ -53,7 +53,7 @@ from typing import Any, cast
 import psutil
 import uvloop
 
-from loadtests.server import free_port, post_json, start_server, stop_server
+from loadtests.server import free_port, post_json, scrape, stalls, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 JOIN_TIMEOUT_S = 30.0
@@ -294,6 +294,7 @@ class _Phase:
     busy: list[float]
     server_cpu: float  # share of one core over the phase
     server_cpu_s: float
+    runtime: str  # livecore's loop lag and garbage collection during the phase
 
     @property
     def cpu_us_per_join(self) -> float:
@@ -317,6 +318,7 @@ class _Phase:
             f" per join (one core's worth: {1e6 / max(self.cpu_us_per_join, 1e-9):.0f}"
             f" joins/s); generator busy {busy}"
             f"{' failures ' + str(self.failures) if self.failures else ''}{verdict}"
+            f"{chr(10) + ' ' * 29 + self.runtime if self.runtime else ''}"
         )
 
 
@@ -331,9 +333,12 @@ def _phase(
         share = len(range(w, count, processes))
         conn.send(("run", target.port, target.path, tokens or [], share, rate / processes,
                    window, start_at))  # fmt: skip
+    base = f"http://127.0.0.1:{target.port}"
+    runtime0 = scrape(base) if target.name == "livecore" else None
     results = [conn.recv() for conn in conns]
     wall = max(r["ended"] for r in results) - start_at
     cpu = sum(target.proc.cpu_times()[:2]) - cpu0
+    runtime = stalls(runtime0, scrape(base)) if runtime0 is not None else ""
     failures: Counter[str] = Counter()
     latencies: list[int] = []
     for r in results:
@@ -346,7 +351,7 @@ def _phase(
         conn.recv()
     return _Phase(
         joined, dict(failures), joined / max(wall, 1e-9), latencies,
-        [r["busy"] for r in results], cpu / max(wall, 1e-9), cpu,
+        [r["busy"] for r in results], cpu / max(wall, 1e-9), cpu, runtime,
     )  # fmt: skip
 
 
