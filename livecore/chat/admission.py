@@ -27,6 +27,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 JITTER = (1.0, 1.5)
 
 
+# Why a join is refused: the line is too long, the node or the address has too many sockets.
+REFUSAL_REASONS = ("line_full", "node_full", "address_full")
+
+
 class LineFull(Exception):
     """The wait for a slot would be longer than the node lets a join wait."""
 
@@ -72,6 +76,8 @@ class Admission:
             "livecore_chat_admission_refused_total",
             "Chat joins refused with 503 + Retry-After, by reason", ["reason"], registry=registry,
         )  # fmt: skip
+        for reason in REFUSAL_REASONS:  # at 0 from the start: rates and alerts see every reason
+            self.refused.labels(reason)
         self.queued = Counter(
             "livecore_chat_admission_queued_total", "Chat joins that waited in line for a slot",
             registry=registry,
