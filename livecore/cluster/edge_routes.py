@@ -3,9 +3,11 @@ answered by fetching it from that node's internal URL.
 
 One request upstream per URL at a time however many viewers ask (single flight), and recent
 immutable files (init segments, segments, parts) and blocking-reload playlists are kept in a
-small memory cache, so an edge asks the owner about once per part. Blocking reloads stay
-blocking: the query is forwarded and the owner holds the request. Range requests are answered
-with the whole file (parts and segments are small).
+small memory cache, so an edge asks the owner about once per part. Which node owns a stream is
+read from the directory the same way: one read per stream at a time, kept `owner_cache_s`
+(and forgotten as soon as that node answers 404 or fails), not one Redis round trip per
+viewer request. Blocking reloads stay blocking: the query is forwarded and the owner holds the
+request. Range requests are answered with the whole file (parts and segments are small).
 """
 
 from __future__ import annotations
@@ -47,12 +49,13 @@ class Fetched:
 class Edge:
     """The HLS fallback of this node (hls.routes.serve_elsewhere)."""
 
-    def __init__(self, cache_bytes: int, timeout_s: float) -> None:
+    def __init__(self, cache_bytes: int, timeout_s: float, owner_cache_s: float) -> None:
         self._cache_bytes = cache_bytes
         self._timeout_s = timeout_s
         self._cache: OrderedDict[str, Fetched] = OrderedDict()
         self._cached_bytes = 0
         self._flights: dict[str, asyncio.Task[Fetched]] = {}
+        self._owners = _Owners(owner_cache_s)
         self._directory: Directory | None = None
         self._session: aiohttp.ClientSession | None = None
         self._metrics: ClusterMetrics | None = None
@@ -68,6 +71,7 @@ class Edge:
         for task in list(self._flights.values()):
             task.cancel()
         await asyncio.gather(*self._flights.values(), return_exceptions=True)
+        await self._owners.close()
         if self._session is not None:
             await self._session.close()
 
@@ -75,13 +79,20 @@ class Edge:
         directory = self._directory
         if directory is None:
             raise NotFound("no such live stream", headers=CORS)
+        stream = request.match_info["stream"]
         try:
-            owner = await directory.owner(request.match_info["stream"])
+            owner = await self._owners.get(directory, stream)
         except DirectoryUnavailable:
             raise Unavailable("the stream directory cannot be reached", headers=CORS) from None
         if owner is None or owner.id == directory.node.id:
             raise NotFound("no such live stream", headers=CORS)
-        fetched = await self.fetch(owner, request.rel_url.path_qs)
+        try:
+            fetched = await self.fetch(owner, request.rel_url.path_qs)
+        except BadGateway:
+            self._owners.forget(stream)  # it may have died: read the directory again
+            raise
+        if fetched.status == 404:
+            self._owners.forget(stream)  # the broadcast may have ended or moved to another node
         etag = fetched.headers.get("ETag")
         if fetched.status == 200 and etag and etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers=fetched.headers)
@@ -163,3 +174,51 @@ def _max_age(cache_control: str) -> float:
             with contextlib.suppress(ValueError):
                 return float(value)
     return 0.0
+
+
+class _Owners:
+    """Which node holds each stream, as the directory said at most `cache_s` ago: one read
+    per stream at a time however many viewers ask (a Redis client's pool has 100
+    connections; a crowd's reads all at once ran out of them)."""
+
+    _MAX_KEPT = 10_000  # streams; past that the map is emptied (streams are read again)
+
+    def __init__(self, cache_s: float) -> None:
+        self._cache_s = cache_s
+        self._known: dict[str, tuple[NodeInfo | None, float]] = {}
+        self._reads: dict[str, asyncio.Task[NodeInfo | None]] = {}
+
+    async def get(self, directory: Directory, stream: str) -> NodeInfo | None:
+        known = self._known.get(stream)
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
+        read = self._reads.get(stream)
+        if read is None:
+            read = self._reads[stream] = asyncio.create_task(self._read(directory, stream))
+            read.add_done_callback(self._done(stream))
+        # Shielded: a viewer that goes away does not cancel the others' read.
+        return await asyncio.shield(read)
+
+    def forget(self, stream: str) -> None:
+        self._known.pop(stream, None)
+
+    async def close(self) -> None:
+        for task in list(self._reads.values()):
+            task.cancel()
+        await asyncio.gather(*self._reads.values(), return_exceptions=True)
+
+    async def _read(self, directory: Directory, stream: str) -> NodeInfo | None:
+        owner = await directory.owner(stream)
+        if self._cache_s > 0:
+            if len(self._known) >= self._MAX_KEPT:
+                self._known.clear()
+            self._known[stream] = (owner, time.monotonic() + self._cache_s)
+        return owner
+
+    def _done(self, stream: str) -> Callable[[asyncio.Task[NodeInfo | None]], None]:
+        def done(task: asyncio.Task[NodeInfo | None]) -> None:
+            self._reads.pop(stream, None)
+            if not task.cancelled():
+                task.exception()  # retrieved: every viewer may have gone before it failed
+
+        return done

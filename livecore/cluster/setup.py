@@ -28,7 +28,10 @@ def setup(app: web.Application) -> None:
     edge = None
     if app[CONFIG].redis_url:
         config = app[CONFIG]
-        edge = Edge(config.node.edge_cache_bytes, config.hls.blocking_reload_timeout_s + 10)
+        edge = Edge(
+            config.node.edge_cache_bytes, config.hls.blocking_reload_timeout_s + 10,
+            config.node.edge_owner_cache_s,
+        )  # fmt: skip
         hls_routes.serve_elsewhere(app, edge.answer)
     app.cleanup_ctx.append(_context(edge))
 
