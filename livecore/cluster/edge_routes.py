@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
+from livecore.cache import TtlCache
 from livecore.cluster.directory import Directory, DirectoryUnavailable
 from livecore.cluster.metrics import ClusterMetrics
 from livecore.cluster.node import NodeInfo
@@ -55,7 +56,10 @@ class Edge:
         self._cache: OrderedDict[str, Fetched] = OrderedDict()
         self._cached_bytes = 0
         self._flights: dict[str, asyncio.Task[Fetched]] = {}
-        self._owners = _Owners(owner_cache_s)
+        # Which node holds each stream, as the directory said at most owner_cache_s ago: one
+        # read per stream at a time however many viewers ask (a read per request, all at once,
+        # ran Redis' 100-connection client pool dry).
+        self._owners: TtlCache[str, NodeInfo | None] = TtlCache(owner_cache_s, max_keys=10_000)
         self._directory: Directory | None = None
         self._session: aiohttp.ClientSession | None = None
         self._metrics: ClusterMetrics | None = None
@@ -71,7 +75,6 @@ class Edge:
         for task in list(self._flights.values()):
             task.cancel()
         await asyncio.gather(*self._flights.values(), return_exceptions=True)
-        await self._owners.close()
         if self._session is not None:
             await self._session.close()
 
@@ -81,7 +84,7 @@ class Edge:
             raise NotFound("no such live stream", headers=CORS)
         stream = request.match_info["stream"]
         try:
-            owner = await self._owners.get(directory, stream)
+            owner = await self._owners.get(stream, lambda: directory.owner(stream))
         except DirectoryUnavailable:
             raise Unavailable("the stream directory cannot be reached", headers=CORS) from None
         if owner is None or owner.id == directory.node.id:
@@ -174,51 +177,3 @@ def _max_age(cache_control: str) -> float:
             with contextlib.suppress(ValueError):
                 return float(value)
     return 0.0
-
-
-class _Owners:
-    """Which node holds each stream, as the directory said at most `cache_s` ago: one read
-    per stream at a time however many viewers ask (a Redis client's pool has 100
-    connections; a crowd's reads all at once ran out of them)."""
-
-    _MAX_KEPT = 10_000  # streams; past that the map is emptied (streams are read again)
-
-    def __init__(self, cache_s: float) -> None:
-        self._cache_s = cache_s
-        self._known: dict[str, tuple[NodeInfo | None, float]] = {}
-        self._reads: dict[str, asyncio.Task[NodeInfo | None]] = {}
-
-    async def get(self, directory: Directory, stream: str) -> NodeInfo | None:
-        known = self._known.get(stream)
-        if known is not None and known[1] > time.monotonic():
-            return known[0]
-        read = self._reads.get(stream)
-        if read is None:
-            read = self._reads[stream] = asyncio.create_task(self._read(directory, stream))
-            read.add_done_callback(self._done(stream))
-        # Shielded: a viewer that goes away does not cancel the others' read.
-        return await asyncio.shield(read)
-
-    def forget(self, stream: str) -> None:
-        self._known.pop(stream, None)
-
-    async def close(self) -> None:
-        for task in list(self._reads.values()):
-            task.cancel()
-        await asyncio.gather(*self._reads.values(), return_exceptions=True)
-
-    async def _read(self, directory: Directory, stream: str) -> NodeInfo | None:
-        owner = await directory.owner(stream)
-        if self._cache_s > 0:
-            if len(self._known) >= self._MAX_KEPT:
-                self._known.clear()
-            self._known[stream] = (owner, time.monotonic() + self._cache_s)
-        return owner
-
-    def _done(self, stream: str) -> Callable[[asyncio.Task[NodeInfo | None]], None]:
-        def done(task: asyncio.Task[NodeInfo | None]) -> None:
-            self._reads.pop(stream, None)
-            if not task.cancelled():
-                task.exception()  # retrieved: every viewer may have gone before it failed
-
-        return done
