@@ -115,6 +115,16 @@ def _proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # fields 14 and 15 of stat(5)
 
 
+def _waited_s(pid: int) -> float:
+    """How long the process's main thread (the event loop) was ready to run but waited for a
+    core, from /proc/<pid>/schedstat: on a shared machine, what other processes took."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def _tree_cpu_s(pid: int) -> float:
     """A process and its children (packaging and media workers)."""
     pids = [pid]
@@ -126,7 +136,7 @@ def _tree_cpu_s(pid: int) -> float:
 def _counters(base: str) -> dict[tuple[str, str], float]:
     """The labelled livecore counters of a node's /metrics: (name, label value) -> value."""
     out: dict[tuple[str, str], float] = {}
-    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as resp:
         for line in resp.read().decode().splitlines():
             if (m := _LABELLED.match(line)) is not None:
                 out[(m[1], m[2])] = float(m[3])
@@ -247,6 +257,8 @@ def _snapshot(nodes: Nodes, pubs: Publishers, follower: Follow) -> Snapshot:
         "origin": _tree_cpu_s(nodes.origin_pid),
         "redis": _proc_cpu_s(nodes.redis_pid),
         "publisher": sum(_proc_cpu_s(p) for p in pubs.pids),
+        "edge waited": _waited_s(nodes.edge_pid),
+        "origin waited": _waited_s(nodes.origin_pid),
     }
     # Read on the loop, blocking it for a moment: the origin's follower sends nothing while
     # the origin's counters are read, so both counts cover the same requests.
@@ -397,6 +409,17 @@ def _report(args: argparse.Namespace, out: Outcome, logs: dict[str, Path]) -> No
     per_100 = cpu["edge"] / max(1, viewers) * 100
     print(f"edge CPU: {cpu['edge']:.0f}% of one core for {viewers} viewers, {per_100:.1f}% of one"
           " core per 100 viewers (utime+stime, /proc)")  # fmt: skip
+    requests = sum(s.requests for s in out.stats)
+    if requests:
+        # A viewer at the live edge makes two requests per part (its reload and the part).
+        per_part = args.part_target or 0.2
+        keeping_up = cpu["edge"] / 100 * window / requests * (2 / per_part) * 100 * 100
+        print(f"  {cpu['edge'] / 100 * window / requests * 1e6:.0f} µs of edge CPU per viewer"
+              f" request: {keeping_up:.1f}% of one core per 100 viewers keeping up with the"
+              f" live edge (two requests per {per_part:g} s part)")  # fmt: skip
+    print(f"  the edge's event loop waited for a core {cpu['edge waited']:.0f}% of the window,"
+          f" the origin's {cpu['origin waited']:.0f}% (/proc/<pid>/schedstat: other processes"
+          " had the cores)")  # fmt: skip
     print(f"  origin {cpu['origin']:.0f}% (ingest, packaging, the edge's requests), redis"
           f" {cpu['redis']:.0f}%, publisher {cpu['publisher']:.0f}%")  # fmt: skip
 
@@ -411,7 +434,6 @@ def _report(args: argparse.Namespace, out: Outcome, logs: dict[str, Path]) -> No
     print(f"  part requests: {_ms(fetch, 50, 90, 99)}")
     print(f"  listed on the origin -> in the viewer's hands: {_ms(delivery, 50, 90, 99)}")
     print(f"  blocking reloads (waiting for the next part): {_ms(reload_s, 50, 99)}")
-    requests = sum(s.requests for s in out.stats)
     print(f"  viewer requests {requests / window:,.0f}/s")
 
     errors: Counter[str] = Counter()
@@ -433,9 +455,10 @@ def _report(args: argparse.Namespace, out: Outcome, logs: dict[str, Path]) -> No
 
     for i, s in enumerate(out.stats):
         lag = s.loop_lag_s
-        print(f"generator {i}: {s.viewers} viewers, CPU {s.cpu_s / max(s.wall_s, 1e-9) * 100:.0f}%"
-              f" of one core over {s.wall_s:.0f} s; event loop woke late by"
-              f" {_ms(lag, 50, 99)}")  # fmt: skip
+        wall = max(s.wall_s, 1e-9)
+        print(f"generator {i}: {s.viewers} viewers, CPU {s.cpu_s / wall * 100:.0f}% of one core"
+              f" over {s.wall_s:.0f} s, waited for a core {s.waited_s / wall * 100:.0f}%;"
+              f" event loop woke late by {_ms(lag, 50, 99)}")  # fmt: skip
     load = ", ".join(f"{x:.2f}" for x in out.load_before)
     now = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} cores, load average {load} at the start of the window,"
@@ -469,6 +492,10 @@ def _watchdog(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--viewers", type=int, default=500, help="LL-HLS clients on the edge")
@@ -487,6 +514,7 @@ def main() -> None:
     if not 1 <= args.processes <= 8:
         parser.error("--processes must be between 1 and 8")
     budget = int(600 + args.ramp + args.warmup + args.seconds)
+    signal.signal(signal.SIGTERM, _stop)  # a SIGTERM still stops what this run started
 
     sys.path.insert(0, str(ROOT))
     from livecore.store.embedded import EmbeddedPostgres

@@ -142,6 +142,7 @@ class Stats:
     timeouts: int = 0  # blocking reloads answered 503 (nothing new within the reload timeout)
     errors: Counter[str] = field(default_factory=Counter)  # over the whole run
     cpu_s: float = 0.0
+    waited_s: float = 0.0  # ready to run, but another process had the core
     wall_s: float = 0.0
     loop_lag_s: list[float] = field(default_factory=list)
 
@@ -250,6 +251,7 @@ async def _run(
     parsed = _Parsed()
     probe = asyncio.create_task(_lag_probe(window[1], window, stats))
     cpu0 = time.process_time()
+    waited0 = _waited_s()
     wall0 = time.time()
     joins = [start_at + ramp_s * i / max(1, viewers) for i in range(viewers)]
     try:
@@ -263,9 +265,19 @@ async def _run(
         with contextlib.suppress(asyncio.CancelledError):
             await probe
     stats.cpu_s = time.process_time() - cpu0
+    stats.waited_s = _waited_s() - waited0
     stats.wall_s = time.time() - wall0
     stats.arrivals = dict(stats.arrivals)  # picklable without the factory
     return stats
+
+
+def _waited_s() -> float:
+    """How long this thread (the event loop) waited for a core (Linux schedstat)."""
+    try:
+        with open("/proc/thread-self/schedstat") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def generator_process(conn: Connection, port: int, prefix: str, viewers: int) -> None:
