@@ -1,6 +1,6 @@
 """An edge's crowd costs the owner and the directory one request each: many viewers asking
 node B at once for a stream held by node A make B ask A once per URL and read the stream
-directory (Redis) once, not once per viewer."""
+directory (Redis) once, not once per viewer; B reads it again once A answers 404."""
 
 from __future__ import annotations
 
@@ -76,3 +76,10 @@ async def test_a_crowd_on_one_node_asks_the_owner_and_the_directory_once(
 
         assert seen[part] == 2  # B's one request, and the test's own to A just above
         assert await directory_reads(redis_url) - reads_before == 1
+
+        # A 404 from A (the stream may have ended there and gone live on another node) makes
+        # B forget the owner it kept: its next request reads the directory again.
+        assert (await b.get("/hls/cooking/source/seg-1.m4s")).status == 404
+        assert await directory_reads(redis_url) - reads_before == 1
+        assert (await b.get(part)).status == 200
+        assert await directory_reads(redis_url) - reads_before == 2
