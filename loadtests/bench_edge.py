@@ -379,7 +379,8 @@ def _report(args: argparse.Namespace, out: Outcome, logs: dict[str, Path]) -> No
         f" answered the edge {from_edge['part']:.0f} part requests ({from_edge['part'] / n:.2f}"
         f" per part) and {from_edge['playlist']:.0f} playlist requests"
         f" ({from_edge['playlist'] / n:.2f} per part), {from_edge['init']:.0f} init and"
-        f" {from_edge['segment']:.0f} segment requests (aim: at most 1 per part)"
+        f" {from_edge['segment']:.0f} segment requests (aim: at most 1 per part; counts are"
+        " ±1 at the window's edges)"
     )
     edge = {o: a.edge.get(("livecore_edge_requests_total", o), 0.0)
             - b.edge.get(("livecore_edge_requests_total", o), 0.0)
