@@ -196,9 +196,11 @@ async def _follow(base: str, slug: str, window: tuple[float, float], res: Follow
                 await asyncio.sleep(0.5)
                 continue
             now = time.time()
+            if status == 503:
+                continue  # nothing new within the reload timeout: ask again
             if status != 200:
-                res.errors[f"blocking reload {status}"] += status != 503
-                await asyncio.sleep(0 if status == 503 else 0.5)
+                res.errors[f"blocking reload {status}"] += 1
+                await asyncio.sleep(0.5)
                 continue
             playlist = parse_playlist(body.decode())
             for key, _, _ in playlist.parts:
