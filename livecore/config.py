@@ -156,6 +156,12 @@ class ChatConfig:
     # Any client frames (chat, pings) per socket per second before it counts as flooding.
     inbound_per_s: float = _bounded(10.0, 0.1, 1000.0)
     presence_interval_s: float = _bounded(5.0, 0.2, 300.0)
+    # The join line (chat/admission.py): joins per second a node lets in after a first burst;
+    # faster arrivals wait their turn before the upgrade, and one that would wait longer than
+    # admit_max_wait_s is refused with 503 + Retry-After (jittered).
+    admit_per_s: float = _bounded(3000.0, 0.01, 1_000_000.0)
+    admit_burst: int = _bounded(1000, 1, 1_000_000)
+    admit_max_wait_s: float = _bounded(10.0, 0.0, 120.0)
 
 
 @dataclass(frozen=True, slots=True)
