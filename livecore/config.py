@@ -243,6 +243,10 @@ class NodeConfig:
     # Recent parts, segments and blocking-reload playlists of streams held by other nodes,
     # kept in memory by this node to serve their viewers.
     edge_cache_bytes: int = _bounded(32 * 1024 * 1024, 1024 * 1024)
+    # How long this node keeps which node holds a stream before reading the directory again
+    # for it (0: only requests arriving together share a read). One read per viewer request
+    # would make Redis, not the owner, what an edge's crowd waits on.
+    edge_owner_cache_s: float = _bounded(1.0, 0.0, 60.0)
 
     def __post_init__(self) -> None:
         if self.heartbeat_s >= self.directory_ttl_s:
