@@ -3,7 +3,11 @@
 A finished broadcast's recording holds `vod.m3u8` (every segment, EXT-X-ENDLIST), its init
 segments and its segments; all are immutable once the broadcast has ended. Recordings are
 found through the database (kept, finished ones only) and read from the app's
-`RecordingStorage` (appkeys.RECORDINGS).
+`RecordingStorage` (appkeys.RECORDINGS): sent from the local file when the storage has one
+(the local disk), else streamed through this node as it arrives from the storage (a bucket),
+with byte ranges (RFC 9110 14) either way. Streaming rather than redirecting to a presigned
+bucket URL keeps the bucket private, one origin for players (no CORS on the bucket), the
+subscriber gate on every request, and immutable caching at a CDN in front of /vod/.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from livecore.appkeys import DB, RECORDINGS
 from livecore.errors import NotFound
 from livecore.ids import parse_int
 from livecore.recordings.layout import VOD_FILE, VOD_PLAYLIST
+from livecore.recordings.storage import ByteRange, UnsatisfiableRange
 from livecore.store.broadcasts import Broadcasts
 
 Gate = Callable[[web.Request, str], Awaitable[str]]
@@ -73,12 +78,57 @@ async def get_vod_file(request: web.Request) -> web.StreamResponse:
         )
     local = storage.local_file(recording, name)
     if local is None:
-        body = await _read(request, recording, name)
-        return web.Response(body=body, content_type=_TYPES[suffix], headers=headers)
+        return await _stream(request, recording, name, _TYPES[suffix], headers)
     # A file missing on disk becomes aiohttp's 404, which the error middleware answers.
     response = web.FileResponse(local, headers=headers)
     response.content_type = _TYPES[suffix]
     return response
+
+
+async def _stream(
+    request: web.Request, recording: str, name: str, content_type: str, headers: dict[str, str]
+) -> web.StreamResponse:
+    """Send an object (or the asked range of it) as the storage streams it."""
+    try:
+        byte_range = _byte_range(request)
+    except ValueError:
+        byte_range = None  # a malformed Range is ignored (RFC 9110 14.2): the whole object
+    try:
+        stream = await request.app[RECORDINGS].stream(recording, name, byte_range)
+    except FileNotFoundError:
+        raise NotFound("no such recording", headers=CORS) from None
+    except UnsatisfiableRange as exc:
+        # 416 carries no JSON body; the error middleware passes statuses under 400 only.
+        return web.Response(status=416, headers={**CORS, "Content-Range": f"bytes */{exc.size}"})
+    response = web.StreamResponse(
+        status=206 if byte_range is not None else 200,
+        headers={**headers, "Accept-Ranges": "bytes"},
+    )
+    response.content_type = content_type
+    response.content_length = stream.last - stream.first + 1
+    if byte_range is not None:
+        response.headers["Content-Range"] = f"bytes {stream.first}-{stream.last}/{stream.size}"
+    try:
+        await response.prepare(request)
+        async for chunk in stream.chunks:
+            await response.write(chunk)
+    finally:
+        await stream.chunks.aclose()
+    await response.write_eof()
+    return response
+
+
+def _byte_range(request: web.Request) -> ByteRange | None:
+    """The request's single byte range; ValueError when it is malformed."""
+    if "Range" not in request.headers:
+        return None
+    span = request.http_range  # slice: stop exclusive; "bytes=-n" gives start -n
+    if span.start is None and span.stop is None:
+        return None
+    if span.start is not None and span.start < 0:
+        return ByteRange(suffix=-span.start)
+    first = span.start or 0
+    return ByteRange(first, None if span.stop is None else span.stop - 1)
 
 
 def _map_uri(line: str, query: str) -> str:

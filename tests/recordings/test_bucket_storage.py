@@ -1,0 +1,110 @@
+"""Recordings in an S3-compatible bucket, without media: retention and takedown delete the
+objects, recovery finishes only this node's recordings, and /vod/ streams ranges."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+
+from livecore.appkeys import RECORDINGS
+from livecore.config import RecordingsConfig, StorageConfig
+from livecore.recordings.bucket import Bucket
+from livecore.recordings.bucket_storage import BucketStorage
+from livecore.recordings.retention import Retention
+from livecore.recordings.storage import LocalDisk
+from livecore.recordings.takedown import take_down
+from livecore.store import Database
+from tests.conftest import MakeClient
+from tests.streams.rows import creator_stream
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+PLAYLIST = b"#EXTM3U\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:2.0,\nseg-1.m4s\n#EXT-X-ENDLIST\n"
+SEGMENT = bytes(range(256)) * 40  # 10240 bytes, each offset tells its position
+
+
+async def _recording(
+    conn: asyncpg.Connection, bucket: Bucket, stream_id: int, name: str, days_ago: float
+) -> tuple[int, str]:
+    path = f"recordings/{stream_id}/{name}"
+    for obj, data in (("vod.m3u8", PLAYLIST), ("seg-1.m4s", SEGMENT), ("360p/seg-1.m4s", b"x")):
+        await bucket.put(bucket.key(path, obj), data, "application/octet-stream")
+    broadcast_id = await conn.fetchval(
+        "INSERT INTO broadcasts (stream_id, started_at, ended_at, recording_path,"
+        " recording_ready, recording_bytes) VALUES ($1, $2, $2, $3, true, $4) RETURNING id",
+        stream_id, NOW - timedelta(days=days_ago), path, len(SEGMENT) + 1,
+    )  # fmt: skip
+    return int(broadcast_id), path
+
+
+async def _keys(bucket: Bucket, path: str) -> list[str]:
+    return sorted(
+        k.removeprefix(bucket.key(path)) for k, _ in await bucket.list_objects(bucket.key(path))
+    )
+
+
+async def test_retention_and_takedown_delete_the_objects(
+    db: Database, dsn: str, tmp_path: Path, bucket: Bucket
+) -> None:
+    recordings = BucketStorage(bucket, LocalDisk(tmp_path))
+    conn = await asyncpg.connect(dsn)
+    try:
+        stream_id = await creator_stream(conn, "kept")
+        _, old = await _recording(conn, bucket, stream_id, "old", 40)
+        recent_id, recent = await _recording(conn, bucket, stream_id, "recent", 2)
+        other_id, other = await _recording(conn, bucket, stream_id, "other", 1)
+    finally:
+        await conn.close()
+    # The node that recorded `recent` still has its local copy: it goes too.
+    await asyncio.to_thread((tmp_path / recent).mkdir, parents=True)
+    assert await recordings.holds(old) and await recordings.holds(recent)
+    assert await _keys(bucket, recent) == ["360p/seg-1.m4s", "seg-1.m4s", "vod.m3u8"]
+
+    settings = RecordingsConfig(max_age_days=30, max_total_bytes=0)
+    await Retention(db, recordings, settings).sweep(now=NOW)
+    assert await _keys(bucket, old) == [] and not await recordings.holds(old)
+    assert len(await _keys(bucket, recent)) == 3
+
+    assert await take_down(db, recordings, stream_id, recent_id)
+    assert await _keys(bucket, recent) == []
+    assert not await asyncio.to_thread((tmp_path / recent).exists)
+    assert len(await _keys(bucket, other)) == 3  # only what was asked for
+    assert not await take_down(db, recordings, stream_id, recent_id)
+    assert other_id != recent_id
+
+
+async def test_vod_streams_byte_ranges_from_the_bucket(
+    make_client: MakeClient, dsn: str, storage: StorageConfig, bucket: Bucket
+) -> None:
+    client = await make_client(storage=storage)
+    assert isinstance(client.app[RECORDINGS], BucketStorage)
+    conn = await asyncpg.connect(dsn)
+    try:
+        stream_id = await creator_stream(conn, "ranged")
+        broadcast_id, _ = await _recording(conn, bucket, stream_id, "r", 1)
+    finally:
+        await conn.close()
+    url = f"/vod/{broadcast_id}/seg-1.m4s"
+
+    whole = await client.get(url)
+    assert whole.status == 200 and await whole.read() == SEGMENT
+    assert whole.headers["Accept-Ranges"] == "bytes"
+    assert whole.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert whole.content_type == "video/iso.segment"
+
+    part = await client.get(url, headers={"Range": "bytes=100-299"})
+    assert part.status == 206 and await part.read() == SEGMENT[100:300]
+    assert part.headers["Content-Range"] == f"bytes 100-299/{len(SEGMENT)}"
+    tail = await client.get(url, headers={"Range": "bytes=-50"})
+    assert tail.status == 206 and await tail.read() == SEGMENT[-50:]
+    rest = await client.get(url, headers={"Range": "bytes=10000-"})
+    assert rest.status == 206 and await rest.read() == SEGMENT[10000:]
+    outside = await client.get(url, headers={"Range": f"bytes={len(SEGMENT)}-"})
+    assert outside.status == 416
+    assert outside.headers["Content-Range"] == f"bytes */{len(SEGMENT)}"
+
+    playlist = await client.get(f"/vod/{broadcast_id}/vod.m3u8")
+    assert playlist.status == 200 and await playlist.read() == PLAYLIST
+    assert (await client.get(f"/vod/{broadcast_id}/seg-2.m4s")).status == 404
