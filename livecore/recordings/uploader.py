@@ -251,10 +251,11 @@ class BucketUploader:
                     self._metrics.bytes.inc(len(data))
                     return
             self._metrics.failures.inc()
-            if attempt == 0 or attempt % 10 == 0:
+            if attempt % 20 == 0:  # the first failure, then one line in 20
                 logger.warning("upload of %s failed (attempt %d): %r", key, attempt + 1, error)
-            ceiling = min(self._settings.retry_max_s, self._settings.retry_base_s * 2**attempt)
-            attempt = min(attempt + 1, _MAX_EXPONENT)
+            exponent = min(attempt, _MAX_EXPONENT)
+            ceiling = min(self._settings.retry_max_s, self._settings.retry_base_s * 2**exponent)
+            attempt += 1
             # Full jitter: nodes that lost the bucket together do not retry together.
             await asyncio.sleep(random.uniform(0, ceiling))
 
