@@ -39,15 +39,18 @@ CORS = {"Access-Control-Allow-Origin": "*"}
 @dataclass(frozen=True, slots=True)
 class _Vod:
     gate: Gate | None
+    cdn_base_url: str
 
 
 _VOD: Final[web.AppKey[_Vod]] = web.AppKey("vod", _Vod)
 
 
-def setup(app: web.Application, *, gate: Gate | None = None) -> None:
+def setup(app: web.Application, *, gate: Gate | None = None, cdn_base_url: str = "") -> None:
     """Add the /vod/ routes; `gate(request, stream slug)` admits each request and returns ""
-    or "?..." to append to every URI of the playlist (subscriber-only recordings)."""
-    app[_VOD] = _Vod(gate)
+    or "?..." to append to every URI of the playlist (subscriber-only recordings).
+    `cdn_base_url` makes the playlist's URIs absolute under it (a CDN in front of /vod/), so
+    players fetch segments through the CDN even when they got the playlist from a node."""
+    app[_VOD] = _Vod(gate, cdn_base_url.rstrip("/"))
     app.router.add_get("/vod/{broadcast}/{file}", get_vod_file)
 
 
@@ -65,14 +68,18 @@ async def get_vod_file(request: web.Request) -> web.StreamResponse:
     storage = request.app[RECORDINGS]
     suffix = name[name.rindex(".") :]
     headers = {**CORS, "Cache-Control": "public, max-age=31536000, immutable"}
-    if name == VOD_PLAYLIST and query:
+    if name == VOD_PLAYLIST and (query or vod.cdn_base_url):
         # Subscriber-only recordings: every URI in the playlist carries the viewer's token.
+        prefix = f"{vod.cdn_base_url}/vod/{broadcast_id}/" if vod.cdn_base_url else ""
         text = await _read_text(request, recording, name)
         lines = [
-            line + query if line and not line.startswith("#") else _map_uri(line, query)
+            prefix + line + query
+            if line and not line.startswith("#")
+            else _map_uri(line, prefix, query)
             for line in text.splitlines()
         ]
-        headers["Cache-Control"] = "private, max-age=60"
+        if query:
+            headers["Cache-Control"] = "private, max-age=60"
         return web.Response(
             text="\n".join(lines) + "\n", content_type=_TYPES[suffix], headers=headers
         )
@@ -131,8 +138,8 @@ def _byte_range(request: web.Request) -> ByteRange | None:
     return ByteRange(first, None if span.stop is None else span.stop - 1)
 
 
-def _map_uri(line: str, query: str) -> str:
-    return re.sub(r'URI="([^"]+)"', lambda m: f'URI="{m.group(1)}{query}"', line)
+def _map_uri(line: str, prefix: str, query: str) -> str:
+    return re.sub(r'URI="([^"]+)"', lambda m: f'URI="{prefix}{m.group(1)}{query}"', line)
 
 
 async def _read(request: web.Request, recording: str, name: str) -> bytes:

@@ -41,7 +41,7 @@ def setup(app: web.Application, *, gate: routes.Gate) -> None:
     else:
         app[RECORDINGS] = local
     app.cleanup_ctx.append(_context)
-    routes.setup(app, gate=gate)
+    routes.setup(app, gate=gate, cdn_base_url=config.cdn_base_url)
 
 
 async def _context(app: web.Application) -> AsyncIterator[None]:

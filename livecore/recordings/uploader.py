@@ -79,7 +79,8 @@ class _Rendition:
         self.directory = directory
         self.jobs: deque[_Job] = deque()
         self.playlist = RecordingPlaylist(segment_target_s)
-        self.gap = False  # a segment was dropped since the last one uploaded
+        self.gap = False  # a segment was dropped (queue full) since the last one queued
+        self.skipped = False  # a queued segment's file was gone since the last one uploaded
         self.finished = False
         self.task: asyncio.Task[None] | None = None
         self.idle = asyncio.Event()
@@ -134,10 +135,12 @@ class BucketUploader:
                 rendition.path, seg.uri,
             )  # fmt: skip
             return
+        # The first segment queued after a dropped one follows a discontinuity.
         copy = _Segment(
-            seg.msn, seg.init, seg.discontinuity, seg.program_date_time, seg.complete,
-            seg.uri, seg.independent, seg.duration_s,
+            seg.msn, seg.init, seg.discontinuity or rendition.gap, seg.program_date_time,
+            seg.complete, seg.uri, seg.independent, seg.duration_s,
         )  # fmt: skip
+        rendition.gap = False
         self._queued_segments += 1
         self._metrics.queued.set(self._queued_segments)
         self._queue(directory, _Job(seg.uri, "segment", copy, time.monotonic()))
@@ -215,19 +218,19 @@ class BucketUploader:
         except FileNotFoundError:
             # Deleted meanwhile (the recording was taken down): nothing to upload.
             logger.info("recording %s: %s is gone, not uploaded", rendition.path, job.name)
-            rendition.gap = rendition.gap or job.kind == "segment"
+            rendition.skipped = rendition.skipped or job.kind == "segment"
             return
         await self._put(self._bucket.key(rendition.path, job.name), data, job.kind)
         seg = job.segment
         if seg is None:
             return
         self._metrics.delay.observe(time.monotonic() - job.queued_at)
-        if rendition.gap and not seg.discontinuity:
+        if rendition.skipped and not seg.discontinuity:
             seg = _Segment(
                 seg.msn, seg.init, True, seg.program_date_time, seg.complete, seg.uri,
                 seg.independent, seg.duration_s,
             )  # fmt: skip
-        rendition.gap = False
+        rendition.skipped = False
         rendition.playlist.add(seg)
         playlist = rendition.playlist.render().encode()
         await self._put(self._bucket.key(rendition.path, VOD_PLAYLIST), playlist, "playlist")

@@ -13,6 +13,7 @@ from livecore.appkeys import RECORDINGS
 from livecore.config import RecordingsConfig, StorageConfig
 from livecore.recordings.bucket import Bucket
 from livecore.recordings.bucket_storage import BucketStorage
+from livecore.recordings.recovery import finish_interrupted, finish_recording
 from livecore.recordings.retention import Retention
 from livecore.recordings.storage import LocalDisk
 from livecore.recordings.takedown import take_down
@@ -108,3 +109,69 @@ async def test_vod_streams_byte_ranges_from_the_bucket(
     playlist = await client.get(f"/vod/{broadcast_id}/vod.m3u8")
     assert playlist.status == 200 and await playlist.read() == PLAYLIST
     assert (await client.get(f"/vod/{broadcast_id}/seg-2.m4s")).status == 404
+
+
+async def test_a_cdn_base_url_makes_the_vod_playlist_point_at_the_cdn(
+    make_client: MakeClient, dsn: str, storage: StorageConfig, bucket: Bucket
+) -> None:
+    client = await make_client(storage=storage, cdn_base_url="https://cdn.example/")
+    conn = await asyncpg.connect(dsn)
+    try:
+        stream_id = await creator_stream(conn, "fronted")
+        broadcast_id, _ = await _recording(conn, bucket, stream_id, "r", 1)
+    finally:
+        await conn.close()
+    playlist = await client.get(f"/vod/{broadcast_id}/vod.m3u8")
+    assert playlist.status == 200
+    text = await playlist.text()
+    assert f"\nhttps://cdn.example/vod/{broadcast_id}/seg-1.m4s\n" in text
+    assert playlist.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+
+
+async def test_recovery_finishes_this_nodes_recordings_and_leaves_the_others(
+    db: Database, dsn: str, tmp_path: Path, bucket: Bucket
+) -> None:
+    recordings = BucketStorage(bucket, LocalDisk(tmp_path))
+    conn = await asyncpg.connect(dsn)
+    try:
+        stream_id = await creator_stream(conn, "mine", live=True)
+        other_stream = await creator_stream(conn, "theirs", live=True)
+        ids = {}
+        for sid, name in ((stream_id, "mine"), (other_stream, "theirs")):
+            path = f"recordings/{sid}/{name}"
+            for obj, data in (("vod.m3u8", PLAYLIST), ("seg-1.m4s", SEGMENT)):
+                await bucket.put(bucket.key(path, obj), data, "application/octet-stream")
+            ids[name] = (
+                await conn.fetchval(
+                    "INSERT INTO broadcasts (stream_id, recording_path) VALUES ($1, $2)"
+                    " RETURNING id",
+                    sid,
+                    path,
+                ),
+                path,
+            )
+        # This node recorded "mine" (its disk has the copy); "theirs" is live on another node.
+        await asyncio.to_thread((tmp_path / ids["mine"][1]).mkdir, parents=True)
+
+        finished = await finish_interrupted(db, recordings, recorded_here=recordings.local.holds)
+        assert finished == [ids["mine"][0]]
+        rows = {
+            r["id"]: r
+            for r in await conn.fetch("SELECT id, ended_at, recording_bytes FROM broadcasts")
+        }
+        assert rows[ids["mine"][0]]["recording_bytes"] == len(SEGMENT)
+        assert rows[ids["theirs"][0]]["ended_at"] is None
+
+        # What failover does for a dead node's recording: finish it from the bucket.
+        theirs, path = ids["theirs"]
+        assert await finish_recording(db, recordings, theirs, path, still_open=True) == len(SEGMENT)
+        row = await conn.fetchrow(
+            "SELECT b.ended_at, b.recording_ready, s.state FROM broadcasts b"
+            " JOIN streams s ON s.id = b.stream_id WHERE b.id = $1",
+            theirs,
+        )
+        assert row is not None
+        assert row["ended_at"] is not None and row["recording_ready"]
+        assert row["state"] == "offline"
+    finally:
+        await conn.close()
