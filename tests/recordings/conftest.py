@@ -23,8 +23,11 @@ async def s3_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    # No ~/.aws files: the credential chain must not read the machine's own.
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    # An AWS config file of the test's own (never the machine's): reading it must not block
+    # the loop (blockbuster watches).
+    config_file = tmp_path / "aws-config"
+    await asyncio.to_thread(config_file.write_text, "[default]\nregion = us-east-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     server = S3Server(tmp_path)
     await asyncio.to_thread(server.start)
