@@ -18,10 +18,17 @@ finishes a dead node's recording from it.
 
 from __future__ import annotations
 
+import logging
+from fnmatch import fnmatch
 from pathlib import Path
+from posixpath import basename
 
 from livecore.recordings.bucket import Bucket
+from livecore.recordings.layout import SEGMENT_GLOB, VOD_PLAYLIST
 from livecore.recordings.storage import ByteRange, LocalDisk, ObjectStream, StoredObject
+from livecore.recordings.uploader import CONTENT_TYPES
+
+logger = logging.getLogger(__name__)
 
 
 class BucketStorage:
@@ -66,3 +73,32 @@ class BucketStorage:
         keys = [key for key, _ in await self.bucket.list_objects(self.bucket.key(path))]
         await self.bucket.delete(keys)
         return bool(keys) or local
+
+    async def recover_local(self, path: str) -> bool:
+        """Whether this node recorded `path` (its disk holds a copy); if so, first upload what
+        of it never reached the bucket (a crash with uploads still queued): its missing init
+        segments and segments, then each rendition's playlist from the disk, which lists them
+        all. A failure is logged: the recording keeps what the bucket has."""
+        local = await self.local.objects(path)
+        if local is None:
+            return False
+        stored = {o.name for o in await self.objects(path) or []}
+        missing = [o.name for o in local if o.name not in stored and _media(o.name)]
+        try:
+            for name in missing:
+                kind = CONTENT_TYPES["init" if name.endswith(".mp4") else "segment"]
+                data = await self.local.read(path, name)
+                await self.bucket.put(self.bucket.key(path, name), data, kind)
+            playlists = [o.name for o in local if basename(o.name) == VOD_PLAYLIST]
+            for name in playlists if missing else []:
+                data = await self.local.read(path, name)
+                await self.bucket.put(self.bucket.key(path, name), data, CONTENT_TYPES["playlist"])
+        except Exception:
+            logger.exception("recording %s: could not upload what the bucket lacks", path)
+        return True
+
+
+def _media(name: str) -> bool:
+    """An init segment or a segment (not a part, nor the playlist)."""
+    leaf = basename(name)
+    return fnmatch(leaf, SEGMENT_GLOB) or fnmatch(leaf, "init-*.mp4")

@@ -34,7 +34,8 @@ async def finish_interrupted(
     With local disks (`recorded_here` None) every unfinished recording stored here is such
     a one; other nodes' recordings are in their own storage and are left to them. With a
     shared bucket every node sees every recording: `recorded_here(path)` tells this node's
-    own (its disk holds a copy), and only those are finished here."""
+    own (its disk holds a copy; it may first upload what the bucket lacks of it), and only
+    those are finished here."""
     broadcasts = Broadcasts(db)
     finished = []
     for broadcast_id, path, still_open in await broadcasts.unfinished_recordings():

@@ -52,7 +52,7 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     try:
         # Before this node takes publishers: recordings it was writing when it last stopped.
         if isinstance(storage, BucketStorage):
-            await finish_interrupted(app[DB], storage, recorded_here=storage.local.holds)
+            await finish_interrupted(app[DB], storage, recorded_here=storage.recover_local)
         else:
             await finish_interrupted(app[DB], storage)
         retention = asyncio.create_task(

@@ -40,6 +40,12 @@ async def _recording(
     return int(broadcast_id), path
 
 
+def _files(directory: Path, files: dict[str, bytes]) -> None:
+    directory.mkdir(parents=True)
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+
+
 async def _keys(bucket: Bucket, path: str) -> list[str]:
     return sorted(
         k.removeprefix(bucket.key(path)) for k, _ in await bucket.list_objects(bucket.key(path))
@@ -150,16 +156,29 @@ async def test_recovery_finishes_this_nodes_recordings_and_leaves_the_others(
                 ),
                 path,
             )
-        # This node recorded "mine" (its disk has the copy); "theirs" is live on another node.
-        await asyncio.to_thread((tmp_path / ids["mine"][1]).mkdir, parents=True)
+        # This node recorded "mine" (its disk has the copy), and crashed before seg-2 was
+        # uploaded; "theirs" is live on another node.
+        mine = ids["mine"][1]
+        local_playlist = PLAYLIST.replace(
+            b"#EXT-X-ENDLIST", b"#EXTINF:2.0,\nseg-2.m4s\n#EXT-X-ENDLIST"
+        )
+        await asyncio.to_thread(
+            _files, tmp_path / mine,
+            {"seg-1.m4s": SEGMENT, "seg-2.m4s": b"2" * 300, "part-2-0.m4s": b"2" * 300,
+             "vod.m3u8": local_playlist},
+        )  # fmt: skip
 
-        finished = await finish_interrupted(db, recordings, recorded_here=recordings.local.holds)
+        finished = await finish_interrupted(db, recordings, recorded_here=recordings.recover_local)
         assert finished == [ids["mine"][0]]
         rows = {
             r["id"]: r
             for r in await conn.fetch("SELECT id, ended_at, recording_bytes FROM broadcasts")
         }
-        assert rows[ids["mine"][0]]["recording_bytes"] == len(SEGMENT)
+        # What the bucket lacked was uploaded from the disk first (not the live edge's parts).
+        assert rows[ids["mine"][0]]["recording_bytes"] == len(SEGMENT) + 300
+        assert await _keys(bucket, mine) == ["seg-1.m4s", "seg-2.m4s", "vod.m3u8"]
+        assert await bucket.read(bucket.key(mine, "vod.m3u8")) == local_playlist
+        assert not await recordings.recover_local(ids["theirs"][1])
         assert rows[ids["theirs"][0]]["ended_at"] is None
 
         # What failover does for a dead node's recording: finish it from the bucket.
