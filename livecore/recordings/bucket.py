@@ -20,10 +20,15 @@ from typing import TYPE_CHECKING
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from livecore.config import StorageConfig
-from livecore.recordings.storage import ByteRange, ObjectStream, UnsatisfiableRange
+from livecore.recordings.storage import (
+    ByteRange,
+    ObjectStream,
+    StorageUnavailable,
+    UnsatisfiableRange,
+)
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client
@@ -33,8 +38,9 @@ CHUNK_BYTES = 64 * 1024
 _MISSING = ("NoSuchKey", "404", "NotFound")
 
 
-class BucketUnavailable(Exception):
-    """The bucket did not answer, or answered with an error other than a missing key."""
+class BucketUnavailable(StorageUnavailable):
+    """The bucket did not answer in time, or answered with an error other than a missing key
+    or a bad range."""
 
 
 class Bucket:
@@ -92,21 +98,25 @@ class Bucket:
         return b"".join([chunk async for chunk in stream.chunks])
 
     async def stream(self, key: str, byte_range: ByteRange | None) -> ObjectStream:
-        """The object or a range of it; FileNotFoundError, UnsatisfiableRange."""
+        """The object or a range of it; FileNotFoundError, UnsatisfiableRange,
+        BucketUnavailable. Its body arrives under botocore's read timeout."""
         try:
-            if byte_range is None:
-                response = await self.client.get_object(Bucket=self.name, Key=key)
-            else:
-                response = await self.client.get_object(
-                    Bucket=self.name, Key=key, Range=byte_range.header()
-                )
+            async with asyncio.timeout(self.settings.request_timeout_s):
+                if byte_range is None:
+                    response = await self.client.get_object(Bucket=self.name, Key=key)
+                else:
+                    response = await self.client.get_object(
+                        Bucket=self.name, Key=key, Range=byte_range.header()
+                    )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in _MISSING:
                 raise FileNotFoundError(key) from None
             if code == "InvalidRange":
                 raise UnsatisfiableRange(await self._size(key)) from None
-            raise
+            raise BucketUnavailable(f"get {key}: {code}") from exc
+        except (BotoCoreError, OSError, TimeoutError) as exc:
+            raise BucketUnavailable(f"get {key}: {exc!r}") from exc
         length = response["ContentLength"]
         content_range = response.get("ContentRange", "")
         if content_range:  # "bytes 0-99/1234"
@@ -119,26 +129,31 @@ class Bucket:
 
     async def _size(self, key: str) -> int:
         try:
-            head = await self.client.head_object(Bucket=self.name, Key=key)
+            async with asyncio.timeout(self.settings.request_timeout_s):
+                head = await self.client.head_object(Bucket=self.name, Key=key)
         except ClientError:
             raise FileNotFoundError(key) from None
+        except (BotoCoreError, OSError, TimeoutError) as exc:
+            raise BucketUnavailable(f"head {key}: {exc!r}") from exc
         return head["ContentLength"]
 
     async def list_objects(self, prefix: str) -> list[tuple[str, int]]:
         """(key, size) of every object under `prefix`."""
         found = []
         paginator = self.client.get_paginator("list_objects_v2")
-        async for page in paginator.paginate(Bucket=self.name, Prefix=prefix):
-            for item in page.get("Contents", []):
-                found.append((item["Key"], item["Size"]))
+        async with asyncio.timeout(self.settings.request_timeout_s):
+            async for page in paginator.paginate(Bucket=self.name, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    found.append((item["Key"], item["Size"]))
         return found
 
     async def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys at most
             batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in keys[start : start + 1000]]
-            await self.client.delete_objects(
-                Bucket=self.name, Delete={"Objects": batch, "Quiet": True}
-            )
+            async with asyncio.timeout(self.settings.request_timeout_s):
+                await self.client.delete_objects(
+                    Bucket=self.name, Delete={"Objects": batch, "Quiet": True}
+                )
 
 
 async def _chunks(body: object) -> AsyncGenerator[bytes, None]:

@@ -18,6 +18,7 @@ finishes a dead node's recording from it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from fnmatch import fnmatch
 from pathlib import Path
@@ -42,9 +43,10 @@ class BucketStorage:
         if not path:
             return False
         prefix = self.bucket.key(path)
-        response = await self.bucket.client.list_objects_v2(
-            Bucket=self.bucket.name, Prefix=prefix, MaxKeys=1
-        )
+        async with asyncio.timeout(self.bucket.settings.request_timeout_s):
+            response = await self.bucket.client.list_objects_v2(
+                Bucket=self.bucket.name, Prefix=prefix, MaxKeys=1
+            )
         return response.get("KeyCount", 0) > 0
 
     async def objects(self, path: str) -> list[StoredObject] | None:

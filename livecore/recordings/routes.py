@@ -20,10 +20,10 @@ from typing import Final
 from aiohttp import web
 
 from livecore.appkeys import DB, RECORDINGS
-from livecore.errors import NotFound
+from livecore.errors import NotFound, Unavailable
 from livecore.ids import parse_int
 from livecore.recordings.layout import VOD_FILE, VOD_PLAYLIST
-from livecore.recordings.storage import ByteRange, UnsatisfiableRange
+from livecore.recordings.storage import ByteRange, StorageUnavailable, UnsatisfiableRange
 from livecore.store.broadcasts import Broadcasts
 
 Gate = Callable[[web.Request, str], Awaitable[str]]
@@ -104,6 +104,8 @@ async def _stream(
         stream = await request.app[RECORDINGS].stream(recording, name, byte_range)
     except FileNotFoundError:
         raise NotFound("no such recording", headers=CORS) from None
+    except StorageUnavailable:
+        raise _unavailable() from None
     except UnsatisfiableRange as exc:
         # 416 carries no JSON body; the error middleware passes statuses under 400 only.
         return web.Response(status=416, headers={**CORS, "Content-Range": f"bytes */{exc.size}"})
@@ -147,6 +149,14 @@ async def _read(request: web.Request, recording: str, name: str) -> bytes:
         return await request.app[RECORDINGS].read(recording, name)
     except FileNotFoundError:
         raise NotFound("no such recording", headers=CORS) from None
+    except StorageUnavailable:
+        raise _unavailable() from None
+
+
+def _unavailable() -> Unavailable:
+    # The bucket is down or slow: the recording is still there, so ask again soon.
+    headers = {**CORS, "Retry-After": "5"}
+    return Unavailable("recordings are unavailable for now, try again", headers=headers)
 
 
 async def _read_text(request: web.Request, recording: str, name: str) -> str:

@@ -47,6 +47,10 @@ class ByteRange:
         return first, last
 
 
+class StorageUnavailable(Exception):
+    """The storage did not answer (a bucket that is down or too slow): try again later."""
+
+
 class UnsatisfiableRange(Exception):
     """The asked range lies outside the object (HTTP 416)."""
 
@@ -90,7 +94,8 @@ class RecordingStorage(Protocol):
         ...
 
     async def read(self, path: str, name: str) -> bytes:
-        """One object whole; FileNotFoundError when it does not exist."""
+        """One object whole; FileNotFoundError when it does not exist, StorageUnavailable
+        when the storage does not answer."""
         ...
 
     async def stream(self, path: str, name: str, byte_range: ByteRange | None) -> ObjectStream:

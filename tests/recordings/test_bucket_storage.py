@@ -20,6 +20,7 @@ from livecore.recordings.takedown import take_down
 from livecore.store import Database
 from tests.conftest import MakeClient
 from tests.streams.rows import creator_stream
+from tests.support.s3 import S3Server
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 PLAYLIST = b"#EXTM3U\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:2.0,\nseg-1.m4s\n#EXT-X-ENDLIST\n"
@@ -83,7 +84,11 @@ async def test_retention_and_takedown_delete_the_objects(
 
 
 async def test_vod_streams_byte_ranges_from_the_bucket(
-    make_client: MakeClient, dsn: str, storage: StorageConfig, bucket: Bucket
+    make_client: MakeClient,
+    dsn: str,
+    s3_server: S3Server,
+    storage: StorageConfig,
+    bucket: Bucket,
 ) -> None:
     client = await make_client(storage=storage)
     assert isinstance(client.app[RECORDINGS], BucketStorage)
@@ -115,6 +120,14 @@ async def test_vod_streams_byte_ranges_from_the_bucket(
     playlist = await client.get(f"/vod/{broadcast_id}/vod.m3u8")
     assert playlist.status == 200 and await playlist.read() == PLAYLIST
     assert (await client.get(f"/vod/{broadcast_id}/seg-2.m4s")).status == 404
+
+    # A bucket that does not answer: 503 with the JSON error, and a hint to come back.
+    await asyncio.to_thread(s3_server.stop)
+    for name in ("seg-1.m4s", "vod.m3u8"):
+        down = await client.get(f"/vod/{broadcast_id}/{name}")
+        assert down.status == 503, name
+        assert (await down.json())["error"]["code"] == "unavailable"
+        assert down.headers["Retry-After"] == "5"
 
 
 async def test_a_cdn_base_url_makes_the_vod_playlist_point_at_the_cdn(
