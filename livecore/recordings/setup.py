@@ -8,6 +8,7 @@ live media reach the uploader through appkeys.RECORDING_UPLOADS (wiring/media.py
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -21,6 +22,8 @@ from livecore.recordings.recovery import finish_interrupted
 from livecore.recordings.retention import Retention
 from livecore.recordings.storage import LocalDisk
 from livecore.recordings.uploader import BucketUploader
+
+logger = logging.getLogger(__name__)
 
 
 def setup(app: web.Application, *, gate: routes.Gate) -> None:
@@ -52,7 +55,12 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     try:
         # Before this node takes publishers: recordings it was writing when it last stopped.
         if isinstance(storage, BucketStorage):
-            await finish_interrupted(app[DB], storage, recorded_here=storage.recover_local)
+            try:
+                await finish_interrupted(app[DB], storage, recorded_here=storage.recover_local)
+            except Exception:
+                # A bucket that is down must not keep the node from serving live streams:
+                # the recordings stay unfinished (and unlisted) until a start that reaches it.
+                logger.exception("recordings left open by the last stop: not finished now")
         else:
             await finish_interrupted(app[DB], storage)
         retention = asyncio.create_task(

@@ -207,3 +207,22 @@ async def test_recovery_finishes_this_nodes_recordings_and_leaves_the_others(
         assert row["state"] == "offline"
     finally:
         await conn.close()
+
+
+async def test_a_node_starts_while_its_bucket_is_down(
+    make_client: MakeClient, dsn: str, tmp_path: Path, s3_server: S3Server, storage: StorageConfig
+) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        stream_id = await creator_stream(conn, "crashed", live=True)
+        path = f"recordings/{stream_id}/c"
+        await conn.execute(
+            "INSERT INTO broadcasts (stream_id, recording_path) VALUES ($1, $2)", stream_id, path
+        )
+    finally:
+        await conn.close()
+    data = tmp_path / "var"
+    await asyncio.to_thread(_files, data / path, {"seg-1.m4s": SEGMENT})
+    await asyncio.to_thread(s3_server.stop)
+    client = await make_client(storage=storage)  # its recovery cannot reach the bucket
+    assert (await client.get("/healthz")).status == 200
