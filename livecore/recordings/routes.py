@@ -69,7 +69,8 @@ async def get_vod_file(request: web.Request) -> web.StreamResponse:
     suffix = name[name.rindex(".") :]
     headers = {**CORS, "Cache-Control": "public, max-age=31536000, immutable"}
     if name == VOD_PLAYLIST and (query or vod.cdn_base_url):
-        # Subscriber-only recordings: every URI in the playlist carries the viewer's token.
+        # Subscriber-only recordings: every URI in the playlist carries the viewer's token;
+        # behind a CDN, every URI is absolute under cdn_base_url.
         prefix = f"{vod.cdn_base_url}/vod/{broadcast_id}/" if vod.cdn_base_url else ""
         text = await _read_text(request, recording, name)
         lines = [
