@@ -201,6 +201,9 @@ class BucketUploader:
                 job = rendition.jobs[0]
                 try:
                     await self._upload(rendition, job)
+                except Exception:  # a file that cannot be read: skip it, keep the order
+                    logger.exception("recording %s: %s not uploaded", rendition.path, job.name)
+                    rendition.skipped = rendition.skipped or job.kind == "segment"
                 finally:
                     rendition.jobs.popleft()
                     if job.kind == "segment":

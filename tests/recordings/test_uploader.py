@@ -106,3 +106,24 @@ async def test_uploaded_segments_leave_the_disk_once_out_of_the_live_window(
     assert await _stored(bucket, path) == [*names, "vod.m3u8"]
     local = await asyncio.to_thread(lambda: sorted(p.name for p in directory.iterdir()))
     assert local == ["init-0.mp4", "seg-2.m4s", "seg-3.m4s"]  # the live window's two
+
+
+async def test_an_unreadable_segment_is_skipped_and_the_rest_goes_up(
+    tmp_path: Path, storage: StorageConfig, bucket: Bucket
+) -> None:
+    path = "recordings/1/c"
+    directory = tmp_path / path
+    await asyncio.to_thread(_write, directory, ["init-0.mp4", "seg-0.m4s", "seg-2.m4s"])
+    await asyncio.to_thread((directory / "seg-1.m4s").mkdir)  # read_bytes: IsADirectoryError
+    uploader, _ = _uploader(bucket, tmp_path, storage)
+    try:
+        uploader.init_written(directory, 0)
+        for msn in range(3):
+            uploader.segment_written(directory, _segment(msn))
+        uploader.finished(directory)
+        await uploader.flushed(directory)
+    finally:
+        await uploader.close()
+    assert await _stored(bucket, path) == ["init-0.mp4", "seg-0.m4s", "seg-2.m4s", "vod.m3u8"]
+    playlist = (await bucket.read(bucket.key(path, "vod.m3u8"))).decode()
+    assert "seg-0.m4s\n#EXT-X-DISCONTINUITY\n" in playlist and "seg-1" not in playlist
