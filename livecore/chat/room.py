@@ -16,14 +16,18 @@ import asyncio
 import bisect
 import logging
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from livecore.chat.metrics import ChatMetrics
 from livecore.chat.state import RoomState
 from livecore.events.bus import EventBus
 from livecore.events.types import ESSENTIAL, Event
+
+if TYPE_CHECKING:
+    from livecore.chat.greeting import Greeter
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +91,7 @@ class Outbox:
         "cursor",
         "deferred",
         "identity",
+        "on_close",
         "pinged_at",
         "silent",
         "slow",
@@ -108,6 +113,9 @@ class Outbox:
         self.silent = False  # answered no heartbeat: its handler drops the connection
         self.close_reason: bytes | None = None  # shut(): its handler closes with this
         self.closed = asyncio.Event()
+        # Called once when the socket must be closed (slow, silent, shut): its handler acts
+        # then, so no socket needs a task of its own waiting for that to happen.
+        self.on_close: Callable[[], None] | None = None
         # Pinged, and nothing at all has come from the client since (the heartbeat's test).
         self.unanswered = False
         self.pinged_at = 0.0  # when the heartbeat last pinged it
@@ -132,7 +140,7 @@ class Outbox:
             return False
         if transport.get_write_buffer_size() > self._limit:
             self.slow = True
-            self.closed.set()
+            self._close()
             return False
         transport.write(frame)
         return True
@@ -140,12 +148,12 @@ class Outbox:
     def abandon(self) -> None:
         """The client answered no heartbeat: its handler drops the connection."""
         self.silent = True
-        self.closed.set()
+        self._close()
 
     def shut(self, reason: bytes) -> None:
         """Its user may no longer chat (suspended): its handler closes the socket."""
         self.close_reason = reason
-        self.closed.set()
+        self._close()
 
     def drop(self) -> None:
         """Close the connection without a closing handshake (the peer is not answering)."""
@@ -153,7 +161,15 @@ class Outbox:
             self._transport.abort()
 
     def finish(self) -> None:
+        """Its handler is done with it."""
+        self.on_close = None
         self.closed.set()
+
+    def _close(self) -> None:
+        self.closed.set()
+        told, self.on_close = self.on_close, None
+        if told is not None:
+            told()
 
 
 class Room:
@@ -167,6 +183,8 @@ class Room:
         self._seqs: list[int] = []
         self._bodies: list[bytes] = []
         self.head = 0  # the newest event's number
+        # When the oldest event not yet taken by a sweep was logged (delivery latency).
+        self._waiting_since: float | None = None
         self._wake = asyncio.Event()
         # Storm mode's allowance of chat lines: a token bucket refilled at the storm rate
         # that holds a second of it, so lines that arrive together after the node was busy
@@ -178,6 +196,9 @@ class Room:
         self.state: RoomState | None = None  # loaded by the chat service when first needed
         self.joined: set[str] = set()  # identities that joined since presence last looked
         self.audience_of: int | None = None  # the broadcast presence last counted for
+        # Events heard from the bus: a kept hello is good while this has not moved.
+        self.events_seen = 0
+        self.greeter: Greeter | None = None  # made by the chat service at the first join
 
     def add(self, outbox: Outbox) -> None:
         """A socket joins: it is sent what is logged from now on (its history comes with
@@ -187,6 +208,7 @@ class Room:
 
     def on_event(self, event: Event) -> None:
         """From the bus (never blocks): log the event for the sockets' next frames."""
+        self.events_seen += 1
         if self.state is not None:
             self.state.on_event(event)
         if event.kind not in ESSENTIAL and not self._may_log_chat():
@@ -204,6 +226,8 @@ class Room:
         self.head += 1
         self._seqs.append(self.head)
         self._bodies.append(body)
+        if self._waiting_since is None:
+            self._waiting_since = time.monotonic()
         self._wake.set()
 
     def pending(self) -> int:
@@ -247,11 +271,16 @@ class Room:
         costs one write when it catches up instead of one queued write per sweep.
         """
         floor = self.head  # every socket not deferred has been sent up to here at the end
+        # One observation per sweep, of its oldest event: what the slowest line waited,
+        # at no per-event cost. Events logged during this sweep count towards the next.
+        waiting_since, self._waiting_since = self._waiting_since, None
         targets = list(self.outboxes)
         for i in range(0, len(targets), WRITE_SLICE):
             if i:
                 await asyncio.sleep(0)
             floor = min(floor, self._write(targets[i : i + WRITE_SLICE]))
+        if waiting_since is not None:
+            self._metrics.delivery.observe(time.monotonic() - waiting_since)
         # Every socket of the room (joined since, too) is now past `floor`.
         cut = bisect.bisect_right(self._seqs, floor)
         del self._seqs[:cut], self._bodies[:cut]
