@@ -160,6 +160,12 @@ class ChatConfig:
     # Any client frames (chat, pings) per socket per second before it counts as flooding.
     inbound_per_s: float = _bounded(10.0, 0.1, 1000.0)
     presence_interval_s: float = _bounded(5.0, 0.2, 300.0)
+    # The join line (chat/admission.py): joins per second a node lets in after a first burst;
+    # faster arrivals wait their turn before the upgrade, and one that would wait longer than
+    # admit_max_wait_s is refused with 503 + Retry-After (jittered).
+    admit_per_s: float = _bounded(3000.0, 0.01, 1_000_000.0)
+    admit_burst: int = _bounded(1000, 1, 1_000_000)
+    admit_max_wait_s: float = _bounded(10.0, 0.0, 120.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +221,39 @@ class RecordingsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageConfig:
+    # Where recordings are kept: "local" (this node's disk, under data_dir) or "s3" (an
+    # S3-compatible bucket every node reads, so any node serves any recording as VOD).
+    # Credentials come only from the environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+    # (and AWS_SESSION_TOKEN), or whatever else the standard AWS chain finds.
+    kind: Literal["local", "s3"] = "local"
+    endpoint_url: str = ""  # empty: AWS S3 itself for `region`
+    bucket: str = ""
+    region: str = "us-east-1"
+    key_prefix: str = ""  # prepended to every key ("livecore/": keys "livecore/recordings/...")
+    # Segments waiting to be uploaded, every broadcast of this node together; when full, a new
+    # segment is not uploaded (it stays on local disk, counted, and the bucket's playlist
+    # marks the gap with a discontinuity). Init segments and playlists always queue.
+    upload_queue_segments: int = _bounded(1000, 1, 1_000_000)
+    upload_concurrency: int = _bounded(4, 1, 64)
+    # A failed upload is tried again after a random delay up to retry_base_s * 2^attempt,
+    # at most retry_max_s (exponential backoff with full jitter), until it succeeds.
+    retry_base_s: float = _bounded(0.5, 0.01, 60.0)
+    retry_max_s: float = _bounded(30.0, 0.05, 3600.0)
+    request_timeout_s: float = _bounded(30.0, 0.5, 600.0)
+    # Delete a segment's local copy once it is in the bucket and no live playlist lists it.
+    prune_local: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind == "s3" and not self.bucket:
+            raise ConfigError('storage.bucket: required when storage.kind is "s3"')
+        if self.endpoint_url and (problem := _origin_problem(self.endpoint_url)) is not None:
+            raise ConfigError(f"storage.endpoint_url: {self.endpoint_url!r} {problem}")
+        if self.key_prefix.startswith("/"):
+            raise ConfigError("storage.key_prefix: must not start with /")
+
+
+@dataclass(frozen=True, slots=True)
 class SafetyConfig:
     # Reports one account may file within report_window_s (the rest: 429).
     report_limit: int = _bounded(10, 1, 10_000)
@@ -241,6 +280,10 @@ class NodeConfig:
     # Recent parts, segments and blocking-reload playlists of streams held by other nodes,
     # kept in memory by this node to serve their viewers.
     edge_cache_bytes: int = _bounded(32 * 1024 * 1024, 1024 * 1024)
+    # How long this node keeps which node holds a stream before reading the directory again
+    # for it (0: only requests arriving together share a read). One read per viewer request
+    # would make Redis, not the owner, what an edge's crowd waits on.
+    edge_owner_cache_s: float = _bounded(1.0, 0.0, 60.0)
 
     def __post_init__(self) -> None:
         if self.heartbeat_s >= self.directory_ttl_s:
@@ -289,6 +332,7 @@ class Config:
     sfu: SfuConfig = field(default_factory=SfuConfig)
     hls: HlsConfig = field(default_factory=HlsConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
     tips: TipsConfig = field(default_factory=TipsConfig)
     stripe: StripeConfig = field(default_factory=StripeConfig)

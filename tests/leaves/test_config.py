@@ -87,3 +87,25 @@ def test_production_example_is_valid() -> None:
     config = load_config(example, environ={"LIVECORE_SECRET_KEY": "k" * 48})
     assert config.public_url.startswith("https://")
     assert config.secure_cookies
+
+
+def test_object_storage_is_chosen_by_storage_kind() -> None:
+    config = load_config(
+        environ={
+            "LIVECORE_STORAGE__KIND": "s3",
+            "LIVECORE_STORAGE__BUCKET": "recordings",
+            "LIVECORE_STORAGE__ENDPOINT_URL": "http://127.0.0.1:9000",
+        }
+    )
+    assert (config.storage.kind, config.storage.bucket) == ("s3", "recordings")
+    assert load_config(environ={}).storage.kind == "local"
+    with pytest.raises(ConfigError, match=r"^storage\.bucket: required"):
+        load_config(environ={"LIVECORE_STORAGE__KIND": "s3"})
+    with pytest.raises(ConfigError, match=r"^storage\.endpoint_url: "):
+        load_config(
+            environ={
+                "LIVECORE_STORAGE__KIND": "s3",
+                "LIVECORE_STORAGE__BUCKET": "b",
+                "LIVECORE_STORAGE__ENDPOINT_URL": "minio:9000",
+            }
+        )
