@@ -111,6 +111,10 @@ class HlsConfig:
     # Processes that package live broadcasts (Opus to AAC, fMP4, files), each hosting several;
     # spawned as broadcasts start. About one per core the event loop leaves free.
     packaging_processes: int = _bounded(2, 1, 64)
+    # A broadcast whose packaging process dies goes on in another, after a discontinuity; one
+    # whose packaging dies more than this many times within the window ends as failed.
+    packaging_restarts: int = _bounded(3, 0, 100)
+    packaging_restart_window_s: float = _bounded(60.0, 1.0, 86_400.0)
     # The master playlist's variants, in order: "source" (as published) and "<height>p" rungs
     # transcoded in worker processes (144p..2160p; rungs not below the source are skipped).
     renditions: tuple[str, ...] = ("source", "360p")

@@ -78,7 +78,10 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     # Packaging (Opus to AAC, muxing, files) runs in processes, never on the loop's core.
     # With a bucket, what it writes is uploaded as it completes (recordings.uploader).
     uploader = app.get(RECORDING_UPLOADS)
-    packaging = PackagingProcesses(config.hls.packaging_processes, app[HLS_METRICS])
+    packaging = PackagingProcesses(
+        config.hls.packaging_processes, app[HLS_METRICS], restarts=config.hls.packaging_restarts,
+        restart_window_s=config.hls.packaging_restart_window_s,
+    )  # fmt: skip
     origin = app[HLS_ORIGIN] = HlsOrigin(
         config.data_path / RECORDINGS_ROOT, config.hls, workers=workers.get,
         metrics=app[HLS_METRICS], packaging=packaging,
