@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import faulthandler
 import gc
 import json
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 from livecore.config import Config, ConfigError
 from livecore.configload import load_config
 from livecore.logs import configure_logging
+from livecore.processes.child import Supervised
 from livecore.store.embedded import EmbeddedPostgres
 
 logger = logging.getLogger(__name__)
@@ -44,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"livecore: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     log_format = getattr(args, "log_format", None) or config.log_format
-    configure_logging(config.log_level, log_format)
+    supervised: Supervised | None = getattr(args, "supervised", None)
+    configure_logging(config.log_level, log_format, tag=_log_tag(config, args, supervised))
     handler: Callable[[Config, argparse.Namespace], int] = args.handler
     try:
         return handler(config, args)
@@ -69,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     # Also accepted after `serve`, so that `bin/run --config FILE` works.
     serve.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     serve.add_argument("--log-format", choices=("text", "json"))
+    serve.add_argument(
+        "--processes", type=_process_count, metavar="N",
+        help="processes serving the port together, each a node (default: the processes key, 1)",
+    )  # fmt: skip
+    # Given by the parent of several processes to each of them (livecore/processes/child.py).
+    serve.add_argument("--supervised", type=Supervised.parse, help=argparse.SUPPRESS)
     serve.set_defaults(handler=_serve)
 
     migrate = sub.add_parser("migrate", help="apply pending database migrations")
@@ -121,6 +130,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _process_count(text: str) -> int:
+    count = int(text)
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError("must be from 1 to 64")
+    return count
+
+
 # -- database for one-shot commands -------------------------------------------------------
 
 
@@ -152,14 +168,50 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 # -- serve --------------------------------------------------------------------------------
 
 
+def _log_tag(config: Config, args: argparse.Namespace, supervised: Supervised | None) -> str:
+    """Which process of several wrote a log line: p1, p2, ... and "main" for their parent."""
+    if supervised is not None:
+        return f"p{supervised.index}"
+    if args.command == "serve" and (args.processes or config.processes) > 1:
+        return "main"
+    return ""
+
+
 def _serve(config: Config, args: argparse.Namespace) -> int:
     # A crash in native code (FFmpeg, libsrtp) still leaves a traceback in the log.
     faulthandler.enable()
+    supervised: Supervised | None = args.supervised
+    if supervised is None and args.processes is not None:
+        try:
+            config = dataclasses.replace(config, processes=args.processes)
+        except ConfigError as exc:
+            print(f"livecore: configuration error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     with _database_url(config, announce=True) as (dsn, _):
-        return _run(_serve_async(config, dsn))
+        if supervised is None and config.processes > 1:
+            return _supervise(config, args, dsn)
+        return _run(_serve_async(config, dsn, supervised))
 
 
-async def _serve_async(config: Config, dsn: str) -> int:
+def _supervise(config: Config, args: argparse.Namespace, dsn: str) -> int:
+    from livecore.processes.redis_server import RedisServerError
+    from livecore.processes.sockets import ListenError
+    from livecore.processes.supervisor import supervise
+    from livecore.store import apply_migrations
+
+    # Once, before the processes start (each would otherwise wait its turn for the lock).
+    report = _run(apply_migrations(dsn))
+    if report.applied:
+        logger.info("migrations applied: %s", ", ".join(report.applied))
+    try:
+        return supervise(config, config.processes, dsn, config_path=args.config,
+                         log_format=args.log_format)  # fmt: skip
+    except (ListenError, RedisServerError) as exc:
+        logger.error("%s", exc)
+        return EXIT_FAILED
+
+
+async def _serve_async(config: Config, dsn: str, supervised: Supervised | None = None) -> int:
     from aiohttp import web
 
     from livecore.app import create_app
@@ -178,16 +230,19 @@ async def _serve_async(config: Config, dsn: str) -> int:
         loop.add_signal_handler(sig, stop.set)
     await runner.setup()
     try:
-        site = web.TCPSite(
-            runner, config.host, config.port, shutdown_timeout=config.shutdown_timeout_s,
-            backlog=config.listen_backlog,
-        )  # fmt: skip
-        try:
-            await site.start()
-        except OSError as exc:
-            logger.error("cannot listen on %s:%d: %s", config.host, config.port, exc.strerror)
-            return EXIT_FAILED
-        logger.info("livecore listening on http://%s:%d", config.host, config.port)
+        if supervised is not None:
+            await _serve_supervised(runner, config, supervised, stop)
+        else:
+            site = web.TCPSite(
+                runner, config.host, config.port, shutdown_timeout=config.shutdown_timeout_s,
+                backlog=config.listen_backlog,
+            )  # fmt: skip
+            try:
+                await site.start()
+            except OSError as exc:
+                logger.error("cannot listen on %s:%d: %s", config.host, config.port, exc.strerror)
+                return EXIT_FAILED
+            logger.info("livecore listening on http://%s:%d", config.host, config.port)
         # Everything built so far lives as long as the process: keep it out of the cyclic
         # garbage collector's scans, which otherwise revisit it on every full collection.
         gc.freeze()
@@ -198,6 +253,28 @@ async def _serve_async(config: Config, dsn: str) -> int:
         # shutdown timeout, then closes every cleanup context in reverse order.
         await runner.cleanup()
     return 0
+
+
+async def _serve_supervised(
+    runner: Any, config: Config, supervised: Supervised, stop: asyncio.Event
+) -> None:
+    """Serve on the sockets the parent bound: a share of the public port and our own."""
+    from aiohttp import web
+
+    from livecore.processes.child import ParentLine
+
+    for sock in (supervised.listen_socket(), supervised.internal_socket()):
+        site = web.SockSite(runner, sock, shutdown_timeout=config.shutdown_timeout_s,
+                            backlog=config.listen_backlog)  # fmt: skip
+        await site.start()
+    line = ParentLine(supervised.line_fd)
+    line.on_parent_gone(stop.set)  # a parent killed outright leaves no one to stop us
+    logger.info(
+        "process %d of %d listening on http://%s:%d (shared) as node %s, own address %s",
+        supervised.index, supervised.count, config.host, config.port, config.node.id,
+        config.node.internal_url,
+    )  # fmt: skip
+    line.ready()
 
 
 # -- one-shot commands --------------------------------------------------------------------
