@@ -82,6 +82,22 @@ def _started_by(pid: int, data_dir: Path) -> list[psutil.Process]:
     return ours
 
 
+def _process_1(pid: int) -> int | None:
+    for child in psutil.Process(pid).children():
+        if "--supervised 1," in _describe(child):
+            return child.pid
+    return None
+
+
+def _kill_process_1(pid: int) -> int:
+    killed = _process_1(pid)
+    assert killed is not None
+    process = psutil.Process(killed)
+    process.kill()
+    process.wait(30)  # gone (reaped by serve), so no request can reach it any more
+    return killed
+
+
 def _left_running(ours: list[psutil.Process]) -> list[str]:
     # postgres and redis-server are stopped before serve exits; only reaping may lag.
     deadline = time.monotonic() + 10
@@ -246,6 +262,16 @@ async def test_two_processes_serve_whip_hls_and_chat_and_leave_nothing_running(
                 async with http.delete(f"{owner['internal_url']}{pub.location}") as resp:
                     assert resp.status in (200, 204), await resp.text()
                 await pub.close()
+
+            # A process killed outright is started again on the same sockets: a request to
+            # its own address meanwhile waits in the queue the parent keeps, then is answered.
+            (first,) = [n for n in nodes if n["id"].endswith("/1")]
+            killed = await asyncio.to_thread(_kill_process_1, proc.pid)
+            async with http.get(f"{first['internal_url']}/readyz") as resp:
+                assert resp.status == 200
+            assert await asyncio.to_thread(_process_1, proc.pid) not in (None, killed)
+            log = await asyncio.to_thread((tmp_path / "serve.log").read_text)
+            assert f"process 1 (pid {killed}, node {first['id']}) was killed by SIGKILL" in log
 
         ours = await asyncio.to_thread(_started_by, proc.pid, data_dir)
         proc.send_signal(signal.SIGTERM)
