@@ -7,14 +7,11 @@ with one line naming the key; nothing here prints a traceback for an operator's 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import dataclasses
 import faulthandler
-import gc
 import json
 import logging
-import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -187,94 +184,12 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
         except ConfigError as exc:
             print(f"livecore: configuration error: {exc}", file=sys.stderr)
             return EXIT_USAGE
+    from livecore.serve import serve_many, serve_one
+
     with _database_url(config, announce=True) as (dsn, _):
         if supervised is None and config.processes > 1:
-            return _supervise(config, args, dsn)
-        return _run(_serve_async(config, dsn, supervised))
-
-
-def _supervise(config: Config, args: argparse.Namespace, dsn: str) -> int:
-    from livecore.processes.redis_server import RedisServerError
-    from livecore.processes.sockets import ListenError
-    from livecore.processes.supervisor import supervise
-    from livecore.store import apply_migrations
-
-    # Once, before the processes start (each would otherwise wait its turn for the lock).
-    report = _run(apply_migrations(dsn))
-    if report.applied:
-        logger.info("migrations applied: %s", ", ".join(report.applied))
-    try:
-        return supervise(config, config.processes, dsn, config_path=args.config,
-                         log_format=args.log_format)  # fmt: skip
-    except (ListenError, RedisServerError) as exc:
-        logger.error("%s", exc)
-        return EXIT_FAILED
-
-
-async def _serve_async(config: Config, dsn: str, supervised: Supervised | None = None) -> int:
-    from aiohttp import web
-
-    from livecore.app import create_app
-    from livecore.deadlines import server_options
-    from livecore.server import AppRunner
-
-    app = create_app(config, database_url=dsn)
-    # Answers even the requests aiohttp cannot parse in the JSON error shape.
-    runner = AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s,
-        **server_options(config),
-    )  # fmt: skip
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await runner.setup()
-    try:
-        if supervised is not None:
-            await _serve_supervised(runner, config, supervised, stop)
-        else:
-            site = web.TCPSite(
-                runner, config.host, config.port, shutdown_timeout=config.shutdown_timeout_s,
-                backlog=config.listen_backlog,
-            )  # fmt: skip
-            try:
-                await site.start()
-            except OSError as exc:
-                logger.error("cannot listen on %s:%d: %s", config.host, config.port, exc.strerror)
-                return EXIT_FAILED
-            logger.info("livecore listening on http://%s:%d", config.host, config.port)
-        # Everything built so far lives as long as the process: keep it out of the cyclic
-        # garbage collector's scans, which otherwise revisit it on every full collection.
-        gc.freeze()
-        await stop.wait()
-        logger.info("shutting down")
-    finally:
-        # Stops accepting, runs on_shutdown, lets in-flight requests finish within the
-        # shutdown timeout, then closes every cleanup context in reverse order.
-        await runner.cleanup()
-    return 0
-
-
-async def _serve_supervised(
-    runner: Any, config: Config, supervised: Supervised, stop: asyncio.Event
-) -> None:
-    """Serve on the sockets the parent bound: a share of the public port and our own."""
-    from aiohttp import web
-
-    from livecore.processes.child import ParentLine
-
-    for sock in (supervised.listen_socket(), supervised.internal_socket()):
-        site = web.SockSite(runner, sock, shutdown_timeout=config.shutdown_timeout_s,
-                            backlog=config.listen_backlog)  # fmt: skip
-        await site.start()
-    line = ParentLine(supervised.line_fd)
-    line.on_parent_gone(stop.set)  # a parent killed outright leaves no one to stop us
-    logger.info(
-        "process %d of %d listening on http://%s:%d (shared) as node %s, own address %s",
-        supervised.index, supervised.count, config.host, config.port, config.node.id,
-        config.node.internal_url,
-    )  # fmt: skip
-    line.ready()
+            return serve_many(config, dsn, config_path=args.config, log_format=args.log_format)
+        return serve_one(config, dsn, supervised)
 
 
 # -- one-shot commands --------------------------------------------------------------------
