@@ -2,14 +2,14 @@
 
 Before any child starts: the sockets are bound (one error, once, if a port is taken), the
 secret key is generated if there is none, and the private redis-server is started when no
-Redis is configured (cli.py has already started the embedded PostgreSQL and applied the
+Redis is configured (cli.py has started the embedded PostgreSQL, serve.py applied the
 migrations). Then each child runs `livecore serve` on its sockets as node `<box>/<i>`.
 
 A child that exits while the server runs is reported and started again (after 1 s, doubling
 to 30 s while it keeps dying within a minute of starting); one that exits before it was ever
 ready (a wrong setting, a database that refuses it) stops the whole server with exit code 1.
-SIGTERM or SIGINT reach every child as SIGTERM; the parent waits for them (shutdown_timeout_s
-and 30 s more, then kills), and stops the redis-server last.
+SIGTERM or SIGINT reach every child (a second one too); the parent waits for them
+(shutdown_timeout_s and 30 s more, then kills), and stops the redis-server last.
 """
 
 from __future__ import annotations
@@ -108,13 +108,14 @@ class _Supervisor:
         self._env = env
         self._public = public
         self._stop = asyncio.Event()
+        self._signal = signal.SIGTERM  # what the children get: the signal the parent got
         self._failed = False
         self._ready: set[int] = set()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._stop.set)
+            loop.add_signal_handler(sig, self._signalled, sig)
         keepers = [asyncio.create_task(self._keep(slot)) for slot in self._slots]
         try:
             await self._stop.wait()
@@ -161,6 +162,22 @@ class _Supervisor:
                     await self._stop.wait()
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
+    def _signalled(self, sig: signal.Signals) -> None:
+        if not self._stop.is_set():
+            self._signal = sig
+            self._stop.set()
+            return
+        # A second signal means what it means to one process (stop now rather than drain):
+        # it is passed on at once.
+        logger.info("%s again: passing it on to the processes", sig.name)
+        self._send(sig)
+
+    def _send(self, sig: signal.Signals) -> None:
+        for slot in self._slots:
+            if slot.proc is not None and slot.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    slot.proc.send_signal(sig)
+
     def _became_ready(self, slot: _Slot) -> None:
         first = len(self._ready) < len(self._slots)
         self._ready.add(slot.index)
@@ -193,11 +210,10 @@ class _Supervisor:
         return parent_end
 
     async def _stop_children(self) -> bool:
-        """SIGTERM to every child, then wait; kill what is left. True: all exited cleanly."""
+        """The parent's signal (SIGTERM when it stops on its own) to every child, then wait;
+        kill what is left. True: all exited cleanly."""
         running = [s.proc for s in self._slots if s.proc is not None and s.proc.returncode is None]
-        for proc in running:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
+        self._send(self._signal)
         waits = [asyncio.ensure_future(p.wait()) for p in running]
         if not waits:
             return True
