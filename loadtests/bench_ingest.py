@@ -706,7 +706,10 @@ async def _publishers_async(
     deadline = time.monotonic() + max_s
     pubs: list[_Publication] = []
     timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(base, timeout=timeout) as http:
+    # A connection per request, as separate encoders have: with `--processes`, the kernel
+    # spreads connections (not requests) over the server's processes.
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(base, timeout=timeout, connector=connector) as http:
         try:
             for slug, key in streams:
                 if stop.is_set() or time.monotonic() > deadline:
