@@ -61,8 +61,10 @@ def create_app(
     tips.setup(app)  # after the chat: a tip's message passes the chat's rules
     signaling.setup(app, whep_admit=streams.whep_admit(app))  # WHIP and WHEP
     hls.setup(app, gate=streams.hls_gate)  # /hls/, from the origin media.py makes
-    # This node in the stream directory; with Redis, /hls/ for streams held elsewhere.
-    cluster.setup(app)
+    # This node in the stream directory; with Redis, /hls/ for streams held elsewhere, and WHEP
+    # offers and WHIP/WHEP sessions of other nodes sent to them.
+    if (signaling_edge := cluster.setup(app)) is not None:
+        signaling.serve_elsewhere(app, signaling_edge)
     pages.setup(app, stripe_js=bool(config.stripe.secret_key))
     # Reports, the review queue and screening (after the chat: it acts on rooms, counts viewers).
     safety.setup(app, moderation.actions(app), moderation.screener(config))

@@ -90,6 +90,7 @@ from loadtests.server import (
     start_server,
     stop_server,
 )
+from loadtests.wsframes import server_frames
 from tests.support.services import RedisProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,24 +209,8 @@ class _Viewer(asyncio.Protocol):
                 return
             self.upgraded = True
             data = data[end + 4 :]
-        pos, n = 0, len(data)
-        while n - pos >= 2:
-            b0, b1 = data[pos], data[pos + 1]
-            length, head = b1 & 0x7F, 2
-            if length == 126:
-                if n - pos < 4:
-                    break
-                length, head = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
-            elif length == 127:
-                if n - pos < 10:
-                    break
-                length, head = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
-            end = pos + head + length
-            if end > n:
-                break
-            payload = data[pos + head : end]
-            pos = end
-            opcode = b0 & 0x0F
+        frames, pos = server_frames(data)
+        for opcode, payload in frames:
             if opcode == 1:
                 self.worker.on_text(self, payload)
             elif opcode == 9:  # ping: answer with a (zero-)masked pong
@@ -238,7 +223,7 @@ class _Viewer(asyncio.Protocol):
                 assert self.transport is not None
                 self.transport.close()
                 return
-        if pos < n:
+        if pos < len(data):
             self.buf = data[pos:]
 
     def _write(self, b0: int, payload: bytes) -> None:

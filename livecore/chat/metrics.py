@@ -51,6 +51,13 @@ class ChatMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
             registry=registry,
         )
+        self.delivery = Histogram(
+            "livecore_chat_delivery_seconds",
+            "How long chat events waited on this node between arriving from the bus and being "
+            "written to their room's sockets: the oldest event of each sweep",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=registry,
+        )
 
     def opened(self) -> None:
         self.connected += 1

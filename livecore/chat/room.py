@@ -16,6 +16,7 @@ import asyncio
 import bisect
 import logging
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -167,6 +168,8 @@ class Room:
         self._seqs: list[int] = []
         self._bodies: list[bytes] = []
         self.head = 0  # the newest event's number
+        # When the oldest event not yet taken by a sweep was logged (delivery latency).
+        self._waiting_since: float | None = None
         self._wake = asyncio.Event()
         # Storm mode's allowance of chat lines: a token bucket refilled at the storm rate
         # that holds a second of it, so lines that arrive together after the node was busy
@@ -204,6 +207,8 @@ class Room:
         self.head += 1
         self._seqs.append(self.head)
         self._bodies.append(body)
+        if self._waiting_since is None:
+            self._waiting_since = time.monotonic()
         self._wake.set()
 
     def pending(self) -> int:
@@ -247,11 +252,16 @@ class Room:
         costs one write when it catches up instead of one queued write per sweep.
         """
         floor = self.head  # every socket not deferred has been sent up to here at the end
+        # One observation per sweep, of its oldest event: what the slowest line waited,
+        # at no per-event cost. Events logged during this sweep count towards the next.
+        waiting_since, self._waiting_since = self._waiting_since, None
         targets = list(self.outboxes)
         for i in range(0, len(targets), WRITE_SLICE):
             if i:
                 await asyncio.sleep(0)
             floor = min(floor, self._write(targets[i : i + WRITE_SLICE]))
+        if waiting_since is not None:
+            self._metrics.delivery.observe(time.monotonic() - waiting_since)
         # Every socket of the room (joined since, too) is now past `floor`.
         cut = bisect.bisect_right(self._seqs, floor)
         del self._seqs[:cut], self._bodies[:cut]

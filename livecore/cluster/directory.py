@@ -27,6 +27,9 @@ class Directory(Protocol):
     async def owner(self, stream: int | str) -> NodeInfo | None:
         """The node holding a live stream, by stream id (int) or slug (str); None: not live."""
 
+    async def find_node(self, node_id: str) -> NodeInfo | None:
+        """A node alive, by id; None: no such node (or it died: its entry expired)."""
+
     async def nodes(self) -> list[NodeStreams]:
         """Every node alive and the streams each holds."""
 
@@ -73,6 +76,9 @@ class LocalDirectory:
 
     async def owner(self, stream: int | str) -> NodeInfo | None:
         return self.node if self._held.holds(stream) else None
+
+    async def find_node(self, node_id: str) -> NodeInfo | None:
+        return self.node if node_id == self.node.id else None
 
     async def nodes(self) -> list[NodeStreams]:
         return [NodeStreams(self.node, self._held.streams())]

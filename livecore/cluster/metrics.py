@@ -20,3 +20,13 @@ class ClusterMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.signaling_forwards = Counter(
+            "livecore_edge_signaling_requests_total",
+            "WHEP offers and WHIP/WHEP session requests for streams and sessions of other nodes, "
+            "by outcome: forwarded (the owner answered, whatever its status), gone (no such node "
+            "in the directory: 404), unreachable (the owner did not answer: 502), unavailable "
+            "(the directory could not be read: 503), forged (a forward with a bad signature "
+            "refused: 403)",
+            ["outcome"],
+            registry=registry,
+        )

@@ -85,6 +85,16 @@ class RedisDirectory:
         entry = json.loads(raw)
         return NodeInfo(str(entry["node"]), str(entry["url"]))
 
+    async def find_node(self, node_id: str) -> NodeInfo | None:
+        try:
+            raw = await self._client.get(_node_key(node_id))
+        except RedisError as exc:
+            raise DirectoryUnavailable(str(exc)) from exc
+        if raw is None:
+            return None
+        entry = json.loads(raw)
+        return NodeInfo(str(entry["node"]), str(entry["url"]))
+
     async def nodes(self) -> list[NodeStreams]:
         try:
             keys = [k async for k in self._client.scan_iter(match=f"{PREFIX}node:*", count=500)]

@@ -1,5 +1,5 @@
 """Wires livecore.cluster into the application: this node's identity, the stream directory,
-the hub registry's openings and endings that fill it, and the HLS edge."""
+the hub registry's openings and endings that fill it, the HLS edge and the signaling edge."""
 
 from __future__ import annotations
 
@@ -8,32 +8,38 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from livecore.appkeys import CONFIG, HUBS, METRICS
+from livecore.appkeys import CONFIG, HUBS, METRICS, SECRET_KEY
 from livecore.cluster import routes
 from livecore.cluster.directory import Directory, LocalDirectory
 from livecore.cluster.edge_routes import Edge
 from livecore.cluster.metrics import ClusterMetrics
 from livecore.cluster.node import this_node
 from livecore.cluster.redis_directory import RedisDirectory
+from livecore.cluster.signaling_edge_routes import SignalingEdge
 from livecore.hls import routes as hls_routes
 from livecore.sfu.hub import StreamHub
 
 
-def setup(app: web.Application) -> None:
+def setup(app: web.Application) -> SignalingEdge | None:
     """The directory, its admin route, and (with Redis: other nodes) the HLS edge. Call after
     the live-media context and the HLS routes are registered: the directory follows that
     context's hub registry, and the edge answers the HLS routes' requests for streams held
-    elsewhere."""
+    elsewhere. Returns the signaling edge (with Redis) for the signaling routes, which this
+    package may not import."""
     routes.setup(app)
-    edge = None
+    edge = signaling = None
     if app[CONFIG].redis_url:
         config = app[CONFIG]
         edge = Edge(config.node.edge_cache_bytes, config.hls.blocking_reload_timeout_s + 10)
         hls_routes.serve_elsewhere(app, edge.answer)
-    app.cleanup_ctx.append(_context(edge))
+        signaling = SignalingEdge(this_node(config))
+    app.cleanup_ctx.append(_context(edge, signaling))
+    return signaling
 
 
-def _context(edge: Edge | None) -> Callable[[web.Application], AsyncIterator[None]]:
+def _context(
+    edge: Edge | None, signaling: SignalingEdge | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
         node = this_node(config)
@@ -53,7 +59,11 @@ def _context(edge: Edge | None) -> Callable[[web.Application], AsyncIterator[Non
         app[HUBS].on_open(follower.opened)
         if edge is not None:
             edge.start(directory, metrics)
+        if signaling is not None:
+            signaling.start(directory, metrics, app[SECRET_KEY])
         yield
+        if signaling is not None:
+            await signaling.close()
         if edge is not None:
             await edge.close()
         await follower.close()

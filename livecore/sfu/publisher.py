@@ -74,6 +74,21 @@ def rtc_configuration(settings: SfuConfig) -> RTCConfiguration:
     return RTCConfiguration(iceServers=servers)
 
 
+async def add_trickled(pc: RTCPeerConnection, session_id: str, sdpfrag: str) -> None:
+    """Add a peer's trickled candidates (RFC 8840 sdpfrag) to its connection. Raises
+    IceRestartUnsupported for new ICE credentials, ValueError for a malformed candidate."""
+    remote = pc.remoteDescription
+    for line in sdpfrag.splitlines():
+        line = line.strip()
+        ufrag = line.removeprefix("a=ice-ufrag:")
+        if ufrag != line and remote is not None and ufrag not in remote.sdp:
+            raise IceRestartUnsupported(session_id)
+        if line.startswith("a=candidate:"):
+            candidate = candidate_from_sdp(line[len("a=") :])
+            candidate.sdpMLineIndex = 0
+            await pc.addIceCandidate(candidate)
+
+
 def _preferred_codecs(kind: str, *, vp8: bool) -> list[RTCRtpCodecCapability]:
     """H.264 first for video, whatever order the offer lists (Chromium lists VP8 first);
     VP8 only as a fallback, and only when it can be transcoded."""
@@ -295,16 +310,7 @@ class Publishers:
         publisher = self._by_id.get(session_id)
         if publisher is None:
             raise UnknownSession(session_id)
-        remote = publisher.pc.remoteDescription
-        for line in sdpfrag.splitlines():
-            line = line.strip()
-            ufrag = line.removeprefix("a=ice-ufrag:")
-            if ufrag != line and remote is not None and ufrag not in remote.sdp:
-                raise IceRestartUnsupported(session_id)
-            if line.startswith("a=candidate:"):
-                candidate = candidate_from_sdp(line[len("a=") :])
-                candidate.sdpMLineIndex = 0
-                await publisher.pc.addIceCandidate(candidate)
+        await add_trickled(publisher.pc, session_id, sdpfrag)
 
     async def stop(self, session_id: str) -> bool:
         """End a publishing session and its broadcast; False if it is not running."""

@@ -30,7 +30,7 @@ from livecore.sfu.hub import StreamHub, Subscription
 from livecore.sfu.media import MediaUnit
 from livecore.sfu.offer import inspect_offer
 from livecore.sfu.passthrough import answer_dtls_passive, forward_keyframe_requests
-from livecore.sfu.publisher import rtc_configuration
+from livecore.sfu.publisher import UnknownSession, add_trickled, rtc_configuration
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +160,14 @@ class Viewers:
     def session_stream(self, session_id: str) -> str | None:
         viewer = self._by_id.get(session_id)
         return viewer.hub.slug if viewer is not None else None
+
+    async def add_candidates(self, session_id: str, sdpfrag: str) -> None:
+        """Trickle ICE (RFC 8840 sdpfrag): add the viewer's candidates to its session. Raises
+        UnknownSession, IceRestartUnsupported, or ValueError for a malformed candidate."""
+        viewer = self._by_id.get(session_id)
+        if viewer is None:
+            raise UnknownSession(session_id)
+        await add_trickled(viewer.pc, session_id, sdpfrag)
 
     async def stop(self, session_id: str) -> bool:
         viewer = self._by_id.pop(session_id, None)

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from livecore.config import TipsConfig
 from livecore.store.tips import Tip, Tips
 from livecore.tips.breaker import CircuitBreaker
+from livecore.tips.metrics import FailureReason
 from livecore.tips.outcomes import (
     TipBusy,
     TipDeclined,
@@ -39,12 +40,14 @@ class Charger:
     def __init__(
         self, tips: Tips, provider: PaymentProvider, settings: TipsConfig,
         breaker: CircuitBreaker | None, settle: Settle,
+        failed: Callable[[FailureReason], None] | None = None,
     ) -> None:  # fmt: skip
         self._tips = tips
         self._provider = provider
         self._settings = settings
         self._breaker = breaker
         self.settle = settle
+        self._failed = failed or _not_counted
 
     @property
     def test_mode(self) -> bool:
@@ -76,6 +79,7 @@ class Charger:
                 payment = await self._reconcile(tip, destination, card)
             elif not exc.outage:
                 # Rate limited: refused before anything was done, and no outage either.
+                self._failed("busy")
                 failed = await self._tips.fail(tip.id, exc.reason) or tip
                 raise TipBusy(failed) from None
             else:
@@ -95,14 +99,17 @@ class Charger:
             raise await self._rejected(tip, exc) from None
         except ProviderUnavailable as exc:
             logger.warning("tip %d: outcome unknown (%s)", tip.id, exc.reason)
+            self._failed("unknown")
             raise TipUnconfirmed(tip) from None
 
     async def _declined(self, tip: Tip, exc: PaymentDeclined) -> TipDeclined:
+        self._failed("declined")
         failed = await self._tips.fail(tip.id, exc.reason) or tip
         return TipDeclined(failed, exc.reason, exc.code)
 
     async def _rejected(self, tip: Tip, exc: ProcessorRefused) -> TipRejected:
         # Refused before anything was done: the same request would be refused again.
+        self._failed("refused")
         failed = await self._tips.fail(tip.id, exc.reason) or tip
         return TipRejected(failed, exc.reason, exc.kind, exc.param)
 
@@ -153,6 +160,7 @@ class Charger:
         return payment
 
     async def _fallback(self, tip: Tip, reason: str) -> TipResult:
+        self._failed("outage")
         if self._settings.fallback == "none":
             raise TipsUnavailable(reason)
         moved = await self._tips.to_lane(tip.id, "manual")
@@ -164,3 +172,7 @@ class Charger:
             return TipResult(current, None, self.test_mode, created=False)
         logger.warning("tip %d sent to the fallback lane: %s", tip.id, reason)
         return TipResult(moved, None, self.test_mode, "fallback")
+
+
+def _not_counted(reason: FailureReason) -> None:
+    """No metrics (tests that build a Charger alone)."""

@@ -38,6 +38,7 @@ from livecore.store.users import User, Users
 from livecore.tips.batching import Backlog, Batcher
 from livecore.tips.breaker import CircuitBreaker
 from livecore.tips.charging import Charger
+from livecore.tips.metrics import FailureReason
 from livecore.tips.outcomes import (
     IdempotencyMismatch,
     Lane,
@@ -81,6 +82,7 @@ class TipService:
         breaker: CircuitBreaker | None = None,
         screen: MessageScreen | None = None,
         blocked: Blocked | None = None,
+        on_failure: Callable[[FailureReason], None] | None = None,
     ) -> None:
         self._tips = tips
         self._users = users
@@ -97,7 +99,7 @@ class TipService:
         self._names: Batcher[int, User | None] = Batcher(users.get_many)
         # A settled tip's room event is sent after its caller (a webhook) is answered.
         self._announcements: Backlog[Tip] = Backlog(self._announce)
-        self._charger = Charger(tips, provider, settings, breaker, self.settle)
+        self._charger = Charger(tips, provider, settings, breaker, self.settle, on_failure)
 
     @property
     def test_mode(self) -> bool:

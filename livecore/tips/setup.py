@@ -21,6 +21,7 @@ from livecore.appkeys import (
     CHAT_SCREEN,
     CONFIG,
     DB,
+    METRICS,
     PAYOUTS,
     SUBSCRIBER_ACCESS,
     SUBSCRIPTIONS,
@@ -46,6 +47,7 @@ from livecore.tips import (
 )
 from livecore.tips.breaker import CircuitBreaker
 from livecore.tips.fees import FeeRecorder
+from livecore.tips.metrics import TipsMetrics
 from livecore.tips.payouts import PayoutService
 from livecore.tips.providers import PaymentProvider, TestProvider
 from livecore.tips.reversals import Reversals
@@ -90,6 +92,7 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
     gateway = StripeGateway(config.stripe) if config.stripe.secret_key else None
     provider: PaymentProvider = StripeProvider(gateway) if gateway else TestProvider()
     breaker = CircuitBreaker(config.stripe.breaker_failures, config.stripe.breaker_reset_s)
+    metrics = TipsMetrics(app[METRICS].registry, breaker)
     chat_store = ChatStore(db)
 
     async def blocked(stream_id: int, user_id: int) -> bool:
@@ -99,7 +102,7 @@ async def _money(app: web.Application) -> AsyncIterator[None]:
     tips = app[TIPS] = TipService(
         Tips(db), app[USERS], ledger, app[BUS], config.tips, provider,
         creator_settings=creators, customers=StripeCustomers(db), breaker=breaker,
-        blocked=blocked, screen=app[CHAT_SCREEN],
+        blocked=blocked, screen=app[CHAT_SCREEN], on_failure=metrics.failed,
     )  # fmt: skip
     subscriptions = app[SUBSCRIPTIONS] = SubscriptionService(
         db, Subscriptions(db), ledger, creators, config.tips, gateway,

@@ -44,6 +44,6 @@ async def post_stripe_webhook(request: web.Request) -> web.Response:
         # Signed by Stripe, yet unreadable here: nothing changed and the event stays
         # unprocessed, so Stripe's retries (or a resend from its dashboard, after a fix)
         # can still apply it. Logged as an error: someone should look.
-        logger.error("Stripe event %s (%s) refused: %s", event["id"], event["type"], exc)
+        logger.error("Stripe event %s (%s) refused: %s", event.id, event.type, exc)
         raise BadRequest(f"webhook refused: {exc}") from None
     return web.json_response({"received": True, "outcome": outcome})

@@ -1,31 +1,40 @@
-"""Stripe webhooks: verify the signature, apply each event once, act on the object's state.
+"""Stripe webhooks: apply each verified event once, acting on the object's state.
 
 Stripe delivers at least once and in any order. Each event id is recorded and marked done
 only after its effects are committed, so a redelivery after a failure runs it again while a
 duplicate of a finished event changes nothing. The handlers themselves are idempotent (every
 ledger posting has an external reference) and compare states rather than trusting order.
+Events arrive read by tips/stripe/events.py, one value per kind; a field it could not read
+is refused (`need`) where it is used, so the checks run in the order below.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Sequence
+from typing import Literal, Protocol, assert_never
 
 from livecore.store.stripe_events import StripeEvents
 from livecore.store.tips import Tip
 from livecore.tips.batching import Batcher
 from livecore.tips.reversals import Reversals
 from livecore.tips.service import TipService
-from livecore.tips.stripe import events as wire
-from livecore.tips.stripe.objects import (
-    ProcessorInvoice,
-    ProcessorSubscription,
-    dispute_fees,
-    parse_invoice,
-    parse_subscription,
-    stripe_id,
+from livecore.tips.stripe.events import (
+    APPLIED_TYPES,
+    Applied,
+    CardCharged,
+    ChargeRefunded,
+    DisputeChanged,
+    Event,
+    Ignored,
+    InvoiceFailed,
+    InvoicePaid,
+    PaymentFailed,
+    PaymentSucceeded,
+    SubscriptionChanged,
+    need,
 )
+from livecore.tips.stripe.objects import ProcessorInvoice, ProcessorSubscription
 
 logger = logging.getLogger(__name__)
 
@@ -63,55 +72,58 @@ class WebhookHandler:
         # Called after a payment is recorded: its processing fee is read and posted later
         # (livecore/tips/fees.py), so a webhook never waits for a second call to Stripe.
         self._on_paid = on_paid or (lambda: None)
-        self._handlers: Mapping[str, Callable[[dict[str, Any], int], Awaitable[bool]]] = {
-            "payment_intent.succeeded": self._payment_succeeded,
-            "charge.succeeded": self._charge_succeeded,
-            "payment_intent.payment_failed": self._payment_failed,
-            "payment_intent.canceled": self._payment_failed,
-            "charge.refunded": self._charge_refunded,
-            "charge.dispute.created": self._dispute,
-            "charge.dispute.updated": self._dispute,
-            "charge.dispute.closed": self._dispute,
-            "customer.subscription.created": self._subscription,
-            "customer.subscription.updated": self._subscription,
-            "customer.subscription.deleted": self._subscription,
-            "invoice.paid": self._invoice_paid,
-            "invoice.payment_failed": self._invoice_failed,
-        }
 
     @property
     def event_types(self) -> frozenset[str]:
         """The event types applied (any other is acknowledged and ignored): the events to
         enable on the Stripe webhook endpoint."""
-        return frozenset(self._handlers)
+        return APPLIED_TYPES
 
-    async def handle(self, event: dict[str, Any]) -> Outcome:
-        handler = self._handlers.get(event["type"])
-        if handler is None:
+    async def handle(self, event: Event) -> Outcome:
+        body = event.body
+        if isinstance(body, Ignored):
             return "ignored"  # acknowledged: Stripe stops sending it
-        wire.created(event)  # a malformed time is refused before anything is recorded
-        if event["type"] == "payment_intent.succeeded" and await self._paid_at_once(event):
+        created = need(event.created)  # a malformed time is refused before anything is recorded
+        if isinstance(body, PaymentSucceeded) and await self._paid_at_once(event, body):
             return "processed"
-        if not await self._begin.submit((event["id"], event["type"])):
+        if not await self._begin.submit((event.id, event.type)):
             return "duplicate"
-        created = wire.created(event)
-        applied = await handler(event["data"]["object"], created)
-        await self._done.submit(event["id"])
+        applied = await self._apply(body, created)
+        await self._done.submit(event.id)
         return "processed" if applied else "ignored"
 
-    async def _paid_at_once(self, event: dict[str, Any]) -> bool:
+    async def _apply(self, body: Applied, created: int) -> bool:
+        """Act on one event's object; False when it was not livecore's to act on."""
+        match body:
+            case PaymentSucceeded():
+                return await self._payment_succeeded(body)
+            case CardCharged():
+                return await self._charge_succeeded(body)
+            case PaymentFailed():
+                return await self._payment_failed(body)
+            case ChargeRefunded():
+                return await self._charge_refunded(body)
+            case DisputeChanged():
+                return await self._dispute(body)
+            case SubscriptionChanged():
+                return await self._subscription(body, created)
+            case InvoicePaid():
+                return await self._invoice_paid(body, created)
+            case InvoiceFailed():
+                return await self._invoice_failed(body, created)
+            case _:
+                assert_never(body)
+
+    async def _paid_at_once(self, event: Event, intent: PaymentSucceeded) -> bool:
         """The common case of a tip burst, in two round trips: read the tip, then record the
         event, settle and post in one statement. False when the event is not new (or not a
         plain tip payment): the general path then answers it."""
-        intent = event["data"]["object"]
-        tip_id = wire.tip_id(intent)
-        tip = await self._tips.get(tip_id) if tip_id is not None else None
+        tip = await self._tips.get(intent.tip_id) if intent.tip_id is not None else None
         if tip is None or not _matches(intent, tip) or tip.provider != "stripe":
             return False
         settled = await self._tips.settle_event(
-            tip, wire.required_id(intent, "id"), stripe_id(intent.get("latest_charge")),
-            event["id"], event["type"],
-        )  # fmt: skip
+            tip, need(intent.payment_ref), intent.charge_ref, event.id, event.type
+        )
         if settled.new_event:
             self._on_paid()
         return settled.new_event
@@ -120,79 +132,69 @@ class WebhookHandler:
         await self._events.done_many(event_ids)
         return [None] * len(event_ids)
 
-    async def _payment_succeeded(self, intent: dict[str, Any], created: int) -> bool:
-        tip_id = wire.tip_id(intent)
-        if tip_id is None:
+    async def _payment_succeeded(self, intent: PaymentSucceeded) -> bool:
+        if intent.tip_id is None:
             return False  # not a tip (e.g. an invoice's payment)
-        tip = await self._tips.get(tip_id)
+        tip = await self._tips.get(intent.tip_id)
         if tip is None or not _matches(intent, tip):
-            logger.error("payment %s does not match tip %s: ignored", intent.get("id"), tip_id)
+            logger.error(
+                "payment %s does not match tip %s: ignored", intent.payment_ref, intent.tip_id
+            )
             return False
         tip = await self._tips.paid_by_processor(tip)
         if tip is None:
             return False
-        charge_ref = stripe_id(intent.get("latest_charge"))
-        await self._tips.settle(tip_id, wire.required_id(intent, "id"), charge_ref, tip)
+        await self._tips.settle(intent.tip_id, need(intent.payment_ref), intent.charge_ref, tip)
         self._on_paid()
         return True
 
-    async def _charge_succeeded(self, charge: dict[str, Any], created: int) -> bool:
+    async def _charge_succeeded(self, charge: CardCharged) -> bool:
         # Which card paid: per-card limits count tips paid in the browser too.
-        card = wire.fields(wire.fields(charge.get("payment_method_details")).get("card"))
-        fingerprint = stripe_id(card.get("fingerprint"))  # the same printable, bounded shape
-        payment_ref = stripe_id(charge.get("payment_intent"))
-        if fingerprint is None or payment_ref is None:
+        if charge.fingerprint is None or charge.payment_ref is None:
             return False
-        await self._tips.record_card(payment_ref, fingerprint)
+        await self._tips.record_card(charge.payment_ref, charge.fingerprint)
         return True
 
-    async def _payment_failed(self, intent: dict[str, Any], created: int) -> bool:
-        tip_id = wire.tip_id(intent)
-        if tip_id is None:
+    async def _payment_failed(self, intent: PaymentFailed) -> bool:
+        if intent.tip_id is None:
             return False
-        error = wire.fields(intent.get("last_payment_error"))
-        reason = wire.free_text(error.get("message") or intent.get("cancellation_reason"), "failed")
         # Only a pending tip fails: a late failure never undoes a success.
-        return await self._tips.fail(tip_id, reason) is not None
+        return await self._tips.fail(intent.tip_id, intent.reason) is not None
 
-    async def _charge_refunded(self, charge: dict[str, Any], created: int) -> bool:
+    async def _charge_refunded(self, charge: ChargeRefunded) -> bool:
         refunded = await self._reversals.refund(
-            wire.required_id(charge, "id"), stripe_id(charge.get("payment_intent")),
-            wire.amount(charge, "amount_refunded", default=0),
-        )  # fmt: skip
+            need(charge.charge_ref), charge.payment_ref, need(charge.refunded_total_minor)
+        )
         return refunded > 0
 
-    async def _dispute(self, dispute: dict[str, Any], created: int) -> bool:
-        charge_ref = stripe_id(dispute.get("charge"))
-        if charge_ref is None:
+    async def _dispute(self, dispute: DisputeChanged) -> bool:
+        if dispute.charge_ref is None:
             return False
         await self._reversals.dispute(
-            wire.required_id(dispute, "id"), charge_ref,
-            stripe_id(dispute.get("payment_intent")), wire.amount(dispute, "amount"),
-            wire.currency(dispute, "currency"), wire.free_text(dispute.get("status"), ""),
-            dispute_fees(dispute.get("balance_transactions")),
+            need(dispute.dispute_ref), dispute.charge_ref, dispute.payment_ref,
+            need(dispute.amount_minor), need(dispute.currency), dispute.status, dispute.fees,
         )  # fmt: skip
         return True
 
-    async def _subscription(self, obj: dict[str, Any], created: int) -> bool:
+    async def _subscription(self, changed: SubscriptionChanged, created: int) -> bool:
         if self._subscriptions is None:
             return False
-        await self._subscriptions.apply_subscription(parse_subscription(obj), created)
+        await self._subscriptions.apply_subscription(changed.subscription, created)
         return True
 
-    async def _invoice_paid(self, invoice: dict[str, Any], created: int) -> bool:
+    async def _invoice_paid(self, paid: InvoicePaid, created: int) -> bool:
         if self._subscriptions is None:
             return False
-        await self._subscriptions.apply_invoice_paid(parse_invoice(invoice), created)
+        await self._subscriptions.apply_invoice_paid(paid.invoice, created)
         self._on_paid()
         return True
 
-    async def _invoice_failed(self, invoice: dict[str, Any], created: int) -> bool:
+    async def _invoice_failed(self, failed: InvoiceFailed, created: int) -> bool:
         if self._subscriptions is None:
             return False
-        await self._subscriptions.apply_invoice_failed(parse_invoice(invoice), created)
+        await self._subscriptions.apply_invoice_failed(failed.invoice, created)
         return True
 
 
-def _matches(intent: dict[str, Any], tip: Tip) -> bool:
-    return (intent.get("amount"), intent.get("currency")) == (tip.amount_minor, tip.currency)
+def _matches(intent: PaymentSucceeded, tip: Tip) -> bool:
+    return (intent.amount_minor, intent.currency) == (tip.amount_minor, tip.currency)

@@ -15,6 +15,7 @@ from livecore.appkeys import BUS, CONFIG, DB, METRICS, SECRET_KEY
 from livecore.events.bus import LocalBus
 from livecore.events.metrics import BusMetrics
 from livecore.events.redis_bus import RedisBus
+from livecore.ops.dependencies import DatabaseProbe
 from livecore.secretkey import stored_secret
 from livecore.store import Database, apply_migrations
 from livecore.store.chat import ChatStore
@@ -43,7 +44,8 @@ def _context(dsn: str) -> CleanupContext:
         db = app[DB] = await Database.connect(dsn, max_size=config.database_pool_size)
         app[METRICS].watch_pool(lambda: _pool_stats(db))
         await _open_event_bus(app, db)
-        yield
+        async with DatabaseProbe(app[METRICS].registry, db.ping).running():
+            yield
         try:
             await app[BUS].close()
         finally:

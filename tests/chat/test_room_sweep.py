@@ -7,6 +7,7 @@ write slice, and events arriving between two slices, can be set up exactly.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -136,3 +137,21 @@ async def test_lines_held_up_for_a_moment_all_go_out_but_not_more_than_a_second_
     await room.sweep()
     assert ids(viewer)[:100] == list(range(1, 101))
     assert len(ids(viewer)) < 110 and metrics.thinned._value.get() > 0
+
+
+async def test_each_sweep_measures_how_long_its_oldest_event_waited() -> None:
+    room, _, metrics = room_of(2)
+    logged = time.monotonic()
+    room.on_event(event(1))
+    after_log = time.monotonic()
+    room.on_event(event(2))
+    await asyncio.sleep(0.05)  # the event waits in the log (no sweep yet)
+    before_sweep = time.monotonic()
+    await room.sweep()
+    swept = time.monotonic()
+    await room.sweep()  # nothing new: nothing measured
+    (family,) = metrics.delivery.collect()
+    count = next(s.value for s in family.samples if s.name.endswith("_count"))
+    waited = next(s.value for s in family.samples if s.name.endswith("_sum"))
+    assert count == 1  # one observation per sweep that wrote something: event 1's wait
+    assert before_sweep - after_log <= waited <= swept - logged

@@ -39,6 +39,8 @@ async def test_a_stream_live_on_one_node_is_found_from_another_until_it_ends(
     async with publishing(a, "cooking", key):
         await owner_becomes(b, "cooking", node_a)
         assert await b.app[DIRECTORY].owner(stream_id) == node_a
+        assert await b.app[DIRECTORY].find_node("node-a") == node_a
+        assert await b.app[DIRECTORY].find_node("node-c") is None
         # Operators see every node alive and what each holds, from any node.
         resp = await b.get("/api/v1/admin/nodes", headers=await admin_headers(b, dsn))
         assert resp.status == 200, await resp.text()
@@ -75,6 +77,8 @@ async def test_without_redis_the_directory_is_this_node(node: Node, dsn: str) ->
     here = NodeInfo(f"{socket.gethostname()}:{client.server.port}",
                     f"http://127.0.0.1:{client.server.port}")  # fmt: skip
     assert client.app[DIRECTORY].node == here
+    assert await client.app[DIRECTORY].find_node(here.id) == here
+    assert await client.app[DIRECTORY].find_node("node-b") is None
     stream_id, key = await creator_stream(client, "cooking")
     async with publishing(client, "cooking", key):
         await owner_becomes(client, "cooking", here)

@@ -15,6 +15,7 @@ from tests.support.media import clip
 from tests.support.rtc import Publication, loopback_pc, publish
 
 SDP = {"Content-Type": "application/sdp"}
+FRAG = {"Content-Type": "application/trickle-ice-sdpfrag"}
 
 
 async def _live(client: Client, slug: str, visibility: str = "public") -> Publication:
@@ -116,6 +117,35 @@ async def test_publish_only_offer_is_refused(client: Client) -> None:
         await pc.setLocalDescription(await pc.createOffer())
         resp = await client.post("/whep/one-way", data=pc.localDescription.sdp, headers=SDP)
         assert resp.status == 422
+    finally:
+        await pc.close()
+        await pub.close()
+
+
+async def test_trickle_ice_patch_on_a_viewer_session(client: Client) -> None:
+    pub = await _live(client, "trickled")
+    pc = loopback_pc()
+    try:
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = pc.localDescription.sdp
+        resp = await client.post("/whep/trickled", data=offer, headers=SDP)
+        assert resp.status == 201, await resp.text()
+        location, etag = resp.headers["Location"], resp.headers["ETag"]
+        assert resp.headers["Accept-Patch"] == FRAG["Content-Type"]
+        ufrag = next(line for line in offer.splitlines() if line.startswith("a=ice-ufrag:"))
+        candidate = "a=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host"
+        body = f"{ufrag}\r\na=mid:0\r\n{candidate}\r\n"
+        resp = await client.patch(location, data=body, headers=FRAG | {"If-Match": etag})
+        assert resp.status == 204
+        restart = "a=ice-ufrag:brandnew\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+        assert (await client.patch(location, data=restart, headers=FRAG)).status == 422
+        stale = FRAG | {"If-Match": '"stale"'}
+        assert (await client.patch(location, data=body, headers=stale)).status == 412
+        assert (await client.patch(location, data=body, headers=SDP)).status == 415
+        resp = await client.patch("/whep/trickled/nosuchsession", data=body, headers=FRAG)
+        assert resp.status == 404
+        assert (await resp.json())["error"]["message"] == "no such WHEP session"
     finally:
         await pc.close()
         await pub.close()

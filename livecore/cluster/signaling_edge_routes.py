@@ -1,0 +1,154 @@
+"""WHEP and WHIP/WHEP sessions across nodes: signaling is forwarded to the node that holds the
+stream or session, and media flows between the client and that node directly.
+
+A node that does not hold a stream sends a WHEP offer for it to the owner's internal URL and
+passes the owner's answer back as it is (SDP with the owner's ICE candidates, Location, ETag,
+Link headers, errors). Every session URL ends in `.<mark>`, the base64url of the id of the node
+that made it (signaling.routes), so a `PATCH` or `DELETE` landing on any node goes to that
+node with one directory read (the node's entry, for its internal URL) and no session table.
+
+Not an open relay: a mark is only ever turned into the internal URL of a node alive in the
+directory, never into an address from the request. Each forward is signed with the
+deployment's secret key (every node shares it); the receiving node answers a signed forward
+itself, never forwarding it again (a stale directory cannot make a loop), and refuses one with
+a bad signature. Authentication is not weakened: the edge admits a WHEP offer first, and the
+client's Authorization goes with the forward so the owner decides again.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from livecore.cluster.directory import Directory, DirectoryUnavailable
+from livecore.cluster.metrics import ClusterMetrics
+from livecore.cluster.node import NodeInfo
+from livecore.errors import BadGateway, Forbidden, NotFound, Unavailable
+
+logger = logging.getLogger(__name__)
+
+FORWARDED_BY = "X-Livecore-Forwarded-By"
+# What goes to the owner with the body, and what of its answer comes back (CORS is added by
+# this node's own signaling routes).
+_SENT = ("Content-Type", "Authorization", "If-Match", "X-Request-Id")
+_KEPT = (
+    "Content-Type", "Location", "ETag", "Link", "Accept-Patch", "Accept-Post",
+    "Retry-After", "WWW-Authenticate",
+)  # fmt: skip
+# The owner makes its SDP answer (ICE gathering on its own addresses) in well under this.
+_TIMEOUT_S = 15.0
+
+
+def node_mark(node_id: str) -> str:
+    """A node's id as it ends a session URL: URL-safe, no '.', any id."""
+    return base64.urlsafe_b64encode(node_id.encode()).decode().rstrip("=")
+
+
+def _node_id(mark: str) -> str | None:
+    try:
+        return base64.urlsafe_b64decode(mark + "=" * (-len(mark) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+class SignalingEdge:
+    """This node's `signaling.routes.Elsewhere`."""
+
+    def __init__(self, node: NodeInfo) -> None:
+        self._node = node
+        self._mark = node_mark(node.id)
+        self._directory: Directory | None = None
+        self._metrics: ClusterMetrics | None = None
+        self._secret = b""
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def mark(self) -> str:
+        return self._mark
+
+    def start(self, directory: Directory, metrics: ClusterMetrics, secret: bytes) -> None:
+        self._directory, self._metrics, self._secret = directory, metrics, secret
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_TIMEOUT_S))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def forwarded(self, request: web.Request) -> bool:
+        header = request.headers.get(FORWARDED_BY)
+        if header is None:
+            return False
+        mark, _, signature = header.partition(".")
+        expected = self._signature(mark, request.method, request.path).encode()
+        # As bytes: compare_digest refuses str with non-ASCII characters, which a client may
+        # send.
+        given = signature.encode(errors="replace")
+        if not self._secret or not hmac.compare_digest(given, expected):
+            self._count("forged")
+            logger.warning("refused a forged forward of %s %s", request.method, request.path)
+            raise Forbidden("this forward between nodes is not signed by this deployment")
+        return True
+
+    async def stream_owner(self, slug: str) -> str | None:
+        try:
+            owner = await self._read().owner(slug)
+        except DirectoryUnavailable:
+            raise self._unavailable() from None
+        if owner is None or owner.id == self._node.id:
+            return None
+        return node_mark(owner.id)
+
+    async def forward(self, request: web.Request, mark: str, body: bytes) -> web.Response:
+        node_id = _node_id(mark)
+        try:
+            node = await self._read().find_node(node_id) if node_id else None
+        except DirectoryUnavailable:
+            raise self._unavailable() from None
+        if node is None or node.id == self._node.id:
+            # A node that left the directory took its streams and sessions with it (and a
+            # mark naming no node at all is answered the same: nothing is relayed for it).
+            self._count("gone")
+            raise NotFound("no such session or live stream: the node that held it is gone")
+        assert self._session is not None
+        headers = {k: v for k in _SENT if (v := request.headers.get(k)) is not None}
+        signature = self._signature(self._mark, request.method, request.path)
+        headers[FORWARDED_BY] = f"{self._mark}.{signature}"
+        url = URL(node.internal_url + request.raw_path, encoded=True)
+        try:
+            async with self._session.request(
+                request.method, url, data=body, headers=headers, allow_redirects=False
+            ) as resp:
+                answer = await resp.read()
+                kept = CIMultiDict((k, v) for k in _KEPT for v in resp.headers.getall(k, []))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self._count("unreachable")
+            logger.warning("%s %s: node %s did not answer: %s", request.method, request.path,
+                           node.id, exc)  # fmt: skip
+            raise BadGateway("the node holding this stream or session did not answer") from None
+        self._count("forwarded")
+        return web.Response(status=resp.status, body=answer, headers=kept)
+
+    def _read(self) -> Directory:
+        if self._directory is None:
+            raise Unavailable("this node is starting; try again")
+        return self._directory
+
+    def _unavailable(self) -> Unavailable:
+        self._count("unavailable")
+        return Unavailable("the stream directory cannot be reached; try again")
+
+    def _signature(self, mark: str, method: str, path: str) -> str:
+        message = f"{mark}\n{method}\n{path}".encode(errors="replace")
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def _count(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.signaling_forwards.labels(outcome).inc()
