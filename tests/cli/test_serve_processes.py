@@ -1,5 +1,6 @@
 """`livecore serve --processes 2` on the embedded defaults, as an operator starts it: two
-nodes behind one port serving WHIP, HLS and chat, and nothing left running after SIGTERM."""
+nodes behind one port serving WHIP, HLS, WHEP and chat (each reaching the other's stream and
+sessions), and nothing left running after SIGTERM."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ from typing import Any
 import aiohttp
 import psutil
 import pytest
+from aiortc import RTCRtpReceiver, RTCSessionDescription
 
+from livecore.sfu.media import h264_is_keyframe
+from livecore.sfu.passthrough import EncodedFrame, install_passthrough
 from tests.support import media
-from tests.support.rtc import publish
+from tests.support.rtc import loopback_pc, publish
 from tests.support.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,6 +159,36 @@ async def _edge_upstream(http: aiohttp.ClientSession, node: Json) -> float:
                if line.startswith('livecore_edge_requests_total{outcome="upstream"}'))  # fmt: skip
 
 
+async def _state(http: aiohttp.ClientSession, base: str, slug: str) -> str:
+    async with http.get(f"{base}/api/v1/streams/{slug}") as resp:
+        state: str = (await _json(resp))["stream"]["state"]
+        return state
+
+
+async def _first_keyframe(http: aiohttp.ClientSession, url: str) -> bool:
+    """WHEP-play `url` until the first video frame: whether it is an H.264 keyframe."""
+    install_passthrough()  # received video stays encoded, as the server's own receivers get it
+    pc = loopback_pc()
+    video = pc.addTransceiver("video", direction="recvonly")
+    caps = RTCRtpReceiver.getCapabilities("video")
+    assert caps is not None
+    video.setCodecPreferences([c for c in caps.codecs if c.mimeType.lower() == "video/h264"])
+    try:
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = {"Content-Type": "application/sdp"}
+        async with http.post(url, data=pc.localDescription.sdp, headers=sdp) as resp:
+            assert resp.status == 201, await resp.text()
+            answer, location = await resp.text(), resp.headers["Location"]
+        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        async with asyncio.timeout(30):
+            frame = await video.receiver.track.recv()
+        async with http.delete(url.split("/whep/")[0] + location) as resp:
+            assert resp.status == 200
+        return isinstance(frame, EncodedFrame) and h264_is_keyframe(frame.data)
+    finally:
+        await pc.close()
+
+
 async def _get(url: str) -> bytes:
     # A new connection for each request: the kernel spreads connections, not requests.
     async with aiohttp.ClientSession() as fresh, fresh.get(url) as resp:
@@ -257,10 +291,17 @@ async def test_two_processes_serve_whip_hls_and_chat_and_leave_nothing_running(
                     await _until(lambda: "from one" in heard_two)
                     await ws_two.send_json({"type": "chat", "text": "from two", "nonce": "2"})
                     await _until(lambda: "from two" in heard_one)
+
+                # WHEP on the process that does not hold the stream plays from the owner.
+                assert await _first_keyframe(http, f"{other['internal_url']}/whep/duo")
+
+                # The publisher's DELETE on that process ends the broadcast held by the other.
+                async with http.delete(f"{other['internal_url']}{pub.location}") as resp:
+                    assert resp.status == 200, await resp.text()
+                async with asyncio.timeout(30):
+                    while await _state(http, base, "duo") != "offline":  # noqa: ASYNC110
+                        await asyncio.sleep(0.1)
             finally:
-                # The process holding the session ends it (its own address reaches it).
-                async with http.delete(f"{owner['internal_url']}{pub.location}") as resp:
-                    assert resp.status in (200, 204), await resp.text()
                 await pub.close()
 
             # A process killed outright is started again on the same sockets: a request to
