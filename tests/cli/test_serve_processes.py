@@ -110,10 +110,25 @@ def _left_running(ours: list[psutil.Process]) -> list[str]:
     return [f"{p.pid} {_describe(p)}" for p in ours if _is_alive(p)]
 
 
-def _kill_left(ours: list[psutil.Process]) -> None:
-    for process in ours:
-        if _is_alive(process):
-            process.kill()
+def _clean_up(proc: subprocess.Popen[bytes], data_dir: Path, ours: list[psutil.Process]) -> None:
+    """After a failure: stop serve as an operator would, then end what it left, by PID."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    left = [p for p in ours if _is_alive(p)]
+    for pid_file in (data_dir / "postgres" / "postmaster.pid", data_dir / "run" / "redis.pid"):
+        try:
+            process = psutil.Process(int(pid_file.read_text().split()[0]))
+        except (FileNotFoundError, ValueError, IndexError, psutil.Error):
+            continue
+        if _is_alive(process) and str(data_dir) in _describe(process):  # this test's own
+            left.append(process)
+    for process in left:
+        process.kill()
 
 
 async def _ready(http: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes]) -> None:
@@ -320,7 +335,4 @@ async def test_two_processes_serve_whip_hls_and_chat_and_leave_nothing_running(
         left = await asyncio.to_thread(_left_running, ours)
         assert not left, left
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            await asyncio.to_thread(proc.wait)
-        await asyncio.to_thread(_kill_left, ours)
+        await asyncio.to_thread(_clean_up, proc, data_dir, ours)
