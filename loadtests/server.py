@@ -38,6 +38,9 @@ def free_ports(count: int) -> int:
             for port in range(first, first + count):
                 sock = socket.socket()
                 socks.append(sock)
+                # As livecore binds them: a port in TIME_WAIT (a benchmark's own closed client
+                # connections leave thousands) is free for a listener.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind(("127.0.0.1", port))
             return first
         except OSError:

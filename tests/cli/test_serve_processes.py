@@ -328,6 +328,12 @@ async def test_two_processes_serve_whip_hls_and_chat_and_leave_nothing_running(
             assert await asyncio.to_thread(_process_1, proc.pid) not in (None, killed)
             log = await asyncio.to_thread((tmp_path / "serve.log").read_text)
             assert f"process 1 (pid {killed}, node {first['id']}) was killed by SIGKILL" in log
+            # The start-up log says which process is which node, on which ports.
+            assert f"livecore listening on http://127.0.0.1:{port} with 2 processes" in log
+            for i, n in enumerate(sorted(nodes, key=lambda n: str(n["id"])), 1):
+                assert (f"livecore.serve[p{i}]: process {i} of 2 listening on http://127.0.0.1:"
+                        f"{port} (shared) as node {n['id']}, own address {n['internal_url']}"
+                        ) in log  # fmt: skip
 
         ours = await asyncio.to_thread(_started_by, proc.pid, data_dir)
         proc.send_signal(signal.SIGTERM)
