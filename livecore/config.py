@@ -156,6 +156,12 @@ class ChatConfig:
     # Any client frames (chat, pings) per socket per second before it counts as flooding.
     inbound_per_s: float = _bounded(10.0, 0.1, 1000.0)
     presence_interval_s: float = _bounded(5.0, 0.2, 300.0)
+    # The join line (chat/admission.py): joins per second a node lets in after a first burst;
+    # faster arrivals wait their turn before the upgrade, and one that would wait longer than
+    # admit_max_wait_s is refused with 503 + Retry-After (jittered).
+    admit_per_s: float = _bounded(3000.0, 0.01, 1_000_000.0)
+    admit_burst: int = _bounded(1000, 1, 1_000_000)
+    admit_max_wait_s: float = _bounded(10.0, 0.0, 120.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +247,10 @@ class NodeConfig:
     # Recent parts, segments and blocking-reload playlists of streams held by other nodes,
     # kept in memory by this node to serve their viewers.
     edge_cache_bytes: int = _bounded(32 * 1024 * 1024, 1024 * 1024)
+    # How long this node keeps which node holds a stream before reading the directory again
+    # for it (0: only requests arriving together share a read). One read per viewer request
+    # would make Redis, not the owner, what an edge's crowd waits on.
+    edge_owner_cache_s: float = _bounded(1.0, 0.0, 60.0)
 
     def __post_init__(self) -> None:
         if self.heartbeat_s >= self.directory_ttl_s:

@@ -30,7 +30,10 @@ def setup(app: web.Application) -> SignalingEdge | None:
     edge = signaling = None
     if app[CONFIG].redis_url:
         config = app[CONFIG]
-        edge = Edge(config.node.edge_cache_bytes, config.hls.blocking_reload_timeout_s + 10)
+        edge = Edge(
+            config.node.edge_cache_bytes, config.hls.blocking_reload_timeout_s + 10,
+            config.node.edge_owner_cache_s,
+        )  # fmt: skip
         hls_routes.serve_elsewhere(app, edge.answer)
         signaling = SignalingEdge(this_node(config))
     app.cleanup_ctx.append(_context(edge, signaling))

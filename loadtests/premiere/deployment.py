@@ -85,6 +85,8 @@ class Deployment:
             "LIVECORE_TIPS__NEW_ACCOUNT_HOURS": "0",
             "LIVECORE_LOG_LEVEL": "warning",
         }
+        for key, value in self.scenario.deployment.settings:
+            self.env["LIVECORE_" + key.upper().replace(".", "__")] = value
         for n in range(self.scenario.deployment.nodes):
             port = free_port()
             log = self.tmp / f"node{n}.log"
