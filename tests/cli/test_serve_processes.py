@@ -215,18 +215,23 @@ async def _get(url: str) -> bytes:
 async def _chatter(
     http: aiohttp.ClientSession, url: str, token: str
 ) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse, list[str]]]:
-    """A chat socket and the lines it has received so far."""
+    """A chat socket, once joined (its hello read), and the lines it has received since."""
     ws = await http.ws_connect(url, headers={"Authorization": f"Bearer {token}"})
     lines: list[str] = []
+    joined = asyncio.Event()
 
     async def read() -> None:
         async for message in ws:
             for event in json.loads(message.data):
-                if event["type"] == "chat":
+                if event["type"] == "hello":
+                    joined.set()
+                elif event["type"] == "chat":
                     lines.append(event["text"])
 
     reader = asyncio.create_task(read())
     try:
+        async with asyncio.timeout(30):
+            await joined.wait()  # lines said before it are in its hello's history
         yield ws, lines
     finally:
         await ws.close()
