@@ -217,6 +217,39 @@ class RecordingsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageConfig:
+    # Where recordings are kept: "local" (this node's disk, under data_dir) or "s3" (an
+    # S3-compatible bucket every node reads, so any node serves any recording as VOD).
+    # Credentials come only from the environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+    # (and AWS_SESSION_TOKEN), or whatever else the standard AWS chain finds.
+    kind: Literal["local", "s3"] = "local"
+    endpoint_url: str = ""  # empty: AWS S3 itself for `region`
+    bucket: str = ""
+    region: str = "us-east-1"
+    key_prefix: str = ""  # prepended to every key ("livecore/": keys "livecore/recordings/...")
+    # Segments waiting to be uploaded, every broadcast of this node together; when full, a new
+    # segment is not uploaded (it stays on local disk, counted, and the bucket's playlist
+    # marks the gap with a discontinuity). Init segments and playlists always queue.
+    upload_queue_segments: int = _bounded(1000, 1, 1_000_000)
+    upload_concurrency: int = _bounded(4, 1, 64)
+    # A failed upload is tried again after a random delay up to retry_base_s * 2^attempt,
+    # at most retry_max_s (exponential backoff with full jitter), until it succeeds.
+    retry_base_s: float = _bounded(0.5, 0.01, 60.0)
+    retry_max_s: float = _bounded(30.0, 0.05, 3600.0)
+    request_timeout_s: float = _bounded(30.0, 0.5, 600.0)
+    # Delete a segment's local copy once it is in the bucket and no live playlist lists it.
+    prune_local: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind == "s3" and not self.bucket:
+            raise ConfigError('storage.bucket: required when storage.kind is "s3"')
+        if self.endpoint_url and (problem := _origin_problem(self.endpoint_url)) is not None:
+            raise ConfigError(f"storage.endpoint_url: {self.endpoint_url!r} {problem}")
+        if self.key_prefix.startswith("/"):
+            raise ConfigError("storage.key_prefix: must not start with /")
+
+
+@dataclass(frozen=True, slots=True)
 class SafetyConfig:
     # Reports one account may file within report_window_s (the rest: 429).
     report_limit: int = _bounded(10, 1, 10_000)
@@ -302,6 +335,7 @@ class Config:
     sfu: SfuConfig = field(default_factory=SfuConfig)
     hls: HlsConfig = field(default_factory=HlsConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
     tips: TipsConfig = field(default_factory=TipsConfig)
     stripe: StripeConfig = field(default_factory=StripeConfig)

@@ -35,7 +35,7 @@ def setup(app: web.Application) -> SignalingEdge | None:
             config.node.edge_owner_cache_s,
         )  # fmt: skip
         hls_routes.serve_elsewhere(app, edge.answer)
-        signaling = SignalingEdge(this_node(config))
+        signaling = SignalingEdge(this_node(config), config.node.edge_owner_cache_s)
     app.cleanup_ctx.append(_context(edge, signaling))
     return signaling
 
