@@ -214,6 +214,11 @@ class RecordingsConfig:
     # When this node's recordings take more than this, the oldest are deleted (0: no limit).
     max_total_bytes: int = _bounded(50 * 1024**3, 0)
     sweep_interval_s: float = _bounded(600.0, 1.0, 86400.0)
+    # At start, finish the recordings this node was writing when it last stopped (a crash, a
+    # kill) and end their broadcasts. `serve --processes` turns it off in every process but
+    # the first, which starts alone: the others share its disk and database, and would take
+    # a sibling's live recordings for interrupted ones.
+    recover_on_start: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@
 Before any child starts: the sockets are bound (one error, once, if a port is taken), the
 secret key is generated if there is none, and the private redis-server is started when no
 Redis is configured (cli.py has started the embedded PostgreSQL, serve.py applied the
-migrations). Then each child runs `livecore serve` on its sockets as node `<box>/<i>`.
+migrations). Then each child runs `livecore serve` on its sockets as node `<box>/<i>`: the
+first alone (it finishes the recordings the box was writing when it last stopped), the others
+once it is ready; none of them, nor the first started again, does that recovery.
 
 A child that exits while the server runs is reported and started again (after 1 s, doubling
 to 30 s while it keeps dying within a minute of starting); one that exits before it was ever
@@ -111,6 +113,7 @@ class _Supervisor:
         self._signal = signal.SIGTERM  # what the children get: the signal the parent got
         self._failed = False
         self._ready: set[int] = set()
+        self._first_ready = asyncio.Event()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -131,9 +134,15 @@ class _Supervisor:
     async def _keep(self, slot: _Slot) -> None:
         """Run one child, again and again, until the server stops."""
         backoff = _FIRST_BACKOFF_S
+        if slot.index > 1:
+            # The first process starts alone: it finishes what the box was recording when it
+            # last stopped, before any process takes publishers (recordings.recover_on_start).
+            await _first(self._first_ready, self._stop)
+        recover = slot.index == 1
         while not self._stop.is_set():
             started = time.monotonic()
-            line = await self._spawn(slot)
+            line = await self._spawn(slot, recover=recover)
+            recover = False  # a process started again: its siblings may be recording
             proc = slot.proc
             assert proc is not None
             try:
@@ -148,6 +157,7 @@ class _Supervisor:
                         self._stop.set()
                     return
                 self._became_ready(slot)
+                self._first_ready.set()
                 code = await proc.wait()
             finally:
                 line.close()
@@ -186,14 +196,15 @@ class _Supervisor:
             logger.info("livecore listening on %s with %d processes (pids %s)",
                         self._public, len(self._slots), pids)  # fmt: skip
 
-    async def _spawn(self, slot: _Slot) -> socket.socket:
+    async def _spawn(self, slot: _Slot, *, recover: bool) -> socket.socket:
         parent_end, child_end = socket.socketpair()
         supervised = Supervised(
             slot.index, len(self._slots), slot.listen.fileno(), slot.internal.fileno(),
             child_end.fileno(),
         )  # fmt: skip
         env = {**self._env, "LIVECORE_NODE__ID": slot.node.id,
-               "LIVECORE_NODE__INTERNAL_URL": slot.node.internal_url}  # fmt: skip
+               "LIVECORE_NODE__INTERNAL_URL": slot.node.internal_url,
+               "LIVECORE_RECORDINGS__RECOVER_ON_START": "true" if recover else "false"}  # fmt: skip
         try:
             # Its own session: a Ctrl-C in the terminal reaches only this parent, which
             # passes it on; the line tells the child when this parent is gone.
@@ -231,6 +242,16 @@ class _Supervisor:
                 logger.info("process %d (pid %d) %s", slot.index, slot.proc.pid,
                             _how(slot.proc.returncode or 0))  # fmt: skip
         return not late and all(p.returncode == 0 for p in running)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Wait until any of `events` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 async def _ready(line: socket.socket) -> bool:

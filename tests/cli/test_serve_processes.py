@@ -86,15 +86,16 @@ def _started_by(pid: int, data_dir: Path) -> list[psutil.Process]:
     return ours
 
 
-def _process_1(pid: int) -> int | None:
+def _process(pid: int, index: int) -> int | None:
+    """The PID of serve's process `index` (1, 2)."""
     for child in psutil.Process(pid).children():
-        if "--supervised 1," in _describe(child):
+        if f"--supervised {index}," in _describe(child):
             return child.pid
     return None
 
 
-def _kill_process_1(pid: int) -> int:
-    killed = _process_1(pid)
+def _kill_process(pid: int, index: int) -> int:
+    killed = _process(pid, index)
     assert killed is not None
     process = psutil.Process(killed)
     process.kill()
@@ -315,6 +316,20 @@ async def test_two_processes_serve_whip_hls_and_chat_and_leave_nothing_running(
                 # WHEP on the process that does not hold the stream plays from the owner.
                 assert await _first_keyframe(http, f"{other['internal_url']}/whep/duo")
 
+                # The process without the stream, killed outright, is started again on the same
+                # sockets: a request to its own address meanwhile waits in the queue the parent
+                # keeps, then is answered. Starting, it leaves the other's broadcast live.
+                index = int(other["id"].rsplit("/", 1)[1])
+                killed = await asyncio.to_thread(_kill_process, proc.pid, index)
+                async with http.get(f"{other['internal_url']}/readyz") as resp:
+                    assert resp.status == 200
+                assert await asyncio.to_thread(_process, proc.pid, index) not in (None, killed)
+                log = await asyncio.to_thread((tmp_path / "serve.log").read_text)
+                assert (f"process {index} (pid {killed}, node {other['id']}) was killed by "
+                        "SIGKILL") in log  # fmt: skip
+                assert await _state(http, base, "duo") == "live"
+                assert (await _owner(http, base, admin["token"], "duo"))["id"] == owner["id"]
+
                 # The publisher's DELETE on that process ends the broadcast held by the other.
                 async with http.delete(f"{other['internal_url']}{pub.location}") as resp:
                     assert resp.status == 200, await resp.text()
@@ -324,15 +339,7 @@ async def test_two_processes_serve_whip_hls_and_chat_and_leave_nothing_running(
             finally:
                 await pub.close()
 
-            # A process killed outright is started again on the same sockets: a request to
-            # its own address meanwhile waits in the queue the parent keeps, then is answered.
-            (first,) = [n for n in nodes if n["id"].endswith("/1")]
-            killed = await asyncio.to_thread(_kill_process_1, proc.pid)
-            async with http.get(f"{first['internal_url']}/readyz") as resp:
-                assert resp.status == 200
-            assert await asyncio.to_thread(_process_1, proc.pid) not in (None, killed)
             log = await asyncio.to_thread((tmp_path / "serve.log").read_text)
-            assert f"process 1 (pid {killed}, node {first['id']}) was killed by SIGKILL" in log
             # The start-up log says which process is which node, on which ports.
             assert f"livecore listening on http://127.0.0.1:{port} with 2 processes" in log
             for i, n in enumerate(sorted(nodes, key=lambda n: str(n["id"])), 1):
