@@ -218,6 +218,11 @@ class RecordingsConfig:
     # When this node's recordings take more than this, the oldest are deleted (0: no limit).
     max_total_bytes: int = _bounded(50 * 1024**3, 0)
     sweep_interval_s: float = _bounded(600.0, 1.0, 86400.0)
+    # At start, finish the recordings this node was writing when it last stopped (a crash, a
+    # kill) and end their broadcasts. `serve --processes` turns it off in every process but
+    # the first, which starts alone: the others share its disk and database, and would take
+    # a sibling's live recordings for interrupted ones.
+    recover_on_start: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +278,10 @@ class NodeConfig:
     id: str = ""
     # Where the other nodes reach this one (not the public URL); empty: http://<host>:<port>.
     internal_url: str = ""
+    # With several processes per box (`processes`), each also listens on a port of its own,
+    # its internal URL: the first on internal_port, the next on internal_port + 1, and so
+    # on; 0: free ports the OS picks.
+    internal_port: int = _bounded(0, 0, 65535)
     # A directory entry lives this long unless this node's heartbeat renews it: a node that
     # dies loses its streams' entries within directory_ttl_s.
     directory_ttl_s: float = _bounded(6.0, 1.0, 300.0)
@@ -296,6 +305,9 @@ class NodeConfig:
 class Config:
     host: str = "127.0.0.1"
     port: int = _bounded(8080, 0, 65535)
+    # Processes serving `port` together (SO_REUSEPORT), each its own node in the directory;
+    # more than 1 needs Redis, or starts a private redis-server (`livecore serve --processes`).
+    processes: int = _bounded(1, 1, 64)
     # Public base URL of this deployment (links in mail, Secure cookies when https).
     public_url: str = "http://127.0.0.1:8080"
     cdn_base_url: str = ""
@@ -350,6 +362,14 @@ class Config:
         for origin in self.trusted_origins:
             if (problem := _origin_problem(origin)) is not None:
                 raise ConfigError(f"trusted_origins: {origin!r} {problem}")
+        if self.processes > 1:
+            if self.node.internal_url:
+                raise ConfigError(
+                    "node.internal_url: each of several processes has its own; leave it empty "
+                    "and give node.internal_port (or none) with processes > 1"
+                )
+            if self.node.internal_port and self.node.internal_port + self.processes > 65536:
+                raise ConfigError("node.internal_port: too high for that many processes")
 
     @property
     def data_path(self) -> Path:

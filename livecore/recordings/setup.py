@@ -54,7 +54,9 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
         await bucket.start()
     try:
         # Before this node takes publishers: recordings it was writing when it last stopped.
-        if isinstance(storage, BucketStorage):
+        if not app[CONFIG].recordings.recover_on_start:
+            pass  # another process of this box did, before any took publishers
+        elif isinstance(storage, BucketStorage):
             try:
                 await finish_interrupted(app[DB], storage, recorded_here=storage.recover_local)
             except Exception:

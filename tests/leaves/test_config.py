@@ -109,3 +109,12 @@ def test_object_storage_is_chosen_by_storage_kind() -> None:
                 "LIVECORE_STORAGE__ENDPOINT_URL": "minio:9000",
             }
         )
+
+
+def test_several_processes_refuse_one_internal_url_for_all() -> None:
+    env = {"LIVECORE_PROCESSES": "2", "LIVECORE_NODE__INTERNAL_URL": "http://10.0.0.5:8080"}
+    with pytest.raises(ConfigError, match=r"^node.internal_url: each of several processes"):
+        load_config(environ=env)
+    assert load_config(environ={"LIVECORE_PROCESSES": "2"}).processes == 2
+    with pytest.raises(ConfigError, match=r"^processes: "):
+        load_config(environ={"LIVECORE_PROCESSES": "0"})
