@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from livecore.nodestate import NodeState
     from livecore.ops.metrics import Metrics
     from livecore.recordings.storage import RecordingStorage
+    from livecore.recordings.uploader import BucketUploader
     from livecore.safety.screening import ScreeningQueue
     from livecore.safety.service import ReportService
     from livecore.sfu.hub import HubRegistry
@@ -59,8 +60,11 @@ NODE_STATE: Final[web.AppKey[NodeState]] = web.AppKey("node_state")
 DRAIN: Final[web.AppKey[Drainer]] = web.AppKey("drain")
 PUBLISHERS: Final[web.AppKey[Publishers]] = web.AppKey("publishers")
 VIEWERS: Final[web.AppKey[Viewers]] = web.AppKey("viewers")
-# Where this node's recordings are kept (recordings/: the local disk).
+# Where recordings are kept (recordings/: this node's disk, or a bucket every node reads).
 RECORDINGS: Final[web.AppKey[RecordingStorage]] = web.AppKey("recordings")
+# With a bucket: what copies this node's recordings into it as segments complete (absent:
+# recordings stay on the local disk).
+RECORDING_UPLOADS: Final[web.AppKey[BucketUploader]] = web.AppKey("recording_uploads")
 # Load balancers whose X-Forwarded-For is believed (parsed from config.trusted_proxies by
 # clientip.py, which reads this key: the type is spelled out so neither imports the other).
 TRUSTED_PROXIES: Final[web.AppKey[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]]] = (

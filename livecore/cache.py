@@ -54,3 +54,7 @@ class TtlCache(Generic[K, V]):
     def invalidate(self) -> None:
         """Forget every value (this node changed what they were computed from)."""
         self._values.clear()
+
+    def forget(self, key: K) -> None:
+        """Forget one key's value: the next get loads it again."""
+        self._values.pop(key, None)

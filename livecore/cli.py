@@ -7,13 +7,11 @@ with one line naming the key; nothing here prints a traceback for an operator's 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
+import dataclasses
 import faulthandler
-import gc
 import json
 import logging
-import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any, TypeVar
 from livecore.config import Config, ConfigError
 from livecore.configload import load_config
 from livecore.logs import configure_logging
+from livecore.processes.child import Supervised
 from livecore.store.embedded import EmbeddedPostgres
 
 logger = logging.getLogger(__name__)
@@ -44,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"livecore: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     log_format = getattr(args, "log_format", None) or config.log_format
-    configure_logging(config.log_level, log_format)
+    supervised: Supervised | None = getattr(args, "supervised", None)
+    configure_logging(config.log_level, log_format, tag=_log_tag(config, args, supervised))
     handler: Callable[[Config, argparse.Namespace], int] = args.handler
     try:
         return handler(config, args)
@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     # Also accepted after `serve`, so that `bin/run --config FILE` works.
     serve.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     serve.add_argument("--log-format", choices=("text", "json"))
+    serve.add_argument(
+        "--processes", type=_process_count, metavar="N",
+        help="processes serving the port together, each a node (default: the processes key, 1)",
+    )  # fmt: skip
+    # Given by the parent of several processes to each of them (livecore/processes/child.py).
+    serve.add_argument("--supervised", type=Supervised.parse, help=argparse.SUPPRESS)
     serve.set_defaults(handler=_serve)
 
     migrate = sub.add_parser("migrate", help="apply pending database migrations")
@@ -121,6 +127,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _process_count(text: str) -> int:
+    count = int(text)
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError("must be from 1 to 64")
+    return count
+
+
 # -- database for one-shot commands -------------------------------------------------------
 
 
@@ -152,62 +165,31 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 # -- serve --------------------------------------------------------------------------------
 
 
+def _log_tag(config: Config, args: argparse.Namespace, supervised: Supervised | None) -> str:
+    """Which process of several wrote a log line: p1, p2, ... and "main" for their parent."""
+    if supervised is not None:
+        return f"p{supervised.index}"
+    if args.command == "serve" and (args.processes or config.processes) > 1:
+        return "main"
+    return ""
+
+
 def _serve(config: Config, args: argparse.Namespace) -> int:
     # A crash in native code (FFmpeg, libsrtp) still leaves a traceback in the log.
     faulthandler.enable()
-    with _database_url(config, announce=True) as (dsn, _):
-        return _run(_serve_async(config, dsn))
-
-
-async def _serve_async(config: Config, dsn: str) -> int:
-    from aiohttp import web
-
-    from livecore.app import create_app
-    from livecore.appkeys import DRAIN
-    from livecore.deadlines import server_options
-    from livecore.server import AppRunner
-
-    app = create_app(config, database_url=dsn)
-    # Answers even the requests aiohttp cannot parse in the JSON error shape.
-    runner = AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s,
-        **server_options(config),
-    )  # fmt: skip
-    # SIGTERM drains the node first (livecore.cluster.drain); a second one, or SIGINT, stops
-    # it at once.
-    stop, hurry = asyncio.Event(), asyncio.Event()
-
-    def on_signal(sig: signal.Signals) -> None:
-        (hurry if stop.is_set() or sig == signal.SIGINT else stop).set()
-        stop.set()
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
-    await runner.setup()
-    try:
-        site = web.TCPSite(
-            runner, config.host, config.port, shutdown_timeout=config.shutdown_timeout_s,
-            backlog=config.listen_backlog,
-        )  # fmt: skip
+    supervised: Supervised | None = args.supervised
+    if supervised is None and args.processes is not None:
         try:
-            await site.start()
-        except OSError as exc:
-            logger.error("cannot listen on %s:%d: %s", config.host, config.port, exc.strerror)
-            return EXIT_FAILED
-        logger.info("livecore listening on http://%s:%d", config.host, config.port)
-        # Everything built so far lives as long as the process: keep it out of the cyclic
-        # garbage collector's scans, which otherwise revisit it on every full collection.
-        gc.freeze()
-        await stop.wait()
-        if not hurry.is_set():
-            await app[DRAIN].run(hurry)
-        logger.info("shutting down")
-    finally:
-        # Stops accepting, runs on_shutdown, lets in-flight requests finish within the
-        # shutdown timeout, then closes every cleanup context in reverse order.
-        await runner.cleanup()
-    return 0
+            config = dataclasses.replace(config, processes=args.processes)
+        except ConfigError as exc:
+            print(f"livecore: configuration error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    from livecore.serve import serve_many, serve_one
+
+    with _database_url(config, announce=True) as (dsn, _):
+        if supervised is None and config.processes > 1:
+            return serve_many(config, dsn, config_path=args.config, log_format=args.log_format)
+        return serve_one(config, dsn, supervised)
 
 
 # -- one-shot commands --------------------------------------------------------------------

@@ -111,6 +111,10 @@ class HlsConfig:
     # Processes that package live broadcasts (Opus to AAC, fMP4, files), each hosting several;
     # spawned as broadcasts start. About one per core the event loop leaves free.
     packaging_processes: int = _bounded(2, 1, 64)
+    # A broadcast whose packaging process dies goes on in another, after a discontinuity; one
+    # whose packaging dies more than this many times within the window ends as failed.
+    packaging_restarts: int = _bounded(3, 0, 100)
+    packaging_restart_window_s: float = _bounded(60.0, 1.0, 86_400.0)
     # The master playlist's variants, in order: "source" (as published) and "<height>p" rungs
     # transcoded in worker processes (144p..2160p; rungs not below the source are skipped).
     renditions: tuple[str, ...] = ("source", "360p")
@@ -156,6 +160,12 @@ class ChatConfig:
     # Any client frames (chat, pings) per socket per second before it counts as flooding.
     inbound_per_s: float = _bounded(10.0, 0.1, 1000.0)
     presence_interval_s: float = _bounded(5.0, 0.2, 300.0)
+    # The join line (chat/admission.py): joins per second a node lets in after a first burst;
+    # faster arrivals wait their turn before the upgrade, and one that would wait longer than
+    # admit_max_wait_s is refused with 503 + Retry-After (jittered).
+    admit_per_s: float = _bounded(3000.0, 0.01, 1_000_000.0)
+    admit_burst: int = _bounded(1000, 1, 1_000_000)
+    admit_max_wait_s: float = _bounded(10.0, 0.0, 120.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +218,44 @@ class RecordingsConfig:
     # When this node's recordings take more than this, the oldest are deleted (0: no limit).
     max_total_bytes: int = _bounded(50 * 1024**3, 0)
     sweep_interval_s: float = _bounded(600.0, 1.0, 86400.0)
+    # At start, finish the recordings this node was writing when it last stopped (a crash, a
+    # kill) and end their broadcasts. `serve --processes` turns it off in every process but
+    # the first, which starts alone: the others share its disk and database, and would take
+    # a sibling's live recordings for interrupted ones.
+    recover_on_start: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    # Where recordings are kept: "local" (this node's disk, under data_dir) or "s3" (an
+    # S3-compatible bucket every node reads, so any node serves any recording as VOD).
+    # Credentials come only from the environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+    # (and AWS_SESSION_TOKEN), or whatever else the standard AWS chain finds.
+    kind: Literal["local", "s3"] = "local"
+    endpoint_url: str = ""  # empty: AWS S3 itself for `region`
+    bucket: str = ""
+    region: str = "us-east-1"
+    key_prefix: str = ""  # prepended to every key ("livecore/": keys "livecore/recordings/...")
+    # Segments waiting to be uploaded, every broadcast of this node together; when full, a new
+    # segment is not uploaded (it stays on local disk, counted, and the bucket's playlist
+    # marks the gap with a discontinuity). Init segments and playlists always queue.
+    upload_queue_segments: int = _bounded(1000, 1, 1_000_000)
+    upload_concurrency: int = _bounded(4, 1, 64)
+    # A failed upload is tried again after a random delay up to retry_base_s * 2^attempt,
+    # at most retry_max_s (exponential backoff with full jitter), until it succeeds.
+    retry_base_s: float = _bounded(0.5, 0.01, 60.0)
+    retry_max_s: float = _bounded(30.0, 0.05, 3600.0)
+    request_timeout_s: float = _bounded(30.0, 0.5, 600.0)
+    # Delete a segment's local copy once it is in the bucket and no live playlist lists it.
+    prune_local: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind == "s3" and not self.bucket:
+            raise ConfigError('storage.bucket: required when storage.kind is "s3"')
+        if self.endpoint_url and (problem := _origin_problem(self.endpoint_url)) is not None:
+            raise ConfigError(f"storage.endpoint_url: {self.endpoint_url!r} {problem}")
+        if self.key_prefix.startswith("/"):
+            raise ConfigError("storage.key_prefix: must not start with /")
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +278,10 @@ class NodeConfig:
     id: str = ""
     # Where the other nodes reach this one (not the public URL); empty: http://<host>:<port>.
     internal_url: str = ""
+    # With several processes per box (`processes`), each also listens on a port of its own,
+    # its internal URL: the first on internal_port, the next on internal_port + 1, and so
+    # on; 0: free ports the OS picks.
+    internal_port: int = _bounded(0, 0, 65535)
     # A directory entry lives this long unless this node's heartbeat renews it: a node that
     # dies loses its streams' entries within directory_ttl_s.
     directory_ttl_s: float = _bounded(6.0, 1.0, 300.0)
@@ -246,6 +298,10 @@ class NodeConfig:
     # A broadcast whose publisher left a draining node (or whose node died) stays open this
     # long for the publisher to reconnect to another node and continue it there.
     handover_s: float = _bounded(10.0, 0.0, 600.0)
+    # How long this node keeps which node holds a stream before reading the directory again
+    # for it (0: only requests arriving together share a read). One read per viewer request
+    # would make Redis, not the owner, what an edge's crowd waits on.
+    edge_owner_cache_s: float = _bounded(1.0, 0.0, 60.0)
 
     def __post_init__(self) -> None:
         if self.heartbeat_s >= self.directory_ttl_s:
@@ -264,6 +320,9 @@ class NodeConfig:
 class Config:
     host: str = "127.0.0.1"
     port: int = _bounded(8080, 0, 65535)
+    # Processes serving `port` together (SO_REUSEPORT), each its own node in the directory;
+    # more than 1 needs Redis, or starts a private redis-server (`livecore serve --processes`).
+    processes: int = _bounded(1, 1, 64)
     # Public base URL of this deployment (links in mail, Secure cookies when https).
     public_url: str = "http://127.0.0.1:8080"
     cdn_base_url: str = ""
@@ -300,6 +359,7 @@ class Config:
     sfu: SfuConfig = field(default_factory=SfuConfig)
     hls: HlsConfig = field(default_factory=HlsConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
     tips: TipsConfig = field(default_factory=TipsConfig)
     stripe: StripeConfig = field(default_factory=StripeConfig)
@@ -317,6 +377,14 @@ class Config:
         for origin in self.trusted_origins:
             if (problem := _origin_problem(origin)) is not None:
                 raise ConfigError(f"trusted_origins: {origin!r} {problem}")
+        if self.processes > 1:
+            if self.node.internal_url:
+                raise ConfigError(
+                    "node.internal_url: each of several processes has its own; leave it empty "
+                    "and give node.internal_port (or none) with processes > 1"
+                )
+            if self.node.internal_port and self.node.internal_port + self.processes > 65536:
+                raise ConfigError("node.internal_port: too high for that many processes")
 
     @property
     def data_path(self) -> Path:

@@ -25,11 +25,16 @@ QUEUE_RECORDS = 10_000
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, tag: str = "") -> None:
+        super().__init__()
+        self._tag = {"proc": tag} if tag else {}
+
     def format(self, record: logging.LogRecord) -> str:
         out = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
+            **self._tag,
             "msg": record.getMessage(),
         }
         out.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
@@ -62,7 +67,8 @@ class _QueueHandler(logging.handlers.QueueHandler):
 _listener: logging.handlers.QueueListener | None = None
 
 
-def configure_logging(level: str, fmt: Literal["text", "json"]) -> None:
+def configure_logging(level: str, fmt: Literal["text", "json"], *, tag: str = "") -> None:
+    """`tag` names the process in every line when several write to one log (p1, p2, main)."""
     global _listener  # the process's one logging thread, started once here
     if _listener is not None:
         _listener.stop()
@@ -73,9 +79,10 @@ def configure_logging(level: str, fmt: Literal["text", "json"]) -> None:
     logging._srcfile = None
     stream = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        stream.setFormatter(JsonFormatter())
+        stream.setFormatter(JsonFormatter(tag))
     else:
-        stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        name = f"%(name)s[{tag}]" if tag else "%(name)s"
+        stream.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {name}: %(message)s"))
     records: queue.Queue[logging.LogRecord] = queue.Queue(QUEUE_RECORDS)
     root = logging.getLogger()
     root.handlers[:] = [_QueueHandler(records)]

@@ -2,19 +2,21 @@
 
     .venv/bin/python -m loadtests.bench_chat [--viewers 10000] [--join-rate 1000]
         [--senders 20] [--rate 100,200] [--seconds 20] [--nodes 1|2] [--redis]
-        [--processes 2] [--profile-dir DIR] [--keep-dir DIR]
+        [--processes P] [--generators 2] [--profile-dir DIR] [--keep-dir DIR]
 
 It starts everything it uses on 127.0.0.1 in a temporary directory and stops it afterwards,
 each process by its PID: one embedded PostgreSQL (started here with livecore's
 EmbeddedPostgres and handed to every node as LIVECORE_DATABASE_URL, so two nodes share
 one database), with --redis a redis-server on a free port (LIVECORE_REDIS_URL for every
-node), and --nodes `livecore serve` processes on free ports sharing one secret key. The
+node), and --nodes `livecore serve` processes on free ports sharing one secret key (with
+--processes P, one `livecore serve --processes P`: P processes behind one port, their bus
+the private redis-server it starts, or --redis's). The
 server's limits are raised through LIVECORE_CHAT__* (all viewers come from one address;
 the senders' per-user rate limit must not be what is measured) and its open-file limit is
 raised to the hard limit before exec.
 
 Then: a creator, a public stream, P sender accounts and one "victim" account are made over
-the HTTP API. N viewers (anonymous) join the room at --join-rate, spread over --processes
+the HTTP API. N viewers (anonymous) join the room at --join-rate, spread over --generators
 generator processes (spawn, uvloop). A viewer is a minimal WebSocket client on an
 asyncio Protocol (handshake, unmasked server frames, pong, close): aiohttp's client costs
 several times more CPU per frame, and on a small machine the generator must not be what
@@ -40,6 +42,11 @@ message that some viewers of the node received and others did not was lost for t
 
 Bounded: --viewers <= the open-file limit, --seconds <= 120, a drain of at most 30 s after
 each phase, a watchdog over the whole run.
+
+With --processes P the kernel spreads the viewers over the processes; server CPU, loop lag and
+room frames are reported per process (its metrics read at its own address), while
+"thinned" still means "no viewer of the port got it": a line thinned by one process's storm
+mode would count as lost (at 100-200 msg/s storm mode stays off).
 """
 
 from __future__ import annotations
@@ -73,7 +80,16 @@ import numpy.typing as npt
 import psutil
 import uvloop
 
-from loadtests.server import free_port, post_json, scrape, stalls, start_server, stop_server
+from loadtests.server import (
+    free_port,
+    free_ports,
+    post_json,
+    scrape,
+    serve_processes,
+    stalls,
+    start_server,
+    stop_server,
+)
 from loadtests.wsframes import server_frames
 from tests.support.services import RedisProcess
 
@@ -500,7 +516,8 @@ class _Run:
     victim: int
     sender_tokens: list[str]
     conns: list[Connection]
-    servers: list[psutil.Process]
+    servers: list[psutil.Process]  # the processes serving: one per node, or per --processes
+    metric_bases: list[str]  # where each one's /metrics is read
     profile_dir: Path | None
 
 
@@ -652,7 +669,7 @@ async def _phases(run: _Run) -> None:
             ready = await _ask(run.conns, ("phase",))
             viewers = [sum(r[0][n] for r in ready) for n in range(nodes)]
             gen0 = sum(r[1] for r in ready) + time.process_time()
-            metrics0 = [scrape(b, CHAT_COUNTERS) for b in run.bases]
+            metrics0 = [scrape(b, CHAT_COUNTERS) for b in run.metric_bases]
             cpu0 = _cpu(run.servers)
             t0 = time.monotonic()
             sending = asyncio.gather(
@@ -663,7 +680,7 @@ async def _phases(run: _Run) -> None:
             _, statuses, profile = await sending
             window = time.monotonic() - t0
             cpu1 = _cpu(run.servers)
-            metrics_w = [scrape(b, CHAT_COUNTERS) for b in run.bases]
+            metrics_w = [scrape(b, CHAT_COUNTERS) for b in run.metric_bases]
             polled = await _ask(run.conns, ("poll",))
             gen1 = sum(p[1] for p in polled) + time.process_time()
             delivered = sum(p[0] for p in polled)
@@ -678,7 +695,7 @@ async def _phases(run: _Run) -> None:
                 steady = steady + 1 if now == delivered and pending <= 0 else 0
                 delivered = now
             drain = time.monotonic() - drain_t0
-            metrics1 = [scrape(b, CHAT_COUNTERS) for b in run.bases]
+            metrics1 = [scrape(b, CHAT_COUNTERS) for b in run.metric_bases]
             got = await _ask(run.conns, ("collect", base, count))
             _report_phase(
                 run, rate, count, base, acks, viewers, window, drain, cpu0, cpu1, gen1 - gen0,
@@ -756,17 +773,17 @@ def _report_phase(
           f" {slowest * 1000:.0f} ms")  # fmt: skip
     print(f"viewers dropped during the phase: {sum(dropped)}; close codes: {dict(closes) or 'none'}"
           f"; sender sockets closed: {acks.sender_closes}")  # fmt: skip
-    for n in range(nodes):
+    for n, label in enumerate(_labels(run)):
         m0, mw, m1 = metrics[0][n], metrics[1][n], metrics[2][n]
         batches = mw["livecore_chat_batches_total"] - m0["livecore_chat_batches_total"]
         slow = m1["livecore_chat_slow_consumers_total"] - m0["livecore_chat_slow_consumers_total"]
         failures = "livecore_events_bus_publish_failures_total"
         fails = m1[failures] - m0[failures]
-        print(f"node {n}: server CPU {(cpu1[n] - cpu0[n]) / window * 100:.0f}% of one core;"
+        print(f"{label}: server CPU {(cpu1[n] - cpu0[n]) / window * 100:.0f}% of one core;"
               f" room frames built {batches / window:.1f}/s (one per slice of sockets"
               f" per sweep);"
               f" slow consumers closed {slow:.0f}; bus publish failures {fails:.0f}")  # fmt: skip
-        print(f"node {n}: {stalls(m0, mw)}")
+        print(f"{label}: {stalls(m0, mw)}")
     print(f"load-generator CPU: {gen_cpu / window * 100:.0f}% of one core (all its processes)")
     if profile is not None:
         print(f"py-spy of node 0 (5 s mid-window, by leaf frame; {profile}):")
@@ -804,18 +821,27 @@ def _join(run: _Run, viewers: int, join_rate: float, server_rss0: list[int]) -> 
           f" p99 {_quantile_ms(join_ns, 0.99):.1f} ms,"
           f" max {_quantile_ms(join_ns, 1.0):.1f} ms; kernel listen-queue overflows/drops"
           f" (SYNs retried after ~1 s): {drops}")  # fmt: skip
-    for n in range(len(run.bases)):
-        print(f"node {n}: server CPU during joins {(cpu1[n] - cpu0[n]) / elapsed * 100:.0f}%"
+    for n, label in enumerate(_labels(run)):
+        print(f"{label}: server CPU during joins {(cpu1[n] - cpu0[n]) / elapsed * 100:.0f}%"
               " of one core")  # fmt: skip
+    print(f"joins completed per second: {ok / max(elapsed, 1e-9):.0f}")
     time.sleep(3.0)  # let the server settle before measuring its memory
     connected = [sum(r["connected"][n] for r in results) for n in range(len(run.bases))]
-    for n, proc in enumerate(run.servers):
+    if len(run.servers) != len(run.bases):  # --processes: one port, its viewers over them all
+        connected = [sum(connected) // len(run.servers)] * len(run.servers)
+    for n, (label, proc) in enumerate(zip(_labels(run), run.servers, strict=True)):
         rss = proc.memory_info().rss
         per = (rss - server_rss0[n]) / max(connected[n], 1)
-        print(f"node {n}: RSS {server_rss0[n] / 2**20:.0f} MiB before joins, "
-              f"{rss / 2**20:.0f} MiB with {connected[n]} viewers: {per / 1024:.1f} KiB per"
-              " connection")  # fmt: skip
+        print(f"{label}: RSS {server_rss0[n] / 2**20:.0f} MiB before joins, "
+              f"{rss / 2**20:.0f} MiB with about {connected[n]} viewers: {per / 1024:.1f} KiB"
+              " per connection")  # fmt: skip
     return ok
+
+
+def _labels(run: _Run) -> list[str]:
+    if len(run.servers) == len(run.bases):
+        return [f"node {n}" for n in range(len(run.servers))]
+    return [f"process {n + 1}" for n in range(len(run.servers))]
 
 
 @contextlib.contextmanager
@@ -842,7 +868,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each phase")
     parser.add_argument("--nodes", type=int, choices=(1, 2), default=1)
     parser.add_argument("--redis", action="store_true", help="Redis bus (implied by --nodes 2)")
-    parser.add_argument("--processes", type=int, default=2, help="viewer generator processes")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="livecore serve --processes P (with --nodes 1)"
+    )
+    parser.add_argument("--generators", type=int, default=2, help="viewer generator processes")
     parser.add_argument(
         "--timed-every", type=int, default=10,
         help="time every Nth viewer's deliveries; read the others in batches (1: time all)",
@@ -857,9 +886,12 @@ def main() -> None:
         parser.error(f"--viewers must be between 1 and {nofile - 200} (open-file limit {nofile})")
     if not (0 < args.seconds <= 120 and all(0 < r <= 5000 for r in args.rates) and args.rates):
         parser.error("--seconds must be in (0, 120] and every --rate in (0, 5000]")
-    if not (1 <= args.senders <= 500 and 1 <= args.processes <= 16 and args.join_rate > 0
-            and args.timed_every >= 1):  # fmt: skip
-        parser.error("--senders in [1, 500], --processes in [1, 16], --join-rate > 0")
+    if not (1 <= args.senders <= 500 and 1 <= args.generators <= 16 and args.join_rate > 0
+            and args.timed_every >= 1 and 1 <= args.processes <= 8):  # fmt: skip
+        parser.error("--senders in [1, 500], --generators in [1, 16], --processes in [1, 8],"
+                     " --join-rate > 0")  # fmt: skip
+    if args.processes > 1 and args.nodes > 1:
+        parser.error("--processes is for one node (--nodes 1)")
     use_redis = args.redis or args.nodes > 1
     budget = int(300 + 2 * args.viewers / args.join_rate + len(args.rates) * (args.seconds + 120))
     if args.profile_dir is not None:
@@ -894,17 +926,24 @@ def main() -> None:
                 redis.start()
                 env["LIVECORE_REDIS_URL"] = redis.url
             ports = [free_port() for _ in range(args.nodes)]
+            own: list[str] = []  # with --processes, each one's address
+            if args.processes > 1:
+                first = free_ports(args.processes)
+                env["LIVECORE_PROCESSES"] = str(args.processes)
+                env["LIVECORE_NODE__INTERNAL_PORT"] = str(first)
+                own = [f"http://127.0.0.1:{first + i}" for i in range(args.processes)]
             for n, port in enumerate(ports):
                 log = tmp / f"server{n}.log"
                 proc = start_server(
                     port, tmp / f"node{n}", log, env={**env, "LIVECORE_LOG_LEVEL": args.log_level},
-                    preexec=_server_preexec,
+                    preexec=_server_preexec, also_ready=own,
                 )  # fmt: skip
                 servers.append(proc)
                 logs.append(log)
             bases = [f"http://127.0.0.1:{p}" for p in ports]
             print(f"cores: {os.cpu_count()}; nodes: {args.nodes}"
-                  f"{' with Redis' if use_redis else ''}; open-file limit {nofile}")  # fmt: skip
+                  f"{' with Redis' if use_redis else ''}; server processes {args.processes};"
+                  f" open-file limit {nofile}")  # fmt: skip
 
             creator = _register(bases[0], "creator", creator=True)
             slug = f"premiere-{secrets.token_hex(4)}"
@@ -919,15 +958,15 @@ def main() -> None:
             victim = int(users[0]["user"]["id"])
             sender_tokens = [str(u["token"]) for u in users[1:]]
 
-            procs = [psutil.Process(s.pid) for s in servers]
+            procs = [psutil.Process(p) for s in servers for p in serve_processes(s.pid)]
             _cpu(procs)
             rss0 = [p.memory_info().rss for p in procs]
             ctx = multiprocessing.get_context("spawn")
-            for w in range(args.processes):
+            for w in range(args.generators):
                 parent, child = ctx.Pipe()
                 proc_w = ctx.Process(
                     target=_viewer_worker,
-                    args=(child, w, args.processes, ports, slug, victim, args.timed_every),
+                    args=(child, w, args.generators, ports, slug, victim, args.timed_every),
                     daemon=True,
                 )
                 proc_w.start()
@@ -935,7 +974,7 @@ def main() -> None:
                 conns.append(parent)
             run = _Run(
                 args, bases, slug, str(creator["token"]), victim, sender_tokens, conns, procs,
-                args.profile_dir,
+                own or bases, args.profile_dir,
             )  # fmt: skip
             if _join(run, args.viewers, args.join_rate, rss0):
                 uvloop.run(_phases(run))

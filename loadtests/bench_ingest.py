@@ -1,10 +1,15 @@
 """Ingest benchmark: N WHIP publishers of 720p30 H.264 (~2.5 Mb/s) + Opus into LL-HLS.
 
-    .venv/bin/python -m loadtests.bench_ingest [--streams N] [--seconds S]
+    .venv/bin/python -m loadtests.bench_ingest [--streams N] [--seconds S] [--processes P]
     .venv/bin/python -m loadtests.bench_ingest --origin [--clients K] [--seconds S]
 
 It starts its own `livecore serve` (embedded PostgreSQL in a temporary directory, 127.0.0.1
 on a free port, ICE host candidates restricted to 127.0.0.1) and stops it with SIGTERM.
+With --processes P it is `livecore serve --processes P`: the publishers' WHIP POSTs and the
+HLS clients' requests spread over the processes (an HLS request on a process that does not
+hold its stream is answered from the one that does), "server" CPU and RSS are those of the P
+serving processes together (each one's CPU listed too), and the metrics are summed over the
+processes' own addresses.
 
 Ingest mode: a creator and N streams are made through the HTTP API. One clip (10 s of
 1280x720 at 30 fps, libx264 baseline, keyint 60, in-band SPS/PPS, no B-frames, ~2.5 Mb/s,
@@ -72,7 +77,7 @@ from aiortc import (
 from livecore.hls.h264 import rbsp
 from livecore.sfu.passthrough import restrict_host_addresses
 from loadtests import hlsjs_player
-from loadtests.server import free_port, start_server, stop_server
+from loadtests.server import free_port, free_ports, serve_processes, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark passphrase"
@@ -425,20 +430,32 @@ async def _create_streams(base: str, n: int) -> list[tuple[str, str]]:
 
 
 class ProcessWatch:
-    """CPU seconds and RSS of a process tree, grouped: the root, postgres, other children."""
+    """CPU seconds and RSS of a process tree, grouped: the server (the root, or with
+    --processes its serving children; their parent too), postgres, redis, other children."""
 
     def __init__(self, pid: int) -> None:
         self.root = psutil.Process(pid)
         self._known: dict[int, psutil.Process] = {pid: self.root}
+        self._groups: dict[int, str] = {pid: "server"}
+        self.servers = [self.root]  # the processes serving requests
+
+    def find_servers(self) -> None:
+        self.servers = [psutil.Process(p) for p in serve_processes(self.root.pid)]
+        for proc in self.servers:
+            self._known[proc.pid] = proc
+            self._groups[proc.pid] = "server"
 
     def _group(self, proc: psutil.Process) -> str:
-        if proc.pid == self.root.pid:
-            return "server"
+        group = self._groups.get(proc.pid)
+        if group is not None:
+            return group
         try:
             name = proc.name()
         except psutil.Error:
             return "workers"
-        return "postgres" if "postgres" in name else "workers"
+        group = "postgres" if "postgres" in name else "redis" if "redis" in name else "workers"
+        self._groups[proc.pid] = group
+        return group
 
     def cpu(self) -> dict[int, tuple[str, float]]:
         with contextlib.suppress(psutil.Error):
@@ -535,20 +552,25 @@ def _tree_cpu(pids: Sequence[int]) -> float:
     return total
 
 
+# With --processes, each process's own address: /metrics on the shared port is one of them.
+METRICS_BASES: list[str] = []
+
+
 async def _metrics(http: aiohttp.ClientSession) -> dict[str, float]:
-    """Prometheus text from /metrics, summed over labels."""
+    """Prometheus text from /metrics, summed over labels (and over processes)."""
     out: dict[str, float] = defaultdict(float)
-    try:
-        async with http.get("/metrics") as resp:
-            text = await resp.text()
-    except (aiohttp.ClientError, TimeoutError):
-        return out
-    for line in text.splitlines():
-        if line.startswith("#") or not line.startswith("livecore_"):
+    for url in [f"{b}/metrics" for b in METRICS_BASES] or ["/metrics"]:
+        try:
+            async with http.get(url) as resp:
+                text = await resp.text()
+        except (aiohttp.ClientError, TimeoutError):
             continue
-        name, _, value = line.rpartition(" ")
-        with contextlib.suppress(ValueError):
-            out[name.split("{")[0]] += float(value)
+        for line in text.splitlines():
+            if line.startswith("#") or not line.startswith("livecore_"):
+                continue
+            name, _, value = line.rpartition(" ")
+            with contextlib.suppress(ValueError):
+                out[name.split("{")[0]] += float(value)
     return out
 
 
@@ -684,7 +706,10 @@ async def _publishers_async(
     deadline = time.monotonic() + max_s
     pubs: list[_Publication] = []
     timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(base, timeout=timeout) as http:
+    # A connection per request, as separate encoders have: with `--processes`, the kernel
+    # spreads connections (not requests) over the server's processes.
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(base, timeout=timeout, connector=connector) as http:
         try:
             for slug, key in streams:
                 if stop.is_set() or time.monotonic() > deadline:
@@ -1005,7 +1030,7 @@ async def _ingest_measure(
     rcvbuf0 = udp_rcvbuf_errors()
     host0 = _host_busy_s()
     t0 = time.monotonic()
-    profiler = await _start_py_spy(args, watch.root.pid)
+    profiler = await _start_py_spy(args, watch.servers[0].pid)
     probe = asyncio.create_task(_probe(http, t0 + args.seconds))
     per_second: list[float] = []
     rss_peak = watch.rss()
@@ -1025,7 +1050,8 @@ async def _ingest_measure(
     pub_cpu = _tree_cpu(pubs.pids) - pub_cpu0
     own_cpu = time.process_time() - own0
     rcvbuf = udp_rcvbuf_errors() - rcvbuf0
-    server_drops, pub_drops = udp_drops([watch.root.pid]), udp_drops(pubs.pids)
+    server_drops = udp_drops([p.pid for p in watch.servers])
+    pub_drops = udp_drops(pubs.pids)
     rss1 = watch.rss()
     produced1 = await _produced_s(http, slugs)
     metrics1 = await _metrics(http)
@@ -1047,11 +1073,19 @@ async def _ingest_measure(
     print(f"cores: {cores}, streams: {n}, window: {elapsed:.1f}s, processes: {watch.census()}")
     server_pct = cpu["server"] / elapsed * 100
     print(
-        f"server CPU: {server_pct:.1f}% of one core in total, {server_pct / n:.2f}% per stream "
+        f"server CPU ({len(watch.servers)} serving processes): {server_pct:.1f}% of one core "
+        f"in total, {server_pct / n:.2f}% per stream "
         f"(1 s samples: max {max(per_second, default=0) * 100:.0f}%); "
         f"worker processes {cpu['workers'] / elapsed * 100:.1f}%, "
-        f"postgres {cpu['postgres'] / elapsed * 100:.1f}%"
+        f"postgres {cpu['postgres'] / elapsed * 100:.1f}%, "
+        f"redis {cpu['redis'] / elapsed * 100:.1f}%"
     )
+    if len(watch.servers) > 1:
+        shares = [
+            (cpu1.get(p.pid, ("", 0.0))[1] - cpu0.get(p.pid, ("", 0.0))[1]) / elapsed * 100
+            for p in watch.servers
+        ]
+        print("  per serving process: " + ", ".join(f"{x:.0f}%" for x in shares))
     with_workers = (cpu["server"] + cpu["workers"]) / elapsed * 100
     print(f"server + workers CPU per stream: {with_workers / n:.2f}% of one core")
     grow = rss1["server"] - rss0["server"]
@@ -1442,6 +1476,10 @@ def main() -> None:
         help="the server's hls.renditions ('' for livecore's default)",
     )
     parser.add_argument("--log-level", default="warning", help="server log level")
+    parser.add_argument(
+        "--processes", type=int, default=1,
+        help="livecore serve --processes N (N > 1: a private redis-server, the edge between them)",
+    )  # fmt: skip
     parser.add_argument("--py-spy", type=Path, help="ingest mode: profile the server into FILE")
     parser.add_argument("--gil", action="store_true", help="py-spy: only threads holding the GIL")
     parser.add_argument("--keep-log", type=Path, help="copy the server log here")
@@ -1454,6 +1492,7 @@ def main() -> None:
     args.warmup = max(0.0, min(args.warmup, 60.0))
     args.streams = max(1, min(args.streams, 200))
     args.clients = max(1, min(args.clients, 10_000))
+    args.processes = max(1, min(args.processes, 8))
 
     paths = clip_files()
     clip = load_clip(paths)
@@ -1473,8 +1512,16 @@ def main() -> None:
             env["LIVECORE_HLS__RENDITIONS"] = args.renditions
         if args.part_target:
             env["LIVECORE_HLS__PART_TARGET_S"] = str(args.part_target)
-        server = start_server(port, tmp / "var", tmp / "server.log", env=env)
+        if args.processes > 1:
+            first = free_ports(args.processes)
+            env["LIVECORE_PROCESSES"] = str(args.processes)
+            env["LIVECORE_NODE__INTERNAL_PORT"] = str(first)
+            METRICS_BASES[:] = [f"http://127.0.0.1:{first + i}" for i in range(args.processes)]
+        print(f"server processes: {args.processes}")
+        server = start_server(port, tmp / "var", tmp / "server.log", env=env,
+                              also_ready=METRICS_BASES)  # fmt: skip
         watch = ProcessWatch(server.pid)
+        watch.find_servers()
         base = f"http://127.0.0.1:{port}"
         try:
             run = _origin if args.origin else _ingest

@@ -14,9 +14,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +29,41 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (for node.internal_port), bounded tries."""
+    for _ in range(100):
+        first = free_port()
+        socks = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                socks.append(sock)
+                # As livecore binds them: a port in TIME_WAIT (a benchmark's own closed client
+                # connections leave thousands) is free for a listener.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise SystemExit(f"no {count} consecutive free ports found")
+
+
+def serve_processes(root_pid: int) -> list[int]:
+    """The PIDs of the processes serving: the server itself, or with `--processes N` its N
+    children (`serve --supervised`)."""
+    children = []
+    for child in psutil.Process(root_pid).children():
+        try:
+            if "--supervised" in child.cmdline():
+                children.append(child.pid)
+        except psutil.Error:
+            continue
+    return sorted(children) or [root_pid]
+
+
 def start_server(
     port: int,
     data_dir: Path,
@@ -34,8 +71,10 @@ def start_server(
     *,
     env: dict[str, str] | None = None,
     preexec: Callable[[], None] | None = None,
+    also_ready: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
-    """Start `livecore serve` and wait until /readyz answers (at most 90 s)."""
+    """Start `livecore serve` and wait until /readyz answers (at most 90 s), there and at
+    each of `also_ready` (base URLs: the processes' own addresses with `--processes`)."""
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
     # Every benchmark signs its users up from 127.0.0.1: lift the per-address sign-up limit
     # (a caller's env may still set it).
@@ -52,10 +91,13 @@ def start_server(
             stderr=log, preexec_fn=preexec,
         )  # fmt: skip
     deadline = time.monotonic() + 90
+    waiting = [f"http://127.0.0.1:{port}", *also_ready]
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
-                return proc
+            with urllib.request.urlopen(f"{waiting[0]}/readyz", timeout=1):
+                waiting.pop(0)
+                if not waiting:
+                    return proc
         except OSError:
             if proc.poll() is not None:
                 break

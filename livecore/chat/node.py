@@ -12,6 +12,7 @@ from typing import Protocol
 
 from livecore.auth.origins import OriginPolicy
 from livecore.auth.service import AuthService
+from livecore.chat.admission import Admission
 from livecore.chat.metrics import ChatMetrics
 from livecore.chat.room import Rooms
 from livecore.chat.service import ChatService
@@ -21,6 +22,9 @@ from livecore.store.users import User
 
 # Who may read a stream's chat (subscriber-only streams); made by chat/setup.py.
 MayRead = Callable[[User | None, Stream], Awaitable[bool]]
+# The stream a socket's path names (None: no such stream), as joins may read it: cached for
+# at most a second per stream and node (streams/playback.py), like the HLS origin's check.
+FindStream = Callable[[str], Awaitable[Stream | None]]
 
 
 class ChatSocket(Protocol):
@@ -41,3 +45,5 @@ class Chat:
     sockets: set[ChatSocket]
     # Which pages may use the session cookie on a socket (cross-site WebSocket hijacking).
     origins: OriginPolicy
+    find_stream: FindStream
+    admission: Admission  # the line joins wait in when they outrun the node

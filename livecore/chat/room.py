@@ -19,12 +19,15 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from livecore.chat.metrics import ChatMetrics
 from livecore.chat.state import RoomState
 from livecore.events.bus import EventBus
 from livecore.events.types import ESSENTIAL, Event
+
+if TYPE_CHECKING:
+    from livecore.chat.greeting import Greeter
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +91,7 @@ class Outbox:
         "cursor",
         "deferred",
         "identity",
+        "on_close",
         "pinged_at",
         "silent",
         "slow",
@@ -109,6 +113,9 @@ class Outbox:
         self.silent = False  # answered no heartbeat: its handler drops the connection
         self.close_reason: bytes | None = None  # shut(): its handler closes with this
         self.closed = asyncio.Event()
+        # Called once when the socket must be closed (slow, silent, shut): its handler acts
+        # then, so no socket needs a task of its own waiting for that to happen.
+        self.on_close: Callable[[], None] | None = None
         # Pinged, and nothing at all has come from the client since (the heartbeat's test).
         self.unanswered = False
         self.pinged_at = 0.0  # when the heartbeat last pinged it
@@ -133,7 +140,7 @@ class Outbox:
             return False
         if transport.get_write_buffer_size() > self._limit:
             self.slow = True
-            self.closed.set()
+            self._close()
             return False
         transport.write(frame)
         return True
@@ -141,12 +148,12 @@ class Outbox:
     def abandon(self) -> None:
         """The client answered no heartbeat: its handler drops the connection."""
         self.silent = True
-        self.closed.set()
+        self._close()
 
     def shut(self, reason: bytes) -> None:
         """Its user may no longer chat (suspended): its handler closes the socket."""
         self.close_reason = reason
-        self.closed.set()
+        self._close()
 
     def drop(self) -> None:
         """Close the connection without a closing handshake (the peer is not answering)."""
@@ -154,7 +161,15 @@ class Outbox:
             self._transport.abort()
 
     def finish(self) -> None:
+        """Its handler is done with it."""
+        self.on_close = None
         self.closed.set()
+
+    def _close(self) -> None:
+        self.closed.set()
+        told, self.on_close = self.on_close, None
+        if told is not None:
+            told()
 
 
 class Room:
@@ -181,6 +196,9 @@ class Room:
         self.state: RoomState | None = None  # loaded by the chat service when first needed
         self.joined: set[str] = set()  # identities that joined since presence last looked
         self.audience_of: int | None = None  # the broadcast presence last counted for
+        # Events heard from the bus: a kept hello is good while this has not moved.
+        self.events_seen = 0
+        self.greeter: Greeter | None = None  # made by the chat service at the first join
 
     def add(self, outbox: Outbox) -> None:
         """A socket joins: it is sent what is logged from now on (its history comes with
@@ -190,6 +208,7 @@ class Room:
 
     def on_event(self, event: Event) -> None:
         """From the bus (never blocks): log the event for the sockets' next frames."""
+        self.events_seen += 1
         if self.state is not None:
             self.state.on_event(event)
         if event.kind not in ESSENTIAL and not self._may_log_chat():

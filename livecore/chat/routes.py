@@ -1,5 +1,6 @@
 """The chat's routes: `GET /ws/{stream}` (the chat WebSocket, `socket_routes.py`; its
-frames are in `protocol.py`) and the moderation API (`moderation_routes.py`)."""
+frames are in `protocol.py`), `GET /api/v1/chat/line` (the join line's state, for a refused
+viewer) and the moderation API (`moderation_routes.py`)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ from livecore.chat.moderation_routes import (
     post_moderator,
     put_moderator,
 )
-from livecore.chat.socket_routes import get_ws
+from livecore.chat.socket_routes import get_chat_line, get_ws
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/ws/{stream}", get_ws)
+    app.router.add_get("/api/v1/chat/line", get_chat_line)
     base = "/api/v1/streams/{slug}/chat"
     app.router.add_delete(base + "/messages/{message_id}", delete_chat_message)
     app.router.add_post(base + "/messages/{message_id}/reports", post_chat_report)

@@ -16,9 +16,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Literal
 
+from livecore.chat.greeting import Greeter, Greeting, greeting
 from livecore.chat.limits import DuplicateFilter, LimiterUnavailable, RateLimiter
 from livecore.chat.room import Room
-from livecore.chat.state import RoomState, room_mode
+from livecore.chat.state import RoomState, room_mode, settings_json
 from livecore.chat.text import BannedTerms, check_message, normalise
 from livecore.events.bus import BusUnavailable, EventBus
 from livecore.events.types import (
@@ -104,6 +105,19 @@ class ChatService:
                 room.state.settings, room.state.stale = settings, False
             self._terms[room.stream_id] = await _compile_terms(settings.banned_terms)
         return room.state
+
+    async def greeting(self, room: Room) -> Greeting:
+        """The room's mode and history for a socket just added to it (shared by the joins
+        that arrive together: greeting.py)."""
+        greeter = room.greeter
+        if greeter is None:
+
+            async def read() -> Greeting:
+                state = await self.state(room)
+                return greeting(settings_json(state.settings), await self.history(room.stream_id))
+
+            greeter = room.greeter = Greeter(read, lambda: room.events_seen)
+        return await greeter.get()
 
     async def badges(self, user: User, stream: Stream) -> list[Badge]:
         badges: list[Badge] = []

@@ -30,6 +30,7 @@ from livecore.appkeys import (
 )
 from livecore.auth.origins import OriginPolicy
 from livecore.chat import routes
+from livecore.chat.admission import Admission
 from livecore.chat.heartbeat import Heartbeat
 from livecore.chat.limits import chat_limits
 from livecore.chat.metrics import ChatMetrics
@@ -81,8 +82,13 @@ async def _context(app: web.Application, *, on_line: LineHook | None) -> AsyncIt
 
     origins = OriginPolicy(config.public_url, config.trusted_origins)
     app[CHAT] = Chat(
-        bus, app[AUTH], service, rooms, metrics, may_read, defaultdict(int), set(), origins
-    )
+        bus, app[AUTH], service, rooms, metrics, may_read, defaultdict(int), set(), origins,
+        playback.stream,
+        Admission(
+            settings.admit_per_s, settings.admit_burst, settings.admit_max_wait_s,
+            app[METRICS].registry,
+        ),
+    )  # fmt: skip
     app[CHAT_SCREEN] = service.screen
     presence = Presence(
         rooms, Broadcasts(app[DB]), config.redis_url, interval_s=settings.presence_interval_s

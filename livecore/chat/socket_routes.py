@@ -16,7 +16,7 @@ from aiohttp import WSMsgType, web
 from livecore.appkeys import CHAT, CONFIG
 from livecore.auth.requests import authenticate
 from livecore.chat import protocol
-from livecore.chat.context import stream_of
+from livecore.chat.admission import LineFull
 from livecore.chat.limits import TokenBucket
 from livecore.chat.metrics import ChatMetrics
 from livecore.chat.node import Chat
@@ -30,9 +30,8 @@ from livecore.chat.protocol import (
 )
 from livecore.chat.room import Outbox, Room, Transport
 from livecore.chat.service import Badge, Refused
-from livecore.chat.state import settings_json
 from livecore.clientip import client_ip
-from livecore.errors import Forbidden, Unavailable
+from livecore.errors import Forbidden, NotFound, Unavailable
 from livecore.store.streams import Stream
 from livecore.store.users import User
 
@@ -44,13 +43,29 @@ _FLOOD_STRIKES = 20  # frames refused for flooding before the socket is closed
 async def get_ws(request: web.Request) -> web.StreamResponse:
     chat = request.app[CHAT]
     config = request.app[CONFIG].chat
-    stream = await stream_of(request, "stream")
+    # No database round trip per join: the stream is read at most once a second per node.
+    stream = await chat.find_stream(request.match_info["stream"])
+    if stream is None:
+        raise NotFound("no such stream")
     ip = client_ip(request)
-    # Admission before the upgrade: a clear HTTP refusal the client can retry.
+    # Admission before the upgrade: a clear HTTP refusal the client can retry, its
+    # Retry-After jittered so that the refused do not all come back in the same second.
+    line = chat.admission
     if chat.metrics.connected >= config.max_connections:
-        raise Unavailable("this node is full; try again", headers={"Retry-After": "5"})
+        retry = line.refuse("node_full", 5)
+        raise Unavailable("this node is full; try again", headers={"Retry-After": str(retry)})
     if chat.per_ip[ip] >= config.max_connections_per_ip:
-        raise Unavailable("too many connections from this address", headers={"Retry-After": "30"})
+        retry = line.refuse("address_full", 30)
+        raise Unavailable(
+            "too many connections from this address", headers={"Retry-After": str(retry)}
+        )
+    try:
+        await line.enter()  # joins faster than the node takes them wait their turn here
+    except LineFull as full:
+        raise Unavailable(
+            f"{full.waiting} viewers are in line to join; try again",
+            headers={"Retry-After": str(full.retry_after_s)},
+        ) from None
     # Another site's page gets the socket its visitor would get logged out, never their
     # session: refusing instead would tell that page whether its visitor is logged in here,
     # and the public chat is open to anyone anyway.
@@ -66,7 +81,10 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     try:
         await ws.prepare(request)
     except ConnectionResetError:
-        return ws  # the client left during the handshake: nothing to serve, not an error
+        # The client left during the handshake: nothing to serve, not an error. Not the
+        # socket: if it broke after its headers were written, aiohttp would close it again and
+        # log a RuntimeError; a plain response meets the closed transport and is dropped.
+        return web.Response(status=499, reason="Client Closed Request")
     chat.sockets.add(ws)
     chat.per_ip[ip] += 1
     chat.metrics.opened()
@@ -74,11 +92,16 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     identity = f"u{user.id}" if user else f"a{ip}"
     transport = cast(Transport | None, request.transport)
     outbox = Outbox(transport, config.outbox_bytes, user.id if user else None, identity)
+    closing: list[asyncio.Task[None]] = []  # a task only for a socket told to close
+
+    def close_when_told() -> None:
+        closing.append(asyncio.create_task(_close_as_told(ws, outbox, chat.metrics)))
+
+    outbox.on_close = close_when_told
     room = chat.rooms.join(stream.id, outbox)
-    # Live events from here on, history for what came before: no gap between the two.
-    await chat.bus.joined(stream.id)
-    watcher = asyncio.create_task(_close_when_told(ws, outbox, chat.metrics))
     try:
+        # Live events from here on, history for what came before: no gap between the two.
+        await chat.bus.joined(stream.id)
         session = _Session(chat, room, stream, user, outbox, config.inbound_per_s)
         await session.hello()
         async for message in ws:
@@ -105,8 +128,9 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     finally:
         chat.rooms.leave(stream.id, outbox)
         outbox.finish()
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
+        for task in closing:
+            task.cancel()
+        await asyncio.gather(*closing, return_exceptions=True)
         chat.sockets.discard(ws)
         chat.per_ip[ip] -= 1
         if chat.per_ip[ip] <= 0:
@@ -115,8 +139,25 @@ async def get_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _close_when_told(ws: web.WebSocketResponse, outbox: Outbox, metrics: ChatMetrics) -> None:
-    await outbox.closed.wait()
+async def get_chat_line(request: web.Request) -> web.Response:
+    """The join line's state on this node: what the watch page shows a viewer whose socket
+    was refused ("You're in line") and when it tries again."""
+    chat = request.app[CHAT]
+    state = chat.admission.state()
+    full = chat.metrics.connected >= request.app[CONFIG].chat.max_connections
+    is_open = state.open and not full
+    retry_after_s = chat.admission.retry_after(5) if state.open else state.retry_after_s
+    body = {
+        "open": is_open, "waiting": state.waiting, "wait_s": round(state.wait_s, 1),
+        "admit_per_s": state.admit_per_s, "retry_after_s": 0 if is_open else retry_after_s,
+    }  # fmt: skip
+    headers = {"Cache-Control": "no-store"}
+    if not is_open:
+        headers["Retry-After"] = str(retry_after_s)
+    return web.json_response(body, headers=headers)
+
+
+async def _close_as_told(ws: web.WebSocketResponse, outbox: Outbox, metrics: ChatMetrics) -> None:
     if outbox.silent:
         outbox.drop()  # nobody there to answer a closing handshake
     elif outbox.slow:
@@ -151,13 +192,12 @@ class _Session:
 
     async def hello(self) -> None:
         service = self._chat.service
-        state = await service.state(self._room)
-        if self._user is not None:
-            self._badges = await service.badges(self._user, self._stream)
-        history = await service.history(self._stream.id)
-        self._outbox.offer(
-            protocol.hello(self._user_json(), settings_json(state.settings), history)
-        )
+        greeting = await service.greeting(self._room)
+        if self._user is None:
+            self._outbox.write_frame(greeting.anonymous_frame)  # encoded once for the room
+            return
+        self._badges = await service.badges(self._user, self._stream)
+        self._outbox.offer(greeting.hello(self._user_json()))
 
     def _user_json(self) -> dict[str, Any] | None:
         if self._user is None:

@@ -3,9 +3,11 @@ answered by fetching it from that node's internal URL.
 
 One request upstream per URL at a time however many viewers ask (single flight), and recent
 immutable files (init segments, segments, parts) and blocking-reload playlists are kept in a
-small memory cache, so an edge asks the owner about once per part. Blocking reloads stay
-blocking: the query is forwarded and the owner holds the request. Range requests are answered
-with the whole file (parts and segments are small).
+small memory cache, so an edge asks the owner about once per part. Which node owns a stream is
+read from the directory the same way: one read per stream at a time, kept `owner_cache_s`
+(and forgotten as soon as that node answers 404 or fails), not one Redis round trip per
+viewer request. Blocking reloads stay blocking: the query is forwarded and the owner holds the
+request. Range requests are answered with the whole file (parts and segments are small).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
+from livecore.cache import TtlCache
 from livecore.cluster.directory import Directory, DirectoryUnavailable
 from livecore.cluster.metrics import ClusterMetrics
 from livecore.cluster.node import NodeInfo
@@ -47,12 +50,16 @@ class Fetched:
 class Edge:
     """The HLS fallback of this node (hls.routes.serve_elsewhere)."""
 
-    def __init__(self, cache_bytes: int, timeout_s: float) -> None:
+    def __init__(self, cache_bytes: int, timeout_s: float, owner_cache_s: float) -> None:
         self._cache_bytes = cache_bytes
         self._timeout_s = timeout_s
         self._cache: OrderedDict[str, Fetched] = OrderedDict()
         self._cached_bytes = 0
         self._flights: dict[str, asyncio.Task[Fetched]] = {}
+        # Which node holds each stream, as the directory said at most owner_cache_s ago: one
+        # read per stream at a time however many viewers ask (a read per request, all at once,
+        # ran Redis' 100-connection client pool dry).
+        self._owners: TtlCache[str, NodeInfo | None] = TtlCache(owner_cache_s, max_keys=10_000)
         self._directory: Directory | None = None
         self._session: aiohttp.ClientSession | None = None
         self._metrics: ClusterMetrics | None = None
@@ -75,13 +82,20 @@ class Edge:
         directory = self._directory
         if directory is None:
             raise NotFound("no such live stream", headers=CORS)
+        stream = request.match_info["stream"]
         try:
-            owner = await directory.owner(request.match_info["stream"])
+            owner = await self._owners.get(stream, lambda: directory.owner(stream))
         except DirectoryUnavailable:
             raise Unavailable("the stream directory cannot be reached", headers=CORS) from None
         if owner is None or owner.id == directory.node.id:
             raise NotFound("no such live stream", headers=CORS)
-        fetched = await self.fetch(owner, request.rel_url.path_qs)
+        try:
+            fetched = await self.fetch(owner, request.rel_url.path_qs)
+        except BadGateway:
+            self._owners.forget(stream)  # it may have died: read the directory again
+            raise
+        if fetched.status == 404:
+            self._owners.forget(stream)  # the broadcast may have ended or moved to another node
         etag = fetched.headers.get("ETag")
         if fetched.status == 200 and etag and etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers=fetched.headers)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from livecore.config import Config
 
@@ -50,3 +50,12 @@ def this_node(config: Config) -> NodeInfo:
 def public_url(config: Config, node: NodeInfo) -> str:
     """Where publishers reach this node itself: a draining node redirects WHIP there."""
     return (config.node.public_url or node.internal_url).rstrip("/")
+
+
+def process_node(config: Config, index: int, port: int, internal_port: int) -> NodeInfo:
+    """Process `index` (from 1) of several sharing `port`: a node of its own, named after the
+    box's node with `/index`, reached at `internal_port` (the shared port reaches any of them,
+    not this one)."""
+    base = this_node(replace(config, port=port))
+    own = replace(config.node, id=f"{base.id}/{index}", internal_url="")
+    return this_node(replace(config, port=internal_port, node=own))

@@ -4,8 +4,10 @@ the directory for `node.handover_s` (its entries expire within `node.directory_t
 death) has its broadcasts ended, its streams marked offline and their viewers told, by
 exactly one surviving node: the database's row locks decide which (store.broadcast_nodes).
 
-The recordings stay where their node wrote them: on a node's own disk, `recordings.recovery`
-finishes them when it starts again.
+Their recordings are finished by that node too, from what its storage holds of them
+(`recordings.recovery.finish_recording`): with a bucket, whatever the dead node uploaded,
+up to its last segment; a recording on the dead node's own disk is not there and is
+finished when that node starts again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import Callable
 from livecore.cluster.directory import Directory, DirectoryUnavailable
 from livecore.events.bus import EventBus
 from livecore.events.types import StreamState
+from livecore.recordings.recovery import finish_recording
+from livecore.recordings.storage import RecordingStorage
 from livecore.store import Database
 from livecore.store.audit import AuditLog
 from livecore.store.broadcast_nodes import BroadcastNodes
@@ -27,9 +31,12 @@ logger = logging.getLogger(__name__)
 
 class Reaper:
     def __init__(
-        self, db: Database, directory: Directory, bus: EventBus, audit: AuditLog, *,
-        interval_s: float, handover_s: float, on_change: Callable[[], None],
+        self, db: Database, directory: Directory, bus: EventBus, audit: AuditLog,
+        storage: RecordingStorage, *, interval_s: float, handover_s: float,
+        on_change: Callable[[], None],
     ) -> None:  # fmt: skip
+        self._db = db
+        self._storage = storage
         self._broadcasts = BroadcastNodes(db)
         self._directory = directory
         self._bus = bus
@@ -84,4 +91,24 @@ class Reaper:
                 details={"stream_id": orphan.stream_id, "node_id": node_id},
             )  # fmt: skip
             await self._bus.publish(orphan.stream_id, StreamState("offline"))
+        for orphan in orphans:
+            if orphan.recording_path:
+                await self._finish_recording(orphan.id, orphan.recording_path)
         return len(orphans)
+
+    async def _finish_recording(self, broadcast_id: int, path: str) -> None:
+        try:
+            size = await finish_recording(
+                self._db, self._storage, broadcast_id, path, still_open=False
+            )
+        except Exception:
+            # A bucket that is down: the recording stays unfinished (and unlisted) until a
+            # start of its node finishes it.
+            logger.exception("broadcast %d: its recording could not be finished", broadcast_id)
+            return
+        if size is None:
+            logger.info("broadcast %d: its recording is on its node's own disk", broadcast_id)
+        else:
+            logger.warning("broadcast %d: recording of %d bytes finished from storage",
+                           broadcast_id, size)  # fmt: skip
+        self._on_change()

@@ -19,6 +19,7 @@ from livecore.appkeys import (
     LISTINGS,
     METRICS,
     NODE_STATE,
+    RECORDINGS,
     SECRET_KEY,
 )
 from livecore.cluster import routes
@@ -48,9 +49,12 @@ def setup(app: web.Application) -> SignalingEdge | None:
     edge = signaling = None
     if app[CONFIG].redis_url:
         config = app[CONFIG]
-        edge = Edge(config.node.edge_cache_bytes, config.hls.blocking_reload_timeout_s + 10)
+        edge = Edge(
+            config.node.edge_cache_bytes, config.hls.blocking_reload_timeout_s + 10,
+            config.node.edge_owner_cache_s,
+        )  # fmt: skip
         hls_routes.serve_elsewhere(app, edge.answer)
-        signaling = SignalingEdge(this_node(config))
+        signaling = SignalingEdge(this_node(config), config.node.edge_owner_cache_s)
     app.cleanup_ctx.append(_context(edge, signaling))
     return signaling
 
@@ -85,7 +89,8 @@ def _context(
         Handover(app[DB], directory, state).install()
         app[DRAIN] = Drainer(state, directory, holding, config.node.drain_grace_s)
         reaper = Reaper(
-            app[DB], directory, app[BUS], app[AUDIT], interval_s=config.node.heartbeat_s,
+            app[DB], directory, app[BUS], app[AUDIT], app[RECORDINGS],
+            interval_s=config.node.heartbeat_s,
             handover_s=config.node.handover_s, on_change=app[LISTINGS].invalidate,
         )  # fmt: skip
         reaping = asyncio.create_task(reaper.run(), name="dead-node-reaper")

@@ -28,6 +28,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from livecore.cache import TtlCache
 from livecore.cluster.directory import Directory, DirectoryUnavailable
 from livecore.cluster.metrics import ClusterMetrics
 from livecore.cluster.node import NodeInfo
@@ -62,8 +63,14 @@ def _node_id(mark: str) -> str | None:
 class SignalingEdge:
     """This node's `signaling.routes.Elsewhere`."""
 
-    def __init__(self, node: NodeInfo) -> None:
+    def __init__(self, node: NodeInfo, owner_cache_s: float = 0.0) -> None:
         self._node = node
+        # Which node holds a stream, and a node's entry, as the directory said at most
+        # owner_cache_s ago: one read per key at a time, however many viewers arrive together
+        # (one read each ran Redis' connection pool dry under a crowd). Forgotten when the node
+        # does not answer.
+        self._owners: TtlCache[str, NodeInfo | None] = TtlCache(owner_cache_s, max_keys=10_000)
+        self._nodes: TtlCache[str, NodeInfo | None] = TtlCache(owner_cache_s, max_keys=1_000)
         self._mark = node_mark(node.id)
         self._directory: Directory | None = None
         self._metrics: ClusterMetrics | None = None
@@ -99,7 +106,8 @@ class SignalingEdge:
 
     async def stream_owner(self, slug: str) -> str | None:
         try:
-            owner = await self._read().owner(slug)
+            directory = self._read()
+            owner = await self._owners.get(slug, lambda: directory.owner(slug))
         except DirectoryUnavailable:
             raise self._unavailable() from None
         if owner is None or owner.id == self._node.id:
@@ -109,7 +117,12 @@ class SignalingEdge:
     async def forward(self, request: web.Request, mark: str, body: bytes) -> web.Response:
         node_id = _node_id(mark)
         try:
-            node = await self._read().find_node(node_id) if node_id else None
+            directory = self._read()
+            node = (
+                await self._nodes.get(node_id, lambda: directory.find_node(node_id))
+                if node_id
+                else None
+            )
         except DirectoryUnavailable:
             raise self._unavailable() from None
         if node is None or node.id == self._node.id:
@@ -130,11 +143,18 @@ class SignalingEdge:
                 kept = CIMultiDict((k, v) for k in _KEPT for v in resp.headers.getall(k, []))
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._count("unreachable")
+            self._nodes.forget(node.id)  # it may have died: read the directory again
+            self._forget_owner(request)
             logger.warning("%s %s: node %s did not answer: %s", request.method, request.path,
                            node.id, exc)  # fmt: skip
             raise BadGateway("the node holding this stream or session did not answer") from None
         self._count("forwarded")
         return web.Response(status=resp.status, body=answer, headers=kept)
+
+    def _forget_owner(self, request: web.Request) -> None:
+        slug = request.match_info.get("stream")
+        if slug is not None:
+            self._owners.forget(slug)
 
     def _read(self) -> Directory:
         if self._directory is None:

@@ -61,7 +61,17 @@ class HlsMetrics:
         )
         self.packaging_process_deaths = Counter(
             "livecore_hls_packaging_process_deaths_total",
-            "Packaging processes that died or could not start, ending their broadcasts",
+            "Packaging processes that died or could not start (their broadcasts go on elsewhere)",
+            registry=registry,
+        )
+        self.packaging_restarts = Counter(
+            "livecore_hls_packaging_restarts_total",
+            "Broadcasts' packaging (a rendition each) moved to another process after theirs died",
+            registry=registry,
+        )
+        self.packaging_restarts_exhausted = Counter(
+            "livecore_hls_packaging_restarts_exhausted_total",
+            "Broadcasts' packaging (a rendition each) ended as failed: its process kept dying",
             registry=registry,
         )
         # The transcoders' own (transcode/ imports nothing of hls/), registered here.

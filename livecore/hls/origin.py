@@ -21,12 +21,14 @@ from pathlib import Path
 from livecore.config import HlsConfig
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packager import Packager
-from livecore.hls.packaging import PackagingProcesses, WorkerLink
+from livecore.hls.packaging import EventHandler, PackagingProcesses, ThreadLink, WorkerLink
 from livecore.hls.renditions import Rendition
 from livecore.hls.thumbnails import Thumbnail, Thumbnailer
 from livecore.hls.views import RenditionView
+from livecore.hls.worker import WorkerEvent, WorkerSpec
 from livecore.recordings.layout import broadcast_dir, rendition_dir
 from livecore.sfu.hub import StreamHub
+from livecore.sfu.media import MediaUnit
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +62,12 @@ class HlsOrigin:
         packaging: PackagingProcesses | None = None,
         on_thumbnail: Callable[[int, bytes], None] | None = None,
         discontinuity_of: Callable[[int], int] | None = None,
+        observe: Callable[[Path, WorkerEvent], None] | None = None,
     ) -> None:
         self._root = root
+        # Told of what each rendition's worker reports (its directory, the event), after its
+        # packager: the recordings' uploader (wiring/media.py). Called on the loop.
+        self._observe = observe
         self._packaging = packaging
         self._config = config
         self._workers = workers
@@ -136,7 +142,10 @@ class HlsOrigin:
 
     def _link(self) -> WorkerLink | None:
         """Where the next packager's worker runs: a packaging process (None: a thread)."""
-        return self._packaging.link() if self._packaging is not None else None
+        link = self._packaging.link() if self._packaging is not None else None
+        if self._observe is None:
+            return link
+        return _ObservedLink(link if link is not None else ThreadLink(), self._observe)
 
     def lookup(self, stream: str) -> Mapping[str, RenditionView] | None:
         """The stream's renditions in ladder order: the source, and each rung that has a
@@ -221,3 +230,31 @@ class HlsOrigin:
                 await broadcast.packager.aclose()
         tasks = [b.task for b in self._by_slug.values()]
         await asyncio.gather(*tasks, *self._retiring, return_exceptions=True)
+
+
+class _ObservedLink:
+    """A worker link whose events also reach an observer, after the packager's handler."""
+
+    def __init__(self, inner: WorkerLink, observe: Callable[[Path, WorkerEvent], None]) -> None:
+        self._inner = inner
+        self._observe = observe
+
+    def start(self, spec: WorkerSpec, on_event: EventHandler) -> None:
+        def both(event: WorkerEvent) -> None:
+            on_event(event)
+            try:
+                self._observe(spec.directory, event)
+            except Exception:  # an observer's bug must not end the packaging
+                logger.exception("hls %s: observer failed", spec.slug)
+
+        self._inner.start(spec, both)
+
+    def send(self, unit: MediaUnit, queued_at: float) -> None:
+        self._inner.send(unit, queued_at)
+
+    @property
+    def backlog(self) -> int:
+        return self._inner.backlog
+
+    def end(self) -> None:
+        self._inner.end()

@@ -22,7 +22,14 @@ from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packaging import ThreadLink, WorkerLink
 from livecore.hls.playlist import segment_cut_s, segment_limit_s, target_duration
 from livecore.hls.state import InitInfo, MediaState, Part, Segment, VariantInfo
-from livecore.hls.worker import Finished, InitReady, SegmentUpdate, WorkerEvent, WorkerSpec
+from livecore.hls.worker import (
+    Finished,
+    InitReady,
+    Resumed,
+    SegmentUpdate,
+    WorkerEvent,
+    WorkerSpec,
+)
 from livecore.sfu.hub import Subscription
 from livecore.sfu.media import MediaUnit
 
@@ -193,6 +200,10 @@ class Packager:
             if seg.complete:
                 self._longest_s = max(self._longest_s, seg.duration_s)
                 self._all_independent = self._all_independent and seg.independent
+        elif isinstance(event, Resumed):
+            # Its process died; a new worker starts at a keyframe: ask for one now.
+            if self._sub.on_keyframe_needed is not None:
+                self._sub.on_keyframe_needed()
         elif isinstance(event, Finished):
             self._ended = True
             if event.write_error:

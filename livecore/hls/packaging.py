@@ -10,8 +10,10 @@ thread (`packaging_host.host_main`); broadcasts go to the least loaded one, and 
 only as broadcasts need them, up to `hls.packaging_processes`.
 
 The loop's side never blocks: units go down a pipe transport, events come back through one.
-A process that dies ends its broadcasts as failed (their recordings stay playable up to the
-last complete segment); the next broadcast gets a new process.
+When a process dies, each broadcast it hosted goes on in another (`resuming.ResumingLink`,
+which every link handed out here is): the same broadcast and recording, after a
+discontinuity. One whose packaging keeps dying ends as failed (its recording stays playable
+up to the last complete segment).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Protocol
 
 from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packaging_host import UNIT_HEAD, host_main
+from livecore.hls.resuming import RestartBudget, ResumingLink
 from livecore.hls.worker import Finished, QueueItem, Worker, WorkerEvent, WorkerSpec
 from livecore.sfu.media import MediaUnit
 from livecore.transcode import procpipes
@@ -92,7 +95,7 @@ class ThreadLink:
 class _Process:
     """One packaging process and the loop's side of its pipes."""
 
-    def __init__(self, name: str, on_death: Callable[[], None]) -> None:
+    def __init__(self, name: str, on_death: Callable[[_Process], None]) -> None:
         self.name = name
         self._on_death = on_death
         self.dead = False
@@ -167,24 +170,29 @@ class _Process:
         self.dead = True
         self._outgoing.clear()
         if not self._stopping:
-            self._on_death()
+            self._on_death(self)
         if self.handlers:
-            logger.error("%s: %s, ending %d broadcasts' packaging", self.name, why,
+            logger.error("%s: %s, with %d broadcasts' packaging", self.name, why,
                          len(self.handlers))  # fmt: skip
         handlers, self.handlers = self.handlers, {}
         for handler in handlers.values():
-            handler(None, Finished(failed=True))
+            handler(None, self.death())
+
+    def death(self) -> Finished:
+        """What its broadcasts' packaging is told once it is dead: asked to stop, it did not
+        finish them in time; otherwise it crashed (and they go on elsewhere)."""
+        return Finished(failed=True, crashed=not self._stopping)
 
     async def aclose(self, grace_s: float) -> None:
         """Ask the process to finish its broadcasts and exit; stop it by its PID after
-        `grace_s`."""
+        `grace_s`. Once dead: collect its exit status and close its pipes."""
         self._stopping = True
         if self._connecting is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace_s):
                     await asyncio.shield(self._connecting)  # a process still starting
                     if self._writer is not None:
-                        if not self._writer.is_closing():
+                        if not self._writer.is_closing() and not self.dead:
                             self._flush()
                             self._writer.write(procpipes.END)
                         await self._exited.wait()
@@ -214,7 +222,7 @@ class _ProcessLink:
     def start(self, spec: WorkerSpec, on_event: EventHandler) -> None:
         self._on_event = on_event
         if self._process.dead:
-            asyncio.get_running_loop().call_soon(on_event, Finished(failed=True))
+            asyncio.get_running_loop().call_soon(on_event, self._process.death())
             return
         self._process.handlers[self._sid] = self._on_process_event
         self._process.write(b"O" + pickle.dumps((self._sid, spec)))
@@ -241,22 +249,43 @@ class _ProcessLink:
 
 
 class PackagingProcesses:
-    """Up to `processes` packaging processes, spawned as broadcasts need them."""
+    """Up to `processes` packaging processes, spawned as broadcasts need them. A broadcast's
+    packaging goes on in another process when its own dies, `restarts` times within
+    `restart_window_s` at most (`resuming.RestartBudget`)."""
 
-    def __init__(self, processes: int, metrics: HlsMetrics | None = None) -> None:
+    def __init__(
+        self,
+        processes: int,
+        metrics: HlsMetrics | None = None,
+        *,
+        restarts: int = 3,
+        restart_window_s: float = 60.0,
+    ) -> None:
         self._max = processes
+        self._restarts = restarts
+        self._restart_window_s = restart_window_s
         self._live: list[_Process] = []
         self._all: list[_Process] = []
         self._ids = itertools.count(1)
         self._metrics = metrics
+        self._closed = False
+        self._reaping: set[asyncio.Task[None]] = set()  # dead processes being reaped
         if metrics is not None:
             metrics.packaging_processes.set_function(lambda: len(self.pids))
 
     def link(self) -> WorkerLink:
-        """A worker for one more broadcast, in the least loaded process."""
+        """A worker for one more broadcast, in the least loaded process, moving to another
+        if that one dies."""
+        budget = RestartBudget(self._restarts, self._restart_window_s)
+        return ResumingLink(self._process_link, budget, self._metrics)
+
+    def _process_link(self) -> WorkerLink | None:
+        """A worker in the least loaded process (None once closing: nothing may start)."""
+        if self._closed:
+            return None
         self._live = [p for p in self._live if not p.dead]
         if len(self._live) < self._max and all(p.assigned for p in self._live):
-            process = _Process(f"hls-packaging-{next(self._ids)}", self._count_death)
+            process = _Process(f"hls-packaging-{next(self._ids)}", self._dead)
             process.start()
             self._live.append(process)
             self._all.append(process)
@@ -270,9 +299,15 @@ class PackagingProcesses:
         """Bytes on their way to the processes, not yet in their pipes."""
         return sum(p.buffered_bytes for p in self._live)
 
-    def _count_death(self) -> None:
+    def _dead(self, process: _Process) -> None:
         if self._metrics is not None:
             self._metrics.packaging_process_deaths.inc()
+        # Reaped now, not at close: a node whose processes die now and then keeps no zombies.
+        if process in self._all:
+            self._all.remove(process)
+            reaping = asyncio.create_task(process.aclose(0.5), name=f"{process.name}-reap")
+            self._reaping.add(reaping)
+            reaping.add_done_callback(self._reaping.discard)
 
     @property
     def pids(self) -> list[int]:
@@ -281,5 +316,6 @@ class PackagingProcesses:
 
     async def close(self, grace_s: float = 10.0) -> None:
         """Let every process finish what it holds, then stop it."""
+        self._closed = True
         processes, self._all, self._live = self._all, [], []
-        await asyncio.gather(*(p.aclose(grace_s) for p in processes))
+        await asyncio.gather(*(p.aclose(grace_s) for p in processes), *self._reaping)

@@ -6,6 +6,8 @@ the parent's end of the pipe closing) ends them all and then the process. Back t
 pickle((id, units taken so far, event)) for every event of every worker.
 
 Imports hls.worker (and through it PyAV) only in the child; the parent imports UNIT_HEAD.
+The process calls itself PROCESS_NAME (Linux: what ps and top show), so an operator can tell
+it from the other workers (renditions' transcoders, thumbnails).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pickle
 import signal
 import struct
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 from livecore.sfu.media import MediaUnit
 
@@ -23,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 # id, pts, clock_hz, is video, is keyframe, queued at (time.monotonic), codec name length
 UNIT_HEAD = struct.Struct("!Iqi??dB")
+PROCESS_NAME = "lc-packaging"  # at most 15 bytes: the kernel's limit
 
 
 def host_main(inbox: Connection, outbox: Connection) -> None:
@@ -30,6 +34,8 @@ def host_main(inbox: Connection, outbox: Connection) -> None:
     it arrives, with no hand-off between threads (each costs a wake-up and a GIL switch)."""
     # Ctrl-C reaches the whole process group; the parent decides when its workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):  # not Linux: keeps the interpreter's name
+        Path("/proc/self/comm").write_text(PROCESS_NAME)
     from livecore.hls.worker import Worker, WorkerEvent, WorkerSpec
 
     workers: dict[int, Worker] = {}

@@ -67,6 +67,22 @@ class Segmenter:
     def open(self) -> None:
         self._recording.open()
 
+    def resume(self, last: Segment | None, stored_parts: tuple[tuple[int, int], ...]) -> None:
+        """Go on with a broadcast whose packaging process died after reporting `last`: the
+        recording continues, `last` is completed with the parts it had (the live playlist
+        listed those), and the next segment follows a discontinuity."""
+        self._recording.resume(stored_parts, last if last is not None and last.complete else None)
+        if last is not None:
+            self._next_msn = last.msn + 1
+            if not last.complete:
+                self.queued_at = time.monotonic()
+                self._open = last
+                self._open_bytes = [self._recording.read_part(last.msn, p.index)
+                                    for p in last.parts]  # fmt: skip
+                self._recording.discard_part(last.msn, len(last.parts))
+                self.complete_open()
+        self._discontinuity_pending = not self._recording.empty
+
     def new_init(self, init: InitInfo, origin_s: float) -> None:
         """A new muxer starts: its init segment and fragments come next; media time 0 of its
         fragments is `origin_s` on the publisher's clock."""

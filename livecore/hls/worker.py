@@ -24,7 +24,7 @@ from livecore.hls.muxing import AAC_CODEC, Mux, opus_channels
 from livecore.hls.segmenting import InitReady as InitReady
 from livecore.hls.segmenting import Segmenter
 from livecore.hls.segmenting import SegmentUpdate as SegmentUpdate
-from livecore.hls.state import InitInfo
+from livecore.hls.state import InitInfo, Segment
 from livecore.recordings.writer import WriteFailed
 from livecore.sfu.media import AUDIO_CLOCK_HZ, MediaUnit
 
@@ -33,7 +33,11 @@ logger = logging.getLogger(__name__)
 # Before the first fragment we wait this much media (or for both tracks) to learn whether the
 # broadcast has video, audio or both: the track set is fixed in the init segment.
 _STARTUP_S = 1.0
-_STARTUP_MAX_UNITS = 400
+_STARTUP_MAX_UNITS = 400  # about 5 s of 30 fps video and Opus
+# Going on with a broadcast that had video, its keyframe (asked for) may take a while on a
+# busy machine: starting without one would make audio-only segments, and another
+# discontinuity when it comes. Audio before the keyframe is dropped either way.
+_RESUME_STARTUP_S = 4.0
 # Audio packets seen without an audio track before we start a new init that has one.
 _LATE_AUDIO_PACKETS = 10
 
@@ -42,6 +46,26 @@ _LATE_AUDIO_PACKETS = 10
 class Finished:
     failed: bool
     write_error: bool = False  # failed because a file could not be written
+    crashed: bool = False  # failed because its packaging process died (hls.resuming)
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """The broadcast's packaging process died and another took over (hls.resuming): it
+    goes on at the next keyframe. Reported by the link, never by a worker."""
+
+    restarts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a broadcast's packaging goes on in a new worker after its process died."""
+
+    last: Segment | None  # the last segment reported, complete or not
+    stored_parts: tuple[tuple[int, int], ...]  # (msn, parts) of recent complete segments
+    next_init: int
+    wall_base: float | None  # the wall clock of media time 0 (program date-times go on)
+    video: bool = True  # the broadcast had video: wait longer for a keyframe to start at
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +79,11 @@ class WorkerSpec:
     # False when the publisher's offer had no audio: the first segment need not wait
     # _STARTUP_S to find out.
     expect_audio: bool = True
+    resume: Resume | None = None  # going on with a broadcast whose process died
 
 
 # What a worker reports; the segmenter's two events are re-exported from here with it.
-WorkerEvent = InitReady | SegmentUpdate | Finished
+WorkerEvent = InitReady | SegmentUpdate | Finished | Resumed
 # A queued unit and when it was queued (time.monotonic), for the production-lag metrics.
 QueueItem = tuple[MediaUnit, float]
 
@@ -87,6 +112,11 @@ class Worker:
         self._late_audio = 0
         self._stereo = False  # an Opus packet coded in stereo has been seen
         self._unsupported: set[str] = set()
+        self._resume = spec.resume
+        self._startup_s = _RESUME_STARTUP_S if spec.resume and spec.resume.video else _STARTUP_S
+        if spec.resume is not None:
+            self._next_init = spec.resume.next_init
+            self._segments.wall_base = spec.resume.wall_base
 
     # -- the thread's loop ------------------------------------------------------------------
 
@@ -102,6 +132,9 @@ class Worker:
             self._segments.open()
         except OSError as exc:
             self._fail(exc)
+            return
+        if self._resume is not None:
+            self._guarded("resuming the recording", self._resume_recording)
 
     def feed(self, unit: MediaUnit, queued_at: float) -> None:
         """Package one unit (after a failure: only count it, so the sender's backlog clears)."""
@@ -117,6 +150,10 @@ class Worker:
             self._guarded("finishing the recording", self._finish)
         if not self._failed:
             self._emit(Finished(failed=False))
+
+    def _resume_recording(self) -> None:
+        assert self._resume is not None
+        self._segments.resume(self._resume.last, self._resume.stored_parts)
 
     def _push_and_drain(self, unit: MediaUnit) -> None:
         self._push(unit)
@@ -189,7 +226,8 @@ class Worker:
         key = next((u for u in usable if h264.parameter_sets(u.data)), None)
         has_audio = any(u.kind == "audio" for u in pending)
         span = pending[-1].pts_s - pending[0].pts_s if pending else 0.0
-        ready = (key is not None and (has_audio or not self._expect_audio)) or span >= _STARTUP_S
+        both = key is not None and (has_audio or not self._expect_audio)
+        ready = both or span >= self._startup_s
         if not pending or not (ready or force or len(pending) >= _STARTUP_MAX_UNITS):
             return
         self._pending = []

@@ -1,5 +1,7 @@
 """Recording retention: delete recordings past their age, then the oldest while this node's
-recordings take more disk than allowed. Runs on each node for the recordings it stores."""
+recordings take more disk than allowed. Runs on each node for the recordings it stores: with
+a bucket, every node sees every recording, so the size limit is the bucket's (all nodes'
+recordings together), and deleting one twice is harmless."""
 
 from __future__ import annotations
 

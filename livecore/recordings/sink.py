@@ -29,6 +29,10 @@ class RecordingSink(Protocol):
         """Remove an object if it exists."""
         ...
 
+    def get(self, name: str) -> bytes | None:
+        """An object's bytes, None when it does not exist (a recording being resumed)."""
+        ...
+
 
 class DiskSink:
     """A recording written into one directory. Picklable: a packaging process makes its own."""
@@ -47,3 +51,9 @@ class DiskSink:
 
     def discard(self, name: str) -> None:
         (self.directory / name).unlink(missing_ok=True)
+
+    def get(self, name: str) -> bytes | None:
+        try:
+            return (self.directory / name).read_bytes()
+        except FileNotFoundError:
+            return None

@@ -3,13 +3,15 @@ segments and the VOD playlist, through a `RecordingSink`.
 
 Blocking: the packaging worker calls it from its own thread or process. Parts are for
 players at the live edge; once their segment is written they are pruned, keeping those of
-the last few segments the live playlist still lists.
+the last few segments the live playlist still lists. A recording whose packaging process died
+is `resume`d by the worker that takes its broadcast over.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Iterable
 
 from livecore.recordings.layout import VOD_PLAYLIST, init_name, part_name
 from livecore.recordings.playlist import RecordedSegment, RecordingPlaylist
@@ -29,6 +31,7 @@ class RecordingWriter:
         self._sink = sink
         self._parts_kept = parts_kept  # segments whose parts stay while the broadcast goes on
         self._label = label  # for logs: the stream's slug (and rendition)
+        self._segment_target_s = segment_target_s
         self._playlist = RecordingPlaylist(segment_target_s)
         # (msn, parts) of the recent complete segments whose part files are still stored.
         self._parts_stored: deque[tuple[int, int]] = deque()
@@ -40,6 +43,30 @@ class RecordingWriter:
 
     def open(self) -> None:
         self._sink.open()
+
+    def resume(self, stored_parts: Iterable[tuple[int, int]], last: RecordedSegment | None) -> None:
+        """Go on with a recording another writer left when its process died: its VOD playlist
+        as written, then `last` (the last complete segment its broadcast reported, whose
+        listing the death may have cut short) unless listed. `stored_parts`: (msn, parts) of
+        the recent complete segments, whose parts are pruned as if written here."""
+        written = self._sink.get(VOD_PLAYLIST)
+        if written is not None:
+            self._playlist = RecordingPlaylist.resumed(written.decode(), self._segment_target_s)
+        if last is not None and not self._playlist.has(last.msn):
+            self._list(last)
+        self._parts_stored.extend(stored_parts)
+
+    def read_part(self, msn: int, index: int) -> bytes:
+        """A part written before (a resumed recording completes the segment it was in)."""
+        name = part_name(msn, index)
+        data = self._sink.get(name)
+        if data is None:
+            raise WriteFailed(f"{name}: missing, its segment cannot be completed")
+        return data
+
+    def discard_part(self, msn: int, index: int) -> None:
+        """Remove a part written but never reported (its writer died): no segment has it."""
+        self._sink.discard(part_name(msn, index))
 
     def write_init(self, n: int, data: bytes) -> None:
         self._put(init_name(n), data)
@@ -55,10 +82,13 @@ class RecordingWriter:
         """Add a written segment of `parts` parts to the recording: the whole broadcast so
         far as a finished VOD playlist, rewritten per segment so a crash mid-stream still
         leaves a playable recording up to the last complete segment; then prune parts."""
-        self._playlist.add(seg)
-        self._put(VOD_PLAYLIST, self._playlist.render().encode())
+        self._list(seg)
         self._parts_stored.append((seg.msn, parts))
         self._prune_parts(self._parts_kept)
+
+    def _list(self, seg: RecordedSegment) -> None:
+        self._playlist.add(seg)
+        self._put(VOD_PLAYLIST, self._playlist.render().encode())
 
     def finish(self, parts_kept: int) -> None:
         """The broadcast has ended: keep the parts of the last `parts_kept` segments only

@@ -52,6 +52,13 @@ class PlaybackPolicy:
         # Segment requests arrive many times a second per viewer: the stream's visibility is
         # read from the database at most once a second per stream and node.
         self._access: TtlCache[str, _Access | None] = TtlCache(1.0, max_keys=10_000)
+        # Chat joins too (thousands a second in a premiere's first minute): the same bound.
+        self._streams_by_slug: TtlCache[str, Stream | None] = TtlCache(1.0, max_keys=10_000)
+
+    async def stream(self, slug: str) -> Stream | None:
+        """The stream a viewer names, read from the database at most once a second per
+        stream and node (at once after a change made on this node)."""
+        return await self._streams_by_slug.get(slug, lambda: self._streams.by_slug(slug))
 
     async def may_watch(self, user: User, stream: Stream) -> bool:
         if stream.visibility == "public" or user.role == "admin" or user.id == stream.owner_id:
@@ -87,3 +94,4 @@ class PlaybackPolicy:
     def forget(self) -> None:
         """Visibility changed on this node: read it afresh."""
         self._access.invalidate()
+        self._streams_by_slug.invalidate()

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 from aiohttp import web
 
@@ -19,6 +16,7 @@ from livecore.events.bus import LocalBus
 from livecore.events.metrics import BusMetrics
 from livecore.events.redis_bus import RedisBus
 from livecore.ops.dependencies import DatabaseProbe
+from livecore.secretkey import stored_secret
 from livecore.store import Database, apply_migrations
 from livecore.store.chat import ChatStore
 
@@ -39,7 +37,7 @@ def _context(dsn: str) -> CleanupContext:
             app[SECRET_KEY] = config.secret_key.encode()
         else:
             path = config.data_path / "secret_key"
-            app[SECRET_KEY] = await asyncio.to_thread(_stored_secret, path)
+            app[SECRET_KEY] = await asyncio.to_thread(stored_secret, path)
         report = await apply_migrations(dsn)
         if report.applied:
             logger.info("migrations applied: %s", ", ".join(report.applied))
@@ -54,18 +52,6 @@ def _context(dsn: str) -> CleanupContext:
             await db.close(timeout_s=10)  # waits for released connections, then terminates
 
     return context
-
-
-def _stored_secret(path: Path) -> bytes:
-    """The key generated on first start; several nodes must share LIVECORE_SECRET_KEY instead."""
-    if path.exists():
-        return path.read_bytes().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
-    return key
 
 
 def _pool_stats(db: Database) -> tuple[int, int, int]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -27,13 +28,16 @@ from livecore.appkeys import (
     METRICS,
     NODE_STATE,
     PUBLISHERS,
+    RECORDING_UPLOADS,
     SCREENING,
     VIEWERS,
 )
-from livecore.hls.origin import HlsOrigin
+from livecore.hls.origin import FinishedRecording, HlsOrigin
 from livecore.hls.packaging import PackagingProcesses
+from livecore.hls.worker import Finished, InitReady, SegmentUpdate, WorkerEvent
 from livecore.nodestate import NodeState
 from livecore.recordings.layout import ROOT as RECORDINGS_ROOT
+from livecore.recordings.uploader import BucketUploader
 from livecore.safety.screening import Subject
 from livecore.sfu.hub import HubRegistry, StreamHub
 from livecore.sfu.metrics import SfuMetrics
@@ -80,12 +84,18 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     # Decoding (thumbnails) runs in worker processes, never on the loop.
     workers = WorkerPool(config.hls.media_workers)
     # Packaging (Opus to AAC, muxing, files) runs in processes, never on the loop's core.
-    packaging = PackagingProcesses(config.hls.packaging_processes, app[HLS_METRICS])
+    # With a bucket, what it writes is uploaded as it completes (recordings.uploader).
+    uploader = app.get(RECORDING_UPLOADS)
+    packaging = PackagingProcesses(
+        config.hls.packaging_processes, app[HLS_METRICS], restarts=config.hls.packaging_restarts,
+        restart_window_s=config.hls.packaging_restart_window_s,
+    )  # fmt: skip
     origin = app[HLS_ORIGIN] = HlsOrigin(
         config.data_path / RECORDINGS_ROOT, config.hls, workers=workers.get,
         metrics=app[HLS_METRICS], packaging=packaging,
         on_thumbnail=lambda stream_id, jpeg: _screen_thumbnail(app, stream_id, jpeg),
         discontinuity_of=lambda stream_id: _discontinuity(node, stream_id),
+        observe=_uploading(uploader) if uploader is not None else None,
     )  # fmt: skip
     hubs.on_open(origin.attach)
     app[VIEWERS] = Viewers(config.sfu)
@@ -98,8 +108,13 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     )  # fmt: skip
     # Ends asked for on any node reach the publisher's node: it listens while live.
     ender = LiveEnder(bus, publishers)
+    recorded = (
+        origin
+        if uploader is None
+        else _Uploaded(origin, uploader, config.storage.request_timeout_s)
+    )
     states = StreamStates(
-        bus, broadcasts, origin, ender, config.data_path,
+        bus, broadcasts, recorded, ender, config.data_path,
         on_live=lambda stream_id: _screen(app, stream_id),
         node=node, handover_s=config.node.handover_s,
     )  # fmt: skip
@@ -150,6 +165,55 @@ class _IngestProbe:
 def _discontinuity(node: NodeState, stream_id: int) -> int:
     continued = node.continuing.get(stream_id)
     return continued.discontinuity if continued is not None else 0
+
+
+def _uploading(uploader: BucketUploader) -> Callable[[Path, WorkerEvent], None]:
+    """The packaging's reports, as the recordings' uploader takes them (recordings/ may not
+    import hls/): init segments and complete segments written, renditions finished."""
+
+    def observe(directory: Path, event: WorkerEvent) -> None:
+        if isinstance(event, InitReady):
+            uploader.init_written(directory, event.init.n)
+        elif isinstance(event, SegmentUpdate) and event.segment.complete:
+            uploader.segment_written(directory, event.segment)
+        elif isinstance(event, Finished):
+            uploader.finished(directory)
+
+    return observe
+
+
+class _Uploaded:
+    """The origin as the broadcast states see it (streams.states.Packaging), a recording
+    being reported done only once what was queued of it is in the bucket, or after
+    `wait_s` at most (a bucket that is down: it is listed with what the bucket has so far,
+    and the rest follows as the uploads succeed)."""
+
+    def __init__(self, origin: HlsOrigin, uploader: BucketUploader, wait_s: float) -> None:
+        self._origin = origin
+        self._uploader = uploader
+        self._wait_s = wait_s
+
+    def directory_of(self, hub: StreamHub) -> Path | None:
+        return self._origin.directory_of(hub)
+
+    def picture(self, stream: str) -> tuple[int | None, int | None]:
+        return self._origin.picture(stream)
+
+    def hand_over(self, hub: StreamHub) -> None:
+        self._origin.hand_over(hub)
+
+    def recording_of(self, hub: StreamHub) -> Awaitable[FinishedRecording] | None:
+        finished = self._origin.recording_of(hub)
+        return None if finished is None else self._after_upload(finished)
+
+    async def _after_upload(self, finished: Awaitable[FinishedRecording]) -> FinishedRecording:
+        recording = await finished
+        try:
+            async with asyncio.timeout(self._wait_s):
+                await self._uploader.flushed(recording.directory)
+        except TimeoutError:
+            logger.warning("recording %s: not all in the bucket yet", recording.directory)
+        return recording
 
 
 def _screen_thumbnail(app: web.Application, stream_id: int, jpeg: bytes) -> None:

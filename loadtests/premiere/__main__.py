@@ -152,9 +152,9 @@ async def _evening(s: Scenario, dep: Deployment, out: Path) -> int:
                                s.duration_s + SETTLE_S)  # fmt: skip
         publisher.start()
         tasks = [
-            asyncio.create_task(activity.chat_storm(http, dep, s, setup.slug, rec)),
-            asyncio.create_task(activity.tip_burst(http, dep, s, setup.slug, rec)),
-            asyncio.create_task(activity.subscribe(http, dep, s, setup.tier_id, rec)),
+            asyncio.create_task(activity.chat_storm(http, dep, s, setup, rec)),
+            asyncio.create_task(activity.tip_burst(http, dep, s, setup, rec)),
+            asyncio.create_task(activity.subscribe(http, dep, s, setup, rec)),
             *(asyncio.create_task(_fault(dep, f, t0, faults, progress)) for f in s.faults),
         ]
         records: dict[int, dict[str, Any]] = {}

@@ -32,6 +32,9 @@ class Setup:
     stream_key: str
     creator_token: str
     tier_id: int | None
+    senders: list[str]
+    tippers: list[str]
+    fans: list[str]
 
 
 @dataclass
@@ -63,7 +66,20 @@ async def register(http: aiohttp.ClientSession, base: str, name: str, creator: b
     return str((await _json(await http.post(f"{base}/api/v1/auth/register", json=body)))["token"])
 
 
+async def _accounts(http: aiohttp.ClientSession, base: str, prefix: str, n: int) -> list[str]:
+    """n viewer accounts, a few at a time: sign-ups hash passwords (argon2), CPU work that
+    must not crowd out the evening; they are made before it starts."""
+    limit = asyncio.Semaphore(4)
+
+    async def one(i: int) -> str:
+        async with limit:
+            return await register(http, base, f"{prefix}{i}")
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
 async def set_up(http: aiohttp.ClientSession, base: str, scenario: Scenario) -> Setup:
+    """The creator, the stream, a tier, and every account the evening uses."""
     creator = await register(http, base, "creator", creator=True)
     auth = {"Authorization": f"Bearer {creator}"}
     slug = f"premiere-{time.time_ns() % 10**9}"
@@ -74,7 +90,12 @@ async def set_up(http: aiohttp.ClientSession, base: str, scenario: Scenario) -> 
         tier = {"name": "Front row", "price_minor": 500, "currency": "usd"}
         made_tier = await _json(await http.post(f"{base}/api/v1/me/tiers", json=tier, headers=auth))
         tier_id = int(made_tier["tier"]["id"])
-    return Setup(slug, str(stream["stream_key"]), creator, tier_id)
+    senders = await _accounts(http, base, "sender", scenario.chat.senders)
+    tippers = await _accounts(
+        http, base, "tipper", scenario.tips.tippers if scenario.tips.tips else 0
+    )
+    fans = await _accounts(http, base, "fan", scenario.subscriptions.count)
+    return Setup(slug, str(stream["stream_key"]), creator, tier_id, senders, tippers, fans)
 
 
 def _alive(deployment: Deployment) -> list[str]:
@@ -82,12 +103,14 @@ def _alive(deployment: Deployment) -> list[str]:
 
 
 async def chat_storm(
-    http: aiohttp.ClientSession, deployment: Deployment, scenario: Scenario, slug: str, rec: Record
+    http: aiohttp.ClientSession,
+    deployment: Deployment,
+    scenario: Scenario,
+    setup: Setup,
+    rec: Record,
 ) -> None:
     storm = scenario.chat
-    tokens = await asyncio.gather(
-        *(register(http, deployment.bases[0], f"sender{i}") for i in range(storm.senders))
-    )
+    tokens = setup.senders
     sockets: list[aiohttp.ClientWebSocketResponse | None] = [None] * storm.senders
     readers: list[asyncio.Task[None]] = []
 
@@ -95,7 +118,7 @@ async def chat_storm(
         for base in random.sample(_alive(deployment), len(_alive(deployment))):
             try:
                 ws = await http.ws_connect(
-                    f"{base}/ws/{slug}", headers={"Authorization": f"Bearer {tokens[i]}"}
+                    f"{base}/ws/{setup.slug}", headers={"Authorization": f"Bearer {tokens[i]}"}
                 )
             except (aiohttp.ClientError, OSError, TimeoutError):
                 continue
@@ -172,14 +195,16 @@ async def _deliver(
 
 
 async def tip_burst(
-    http: aiohttp.ClientSession, deployment: Deployment, scenario: Scenario, slug: str, rec: Record
+    http: aiohttp.ClientSession,
+    deployment: Deployment,
+    scenario: Scenario,
+    setup: Setup,
+    rec: Record,
 ) -> None:
     burst = scenario.tips
     if not burst.tips:
         return
-    base0 = deployment.bases[0]
-    names = [f"tipper{i}" for i in range(burst.tippers)]
-    tokens = await asyncio.gather(*(register(http, base0, name) for name in names))
+    tokens = setup.tippers
     await asyncio.sleep(max(0.0, rec.t0 + burst.at_s - time.time()))
     limit = asyncio.Semaphore(burst.concurrency)
     peer = deployment.peer
@@ -195,9 +220,9 @@ async def tip_burst(
             for _ in range(5):  # the same key again after a failure: made once
                 base = random.choice(_alive(deployment))
                 try:
-                    async with http.post(f"{base}/api/v1/streams/{slug}/tips", headers=headers,
-                                         json={"amount_minor": 500 + n % 500, "currency": "usd",
-                                               "message": "premiere"}) as resp:  # fmt: skip
+                    url = f"{base}/api/v1/streams/{setup.slug}/tips"
+                    tip = {"amount_minor": 500 + n % 500, "currency": "usd", "message": "premiere"}
+                    async with http.post(url, headers=headers, json=tip) as resp:
                         body = await resp.json()
                         status = resp.status
                 except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
@@ -226,14 +251,16 @@ async def tip_burst(
 
 
 async def subscribe(
-    http: aiohttp.ClientSession, deployment: Deployment, scenario: Scenario, tier_id: int | None,
+    http: aiohttp.ClientSession,
+    deployment: Deployment,
+    scenario: Scenario,
+    setup: Setup,
     rec: Record,
-) -> None:  # fmt: skip
+) -> None:
     subs = scenario.subscriptions
-    if not subs.count or tier_id is None:
+    if not subs.count or setup.tier_id is None:
         return
-    base0 = deployment.bases[0]
-    tokens = await asyncio.gather(*(register(http, base0, f"fan{i}") for i in range(subs.count)))
+    tokens = setup.fans
     await asyncio.sleep(max(0.0, rec.t0 + subs.at_s - time.time()))
     peer = deployment.peer
     assert peer is not None
@@ -242,7 +269,9 @@ async def subscribe(
         headers = {"Authorization": f"Bearer {tokens[n]}", "Idempotency-Key": f"premiere-sub-{n}"}
         base = random.choice(_alive(deployment))
         try:
-            async with http.post(f"{base}/api/v1/tiers/{tier_id}/subscribe", headers=headers) as r:
+            async with http.post(
+                f"{base}/api/v1/tiers/{setup.tier_id}/subscribe", headers=headers
+            ) as r:
                 body = await _json(r)
         except (aiohttp.ClientError, OSError, TimeoutError, RuntimeError) as exc:
             rec.error(f"subscribe: {type(exc).__name__}")

@@ -20,6 +20,7 @@ from typing import Any
 
 import psutil
 
+from livecore.hls.packaging_host import PROCESS_NAME as PACKAGING_PROCESS
 from loadtests.premiere.scenario import Scenario
 from loadtests.server import ROOT, free_port, start_server, stop_server
 from tests.support.services import RedisProcess
@@ -85,6 +86,8 @@ class Deployment:
             "LIVECORE_TIPS__NEW_ACCOUNT_HOURS": "0",
             "LIVECORE_LOG_LEVEL": "warning",
         }
+        for key, value in self.scenario.deployment.settings:
+            self.env["LIVECORE_" + key.upper().replace(".", "__")] = value
         for n in range(self.scenario.deployment.nodes):
             port = free_port()
             log = self.tmp / f"node{n}.log"
@@ -163,11 +166,15 @@ class Deployment:
         return f"PostgreSQL restarted (was pid {pid})"
 
     async def kill_packager(self, node: int) -> str:
+        """kill -9 every packaging process of the node: whichever hosts the source's (each
+        process hosts some of the broadcast's renditions)."""
         workers = [c for c in _children(self.nodes[node].pid) if _is_packager(c)]
         if not workers:
             return f"node{node} had no packaging process to kill"
-        workers[0].kill()
-        return f"kill -9 a packaging process of node{node} (pid {workers[0].pid})"
+        for worker in workers:
+            worker.kill()
+        pids = ", ".join(str(w.pid) for w in workers)
+        return f"kill -9 the packaging processes of node{node} (pid {pids})"
 
     async def stripe_down(self, seconds: float) -> str:
         assert self.peer is not None
@@ -190,10 +197,9 @@ def _children(pid: int) -> list[psutil.Process]:
 
 
 def _is_packager(proc: psutil.Process) -> bool:
-    """A node's media worker: a spawned multiprocessing child (packaging processes are spawned
-    as broadcasts need them; the resource tracker is not one)."""
+    """A node's packaging process: it calls itself so (the other spawned workers, the
+    transcoders and the thumbnails' pool, do not)."""
     try:
-        cmdline = " ".join(proc.cmdline())
+        return proc.name() == PACKAGING_PROCESS
     except psutil.Error:
         return False
-    return "spawn_main" in cmdline and "resource_tracker" not in cmdline

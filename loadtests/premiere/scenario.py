@@ -6,6 +6,7 @@ Every number has bounds: a scenario cannot ask for an unbounded load or an endle
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -30,6 +31,9 @@ class Deployment:
     urls: tuple[str, ...] = ()
     # Generator processes (chat sockets and HLS players are spread over them).
     generator_processes: int = 2
+    # livecore settings for the nodes started here, as "section.key" = "value" (each becomes
+    # LIVECORE_SECTION__KEY), e.g. {"hls.renditions" = "source"}.
+    settings: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +208,8 @@ def _build(cls: Any, where: str, table: dict[str, Any]) -> Any:
         default = names[key].default
         if key == "kind":
             values[key] = value
+        elif key == "settings":
+            values[key] = _settings(where, value)
         elif key == "urls":
             if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
                 raise ScenarioError(f"{where}.urls: a list of URLs")
@@ -219,6 +225,17 @@ def _build(cls: Any, where: str, table: dict[str, Any]) -> Any:
         else:
             values[key] = _number(f"{where}.{key}", value, key)
     return cls(**values)
+
+
+def _settings(where: str, value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise ScenarioError(f'{where}.settings: a table of "section.key" = "value"')
+    out = []
+    for key, setting in value.items():
+        if not re.fullmatch(r"[a-z_]+(\.[a-z_0-9]+)?", key) or not isinstance(setting, str):
+            raise ScenarioError(f"{where}.settings: {key!r} must be a setting name with a string")
+        out.append((key, setting))
+    return tuple(out)
 
 
 def _number(where: str, value: Any, key: str | None = None) -> float:

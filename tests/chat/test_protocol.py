@@ -121,7 +121,8 @@ async def test_full_node_refuses_before_the_upgrade(make_client: MakeClient) -> 
     try:
         resp = await client.get("/ws/room-one")
         assert resp.status == 503
-        assert resp.headers["Retry-After"] == "5"
+        # Five seconds, spread by up to half again so the refused do not return together.
+        assert 5 <= int(resp.headers["Retry-After"]) <= 8
     finally:
         await first.close()
 

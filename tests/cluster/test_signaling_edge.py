@@ -19,6 +19,7 @@ from livecore.cluster.signaling_edge_routes import FORWARDED_BY, node_mark
 from livecore.sfu.media import h264_is_keyframe
 from livecore.sfu.passthrough import EncodedFrame
 from tests.cluster.conftest import Node, creator_stream, owner_becomes
+from tests.cluster.test_edge_coalescing import directory_reads
 from tests.conftest import Client, bearer, create_stream, register, wait_state
 from tests.support.media import clip
 from tests.support.rtc import Publication, loopback_pc, publish
@@ -230,3 +231,20 @@ async def test_forged_forwards_are_refused(node: Node, redis_url: str) -> None:
     finally:
         await pub.close()
         await server.close()
+
+
+async def test_a_crowd_of_session_requests_reads_the_directory_once(
+    node: Node, redis_url: str
+) -> None:
+    """Requests on sessions held by node A that arrive at node B together cost B one read of
+    A's directory entry, not one each (one each ran Redis' connection pool dry)."""
+    a = await node("node-a", redis_url)
+    b = await node("node-b", redis_url, edge_owner_cache_s=60.0)
+    await creator_stream(a, "cooking")
+    before = await directory_reads(redis_url)
+    sessions = [f"/whep/cooking/s{i}.{node_mark('node-a')}" for i in range(30)]
+    answers = await asyncio.gather(*(b.delete(path) for path in sessions))
+    # Each reached A, which holds no such session.
+    assert {resp.status for resp in answers} == {404}
+    assert await forwards(b, "forwarded") == 30
+    assert await directory_reads(redis_url) - before == 1

@@ -1,5 +1,6 @@
-"""Packaging processes: broadcasts share and spread over them, and one dying ends only its
-own broadcasts (cleanly, recordings kept) while the next broadcast gets a new process."""
+"""Packaging processes: broadcasts share and spread over them, and one dying with restarts
+turned off ends only its own broadcasts (cleanly, recordings kept) while the next broadcast
+gets a new process (with restarts, its broadcasts go on: test_resuming.py)."""
 
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ async def test_broadcasts_spread_over_the_processes_then_share_them(env: Env) ->
         await env.packaging.close()
 
 
-async def test_a_dead_process_ends_its_broadcast_and_the_next_gets_a_new_one(env: Env) -> None:
-    env.packaging = PackagingProcesses(1, env.metrics)
+async def test_without_restarts_a_dead_process_ends_its_broadcast(env: Env) -> None:
+    env.packaging = PackagingProcesses(1, env.metrics, restarts=0)
     try:
         units = clip(6.0).interleaved()
         first = env.broadcast("first")
@@ -69,6 +70,8 @@ async def test_a_dead_process_ends_its_broadcast_and_the_next_gets_a_new_one(env
         assert deaths == 1.0, deaths
         running = sample("livecore_hls_packaging_processes")
         assert running == 1.0, running
+        assert sample("livecore_hls_packaging_restarts_total") == 0.0
+        assert sample("livecore_hls_packaging_restarts_exhausted_total") == 1.0
     finally:
         await env.packaging.close()
 

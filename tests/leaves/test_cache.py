@@ -84,3 +84,17 @@ async def test_size_is_bounded(max_keys: int) -> None:
 
         await cache.get(i, load)
     assert len(cache._values) <= max_keys
+
+
+async def test_a_forgotten_key_is_loaded_again_and_the_others_are_kept() -> None:
+    cache: TtlCache[str, int] = TtlCache(60.0, clock=ManualClock())
+    values = iter([1, 2, 3])
+
+    async def load() -> int:
+        return next(values)
+
+    assert await cache.get("a", load) == 1
+    assert await cache.get("b", load) == 2
+    cache.forget("a")
+    assert await cache.get("a", load) == 3
+    assert await cache.get("b", load) == 2

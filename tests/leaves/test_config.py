@@ -87,3 +87,34 @@ def test_production_example_is_valid() -> None:
     config = load_config(example, environ={"LIVECORE_SECRET_KEY": "k" * 48})
     assert config.public_url.startswith("https://")
     assert config.secure_cookies
+
+
+def test_object_storage_is_chosen_by_storage_kind() -> None:
+    config = load_config(
+        environ={
+            "LIVECORE_STORAGE__KIND": "s3",
+            "LIVECORE_STORAGE__BUCKET": "recordings",
+            "LIVECORE_STORAGE__ENDPOINT_URL": "http://127.0.0.1:9000",
+        }
+    )
+    assert (config.storage.kind, config.storage.bucket) == ("s3", "recordings")
+    assert load_config(environ={}).storage.kind == "local"
+    with pytest.raises(ConfigError, match=r"^storage\.bucket: required"):
+        load_config(environ={"LIVECORE_STORAGE__KIND": "s3"})
+    with pytest.raises(ConfigError, match=r"^storage\.endpoint_url: "):
+        load_config(
+            environ={
+                "LIVECORE_STORAGE__KIND": "s3",
+                "LIVECORE_STORAGE__BUCKET": "b",
+                "LIVECORE_STORAGE__ENDPOINT_URL": "minio:9000",
+            }
+        )
+
+
+def test_several_processes_refuse_one_internal_url_for_all() -> None:
+    env = {"LIVECORE_PROCESSES": "2", "LIVECORE_NODE__INTERNAL_URL": "http://10.0.0.5:8080"}
+    with pytest.raises(ConfigError, match=r"^node.internal_url: each of several processes"):
+        load_config(environ=env)
+    assert load_config(environ={"LIVECORE_PROCESSES": "2"}).processes == 2
+    with pytest.raises(ConfigError, match=r"^processes: "):
+        load_config(environ={"LIVECORE_PROCESSES": "0"})

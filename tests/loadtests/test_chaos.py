@@ -1,6 +1,7 @@
 """Premiere faults on two nodes with a real Redis and PostgreSQL, each a bounded evening
 played by the premiere tool: viewers come back through the surviving node, no acked chat
-line is lost or delivered twice, tips are made once, the ledger balances, playback resumes.
+line is lost or delivered twice, tips are made once, the ledger balances, playback resumes
+(also when the ingest node's packaging processes are killed).
 
 No timing is asserted: latency objectives are left wide, what is checked is what arrived.
 """
@@ -117,3 +118,21 @@ seconds = 4
     # Lines refused while the database was away were refused to their sender (never acked).
     assert figures["lines_acked"] < figures["lines_sent"]
     assert sum(figures["tip_outcomes"].values()) == 10
+
+
+@pytest.mark.timeout(420)
+def test_packaging_processes_killed(tmp_path: Path) -> None:
+    report = _play(tmp_path, "packager", """
+[[faults]]
+at_s = 14
+kind = "kill_packager"
+node = 0
+""")  # fmt: skip
+    (fault,) = report["faults"]
+    assert "kill -9 the packaging processes of node0" in fault[1], fault
+    # Parts fetched after the fault (_common): the broadcast went on, not ended.
+    figures = _common(report, 14)
+    assert figures["tip_outcomes"] == {"processed": 10}
+    log = (tmp_path / "report" / "logs" / "node0.log").read_text()
+    assert "packaging goes on in another" in log
+    assert "packaging ends" not in log

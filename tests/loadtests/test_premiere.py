@@ -66,6 +66,9 @@ def test_smoke_and_box_are_shipped() -> None:
         ),
         ({"duration_s": 30, "joins": {"hls_players": 1, "glass_sample": 2}}, "glass_sample"),
         ({"duration_s": 30, "objectives": {"tips_exactly_once": 1}}, "true or false"),
+        ({"duration_s": 30, "deployment": {"settings": {"hls.renditions": 1}}}, "with a string"),
+        ({"duration_s": 30, "deployment": {"settings": {"Bad Key": "x"}}}, "a setting name"),
+        ({"duration_s": 30, "deployment": {"settings": ["x"]}}, "a table of"),
     ],
 )
 def test_bad_scenarios_are_refused_with_the_reason(raw: dict[str, Any], message: str) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from livecore.hls.state import Part, Segment
 from livecore.recordings.layout import VOD_PLAYLIST
+from livecore.recordings.playlist import RecordingPlaylist
 from livecore.recordings.sink import DiskSink
 from livecore.recordings.storage import LocalDisk, StoredObject
 from livecore.recordings.writer import RecordingWriter, WriteFailed
@@ -87,3 +89,46 @@ def test_a_refused_write_names_the_file(tmp_path: Path) -> None:
     )
     with pytest.raises(WriteFailed, match=r"init-0\.mp4"):
         writer.write_init(0, b"init")
+
+
+def test_a_resumed_vod_playlist_renders_as_if_written_in_one_go() -> None:
+    """A writer whose process died leaves its VOD playlist; the next one reads it back and
+    goes on, and the result is what one writer would have written."""
+    segments = [
+        _segment(5, 2),
+        replace(_segment(6, 2), init=1, discontinuity=True),
+        _segment(7, 1),  # init 0 again: the map is repeated
+        replace(_segment(8, 3), init=2, discontinuity=True),
+    ]
+    for cut in range(1, len(segments)):
+        whole = RecordingPlaylist(2.0)
+        for seg in segments:
+            whole.add(seg)
+        before = RecordingPlaylist(2.0)
+        for seg in segments[:cut]:
+            before.add(seg)
+        resumed = RecordingPlaylist.resumed(before.render(), 2.0)
+        assert resumed.has(segments[cut - 1].msn) and not resumed.has(segments[cut].msn)
+        for seg in segments[cut:]:
+            resumed.add(seg)
+        assert resumed.render() == whole.render(), cut
+    empty = RecordingPlaylist.resumed(RecordingPlaylist(2.0).render(), 2.0)
+    assert empty.empty and not empty.has(0)
+
+
+def test_a_resumed_writer_lists_the_segment_whose_listing_was_cut_short(tmp_path: Path) -> None:
+    sink = DiskSink(tmp_path / "rec")
+    first = RecordingWriter(sink, segment_target_s=2.0, parts_kept=2, label="demo")
+    first.open()
+    for msn in (1, 2):
+        first.write_segment(_segment(msn, 2), b"x")
+        first.record(_segment(msn, 2), 2)
+    first.write_segment(_segment(3, 2), b"x")  # its process dies before listing it
+    second = RecordingWriter(sink, segment_target_s=2.0, parts_kept=2, label="demo")
+    second.resume([(1, 2), (2, 2), (3, 2)], _segment(3, 2))
+    text = (tmp_path / "rec" / VOD_PLAYLIST).read_text()
+    assert [line for line in text.splitlines() if line.startswith("seg-")] == [
+        "seg-1.m4s", "seg-2.m4s", "seg-3.m4s",
+    ]  # fmt: skip
+    second.resume([], _segment(3, 2))  # already listed: not twice
+    assert (tmp_path / "rec" / VOD_PLAYLIST).read_text() == text

@@ -13,7 +13,7 @@ from pytest_aiohttp import AiohttpClient
 from livecore.app import create_app
 from livecore.appkeys import RECORDINGS
 from livecore.config import Config
-from livecore.recordings.storage import StoredObject
+from livecore.recordings.storage import ByteRange, ObjectStream, StoredObject, slice_object
 from tests.streams.rows import creator_stream
 from tests.support.fakes import CapturingMailSender
 
@@ -38,6 +38,9 @@ class MemoryStorage:
             return self._objects[path, name]
         except KeyError:
             raise FileNotFoundError(name) from None
+
+    async def stream(self, path: str, name: str, byte_range: ByteRange | None) -> ObjectStream:
+        return slice_object(await self.read(path, name), byte_range)
 
     def local_file(self, path: str, name: str) -> Path | None:
         return None

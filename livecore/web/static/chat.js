@@ -64,6 +64,7 @@ export function renderChatPanel(root, heading) {
       el("button", { class: "chat-settings-toggle quiet", type: "button", "aria-expanded": "false",
         "aria-controls": "chat-settings", hidden }, "Chat settings")),
     el("p", { class: "chat-mode" }),
+    el("p", { class: "chat-line", role: "status", "aria-live": "polite", hidden }),
     el("form", { id: "chat-settings", class: "chat-settings", hidden },
       el("label", {}, "Slow mode ", el("select", { name: "slow_mode_s" }, ...slowModes)),
       check("subscribers_only", "Subscribers only"),
@@ -122,6 +123,7 @@ export function startChat(root, slug, on) {
   const log = $(".chat-log");
   const modeLine = $(".chat-mode");
   const connection = $(".chat-connection");
+  const lineNote = $(".chat-line");
   const form = $(".chat-form");
   const input = $(".chat-form input");
   const sendButton = $(".chat-form button");
@@ -276,6 +278,7 @@ export function startChat(root, slug, on) {
 
   function hello(event) {
     attempts = 0;
+    show(lineNote, "");
     me = event.user;
     mode = event.room_mode || {};
     showMode();
@@ -501,12 +504,53 @@ export function startChat(root, slug, on) {
 
   // -- the socket ----------------------------------------------------------------------
 
+  // -- the join line ------------------------------------------------------------------
+  // A node with more joins than it takes lets them in in turn, before the upgrade, and
+  // refuses (503 + Retry-After) a join that would wait too long. A browser's WebSocket
+  // cannot read that answer: a socket that closes before it opened asks for the line's
+  // state, says "You're in line" and tries again when the server advises, never sooner.
+
+  async function lineState() {
+    try {
+      const response = await fetch("/api/v1/chat/line", { cache: "no-store" });
+      if (!response.ok) return null;
+      const state = await response.json();
+      const advised = Number(response.headers.get("Retry-After")) || state.retry_after_s || 0;
+      return { ...state, retryAfterS: advised };
+    } catch {
+      return null;
+    }
+  }
+
+  function about(seconds) {
+    if (seconds < 60) return `${Math.max(1, Math.round(seconds))} s`;
+    return `${Math.round(seconds / 60)} min`;
+  }
+
+  function inLine(state, retryS) {
+    const ahead = state.waiting > 0 ? ` (${state.waiting} ahead of you)` : "";
+    const when = retryS
+      ? `. Joining again in about ${about(retryS)}.`
+      : `: about ${about(state.wait_s)}.`;
+    show(lineNote, `You're in line to join the chat${ahead}${when}`);
+  }
+
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     socket = new WebSocket(`${scheme}://${location.host}/ws/${encodeURIComponent(slug)}`);
     const mine = socket;
+    let opened = false;
     if (lastId === 0) show(connection, "Connecting…");
-    mine.addEventListener("open", updateSendBox);
+    // Still not open after a moment: the node may be letting joins in in turn.
+    const waiting = setTimeout(async () => {
+      const state = opened ? null : await lineState();
+      if (state && !opened && socket === mine && state.waiting > 0) inLine(state, 0);
+    }, 1500);
+    mine.addEventListener("open", () => {
+      opened = true;
+      clearTimeout(waiting);
+      updateSendBox();
+    });
     mine.addEventListener("message", (message) => {
       let events;
       try {
@@ -516,7 +560,8 @@ export function startChat(root, slug, on) {
       }
       for (const event of Array.isArray(events) ? events : [events]) handle(event);
     });
-    mine.addEventListener("close", () => {
+    mine.addEventListener("close", async () => {
+      clearTimeout(waiting);
       if (socket !== mine || stopped) return;
       socket = null;
       updateSendBox();
@@ -524,10 +569,22 @@ export function startChat(root, slug, on) {
         sent.delete(key);
         showNotice("The connection dropped before your message was confirmed: send it again.");
       }
+      const state = opened ? null : await lineState();
+      if (stopped) return;
+      if (state && !state.open) {
+        // Refused: come back within the window the server advised (its Retry-After is
+        // already spread; a little more jitter keeps a page reload from lining up again).
+        const delay = Math.max(1000, state.retryAfterS * 1000 * (1 + Math.random() * 0.25));
+        inLine(state, delay / 1000);
+        show(connection, "");
+        setTimeout(connect, delay);
+        return;
+      }
       // Full jitter: many viewers dropped at once do not all come back at the same moment.
       const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempts);
       const delay = Math.max(250, Math.random() * ceiling);
       attempts += 1;
+      show(lineNote, "");
       show(connection, `Reconnecting in ${Math.ceil(delay / 1000)} s…`);
       setTimeout(connect, delay);
     });

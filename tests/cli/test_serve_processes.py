@@ -1,0 +1,356 @@
+"""`livecore serve --processes 2` on the embedded defaults, as an operator starts it: two
+nodes behind one port serving WHIP, HLS, WHEP and chat (each reaching the other's stream and
+sessions), and nothing left running after SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+import pytest
+from aiortc import RTCRtpReceiver, RTCSessionDescription
+
+from livecore.sfu.media import h264_is_keyframe
+from livecore.sfu.passthrough import EncodedFrame, install_passthrough
+from tests.support import media
+from tests.support.rtc import loopback_pc, publish
+from tests.support.services import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "correct horse battery"
+Json = dict[str, Any]
+
+
+def _env(data_dir: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
+    env.update(
+        LIVECORE_DATA_DIR=str(data_dir), LIVECORE_PORT=str(port),
+        LIVECORE_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        LIVECORE_SFU__ICE_HOST_ADDRESSES="127.0.0.1", LIVECORE_HLS__RENDITIONS="source",
+    )  # fmt: skip
+    return env
+
+
+def _create_admin(env: dict[str, str]) -> None:
+    command = [sys.executable, "-m", "livecore", "user", "create", "--email",
+               "root@example.com", "--role", "admin", "--password-stdin"]  # fmt: skip
+    done = subprocess.run(command, env=env, cwd=ROOT, input=PASSWORD + "\n", text=True,
+                          capture_output=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "livecore", "serve", "--processes", "2"],
+            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def _is_alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _describe(process: psutil.Process) -> str:
+    try:
+        return f"{process.name()} {' '.join(process.cmdline())}"
+    except psutil.Error:
+        return ""
+
+
+def _started_by(pid: int, data_dir: Path) -> list[psutil.Process]:
+    """The processes a running `serve --processes 2` started: checked to be there."""
+    parent = psutil.Process(pid)
+    direct = parent.children()
+    postmaster = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+    # pg_ctl's postgres is not serve's child: it is known by its PID file.
+    ours = [*parent.children(recursive=True), psutil.Process(postmaster)]
+    assert _describe(ours[-1]).startswith("postgres")
+    redis_servers = [p for p in direct if _describe(p).startswith("redis-server")]
+    assert len(redis_servers) == 1, [_describe(p) for p in direct]
+    assert sum("--supervised" in _describe(p) for p in direct) == 2
+    return ours
+
+
+def _process(pid: int, index: int) -> int | None:
+    """The PID of serve's process `index` (1, 2)."""
+    for child in psutil.Process(pid).children():
+        if f"--supervised {index}," in _describe(child):
+            return child.pid
+    return None
+
+
+def _kill_process(pid: int, index: int) -> int:
+    killed = _process(pid, index)
+    assert killed is not None
+    process = psutil.Process(killed)
+    process.kill()
+    process.wait(30)  # gone (reaped by serve), so no request can reach it any more
+    return killed
+
+
+def _left_running(ours: list[psutil.Process]) -> list[str]:
+    # postgres and redis-server are stopped before serve exits; only reaping may lag.
+    deadline = time.monotonic() + 10
+    while any(map(_is_alive, ours)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [f"{p.pid} {_describe(p)}" for p in ours if _is_alive(p)]
+
+
+def _clean_up(proc: subprocess.Popen[bytes], data_dir: Path, ours: list[psutil.Process]) -> None:
+    """After a failure: stop serve as an operator would, then end what it left, by PID."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    left = [p for p in ours if _is_alive(p)]
+    for pid_file in (data_dir / "postgres" / "postmaster.pid", data_dir / "run" / "redis.pid"):
+        try:
+            process = psutil.Process(int(pid_file.read_text().split()[0]))
+        except (FileNotFoundError, ValueError, IndexError, psutil.Error):
+            continue
+        if _is_alive(process) and str(data_dir) in _describe(process):  # this test's own
+            left.append(process)
+    for process in left:
+        process.kill()
+
+
+async def _ready(http: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes]) -> None:
+    async with asyncio.timeout(120):
+        while True:
+            assert proc.poll() is None, "serve exited while starting"
+            try:
+                async with http.get(f"{base}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+
+
+async def _json(resp: aiohttp.ClientResponse, status: int = 200) -> Json:
+    assert resp.status == status, await resp.text()
+    body: Json = await resp.json()
+    return body
+
+
+async def _nodes(http: aiohttp.ClientSession, base: str, token: str) -> list[Json]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with http.get(f"{base}/api/v1/admin/nodes", headers=headers) as resp:
+        nodes: list[Json] = (await _json(resp))["nodes"]
+        return nodes
+
+
+async def _owner(http: aiohttp.ClientSession, base: str, token: str, slug: str) -> Json:
+    async with asyncio.timeout(30):
+        while True:
+            for node in await _nodes(http, base, token):
+                if any(s["slug"] == slug for s in node["streams"]):
+                    return node
+            await asyncio.sleep(0.1)
+
+
+async def _edge_upstream(http: aiohttp.ClientSession, node: Json) -> float:
+    """How many HLS requests this process answered by asking the stream's owner."""
+    async with http.get(f"{node['internal_url']}/metrics") as resp:
+        text = await resp.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith('livecore_edge_requests_total{outcome="upstream"}'))  # fmt: skip
+
+
+async def _state(http: aiohttp.ClientSession, base: str, slug: str) -> str:
+    async with http.get(f"{base}/api/v1/streams/{slug}") as resp:
+        state: str = (await _json(resp))["stream"]["state"]
+        return state
+
+
+async def _first_keyframe(http: aiohttp.ClientSession, url: str) -> bool:
+    """WHEP-play `url` until the first video frame: whether it is an H.264 keyframe."""
+    install_passthrough()  # received video stays encoded, as the server's own receivers get it
+    pc = loopback_pc()
+    video = pc.addTransceiver("video", direction="recvonly")
+    caps = RTCRtpReceiver.getCapabilities("video")
+    assert caps is not None
+    video.setCodecPreferences([c for c in caps.codecs if c.mimeType.lower() == "video/h264"])
+    try:
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = {"Content-Type": "application/sdp"}
+        async with http.post(url, data=pc.localDescription.sdp, headers=sdp) as resp:
+            assert resp.status == 201, await resp.text()
+            answer, location = await resp.text(), resp.headers["Location"]
+        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        async with asyncio.timeout(30):
+            frame = await video.receiver.track.recv()
+        async with http.delete(url.split("/whep/")[0] + location) as resp:
+            assert resp.status == 200
+        return isinstance(frame, EncodedFrame) and h264_is_keyframe(frame.data)
+    finally:
+        await pc.close()
+
+
+async def _get(url: str) -> bytes:
+    # A new connection for each request: the kernel spreads connections, not requests.
+    async with aiohttp.ClientSession() as fresh, fresh.get(url) as resp:
+        assert resp.status == 200, (url, resp.status, await resp.text())
+        return await resp.read()
+
+
+@asynccontextmanager
+async def _chatter(
+    http: aiohttp.ClientSession, url: str, token: str
+) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse, list[str]]]:
+    """A chat socket, once joined (its hello read), and the lines it has received since."""
+    ws = await http.ws_connect(url, headers={"Authorization": f"Bearer {token}"})
+    lines: list[str] = []
+    joined = asyncio.Event()
+
+    async def read() -> None:
+        async for message in ws:
+            for event in json.loads(message.data):
+                if event["type"] == "hello":
+                    joined.set()
+                elif event["type"] == "chat":
+                    lines.append(event["text"])
+
+    reader = asyncio.create_task(read())
+    try:
+        async with asyncio.timeout(30):
+            await joined.wait()  # lines said before it are in its hello's history
+        yield ws, lines
+    finally:
+        await ws.close()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+async def _until(check: Any) -> None:
+    async with asyncio.timeout(20):
+        while not check():  # noqa: ASYNC110 (the lines a reader task appends)
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+async def test_two_processes_serve_whip_hls_and_chat_and_leave_nothing_running(
+    tmp_path: Path,
+) -> None:
+    data_dir, port = tmp_path / "var", free_port()
+    env = _env(data_dir, port)
+    await asyncio.to_thread(_create_admin, env)
+    proc = await asyncio.to_thread(_start, env, tmp_path / "serve.log")
+    base = f"http://127.0.0.1:{port}"
+    ours: list[psutil.Process] = []  # everything the server started, to check (and clean up)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+            await _ready(http, base, proc)
+            login = {"email": "root@example.com", "password": PASSWORD}
+            admin = await _json(await http.post(f"{base}/api/v1/auth/login", json=login))
+            # /readyz answers as soon as one process serves; the other may still be starting.
+            async with asyncio.timeout(120):
+                while len(nodes := await _nodes(http, base, admin["token"])) < 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+            assert len(nodes) == 2, nodes
+            assert len({n["internal_url"] for n in nodes}) == 2
+            assert all(n["internal_url"] != base for n in nodes)
+
+            sign_up = {"email": "cook@example.com", "password": PASSWORD,
+                       "display_name": "Cook", "creator": True}  # fmt: skip
+            creator = await _json(await http.post(f"{base}/api/v1/auth/register", json=sign_up),
+                                  201)  # fmt: skip
+            headers = {"Authorization": f"Bearer {creator['token']}"}
+            made = await _json(await http.post(f"{base}/api/v1/streams", json={"slug": "duo"},
+                                               headers=headers), 201)  # fmt: skip
+
+            # WHIP through the shared port: whichever process takes it holds the stream.
+            pub = await publish(http, f"{base}/whip/duo", made["stream_key"], media.clip())
+            try:
+                owner = await _owner(http, base, admin["token"], "duo")
+                (other,) = [n for n in nodes if n["id"] != owner["id"]]
+
+                # HLS through the shared port, a connection per request: the process that does
+                # not hold the stream answers some of them, from the owner, with its bytes.
+                async with asyncio.timeout(60):
+                    while True:
+                        playlist = (await _get(f"{base}/hls/duo/source/index.m3u8")).decode()
+                        parts = [ln.split('URI="')[1].split('"')[0] for ln in playlist.splitlines()
+                                 if ln.startswith("#EXT-X-PART:")]  # fmt: skip
+                        if parts:
+                            break
+                        await asyncio.sleep(0.2)
+                part = f"/hls/duo/source/{parts[-1]}"
+                from_owner = await _get(f"{owner['internal_url']}{part}")
+                assert await _get(f"{base}/hls/duo/master.m3u8")
+                async with asyncio.timeout(60):
+                    while await _edge_upstream(http, other) == 0:
+                        assert await _get(f"{base}{part}") == from_owner
+                        await _get(f"{base}/hls/duo/source/index.m3u8")
+
+                # Chat: a socket on each process (their own addresses) sees the other's lines.
+                one = f"{owner['internal_url']}/ws/duo"
+                two = f"{other['internal_url']}/ws/duo"
+                async with (
+                    _chatter(http, one, creator["token"]) as (ws_one, heard_one),
+                    _chatter(http, two, admin["token"]) as (ws_two, heard_two),
+                ):
+                    await ws_one.send_json({"type": "chat", "text": "from one", "nonce": "1"})
+                    await _until(lambda: "from one" in heard_two)
+                    await ws_two.send_json({"type": "chat", "text": "from two", "nonce": "2"})
+                    await _until(lambda: "from two" in heard_one)
+
+                # WHEP on the process that does not hold the stream plays from the owner.
+                assert await _first_keyframe(http, f"{other['internal_url']}/whep/duo")
+
+                # The process without the stream, killed outright, is started again on the same
+                # sockets: a request to its own address meanwhile waits in the queue the parent
+                # keeps, then is answered. Starting, it leaves the other's broadcast live.
+                index = int(other["id"].rsplit("/", 1)[1])
+                killed = await asyncio.to_thread(_kill_process, proc.pid, index)
+                async with http.get(f"{other['internal_url']}/readyz") as resp:
+                    assert resp.status == 200
+                assert await asyncio.to_thread(_process, proc.pid, index) not in (None, killed)
+                log = await asyncio.to_thread((tmp_path / "serve.log").read_text)
+                assert (f"process {index} (pid {killed}, node {other['id']}) was killed by "
+                        "SIGKILL") in log  # fmt: skip
+                assert await _state(http, base, "duo") == "live"
+                assert (await _owner(http, base, admin["token"], "duo"))["id"] == owner["id"]
+
+                # The publisher's DELETE on that process ends the broadcast held by the other.
+                async with http.delete(f"{other['internal_url']}{pub.location}") as resp:
+                    assert resp.status == 200, await resp.text()
+                async with asyncio.timeout(30):
+                    while await _state(http, base, "duo") != "offline":  # noqa: ASYNC110
+                        await asyncio.sleep(0.1)
+            finally:
+                await pub.close()
+
+            log = await asyncio.to_thread((tmp_path / "serve.log").read_text)
+            # The start-up log says which process is which node, on which ports.
+            assert f"livecore listening on http://127.0.0.1:{port} with 2 processes" in log
+            for i, n in enumerate(sorted(nodes, key=lambda n: str(n["id"])), 1):
+                assert (f"livecore.serve[p{i}]: process {i} of 2 listening on http://127.0.0.1:"
+                        f"{port} (shared) as node {n['id']}, own address {n['internal_url']}"
+                        ) in log  # fmt: skip
+
+        ours = await asyncio.to_thread(_started_by, proc.pid, data_dir)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 120) == 0
+        left = await asyncio.to_thread(_left_running, ours)
+        assert not left, left
+    finally:
+        await asyncio.to_thread(_clean_up, proc, data_dir, ours)
