@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -18,6 +19,15 @@ import psutil
 from tests.support.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the nodes share: the test PostgreSQL and Redis, and the secret key."""
+
+    dsn: str
+    redis_url: str
+    secret_key: str
 
 
 class ServedNode:
@@ -63,20 +73,25 @@ def _children(pid: int) -> list[int]:
 
 @contextlib.asynccontextmanager
 async def served_node(
-    name: str, tmp: Path, *, dsn: str, redis_url: str, secret_key: str, **node: str
-) -> AsyncIterator[ServedNode]:
-    """Start `livecore serve` as node `name` (`node`: more [node] settings) and wait until it
-    answers (60 s at most); at the end, stop it if it still runs."""
+    name: str, tmp: Path, services: Services, *, node: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+) -> AsyncIterator[ServedNode]:  # fmt: skip
+    """Start `livecore serve` as node `name` (`node`: more [node] settings, `env`: more
+    LIVECORE_* variables) and wait until it answers (60 s at most); at the end, stop it if it
+    still runs."""
     port = free_port()
+    given = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
     env.update(
         LIVECORE_HOST="127.0.0.1", LIVECORE_PORT=str(port), LIVECORE_DATA_DIR=str(tmp / name),
-        LIVECORE_DATABASE_URL=dsn, LIVECORE_REDIS_URL=redis_url, LIVECORE_SECRET_KEY=secret_key,
+        LIVECORE_DATABASE_URL=services.dsn, LIVECORE_REDIS_URL=services.redis_url,
+        LIVECORE_SECRET_KEY=services.secret_key,
         LIVECORE_NODE__ID=name, LIVECORE_NODE__INTERNAL_URL=f"http://127.0.0.1:{port}",
         LIVECORE_SFU__ICE_HOST_ADDRESSES="127.0.0.1", LIVECORE_HLS__RENDITIONS="source",
         LIVECORE_HLS__PACKAGING_PROCESSES="1",
     )  # fmt: skip
-    env.update({f"LIVECORE_NODE__{k.upper()}": v for k, v in node.items()})
+    env.update({f"LIVECORE_NODE__{k.upper()}": v for k, v in (node or {}).items()})
+    env.update(given)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "livecore", "serve", env=env, cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,

@@ -19,11 +19,12 @@ import pytest
 from livecore.appkeys import DRAIN, HLS_METRICS
 from livecore.cluster.node import NodeInfo
 from livecore.cluster.routes import DIRECTORY
-from livecore.config import Config, ConfigError, HlsConfig, NodeConfig
+from livecore.config import Config, ConfigError, HlsConfig, NodeConfig, StorageConfig
+from livecore.recordings.bucket import Bucket
 from livecore.store import Database
 from tests.chat.conftest import connect
 from tests.cluster.conftest import FAST, Node, creator_stream, owner_becomes
-from tests.cluster.serve import ServedNode, served_node
+from tests.cluster.serve import ServedNode, Services, served_node
 from tests.conftest import Client, MakeClient, wait_state
 from tests.support import media
 from tests.support.media import hls_video_packets
@@ -106,9 +107,9 @@ async def test_a_draining_node_hands_its_live_broadcast_to_the_node_its_publishe
     b = await node("node-b", redis_url, changes=HLS, handover_s=30.0, **FAST)
     stream_id, key = await creator_stream(b, "cooking")
     b_url = f"http://127.0.0.1:{b.server.port}"
-    secrets = {"dsn": dsn, "redis_url": redis_url, "secret_key": config.secret_key}
+    services = Services(dsn, redis_url, config.secret_key)
     async with (
-        served_node("node-a", tmp_path, **secrets, **NODE_A, drain_grace_s="120") as a,
+        served_node("node-a", tmp_path, services, node={**NODE_A, "drain_grace_s": "120"}) as a,
         aiohttp.ClientSession() as http,
     ):
         pubs: list[Publication] = []
@@ -167,9 +168,9 @@ async def test_a_killed_nodes_streams_go_offline_everywhere_and_end_once(
     ]
     b = survivors[0]
     stream_id, key = await creator_stream(b, "cooking")
-    secrets = {"dsn": dsn, "redis_url": redis_url, "secret_key": config.secret_key}
+    services = Services(dsn, redis_url, config.secret_key)
     async with (
-        served_node("node-a", tmp_path, **secrets, **NODE_A) as a,
+        served_node("node-a", tmp_path, services, node=NODE_A) as a,
         aiohttp.ClientSession() as http,
     ):
         pub = await publish(http, f"{a.url}/whip/cooking", key, media.clip())
@@ -200,9 +201,9 @@ async def test_a_draining_node_with_nowhere_to_send_publishers_ends_its_streams_
 ) -> None:  # fmt: skip
     helper = await make_client()  # not a node of the directory: reads the stream's state
     stream_id, key = await creator_stream(helper, "cooking")
-    secrets = {"dsn": dsn, "redis_url": redis_url, "secret_key": config.secret_key}
+    services = Services(dsn, redis_url, config.secret_key)
     async with (
-        served_node("node-a", tmp_path, **secrets, **NODE_A, drain_grace_s="2") as a,
+        served_node("node-a", tmp_path, services, node={**NODE_A, "drain_grace_s": "2"}) as a,
         aiohttp.ClientSession() as http,
     ):
         pub = await publish(http, f"{a.url}/whip/cooking", key, media.clip())
@@ -229,9 +230,9 @@ async def test_a_second_sigterm_hands_the_broadcasts_left_to_the_node_their_publ
     b = await node("node-b", redis_url, changes=HLS, handover_s=30.0, **FAST)
     stream_id, key = await creator_stream(b, "cooking")
     b_url = f"http://127.0.0.1:{b.server.port}"
-    secrets = {"dsn": dsn, "redis_url": redis_url, "secret_key": config.secret_key}
+    services = Services(dsn, redis_url, config.secret_key)
     async with (
-        served_node("node-a", tmp_path, **secrets, **NODE_A, drain_grace_s="120") as a,
+        served_node("node-a", tmp_path, services, node={**NODE_A, "drain_grace_s": "120"}) as a,
         aiohttp.ClientSession() as http,
     ):
         pubs = [await publish(http, f"{a.url}/whip/cooking", key, media.clip())]
@@ -382,3 +383,60 @@ def test_the_handover_wait_is_at_least_a_heartbeat() -> None:
         NodeConfig(heartbeat_s=2.0, handover_s=1.0)
     with pytest.raises(ConfigError, match=r"node\.public_url"):
         NodeConfig(public_url="media-1.example.com")
+
+
+async def test_a_killed_nodes_recording_is_finished_from_the_bucket_and_plays_from_a_survivor(
+    node: Node, redis_url: str, dsn: str, db: Database, config: Config, tmp_path: Path,
+    storage: StorageConfig, bucket: Bucket,
+) -> None:  # fmt: skip
+    b = await node("node-b", redis_url, changes={**HLS, "storage": storage}, handover_s=0.5,
+                   **FAST)  # fmt: skip
+    stream_id, key = await creator_stream(b, "cooking")
+    services = Services(dsn, redis_url, config.secret_key)
+    bucket_env = {
+        "LIVECORE_STORAGE__KIND": "s3", "LIVECORE_STORAGE__BUCKET": storage.bucket,
+        "LIVECORE_STORAGE__ENDPOINT_URL": storage.endpoint_url,
+        "LIVECORE_STORAGE__KEY_PREFIX": storage.key_prefix,
+    }  # fmt: skip
+    async with (
+        served_node("node-a", tmp_path, services, node=NODE_A, env=bucket_env) as a,
+        aiohttp.ClientSession() as http,
+    ):
+        pub = await publish(http, f"{a.url}/whip/cooking", key, media.clip())
+        try:
+            await wait_state(b, "cooking", "live")
+            [broadcast] = await broadcasts(db, stream_id)
+            path = await db.pool.fetchval(
+                "SELECT recording_path FROM broadcasts WHERE id = $1", broadcast["id"]
+            )
+            # Two segments in the bucket (A uploads each as it completes).
+            async with asyncio.timeout(60):
+                while True:
+                    try:
+                        uploaded = (await bucket.read(bucket.key(path, "vod.m3u8"))).decode()
+                    except FileNotFoundError:
+                        uploaded = ""
+                    if uploaded.count("#EXTINF") >= 2:
+                        break
+                    await asyncio.sleep(0.2)
+            viewer = await connect(b, "cooking")
+            await a.kill_hard()
+            await viewer.wait_for(
+                lambda e: e["type"] == "stream_state" and e["state"] == "offline", 30
+            )
+        finally:
+            await pub.close()
+    # B finished the recording from what reached the bucket: listed, and it plays from B.
+    async with asyncio.timeout(30):
+        while True:
+            listed = await (await b.get("/api/v1/streams/cooking/recordings")).json()
+            if [r["id"] for r in listed["recordings"]] == [broadcast["id"]]:
+                break
+            await asyncio.sleep(0.1)
+    vod = f"http://127.0.0.1:{b.server.port}/vod/{broadcast['id']}/vod.m3u8"
+    seen = await asyncio.to_thread(hls_video_packets, vod, 1.0)
+    assert seen and seen[0][1]
+    ended = await db.pool.fetchrow(
+        "SELECT recording_ready, recording_bytes FROM broadcasts WHERE id = $1", broadcast["id"]
+    )
+    assert ended is not None and ended["recording_ready"] and ended["recording_bytes"] > 0
