@@ -6,6 +6,7 @@ the streams it holds are the only ones there are.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
 from livecore.cluster.node import HeldStream, NodeInfo, NodeStreams
@@ -35,6 +36,9 @@ class Directory(Protocol):
 
     async def node_status(self, node_id: str) -> NodeStreams | None:
         """One node as `nodes` shows it; None: it is gone (or was never there)."""
+
+    async def alive(self, node_ids: Collection[str]) -> set[str]:
+        """Which of these nodes are alive (their entries have not expired)."""
 
     async def set_draining(self) -> None:
         """This node takes no new publishes from now on (other nodes see it draining)."""
@@ -93,6 +97,9 @@ class LocalDirectory:
 
     async def node_status(self, node_id: str) -> NodeStreams | None:
         return (await self.nodes())[0] if node_id == self.node.id else None
+
+    async def alive(self, node_ids: Collection[str]) -> set[str]:
+        return {self.node.id} & set(node_ids)
 
     async def set_draining(self) -> None:
         self._draining = True

@@ -63,8 +63,8 @@ class Reaper:
         if not carrying:
             self._missing_since.clear()
             return 0
-        # One read per node carrying broadcasts (not a scan of every node).
-        alive = {n for n in carrying if await self._directory.node_status(n) is not None}
+        # Only the nodes carrying broadcasts are looked up (not a scan of every node).
+        alive = await self._directory.alive(carrying)
         now = time.monotonic()
         for node_id in list(self._missing_since):
             if node_id not in carrying or node_id in alive:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Collection
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -113,6 +114,17 @@ class RedisDirectory:
         except RedisError as exc:
             raise DirectoryUnavailable(str(exc)) from exc
         return _node_streams(raw) if raw is not None else None
+
+    async def alive(self, node_ids: Collection[str]) -> set[str]:
+        wanted = sorted(node_ids)
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for node_id in wanted:
+                    pipe.exists(_node_key(node_id))
+                found = await pipe.execute()
+        except RedisError as exc:
+            raise DirectoryUnavailable(str(exc)) from exc
+        return {node_id for node_id, n in zip(wanted, found, strict=True) if n}
 
     async def set_draining(self) -> None:
         self._draining = True
