@@ -15,10 +15,12 @@ if TYPE_CHECKING:
     from livecore.auth.twofactor import TwoFactorService
     from livecore.cache import TtlCache
     from livecore.chat.node import Chat
+    from livecore.cluster.drain import Drainer
     from livecore.config import Config
     from livecore.events.bus import EventBus
     from livecore.hls.metrics import HlsMetrics
     from livecore.hls.origin import HlsOrigin
+    from livecore.nodestate import NodeState
     from livecore.ops.metrics import Metrics
     from livecore.recordings.storage import RecordingStorage
     from livecore.recordings.uploader import BucketUploader
@@ -52,6 +54,10 @@ TWO_FACTOR: Final[web.AppKey[TwoFactorService]] = web.AppKey("two_factor")
 METRICS: Final[web.AppKey[Metrics]] = web.AppKey("metrics")
 BUS: Final[web.AppKey[EventBus]] = web.AppKey("bus")
 HUBS: Final[web.AppKey[HubRegistry]] = web.AppKey("hubs")
+# This node's phase (draining after SIGTERM) and the broadcasts it continues (livecore.cluster).
+NODE_STATE: Final[web.AppKey[NodeState]] = web.AppKey("node_state")
+# Drains this node on SIGTERM (livecore serve).
+DRAIN: Final[web.AppKey[Drainer]] = web.AppKey("drain")
 PUBLISHERS: Final[web.AppKey[Publishers]] = web.AppKey("publishers")
 VIEWERS: Final[web.AppKey[Viewers]] = web.AppKey("viewers")
 # Where recordings are kept (recordings/: this node's disk, or a bucket every node reads).

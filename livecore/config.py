@@ -289,6 +289,15 @@ class NodeConfig:
     # Recent parts, segments and blocking-reload playlists of streams held by other nodes,
     # kept in memory by this node to serve their viewers.
     edge_cache_bytes: int = _bounded(32 * 1024 * 1024, 1024 * 1024)
+    # Where publishers reach this node itself (a draining node's WHIP 307 names another
+    # node's); empty: the internal URL.
+    public_url: str = ""
+    # SIGTERM drains: no new publishes (WHIP 307 to another node, else 503), /readyz fails,
+    # live streams go on this long at most, then what is left ends and the node exits.
+    drain_grace_s: float = _bounded(25.0, 0.0, 3600.0)
+    # A broadcast whose publisher left a draining node (or whose node died) stays open this
+    # long for the publisher to reconnect to another node and continue it there.
+    handover_s: float = _bounded(10.0, 0.0, 600.0)
     # How long this node keeps which node holds a stream before reading the directory again
     # for it (0: only requests arriving together share a read). One read per viewer request
     # would make Redis, not the owner, what an edge's crowd waits on.
@@ -297,8 +306,14 @@ class NodeConfig:
     def __post_init__(self) -> None:
         if self.heartbeat_s >= self.directory_ttl_s:
             raise ConfigError("node.heartbeat_s: must be shorter than node.directory_ttl_s")
+        if self.handover_s < self.heartbeat_s:
+            # Else a node whose entries Redis lost (a restart) has its broadcasts ended before
+            # its next heartbeat writes them again.
+            raise ConfigError("node.handover_s: must be at least node.heartbeat_s")
         if self.internal_url and (problem := _origin_problem(self.internal_url)) is not None:
             raise ConfigError(f"node.internal_url: {self.internal_url!r} {problem}")
+        if self.public_url and (problem := _origin_problem(self.public_url)) is not None:
+            raise ConfigError(f"node.public_url: {self.public_url!r} {problem}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ import uvloop
 from aiohttp import web
 
 from livecore.app import create_app
+from livecore.appkeys import DRAIN
 from livecore.config import Config
 from livecore.deadlines import server_options
 from livecore.processes.child import ParentLine, Supervised
@@ -59,10 +60,17 @@ async def _serve_async(config: Config, dsn: str, supervised: Supervised | None =
         app, access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s,
         **server_options(config),
     )  # fmt: skip
-    stop = asyncio.Event()
+    # SIGTERM drains the node first (livecore.cluster.drain); a second one, or SIGINT, stops
+    # it at once.
+    stop, hurry = asyncio.Event(), asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        (hurry if stop.is_set() or sig == signal.SIGINT else stop).set()
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     await runner.setup()
     try:
         if supervised is not None:
@@ -82,6 +90,8 @@ async def _serve_async(config: Config, dsn: str, supervised: Supervised | None =
         # garbage collector's scans, which otherwise revisit it on every full collection.
         gc.freeze()
         await stop.wait()
+        if not hurry.is_set():
+            await app[DRAIN].run(hurry)
         logger.info("shutting down")
     finally:
         # Stops accepting, runs on_shutdown, lets in-flight requests finish within the

@@ -6,6 +6,7 @@ the streams it holds are the only ones there are.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
 from livecore.cluster.node import HeldStream, NodeInfo, NodeStreams
@@ -32,6 +33,15 @@ class Directory(Protocol):
 
     async def nodes(self) -> list[NodeStreams]:
         """Every node alive and the streams each holds."""
+
+    async def node_status(self, node_id: str) -> NodeStreams | None:
+        """One node as `nodes` shows it; None: it is gone (or was never there)."""
+
+    async def alive(self, node_ids: Collection[str]) -> set[str]:
+        """Which of these nodes are alive (their entries have not expired)."""
+
+    async def set_draining(self) -> None:
+        """This node takes no new publishes from now on (other nodes see it draining)."""
 
     async def close(self) -> None: ...
 
@@ -64,9 +74,11 @@ class Holdings:
 class LocalDirectory:
     """One node's directory, in process."""
 
-    def __init__(self, node: NodeInfo) -> None:
+    def __init__(self, node: NodeInfo, public_url: str = "") -> None:
         self.node = node
+        self._public_url = public_url
         self._held = Holdings()
+        self._draining = False
 
     async def claim(self, stream_id: int, slug: str) -> None:
         self._held.add(stream_id, slug)
@@ -81,7 +93,16 @@ class LocalDirectory:
         return self.node if node_id == self.node.id else None
 
     async def nodes(self) -> list[NodeStreams]:
-        return [NodeStreams(self.node, self._held.streams())]
+        return [NodeStreams(self.node, self._held.streams(), self._draining, self._public_url)]
+
+    async def node_status(self, node_id: str) -> NodeStreams | None:
+        return (await self.nodes())[0] if node_id == self.node.id else None
+
+    async def alive(self, node_ids: Collection[str]) -> set[str]:
+        return {self.node.id} & set(node_ids)
+
+    async def set_draining(self) -> None:
+        self._draining = True
 
     async def close(self) -> None:
         pass

@@ -28,6 +28,8 @@ class NodeStreams:
 
     node: NodeInfo
     streams: tuple[HeldStream, ...]
+    draining: bool = False  # takes no new publishes (SIGTERM); its streams go on a while
+    public_url: str = ""  # where publishers reach it itself ("": its internal URL)
 
 
 def this_node(config: Config) -> NodeInfo:
@@ -43,6 +45,11 @@ def this_node(config: Config) -> NodeInfo:
             host = f"[{host}]"  # an IPv6 literal
         url = f"http://{host}:{config.port}"
     return NodeInfo(node_id, url.rstrip("/"))
+
+
+def public_url(config: Config, node: NodeInfo) -> str:
+    """Where publishers reach this node itself: a draining node redirects WHIP there."""
+    return (config.node.public_url or node.internal_url).rstrip("/")
 
 
 def process_node(config: Config, index: int, port: int, internal_port: int) -> NodeInfo:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Collection
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -38,9 +39,11 @@ return n
 class RedisDirectory:
     def __init__(
         self, url: str, node: NodeInfo, *, ttl_s: float, heartbeat_s: float,
-        metrics: ClusterMetrics,
+        metrics: ClusterMetrics, public_url: str = "",
     ) -> None:  # fmt: skip
         self.node = node
+        self._public_url = public_url
+        self._draining = False
         self._client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._release = self._client.register_script(_RELEASE)
         self._ttl_ms = int(ttl_s * 1000)
@@ -101,14 +104,31 @@ class RedisDirectory:
             values = await self._client.mget(keys) if keys else []
         except RedisError as exc:
             raise DirectoryUnavailable(str(exc)) from exc
-        found = []
-        for raw in values:
-            if raw is None:
-                continue  # expired between the scan and the read
-            entry = json.loads(raw)
-            streams = tuple(HeldStream(int(i), str(s)) for i, s in entry["streams"])
-            found.append(NodeStreams(NodeInfo(str(entry["node"]), str(entry["url"])), streams))
+        # None: expired between the scan and the read.
+        found = [_node_streams(raw) for raw in values if raw is not None]
         return sorted(found, key=lambda n: n.node.id)
+
+    async def node_status(self, node_id: str) -> NodeStreams | None:
+        try:
+            raw = await self._client.get(_node_key(node_id))
+        except RedisError as exc:
+            raise DirectoryUnavailable(str(exc)) from exc
+        return _node_streams(raw) if raw is not None else None
+
+    async def alive(self, node_ids: Collection[str]) -> set[str]:
+        wanted = sorted(node_ids)
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for node_id in wanted:
+                    pipe.exists(_node_key(node_id))
+                found = await pipe.execute()
+        except RedisError as exc:
+            raise DirectoryUnavailable(str(exc)) from exc
+        return {node_id for node_id, n in zip(wanted, found, strict=True) if n}
+
+    async def set_draining(self) -> None:
+        self._draining = True
+        await self._beat()
 
     async def close(self) -> None:
         if self._heartbeat is not None:
@@ -130,6 +150,7 @@ class RedisDirectory:
         async with self._writing:
             held = self._held.streams()
             node = {"node": self.node.id, "url": self.node.internal_url,
+                    "public_url": self._public_url, "draining": self._draining,
                     "streams": [[h.stream_id, h.slug] for h in held]}  # fmt: skip
             try:
                 async with self._client.pipeline(transaction=False) as pipe:
@@ -146,6 +167,15 @@ class RedisDirectory:
     def _entry(self, held: HeldStream) -> str:
         return _dumps({"node": self.node.id, "url": self.node.internal_url,
                        "stream_id": held.stream_id, "slug": held.slug})  # fmt: skip
+
+
+def _node_streams(raw: bytes | str) -> NodeStreams:
+    entry = json.loads(raw)
+    streams = tuple(HeldStream(int(i), str(s)) for i, s in entry["streams"])
+    node = NodeInfo(str(entry["node"]), str(entry["url"]))
+    # Nodes older than the drain write neither field.
+    draining, public = bool(entry.get("draining")), str(entry.get("public_url", ""))
+    return NodeStreams(node, streams, draining, public)
 
 
 def _dumps(value: dict[str, Any]) -> str:

@@ -27,7 +27,8 @@ async def get_nodes(request: web.Request) -> web.Response:
         raise Unavailable("the stream directory cannot be reached; try again") from None
     body = [
         {"id": n.node.id, "internal_url": n.node.internal_url,
-         "this_node": n.node == directory.node,
+         "this_node": n.node == directory.node, "draining": n.draining,
+         "public_url": n.public_url or n.node.internal_url,
          "streams": [{"stream_id": s.stream_id, "slug": s.slug} for s in n.streams]}
         for n in nodes
     ]  # fmt: skip

@@ -1,5 +1,6 @@
-"""Wires livecore.cluster into the application: this node's identity, the stream directory,
-the hub registry's openings and endings that fill it, the HLS edge and the signaling edge."""
+"""Wires livecore.cluster into the application: this node's identity and state (draining),
+the stream directory, the hub registry's openings and endings that fill it, the HLS edge and
+the signaling edge, broadcasts moving between nodes and those of dead nodes ended."""
 
 from __future__ import annotations
 
@@ -8,15 +9,31 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from livecore.appkeys import CONFIG, HUBS, METRICS, SECRET_KEY
+from livecore.appkeys import (
+    AUDIT,
+    BUS,
+    CONFIG,
+    DB,
+    DRAIN,
+    HUBS,
+    LISTINGS,
+    METRICS,
+    NODE_STATE,
+    RECORDINGS,
+    SECRET_KEY,
+)
 from livecore.cluster import routes
 from livecore.cluster.directory import Directory, LocalDirectory
+from livecore.cluster.drain import Drainer, Holding
 from livecore.cluster.edge_routes import Edge
+from livecore.cluster.handover import Handover
 from livecore.cluster.metrics import ClusterMetrics
-from livecore.cluster.node import this_node
+from livecore.cluster.node import public_url, this_node
+from livecore.cluster.reaper import Reaper
 from livecore.cluster.redis_directory import RedisDirectory
 from livecore.cluster.signaling_edge_routes import SignalingEdge
 from livecore.hls import routes as hls_routes
+from livecore.nodestate import NodeState
 from livecore.sfu.hub import StreamHub
 
 
@@ -27,6 +44,8 @@ def setup(app: web.Application) -> SignalingEdge | None:
     elsewhere. Returns the signaling edge (with Redis) for the signaling routes, which this
     package may not import."""
     routes.setup(app)
+    # Made now: the WHIP route, /readyz and the broadcast states read it.
+    app[NODE_STATE] = NodeState(this_node(app[CONFIG]).id)
     edge = signaling = None
     if app[CONFIG].redis_url:
         config = app[CONFIG]
@@ -52,19 +71,32 @@ def _context(
             shared = RedisDirectory(
                 config.redis_url, node, ttl_s=config.node.directory_ttl_s,
                 heartbeat_s=config.node.heartbeat_s, metrics=metrics,
+                public_url=public_url(config, node),
             )  # fmt: skip
             await shared.start()
             directory = shared
         else:
-            directory = LocalDirectory(node)
+            directory = LocalDirectory(node, public_url(config, node))
         app[routes.DIRECTORY] = directory
-        follower = _HubFollower(directory)
+        holding = Holding()
+        follower = _HubFollower(directory, holding)
         app[HUBS].on_open(follower.opened)
         if edge is not None:
             edge.start(directory, metrics)
         if signaling is not None:
             signaling.start(directory, metrics, app[SECRET_KEY])
+        state = app[NODE_STATE]
+        Handover(app[DB], directory, state).install()
+        app[DRAIN] = Drainer(state, directory, holding, config.node.drain_grace_s)
+        reaper = Reaper(
+            app[DB], directory, app[BUS], app[AUDIT], app[RECORDINGS],
+            interval_s=config.node.heartbeat_s,
+            handover_s=config.node.handover_s, on_change=app[LISTINGS].invalidate,
+        )  # fmt: skip
+        reaping = asyncio.create_task(reaper.run(), name="dead-node-reaper")
         yield
+        reaping.cancel()
+        await asyncio.gather(reaping, return_exceptions=True)
         if signaling is not None:
             await signaling.close()
         if edge is not None:
@@ -78,8 +110,9 @@ def _context(
 class _HubFollower:
     """Claims each stream whose hub opens on this node, and releases it when the hub ends."""
 
-    def __init__(self, directory: Directory) -> None:
+    def __init__(self, directory: Directory, holding: Holding) -> None:
         self._directory = directory
+        self._holding = holding
         self._tasks: set[asyncio.Task[None]] = set()
         self._current: dict[int, StreamHub] = {}
         self._closed = False
@@ -87,6 +120,8 @@ class _HubFollower:
     def opened(self, hub: StreamHub) -> None:
         if self._closed:
             return
+        if hub.stream_id not in self._current:
+            self._holding.add()
         self._current[hub.stream_id] = hub
         task = asyncio.create_task(self._hold(hub), name=f"directory:{hub.slug}")
         self._tasks.add(task)
@@ -100,6 +135,7 @@ class _HubFollower:
             # Unless the stream has gone live again here since (a new hub holds it now).
             if self._current.get(hub.stream_id) is hub:
                 del self._current[hub.stream_id]
+                self._holding.remove()
                 await self._directory.release(hub.stream_id)
 
     async def close(self) -> None:

@@ -46,6 +46,7 @@ class _Broadcast:
     thumbnailer: Thumbnailer
     task: asyncio.Task[None]
     renditions: dict[str, Rendition]
+    handed_over: bool = False  # it goes on on another node: served from there
 
 
 class HlsOrigin:
@@ -60,6 +61,7 @@ class HlsOrigin:
         metrics: HlsMetrics | None = None,
         packaging: PackagingProcesses | None = None,
         on_thumbnail: Callable[[int, bytes], None] | None = None,
+        discontinuity_of: Callable[[int], int] | None = None,
         observe: Callable[[Path, WorkerEvent], None] | None = None,
     ) -> None:
         self._root = root
@@ -73,6 +75,9 @@ class HlsOrigin:
         self._by_slug: dict[str, _Broadcast] = {}
         # Told of each new thumbnail (stream id, JPEG): screening (wiring/media.py).
         self._on_thumbnail = on_thumbnail
+        # (stream id): where a new broadcast's discontinuity sequence starts (not 0: it
+        # continues one begun on another node, livecore.nodestate).
+        self._discontinuity_of = discontinuity_of or (lambda stream_id: 0)
         # Tasks of replaced broadcasts, still stopping their workers: awaited by close().
         self._retiring: set[asyncio.Task[None]] = set()
 
@@ -96,6 +101,9 @@ class HlsOrigin:
                     hub, name, rendition_dir(directory, name), self._config, metrics=self._metrics,
                     sequence_base=sequence_base, link=self._link(),
                 )  # fmt: skip
+        discontinuity = self._discontinuity_of(hub.stream_id)
+        for p in (packager, *(r.packager for r in renditions.values())):
+            p.discontinuity_base = discontinuity
         thumbnailer = Thumbnailer(
             hub, self._workers, interval_s=self._config.thumbnail_interval_s,
             on_new=self._on_thumbnail,
@@ -144,8 +152,8 @@ class HlsOrigin:
         complete segment and was neither skipped nor dropped (a rung still starting is not
         listed yet, so the master playlist never waits on a worker)."""
         broadcast = self._by_slug.get(stream)
-        if broadcast is None:
-            return None
+        if broadcast is None or (broadcast.handed_over and broadcast.hub.ended):
+            return None  # another node may hold it now (the cluster's edge asks)
         views: dict[str, RenditionView] = {}
         for name in self._config.renditions:
             if name == "source":
@@ -179,6 +187,16 @@ class HlsOrigin:
         """Where `hub`'s broadcast is recorded (None: it is not packaged here)."""
         broadcast = self._broadcast_of(hub)
         return broadcast.packager.directory if broadcast is not None else None
+
+    def hand_over(self, hub: StreamHub) -> None:
+        """`hub`'s broadcast goes on on another node: its playlists get no ENDLIST (requests
+        in flight are answered as a timeout), and new requests are left to that node."""
+        broadcast = self._broadcast_of(hub)
+        if broadcast is not None:
+            broadcast.handed_over = True
+            broadcast.packager.handed_over = True
+            for rendition in broadcast.renditions.values():
+                rendition.packager.handed_over = True
 
     def recording_of(self, hub: StreamHub) -> Awaitable[FinishedRecording] | None:
         """The recording of `hub`'s broadcast, once its packaging has finished (None: it

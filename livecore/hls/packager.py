@@ -79,6 +79,10 @@ class Packager:
         self._segments: list[Segment] = []
         self.bytes_written = 0  # media bytes of every part so far: the recording's size
         self._discontinuities_before: list[int] = []  # per segment, for DISCONTINUITY-SEQUENCE
+        # A broadcast continued from another node starts one past that node's playlist; one
+        # handed over to another node never shows ENDLIST: its viewers go on over there.
+        self.discontinuity_base = 0
+        self.handed_over = False
         self._inits: dict[int, InitInfo] = {}
         self._longest_s = 0.0
         self._gop_s = 0.0  # media time between the last two keyframe-led parts
@@ -240,7 +244,7 @@ class Packager:
 
     @property
     def ended(self) -> bool:
-        return self._ended
+        return self._ended and not self.handed_over
 
     @property
     def failed(self) -> bool:
@@ -280,8 +284,9 @@ class Packager:
             segments=tuple(self._segments[first:]),
             target_duration_s=target_duration(self._longest_s, self.config.segment_target_s),
             part_target_s=self.config.part_target_s,
-            discontinuity_sequence=self._discontinuities_before[first] if self._segments else 0,
-            ended=self._ended,
+            discontinuity_sequence=self.discontinuity_base
+            + (self._discontinuities_before[first] if self._segments else 0),
+            ended=self.ended,
             preload_hint=None if self._ended else self.preload_hint,
             independent_segments=self._all_independent,
             part_hold_back_parts=self.config.part_hold_back_parts,
@@ -354,7 +359,7 @@ class Packager:
     async def wait_for(self, msn: int, part: int | None = None) -> None:
         """Return once `has(msn, part)` or the broadcast has ended. No deadline: callers wrap
         it in `asyncio.timeout`."""
-        while not self._ended and not self.has(msn, part):
+        while not self.ended and not self.has(msn, part):
             await self._changed.wait()
 
     @property

@@ -12,7 +12,7 @@ import time
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from livecore.appkeys import DB, METRICS
+from livecore.appkeys import DB, METRICS, NODE_STATE
 from livecore.errors import REQUEST_ID, Handler
 from livecore.store import pending_migrations
 
@@ -91,9 +91,13 @@ async def get_healthz(request: web.Request) -> web.Response:
 
 
 async def get_readyz(request: web.Request) -> web.Response:
-    """Readiness: the database answers and every migration is applied."""
+    """Readiness: the database answers, every migration is applied, and the node is not
+    draining (a load balancer stops sending it new publishes and viewers)."""
     db = request.app[DB]
     checks: dict[str, str] = {}
+    node = request.app.get(NODE_STATE)
+    if node is not None and node.draining:
+        checks["node"] = "draining"
     if await db.ping():
         pending = await pending_migrations(db.pool)
         checks["migrations"] = "ok" if not pending else f"pending: {', '.join(pending)}"

@@ -11,7 +11,7 @@ A child that exits while the server runs is reported and started again (after 1 
 to 30 s while it keeps dying within a minute of starting); one that exits before it was ever
 ready (a wrong setting, a database that refuses it) stops the whole server with exit code 1.
 SIGTERM or SIGINT reach every child (a second one too); the parent waits for them
-(shutdown_timeout_s and 30 s more, then kills), and stops the redis-server last.
+(node.drain_grace_s, shutdown_timeout_s and 30 s more, then kills), and stops the redis-server last.
 """
 
 from __future__ import annotations
@@ -228,9 +228,9 @@ class _Supervisor:
         waits = [asyncio.ensure_future(p.wait()) for p in running]
         if not waits:
             return True
-        _, late = await asyncio.wait(
-            waits, timeout=self._config.shutdown_timeout_s + _STOP_MARGIN_S
-        )
+        # A child first drains its live streams (up to node.drain_grace_s), then shuts down.
+        stop_s = self._config.node.drain_grace_s + self._config.shutdown_timeout_s
+        _, late = await asyncio.wait(waits, timeout=stop_s + _STOP_MARGIN_S)
         for proc in running:
             if proc.returncode is None:
                 logger.error("process pid %d did not stop in time; killing it", proc.pid)

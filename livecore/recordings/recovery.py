@@ -25,6 +25,7 @@ async def finish_interrupted(
     storage: RecordingStorage,
     *,
     recorded_here: Callable[[str], Awaitable[bool]] | None = None,
+    node_id: str | None = None,
 ) -> list[int]:
     """At a node's start: finish what it was recording when it stopped without ending its
     broadcasts (a crash, a kill). Their recordings are playable up to the last complete
@@ -35,7 +36,11 @@ async def finish_interrupted(
     a one; other nodes' recordings are in their own storage and are left to them. With a
     shared bucket every node sees every recording: `recorded_here(path)` tells this node's
     own (its disk holds a copy; it may first upload what the bucket lacks of it), and only
-    those are finished here."""
+    those are finished here.
+
+    A broadcast still open that another node continued (its publisher reconnected there:
+    its row names that node, not `node_id`) goes on there; only its recording, the part
+    stored here, is finished."""
     broadcasts = Broadcasts(db)
     finished = []
     for broadcast_id, path, still_open in await broadcasts.unfinished_recordings():
@@ -43,7 +48,7 @@ async def finish_interrupted(
             continue
         size = await finish_recording(
             db, storage, broadcast_id, path, still_open=still_open,
-            missing_is_empty=recorded_here is not None,
+            missing_is_empty=recorded_here is not None, node_id=node_id,
         )  # fmt: skip
         if size is None:
             continue
@@ -63,12 +68,14 @@ async def finish_recording(
     *,
     still_open: bool,
     missing_is_empty: bool = False,
+    node_id: str | None = None,
 ) -> int | None:
     """Finish one recording from what `storage` holds of it: end its broadcast if it is
     `still_open` (its stream goes offline), and mark the recording done with the media bytes
     stored, so it is listed and served as VOD up to its last stored segment (0 bytes: never
     listed). Returns that size; None, changing nothing, when the storage does not hold it
-    (unless `missing_is_empty`: then it is finished empty)."""
+    (unless `missing_is_empty`: then it is finished empty). With `node_id`, an open broadcast
+    is ended only while its row names that node (another may have continued it)."""
     broadcasts = Broadcasts(db)
     size = await recorded_bytes(storage, path)
     if size is None:
@@ -76,7 +83,7 @@ async def finish_recording(
             return None
         size = 0
     if still_open:
-        await broadcasts.end(broadcast_id)
+        await broadcasts.end(broadcast_id, node_id)
     await broadcasts.recording_done(broadcast_id, size)
     return size
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from livecore.appkeys import CONFIG, DB, METRICS, RECORDING_UPLOADS, RECORDINGS
+from livecore.appkeys import CONFIG, DB, METRICS, NODE_STATE, RECORDING_UPLOADS, RECORDINGS
 from livecore.recordings import routes
 from livecore.recordings.bucket import Bucket
 from livecore.recordings.bucket_storage import BucketStorage
@@ -49,6 +49,8 @@ def setup(app: web.Application, *, gate: routes.Gate) -> None:
 
 async def _context(app: web.Application) -> AsyncIterator[None]:
     storage = app[RECORDINGS]
+    node = app.get(NODE_STATE)  # broadcasts another node continued are left to it
+    node_id = node.node_id if node is not None else None
     bucket = storage.bucket if isinstance(storage, BucketStorage) else None
     if bucket is not None:
         await bucket.start()
@@ -58,13 +60,15 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
             pass  # another process of this box did, before any took publishers
         elif isinstance(storage, BucketStorage):
             try:
-                await finish_interrupted(app[DB], storage, recorded_here=storage.recover_local)
+                await finish_interrupted(
+                    app[DB], storage, recorded_here=storage.recover_local, node_id=node_id
+                )
             except Exception:
                 # A bucket that is down must not keep the node from serving live streams:
                 # the recordings stay unfinished (and unlisted) until a start that reaches it.
                 logger.exception("recordings left open by the last stop: not finished now")
         else:
-            await finish_interrupted(app[DB], storage)
+            await finish_interrupted(app[DB], storage, node_id=node_id)
         retention = asyncio.create_task(
             Retention(app[DB], storage, app[CONFIG].recordings).run(), name="retention"
         )

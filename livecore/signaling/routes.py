@@ -32,6 +32,7 @@ from livecore.appkeys import (
     CONFIG,
     DB,
     HUBS,
+    NODE_STATE,
     PUBLISHERS,
     SECRET_KEY,
     STREAM_RECORDS,
@@ -196,8 +197,12 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 
 
 async def post_whip(request: web.Request) -> web.Response:
-    """Start ingest: SDP offer in; 201 with the SDP answer and a session Location out."""
+    """Start ingest: SDP offer in; 201 with the SDP answer and a session Location out. A
+    draining node sends the publisher to another node (307) or asks it to come back (503)."""
     slug = request.match_info["stream"]
+    node = request.app[NODE_STATE]
+    if node.draining:
+        await _to_another_node(request)
     token = bearer_token(request)
     if not token:
         raise Unauthorized("invalid stream key", headers={"WWW-Authenticate": "Bearer"})
@@ -221,6 +226,8 @@ async def post_whip(request: web.Request) -> web.Response:
         raise Forbidden(f"the stream's owner: {suspension_text(suspension)}")
     limit = request.app[CONFIG].sfu.max_offer_bytes
     offer = await _read_sdp(request, SDP, limit)
+    # Whether this publish continues a broadcast begun on a node that drained or died.
+    await node.before_publish(stream.id)
     try:
         session = await request.app[PUBLISHERS].start(stream.id, stream.slug, offer)
     except OfferError as exc:
@@ -232,6 +239,17 @@ async def post_whip(request: web.Request) -> web.Response:
     for link in _ice_links(request):
         response.headers.add("Link", link)
     return response
+
+
+async def _to_another_node(request: web.Request) -> None:
+    """Refuse a publish on a draining node: 307 to a node taking publishes (RFC 9725 on
+    redirections: a WHIP client follows it; OBS reconnects by itself anyway), else 503."""
+    target = await request.app[NODE_STATE].elsewhere()
+    if target is not None:
+        raise web.HTTPTemporaryRedirect(target + request.path_qs)
+    raise Unavailable(
+        "this node is shutting down; publish again in a moment", headers={"Retry-After": "5"}
+    )
 
 
 def _session_id(request: web.Request) -> str:

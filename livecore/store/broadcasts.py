@@ -73,19 +73,20 @@ class Broadcasts:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def start(self, stream_id: int, recording_path: str = "") -> Broadcast:
-        """Open a broadcast recording into `recording_path` (relative to the data directory)
-        and mark the stream live, closing one left open by a crash."""
+    async def start(self, stream_id: int, recording_path: str = "", node_id: str = "") -> Broadcast:
+        """Open a broadcast carried by `node_id`, recording into `recording_path` (relative to
+        the data directory), and mark the stream live, closing one left open by a crash."""
         async with self._db.transaction() as conn:
             await conn.execute(
                 "UPDATE broadcasts SET ended_at = now() WHERE stream_id = $1 AND ended_at IS NULL",
                 stream_id,
             )
             row = await conn.fetchrow(
-                f"INSERT INTO broadcasts (stream_id, recording_path) VALUES ($1, $2)"
+                f"INSERT INTO broadcasts (stream_id, recording_path, node_id) VALUES ($1, $2, $3)"
                 f" RETURNING {_COLUMNS}",
                 stream_id,
                 recording_path,
+                node_id,
             )
             await conn.execute(
                 "UPDATE streams SET state = 'live', started_at = now(), ended_at = NULL,"
@@ -120,19 +121,26 @@ class Broadcasts:
         )
         return [(r["id"], r["recording_path"], r["open"]) for r in rows]
 
-    async def end(self, broadcast_id: int) -> None:
+    async def end(self, broadcast_id: int, node_id: str | None = None) -> bool:
+        """End the broadcast (with `node_id`: only while that node carries it; another may
+        have continued it) and mark its stream offline unless another broadcast of it is
+        open. Returns whether this call ended it."""
         async with self._db.transaction() as conn:
-            stream_id = await conn.fetchval(
-                "UPDATE broadcasts SET ended_at = coalesce(ended_at, now())"
-                " WHERE id = $1 RETURNING stream_id",
-                broadcast_id,
+            row = await conn.fetchrow(
+                "UPDATE broadcasts SET ended_at = coalesce(ended_at, now()) WHERE id = $1"
+                " AND ($2::text IS NULL OR node_id IN ($2, '') OR ended_at IS NOT NULL)"
+                " RETURNING stream_id, ended_at = now() AS ended_now",
+                broadcast_id, node_id,
+            )  # fmt: skip
+            if row is None:
+                return False
+            await conn.execute(
+                "UPDATE streams SET state = 'offline', ended_at = now(), updated_at = now()"
+                " WHERE id = $1 AND NOT EXISTS"
+                " (SELECT 1 FROM broadcasts WHERE stream_id = $1 AND ended_at IS NULL)",
+                row["stream_id"],
             )
-            if stream_id is not None:
-                await conn.execute(
-                    "UPDATE streams SET state = 'offline', ended_at = now(), updated_at = now()"
-                    " WHERE id = $1",
-                    stream_id,
-                )
+            return bool(row["ended_now"])
 
     async def recordings(self, stream_id: int, limit: int = 50) -> list[Broadcast]:
         rows = await self._db.pool.fetch(

@@ -5,6 +5,11 @@ database writes on one task, so a stream never shows live after its end was reco
 A broadcast's recording is listed (and played as VOD) only once its packaging has finished:
 until then its playlist may still lack the last segment. Recordings interrupted by a crash
 are finished by recordings.recovery at the next start.
+
+Each broadcast row names the node carrying it. A publisher that leaves a draining node
+(`handover`) leaves its broadcast open for `node.handover_s`; when it reconnects to another
+node in that time, that node continues the same broadcast (`continues`): same id, same
+recording, no second go-live. Ends are conditional on the node still carrying it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from livecore.store import Database
+from livecore.store.broadcast_nodes import BroadcastNodes
 from livecore.store.broadcasts import Broadcasts, MediaInfo
 
 logger = logging.getLogger(__name__)
@@ -31,6 +37,16 @@ class StateChange:
     recording_path: str = ""  # at the start: where it records, relative to the data directory
     media: MediaInfo | None = None  # at the end
     recording_follows: bool = False  # at the end: a RecordingDone will come
+    continues: int | None = None  # at the start: the open broadcast continued here
+    handover: bool = False  # at the end: it stays open for its publisher on another node
+
+
+@dataclass(frozen=True, slots=True)
+class HandoverOver:
+    """A handed-over broadcast's wait is over: it ends unless another node continued it."""
+
+    stream_id: int
+    broadcast: int  # the hub's serial
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,18 +57,34 @@ class RecordingDone:
     size_bytes: int  # 0: nothing was recorded
 
 
+Change = StateChange | RecordingDone | HandoverOver
+
+
 class BroadcastLog:
     """Records each broadcast; `report()` never blocks, `run()` writes in order."""
 
-    def __init__(self, db: Database, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        on_change: Callable[[], None],
+        *,
+        node_id: str = "",
+        on_ended: Callable[[int], None] | None = None,
+    ) -> None:
         self._broadcasts = Broadcasts(db)
+        self._nodes = BroadcastNodes(db)
+        self._node_id = node_id
         self._on_change = on_change
-        self._queue: asyncio.Queue[StateChange | RecordingDone] = asyncio.Queue(_QUEUE_CHANGES)
+        # (stream id): a handed-over broadcast has ended after all (its `offline` event).
+        self._on_ended = on_ended or (lambda stream_id: None)
+        self._queue: asyncio.Queue[Change] = asyncio.Queue(_QUEUE_CHANGES)
         self._open: dict[int, int] = {}  # stream id -> open broadcast id
         self._recording: dict[int, int] = {}  # broadcast (serial) -> id, until RecordingDone
+        self._handed_over: dict[int, int] = {}  # broadcast (serial) -> id, until HandoverOver
+        self._continued: set[int] = set()  # ids of broadcasts continued here
         self.lost = 0
 
-    def report(self, change: StateChange | RecordingDone) -> None:
+    def report(self, change: Change) -> None:
         try:
             self._queue.put_nowait(change)
         except asyncio.QueueFull:
@@ -74,21 +106,47 @@ class BroadcastLog:
         async with asyncio.timeout(timeout_s):
             await self._queue.join()
 
-    async def _apply(self, change: StateChange | RecordingDone) -> None:
+    async def _apply(self, change: Change) -> None:
         if isinstance(change, RecordingDone):
             broadcast_id = self._recording.pop(change.broadcast, None)
             if broadcast_id is not None:
                 await self._broadcasts.recording_done(broadcast_id, change.size_bytes)
+        elif isinstance(change, HandoverOver):
+            broadcast_id = self._handed_over.pop(change.broadcast, None)
+            if broadcast_id is None:
+                return
+            if await self._broadcasts.end(broadcast_id, self._node_id):
+                logger.info("broadcast %d: its publisher did not come back, ended", broadcast_id)
+                self._on_ended(change.stream_id)
         elif change.live:
-            broadcast = await self._broadcasts.start(change.stream_id, change.recording_path)
-            self._open[change.stream_id] = broadcast.id
+            self._open[change.stream_id] = await self._start(change)
         else:
             broadcast_id = self._open.pop(change.stream_id, None)
             if broadcast_id is None:
                 return
             if change.media is not None:
                 await self._broadcasts.describe(broadcast_id, change.media)
-            await self._broadcasts.end(broadcast_id)
-            if change.recording_follows:
+            if change.handover:
+                self._handed_over[change.broadcast] = broadcast_id
+            else:
+                await self._broadcasts.end(broadcast_id, self._node_id)
+            # The first node's recording stays the broadcast's: the parts recorded where it
+            # continued are not joined to it (TODO(#16): from the shared bucket).
+            if change.recording_follows and broadcast_id not in self._continued:
                 self._recording[change.broadcast] = broadcast_id
+            self._continued.discard(broadcast_id)
         self._on_change()
+
+    async def _start(self, change: StateChange) -> int:
+        if change.continues is not None:
+            if await self._nodes.take_over(change.continues, self._node_id):
+                logger.info("stream %d: broadcast %d continues on this node",
+                            change.stream_id, change.continues)  # fmt: skip
+                self._continued.add(change.continues)
+                return change.continues
+            logger.warning("stream %d: broadcast %d ended before it could continue here",
+                           change.stream_id, change.continues)  # fmt: skip
+        broadcast = await self._broadcasts.start(
+            change.stream_id, change.recording_path, self._node_id
+        )
+        return broadcast.id

@@ -7,6 +7,12 @@ The publishers (sfu/) report a go-live and an end synchronously and never wait: 
 only queues and starts tasks, which `events_sent` and `recordings_reported` await at
 shutdown. The hub and the HLS origin are read through the protocols below: streams/ imports
 neither sfu/ nor hls/ (wiring/media.py passes them in).
+
+While the node drains (livecore.nodestate), a broadcast whose publisher leaves is handed
+over: no `offline` event, and it ends only if its publisher has not continued it on another
+node within `handover_s`. So are those the node closes as it exits when another node takes
+publishes: the nodes that survive it end those their publishers do not continue. A broadcast
+continued here sends no second `live` event and is not screened again.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from livecore.events.bus import EventBus
 from livecore.events.types import Event, StreamMedia, StreamState
+from livecore.nodestate import NodeState
 from livecore.store.broadcasts import MediaInfo
 from livecore.streams.ending import LiveEnder
-from livecore.streams.live import BroadcastLog, RecordingDone, StateChange
+from livecore.streams.live import BroadcastLog, HandoverOver, RecordingDone, StateChange
 
 
 class _Stats(Protocol):
@@ -73,6 +80,10 @@ class Packaging(Protocol[H_contra]):
         """The source rendition's width and height (None until the packager read them)."""
         ...
 
+    def hand_over(self, hub: H_contra) -> None:
+        """The hub's broadcast goes on on another node: its viewers are served from there."""
+        ...
+
 
 class StreamStates(Generic[H]):
     """The publishers' state callback (`changed`) and the tasks it starts."""
@@ -86,8 +97,13 @@ class StreamStates(Generic[H]):
         data_path: Path,
         *,
         on_live: Callable[[int], None] | None = None,
+        node: NodeState | None = None,
+        handover_s: float = 0.0,
     ) -> None:
         self._bus = bus
+        self._node = node or NodeState()
+        self._handover_s = handover_s
+        self._waits: set[asyncio.Task[None]] = set()
         self._on_live = on_live  # (stream id): screening of its title; must not wait
         self._broadcasts = broadcasts
         self._packaging = packaging
@@ -110,17 +126,39 @@ class StreamStates(Generic[H]):
             )  # fmt: skip
             recording = self._packaging.recording_of(hub)
         follows = recording is not None
-        self._broadcasts.report(StateChange(hub.stream_id, live, hub.serial, path, media, follows))
+        continued = self._node.continuing.pop(hub.stream_id, None) if live else None
+        handover = not live and self._node.hands_over
+        self._broadcasts.report(
+            StateChange(
+                hub.stream_id, live, hub.serial, path, media, follows,
+                continues=continued.broadcast_id if continued else None, handover=handover,
+            )
+        )  # fmt: skip
         if recording is not None:
             report = asyncio.create_task(self._report_recording(hub.serial, recording))
             self._reports.add(report)
             report.add_done_callback(self._reports.discard)
+        if handover:
+            self._packaging.hand_over(hub)
+            wait = asyncio.create_task(self._hand_over(hub.stream_id, hub.serial))
+            self._waits.add(wait)
+            wait.add_done_callback(self._waits.discard)
+        if continued is not None or handover:
+            return  # for viewers the broadcast goes on (from another node)
         if live and self._on_live is not None:
             self._on_live(hub.stream_id)
         shown = None if media is None else StreamMedia(media.video_codec, media.width, media.height)
         self._spawn(
             self._bus.publish(hub.stream_id, StreamState("live" if live else "offline", shown))
         )
+
+    def handed_over_ended(self, stream_id: int) -> None:
+        """A handed-over broadcast ended after all: its viewers are told now."""
+        self._spawn(self._bus.publish(stream_id, StreamState("offline")))
+
+    async def _hand_over(self, stream_id: int, serial: int) -> None:
+        await asyncio.sleep(self._handover_s)
+        self._broadcasts.report(HandoverOver(stream_id, serial))
 
     def _spawn(self, coro: Coroutine[Any, Any, Event]) -> None:
         task = asyncio.create_task(coro)
@@ -132,8 +170,11 @@ class StreamStates(Generic[H]):
         self._broadcasts.report(RecordingDone(serial, recording.size_bytes))
 
     async def events_sent(self) -> None:
-        """Wait for the state events published so far (shutdown)."""
-        await asyncio.gather(*self._events, return_exceptions=True)
+        """Wait for the state events published so far (shutdown). Handed-over broadcasts still
+        waiting stay open: the nodes that survive this one end them (livecore.cluster)."""
+        for wait in self._waits:
+            wait.cancel()
+        await asyncio.gather(*self._waits, *self._events, return_exceptions=True)
 
     async def recordings_reported(self) -> None:
         """Wait for the recordings' reports (shutdown, once packaging has finished)."""

@@ -26,6 +26,7 @@ from livecore.appkeys import (
     INGEST,
     LISTINGS,
     METRICS,
+    NODE_STATE,
     PUBLISHERS,
     RECORDING_UPLOADS,
     SCREENING,
@@ -34,6 +35,7 @@ from livecore.appkeys import (
 from livecore.hls.origin import FinishedRecording, HlsOrigin
 from livecore.hls.packaging import PackagingProcesses
 from livecore.hls.worker import Finished, InitReady, SegmentUpdate, WorkerEvent
+from livecore.nodestate import NodeState
 from livecore.recordings.layout import ROOT as RECORDINGS_ROOT
 from livecore.recordings.uploader import BucketUploader
 from livecore.safety.screening import Subject
@@ -70,7 +72,13 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     install_passthrough()
     restrict_host_addresses(config.sfu.ice_host_addresses)
     enlarge_receive_buffers(config.sfu.udp_receive_buffer_bytes)
-    broadcasts = BroadcastLog(app[DB], on_change=app[LISTINGS].invalidate)
+    node = app[NODE_STATE]
+    # The states and the log report to each other: the callback finds the states when called.
+    states: StreamStates[StreamHub]
+    broadcasts = BroadcastLog(
+        app[DB], on_change=app[LISTINGS].invalidate, node_id=node.node_id,
+        on_ended=lambda stream_id: states.handed_over_ended(stream_id),
+    )  # fmt: skip
     writer = asyncio.create_task(broadcasts.run(), name="broadcast-log")
     hubs = app[HUBS] = HubRegistry(queue_size=config.sfu.reader_queue_units)
     # Decoding (thumbnails) runs in worker processes, never on the loop.
@@ -86,13 +94,13 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
         config.data_path / RECORDINGS_ROOT, config.hls, workers=workers.get,
         metrics=app[HLS_METRICS], packaging=packaging,
         on_thumbnail=lambda stream_id, jpeg: _screen_thumbnail(app, stream_id, jpeg),
+        discontinuity_of=lambda stream_id: _discontinuity(node, stream_id),
         observe=_uploading(uploader) if uploader is not None else None,
     )  # fmt: skip
     hubs.on_open(origin.attach)
     app[VIEWERS] = Viewers(config.sfu)
     # The publishers report to the states, which end broadcasts through the publishers (an
     # end asked on another node): the callback finds the states when first called.
-    states: StreamStates[StreamHub]
     publishers = app[PUBLISHERS] = Publishers(
         hubs, config.sfu, on_state=lambda hub, live: states.changed(hub, live),
         metrics=SfuMetrics(app[METRICS].registry),
@@ -108,6 +116,7 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     states = StreamStates(
         bus, broadcasts, recorded, ender, config.data_path,
         on_live=lambda stream_id: _screen(app, stream_id),
+        node=node, handover_s=config.node.handover_s,
     )  # fmt: skip
     app[INGEST] = _IngestProbe(publishers, origin)
     yield
@@ -153,6 +162,11 @@ class _IngestProbe:
         )  # fmt: skip
 
 
+def _discontinuity(node: NodeState, stream_id: int) -> int:
+    continued = node.continuing.get(stream_id)
+    return continued.discontinuity if continued is not None else 0
+
+
 def _uploading(uploader: BucketUploader) -> Callable[[Path, WorkerEvent], None]:
     """The packaging's reports, as the recordings' uploader takes them (recordings/ may not
     import hls/): init segments and complete segments written, renditions finished."""
@@ -184,6 +198,9 @@ class _Uploaded:
 
     def picture(self, stream: str) -> tuple[int | None, int | None]:
         return self._origin.picture(stream)
+
+    def hand_over(self, hub: StreamHub) -> None:
+        self._origin.hand_over(hub)
 
     def recording_of(self, hub: StreamHub) -> Awaitable[FinishedRecording] | None:
         finished = self._origin.recording_of(hub)

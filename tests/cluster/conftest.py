@@ -18,6 +18,7 @@ from livecore.cluster.routes import DIRECTORY
 from livecore.config import Config, NodeConfig
 from livecore.deadlines import server_options
 from tests.conftest import Client, bearer, register
+from tests.recordings.conftest import bucket, s3_server, storage  # noqa: F401  (fixtures)
 from tests.support.fakes import CapturingMailSender
 from tests.support.services import free_port
 

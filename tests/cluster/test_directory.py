@@ -86,6 +86,7 @@ async def test_without_redis_the_directory_is_this_node(node: Node, dsn: str) ->
         resp = await client.get("/api/v1/admin/nodes", headers=await admin_headers(client, dsn))
         assert (await resp.json())["nodes"] == [
             {"id": here.id, "internal_url": here.internal_url, "this_node": True,
+             "draining": False, "public_url": here.internal_url,
              "streams": [{"stream_id": stream_id, "slug": "cooking"}]}
         ]  # fmt: skip
     await owner_becomes(client, "cooking", None)

@@ -69,3 +69,26 @@ async def test_broadcasts_interrupted_by_a_crash_are_finished_at_the_next_start(
     assert [r["id"] for r in listed["recordings"]] == [crashed]
     vod = await client.get(f"/vod/{crashed}/vod.m3u8")
     assert vod.status == 200 and "#EXT-X-ENDLIST" in await vod.text()
+
+
+async def test_a_broadcast_another_node_continued_stays_open_when_its_first_node_restarts(
+    make_client: MakeClient, config: Config, dsn: str
+) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        stream, broadcast = await _live_broadcast(conn, "moved", "recordings/1/a")
+        await asyncio.to_thread(
+            _files, config.data_path / "recordings/1/a",
+            {"init-0.mp4": b"i" * 10, "seg-0.m4s": b"s" * 1000, "vod.m3u8": VOD.encode()},
+        )  # fmt: skip
+        # Its publisher reconnected to node-b, which carries it now.
+        await conn.execute("UPDATE broadcasts SET node_id = 'node-b' WHERE id = $1", broadcast)
+
+        await make_client()  # the first node starts again
+
+        ended = await conn.fetchval("SELECT ended_at FROM broadcasts WHERE id = $1", broadcast)
+        state = await conn.fetchval("SELECT state FROM streams WHERE id = $1", stream)
+    finally:
+        await conn.close()
+    assert ended is None
+    assert state == "live"

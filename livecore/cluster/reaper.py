@@ -1,0 +1,114 @@
+"""Ends the broadcasts of nodes that died: every node checks, each heartbeat, which nodes
+carry open broadcasts (the database) and which are alive (the directory). A node missing from
+the directory for `node.handover_s` (its entries expire within `node.directory_ttl_s` of its
+death) has its broadcasts ended, its streams marked offline and their viewers told, by
+exactly one surviving node: the database's row locks decide which (store.broadcast_nodes).
+
+Their recordings are finished by that node too, from what its storage holds of them
+(`recordings.recovery.finish_recording`): with a bucket, whatever the dead node uploaded,
+up to its last segment; a recording on the dead node's own disk is not there and is
+finished when that node starts again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from livecore.cluster.directory import Directory, DirectoryUnavailable
+from livecore.events.bus import EventBus
+from livecore.events.types import StreamState
+from livecore.recordings.recovery import finish_recording
+from livecore.recordings.storage import RecordingStorage
+from livecore.store import Database
+from livecore.store.audit import AuditLog
+from livecore.store.broadcast_nodes import BroadcastNodes
+
+logger = logging.getLogger(__name__)
+
+
+class Reaper:
+    def __init__(
+        self, db: Database, directory: Directory, bus: EventBus, audit: AuditLog,
+        storage: RecordingStorage, *, interval_s: float, handover_s: float,
+        on_change: Callable[[], None],
+    ) -> None:  # fmt: skip
+        self._db = db
+        self._storage = storage
+        self._broadcasts = BroadcastNodes(db)
+        self._directory = directory
+        self._bus = bus
+        self._audit = audit
+        self._interval_s = interval_s
+        self._handover_s = handover_s
+        self._on_change = on_change  # listings cached here drop their copies
+        self._missing_since: dict[str, float] = {}
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self.sweep()
+            except DirectoryUnavailable:
+                logger.warning("cannot tell which nodes are alive: the directory is unreachable")
+            except Exception:
+                logger.exception("could not end the broadcasts of nodes that are gone")
+
+    async def sweep(self) -> int:
+        """One check; returns how many broadcasts this node ended."""
+        me = self._directory.node.id
+        carrying = await self._broadcasts.nodes_with_open_broadcasts() - {me}
+        if not carrying:
+            self._missing_since.clear()
+            return 0
+        # Only the nodes carrying broadcasts are looked up (not a scan of every node).
+        alive = await self._directory.alive(carrying)
+        now = time.monotonic()
+        for node_id in list(self._missing_since):
+            if node_id not in carrying or node_id in alive:
+                del self._missing_since[node_id]
+        ended = 0
+        for node_id in sorted(carrying - alive):
+            since = self._missing_since.setdefault(node_id, now)
+            if now - since >= self._handover_s:
+                ended += await self._end_orphans(node_id)
+        return ended
+
+    async def _end_orphans(self, node_id: str) -> int:
+        orphans = await self._broadcasts.end_orphans(node_id)
+        if not orphans:
+            return 0
+        self._on_change()
+        for orphan in orphans:
+            logger.warning(
+                "broadcast %d of stream %d ended: node %s is gone", orphan.id, orphan.stream_id,
+                node_id,
+            )  # fmt: skip
+            await self._audit.record(
+                "broadcast.node_lost", "broadcast", orphan.id,
+                details={"stream_id": orphan.stream_id, "node_id": node_id},
+            )  # fmt: skip
+            await self._bus.publish(orphan.stream_id, StreamState("offline"))
+        for orphan in orphans:
+            if orphan.recording_path:
+                await self._finish_recording(orphan.id, orphan.recording_path)
+        return len(orphans)
+
+    async def _finish_recording(self, broadcast_id: int, path: str) -> None:
+        try:
+            size = await finish_recording(
+                self._db, self._storage, broadcast_id, path, still_open=False
+            )
+        except Exception:
+            # A bucket that is down: the recording stays unfinished (and unlisted) until a
+            # start of its node finishes it.
+            logger.exception("broadcast %d: its recording could not be finished", broadcast_id)
+            return
+        if size is None:
+            logger.info("broadcast %d: its recording is on its node's own disk", broadcast_id)
+        else:
+            logger.warning("broadcast %d: recording of %d bytes finished from storage",
+                           broadcast_id, size)  # fmt: skip
+        self._on_change()

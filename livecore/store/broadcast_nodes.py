@@ -1,0 +1,73 @@
+"""Which node carries each open broadcast: a broadcast moving to another node (its publisher
+reconnected there while its node drained or after it died), and a dead node's broadcasts
+ended by exactly one of the nodes that survive it (the row lock decides)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from livecore.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class OpenBroadcast:
+    id: int
+    node_id: str  # '' : opened by a node older than migration 0019
+    continuations: int
+
+
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    """A broadcast ended because its node was gone."""
+
+    id: int
+    stream_id: int
+    recording_path: str
+
+
+class BroadcastNodes:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def open_broadcast(self, stream_id: int) -> OpenBroadcast | None:
+        row = await self._db.pool.fetchrow(
+            "SELECT id, node_id, continuations FROM broadcasts"
+            " WHERE stream_id = $1 AND ended_at IS NULL",
+            stream_id,
+        )
+        return OpenBroadcast(row["id"], row["node_id"], row["continuations"]) if row else None
+
+    async def take_over(self, broadcast_id: int, node_id: str) -> bool:
+        """`node_id` carries the open broadcast from now on; False: it has ended meanwhile."""
+        taken = await self._db.pool.fetchval(
+            "UPDATE broadcasts SET node_id = $2, continuations = continuations + 1"
+            " WHERE id = $1 AND ended_at IS NULL RETURNING id",
+            broadcast_id, node_id,
+        )  # fmt: skip
+        return taken is not None
+
+    async def nodes_with_open_broadcasts(self) -> set[str]:
+        rows = await self._db.pool.fetch(
+            "SELECT DISTINCT node_id FROM broadcasts WHERE ended_at IS NULL AND node_id <> ''"
+        )
+        return {r["node_id"] for r in rows}
+
+    async def end_orphans(self, node_id: str) -> list[Orphan]:
+        """End every broadcast `node_id` still carries and mark their streams offline. Nodes
+        racing to do it each get a disjoint share (usually one gets all): an UPDATE waits for
+        a row another holds, then finds it ended and skips it."""
+        async with self._db.transaction() as conn:
+            rows = await conn.fetch(
+                "UPDATE broadcasts SET ended_at = now() WHERE node_id = $1 AND ended_at IS NULL"
+                " RETURNING id, stream_id, recording_path",
+                node_id,
+            )
+            stream_ids = [r["stream_id"] for r in rows]
+            if stream_ids:
+                await conn.execute(
+                    "UPDATE streams SET state = 'offline', ended_at = now(), updated_at = now()"
+                    " WHERE id = ANY($1::bigint[]) AND NOT EXISTS (SELECT 1 FROM broadcasts b"
+                    " WHERE b.stream_id = streams.id AND b.ended_at IS NULL)",
+                    stream_ids,
+                )
+        return [Orphan(r["id"], r["stream_id"], r["recording_path"]) for r in rows]
