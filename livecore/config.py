@@ -160,9 +160,8 @@ class ChatConfig:
     # Any client frames (chat, pings) per socket per second before it counts as flooding.
     inbound_per_s: float = _bounded(10.0, 0.1, 1000.0)
     presence_interval_s: float = _bounded(5.0, 0.2, 300.0)
-    # The join line (chat/admission.py): joins per second a node lets in after a first burst;
-    # faster arrivals wait their turn before the upgrade, and one that would wait longer than
-    # admit_max_wait_s is refused with 503 + Retry-After (jittered).
+    # The join line (chat/admission.py): joins/s let in after a first burst; faster arrivals
+    # wait their turn, and one that would wait over admit_max_wait_s gets 503 + Retry-After.
     admit_per_s: float = _bounded(3000.0, 0.01, 1_000_000.0)
     admit_burst: int = _bounded(1000, 1, 1_000_000)
     admit_max_wait_s: float = _bounded(10.0, 0.0, 120.0)
@@ -218,31 +217,28 @@ class RecordingsConfig:
     # When this node's recordings take more than this, the oldest are deleted (0: no limit).
     max_total_bytes: int = _bounded(50 * 1024**3, 0)
     sweep_interval_s: float = _bounded(600.0, 1.0, 86400.0)
-    # At start, finish the recordings this node was writing when it last stopped (a crash, a
-    # kill) and end their broadcasts. `serve --processes` turns it off in every process but
-    # the first, which starts alone: the others share its disk and database, and would take
-    # a sibling's live recordings for interrupted ones.
+    # At start, finish what this node was recording when it last stopped (crash, kill) and end
+    # those broadcasts. `serve --processes` sets it in the first process only (it starts
+    # alone): the others would take a sibling's live recordings for interrupted ones.
     recover_on_start: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
-    # Where recordings are kept: "local" (this node's disk, under data_dir) or "s3" (an
-    # S3-compatible bucket every node reads, so any node serves any recording as VOD).
-    # Credentials come only from the environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
-    # (and AWS_SESSION_TOKEN), or whatever else the standard AWS chain finds.
+    # Where recordings are kept: "local" (this node's disk) or "s3" (a bucket every node reads,
+    # so any node serves any recording). Credentials only from the environment: the AWS
+    # variables (AWS_ACCESS_KEY_ID, ...) or whatever else the standard AWS chain finds.
     kind: Literal["local", "s3"] = "local"
     endpoint_url: str = ""  # empty: AWS S3 itself for `region`
     bucket: str = ""
     region: str = "us-east-1"
     key_prefix: str = ""  # prepended to every key ("livecore/": keys "livecore/recordings/...")
-    # Segments waiting to be uploaded, every broadcast of this node together; when full, a new
-    # segment is not uploaded (it stays on local disk, counted, and the bucket's playlist
-    # marks the gap with a discontinuity). Init segments and playlists always queue.
+    # Segments waiting to be uploaded (all this node's broadcasts); when full, a new segment
+    # stays on local disk, counted, and the bucket's playlist marks the gap (discontinuity).
     upload_queue_segments: int = _bounded(1000, 1, 1_000_000)
     upload_concurrency: int = _bounded(4, 1, 64)
-    # A failed upload is tried again after a random delay up to retry_base_s * 2^attempt,
-    # at most retry_max_s (exponential backoff with full jitter), until it succeeds.
+    # Failed uploads are retried until they succeed, after a random delay up to
+    # min(retry_max_s, retry_base_s * 2^attempt) (exponential backoff, full jitter).
     retry_base_s: float = _bounded(0.5, 0.01, 60.0)
     retry_max_s: float = _bounded(30.0, 0.05, 3600.0)
     request_timeout_s: float = _bounded(30.0, 0.5, 600.0)
@@ -267,7 +263,7 @@ class SafetyConfig:
     screener: Literal["banned_terms", "none"] = "banned_terms"
     # Platform-wide terms the built-in screener flags in titles, display names and chat lines.
     banned_terms: tuple[str, ...] = ()
-    # Items waiting to be screened; when full, new ones are dropped and counted.
+    # Items waiting to be screened (when full, new ones are dropped and counted).
     screening_queue: int = _bounded(1000, 1, 1_000_000)
 
 
@@ -278,29 +274,25 @@ class NodeConfig:
     id: str = ""
     # Where the other nodes reach this one (not the public URL); empty: http://<host>:<port>.
     internal_url: str = ""
-    # With several processes per box (`processes`), each also listens on a port of its own,
-    # its internal URL: the first on internal_port, the next on internal_port + 1, and so
-    # on; 0: free ports the OS picks.
+    # With several processes per box, each also listens on a port of its own (its internal
+    # URL): internal_port, internal_port + 1, ...; 0: free ports the OS picks.
     internal_port: int = _bounded(0, 0, 65535)
-    # A directory entry lives this long unless this node's heartbeat renews it: a node that
-    # dies loses its streams' entries within directory_ttl_s.
+    # A directory entry lives this long unless a heartbeat renews it (a dead node's go then).
     directory_ttl_s: float = _bounded(6.0, 1.0, 300.0)
     heartbeat_s: float = _bounded(2.0, 0.1, 100.0)
-    # Recent parts, segments and blocking-reload playlists of streams held by other nodes,
-    # kept in memory by this node to serve their viewers.
+    # Recent parts, segments and playlists of streams held by other nodes, kept in memory.
     edge_cache_bytes: int = _bounded(32 * 1024 * 1024, 1024 * 1024)
-    # Where publishers reach this node itself (a draining node's WHIP 307 names another
-    # node's); empty: the internal URL.
+    # Where publishers reach this node (another draining node's WHIP 307 names it); empty:
+    # the internal URL.
     public_url: str = ""
-    # SIGTERM drains: no new publishes (WHIP 307 to another node, else 503), /readyz fails,
-    # live streams go on this long at most, then what is left ends and the node exits.
+    # SIGTERM drains: no new publishes (WHIP 307 elsewhere, else 503), /readyz fails, live
+    # streams go on at most this long, then what is left ends and the node exits.
     drain_grace_s: float = _bounded(25.0, 0.0, 3600.0)
     # A broadcast whose publisher left a draining node (or whose node died) stays open this
     # long for the publisher to reconnect to another node and continue it there.
     handover_s: float = _bounded(10.0, 0.0, 600.0)
-    # How long this node keeps which node holds a stream before reading the directory again
-    # for it (0: only requests arriving together share a read). One read per viewer request
-    # would make Redis, not the owner, what an edge's crowd waits on.
+    # How long this node keeps which node holds a stream (0: only requests arriving together
+    # share a directory read): one read per viewer request would make a crowd wait on Redis.
     edge_owner_cache_s: float = _bounded(1.0, 0.0, 60.0)
 
     def __post_init__(self) -> None:

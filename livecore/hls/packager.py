@@ -22,14 +22,7 @@ from livecore.hls.metrics import HlsMetrics
 from livecore.hls.packaging import ThreadLink, WorkerLink
 from livecore.hls.playlist import segment_cut_s, segment_limit_s, target_duration
 from livecore.hls.state import InitInfo, MediaState, Part, Segment, VariantInfo
-from livecore.hls.worker import (
-    Finished,
-    InitReady,
-    Resumed,
-    SegmentUpdate,
-    WorkerEvent,
-    WorkerSpec,
-)
+from livecore.hls.worker import Finished, InitReady, Resumed, SegmentUpdate, WorkerEvent, WorkerSpec
 from livecore.sfu.hub import Subscription
 from livecore.sfu.media import MediaUnit
 
