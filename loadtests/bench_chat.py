@@ -67,7 +67,6 @@ import tempfile
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -89,6 +88,7 @@ from loadtests.server import (
     stalls,
     start_server,
     stop_server,
+    watchdog,
 )
 from loadtests.wsframes import server_frames
 from tests.support.services import RedisProcess
@@ -844,20 +844,6 @@ def _labels(run: _Run) -> list[str]:
     return [f"process {n + 1}" for n in range(len(run.servers))]
 
 
-@contextlib.contextmanager
-def _watchdog(seconds: int) -> Iterator[None]:
-    def expire(signum: int, frame: object) -> None:
-        raise SystemExit(f"watchdog: the run exceeded {seconds} s")
-
-    previous: Callable[..., Any] | int | None = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--viewers", type=int, default=10_000)
@@ -901,7 +887,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from livecore.store.embedded import EmbeddedPostgres
 
-    with _watchdog(budget), tempfile.TemporaryDirectory(prefix="livecore-chat-") as tmp_name:
+    with watchdog(budget), tempfile.TemporaryDirectory(prefix="livecore-chat-") as tmp_name:
         tmp = Path(tmp_name)
         pg = EmbeddedPostgres(tmp / "postgres")
         redis: RedisProcess | None = None

@@ -48,7 +48,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -67,7 +67,7 @@ from loadtests.bench_ingest import (
     video_samples,
 )
 from loadtests.edge_viewers import Stats, generator_process
-from loadtests.server import free_port, post_json, start_server, stop_server
+from loadtests.server import free_port, post_json, start_server, stop_server, watchdog
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark passphrase"
@@ -481,20 +481,6 @@ def _log_warnings(path: Path) -> Counter[str]:
 # -- main --------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _watchdog(seconds: int) -> Iterator[None]:
-    def expire(signum: int, frame: object) -> None:
-        raise SystemExit(f"watchdog: the run exceeded {seconds} s")
-
-    previous: Callable[..., Any] | int | None = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def _stop(signum: int, frame: object) -> None:
     raise SystemExit(f"stopped by signal {signum}")
 
@@ -523,7 +509,7 @@ def main() -> None:
     from livecore.store.embedded import EmbeddedPostgres
     from tests.support.services import RedisProcess
 
-    with _watchdog(budget), tempfile.TemporaryDirectory(prefix="livecore-edge-") as tmp_name:
+    with watchdog(budget), tempfile.TemporaryDirectory(prefix="livecore-edge-") as tmp_name:
         tmp = Path(tmp_name)
         pg = EmbeddedPostgres(tmp / "postgres")
         redis = RedisProcess(tmp / "redis")

@@ -44,7 +44,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -53,7 +52,16 @@ from typing import Any, cast
 import psutil
 import uvloop
 
-from loadtests.server import free_port, post_json, scrape, stalls, start_server, stop_server
+from loadtests.server import (
+    free_port,
+    post_json,
+    scrape,
+    stalls,
+    start_server,
+    stop_server,
+    watchdog,
+)
+from loadtests.wsframes import server_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 JOIN_TIMEOUT_S = 30.0
@@ -153,28 +161,14 @@ class _Viewer(asyncio.Protocol):
                 return
             self.upgraded = True
             data = data[end + 4 :]
-        pos, n = 0, len(data)
-        while n - pos >= 2:
-            b0, length, head = data[pos], data[pos + 1] & 0x7F, 2
-            if length == 126:
-                if n - pos < 4:
-                    break
-                length, head = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
-            elif length == 127:
-                if n - pos < 10:
-                    break
-                length, head = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
-            if pos + head + length > n:
-                break
-            payload = data[pos + head : pos + head + length]
-            pos += head + length
-            opcode = b0 & 0x0F
+        frames, used = server_frames(data)
+        for opcode, payload in frames:
             if opcode == 1 and not self.done.done():
                 self.done.set_result(time.perf_counter_ns() - self.t0)
             elif opcode == 9 and len(payload) < 126 and self.transport is not None:
                 self.transport.write(bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
-        if pos < n:
-            self.buf = data[pos:]
+        if used < len(data):
+            self.buf = data[used:]
 
 
 class _Worker:
@@ -406,20 +400,6 @@ def _profile_summary(path: Path, top: int = 15) -> list[str]:
     return out
 
 
-@contextlib.contextmanager
-def _watchdog(seconds: int) -> Iterator[None]:
-    def expire(signum: int, frame: object) -> None:
-        raise SystemExit(f"watchdog: the run exceeded {seconds} s")
-
-    previous: Callable[..., Any] | int | None = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def _register(base: str, name: str, creator: bool = False) -> dict[str, Any]:
     email = f"{name}-{time.time_ns()}-{secrets.token_hex(3)}@example.com"
     body = {"email": email, "password": "benchmark passphrase", "display_name": name,
@@ -449,7 +429,7 @@ def main() -> None:
     from livecore.store.embedded import EmbeddedPostgres
     from tests.support.services import RedisProcess
 
-    with _watchdog(budget), tempfile.TemporaryDirectory(prefix="livecore-join-") as tmp_name:
+    with watchdog(budget), tempfile.TemporaryDirectory(prefix="livecore-join-") as tmp_name:
         tmp = Path(tmp_name)
         pg = EmbeddedPostgres(tmp / "postgres")
         redis: RedisProcess | None = None

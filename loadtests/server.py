@@ -6,6 +6,7 @@ is stopped with SIGTERM (killed if it does not stop within a minute) by its PID 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,19 @@ def stalls(m0: dict[str, float], m1: dict[str, float]) -> str:
         for gen in "012"
     ]
     return f"loop-lag probes {probes:.0f} ({', '.join(over)}); GC {', '.join(collections)}"
+
+
+@contextlib.contextmanager
+def watchdog(seconds: int) -> Iterator[None]:
+    """Ends the run (SystemExit) if it lasts longer than `seconds`: every benchmark is bounded."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise SystemExit(f"watchdog: the run exceeded {seconds} s")
+
+    previous: Callable[..., Any] | int | None = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
