@@ -101,7 +101,7 @@ def verdicts(s: Scenario, fig: dict[str, Any], ev: dict[str, Any]) -> list[Verdi
         out.append(Verdict("tips made exactly once", 1.0 if ok else 0.0, 1.0, ok, text))
     if o.ledger_balanced:
         ok = bool(ev["ledger"].get("ok"))
-        out.append(Verdict("ledger balanced", 1.0 if ok else 0.0, 1.0, ok, str(ev["ledger"])[:300]))
+        out.append(Verdict("ledger balanced", 1.0 if ok else 0.0, 1.0, ok, _ledger(ev["ledger"])))
     valid = fig["valid"]
     out.append(Verdict("load generator not saturated", fig["generator_saturated_share"],
                        SATURATED_SHARE, valid,
@@ -120,6 +120,16 @@ def _lost(gens: list[dict[str, Any]], acked: dict[int, int]) -> int:
             owed = [seq for seq, sent_ns in acked.items() if sent_ns / 1e9 > first_join + 0.5]
             lost += sum(1 for seq in owed if seq < len(seen) and not seen[seq])
     return lost
+
+
+def _ledger(check: dict[str, Any]) -> str:
+    if "transactions" not in check:
+        return str(check.get("error", check))[:300]
+    return (
+        f"{check['transactions']:,} transactions, {check.get('entries', 0):,} entries;"
+        f" {check.get('unbalanced_transactions', 0)} unbalanced,"
+        f" {check.get('accounts_off', 0)} accounts off"
+    )
 
 
 def _at_most(name: str, value: float, limit: float, fmt: str) -> Verdict:

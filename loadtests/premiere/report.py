@@ -167,7 +167,7 @@ def _html(ev: dict[str, Any], fig: dict[str, Any], verdicts: list[Verdict]) -> s
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{{font:15px/1.4 system-ui,sans-serif;margin:1.5rem auto;max-width:60rem;padding:0 1rem}}
-table{{border-collapse:collapse}}
+table{{border-collapse:collapse;width:100%;overflow-wrap:break-word}}
 th,td{{padding:.2rem .6rem;border-bottom:1px solid #ddd;text-align:left}}
 figure{{margin:1rem 0}}svg{{max-width:100%;height:auto}}.verdict{{font-size:1.4rem}}</style></head>
 <body><main><h1>{title}</h1>
