@@ -14,7 +14,7 @@ from tests.web.browser import ARTIFACTS, Chromium, chromium_missing, launch
 
 # Playwright's start-up, once per browser: it finds its bundled driver on disk and starts
 # it as a subprocess. Everything after that is asynchronous messages over a pipe.
-_PLAYWRIGHT_STARTUP = {
+PLAYWRIGHT_STARTUP = {
     "playwright/_impl/_driver.py": {"compute_driver_executable"},
 }
 
@@ -23,7 +23,7 @@ _PLAYWRIGHT_STARTUP = {
 async def chromium(blockbuster: BlockBuster) -> AsyncIterator[Chromium]:
     """Headless Debian Chromium with a fake camera, its WebRTC kept on 127.0.0.1."""
     for func in blockbuster.functions.values():
-        for filename, names in _PLAYWRIGHT_STARTUP.items():
+        for filename, names in PLAYWRIGHT_STARTUP.items():
             func.can_block_in(filename, names)
     if reason := await asyncio.to_thread(chromium_missing):
         pytest.skip(reason)
