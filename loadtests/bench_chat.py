@@ -90,7 +90,7 @@ from loadtests.server import (
     stop_server,
     watchdog,
 )
-from loadtests.wsframes import server_frames
+from loadtests.wsframes import server_frames, upgrade_answer
 from tests.support.services import RedisProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,19 +196,18 @@ class _Viewer(asyncio.Protocol):
             data = self.buf + data
             self.buf = b""
         if not self.upgraded:
-            end = data.find(b"\r\n\r\n")
-            if end < 0:
+            answer = upgrade_answer(data)
+            if answer is None:
                 self.buf = data
                 return
-            status = data[:end].split(b" ", 2)[1].decode()
-            if status != "101":
-                self._finish(f"HTTP {status}")
+            if answer.status != 101:
+                self._finish(f"HTTP {answer.status}")
                 self.closing = True
                 assert self.transport is not None
                 self.transport.close()
                 return
             self.upgraded = True
-            data = data[end + 4 :]
+            data = answer.rest
         frames, pos = server_frames(data)
         for opcode, payload in frames:
             if opcode == 1:

@@ -61,7 +61,7 @@ from loadtests.server import (
     stop_server,
     watchdog,
 )
-from loadtests.wsframes import server_frames
+from loadtests.wsframes import server_frames, upgrade_answer
 
 ROOT = Path(__file__).resolve().parent.parent
 JOIN_TIMEOUT_S = 30.0
@@ -148,19 +148,18 @@ class _Viewer(asyncio.Protocol):
         if self.buf:
             data, self.buf = self.buf + data, b""
         if not self.upgraded:
-            end = data.find(b"\r\n\r\n")
-            if end < 0:
+            answer = upgrade_answer(data)
+            if answer is None:
                 self.buf = data
                 return
-            status = data[:end].split(b" ", 2)[1].decode()
-            if status != "101":
+            if answer.status != 101:
                 if not self.done.done():
-                    self.done.set_exception(ConnectionError(f"HTTP {status}"))
+                    self.done.set_exception(ConnectionError(f"HTTP {answer.status}"))
                 assert self.transport is not None
                 self.transport.close()
                 return
             self.upgraded = True
-            data = data[end + 4 :]
+            data = answer.rest
         frames, used = server_frames(data)
         for opcode, payload in frames:
             if opcode == 1 and not self.done.done():

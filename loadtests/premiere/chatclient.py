@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import cast
 
-from loadtests.wsframes import server_frames
+from loadtests.wsframes import server_frames, upgrade_answer
 
 WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -65,26 +65,16 @@ class ChatSocket(asyncio.Protocol):
         if self.buf:
             data, self.buf = self.buf + data, b""
         if not self.upgraded:
-            end = data.find(b"\r\n\r\n")
-            if end < 0:
+            answer = upgrade_answer(data)
+            if answer is None:
                 self.buf = data
                 return
-            head = data[:end].decode("latin-1").split("\r\n")
-            status = int(head[0].split(" ", 2)[1])
-            if status != 101:
-                retry = None
-                for line in head[1:]:
-                    name, _, value = line.partition(":")
-                    if name.strip().lower() == "retry-after":
-                        try:
-                            retry = float(value.strip())
-                        except ValueError:
-                            retry = None
-                self.on_refused(self, status, retry)
+            if answer.status != 101:
+                self.on_refused(self, answer.status, answer.retry_after_s)
                 self.close()
                 return
             self.upgraded = True
-            data = data[end + 4 :]
+            data = answer.rest
         self._frames(data)
 
     def _frames(self, data: bytes) -> None:
