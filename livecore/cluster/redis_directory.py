@@ -79,18 +79,15 @@ class RedisDirectory:
 
     async def owner(self, stream: int | str) -> NodeInfo | None:
         key = _slug_key(stream) if isinstance(stream, str) else _stream_key(stream)
-        try:
-            raw = await self._client.get(key)
-        except RedisError as exc:
-            raise DirectoryUnavailable(str(exc)) from exc
-        if raw is None:
-            return None
-        entry = json.loads(raw)
-        return NodeInfo(str(entry["node"]), str(entry["url"]))
+        return await self._node_at(key)
 
     async def find_node(self, node_id: str) -> NodeInfo | None:
+        return await self._node_at(_node_key(node_id))
+
+    async def _node_at(self, key: str) -> NodeInfo | None:
+        """The node an entry names (a stream's, or a node's own), None if it has expired."""
         try:
-            raw = await self._client.get(_node_key(node_id))
+            raw = await self._client.get(key)
         except RedisError as exc:
             raise DirectoryUnavailable(str(exc)) from exc
         if raw is None:
