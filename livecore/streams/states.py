@@ -132,6 +132,7 @@ class StreamStates(Generic[H]):
             StateChange(
                 hub.stream_id, live, hub.serial, path, media, follows,
                 continues=continued.broadcast_id if continued else None, handover=handover,
+                leg=continued.discontinuity if continued and continued.recording_path else 0,
             )
         )  # fmt: skip
         if recording is not None:

@@ -1,0 +1,76 @@
+"""One VOD playlist for a recording in legs (recordings.layout): each leg's playlist in
+order, an EXT-X-DISCONTINUITY where the node changed, URIs under the leg's directory.
+
+Each leg has its own init segments, timestamps and media sequence: the discontinuity tells
+players to take the next leg's init segment and timeline (RFC 8216 4.3.2.3). A recording is
+immutable once listed (every leg finished), so its joined playlist is made once per node and
+kept (`JoinedPlaylists`), not once per viewer. Imports nothing from livecore outside
+recordings/; no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from livecore.recordings.layout import leg_name
+
+_DROPPED = ("#EXTM3U", "#EXT-X-VERSION:", "#EXT-X-PLAYLIST-TYPE:", "#EXT-X-ENDLIST")
+# Joined playlists kept per node: a few hundred kB each for a broadcast of many hours.
+KEPT = 256
+
+
+def join(playlists: list[tuple[int, str]]) -> str:
+    """The VOD playlist of legs (leg, its playlist's text) in order. A leg that lists no
+    segment is left out (its node recorded nothing complete)."""
+    target, first, independent = 1, None, True
+    body: list[str] = []
+    for leg, text in playlists:
+        prefix = f"{leg_name(leg)}/" if leg else ""
+        lines, sequence, leg_independent = [], 0, False
+        for line in text.splitlines():
+            if not line or line.startswith(_DROPPED):
+                continue
+            if line.startswith("#EXT-X-TARGETDURATION:"):
+                target = max(target, int(line.partition(":")[2]))
+            elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+                sequence = int(line.partition(":")[2])
+            elif line == "#EXT-X-INDEPENDENT-SEGMENTS":
+                leg_independent = True
+            elif line.startswith("#EXT-X-MAP:"):
+                lines.append(line.replace('URI="', f'URI="{prefix}', 1))
+            elif line.startswith("#"):
+                lines.append(line)
+            else:
+                lines.append(prefix + line)
+        if not any(line.startswith("#EXTINF:") for line in lines):
+            continue
+        if body:
+            body.append("#EXT-X-DISCONTINUITY")
+        first = sequence if first is None else first
+        independent = independent and leg_independent
+        body.extend(lines)
+    head = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}",
+            "#EXT-X-PLAYLIST-TYPE:VOD", f"#EXT-X-MEDIA-SEQUENCE:{first or 0}"]  # fmt: skip
+    if independent and body:
+        head.append("#EXT-X-INDEPENDENT-SEGMENTS")
+    return "\n".join([*head, *body, "#EXT-X-ENDLIST"]) + "\n"
+
+
+class JoinedPlaylists:
+    """The joined playlists of the recordings served lately, by (broadcast, legs)."""
+
+    def __init__(self, kept: int = KEPT) -> None:
+        self._kept = kept
+        self._texts: OrderedDict[tuple[int, tuple[int, ...]], str] = OrderedDict()
+
+    def get(self, broadcast_id: int, legs: list[int]) -> str | None:
+        key = (broadcast_id, tuple(legs))
+        text = self._texts.get(key)
+        if text is not None:
+            self._texts.move_to_end(key)
+        return text
+
+    def put(self, broadcast_id: int, legs: list[int], text: str) -> None:
+        self._texts[(broadcast_id, tuple(legs))] = text
+        while len(self._texts) > self._kept:
+            self._texts.popitem(last=False)
