@@ -43,6 +43,11 @@ def write(root: Path, files: dict[str, bytes | str]) -> None:
         (root / name).write_bytes(data.encode() if isinstance(data, str) else data)
 
 
+async def live_stream(db: Database) -> int:
+    async with db.pool.acquire() as conn:
+        return await creator_stream(conn, "show", live=True)  # type: ignore[arg-type]  # a pool's connection
+
+
 def test_legs_join_into_one_playlist_with_a_discontinuity_between_them() -> None:
     joined = join([(0, vod(100, 2)), (1, vod(5000, 0)), (2, vod(7000, 1, target=3))])
     assert joined == "\n".join([
@@ -61,11 +66,7 @@ def test_legs_join_into_one_playlist_with_a_discontinuity_between_them() -> None
 async def test_a_recording_is_listed_once_every_leg_is_finished_and_counts_them_all(
     db: Database, tmp_path: Path
 ) -> None:
-    conn = await db.pool.acquire()
-    try:
-        stream_id = await creator_stream(conn, "show", live=True)
-    finally:
-        await db.pool.release(conn)
+    stream_id = await live_stream(db)
     path = "recordings/1/r1"
     broadcast = await Broadcasts(db).start(stream_id, path, "node-a")
     # Node B continues it (leg 1), then node C (leg 2); A finishes its leg meanwhile.
@@ -104,11 +105,7 @@ async def test_a_recording_is_listed_once_every_leg_is_finished_and_counts_them_
 async def test_a_node_finishing_what_it_left_open_leaves_the_leg_another_node_records(
     db: Database, tmp_path: Path
 ) -> None:
-    conn = await db.pool.acquire()
-    try:
-        stream_id = await creator_stream(conn, "show", live=True)
-    finally:
-        await db.pool.release(conn)
+    stream_id = await live_stream(db)
     path = "recordings/1/r1"
     broadcast = await Broadcasts(db).start(stream_id, path, "node-a")
     assert await BroadcastNodes(db).take_over(broadcast.id, "node-b", 1)
