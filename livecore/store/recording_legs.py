@@ -28,11 +28,12 @@ class RecordingLegs:
 
     async def unfinished(self, broadcast_id: int, node_id: str | None = None) -> list[int] | None:
         """The broadcast's legs not finished yet, but for the one a node other than `node_id`
-        records now (its broadcast is open there). None: no legs are recorded at all (a
-        broadcast older than legs): its leg 0 is the whole recording."""
+        records now, having continued the broadcast (it is open there). None: no legs are
+        recorded at all (a broadcast older than legs): its leg 0 is the whole recording."""
         rows = await self._db.pool.fetch(
-            "SELECT l.leg, l.finished, coalesce(b.ended_at IS NULL AND l.node_id = b.node_id"
-            " AND b.node_id NOT IN ('', $2), false) AS elsewhere FROM recording_legs l"
+            "SELECT l.leg, l.finished, coalesce(l.leg > 0 AND b.ended_at IS NULL"
+            " AND l.node_id = b.node_id AND b.node_id NOT IN ('', $2), false) AS elsewhere"
+            " FROM recording_legs l"
             " JOIN broadcasts b ON b.id = l.broadcast_id WHERE l.broadcast_id = $1"
             " ORDER BY l.leg",
             broadcast_id, node_id,

@@ -171,3 +171,22 @@ async def test_a_recording_in_legs_plays_as_one_playlist_and_serves_only_its_leg
                 "..%2Fr1/seg-1.m4s", "leg-2/..%2Fseg-1.m4s"]:  # fmt: skip
         got = await client.get(f"/vod/{broadcast}/{bad}")
         assert got.status == 404, bad
+
+
+async def test_a_recording_that_never_moved_is_finished_whichever_node_finishes_it(
+    db: Database, tmp_path: Path
+) -> None:
+    # The first process of a box, at its start, finishes what a sibling left open on the disk
+    # they share (the sibling's id is its own, not this process's).
+    stream_id = await live_stream(db)
+    path = "recordings/1/r1"
+    broadcast = await Broadcasts(db).start(stream_id, path, "box-p2")
+    await asyncio.to_thread(write, tmp_path / path, {"vod.m3u8": vod(1, 1), "seg-1.m4s": b"a" * 9})
+    size = await finish_recording(
+        db, LocalDisk(tmp_path), broadcast.id, path, still_open=True, node_id="box-p1"
+    )
+    assert size == 9
+    assert await RecordingLegs(db).unfinished(broadcast.id) == []
+    assert await db.pool.fetchval(
+        "SELECT recording_ready FROM broadcasts WHERE id = $1", broadcast.id
+    )
