@@ -13,9 +13,12 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from livecore.app import create_app
-from livecore.config import Config
+from livecore.config import Config, RecordingsConfig
+from livecore.recordings.bucket import Bucket
+from livecore.recordings.bucket_storage import BucketStorage
 from livecore.recordings.joined import join
 from livecore.recordings.recovery import finish_recording, legs_bytes
+from livecore.recordings.retention import Retention
 from livecore.recordings.storage import LocalDisk
 from livecore.store import Database
 from livecore.store.broadcast_nodes import BroadcastNodes
@@ -190,3 +193,29 @@ async def test_a_recording_that_never_moved_is_finished_whichever_node_finishes_
     assert await db.pool.fetchval(
         "SELECT recording_ready FROM broadcasts WHERE id = $1", broadcast.id
     )
+
+
+async def test_retention_counts_every_leg_and_deletes_them_all_from_the_bucket(
+    db: Database, tmp_path: Path, bucket: Bucket
+) -> None:
+    recordings = BucketStorage(bucket, LocalDisk(tmp_path))
+    stream_id = await live_stream(db)
+    path = "recordings/1/r1"
+    broadcast = await Broadcasts(db).start(stream_id, path, "node-a")
+    assert await BroadcastNodes(db).take_over(broadcast.id, "node-b", 1)
+    stored = {"vod.m3u8": vod(1, 1).encode(), "seg-1.m4s": b"a" * 100,
+              "leg-1/vod.m3u8": vod(5, 1).encode(), "leg-1/seg-5.m4s": b"b" * 15,
+              "leg-1/init-0.mp4": b"i"}  # fmt: skip
+    for name, data in stored.items():
+        await bucket.put(bucket.key(path, name), data, "application/octet-stream")
+    # B's local copy of its leg (the live edge served from it).
+    await asyncio.to_thread(write, tmp_path / path, {"leg-1/seg-5.m4s": b"b" * 15})
+    assert await legs_bytes(recordings, path, None) == {0: 100, 1: 15}
+    assert await Broadcasts(db).end(broadcast.id, "node-b")
+    assert await RecordingLegs(db).finish(broadcast.id, 0, 100)
+    assert await RecordingLegs(db).finish(broadcast.id, 1, 15)
+
+    settings = RecordingsConfig(max_age_days=0, max_total_bytes=110)
+    assert await Retention(db, recordings, settings).sweep() == [broadcast.id]
+    assert await bucket.list_objects(bucket.key(path)) == []
+    assert not await asyncio.to_thread((tmp_path / path).exists)
