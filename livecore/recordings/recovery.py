@@ -77,7 +77,9 @@ async def finish_recording(
     with the media bytes stored of it (store.recording_legs), so it is listed and served as
     VOD up to its last stored segment once every leg is (0 bytes: never listed). Returns the
     bytes of the legs finished here; None, changing nothing, when the storage holds none of
-    them (unless `missing_is_empty`: then a leg it lacks is finished empty). With `node_id`,
+    them (unless `missing_is_empty`: then a leg it lacks is finished empty). When it holds
+    some, a leg it lacks is finished empty too: its node stored nothing of it (it died before
+    its first segment), or, with separate disks, kept it on its own. With `node_id`,
     an open broadcast is ended only while its row names that node (another may have
     continued it), and the leg that node records is left to it."""
     legs = RecordingLegs(db)
@@ -90,11 +92,9 @@ async def finish_recording(
     unfinished = await legs.unfinished(broadcast_id, node_id)
     total = 0
     for leg in [0] if unfinished is None else unfinished:
-        size = sizes.get(leg)
-        if size is None and not missing_is_empty:
-            continue  # on another node's own disk: that node finishes it
-        await legs.finish(broadcast_id, leg, size or 0)
-        total += size or 0
+        size = sizes.get(leg, 0)
+        await legs.finish(broadcast_id, leg, size)
+        total += size
     return total
 
 
@@ -102,11 +102,14 @@ async def finish_leg(
     db: Database, storage: RecordingStorage, broadcast_id: int, path: str, leg: int
 ) -> int | None:
     """Finish one leg of a recording, recorded by a node that died since, from what
-    `storage` holds of it (a bucket: what reached it). Returns its media bytes; None,
-    changing nothing, when the storage does not hold it (the node's own disk)."""
-    size = (await legs_bytes(storage, path, [leg])).get(leg)
-    if size is not None:
-        await RecordingLegs(db).finish(broadcast_id, leg, size)
+    `storage` holds of it (a bucket: what reached it; nothing, when the recording's other
+    legs are there: empty). Returns its media bytes; None, changing nothing, when the storage
+    holds nothing of the recording (it is on the node's own disk)."""
+    sizes = await legs_bytes(storage, path, None)
+    if not sizes:
+        return None
+    size = sizes.get(leg, 0)
+    await RecordingLegs(db).finish(broadcast_id, leg, size)
     return size
 
 

@@ -17,7 +17,7 @@ from livecore.config import Config, RecordingsConfig
 from livecore.recordings.bucket import Bucket
 from livecore.recordings.bucket_storage import BucketStorage
 from livecore.recordings.joined import join
-from livecore.recordings.recovery import finish_recording, legs_bytes
+from livecore.recordings.recovery import finish_leg, finish_recording, legs_bytes
 from livecore.recordings.retention import Retention
 from livecore.recordings.storage import LocalDisk
 from livecore.store import Database
@@ -219,3 +219,27 @@ async def test_retention_counts_every_leg_and_deletes_them_all_from_the_bucket(
     assert await Retention(db, recordings, settings).sweep() == [broadcast.id]
     assert await bucket.list_objects(bucket.key(path)) == []
     assert not await asyncio.to_thread((tmp_path / path).exists)
+
+
+async def test_a_leg_whose_node_died_before_storing_anything_is_finished_empty(
+    db: Database, tmp_path: Path
+) -> None:
+    stream_id = await live_stream(db)
+    path = "recordings/1/r1"
+    broadcast = await Broadcasts(db).start(stream_id, path, "node-a")
+    assert await BroadcastNodes(db).take_over(broadcast.id, "node-b", 1)
+    assert await RecordingLegs(db).finish(broadcast.id, 0, 100)
+    assert await BroadcastNodes(db).take_over(broadcast.id, "node-c", 2)
+    await asyncio.to_thread(
+        write, tmp_path / path, {"vod.m3u8": vod(1, 1), "seg-1.m4s": b"a" * 100}
+    )
+    # B died before its first segment; so did C: a survivor finishes both, from storage.
+    storage = LocalDisk(tmp_path)
+    assert await finish_leg(db, storage, broadcast.id, path, 1) == 0
+    assert await BroadcastNodes(db).end_orphans("node-c")
+    assert await finish_recording(db, storage, broadcast.id, path, still_open=False) == 0
+    assert await Broadcasts(db).recording_location(broadcast.id) == ("show", path, [0])
+    # Storage that holds nothing of the recording (another node's own disk): left as it is.
+    other = await Broadcasts(db).start(stream_id, "recordings/1/r2", "node-d")
+    assert await finish_leg(db, storage, other.id, "recordings/1/r2", 0) is None
+    assert await RecordingLegs(db).unfinished(other.id) == [0]
