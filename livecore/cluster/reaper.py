@@ -100,7 +100,7 @@ class Reaper:
             await self._bus.publish(orphan.stream_id, StreamState("offline"))
         for orphan in orphans:
             if orphan.recording_path:
-                await self._finish_recording(orphan.id, orphan.recording_path)
+                await self._finish_recording(orphan.id, orphan.recording_path, node_id)
         return len(orphans)
 
     async def _finish_legs(self, node_id: str) -> None:
@@ -124,10 +124,12 @@ class Reaper:
                            leg.broadcast_id, leg.leg, node_id, size)  # fmt: skip
             self._on_change()
 
-    async def _finish_recording(self, broadcast_id: int, path: str) -> None:
+    async def _finish_recording(self, broadcast_id: int, path: str, node_id: str) -> None:
         try:
+            # Only the dead node's legs: a node still finishing an earlier leg (it drained
+            # while uploading its last segments) finishes its own.
             size = await finish_recording(
-                self._db, self._storage, broadcast_id, path, still_open=False
+                self._db, self._storage, broadcast_id, path, still_open=False, legs_of=node_id
             )
         except Exception:
             # A bucket that is down: the recording stays unfinished (and unlisted) until a

@@ -71,6 +71,7 @@ async def finish_recording(
     still_open: bool,
     missing_is_empty: bool = False,
     node_id: str | None = None,
+    legs_of: str | None = None,
 ) -> int | None:
     """Finish one recording from what `storage` holds of it: end its broadcast if it is
     `still_open` (its stream goes offline), and finish each of its legs not finished yet
@@ -81,7 +82,8 @@ async def finish_recording(
     some, a leg it lacks is finished empty too: its node stored nothing of it (it died before
     its first segment), or, with separate disks, kept it on its own. With `node_id`,
     an open broadcast is ended only while its row names that node (another may have
-    continued it), and the leg that node records is left to it."""
+    continued it), and the leg that node records is left to it. With `legs_of`, only the
+    legs that node recorded are finished (a dead node's: the others' nodes finish theirs)."""
     legs = RecordingLegs(db)
     sizes = await legs_bytes(storage, path, None)
     if not sizes and not missing_is_empty:
@@ -89,7 +91,7 @@ async def finish_recording(
     if still_open:
         await Broadcasts(db).end(broadcast_id, node_id)
     # After the end: a leg another node records now (it continued the broadcast) is its own.
-    unfinished = await legs.unfinished(broadcast_id, node_id)
+    unfinished = await legs.unfinished(broadcast_id, node_id, of_node=legs_of)
     total = 0
     for leg in [0] if unfinished is None else unfinished:
         size = sizes.get(leg, 0)

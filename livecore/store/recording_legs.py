@@ -26,12 +26,15 @@ class RecordingLegs:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def unfinished(self, broadcast_id: int, node_id: str | None = None) -> list[int] | None:
-        """The broadcast's legs not finished yet, but for the one a node other than `node_id`
-        records now, having continued the broadcast (it is open there). None: no legs are
-        recorded at all (a broadcast older than legs): its leg 0 is the whole recording."""
+    async def unfinished(
+        self, broadcast_id: int, node_id: str | None = None, *, of_node: str | None = None
+    ) -> list[int] | None:
+        """The broadcast's legs not finished yet (with `of_node`: those that node recorded),
+        but for the one a node other than `node_id` records now, having continued the
+        broadcast (it is open there). None: no legs are recorded at all (a broadcast older
+        than legs): its leg 0 is the whole recording."""
         rows = await self._db.pool.fetch(
-            "SELECT l.leg, l.finished, coalesce(l.leg > 0 AND b.ended_at IS NULL"
+            "SELECT l.leg, l.finished, l.node_id, coalesce(l.leg > 0 AND b.ended_at IS NULL"
             " AND l.node_id = b.node_id AND b.node_id NOT IN ('', $2), false) AS elsewhere"
             " FROM recording_legs l"
             " JOIN broadcasts b ON b.id = l.broadcast_id WHERE l.broadcast_id = $1"
@@ -40,7 +43,11 @@ class RecordingLegs:
         )  # fmt: skip
         if not rows:
             return None
-        return [r["leg"] for r in rows if not r["finished"] and not r["elsewhere"]]
+        return [
+            r["leg"]
+            for r in rows
+            if not r["finished"] and not r["elsewhere"] and of_node in (None, r["node_id"])
+        ]
 
     async def of_node(self, node_id: str) -> list[UnfinishedLeg]:
         """Legs `node_id` was recording and never finished (it died meanwhile)."""

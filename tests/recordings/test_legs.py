@@ -243,3 +243,29 @@ async def test_a_leg_whose_node_died_before_storing_anything_is_finished_empty(
     other = await Broadcasts(db).start(stream_id, "recordings/1/r2", "node-d")
     assert await finish_leg(db, storage, other.id, "recordings/1/r2", 0) is None
     assert await RecordingLegs(db).unfinished(other.id) == [0]
+
+
+async def test_a_dead_nodes_recording_is_finished_without_the_leg_a_draining_node_still_uploads(
+    db: Database, tmp_path: Path
+) -> None:
+    stream_id = await live_stream(db)
+    path = "recordings/1/r1"
+    broadcast = await Broadcasts(db).start(stream_id, path, "node-a")
+    # A drains and is still uploading its last segments when B, which continued, dies.
+    assert await BroadcastNodes(db).take_over(broadcast.id, "node-b", 1)
+    await asyncio.to_thread(write, tmp_path / path, {"vod.m3u8": vod(1, 1), "seg-1.m4s": b"a" * 50,
+                                                     "leg-1/vod.m3u8": vod(5, 1),
+                                                     "leg-1/seg-5.m4s": b"b" * 7})  # fmt: skip
+    assert await BroadcastNodes(db).end_orphans("node-b")
+    storage = LocalDisk(tmp_path)
+    size = await finish_recording(
+        db, storage, broadcast.id, path, still_open=False, legs_of="node-b"
+    )
+    assert size == 7
+    assert await Broadcasts(db).recording_location(broadcast.id) is None  # A's leg goes on
+    assert await RecordingLegs(db).finish(broadcast.id, 0, 100)  # A's, all of it uploaded
+    assert await Broadcasts(db).recording_location(broadcast.id) == ("show", path, [0, 1])
+    assert (
+        await db.pool.fetchval("SELECT recording_bytes FROM broadcasts WHERE id = $1", broadcast.id)
+        == 107
+    )
