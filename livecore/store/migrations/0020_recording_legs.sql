@@ -13,7 +13,8 @@ CREATE TABLE recording_legs (
     PRIMARY KEY (broadcast_id, leg)
 );
 CREATE INDEX recording_legs_unfinished_idx ON recording_legs (node_id) WHERE NOT finished;
--- Recordings being written as this runs: their one leg.
+-- Broadcasts live as this runs: their one leg (a recording finished without a row gets
+-- its leg 0 as it is finished).
 INSERT INTO recording_legs (broadcast_id, leg, node_id)
     SELECT id, 0, node_id FROM broadcasts
-    WHERE recording_path <> '' AND NOT recording_ready AND recording_deleted_at IS NULL;
+    WHERE ended_at IS NULL AND recording_path <> '' AND recording_deleted_at IS NULL;
