@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from fnmatch import fnmatch
 from posixpath import basename
 
-from livecore.recordings.layout import SEGMENT_GLOB, VOD_PLAYLIST, leg_of
+from livecore.recordings.layout import SEGMENT_GLOB, VOD_PLAYLIST, leg_of, leg_path
 from livecore.recordings.storage import RecordingStorage
 from livecore.store import Database
 from livecore.store.broadcasts import Broadcasts
@@ -113,6 +113,31 @@ async def finish_leg(
     size = sizes.get(leg, 0)
     await RecordingLegs(db).finish(broadcast_id, leg, size)
     return size
+
+
+async def finish_own_legs(
+    db: Database,
+    storage: RecordingStorage,
+    node_id: str,
+    *,
+    upload: Callable[[str], Awaitable[bool]] | None = None,
+) -> list[tuple[int, int]]:
+    """At a node's start, a process started again too: the legs this node id left unfinished
+    when it last stopped (it records nothing yet), whose broadcasts went on on other nodes
+    or are still open, are finished from what storage holds, so that their recordings
+    complete when their broadcasts end. A node id is one process: no sibling records these.
+    `upload(leg path)`: first copy what of it only this node's disk holds (a bucket's).
+    Returns the (broadcast, leg) finished."""
+    finished = []
+    for leg in await RecordingLegs(db).of_node(node_id):
+        if upload is not None:
+            await upload(leg_path(leg.recording_path, leg.leg))
+        size = await finish_leg(db, storage, leg.broadcast_id, leg.recording_path, leg.leg)
+        if size is not None:
+            finished.append((leg.broadcast_id, leg.leg))
+            logger.warning("broadcast %d: leg %d left by the last stop finished (%d bytes)",
+                           leg.broadcast_id, leg.leg, size)  # fmt: skip
+    return finished
 
 
 async def recorded_bytes(storage: RecordingStorage, path: str) -> int | None:

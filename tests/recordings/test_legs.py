@@ -17,7 +17,12 @@ from livecore.config import Config, RecordingsConfig
 from livecore.recordings.bucket import Bucket
 from livecore.recordings.bucket_storage import BucketStorage
 from livecore.recordings.joined import join
-from livecore.recordings.recovery import finish_leg, finish_recording, legs_bytes
+from livecore.recordings.recovery import (
+    finish_leg,
+    finish_own_legs,
+    finish_recording,
+    legs_bytes,
+)
 from livecore.recordings.retention import Retention
 from livecore.recordings.storage import LocalDisk
 from livecore.store import Database
@@ -268,4 +273,25 @@ async def test_a_dead_nodes_recording_is_finished_without_the_leg_a_draining_nod
     assert (
         await db.pool.fetchval("SELECT recording_bytes FROM broadcasts WHERE id = $1", broadcast.id)
         == 107
+    )
+
+
+async def test_a_node_started_again_finishes_the_legs_its_id_left_unfinished(
+    db: Database, tmp_path: Path
+) -> None:
+    # A process of a box is killed and started again under the same id before any sibling
+    # saw it gone: its leg of a broadcast that went on in a sibling is its own to finish.
+    stream_id = await live_stream(db)
+    path = "recordings/1/r1"
+    broadcast = await Broadcasts(db).start(stream_id, path, "box-p1")
+    assert await BroadcastNodes(db).take_over(broadcast.id, "box-p2", 1)
+    await asyncio.to_thread(write, tmp_path / path, {"vod.m3u8": vod(1, 1), "seg-1.m4s": b"a" * 40,
+                                                     "leg-1/vod.m3u8": vod(5, 1),
+                                                     "leg-1/seg-5.m4s": b"b" * 7})  # fmt: skip
+    storage = LocalDisk(tmp_path)
+    assert await finish_own_legs(db, storage, "box-p1") == [(broadcast.id, 0)]
+    assert await finish_own_legs(db, storage, "box-p1") == []
+    assert await RecordingLegs(db).unfinished(broadcast.id) == [1]  # p2 records it still
+    assert await db.pool.fetchval(
+        "SELECT ended_at IS NULL FROM broadcasts WHERE id = $1", broadcast.id
     )
