@@ -140,13 +140,6 @@ async def finish_own_legs(
     return finished
 
 
-async def recorded_bytes(storage: RecordingStorage, path: str) -> int | None:
-    """Media bytes of a recording stored here, every leg's and rendition's segments (0
-    without a complete segment); None when it is not stored here."""
-    sizes = await legs_bytes(storage, path, None)
-    return sum(sizes.values()) if sizes else None
-
-
 async def legs_bytes(
     storage: RecordingStorage, path: str, wanted: list[int] | None
 ) -> dict[int, int]:
