@@ -15,8 +15,9 @@ from collections import OrderedDict
 from livecore.recordings.layout import leg_name
 
 _DROPPED = ("#EXTM3U", "#EXT-X-VERSION:", "#EXT-X-PLAYLIST-TYPE:", "#EXT-X-ENDLIST")
-# Joined playlists kept per node: a few hundred kB each for a broadcast of many hours.
-KEPT = 256
+# Joined playlists kept per node, in characters: a broadcast of four hours in 2 s segments
+# joins to about 230 kB (made in about 20 ms on a 2-core machine).
+KEPT_CHARS = 32 * 1024 * 1024
 
 
 def join(playlists: list[tuple[int, str]]) -> str:
@@ -59,8 +60,9 @@ def join(playlists: list[tuple[int, str]]) -> str:
 class JoinedPlaylists:
     """The joined playlists of the recordings served lately, by (broadcast, legs)."""
 
-    def __init__(self, kept: int = KEPT) -> None:
-        self._kept = kept
+    def __init__(self, kept_chars: int = KEPT_CHARS) -> None:
+        self._kept_chars = kept_chars
+        self._chars = 0
         self._texts: OrderedDict[tuple[int, tuple[int, ...]], str] = OrderedDict()
 
     def get(self, broadcast_id: int, legs: list[int]) -> str | None:
@@ -71,6 +73,9 @@ class JoinedPlaylists:
         return text
 
     def put(self, broadcast_id: int, legs: list[int], text: str) -> None:
-        self._texts[(broadcast_id, tuple(legs))] = text
-        while len(self._texts) > self._kept:
-            self._texts.popitem(last=False)
+        key = (broadcast_id, tuple(legs))
+        self._chars += len(text) - len(self._texts.get(key, ""))
+        self._texts[key] = text
+        while self._chars > self._kept_chars and len(self._texts) > 1:
+            _, dropped = self._texts.popitem(last=False)
+            self._chars -= len(dropped)

@@ -16,7 +16,7 @@ from livecore.app import create_app
 from livecore.config import Config, RecordingsConfig
 from livecore.recordings.bucket import Bucket
 from livecore.recordings.bucket_storage import BucketStorage
-from livecore.recordings.joined import join
+from livecore.recordings.joined import JoinedPlaylists, join
 from livecore.recordings.recovery import (
     finish_leg,
     finish_own_legs,
@@ -295,3 +295,13 @@ async def test_a_node_started_again_finishes_the_legs_its_id_left_unfinished(
     assert await db.pool.fetchval(
         "SELECT ended_at IS NULL FROM broadcasts WHERE id = $1", broadcast.id
     )
+
+
+def test_joined_playlists_kept_are_bounded_by_their_size() -> None:
+    kept = JoinedPlaylists(kept_chars=10)
+    kept.put(1, [0, 1], "aaaa")
+    kept.put(2, [0, 1], "bbbb")
+    assert kept.get(1, [0, 1]) == "aaaa"  # now the most recent
+    kept.put(3, [0, 2], "cccc")
+    assert kept.get(2, [0, 1]) is None and kept.get(1, [0, 1]) == "aaaa"
+    assert kept.get(3, [0, 1]) is None and kept.get(3, [0, 2]) == "cccc"
