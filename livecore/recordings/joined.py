@@ -10,7 +10,10 @@ recordings/; no I/O.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from livecore.recordings.layout import leg_name
 
@@ -64,6 +67,29 @@ class JoinedPlaylists:
         self._kept_chars = kept_chars
         self._chars = 0
         self._texts: OrderedDict[tuple[int, tuple[int, ...]], str] = OrderedDict()
+        self._making: dict[tuple[int, tuple[int, ...]], asyncio.Task[str]] = {}
+
+    async def get_or_make(
+        self, broadcast_id: int, legs: list[int], make: Callable[[], Coroutine[Any, Any, str]]
+    ) -> str:
+        """The kept playlist, else the one `make()` gives, kept: made once however many ask
+        at the same time (the first viewers of a recording just listed). A failure is not
+        kept; everyone waiting gets it."""
+        text = self.get(broadcast_id, legs)
+        if text is not None:
+            return text
+        key = (broadcast_id, tuple(legs))
+        making = self._making.get(key)
+        if making is None:
+            making = self._making[key] = asyncio.create_task(make())
+            making.add_done_callback(lambda task: self._made(key, task))
+        # Shielded: a viewer that goes away does not cancel it for the others.
+        return await asyncio.shield(making)
+
+    def _made(self, key: tuple[int, tuple[int, ...]], task: asyncio.Task[str]) -> None:
+        del self._making[key]
+        if not task.cancelled() and task.exception() is None:
+            self.put(key[0], list(key[1]), task.result())
 
     def get(self, broadcast_id: int, legs: list[int]) -> str | None:
         key = (broadcast_id, tuple(legs))

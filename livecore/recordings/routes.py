@@ -166,19 +166,18 @@ def _leg(directory: str) -> int | None:
 async def _joined(request: web.Request, broadcast_id: int, recording: str, legs: list[int]) -> str:
     """The recording's legs as one playlist, made on the first request and kept after it: a
     listed recording's legs are all finished and never change."""
-    cache = request.app[_VOD].joined
-    text = cache.get(broadcast_id, legs)
-    if text is None:
+
+    async def make() -> str:
         playlists = []
         for leg in legs:
             try:
-                playlists.append((leg, await _read_text(request, leg_path(recording, leg),
-                                                        VOD_PLAYLIST)))  # fmt: skip
+                text = await _read_text(request, leg_path(recording, leg), VOD_PLAYLIST)
             except NotFound:
                 continue  # a leg with no playlist stored: nothing of it is complete
-        text = join(playlists)
-        cache.put(broadcast_id, legs, text)
-    return text
+            playlists.append((leg, text))
+        return join(playlists)
+
+    return await request.app[_VOD].joined.get_or_make(broadcast_id, legs, make)
 
 
 def _map_uri(line: str, prefix: str, query: str) -> str:

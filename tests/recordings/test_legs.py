@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
@@ -305,3 +306,29 @@ def test_joined_playlists_kept_are_bounded_by_their_size() -> None:
     kept.put(3, [0, 2], "cccc")
     assert kept.get(2, [0, 1]) is None and kept.get(1, [0, 1]) == "aaaa"
     assert kept.get(3, [0, 1]) is None and kept.get(3, [0, 2]) == "cccc"
+
+
+async def test_a_joined_playlist_asked_for_by_many_at_once_is_made_once() -> None:
+    kept = JoinedPlaylists()
+    made, making, release = [], asyncio.Event(), asyncio.Event()
+
+    async def make() -> str:
+        made.append(1)
+        making.set()
+        await release.wait()
+        return "joined"
+
+    asking = [asyncio.create_task(kept.get_or_make(7, [0, 1], make)) for _ in range(20)]
+    async with asyncio.timeout(10):
+        await making.wait()  # the first asked for it to be made...
+    release.set()  # ...and the other 19 wait for it
+    assert await asyncio.gather(*asking) == ["joined"] * 20
+    assert made == [1]
+    assert await kept.get_or_make(7, [0, 1], make) == "joined" and made == [1]
+
+    async def fail() -> str:
+        raise OSError("bucket down")
+
+    with pytest.raises(OSError):
+        await kept.get_or_make(8, [0, 1], fail)
+    assert kept.get(8, [0, 1]) is None  # not kept: asked again next time
