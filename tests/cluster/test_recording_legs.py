@@ -7,6 +7,7 @@ server (moto), or the data directory the two nodes share (the processes of one b
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import aiohttp
 import av
 
+from livecore.appkeys import DRAIN
 from livecore.cluster.routes import DIRECTORY
 from livecore.config import Config, StorageConfig
 from livecore.recordings.bucket import Bucket
@@ -24,6 +26,8 @@ from tests.cluster.test_drain import HLS, NODE_A, broadcasts, carried_by, not_re
 from tests.conftest import Client, wait_state
 from tests.support import media
 from tests.support.rtc import Publication, publish
+from tests.web.browser import Chromium
+from tests.web.conftest import chromium  # noqa: F401  (fixture)
 
 Read = Callable[[str], Awaitable[str]]  # a leg's stored playlist, by its recording path
 
@@ -295,3 +299,77 @@ async def test_a_recording_on_the_disk_two_processes_share_goes_on_in_the_next_p
     await listed(b, first["id"])
     async with aiohttp.ClientSession() as http:
         await plays_both_legs(http, f"{b_url}/vod/{first['id']}/vod.m3u8", tmp_path)
+
+
+_VOD_PAGE = """<!doctype html>
+<meta charset="utf-8"><title>vod</title>
+<video id="v" muted playsinline></video>
+<script src="/static/vendor/hls.min.js"></script>
+<script>
+const v = document.getElementById("v");
+const errors = [], fragments = [];
+const hls = new Hls();
+hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) errors.push(`${d.type} ${d.details}`); });
+hls.on(Hls.Events.FRAG_CHANGED, (_, d) => fragments.push(d.frag.relurl));
+hls.loadSource(SOURCE);
+hls.attachMedia(v);
+v.playbackRate = 2;
+v.play().catch((e) => errors.push(String(e)));
+window.state = () => ({ time: v.currentTime, ended: v.ended, errors, fragments });
+</script>
+"""
+
+
+async def test_hlsjs_plays_a_recording_in_legs_across_the_discontinuity(
+    node: Node, redis_url: str, db: Database, tmp_path: Path,
+    chromium: Chromium,  # noqa: F811  (the fixture imported above)
+) -> None:  # fmt: skip
+    shared = {**HLS, "data_dir": str(tmp_path / "box")}
+    a, b = [await node(name, redis_url, changes=shared, handover_s=30.0, **FAST)
+            for name in ("node-a", "node-b")]  # fmt: skip
+    a_url, b_url = (f"http://127.0.0.1:{n.server.port}" for n in (a, b))
+    stream_id, key = await creator_stream(b, "cooking")
+    read = on_disk(tmp_path / "box")
+    async with aiohttp.ClientSession() as http:
+        pubs = [await publish(http, f"{a_url}/whip/cooking", key, media.clip())]
+        try:
+            await wait_state(b, "cooking", "live")
+            [first] = await broadcasts(db, stream_id)
+            path = await recording_path(db, first["id"])
+            await segments_stored(read, path, 2)
+            drained = asyncio.create_task(a.app[DRAIN].run(asyncio.Event()))
+            await not_ready(http, a_url)
+            async with http.delete(a_url + pubs[0].location) as resp:
+                assert resp.status == 200
+            await pubs[0].close()
+            await drained
+            pubs.append(await publish(http, f"{b_url}/whip/cooking", key, media.clip()))
+            await carried_by(db, stream_id, "node-b")
+            await segments_stored(read, f"{path}/leg-1", 2)
+            async with http.delete(b_url + pubs[1].location) as resp:
+                assert resp.status == 200
+        finally:
+            for pub in pubs:
+                await pub.close()
+    await listed(b, first["id"])
+    vod = f"/vod/{first['id']}/vod.m3u8"
+    text = await (await b.get(vod)).text()
+    a_part = text.split("#EXT-X-DISCONTINUITY\n")[0]
+    a_duration = sum(float(line[8:].rstrip(",")) for line in a_part.splitlines()
+                     if line.startswith("#EXTINF:"))  # fmt: skip
+    page_url = f"{b_url}/__test/vod"
+    html = _VOD_PAGE.replace("SOURCE", json.dumps(vod))
+    async with chromium.tab(b_url) as tab:
+        await tab.page.route(page_url, lambda route: route.fulfill(
+            status=200, content_type="text/html", body=html))  # fmt: skip
+        await tab.page.goto(page_url)
+        async with asyncio.timeout(60):  # to its end, through B's leg
+            while True:
+                state = await tab.page.evaluate("window.state()")
+                assert not state["errors"], state
+                if state["ended"]:
+                    break
+                await asyncio.sleep(0.2)
+    assert state["time"] > a_duration + 1, (state, a_duration)
+    assert any(f.startswith("leg-1/seg-") for f in state["fragments"]), state
+    assert any(not f.startswith("leg-") for f in state["fragments"]), state
