@@ -354,3 +354,137 @@ async def test_two_processes_serve_whip_hls_and_chat_and_leave_nothing_running(
         assert not left, left
     finally:
         await asyncio.to_thread(_clean_up, proc, data_dir, ours)
+
+
+@asynccontextmanager
+async def _states(http: aiohttp.ClientSession, url: str, token: str) -> AsyncIterator[list[str]]:
+    """A chat socket, once joined: the stream states it is told since (`live`, `offline`)."""
+    ws = await http.ws_connect(url, headers={"Authorization": f"Bearer {token}"})
+    states: list[str] = []
+    joined = asyncio.Event()
+
+    async def read() -> None:
+        async for message in ws:
+            for event in json.loads(message.data):
+                if event["type"] == "hello":
+                    joined.set()
+                elif event["type"] == "stream_state":
+                    states.append(event["state"])
+
+    reader = asyncio.create_task(read())
+    try:
+        async with asyncio.timeout(30):
+            await joined.wait()
+        yield states
+    finally:
+        await ws.close()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+async def _playlist_with_segment(url: str) -> str:
+    async with asyncio.timeout(60):
+        while True:
+            async with aiohttp.ClientSession() as fresh, fresh.get(url) as resp:
+                text = await resp.text()
+                if resp.status == 200 and "#EXTINF" in text:
+                    return text
+            await asyncio.sleep(0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+async def test_a_process_killed_and_started_again_ends_its_broadcasts_once_and_not_its_siblings(
+    tmp_path: Path,
+) -> None:
+    data_dir, port = tmp_path / "var", free_port()
+    env = _env(data_dir, port)
+    await asyncio.to_thread(_create_admin, env)
+    proc = await asyncio.to_thread(_start, env, tmp_path / "serve.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+            await _ready(http, base, proc)
+            login = {"email": "root@example.com", "password": PASSWORD}
+            admin = await _json(await http.post(f"{base}/api/v1/auth/login", json=login))
+            async with asyncio.timeout(120):
+                while len(nodes := await _nodes(http, base, admin["token"])) < 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+            victim, sibling = sorted(nodes, key=lambda n: str(n["id"]))
+            sign_up = {"email": "cook@example.com", "password": PASSWORD,
+                       "display_name": "Cook", "creator": True}  # fmt: skip
+            creator = await _json(await http.post(f"{base}/api/v1/auth/register", json=sign_up),
+                                  201)  # fmt: skip
+            headers = {"Authorization": f"Bearer {creator['token']}"}
+            keys, stream_ids = {}, {}
+            for slug in ("doomed", "kept"):
+                made = await _json(await http.post(f"{base}/api/v1/streams", json={"slug": slug},
+                                                   headers=headers), 201)  # fmt: skip
+                keys[slug], stream_ids[slug] = made["stream_key"], made["stream"]["id"]
+
+            # Each process's own address takes one publish: it holds that stream.
+            pubs = [
+                await publish(http, f"{victim['internal_url']}/whip/doomed", keys["doomed"],
+                              media.clip()),
+                await publish(http, f"{sibling['internal_url']}/whip/kept", keys["kept"],
+                              media.clip()),
+            ]  # fmt: skip
+            try:
+                assert (await _owner(http, base, admin["token"], "doomed"))["id"] == victim["id"]
+                assert (await _owner(http, base, admin["token"], "kept"))["id"] == sibling["id"]
+                # The recording holds a complete segment before the process dies.
+                doomed_hls = f"{victim['internal_url']}/hls/doomed/source/index.m3u8"
+                await _playlist_with_segment(doomed_hls)
+                async with (
+                    _states(http, f"{sibling['internal_url']}/ws/doomed", admin["token"]) as doomed,
+                    _states(http, f"{sibling['internal_url']}/ws/kept", admin["token"]) as kept,
+                ):
+                    index = int(victim["id"].rsplit("/", 1)[1])
+                    await asyncio.to_thread(_kill_process, proc.pid, index)
+                    # Started again at once under the same node id (it never leaves the
+                    # directory), it ends its broadcast: viewers on the other process are told.
+                    async with asyncio.timeout(120):
+                        while "offline" not in doomed:  # noqa: ASYNC110 (the reader appends)
+                            await asyncio.sleep(0.1)
+                    assert await _state(http, sibling["internal_url"], "doomed") == "offline"
+
+                    # Its recording is finished: listed, and it plays from the other process.
+                    async with asyncio.timeout(30):
+                        while True:
+                            url = f"{sibling['internal_url']}/api/v1/streams/doomed/recordings"
+                            listed = (await _json(await http.get(url)))["recordings"]
+                            if listed:
+                                break
+                            await asyncio.sleep(0.1)
+                    [recording] = listed
+                    vod = f"{sibling['internal_url']}/vod/{recording['id']}/vod.m3u8"
+                    seen = await asyncio.to_thread(media.hls_video_packets, vod, 1.0)
+                    assert seen and seen[0][1]
+
+                    # The sibling's broadcast goes on: live, still packaged, its viewers told
+                    # nothing.
+                    assert await _state(http, base, "kept") == "live"
+                    playlist = f"{sibling['internal_url']}/hls/kept/source/index.m3u8"
+                    before = await _playlist_with_segment(playlist)
+                    async with asyncio.timeout(60):
+                        while await _playlist_with_segment(playlist) == before:  # noqa: ASYNC110
+                            await asyncio.sleep(0.2)
+                    assert (await _owner(http, base, admin["token"], "kept"))["id"] == sibling["id"]
+
+                    # Ended once: one audited end, one offline for its viewers.
+                    audit = f"{base}/api/v1/admin/audit?action=broadcast.node_lost"
+                    async with http.get(audit, headers={"Authorization": f"Bearer {admin['token']}"}
+                                        ) as resp:  # fmt: skip
+                        entries = (await _json(resp))["entries"]
+                    assert [(e["target_id"], e["details"]) for e in entries] == [
+                        (str(recording["id"]), {"stream_id": stream_ids["doomed"],
+                                                "node_id": victim["id"], "restarted": True})
+                    ], entries  # fmt: skip
+                    assert doomed == ["offline"]
+                    assert "offline" not in kept
+            finally:
+                for pub in pubs:
+                    await pub.close()
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 120) == 0
+    finally:
+        await asyncio.to_thread(_clean_up, proc, data_dir, [])
