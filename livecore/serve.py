@@ -16,8 +16,7 @@ import uvloop
 from aiohttp import web
 
 from livecore.app import create_app
-from livecore.appkeys import DRAIN
-from livecore.cluster.setup import RESTARTED
+from livecore.appkeys import DRAIN, RESTARTED
 from livecore.config import Config
 from livecore.deadlines import server_options
 from livecore.processes.child import ParentLine, Supervised

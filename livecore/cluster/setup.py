@@ -21,6 +21,7 @@ from livecore.appkeys import (
     METRICS,
     NODE_STATE,
     RECORDINGS,
+    RESTARTED,
     SECRET_KEY,
 )
 from livecore.cluster import routes
@@ -38,10 +39,6 @@ from livecore.nodestate import NodeState
 from livecore.sfu.hub import StreamHub
 
 logger = logging.getLogger(__name__)
-
-# Set by `livecore serve` on a process its supervisor started again after it died: before it
-# serves, it ends what its node id still carries (`Reaper.end_own`).
-RESTARTED = web.AppKey("restarted_after_death", bool)
 
 
 def setup(app: web.Application) -> SignalingEdge | None:
