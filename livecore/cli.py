@@ -203,10 +203,11 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
 
 def _prometheus_token(config: Config, args: argparse.Namespace) -> int:
     from livecore.cluster.scrape_targets import discovery_token
-    from livecore.secretkey import stored_secret
 
-    secret = config.secret_key.encode() or stored_secret(config.data_path / "secret_key")
-    print(discovery_token(secret))
+    stored = config.data_path / "secret_key"  # made by the first `serve` without the setting
+    if not config.secret_key and not stored.exists():
+        raise CommandError("no secret key yet: set LIVECORE_SECRET_KEY or start serve once")
+    print(discovery_token(config.secret_key.encode() or stored.read_bytes().strip()))
     return 0
 
 

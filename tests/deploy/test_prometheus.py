@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.cli.test_serve_processes import ROOT, _clean_up, _env, _start
+from tests.cli.test_serve_processes import ROOT, _clean_up, _env, _ready, _start
 from tests.support.services import free_port
 
 Json = dict[str, Any]
@@ -80,6 +80,7 @@ async def test_prometheus_discovers_and_scrapes_every_process_and_the_token_is_r
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+            await _ready(http, base, proc)  # the server has made its secret key
             token = await asyncio.to_thread(_token, env)
             # Any process answers for both, once both are in the directory.
             async with asyncio.timeout(180):
