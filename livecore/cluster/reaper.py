@@ -14,7 +14,9 @@ the same node id, so its node never leaves the directory and no survivor ends wh
 carried: the process does it itself as it starts again (`end_own`), before it takes any
 request. Its row is the rule: a broadcast whose row still names this node has no publisher
 here (its hubs died with the process) and nobody continued it, so it ends; one a publisher
-continued on another node meanwhile names that node (`handover.py`) and goes on there.
+continued on another node meanwhile names that node (`handover.py`) and goes on there. (While
+the dead process's node still looks alive, a reconnecting publisher starts a new broadcast,
+which ends the old one; its recording is still this process's to finish.)
 """
 
 from __future__ import annotations

@@ -488,3 +488,66 @@ async def test_a_process_killed_and_started_again_ends_its_broadcasts_once_and_n
         assert await asyncio.to_thread(proc.wait, 120) == 0
     finally:
         await asyncio.to_thread(_clean_up, proc, data_dir, [])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+async def test_a_publisher_back_while_its_process_restarts_goes_on_and_the_old_recording_is_kept(
+    tmp_path: Path,
+) -> None:
+    data_dir, port = tmp_path / "var", free_port()
+    env = _env(data_dir, port)
+    await asyncio.to_thread(_create_admin, env)
+    proc = await asyncio.to_thread(_start, env, tmp_path / "serve.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+            await _ready(http, base, proc)
+            login = {"email": "root@example.com", "password": PASSWORD}
+            admin = await _json(await http.post(f"{base}/api/v1/auth/login", json=login))
+            async with asyncio.timeout(120):
+                while len(nodes := await _nodes(http, base, admin["token"])) < 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+            victim, sibling = sorted(nodes, key=lambda n: str(n["id"]))
+            made = await _json(
+                await http.post(f"{base}/api/v1/streams", json={"slug": "duo"},
+                                headers={"Authorization": f"Bearer {admin['token']}"}), 201,
+            )  # fmt: skip
+            key = made["stream_key"]
+            pubs = [await publish(http, f"{victim['internal_url']}/whip/duo", key, media.clip())]
+            try:
+                assert (await _owner(http, base, admin["token"], "duo"))["id"] == victim["id"]
+                await _playlist_with_segment(f"{victim['internal_url']}/hls/duo/source/index.m3u8")
+                index = int(victim["id"].rsplit("/", 1)[1])
+                await asyncio.to_thread(_kill_process, proc.pid, index)
+                # The publisher comes back at once, on the other process.
+                pubs.append(
+                    await publish(http, f"{sibling['internal_url']}/whip/duo", key, media.clip())
+                )
+                # Once the killed process serves again (it ended what was its own first), the
+                # stream is live on the sibling: the restarted process did not end it.
+                async with http.get(f"{victim['internal_url']}/readyz") as resp:
+                    assert resp.status == 200
+                assert (await _owner(http, base, admin["token"], "duo"))["id"] == sibling["id"]
+                assert await _state(http, base, "duo") == "live"
+                await _playlist_with_segment(f"{sibling['internal_url']}/hls/duo/source/index.m3u8")
+                # The broadcast the killed process carried has its recording finished.
+                async with asyncio.timeout(30):
+                    while True:
+                        url = f"{sibling['internal_url']}/api/v1/streams/duo/recordings"
+                        listed = (await _json(await http.get(url)))["recordings"]
+                        if listed:
+                            break
+                        await asyncio.sleep(0.1)
+                [recording] = listed
+                vod = f"{sibling['internal_url']}/vod/{recording['id']}/vod.m3u8"
+                seen = await asyncio.to_thread(media.hls_video_packets, vod, 1.0)
+                assert seen and seen[0][1]
+                assert await _state(http, base, "duo") == "live"
+            finally:
+                for pub in pubs:
+                    await pub.close()
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 120) == 0
+    finally:
+        await asyncio.to_thread(_clean_up, proc, data_dir, [])
