@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,51 +22,17 @@ from livecore.sfu.media import h264_is_keyframe
 from livecore.sfu.passthrough import EncodedFrame, install_passthrough
 from tests.support import media
 from tests.support.rtc import loopback_pc, publish
+from tests.support.serve_box import PASSWORD
+from tests.support.serve_box import box_env as _env
+from tests.support.serve_box import clean_up as _clean_up
+from tests.support.serve_box import create_admin as _create_admin
+from tests.support.serve_box import describe as _describe
+from tests.support.serve_box import is_alive as _is_alive
+from tests.support.serve_box import ready as _ready
+from tests.support.serve_box import start as _start
 from tests.support.services import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-PASSWORD = "correct horse battery"
 Json = dict[str, Any]
-
-
-def _env(data_dir: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
-    env.update(
-        LIVECORE_DATA_DIR=str(data_dir), LIVECORE_PORT=str(port),
-        LIVECORE_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        LIVECORE_SFU__ICE_HOST_ADDRESSES="127.0.0.1", LIVECORE_HLS__RENDITIONS="source",
-    )  # fmt: skip
-    return env
-
-
-def _create_admin(env: dict[str, str]) -> None:
-    command = [sys.executable, "-m", "livecore", "user", "create", "--email",
-               "root@example.com", "--role", "admin", "--password-stdin"]  # fmt: skip
-    done = subprocess.run(command, env=env, cwd=ROOT, input=PASSWORD + "\n", text=True,
-                          capture_output=True, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-
-
-def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "livecore", "serve", "--processes", "2"],
-            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-
-def _is_alive(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _describe(process: psutil.Process) -> str:
-    try:
-        return f"{process.name()} {' '.join(process.cmdline())}"
-    except psutil.Error:
-        return ""
 
 
 def _started_by(pid: int, data_dir: Path) -> list[psutil.Process]:
@@ -109,40 +72,6 @@ def _left_running(ours: list[psutil.Process]) -> list[str]:
     while any(map(_is_alive, ours)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return [f"{p.pid} {_describe(p)}" for p in ours if _is_alive(p)]
-
-
-def _clean_up(proc: subprocess.Popen[bytes], data_dir: Path, ours: list[psutil.Process]) -> None:
-    """After a failure: stop serve as an operator would, then end what it left, by PID."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(90)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    left = [p for p in ours if _is_alive(p)]
-    for pid_file in (data_dir / "postgres" / "postmaster.pid", data_dir / "run" / "redis.pid"):
-        try:
-            process = psutil.Process(int(pid_file.read_text().split()[0]))
-        except (FileNotFoundError, ValueError, IndexError, psutil.Error):
-            continue
-        if _is_alive(process) and str(data_dir) in _describe(process):  # this test's own
-            left.append(process)
-    for process in left:
-        process.kill()
-
-
-async def _ready(http: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes]) -> None:
-    async with asyncio.timeout(120):
-        while True:
-            assert proc.poll() is None, "serve exited while starting"
-            try:
-                async with http.get(f"{base}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
 
 
 async def _json(resp: aiohttp.ClientResponse, status: int = 200) -> Json:

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.cli.test_serve_processes import ROOT, _clean_up, _env, _ready, _start
+from tests.support.serve_box import ROOT, box_env, clean_up, ready, start
 from tests.support.services import free_port
 
 Json = dict[str, Any]
@@ -75,12 +75,12 @@ async def test_prometheus_discovers_and_scrapes_every_process_and_the_token_is_r
     tmp_path: Path,
 ) -> None:
     data_dir, port = tmp_path / "var", free_port()
-    env = _env(data_dir, port)
-    proc = await asyncio.to_thread(_start, env, tmp_path / "serve.log")
+    env = box_env(data_dir, port)
+    proc = await asyncio.to_thread(start, env, tmp_path / "serve.log")
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-            await _ready(http, base, proc)  # the server has made its secret key
+            await ready(http, base, proc)  # the server has made its secret key
             token = await asyncio.to_thread(_token, env)
             # Any process answers for both, once both are in the directory.
             async with asyncio.timeout(180):
@@ -148,4 +148,4 @@ async def test_prometheus_discovers_and_scrapes_every_process_and_the_token_is_r
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 120) == 0
     finally:
-        await asyncio.to_thread(_clean_up, proc, data_dir, [])
+        await asyncio.to_thread(clean_up, proc, data_dir, [])
