@@ -57,6 +57,13 @@ class BroadcastNodes:
                     " ON CONFLICT DO NOTHING",
                     broadcast_id, leg, node_id,
                 )  # fmt: skip
+                # The legs before may all be finished (its node drained fast): the recording
+                # is not complete again until this one is (store.recording_legs).
+                await conn.execute(
+                    "UPDATE broadcasts SET recording_ready = false, recording_bytes = 0"
+                    " WHERE id = $1",
+                    broadcast_id,
+                )
         return True
 
     async def nodes_with_open_broadcasts(self) -> set[str]:

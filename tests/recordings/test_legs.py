@@ -332,3 +332,18 @@ async def test_a_joined_playlist_asked_for_by_many_at_once_is_made_once() -> Non
     with pytest.raises(OSError):
         await kept.get_or_make(8, [0, 1], fail)
     assert kept.get(8, [0, 1]) is None  # not kept: asked again next time
+
+
+async def test_a_recording_whose_first_leg_finished_before_the_next_node_took_over_waits_for_it(
+    db: Database,
+) -> None:
+    stream_id = await live_stream(db)
+    path = "recordings/1/r1"
+    broadcast = await Broadcasts(db).start(stream_id, path, "node-a")
+    # A's leg is finished before its publisher reaches B (A drained fast).
+    assert await RecordingLegs(db).finish(broadcast.id, 0, 100)
+    assert await BroadcastNodes(db).take_over(broadcast.id, "node-b", 1)
+    assert await Broadcasts(db).end(broadcast.id, "node-b")
+    assert await Broadcasts(db).recording_location(broadcast.id) is None  # B's leg to come
+    assert await RecordingLegs(db).finish(broadcast.id, 1, 20)
+    assert await Broadcasts(db).recording_location(broadcast.id) == ("show", path, [0, 1])
