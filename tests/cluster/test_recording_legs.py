@@ -219,7 +219,7 @@ async def test_a_killed_nodes_leg_is_finished_from_the_bucket_and_the_next_node_
     storage: StorageConfig, bucket: Bucket,
 ) -> None:  # fmt: skip
     # The publisher reaches B within `handover_s` of A's death: B continues the broadcast.
-    b, c = [await node(name, redis_url, changes={**HLS, "storage": storage}, handover_s=15.0,
+    b, c = [await node(name, redis_url, changes={**HLS, "storage": storage}, handover_s=20.0,
                        **FAST) for name in ("node-b", "node-c")]  # fmt: skip
     stream_id, key = await creator_stream(b, "cooking")
     services = Services(dsn, redis_url, config.secret_key)
