@@ -5,6 +5,7 @@ the legs; the files of a leg that is not the recording's are 404."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,14 @@ async def test_a_recording_in_legs_plays_as_one_playlist_and_serves_only_its_leg
         got = await client.get(f"/vod/{broadcast}/{uri}")
         assert got.status == 200 and await got.read() == data
         assert got.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    # Behind a CDN every URI of the joined playlist is absolute under it, legs' too.
+    cdn = replace(config, cdn_base_url="https://cdn.example/")
+    behind: Client = await aiohttp_client(create_app(cdn, database_url=dsn, mailer=mailer))
+    proxied = await (await behind.get(f"/vod/{broadcast}/vod.m3u8")).text()
+    assert f'URI="https://cdn.example/vod/{broadcast}/leg-2/init-0.mp4"' in proxied
+    assert f"https://cdn.example/vod/{broadcast}/leg-2/seg-8.m4s" in proxied.splitlines()
+    assert f"https://cdn.example/vod/{broadcast}/seg-1.m4s" in proxied.splitlines()
+
     # Made once: the legs' playlists are not read again for the next viewer.
     await asyncio.to_thread((config.data_path / path / "leg-2" / "vod.m3u8").unlink)
     assert await (await client.get(f"/vod/{broadcast}/vod.m3u8")).text() == text
