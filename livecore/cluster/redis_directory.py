@@ -50,8 +50,7 @@ local yielded = {}
 for i = 1, #KEYS / 2 do
   local entry, since = ARGV[1 + 2 * i], tonumber(ARGV[2 + 2 * i])
   local newer = false
-  for j = 2 * i - 1, 2 * i do
-    local held = redis.call('GET', KEYS[j])
+  for _, held in ipairs(redis.call('MGET', KEYS[2 * i - 1], KEYS[2 * i])) do
     if held and held ~= entry then
       local ok, other = pcall(cjson.decode, held)
       if ok and type(other) == 'table' and other.node ~= ARGV[2] then
