@@ -9,15 +9,18 @@ import asyncio
 import re
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import av
 import pytest
+import redis.asyncio as aioredis
 
-from livecore.appkeys import DRAIN, HLS_METRICS
+from livecore.appkeys import DRAIN, HLS_METRICS, HUBS
 from livecore.cluster.node import NodeInfo
+from livecore.cluster.redis_directory import PREFIX
 from livecore.cluster.routes import DIRECTORY
 from livecore.config import Config, ConfigError, HlsConfig, NodeConfig, StorageConfig
 from livecore.recordings.bucket import Bucket
@@ -555,5 +558,60 @@ async def test_an_end_asked_while_the_node_drains_ends_the_broadcast_there(
         finally:
             for viewer in viewers:
                 await viewer.close()
+            for pub in pubs:
+                await pub.close()
+
+
+async def heartbeats(
+    redis_url: str, node_id: str, count: int, check: Callable[[], Awaitable[None]]
+) -> None:
+    """Wait (60 s at most) for `count` heartbeats of node `node_id` (its key's TTL renewed),
+    awaiting `check()` between reads."""
+    redis = aioredis.Redis.from_url(redis_url)
+    key = f"{PREFIX}node:{node_id}"
+    try:
+        async with asyncio.timeout(60):
+            last = await redis.pttl(key)
+            while count:
+                await check()
+                ttl = await redis.pttl(key)
+                if ttl > last:
+                    count -= 1
+                last = ttl
+                await asyncio.sleep(0.02)
+    finally:
+        await redis.aclose()
+
+
+async def test_the_directory_names_the_node_a_publisher_moved_to_while_the_old_session_lasts(
+    node: Node, redis_url: str, db: Database
+) -> None:
+    a, b, c = [await node(name, redis_url, changes=HLS, handover_s=30.0, **FAST)
+               for name in ("node-a", "node-b", "node-c")]  # fmt: skip
+    a_url, b_url = (f"http://127.0.0.1:{n.server.port}" for n in (a, b))
+    node_b = NodeInfo("node-b", b_url)
+    stream_id, key = await creator_stream(b, "cooking")
+
+    async def owned_by_b() -> None:
+        assert await c.app[DIRECTORY].owner("cooking") == node_b
+
+    async with aiohttp.ClientSession() as http:
+        pubs = [await publish(http, f"{a_url}/whip/cooking", key, media.clip())]
+        try:
+            await owner_becomes(c, "cooking", NodeInfo("node-a", a_url))
+            drained = asyncio.create_task(a.app[DRAIN].run(asyncio.Event()))
+            await not_ready(http, a_url)
+            # The publisher is on B now, its session on A not gone yet: both hold the stream.
+            pubs.append(await publish(http, f"{b_url}/whip/cooking", key, media.clip()))
+            await carried_by(db, stream_id, "node-b")
+            await owner_becomes(c, "cooking", node_b)
+            assert a.app[HUBS].by_slug("cooking") is not None
+            await heartbeats(redis_url, "node-a", 5, owned_by_b)
+            # A's old session ends: B's entry stays.
+            async with http.delete(a_url + pubs[0].location) as resp:
+                assert resp.status == 200
+            await drained
+            await heartbeats(redis_url, "node-b", 2, owned_by_b)
+        finally:
             for pub in pubs:
                 await pub.close()
