@@ -42,15 +42,18 @@ for _, key in ipairs(KEYS) do
 end
 return n
 """
-# KEYS: each held stream's key and slug key, in pairs; ARGV: ttl (ms), this node's id, then
-# each pair's entry and claim time (ms). Writes each pair unless another node's newer claim is
-# in either key (a tie goes to the greater node id); returns the pairs (from 1) not written.
+# One heartbeat. KEYS: this node's key, then each held stream's key and slug key in pairs;
+# ARGV: ttl (ms), this node's id, its entry, then each pair's entry and claim time (ms). Writes
+# the node's entry, and each pair unless another node's newer claim is in either key (a tie
+# goes to the greater node id); returns the pairs (from 1) not written.
 _WRITE = """
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[1])
 local yielded = {}
-for i = 1, #KEYS / 2 do
-  local entry, since = ARGV[1 + 2 * i], tonumber(ARGV[2 + 2 * i])
+for i = 1, (#KEYS - 1) / 2 do
+  local key, slug = KEYS[2 * i], KEYS[2 * i + 1]
+  local entry, since = ARGV[2 + 2 * i], tonumber(ARGV[3 + 2 * i])
   local newer = false
-  for _, held in ipairs(redis.call('MGET', KEYS[2 * i - 1], KEYS[2 * i])) do
+  for _, held in ipairs(redis.call('MGET', key, slug)) do
     if held and held ~= entry then
       local ok, other = pcall(cjson.decode, held)
       if ok and type(other) == 'table' and other.node ~= ARGV[2] then
@@ -64,8 +67,8 @@ for i = 1, #KEYS / 2 do
   if newer then
     yielded[#yielded + 1] = i
   else
-    redis.call('SET', KEYS[2 * i - 1], entry, 'PX', ARGV[1])
-    redis.call('SET', KEYS[2 * i], entry, 'PX', ARGV[1])
+    redis.call('SET', key, entry, 'PX', ARGV[1])
+    redis.call('SET', slug, entry, 'PX', ARGV[1])
   end
 end
 return yielded
@@ -193,17 +196,13 @@ class RedisDirectory:
             node = {"node": self.node.id, "url": self.node.internal_url,
                     "public_url": self._public_url, "draining": self._draining,
                     "streams": [[h.stream_id, h.slug] for h in held]}  # fmt: skip
-            keys = [k for h in held for k in (_stream_key(h.stream_id), _slug_key(h.slug))]
-            args: list[str | int] = [self._ttl_ms, self.node.id]
+            keys = [_node_key(self.node.id)]
+            args: list[str | int] = [self._ttl_ms, self.node.id, _dumps(node)]
             for h in held:
+                keys += [_stream_key(h.stream_id), _slug_key(h.slug)]
                 args += [self._entry(h), self._since.get(h.stream_id, 0)]
             try:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    pipe.set(_node_key(self.node.id), _dumps(node), px=self._ttl_ms)
-                    if held:
-                        await self._write(keys=keys, args=args, client=pipe)
-                    written = await pipe.execute()
-                yielded: list[int] = written[1] if held else []
+                yielded: list[int] = await self._write(keys=keys, args=args)
             except RedisError as exc:
                 self._metrics.heartbeat_failures.inc()
                 logger.warning("directory heartbeat failed: %s", exc)
