@@ -80,11 +80,17 @@ class PlaybackPolicy:
     async def admit(self, slug: str, token: str | None) -> str:
         """Check an HLS request; returns the query its URIs carry. PlaybackRefused if denied."""
 
-        async def load() -> _Access | None:
-            stream = await self._streams.by_slug(slug)
-            return _Access(stream.id, stream.visibility != "public") if stream else None
+        # Every HLS request of every viewer passes here: a fresh answer is taken without
+        # making the loader.
+        if (hit := self._access.peek(slug)) is not None:
+            access = hit[1]
+        else:
 
-        access = await self._access.get(slug, load)
+            async def load() -> _Access | None:
+                stream = await self._streams.by_slug(slug)
+                return _Access(stream.id, stream.visibility != "public") if stream else None
+
+            access = await self._access.get(slug, load)
         if access is None or not access.protected:
             return ""  # unknown streams get the origin's own 404
         if token is None or verify_playback(self._secret_key, token, access.stream_id) is None:

@@ -98,3 +98,17 @@ async def test_a_forgotten_key_is_loaded_again_and_the_others_are_kept() -> None
     cache.forget("a")
     assert await cache.get("a", load) == 3
     assert await cache.get("b", load) == 2
+
+
+async def test_peek_sees_a_fresh_value_only() -> None:
+    clock = ManualClock()
+    cache: TtlCache[str, int | None] = TtlCache(1.0, clock=clock)
+
+    async def load() -> int | None:
+        return None
+
+    assert cache.peek("k") is None  # never loaded
+    assert await cache.get("k", load) is None
+    assert cache.peek("k") == (1.0, None)  # a stored None is a hit, told apart from a miss
+    clock.now = 1.5
+    assert cache.peek("k") is None  # expired
