@@ -117,6 +117,7 @@ def test_kept_request_series_count_into_the_same_samples() -> None:
     labels = {"method": "GET", "route": "/hls/{stream}/master.m3u8", "status": "200"}
     assert metrics.registry.get_sample_value("livecore_http_requests_total", labels) == 4.0
     del labels["status"]
-    assert metrics.registry.get_sample_value(
-        "livecore_http_request_duration_seconds_count", labels
-    ) == 3.0
+    assert (
+        metrics.registry.get_sample_value("livecore_http_request_duration_seconds_count", labels)
+        == 3.0
+    )
