@@ -78,7 +78,10 @@ class Edge:
         # Which node holds each stream, as the directory said at most owner_cache_s ago: one
         # read per stream at a time however many viewers ask (a read per request, all at once,
         # ran Redis' 100-connection client pool dry).
-        self._owners: TtlCache[str, NodeInfo | None] = TtlCache(owner_cache_s, max_keys=10_000)
+        # Refreshed ahead in the second half of its life: the crowd never waits for a read.
+        self._owners: TtlCache[str, NodeInfo | None] = TtlCache(
+            owner_cache_s, max_keys=10_000, refresh_ahead_s=owner_cache_s / 2
+        )
         self._directory: Directory | None = None
         self._session: aiohttp.ClientSession | None = None
         self._counters: dict[str, Counter] = {}

@@ -50,8 +50,11 @@ class PlaybackPolicy:
         self._token_ttl_s = token_ttl_s
         self._extra_check = extra_check
         # Segment requests arrive many times a second per viewer: the stream's visibility is
-        # read from the database at most once a second per stream and node.
-        self._access: TtlCache[str, _Access | None] = TtlCache(1.0, max_keys=10_000)
+        # read from the database at most once a second per stream and node, refreshed ahead
+        # in its last half second (no viewer request waits for that read).
+        self._access: TtlCache[str, _Access | None] = TtlCache(
+            1.0, max_keys=10_000, refresh_ahead_s=0.5
+        )
         # Chat joins too (thousands a second in a premiere's first minute): the same bound.
         self._streams_by_slug: TtlCache[str, Stream | None] = TtlCache(1.0, max_keys=10_000)
 
