@@ -85,6 +85,11 @@ BUSY_LIMIT = 0.9
 PY_SPY = ROOT / ".venv" / "bin" / "py-spy"  # a sampling profiler, not a livecore dependency
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _LABELLED = re.compile(r'^(livecore_[a-z_]+)\{[a-z]+="([^"]*)"\} ([0-9.e+-]+)$')
+# Init segments, segments and parts the origin answered 404: with the edge asking for each
+# hinted part ahead of its viewers, a hint the origin does not fulfil (it guessed wrong
+# whether the next part starts a new segment) is one such request, and no viewer's.
+_FILE_404 = ('livecore_http_requests_total{method="GET",route="/hls/{stream}/{rendition}/{file}"'
+             ',status="404"}')  # fmt: skip
 # The origin's request kinds (livecore_hls_requests_total), as the clients see them.
 _KINDS = {"master": "playlist", "playlist": "playlist", "blocking": "playlist",
           "part": "part", "init": "init", "segment": "segment"}  # fmt: skip
@@ -149,6 +154,8 @@ def _counters(base: str) -> dict[tuple[str, str], float]:
         for line in resp.read().decode().splitlines():
             if (m := _LABELLED.match(line)) is not None:
                 out[(m[1], m[2])] = float(m[3])
+            elif line.startswith(_FILE_404):
+                out[("file 404", "")] = float(line.rsplit(" ", 1)[1])
     return out
 
 
@@ -420,6 +427,13 @@ def _report(args: argparse.Namespace, out: Outcome, logs: dict[str, Path]) -> No
         f" ({from_edge['playlist'] / n:.2f} per part), {from_edge['init']:.0f} init and"
         f" {from_edge['segment']:.0f} segment requests (aim: at most 1 per part; counts are"
         " ±1 at the window's edges)"
+    )
+    missed = a.origin.get(("file 404", ""), 0.0) - b.origin.get(("file 404", ""), 0.0)
+    print(
+        f"  of those, {missed:.0f} answered 404: parts hinted (EXT-X-PRELOAD-HINT) and asked"
+        " ahead by the edge that the origin then made under another name (a segment cut"
+        f" earlier or later than its hint guessed): {(from_edge['part'] - missed) / n:.2f}"
+        " requests per part made"
     )
     edge = {o: a.edge.get(("livecore_edge_requests_total", o), 0.0)
             - b.edge.get(("livecore_edge_requests_total", o), 0.0)
