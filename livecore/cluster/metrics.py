@@ -16,7 +16,8 @@ class ClusterMetrics:
         self.edge_requests = Counter(
             "livecore_edge_requests_total",
             "HLS requests for streams held by another node, by how they were answered: "
-            "upstream (asked of the owner), joined (a request already in flight), cached",
+            "upstream (asked of the owner, including the part a playlist hints at next, asked "
+            "ahead of its viewers), joined (a request already in flight), cached",
             ["outcome"],
             registry=registry,
         )
