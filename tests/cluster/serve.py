@@ -66,9 +66,12 @@ class ServedNode:
         self.proc.send_signal(signal.SIGTERM)
 
     async def exited(self, timeout_s: float = 60) -> int:
-        async with asyncio.timeout(timeout_s):
-            code = await self.proc.wait()
-            await self._reader
+        try:
+            async with asyncio.timeout(timeout_s):
+                code = await self.proc.wait()
+                await self._reader
+        except TimeoutError:
+            raise AssertionError(f"{self.name} still runs:\n{self.log()}") from None
         return code
 
     async def kill_hard(self) -> None:
