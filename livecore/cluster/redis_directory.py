@@ -34,6 +34,18 @@ for _, key in ipairs(KEYS) do
 end
 return n
 """
+# Renews each stream entry (KEYS[i], ARGV[i]; ARGV[#KEYS + 1] the TTL in ms) unless it names
+# another node: a stream that went live there (its publisher reconnected while this node's
+# session ends) stays theirs, and viewers on every node are sent there, not back and forth.
+# Read with GETEX (Redis 6.2+), not GET: owner lookups stay the directory's only GETs, which
+# INFO commandstats then counts as viewers' directory reads.
+_RENEW = """
+for i, key in ipairs(KEYS) do
+  local now = redis.call('GETEX', key)
+  if not now or now == ARGV[i] then redis.call('SET', key, ARGV[i], 'PX', ARGV[#KEYS + 1]) end
+end
+return 0
+"""
 
 
 class RedisDirectory:
@@ -46,6 +58,7 @@ class RedisDirectory:
         self._draining = False
         self._client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._release = self._client.register_script(_RELEASE)
+        self._renew = self._client.register_script(_RENEW)
         self._ttl_ms = int(ttl_s * 1000)
         self._heartbeat_s = heartbeat_s
         self._metrics = metrics
@@ -61,7 +74,7 @@ class RedisDirectory:
     async def claim(self, stream_id: int, slug: str) -> None:
         self._held.add(stream_id, slug)
         # When this fails, the next heartbeat writes the entry.
-        await self._beat()
+        await self._beat(claimed=stream_id)
 
     async def release(self, stream_id: int) -> None:
         slug = self._held.remove(stream_id)
@@ -142,20 +155,28 @@ class RedisDirectory:
             await asyncio.sleep(self._heartbeat_s)
             await self._beat()
 
-    async def _beat(self) -> None:
-        """Write (and so renew) this node's key and the entry of every stream it holds."""
+    async def _beat(self, claimed: int | None = None) -> None:
+        """Write (and so renew) this node's key and the entry of every stream it holds; a
+        stream just `claimed` here is taken even from another node (the newest publisher's)."""
         async with self._writing:
             held = self._held.streams()
             node = {"node": self.node.id, "url": self.node.internal_url,
                     "public_url": self._public_url, "draining": self._draining,
                     "streams": [[h.stream_id, h.slug] for h in held]}  # fmt: skip
+            keys, entries = [], []
             try:
                 async with self._client.pipeline(transaction=False) as pipe:
                     pipe.set(_node_key(self.node.id), _dumps(node), px=self._ttl_ms)
                     for h in held:
                         entry = self._entry(h)
-                        pipe.set(_stream_key(h.stream_id), entry, px=self._ttl_ms)
-                        pipe.set(_slug_key(h.slug), entry, px=self._ttl_ms)
+                        for key in (_stream_key(h.stream_id), _slug_key(h.slug)):
+                            if h.stream_id == claimed:
+                                pipe.set(key, entry, px=self._ttl_ms)
+                            else:
+                                keys.append(key)
+                                entries.append(entry)
+                    if keys:
+                        await self._renew(keys=keys, args=[*entries, self._ttl_ms], client=pipe)
                     await pipe.execute()
             except RedisError as exc:
                 self._metrics.heartbeat_failures.inc()

@@ -8,8 +8,12 @@ import socket
 
 import asyncpg
 import pytest
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 
+from livecore.cluster.metrics import ClusterMetrics
 from livecore.cluster.node import NodeInfo, this_node
+from livecore.cluster.redis_directory import RedisDirectory
 from livecore.cluster.routes import DIRECTORY
 from livecore.config import Config, ConfigError, NodeConfig
 from tests.cluster.conftest import FAST, Node, creator_stream, owner_becomes
@@ -70,6 +74,39 @@ async def test_a_node_that_stops_heartbeating_loses_its_streams_within_the_ttl(
         assert a.app[DIRECTORY].node == node_a and await a.app[DIRECTORY].owner("cooking") is None
         resp = await a.get("/api/v1/streams/cooking")
         assert (await resp.json())["stream"]["state"] == "live"
+
+
+async def test_a_stream_that_went_live_on_another_node_stays_theirs_while_the_old_session_ends(
+    redis_url: str,
+) -> None:
+    a, b = [
+        RedisDirectory(redis_url, NodeInfo(name, f"http://127.0.0.1:{port}"), ttl_s=60.0,
+                       heartbeat_s=30.0, metrics=ClusterMetrics(CollectorRegistry()))
+        for name, port in (("node-a", 8001), ("node-b", 8002))
+    ]  # fmt: skip
+    try:
+        await a.claim(7, "cooking")
+        assert await b.owner("cooking") == a.node
+        # The publisher reconnected to B (make before break): B holds the stream now...
+        await b.claim(7, "cooking")
+        # ...and A's heartbeats (one runs with each claim) and its release as the old
+        # session ends leave B's entry alone: viewers on every node are sent to B throughout.
+        await a.claim(8, "baking")
+        assert await b.owner("cooking") == b.node and await b.owner(7) == b.node
+        await a.release(7)
+        assert await a.owner("cooking") == b.node and await a.owner(7) == b.node
+        assert await b.owner("baking") == a.node
+        # Entries Redis lost (a restart) are written again by their holder's heartbeat.
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            await client.flushdb()
+        finally:
+            await client.aclose()
+        await a.claim(9, "knitting")
+        assert await b.owner("baking") == a.node
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def test_without_redis_the_directory_is_this_node(node: Node, dsn: str) -> None:
