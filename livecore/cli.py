@@ -1,4 +1,5 @@
-"""`livecore serve | migrate | user | stream`: the operator's command line.
+"""`livecore serve | migrate | user | stream | ledger | prometheus-token`: the operator's
+command line.
 
 Commands that print something take `--json` for scripts. A configuration error exits 2
 with one line naming the key; nothing here prints a traceback for an operator's mistake.
@@ -124,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=_ledger_check)
+
+    token = sub.add_parser(
+        "prometheus-token", help="print the bearer token of /metrics/targets (Prometheus)"
+    )
+    token.set_defaults(handler=_prometheus_token)
     return parser
 
 
@@ -193,6 +199,16 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
 
 
 # -- one-shot commands --------------------------------------------------------------------
+
+
+def _prometheus_token(config: Config, args: argparse.Namespace) -> int:
+    from livecore.cluster.scrape_targets import discovery_token
+
+    stored = config.data_path / "secret_key"  # made by the first `serve` without the setting
+    if not config.secret_key and not stored.exists():
+        raise CommandError("no secret key yet: set LIVECORE_SECRET_KEY or start serve once")
+    print(discovery_token(config.secret_key.encode() or stored.read_bytes().strip()))
+    return 0
 
 
 def _migrate(config: Config, args: argparse.Namespace) -> int:

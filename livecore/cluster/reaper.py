@@ -8,6 +8,15 @@ Their recordings are finished by that node too, from what its storage holds of t
 (`recordings.recovery.finish_recording`): with a bucket, whatever the dead node uploaded,
 up to its last segment; a recording on the dead node's own disk is not there and is
 finished when that node starts again.
+
+A process of `livecore serve --processes N` that died is started again within seconds under
+the same node id, so its node never leaves the directory and no survivor ends what it
+carried: the process does it itself as it starts again (`end_own`), before it takes any
+request. Its row is the rule: a broadcast whose row still names this node has no publisher
+here (its hubs died with the process) and nobody continued it, so it ends; one a publisher
+continued on another node meanwhile names that node (`handover.py`) and goes on there. (While
+the dead process's node still looks alive, a reconnecting publisher starts a new broadcast,
+which ends the old one; its recording is still this process's to finish.)
 """
 
 from __future__ import annotations
@@ -20,10 +29,11 @@ from collections.abc import Callable
 from livecore.cluster.directory import Directory, DirectoryUnavailable
 from livecore.events.bus import EventBus
 from livecore.events.types import StreamState
+from livecore.recordings.bucket_storage import BucketStorage
 from livecore.recordings.recovery import finish_recording
 from livecore.recordings.storage import RecordingStorage
 from livecore.store import Database
-from livecore.store.audit import AuditLog
+from livecore.store.audit import AuditLog, JsonValue
 from livecore.store.broadcast_nodes import BroadcastNodes
 
 logger = logging.getLogger(__name__)
@@ -76,22 +86,38 @@ class Reaper:
                 ended += await self._end_orphans(node_id)
         return ended
 
-    async def _end_orphans(self, node_id: str) -> int:
+    async def end_own(self) -> int:
+        """Started again after this process died: end the broadcasts this node still carries
+        (viewers on every node told, audited, as for a dead node) and finish every recording
+        this node left unfinished, also those of broadcasts a publish elsewhere has ended
+        since. Returns how many broadcasts it ended."""
+        me = self._directory.node.id
+        ended = await self._end_orphans(me, finish=False, restarted=True)
+        for broadcast_id, path in await self._broadcasts.unfinished_recordings(me):
+            if isinstance(self._storage, BucketStorage):
+                # The box's disk holds what the dead process had not uploaded yet.
+                await self._storage.recover_local(path)
+            await self._finish_recording(broadcast_id, path)
+        return ended
+
+    async def _end_orphans(
+        self, node_id: str, *, finish: bool = True, restarted: bool = False
+    ) -> int:
         orphans = await self._broadcasts.end_orphans(node_id)
         if not orphans:
             return 0
         self._on_change()
         for orphan in orphans:
             logger.warning(
-                "broadcast %d of stream %d ended: node %s is gone", orphan.id, orphan.stream_id,
-                node_id,
+                "broadcast %d of stream %d ended: node %s %s", orphan.id, orphan.stream_id,
+                node_id, "died and was started again" if restarted else "is gone",
             )  # fmt: skip
-            await self._audit.record(
-                "broadcast.node_lost", "broadcast", orphan.id,
-                details={"stream_id": orphan.stream_id, "node_id": node_id},
-            )  # fmt: skip
+            details: dict[str, JsonValue] = {"stream_id": orphan.stream_id, "node_id": node_id}
+            if restarted:
+                details["restarted"] = True
+            await self._audit.record("broadcast.node_lost", "broadcast", orphan.id, details=details)
             await self._bus.publish(orphan.stream_id, StreamState("offline"))
-        for orphan in orphans:
+        for orphan in orphans if finish else ():
             if orphan.recording_path:
                 await self._finish_recording(orphan.id, orphan.recording_path)
         return len(orphans)

@@ -1,19 +1,23 @@
 """HTTP side of livecore.cluster: `GET /api/v1/admin/nodes`, the nodes alive and the live
-streams each holds (admins only; read-only)."""
+streams each holds (admins only; read-only), and `GET /metrics/targets`, the same nodes for
+Prometheus's HTTP service discovery (its bearer token only; scrape_targets.py)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from livecore.auth.requests import require_user
+from livecore.appkeys import SECRET_KEY
+from livecore.auth.requests import bearer_token, require_user
 from livecore.cluster.directory import Directory, DirectoryUnavailable
-from livecore.errors import Forbidden, Unavailable
+from livecore.cluster.scrape_targets import target_groups, token_matches
+from livecore.errors import Forbidden, Unauthorized, Unavailable
 
 DIRECTORY = web.AppKey("directory", Directory)
 
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/admin/nodes", get_nodes)
+    app.router.add_get("/metrics/targets", get_scrape_targets)
 
 
 async def get_nodes(request: web.Request) -> web.Response:
@@ -33,3 +37,16 @@ async def get_nodes(request: web.Request) -> web.Response:
         for n in nodes
     ]  # fmt: skip
     return web.json_response({"nodes": body})
+
+
+async def get_scrape_targets(request: web.Request) -> web.Response:
+    if not token_matches(request.app[SECRET_KEY], bearer_token(request)):
+        raise Unauthorized(
+            "Prometheus's bearer token is required (livecore prometheus-token prints it)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    try:
+        nodes = await request.app[DIRECTORY].nodes()
+    except DirectoryUnavailable:
+        raise Unavailable("the stream directory cannot be reached; try again") from None
+    return web.json_response(target_groups(nodes), headers={"Cache-Control": "no-store"})

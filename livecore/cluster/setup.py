@@ -5,6 +5,7 @@ the signaling edge, broadcasts moving between nodes and those of dead nodes ende
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from livecore.appkeys import (
     METRICS,
     NODE_STATE,
     RECORDINGS,
+    RESTARTED,
     SECRET_KEY,
 )
 from livecore.cluster import routes
@@ -35,6 +37,8 @@ from livecore.cluster.signaling_edge_routes import SignalingEdge
 from livecore.hls import routes as hls_routes
 from livecore.nodestate import NodeState
 from livecore.sfu.hub import StreamHub
+
+logger = logging.getLogger(__name__)
 
 
 def setup(app: web.Application) -> SignalingEdge | None:
@@ -93,6 +97,12 @@ def _context(
             interval_s=config.node.heartbeat_s,
             handover_s=config.node.handover_s, on_change=app[LISTINGS].invalidate,
         )  # fmt: skip
+        if app.get(RESTARTED, False):
+            try:
+                await reaper.end_own()
+            except Exception:
+                # Serving matters more: these broadcasts end when their publishers come back.
+                logger.exception("could not end the broadcasts this process carried")
         reaping = asyncio.create_task(reaper.run(), name="dead-node-reaper")
         yield
         reaping.cancel()

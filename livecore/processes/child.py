@@ -2,8 +2,9 @@
 
 The parent passes, on the hidden `--supervised` option, the process's number, the file
 descriptors of its share of the public port and of its own port, and of its end of a
-socket pair to the parent. The child says "ready" on that line once it serves; when the line
-reads end-of-file, the parent is gone (even by kill -9) and the child stops by itself.
+socket pair to the parent, and whether the process is started again after it died. The
+child says "ready" on that line once it serves; when the line reads end-of-file, the parent
+is gone (even by kill -9) and the child stops by itself.
 """
 
 from __future__ import annotations
@@ -24,15 +25,18 @@ class Supervised:
     listen_fd: int
     internal_fd: int
     line_fd: int
+    # Started again after it died: it ends the broadcasts its node id still carries.
+    restarted: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Supervised:
-        """From the `--supervised` option: INDEX,COUNT,LISTEN_FD,INTERNAL_FD,LINE_FD."""
-        index, count, listen_fd, internal_fd, line_fd = (int(x) for x in text.split(","))
-        return cls(index, count, listen_fd, internal_fd, line_fd)
+        """From the `--supervised` option: INDEX,COUNT,LISTEN_FD,INTERNAL_FD,LINE_FD,RESTARTED."""
+        index, count, listen_fd, internal_fd, line_fd, restarted = (int(x) for x in text.split(","))
+        return cls(index, count, listen_fd, internal_fd, line_fd, bool(restarted))
 
     def option(self) -> str:
-        return f"{self.index},{self.count},{self.listen_fd},{self.internal_fd},{self.line_fd}"
+        return (f"{self.index},{self.count},{self.listen_fd},{self.internal_fd},{self.line_fd},"
+                f"{int(self.restarted)}")  # fmt: skip
 
     def listen_socket(self) -> socket.socket:
         return socket.socket(fileno=self.listen_fd)

@@ -5,7 +5,9 @@ secret key is generated if there is none, and the private redis-server is starte
 Redis is configured (cli.py has started the embedded PostgreSQL, serve.py applied the
 migrations). Then each child runs `livecore serve` on its sockets as node `<box>/<i>`: the
 first alone (it finishes the recordings the box was writing when it last stopped), the others
-once it is ready; none of them, nor the first started again, does that recovery.
+once it is ready; none of them, nor the first started again, does that recovery. A child
+started again after it died is told so: it ends the broadcasts its own node id still carries
+and finishes their recordings (cluster.reaper), leaving its siblings' alone.
 
 A child that exits while the server runs is reported and started again (after 1 s, doubling
 to 30 s while it keeps dying within a minute of starting); one that exits before it was ever
@@ -138,11 +140,13 @@ class _Supervisor:
             # The first process starts alone: it finishes what the box was recording when it
             # last stopped, before any process takes publishers (recordings.recover_on_start).
             await _first(self._first_ready, self._stop)
-        recover = slot.index == 1
+        recover, restarted = slot.index == 1, False
         while not self._stop.is_set():
             started = time.monotonic()
-            line = await self._spawn(slot, recover=recover)
-            recover = False  # a process started again: its siblings may be recording
+            line = await self._spawn(slot, recover=recover, restarted=restarted)
+            # A process started again: its siblings may be recording, so it ends only what
+            # its own node id still carries.
+            recover, restarted = False, True
             proc = slot.proc
             assert proc is not None
             try:
@@ -196,11 +200,11 @@ class _Supervisor:
             logger.info("livecore listening on %s with %d processes (pids %s)",
                         self._public, len(self._slots), pids)  # fmt: skip
 
-    async def _spawn(self, slot: _Slot, *, recover: bool) -> socket.socket:
+    async def _spawn(self, slot: _Slot, *, recover: bool, restarted: bool) -> socket.socket:
         parent_end, child_end = socket.socketpair()
         supervised = Supervised(
             slot.index, len(self._slots), slot.listen.fileno(), slot.internal.fileno(),
-            child_end.fileno(),
+            child_end.fileno(), restarted,
         )  # fmt: skip
         env = {**self._env, "LIVECORE_NODE__ID": slot.node.id,
                "LIVECORE_NODE__INTERNAL_URL": slot.node.internal_url,

@@ -71,3 +71,14 @@ class BroadcastNodes:
                     stream_ids,
                 )
         return [Orphan(r["id"], r["stream_id"], r["recording_path"]) for r in rows]
+
+    async def unfinished_recordings(self, node_id: str) -> list[tuple[int, str]]:
+        """(id, recording path) of the ended broadcasts `node_id` carried last whose
+        recordings were never finished (its process died before it could)."""
+        rows = await self._db.pool.fetch(
+            "SELECT id, recording_path FROM broadcasts WHERE node_id = $1"
+            " AND ended_at IS NOT NULL AND recording_path <> '' AND NOT recording_ready"
+            " AND recording_deleted_at IS NULL ORDER BY id",
+            node_id,
+        )
+        return [(r["id"], r["recording_path"]) for r in rows]

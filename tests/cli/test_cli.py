@@ -198,3 +198,24 @@ def test_a_slug_with_a_trailing_newline_is_refused_in_one_line(
     assert stream.returncode == 1
     assert "Traceback" not in stream.stderr
     assert stream.stderr.startswith("livecore: slug must be 3-40 lowercase letters")
+
+
+def test_prometheus_token_is_the_deployments_and_needs_its_secret_key(tmp_path: Path) -> None:
+    from livecore.cluster.scrape_targets import discovery_token
+
+    data_dir = tmp_path / "var"
+    # Not made here: a server started later would make one of its own.
+    missing = _livecore("prometheus-token", env=_env(LIVECORE_DATA_DIR=str(data_dir)))
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        "livecore: no secret key yet: set LIVECORE_SECRET_KEY or start serve once"
+    )
+    assert not data_dir.exists()
+    configured = _env(LIVECORE_DATA_DIR=str(data_dir), LIVECORE_SECRET_KEY="k" * 40)
+    given = _livecore("prometheus-token", env=configured)
+    assert given.returncode == 0, given.stderr
+    assert given.stdout == discovery_token(b"k" * 40) + "\n"
+    data_dir.mkdir()
+    (data_dir / "secret_key").write_bytes(b"stored-key\n")
+    stored = _livecore("prometheus-token", env=_env(LIVECORE_DATA_DIR=str(data_dir)))
+    assert stored.stdout == discovery_token(b"stored-key") + "\n"

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,51 +22,17 @@ from livecore.sfu.media import h264_is_keyframe
 from livecore.sfu.passthrough import EncodedFrame, install_passthrough
 from tests.support import media
 from tests.support.rtc import loopback_pc, publish
+from tests.support.serve_box import PASSWORD
+from tests.support.serve_box import box_env as _env
+from tests.support.serve_box import clean_up as _clean_up
+from tests.support.serve_box import create_admin as _create_admin
+from tests.support.serve_box import describe as _describe
+from tests.support.serve_box import is_alive as _is_alive
+from tests.support.serve_box import ready as _ready
+from tests.support.serve_box import start as _start
 from tests.support.services import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-PASSWORD = "correct horse battery"
 Json = dict[str, Any]
-
-
-def _env(data_dir: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECORE_")}
-    env.update(
-        LIVECORE_DATA_DIR=str(data_dir), LIVECORE_PORT=str(port),
-        LIVECORE_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        LIVECORE_SFU__ICE_HOST_ADDRESSES="127.0.0.1", LIVECORE_HLS__RENDITIONS="source",
-    )  # fmt: skip
-    return env
-
-
-def _create_admin(env: dict[str, str]) -> None:
-    command = [sys.executable, "-m", "livecore", "user", "create", "--email",
-               "root@example.com", "--role", "admin", "--password-stdin"]  # fmt: skip
-    done = subprocess.run(command, env=env, cwd=ROOT, input=PASSWORD + "\n", text=True,
-                          capture_output=True, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-
-
-def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "livecore", "serve", "--processes", "2"],
-            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-
-def _is_alive(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _describe(process: psutil.Process) -> str:
-    try:
-        return f"{process.name()} {' '.join(process.cmdline())}"
-    except psutil.Error:
-        return ""
 
 
 def _started_by(pid: int, data_dir: Path) -> list[psutil.Process]:
@@ -109,40 +72,6 @@ def _left_running(ours: list[psutil.Process]) -> list[str]:
     while any(map(_is_alive, ours)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return [f"{p.pid} {_describe(p)}" for p in ours if _is_alive(p)]
-
-
-def _clean_up(proc: subprocess.Popen[bytes], data_dir: Path, ours: list[psutil.Process]) -> None:
-    """After a failure: stop serve as an operator would, then end what it left, by PID."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(90)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    left = [p for p in ours if _is_alive(p)]
-    for pid_file in (data_dir / "postgres" / "postmaster.pid", data_dir / "run" / "redis.pid"):
-        try:
-            process = psutil.Process(int(pid_file.read_text().split()[0]))
-        except (FileNotFoundError, ValueError, IndexError, psutil.Error):
-            continue
-        if _is_alive(process) and str(data_dir) in _describe(process):  # this test's own
-            left.append(process)
-    for process in left:
-        process.kill()
-
-
-async def _ready(http: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes]) -> None:
-    async with asyncio.timeout(120):
-        while True:
-            assert proc.poll() is None, "serve exited while starting"
-            try:
-                async with http.get(f"{base}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
 
 
 async def _json(resp: aiohttp.ClientResponse, status: int = 200) -> Json:
@@ -354,3 +283,200 @@ async def test_two_processes_serve_whip_hls_and_chat_and_leave_nothing_running(
         assert not left, left
     finally:
         await asyncio.to_thread(_clean_up, proc, data_dir, ours)
+
+
+@asynccontextmanager
+async def _states(http: aiohttp.ClientSession, url: str, token: str) -> AsyncIterator[list[str]]:
+    """A chat socket, once joined: the stream states it is told since (`live`, `offline`)."""
+    ws = await http.ws_connect(url, headers={"Authorization": f"Bearer {token}"})
+    states: list[str] = []
+    joined = asyncio.Event()
+
+    async def read() -> None:
+        async for message in ws:
+            for event in json.loads(message.data):
+                if event["type"] == "hello":
+                    joined.set()
+                elif event["type"] == "stream_state":
+                    states.append(event["state"])
+
+    reader = asyncio.create_task(read())
+    try:
+        async with asyncio.timeout(30):
+            await joined.wait()
+        yield states
+    finally:
+        await ws.close()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+async def _playlist_with_segment(url: str) -> str:
+    async with asyncio.timeout(60):
+        while True:
+            async with aiohttp.ClientSession() as fresh, fresh.get(url) as resp:
+                text = await resp.text()
+                if resp.status == 200 and "#EXTINF" in text:
+                    return text
+            await asyncio.sleep(0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+async def test_a_process_killed_and_started_again_ends_its_broadcasts_once_and_not_its_siblings(
+    tmp_path: Path,
+) -> None:
+    data_dir, port = tmp_path / "var", free_port()
+    env = _env(data_dir, port)
+    await asyncio.to_thread(_create_admin, env)
+    proc = await asyncio.to_thread(_start, env, tmp_path / "serve.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+            await _ready(http, base, proc)
+            login = {"email": "root@example.com", "password": PASSWORD}
+            admin = await _json(await http.post(f"{base}/api/v1/auth/login", json=login))
+            async with asyncio.timeout(120):
+                while len(nodes := await _nodes(http, base, admin["token"])) < 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+            victim, sibling = sorted(nodes, key=lambda n: str(n["id"]))
+            sign_up = {"email": "cook@example.com", "password": PASSWORD,
+                       "display_name": "Cook", "creator": True}  # fmt: skip
+            creator = await _json(await http.post(f"{base}/api/v1/auth/register", json=sign_up),
+                                  201)  # fmt: skip
+            headers = {"Authorization": f"Bearer {creator['token']}"}
+            keys, stream_ids = {}, {}
+            for slug in ("doomed", "kept"):
+                made = await _json(await http.post(f"{base}/api/v1/streams", json={"slug": slug},
+                                                   headers=headers), 201)  # fmt: skip
+                keys[slug], stream_ids[slug] = made["stream_key"], made["stream"]["id"]
+
+            # Each process's own address takes one publish: it holds that stream.
+            pubs = [
+                await publish(http, f"{victim['internal_url']}/whip/doomed", keys["doomed"],
+                              media.clip()),
+                await publish(http, f"{sibling['internal_url']}/whip/kept", keys["kept"],
+                              media.clip()),
+            ]  # fmt: skip
+            try:
+                assert (await _owner(http, base, admin["token"], "doomed"))["id"] == victim["id"]
+                assert (await _owner(http, base, admin["token"], "kept"))["id"] == sibling["id"]
+                # The recording holds a complete segment before the process dies.
+                doomed_hls = f"{victim['internal_url']}/hls/doomed/source/index.m3u8"
+                await _playlist_with_segment(doomed_hls)
+                async with (
+                    _states(http, f"{sibling['internal_url']}/ws/doomed", admin["token"]) as doomed,
+                    _states(http, f"{sibling['internal_url']}/ws/kept", admin["token"]) as kept,
+                ):
+                    index = int(victim["id"].rsplit("/", 1)[1])
+                    await asyncio.to_thread(_kill_process, proc.pid, index)
+                    # Started again at once under the same node id (it never leaves the
+                    # directory), it ends its broadcast: viewers on the other process are told.
+                    async with asyncio.timeout(120):
+                        while "offline" not in doomed:  # noqa: ASYNC110 (the reader appends)
+                            await asyncio.sleep(0.1)
+                    assert await _state(http, sibling["internal_url"], "doomed") == "offline"
+
+                    # Its recording is finished: listed, and it plays from the other process.
+                    async with asyncio.timeout(30):
+                        while True:
+                            url = f"{sibling['internal_url']}/api/v1/streams/doomed/recordings"
+                            listed = (await _json(await http.get(url)))["recordings"]
+                            if listed:
+                                break
+                            await asyncio.sleep(0.1)
+                    [recording] = listed
+                    vod = f"{sibling['internal_url']}/vod/{recording['id']}/vod.m3u8"
+                    seen = await asyncio.to_thread(media.hls_video_packets, vod, 1.0)
+                    assert seen and seen[0][1]
+
+                    # The sibling's broadcast goes on: live, still packaged, its viewers told
+                    # nothing.
+                    assert await _state(http, base, "kept") == "live"
+                    playlist = f"{sibling['internal_url']}/hls/kept/source/index.m3u8"
+                    before = await _playlist_with_segment(playlist)
+                    async with asyncio.timeout(60):
+                        while await _playlist_with_segment(playlist) == before:  # noqa: ASYNC110
+                            await asyncio.sleep(0.2)
+                    assert (await _owner(http, base, admin["token"], "kept"))["id"] == sibling["id"]
+
+                    # Ended once: one audited end, one offline for its viewers.
+                    audit = f"{base}/api/v1/admin/audit?action=broadcast.node_lost"
+                    async with http.get(audit, headers={"Authorization": f"Bearer {admin['token']}"}
+                                        ) as resp:  # fmt: skip
+                        entries = (await _json(resp))["entries"]
+                    assert [(e["target_id"], e["details"]) for e in entries] == [
+                        (str(recording["id"]), {"stream_id": stream_ids["doomed"],
+                                                "node_id": victim["id"], "restarted": True})
+                    ], entries  # fmt: skip
+                    assert doomed == ["offline"]
+                    assert "offline" not in kept
+            finally:
+                for pub in pubs:
+                    await pub.close()
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 120) == 0
+    finally:
+        await asyncio.to_thread(_clean_up, proc, data_dir, [])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+async def test_a_publisher_back_while_its_process_restarts_goes_on_and_the_old_recording_is_kept(
+    tmp_path: Path,
+) -> None:
+    data_dir, port = tmp_path / "var", free_port()
+    env = _env(data_dir, port)
+    await asyncio.to_thread(_create_admin, env)
+    proc = await asyncio.to_thread(_start, env, tmp_path / "serve.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+            await _ready(http, base, proc)
+            login = {"email": "root@example.com", "password": PASSWORD}
+            admin = await _json(await http.post(f"{base}/api/v1/auth/login", json=login))
+            async with asyncio.timeout(120):
+                while len(nodes := await _nodes(http, base, admin["token"])) < 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+            victim, sibling = sorted(nodes, key=lambda n: str(n["id"]))
+            made = await _json(
+                await http.post(f"{base}/api/v1/streams", json={"slug": "duo"},
+                                headers={"Authorization": f"Bearer {admin['token']}"}), 201,
+            )  # fmt: skip
+            key = made["stream_key"]
+            pubs = [await publish(http, f"{victim['internal_url']}/whip/duo", key, media.clip())]
+            try:
+                assert (await _owner(http, base, admin["token"], "duo"))["id"] == victim["id"]
+                await _playlist_with_segment(f"{victim['internal_url']}/hls/duo/source/index.m3u8")
+                index = int(victim["id"].rsplit("/", 1)[1])
+                await asyncio.to_thread(_kill_process, proc.pid, index)
+                # The publisher comes back at once, on the other process.
+                pubs.append(
+                    await publish(http, f"{sibling['internal_url']}/whip/duo", key, media.clip())
+                )
+                # Once the killed process serves again (it ended what was its own first), the
+                # stream is live on the sibling: the restarted process did not end it.
+                async with http.get(f"{victim['internal_url']}/readyz") as resp:
+                    assert resp.status == 200
+                assert (await _owner(http, base, admin["token"], "duo"))["id"] == sibling["id"]
+                assert await _state(http, base, "duo") == "live"
+                await _playlist_with_segment(f"{sibling['internal_url']}/hls/duo/source/index.m3u8")
+                # The broadcast the killed process carried has its recording finished.
+                async with asyncio.timeout(30):
+                    while True:
+                        url = f"{sibling['internal_url']}/api/v1/streams/duo/recordings"
+                        listed = (await _json(await http.get(url)))["recordings"]
+                        if listed:
+                            break
+                        await asyncio.sleep(0.1)
+                [recording] = listed
+                vod = f"{sibling['internal_url']}/vod/{recording['id']}/vod.m3u8"
+                seen = await asyncio.to_thread(media.hls_video_packets, vod, 1.0)
+                assert seen and seen[0][1]
+                assert await _state(http, base, "duo") == "live"
+            finally:
+                for pub in pubs:
+                    await pub.close()
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 120) == 0
+    finally:
+        await asyncio.to_thread(_clean_up, proc, data_dir, [])

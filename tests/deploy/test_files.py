@@ -105,7 +105,15 @@ def test_compose_runs_two_nodes_with_the_services_nginx_and_prometheus_expect() 
     assert nginx_upstream_ports() == {"livecore": ports, "livecore_by_stream": ports}
     scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     (job,) = scrape["scrape_configs"]
-    assert job["static_configs"][0]["targets"] == [f"127.0.0.1:{p}" for p in ports]
+    assert [c["url"] for c in job["http_sd_configs"]] == [
+        f"http://127.0.0.1:{p}/metrics/targets" for p in ports
+    ]
+    # Prometheus reads the token beside its configuration, where compose mounts it.
+    assert {(c["authorization"]["type"], c["authorization"]["credentials_file"])
+            for c in job["http_sd_configs"]} == {("Bearer", "livecore-token")}  # fmt: skip
+    assert ("./prometheus/livecore-token:/etc/prometheus/livecore-token:ro"
+            in services["prometheus"]["volumes"])  # fmt: skip
+    assert "--config.file=/etc/prometheus/prometheus.yml" in services["prometheus"]["command"]
     # The databases listen where the nodes look for them.
     assert "listen_addresses=127.0.0.1" in services["postgres"]["command"]
     redis = services["redis"]["command"]
@@ -179,6 +187,8 @@ def test_the_kubernetes_manifests_probe_health_and_outlast_the_drain() -> None:
     for document in documents:
         by_kind.setdefault(document["kind"], []).append(document)
     assert set(by_kind) == {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget"}
+    maps = {m["metadata"]["name"]: m for m in by_kind["ConfigMap"]}
+    assert set(maps) == {"livecore", "livecore-prometheus"}
     (deployment,) = by_kind["Deployment"]
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"] == labels
@@ -186,8 +196,7 @@ def test_the_kubernetes_manifests_probe_health_and_outlast_the_drain() -> None:
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     # The environment it gets is a valid livecore configuration.
-    (config_map,) = by_kind["ConfigMap"]
-    environ = dict(config_map["data"])
+    environ = dict(maps["livecore"]["data"])
     fields = {"POD_NAME": "livecore-abc", "POD_IP": "10.1.2.3", "HOST_IP": "10.1.0.7"}
     for item in container["env"]:
         if "value" in item:
@@ -230,12 +239,20 @@ def test_the_alerts_fire_on_what_they_watch() -> None:
     assert "SUCCESS" in tested.stdout
 
 
-def test_promtool_accepts_the_alert_rules_and_the_prometheus_config() -> None:
+def test_promtool_accepts_the_alert_rules_and_the_prometheus_config(tmp_path: Path) -> None:
     rules = promtool("check", "rules", str(DEPLOY / "prometheus" / "alerts.yml"))
     assert rules.returncode == 0, rules.stdout + rules.stderr
     assert "SUCCESS" in rules.stdout
     config = promtool("check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
     assert config.returncode == 0, config.stdout + config.stderr
+    # The job the Kubernetes manifests give for the cluster's Prometheus, too.
+    documents = yaml.safe_load_all((DEPLOY / "kubernetes" / "livecore.yaml").read_text())
+    (job,) = [d for d in documents if d["metadata"]["name"] == "livecore-prometheus"]
+    (tmp_path / "prometheus.yml").write_text(job["data"]["prometheus.yml"])
+    config = promtool("check", "config", str(tmp_path / "prometheus.yml"))
+    assert config.returncode == 0, config.stdout + config.stderr
+    scrape = yaml.safe_load(job["data"]["prometheus.yml"])
+    assert scrape["scrape_configs"][0]["http_sd_configs"][0]["url"].endswith("/metrics/targets")
     names = [
         r["alert"]
         for g in yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]

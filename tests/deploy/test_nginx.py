@@ -135,8 +135,9 @@ async def test_nginx_carries_whip_hls_and_chat_to_two_nodes(
                                 allow_redirects=False) as resp:  # fmt: skip
                 assert resp.status == 308
                 assert resp.headers["Location"].endswith("/watch/show")
-            async with http.get(f"{base}/metrics") as resp:
-                assert resp.status == 403  # Prometheus scrapes the nodes, not the public
+            for path in ("/metrics", "/metrics/targets"):
+                async with http.get(f"{base}{path}") as resp:
+                    assert resp.status == 403  # Prometheus asks the nodes, not the public
             async with http.get(f"{base}/readyz") as resp:
                 assert resp.status == 200
 
