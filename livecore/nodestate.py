@@ -19,8 +19,10 @@ class Continuation:
 
     broadcast_id: int
     # The live playlist here starts at this discontinuity sequence, one past the last node's,
-    # so players treat the switch as an EXT-X-DISCONTINUITY (new timestamps, new init).
+    # so players treat the switch as an EXT-X-DISCONTINUITY (new timestamps, new init). It is
+    # also the leg of the broadcast's recording recorded here (recordings.layout).
     discontinuity: int
+    recording_path: str = ""  # the broadcast's recording ('': none, nothing to go on with)
 
 
 async def _nowhere() -> str | None:

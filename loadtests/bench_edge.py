@@ -26,7 +26,13 @@ Over a window of --seconds after --warmup, it prints, with the core count and lo
 - part delivery on the edge: part request times, and from a part being listed on the origin
   to it being in each viewer's hands;
 - errors (viewers', followers', the publisher's, warnings in each node's log) and how busy
-  each generator process was (CPU and event-loop wake-up lateness).
+  each generator process was (CPU and event-loop wake-up lateness); a generator above 90% of
+  a core makes the run INVALID (it measured itself).
+
+With --py-spy FILE the edge is sampled by py-spy (installed in the venv by hand: it is not a
+livecore dependency) over the window, as raw folded stacks. loadtests.bench_edge_floor measures
+what a bare aiohttp server costs per request for the same clients: the floor under the edge's
+figure.
 
 Bounded: --viewers <= 5000, --seconds <= 120, every loop bounded in count, a watchdog over
 the whole run.
@@ -74,8 +80,16 @@ PASSWORD = "benchmark passphrase"
 MAX_VIEWERS = 5000
 MAX_SECONDS = 120.0
 SPAWN_TIMEOUT_S = 120.0
+# A generator process busier than this share of a core measures itself, not the edge.
+BUSY_LIMIT = 0.9
+PY_SPY = ROOT / ".venv" / "bin" / "py-spy"  # a sampling profiler, not a livecore dependency
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _LABELLED = re.compile(r'^(livecore_[a-z_]+)\{[a-z]+="([^"]*)"\} ([0-9.e+-]+)$')
+# Init segments, segments and parts the origin answered 404: with the edge asking for each
+# hinted part ahead of its viewers, a hint the origin does not fulfil (it guessed wrong
+# whether the next part starts a new segment) is one such request, and no viewer's.
+_FILE_404 = ('livecore_http_requests_total{method="GET",route="/hls/{stream}/{rendition}/{file}"'
+             ',status="404"}')  # fmt: skip
 # The origin's request kinds (livecore_hls_requests_total), as the clients see them.
 _KINDS = {"master": "playlist", "playlist": "playlist", "blocking": "playlist",
           "part": "part", "init": "init", "segment": "segment"}  # fmt: skip
@@ -140,6 +154,8 @@ def _counters(base: str) -> dict[tuple[str, str], float]:
         for line in resp.read().decode().splitlines():
             if (m := _LABELLED.match(line)) is not None:
                 out[(m[1], m[2])] = float(m[3])
+            elif line.startswith(_FILE_404):
+                out[("file 404", "")] = float(line.rsplit(" ", 1)[1])
     return out
 
 
@@ -335,8 +351,10 @@ async def _bench(args: argparse.Namespace, nodes: Nodes, tmp: Path) -> Outcome:
         load_before = os.getloadavg()
         await asyncio.sleep(max(0.0, window[0] - time.time()))
         before = _snapshot(nodes, pubs, via_origin)
+        profiler = await _start_py_spy(args, nodes.edge_pid)
         await asyncio.sleep(max(0.0, window[1] - time.time()))
         after = _snapshot(nodes, pubs, via_origin)
+        await _finish_py_spy(profiler, args)
         via_origin.counting = False
         await asyncio.gather(*follows)
         stats = []
@@ -355,6 +373,32 @@ async def _bench(args: argparse.Namespace, nodes: Nodes, tmp: Path) -> Outcome:
             if proc.is_alive() and proc.pid is not None:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.join(5)
+
+
+async def _start_py_spy(args: argparse.Namespace, pid: int) -> asyncio.subprocess.Process | None:
+    """Sample the edge with py-spy (raw folded stacks) for most of the window."""
+    if args.py_spy is None:
+        return None
+    if not PY_SPY.exists():
+        raise SystemExit(f"--py-spy needs {PY_SPY} (pip install py-spy into the venv)")
+    duration = max(1, int(args.seconds) - 2)
+    return await asyncio.create_subprocess_exec(
+        str(PY_SPY), "record", "-p", str(pid), "-d", str(duration), "-r", "100", "--nonblocking",
+        "-f", "raw", "-o", str(args.py_spy),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def _finish_py_spy(proc: asyncio.subprocess.Process | None, args: argparse.Namespace) -> None:
+    if proc is None:
+        return
+    try:
+        async with asyncio.timeout(30):
+            await proc.wait()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+    print(f"py-spy profile of the edge (raw folded stacks): {args.py_spy}")
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -383,6 +427,13 @@ def _report(args: argparse.Namespace, out: Outcome, logs: dict[str, Path]) -> No
         f" ({from_edge['playlist'] / n:.2f} per part), {from_edge['init']:.0f} init and"
         f" {from_edge['segment']:.0f} segment requests (aim: at most 1 per part; counts are"
         " ±1 at the window's edges)"
+    )
+    missed = a.origin.get(("file 404", ""), 0.0) - b.origin.get(("file 404", ""), 0.0)
+    print(
+        f"  of those, {missed:.0f} answered 404: parts hinted (EXT-X-PRELOAD-HINT) and asked"
+        " ahead by the edge that the origin then made under another name (a segment cut"
+        f" earlier or later than its hint guessed): {(from_edge['part'] - missed) / n:.2f}"
+        " requests per part made"
     )
     edge = {o: a.edge.get(("livecore_edge_requests_total", o), 0.0)
             - b.edge.get(("livecore_edge_requests_total", o), 0.0)
@@ -456,12 +507,19 @@ def _report(args: argparse.Namespace, out: Outcome, logs: dict[str, Path]) -> No
         for text, count in bad.most_common(4):
             print(f"    {count:6d} x {text}")
 
+    saturated = []
     for i, s in enumerate(out.stats):
         lag = s.loop_lag_s
         wall = max(s.wall_s, 1e-9)
+        if s.cpu_s / wall > BUSY_LIMIT:
+            saturated.append(i)
         print(f"generator {i}: {s.viewers} viewers, CPU {s.cpu_s / wall * 100:.0f}% of one core"
               f" over {s.wall_s:.0f} s, waited for a core {s.waited_s / wall * 100:.0f}%;"
               f" event loop woke late by {_ms(lag, 50, 99)}")  # fmt: skip
+    if saturated:
+        print(f"INVALID: generator {', '.join(map(str, saturated))} above"
+              f" {BUSY_LIMIT * 100:.0f}% of a core measured itself, not the edge: run with"
+              " more --processes")  # fmt: skip
     load = ", ".join(f"{x:.2f}" for x in out.load_before)
     now = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} cores, load average {load} at the start of the window,"
@@ -494,6 +552,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="viewer generator processes")
     parser.add_argument("--part-target", type=float, help="hls.part_target_s of both nodes")
     parser.add_argument("--log-level", default="warning", help="the nodes' log level")
+    parser.add_argument("--py-spy", type=Path, help="profile the edge into FILE (folded stacks)")
     parser.add_argument("--keep-dir", type=Path, help="copy the nodes' logs here")
     args = parser.parse_args()
     if not 1 <= args.viewers <= MAX_VIEWERS:

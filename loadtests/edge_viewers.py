@@ -37,7 +37,7 @@ class HttpError(Exception):
     """The connection broke or the answer could not be read."""
 
 
-class _Connection(asyncio.Protocol):
+class HttpConnection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection carrying one request at a time. Answers are
     framed by Content-Length, as livecore frames every HLS answer it makes from memory."""
 
@@ -109,13 +109,13 @@ class _Client:
 
     def __init__(self, port: int, stats: Stats) -> None:
         self._port = port
-        self._conn: _Connection | None = None
+        self._conn: HttpConnection | None = None
         self._stats = stats
 
     async def get(self, path: str, window: tuple[float, float]) -> tuple[int, bytes]:
         if self._conn is None or self._conn.transport is None:
             loop = asyncio.get_running_loop()
-            _, self._conn = await loop.create_connection(_Connection, "127.0.0.1", self._port)
+            _, self._conn = await loop.create_connection(HttpConnection, "127.0.0.1", self._port)
         if window[0] <= time.time() <= window[1]:
             self._stats.requests += 1
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from livecore.appkeys import AUTH, DB, SECRET_KEY
 from livecore.auth.suspensions import Suspended, refusal
@@ -117,7 +117,9 @@ async def require_user(request: web.Request) -> Principal:
 async def clear_stale_cookie(request: web.Request, response: web.StreamResponse) -> None:
     # Headers, not response.del_cookie(): by the time this signal runs the response's
     # cookies have already been written into its headers. Runs for every answer, including
-    # errors and the WebSocket handshake.
-    if request.get(_STALE_COOKIE):
+    # errors and the WebSocket handshake. Only a request that sent cookies can have a stale
+    # one: the others (every HLS player's request) skip the lookup, which for a key a request
+    # lacks raises and catches a KeyError.
+    if hdrs.COOKIE in request.headers and request.get(_STALE_COOKIE):
         for name in (SESSION_COOKIE, CSRF_COOKIE):
             response.headers.add("Set-Cookie", f'{name}=""; {_EXPIRED}')

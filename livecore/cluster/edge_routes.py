@@ -8,6 +8,14 @@ read from the directory the same way: one read per stream at a time, kept `owner
 (and forgotten as soon as that node answers 404 or fails), not one Redis round trip per
 viewer request. Blocking reloads stay blocking: the query is forwarded and the owner holds the
 request. Range requests are answered with the whole file (parts and segments are small).
+
+A playlist from the owner names the part coming next (EXT-X-PRELOAD-HINT): the edge asks the
+owner for it at once (the owner holds that request until the part is written), so the part
+is here when the playlist's viewers ask for it, not one round trip to the owner later.
+
+Every viewer request passes through `answer` (thousands a second at a few hundred viewers):
+a known owner and a cached file are answered without awaiting anything, and the viewers of
+a request in flight each wait on one future of their own, woken once when it lands.
 """
 
 from __future__ import annotations
@@ -18,10 +26,11 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import Counter
 
 from livecore.cache import TtlCache
 from livecore.cluster.directory import Directory, DirectoryUnavailable
@@ -32,11 +41,21 @@ from livecore.errors import BadGateway, NotFound, Unavailable
 logger = logging.getLogger(__name__)
 
 CORS = {"Access-Control-Allow-Origin": "*"}
+_HINT = b'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="'
+_OUTCOMES = ("upstream", "joined", "cached")
 # What an answer from the owner keeps on its way to the viewer.
 _KEPT = (
     "Content-Type", "Cache-Control", "ETag", "Retry-After",
     "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
 )  # fmt: skip
+
+
+@dataclass(slots=True)
+class _Flight:
+    """One request to the owner in flight, and the futures of the viewers waiting for it."""
+
+    task: asyncio.Task[Fetched]
+    waiters: list[asyncio.Future[Fetched]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,26 +74,31 @@ class Edge:
         self._timeout_s = timeout_s
         self._cache: OrderedDict[str, Fetched] = OrderedDict()
         self._cached_bytes = 0
-        self._flights: dict[str, asyncio.Task[Fetched]] = {}
+        self._flights: dict[str, _Flight] = {}
         # Which node holds each stream, as the directory said at most owner_cache_s ago: one
         # read per stream at a time however many viewers ask (a read per request, all at once,
         # ran Redis' 100-connection client pool dry).
-        self._owners: TtlCache[str, NodeInfo | None] = TtlCache(owner_cache_s, max_keys=10_000)
+        # Refreshed ahead in the second half of its life: the crowd never waits for a read.
+        self._owners: TtlCache[str, NodeInfo | None] = TtlCache(
+            owner_cache_s, max_keys=10_000, refresh_ahead_s=owner_cache_s / 2
+        )
         self._directory: Directory | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._metrics: ClusterMetrics | None = None
+        self._counters: dict[str, Counter] = {}
 
     def start(self, directory: Directory, metrics: ClusterMetrics) -> None:
-        self._directory, self._metrics = directory, metrics
+        self._directory = directory
+        self._counters = {o: metrics.edge_requests.labels(o) for o in _OUTCOMES}
         # One session (one pool of keep-alive connections to the other nodes) for all.
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self._timeout_s), auto_decompress=False
         )
 
     async def close(self) -> None:
-        for task in list(self._flights.values()):
+        tasks = [flight.task for flight in self._flights.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._flights.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
 
@@ -83,17 +107,23 @@ class Edge:
         if directory is None:
             raise NotFound("no such live stream", headers=CORS)
         stream = request.match_info["stream"]
-        try:
-            owner = await self._owners.get(stream, lambda: directory.owner(stream))
-        except DirectoryUnavailable:
-            raise Unavailable("the stream directory cannot be reached", headers=CORS) from None
+        if (known := self._owners.peek(stream)) is not None:
+            owner = known[1]
+        else:
+            try:
+                owner = await self._owners.get(stream, lambda: directory.owner(stream))
+            except DirectoryUnavailable:
+                raise Unavailable("the stream directory cannot be reached", headers=CORS) from None
         if owner is None or owner.id == directory.node.id:
             raise NotFound("no such live stream", headers=CORS)
-        try:
-            fetched = await self.fetch(owner, request.rel_url.path_qs)
-        except BadGateway:
-            self._owners.forget(stream)  # it may have died: read the directory again
-            raise
+        url = owner.internal_url + request.rel_url.path_qs
+        fetched = self._cached(url)
+        if fetched is None:
+            try:
+                fetched = await self._join(url)
+            except BadGateway:
+                self._owners.forget(stream)  # it may have died: read the directory again
+                raise
         if fetched.status == 404:
             self._owners.forget(stream)  # the broadcast may have ended or moved to another node
         etag = fetched.headers.get("ETag")
@@ -101,33 +131,53 @@ class Edge:
             return web.Response(status=304, headers=fetched.headers)
         return web.Response(status=fetched.status, body=fetched.body, headers=fetched.headers)
 
-    async def fetch(self, owner: NodeInfo, path_qs: str) -> Fetched:
-        url = owner.internal_url + path_qs
+    def _cached(self, url: str) -> Fetched | None:
         hit = self._cache.get(url)
         if hit is not None and hit.expires > time.monotonic():
             self._cache.move_to_end(url)
-            self._count("cached")
+            self._counters["cached"].inc()
             return hit
+        return None
+
+    def _join(self, url: str) -> asyncio.Future[Fetched]:
+        """A future of this viewer's own, resolved when the request for `url` lands (made
+        now if none is in flight). A viewer that goes away cancels only its own future."""
         flight = self._flights.get(url)
         if flight is None:
-            flight = self._flights[url] = asyncio.create_task(self._get(url))
-            flight.add_done_callback(self._landed(url))
+            flight = self._launch(url)
         else:
-            self._count("joined")
-        # Shielded: a viewer that goes away does not cancel the others' request.
-        return await asyncio.shield(flight)
+            self._counters["joined"].inc()
+        waiter = asyncio.get_running_loop().create_future()
+        flight.waiters.append(waiter)
+        return waiter
 
-    def _landed(self, url: str) -> Callable[[asyncio.Task[Fetched]], None]:
+    def _launch(self, url: str) -> _Flight:
+        flight = self._flights[url] = _Flight(asyncio.create_task(self._get(url)))
+        flight.task.add_done_callback(self._landed(url, flight))
+        return flight
+
+    def _landed(self, url: str, flight: _Flight) -> Callable[[asyncio.Task[Fetched]], None]:
         def done(task: asyncio.Task[Fetched]) -> None:
-            self._flights.pop(url, None)
-            if not task.cancelled():
-                task.exception()  # retrieved: every viewer may have gone before it failed
+            if self._flights.get(url) is flight:
+                del self._flights[url]
+            if task.cancelled():
+                for waiter in flight.waiters:
+                    waiter.cancel()
+                return
+            exc = task.exception()  # retrieved: every viewer may have gone before it failed
+            for waiter in flight.waiters:
+                if waiter.done():
+                    continue  # its viewer went away
+                if exc is not None:
+                    waiter.set_exception(exc)
+                else:
+                    waiter.set_result(task.result())
 
         return done
 
     async def _get(self, url: str) -> Fetched:
         assert self._session is not None
-        self._count("upstream")
+        self._counters["upstream"].inc()
         try:
             async with self._session.get(url) as resp:
                 body = await resp.read()
@@ -138,7 +188,27 @@ class Edge:
         fetched = Fetched(resp.status, body, headers, self._expiry(url, resp.status, headers))
         if fetched.expires:
             self._store(url, fetched)
+        if fetched.status == 200:
+            self._prefetch_hinted(url, body)
         return fetched
+
+    def _prefetch_hinted(self, url: str, body: bytes) -> None:
+        """Ask the owner now for the part a playlist's EXT-X-PRELOAD-HINT names (a relative
+        URI: one made absolute by a CDN base URL is not fetched through this node)."""
+        if not url.split("?", 1)[0].endswith(".m3u8") or (at := body.rfind(_HINT)) < 0:
+            return
+        start = at + len(_HINT)
+        end = body.find(b'"', start)
+        uri = body[start:end].decode("ascii", "replace") if end > 0 else ""
+        if not uri or "/" in uri.split("?", 1)[0]:
+            return
+        hinted = url.split("?", 1)[0].rsplit("/", 1)[0] + "/" + uri
+        if hinted not in self._flights and self._cached_quietly(hinted) is None:
+            self._launch(hinted)
+
+    def _cached_quietly(self, url: str) -> Fetched | None:
+        hit = self._cache.get(url)
+        return hit if hit is not None and hit.expires > time.monotonic() else None
 
     def _expiry(self, url: str, status: int, headers: dict[str, str]) -> float:
         """Until when an answer may be reused: immutable files, and blocking reloads (any
@@ -164,10 +234,6 @@ class Edge:
         while self._cached_bytes > self._cache_bytes:
             _, dropped = self._cache.popitem(last=False)
             self._cached_bytes -= len(dropped.body)
-
-    def _count(self, outcome: str) -> None:
-        if self._metrics is not None:
-            self._metrics.edge_requests.labels(outcome).inc()
 
 
 def _max_age(cache_control: str) -> float:

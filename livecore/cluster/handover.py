@@ -54,7 +54,9 @@ class Handover:
             return  # cannot tell whether its node still carries it: a new broadcast
         if node is not None and not node.draining:
             return  # a second publisher while the first is live elsewhere: a new broadcast
-        self._state.continuing[stream_id] = Continuation(carried.id, carried.continuations + 1)
+        self._state.continuing[stream_id] = Continuation(
+            carried.id, carried.continuations + 1, carried.recording_path
+        )
         logger.info(
             "stream %d: broadcast %d of node %s (%s) continues here", stream_id, carried.id,
             carried.node_id, "draining" if node is not None else "gone",

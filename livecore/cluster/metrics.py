@@ -16,7 +16,8 @@ class ClusterMetrics:
         self.edge_requests = Counter(
             "livecore_edge_requests_total",
             "HLS requests for streams held by another node, by how they were answered: "
-            "upstream (asked of the owner), joined (a request already in flight), cached",
+            "upstream (asked of the owner, including the part a playlist hints at next, asked "
+            "ahead of its viewers), joined (a request already in flight), cached",
             ["outcome"],
             registry=registry,
         )
@@ -25,8 +26,9 @@ class ClusterMetrics:
             "WHEP offers and WHIP/WHEP session requests for streams and sessions of other nodes, "
             "by outcome: forwarded (the owner answered, whatever its status), gone (no such node "
             "in the directory: 404), unreachable (the owner did not answer: 502), unavailable "
-            "(the directory could not be read: 503), forged (a forward with a bad signature "
-            "refused: 403)",
+            "(the directory could not be read: 503); and forwards refused here: forged (a bad "
+            "signature), stale (signed too long ago or too far ahead), replayed (taken "
+            "already), all 403, overloaded (too many forwards in the window: 503)",
             ["outcome"],
             registry=registry,
         )

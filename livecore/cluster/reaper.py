@@ -7,7 +7,9 @@ exactly one surviving node: the database's row locks decide which (store.broadca
 Their recordings are finished by that node too, from what its storage holds of them
 (`recordings.recovery.finish_recording`): with a bucket, whatever the dead node uploaded,
 up to its last segment; a recording on the dead node's own disk is not there and is
-finished when that node starts again.
+finished when that node starts again. So are the legs of recordings it was writing whose
+broadcasts went on on another node (its publishers moved on after it died, or while it
+drained: `recovery.finish_leg`), so that those recordings complete when their broadcasts end.
 
 A process of `livecore serve --processes N` that died is started again within seconds under
 the same node id, so its node never leaves the directory and no survivor ends what it
@@ -30,11 +32,12 @@ from livecore.cluster.directory import Directory, DirectoryUnavailable
 from livecore.events.bus import EventBus
 from livecore.events.types import StreamState
 from livecore.recordings.bucket_storage import BucketStorage
-from livecore.recordings.recovery import finish_recording
+from livecore.recordings.recovery import finish_leg, finish_recording
 from livecore.recordings.storage import RecordingStorage
 from livecore.store import Database
 from livecore.store.audit import AuditLog, JsonValue
 from livecore.store.broadcast_nodes import BroadcastNodes
+from livecore.store.recording_legs import RecordingLegs
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,9 @@ class Reaper:
         self._handover_s = handover_s
         self._on_change = on_change  # listings cached here drop their copies
         self._missing_since: dict[str, float] = {}
+        self._legs = RecordingLegs(db)
+        # (broadcast, leg) of dead nodes that this node's storage does not hold.
+        self._not_here: set[tuple[int, int]] = set()
 
     async def run(self) -> None:
         while True:
@@ -84,6 +90,7 @@ class Reaper:
             since = self._missing_since.setdefault(node_id, now)
             if now - since >= self._handover_s:
                 ended += await self._end_orphans(node_id)
+                await self._finish_legs(node_id)
         return ended
 
     async def end_own(self) -> int:
@@ -97,7 +104,7 @@ class Reaper:
             if isinstance(self._storage, BucketStorage):
                 # The box's disk holds what the dead process had not uploaded yet.
                 await self._storage.recover_local(path)
-            await self._finish_recording(broadcast_id, path)
+            await self._finish_recording(broadcast_id, path, me)
         return ended
 
     async def _end_orphans(
@@ -119,13 +126,36 @@ class Reaper:
             await self._bus.publish(orphan.stream_id, StreamState("offline"))
         for orphan in orphans if finish else ():
             if orphan.recording_path:
-                await self._finish_recording(orphan.id, orphan.recording_path)
+                await self._finish_recording(orphan.id, orphan.recording_path, node_id)
         return len(orphans)
 
-    async def _finish_recording(self, broadcast_id: int, path: str) -> None:
+    async def _finish_legs(self, node_id: str) -> None:
+        """Legs of recordings `node_id` was writing when it died, its publishers having moved
+        on to other nodes (drain, failover): finished from what storage holds of them."""
+        for leg in await self._legs.of_node(node_id):
+            key = (leg.broadcast_id, leg.leg)
+            if key in self._not_here:
+                continue
+            try:
+                size = await finish_leg(
+                    self._db, self._storage, leg.broadcast_id, leg.recording_path, leg.leg
+                )
+            except Exception:  # a bucket that is down: tried again next sweep
+                logger.exception("broadcast %d: leg %d not finished", leg.broadcast_id, leg.leg)
+                continue
+            if size is None:
+                self._not_here.add(key)  # on its node's own disk: finished when it starts
+                continue
+            logger.warning("broadcast %d: leg %d of %s, %d bytes, finished from storage",
+                           leg.broadcast_id, leg.leg, node_id, size)  # fmt: skip
+            self._on_change()
+
+    async def _finish_recording(self, broadcast_id: int, path: str, node_id: str) -> None:
         try:
+            # Only the dead node's legs: a node still finishing an earlier leg (it drained
+            # while uploading its last segments) finishes its own.
             size = await finish_recording(
-                self._db, self._storage, broadcast_id, path, still_open=False
+                self._db, self._storage, broadcast_id, path, still_open=False, legs_of=node_id
             )
         except Exception:
             # A bucket that is down: the recording stays unfinished (and unlisted) until a

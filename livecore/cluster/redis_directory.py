@@ -3,6 +3,13 @@
 A key per live stream (by id and by slug) names the node holding it, and a key per node lists
 its streams. Every key has a TTL that this node's heartbeat renews: when a node dies, its
 entries vanish within `ttl_s` without anyone cleaning up after it.
+
+A stream may be live on two nodes for a while (a publisher that reconnected elsewhere before
+its old session timed out, or a second publisher): the newer claim owns it. Each entry carries
+when its node claimed the stream (Redis' clock), and every write, a claim's or a heartbeat's,
+is conditional on no newer claim of another node being there, so the older node stops
+renewing the entry while the newer one holds it and edges do not alternate between the two.
+When the newer one ends, the older (if it still holds the stream) owns it again.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Collection
 from typing import Any
 
@@ -34,17 +42,36 @@ for _, key in ipairs(KEYS) do
 end
 return n
 """
-# Renews each stream entry (KEYS[i], ARGV[i]; ARGV[#KEYS + 1] the TTL in ms) unless it names
-# another node: a stream that went live there (its publisher reconnected while this node's
-# session ends) stays theirs, and viewers on every node are sent there, not back and forth.
-# Read with GETEX (Redis 6.2+), not GET: owner lookups stay the directory's only GETs, which
-# INFO commandstats then counts as viewers' directory reads.
-_RENEW = """
-for i, key in ipairs(KEYS) do
-  local now = redis.call('GETEX', key)
-  if not now or now == ARGV[i] then redis.call('SET', key, ARGV[i], 'PX', ARGV[#KEYS + 1]) end
+# One heartbeat. KEYS: this node's key, then each held stream's key and slug key in pairs;
+# ARGV: ttl (ms), this node's id, its entry, then each pair's entry and claim time (ms). Writes
+# the node's entry, and each pair unless another node's newer claim is in either key (a tie
+# goes to the greater node id); returns the pairs (from 1) not written.
+_WRITE = """
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[1])
+local yielded = {}
+for i = 1, (#KEYS - 1) / 2 do
+  local key, slug = KEYS[2 * i], KEYS[2 * i + 1]
+  local entry, since = ARGV[2 + 2 * i], tonumber(ARGV[3 + 2 * i])
+  local newer = false
+  for _, held in ipairs(redis.call('MGET', key, slug)) do
+    if held and held ~= entry then
+      local ok, other = pcall(cjson.decode, held)
+      if ok and type(other) == 'table' and other.node ~= ARGV[2] then
+        local their = tonumber(other.since) or 0
+        if their > since or (their == since and tostring(other.node) > ARGV[2]) then
+          newer = true
+        end
+      end
+    end
+  end
+  if newer then
+    yielded[#yielded + 1] = i
+  else
+    redis.call('SET', key, entry, 'PX', ARGV[1])
+    redis.call('SET', slug, entry, 'PX', ARGV[1])
+  end
 end
-return 0
+return yielded
 """
 
 
@@ -58,37 +85,43 @@ class RedisDirectory:
         self._draining = False
         self._client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._release = self._client.register_script(_RELEASE)
-        self._renew = self._client.register_script(_RENEW)
+        self._write = self._client.register_script(_WRITE)
         self._ttl_ms = int(ttl_s * 1000)
         self._heartbeat_s = heartbeat_s
         self._metrics = metrics
         self._held = Holdings()
+        # stream id -> when this node claimed it (ms, Redis' clock): the newer claim owns it.
+        self._since: dict[int, int] = {}
+        self._yielded: set[int] = set()  # held here, owned by a newer claim elsewhere
         # Writes one at a time: a heartbeat must not put back an entry a release just removed.
         self._writing = asyncio.Lock()
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self._beat()
+        await self.beat()
         self._heartbeat = asyncio.create_task(self._run(), name=f"node-heartbeat:{self.node.id}")
 
     async def claim(self, stream_id: int, slug: str) -> None:
+        since = await self._now_ms()
         self._held.add(stream_id, slug)
+        self._since[stream_id] = since
+        self._yielded.discard(stream_id)
         # When this fails, the next heartbeat writes the entry.
-        await self._beat(claimed=stream_id)
+        await self.beat()
 
     async def release(self, stream_id: int) -> None:
         slug = self._held.remove(stream_id)
         if slug is None:
             return
+        entry = self._entry(HeldStream(stream_id, slug))
+        self._since.pop(stream_id, None)
+        self._yielded.discard(stream_id)
         async with self._writing:
             try:
-                await self._release(
-                    keys=[_stream_key(stream_id), _slug_key(slug)],
-                    args=[self._entry(HeldStream(stream_id, slug))],
-                )
+                await self._release(keys=[_stream_key(stream_id), _slug_key(slug)], args=[entry])
             except RedisError as exc:
                 logger.warning("directory: could not remove stream %d (%s)", stream_id, exc)
-        await self._beat()  # the node's list of streams
+        await self.beat()  # the node's list of streams
 
     async def owner(self, stream: int | str) -> NodeInfo | None:
         key = _slug_key(stream) if isinstance(stream, str) else _stream_key(stream)
@@ -138,7 +171,7 @@ class RedisDirectory:
 
     async def set_draining(self) -> None:
         self._draining = True
-        await self._beat()
+        await self.beat()
 
     async def close(self) -> None:
         if self._heartbeat is not None:
@@ -153,38 +186,47 @@ class RedisDirectory:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._heartbeat_s)
-            await self._beat()
+            await self.beat()
 
-    async def _beat(self, claimed: int | None = None) -> None:
-        """Write (and so renew) this node's key and the entry of every stream it holds; a
-        stream just `claimed` here is taken even from another node (the newest publisher's)."""
+    async def beat(self) -> None:
+        """Write (and so renew) this node's key and the entry of every stream it holds, unless
+        another node claimed that stream since (what the heartbeat does)."""
         async with self._writing:
             held = self._held.streams()
             node = {"node": self.node.id, "url": self.node.internal_url,
                     "public_url": self._public_url, "draining": self._draining,
                     "streams": [[h.stream_id, h.slug] for h in held]}  # fmt: skip
-            keys, entries = [], []
+            keys = [_node_key(self.node.id)]
+            args: list[str | int] = [self._ttl_ms, self.node.id, _dumps(node)]
+            for h in held:
+                keys += [_stream_key(h.stream_id), _slug_key(h.slug)]
+                args += [self._entry(h), self._since.get(h.stream_id, 0)]
             try:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    pipe.set(_node_key(self.node.id), _dumps(node), px=self._ttl_ms)
-                    for h in held:
-                        entry = self._entry(h)
-                        for key in (_stream_key(h.stream_id), _slug_key(h.slug)):
-                            if h.stream_id == claimed:
-                                pipe.set(key, entry, px=self._ttl_ms)
-                            else:
-                                keys.append(key)
-                                entries.append(entry)
-                    if keys:
-                        await self._renew(keys=keys, args=[*entries, self._ttl_ms], client=pipe)
-                    await pipe.execute()
+                yielded: list[int] = await self._write(keys=keys, args=args)
             except RedisError as exc:
                 self._metrics.heartbeat_failures.inc()
                 logger.warning("directory heartbeat failed: %s", exc)
+                return
+            self._note_yielded({held[int(i) - 1].stream_id for i in yielded})
+
+    def _note_yielded(self, yielded: set[int]) -> None:
+        for stream_id in yielded - self._yielded:
+            logger.info("directory: stream %d is live on another node too, claimed there"
+                        " later: that node owns it", stream_id)  # fmt: skip
+        self._yielded = yielded
+
+    async def _now_ms(self) -> int:
+        """Now on Redis' clock (one clock for every node), or this node's when it is down."""
+        try:
+            seconds, micros = await self._client.time()
+        except RedisError:
+            return time.time_ns() // 1_000_000
+        return int(seconds) * 1000 + int(micros) // 1000
 
     def _entry(self, held: HeldStream) -> str:
         return _dumps({"node": self.node.id, "url": self.node.internal_url,
-                       "stream_id": held.stream_id, "slug": held.slug})  # fmt: skip
+                       "stream_id": held.stream_id, "slug": held.slug,
+                       "since": self._since.get(held.stream_id, 0)})  # fmt: skip
 
 
 def _node_streams(raw: bytes | str) -> NodeStreams:

@@ -9,19 +9,20 @@ node with one directory read (the node's entry, for its internal URL) and no ses
 
 Not an open relay: a mark is only ever turned into the internal URL of a node alive in the
 directory, never into an address from the request. Each forward is signed with the
-deployment's secret key (every node shares it); the receiving node answers a signed forward
-itself, never forwarding it again (a stale directory cannot make a loop), and refuses one with
-a bad signature. Authentication is not weakened: the edge admits a WHEP offer first, and the
-client's Authorization goes with the forward so the owner decides again.
+deployment's secret key (every node shares it) over its time, a nonce, the node it is for, its
+method, path, body and headers (`forward_signature`); the receiving node answers a signed
+forward itself, never forwarding it again (a stale directory cannot make a loop), and refuses
+with 403 one with a bad signature, one signed too long ago (or too far ahead) and one it has
+already taken (a replay). Authentication is not weakened: the edge admits a WHEP offer first,
+and the client's Authorization goes with the forward so the owner decides again.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import logging
+import time
 
 import aiohttp
 from aiohttp import web
@@ -30,16 +31,22 @@ from yarl import URL
 
 from livecore.cache import TtlCache
 from livecore.cluster.directory import Directory, DirectoryUnavailable
+from livecore.cluster.forward_signature import (
+    SIGNED_HEADERS,
+    ForwardCheck,
+    ForwardRefused,
+    sign,
+)
 from livecore.cluster.metrics import ClusterMetrics
 from livecore.cluster.node import NodeInfo
-from livecore.errors import BadGateway, Forbidden, NotFound, Unavailable
+from livecore.errors import ApiError, BadGateway, Forbidden, NotFound, Unavailable
 
 logger = logging.getLogger(__name__)
 
 FORWARDED_BY = "X-Livecore-Forwarded-By"
-# What goes to the owner with the body, and what of its answer comes back (CORS is added by
-# this node's own signaling routes).
-_SENT = ("Content-Type", "Authorization", "If-Match", "X-Request-Id")
+# What goes to the owner with the body (all of it signed), and what of its answer comes back
+# (CORS is added by this node's own signaling routes).
+_SENT = SIGNED_HEADERS
 _KEPT = (
     "Content-Type", "Location", "ETag", "Link", "Accept-Patch", "Accept-Post",
     "Retry-After", "WWW-Authenticate",
@@ -75,6 +82,7 @@ class SignalingEdge:
         self._directory: Directory | None = None
         self._metrics: ClusterMetrics | None = None
         self._secret = b""
+        self._check: ForwardCheck | None = None
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -83,26 +91,38 @@ class SignalingEdge:
 
     def start(self, directory: Directory, metrics: ClusterMetrics, secret: bytes) -> None:
         self._directory, self._metrics, self._secret = directory, metrics, secret
+        self._check = ForwardCheck(secret, self._mark)
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_TIMEOUT_S))
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
 
-    def forwarded(self, request: web.Request) -> bool:
+    async def forwarded(self, request: web.Request) -> bytes | None:
         header = request.headers.get(FORWARDED_BY)
         if header is None:
-            return False
-        mark, _, signature = header.partition(".")
-        expected = self._signature(mark, request.method, request.path).encode()
-        # As bytes: compare_digest refuses str with non-ASCII characters, which a client may
-        # send.
-        given = signature.encode(errors="replace")
-        if not self._secret or not hmac.compare_digest(given, expected):
-            self._count("forged")
-            logger.warning("refused a forged forward of %s %s", request.method, request.path)
-            raise Forbidden("this forward between nodes is not signed by this deployment")
-        return True
+            return None
+        # The whole body, before anything is done: its digest is signed. (A forward's body
+        # is a bounded offer or fragment; anything else is bounded by client_max_size.)
+        body = await request.read()
+        try:
+            if self._check is None:
+                raise ForwardRefused("forged", "this node is starting; it takes no forwards yet")
+            self._check.check(
+                header, method=request.method, path=request.raw_path, headers=request.headers,
+                body=body, now_s=time.time(),
+            )  # fmt: skip
+        except ForwardRefused as exc:
+            self._count(exc.reason)
+            logger.warning("refused a forward of %s %s (%s): %s", request.method, request.path,
+                           exc.reason, exc)  # fmt: skip
+            error: ApiError = (
+                Unavailable(str(exc), headers={"Retry-After": "1"})
+                if exc.reason == "overloaded"
+                else Forbidden(str(exc))
+            )
+            raise error from None
+        return body
 
     async def stream_owner(self, slug: str) -> str | None:
         try:
@@ -132,13 +152,18 @@ class SignalingEdge:
             raise NotFound("no such session or live stream: the node that held it is gone")
         assert self._session is not None
         headers = {k: v for k in _SENT if (v := request.headers.get(k)) is not None}
-        signature = self._signature(self._mark, request.method, request.path)
-        headers[FORWARDED_BY] = f"{self._mark}.{signature}"
+        headers[FORWARDED_BY] = sign(
+            self._secret, sender=self._mark, target=node_mark(node.id), method=request.method,
+            path=request.raw_path, headers=headers, body=body, at_s=time.time(),
+        )  # fmt: skip
         url = URL(node.internal_url + request.raw_path, encoded=True)
         try:
-            async with self._session.request(
-                request.method, url, data=body, headers=headers, allow_redirects=False
-            ) as resp:
+            # Exactly the signed headers: no Content-Type made up for a body sent without one.
+            sent = self._session.request(
+                request.method, url, data=body, headers=headers, allow_redirects=False,
+                skip_auto_headers=("Content-Type",),
+            )  # fmt: skip
+            async with sent as resp:
                 answer = await resp.read()
                 kept = CIMultiDict((k, v) for k in _KEPT for v in resp.headers.getall(k, []))
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -164,10 +189,6 @@ class SignalingEdge:
     def _unavailable(self) -> Unavailable:
         self._count("unavailable")
         return Unavailable("the stream directory cannot be reached; try again")
-
-    def _signature(self, mark: str, method: str, path: str) -> str:
-        message = f"{mark}\n{method}\n{path}".encode(errors="replace")
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
     def _count(self, outcome: str) -> None:
         if self._metrics is not None:

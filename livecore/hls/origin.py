@@ -3,7 +3,8 @@ every live hub.
 
 Each broadcast is packaged into its own recording (recordings.layout: a directory under
 `recordings/<stream id>/`, which stays on disk; lower renditions go into subdirectories
-named after them, "360p/"). A stream's last broadcast stays reachable at its live URLs (with
+named after them, "360p/"); one continued from another node, into the next leg of its
+recording ("leg-1/" under it). A stream's last broadcast stays reachable at its live URLs (with
 EXT-X-ENDLIST) until the stream goes live again.
 """
 
@@ -62,6 +63,7 @@ class HlsOrigin:
         packaging: PackagingProcesses | None = None,
         on_thumbnail: Callable[[int, bytes], None] | None = None,
         discontinuity_of: Callable[[int], int] | None = None,
+        leg_of: Callable[[int], Path | None] | None = None,
         observe: Callable[[Path, WorkerEvent], None] | None = None,
     ) -> None:
         self._root = root
@@ -78,12 +80,17 @@ class HlsOrigin:
         # (stream id): where a new broadcast's discontinuity sequence starts (not 0: it
         # continues one begun on another node, livecore.nodestate).
         self._discontinuity_of = discontinuity_of or (lambda stream_id: 0)
+        # (stream id): where such a broadcast records, the next leg of its recording (None:
+        # a recording of its own, under `root`).
+        self._leg_of = leg_of or (lambda stream_id: None)
         # Tasks of replaced broadcasts, still stopping their workers: awaited by close().
         self._retiring: set[asyncio.Task[None]] = set()
 
     def attach(self, hub: StreamHub) -> Path:
         """Start packaging a hub that just opened; returns its recording directory."""
-        directory = broadcast_dir(self._root, hub.stream_id, datetime.now(UTC))
+        directory = self._leg_of(hub.stream_id) or broadcast_dir(
+            self._root, hub.stream_id, datetime.now(UTC)
+        )
         sub = hub.subscribe("hls")
         # Media sequence numbers unique per broadcast: segment URLs are cached as immutable,
         # and the next broadcast of the same stream must not reuse one.

@@ -88,10 +88,14 @@ def setup(
     URI (signed playback)."""
     files = FileCache(config.memory_cache_bytes)
     app[_HLS] = _Hls(directory, config, metrics, cdn_base_url.rstrip("/"), gate, files)
-    app.router.add_get("/hls/{stream}/master.m3u8", get_master)
-    app.router.add_get("/hls/{stream}/thumb.jpg", get_thumbnail)
+    # A player at the live edge asks for media playlists and parts many times a second: their
+    # routes are tried first (aiohttp tries a path's candidates in the order they were
+    # added; the master playlist and thumbnail have one path segment less, so never match
+    # the same paths). index.m3u8 must stay before {file}, which would match it too.
     app.router.add_get("/hls/{stream}/{rendition}/index.m3u8", get_media_playlist)
     app.router.add_get("/hls/{stream}/{rendition}/{file}", get_media_file)
+    app.router.add_get("/hls/{stream}/master.m3u8", get_master)
+    app.router.add_get("/hls/{stream}/thumb.jpg", get_thumbnail)
     app.router.add_route("OPTIONS", "/hls/{tail:.*}", options_hls)
     # Any other GET under /hls/ is a 404, not the 405 the OPTIONS route above would make it.
     app.router.add_get("/hls/{tail:.*}", get_unknown)

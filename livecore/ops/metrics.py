@@ -11,6 +11,8 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 # Request latencies in seconds: API calls are milliseconds, blocking playlist reloads seconds.
+# Labelled request series kept by http_series (routes are templates; methods are few).
+_MAX_SERIES = 4096
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -53,6 +55,22 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._http_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def http_series(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+        """The request counter and latency histogram of one method, route and status. Kept:
+        `labels()` checks and joins its arguments under a lock on every call, and every
+        request of every viewer is counted."""
+        key = (method, route, status)
+        series = self._http_series.get(key)
+        if series is None:
+            if len(self._http_series) >= _MAX_SERIES:
+                self._http_series.clear()  # odd methods from clients: stay bounded
+            series = self._http_series[key] = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_latency.labels(method, route),
+            )
+        return series
 
     def watch_pool(self, read: Callable[[], tuple[int, int, int] | None]) -> None:
         self.registry.register(_PoolCollector(read))

@@ -10,10 +10,12 @@ Bucket layout, for whoever finishes a recording from what reached the bucket (dr
 failover): under `<key prefix><recording path>/` (the path the database keeps, e.g.
 "recordings/7/20261207T101500000000Z/"), the source rendition's `init-<n>.mp4`,
 `seg-<msn>.m4s` and `vod.m3u8`, and the same for each lower rendition under "<name>/"
-("360p/vod.m3u8"). A playlist in the bucket only ever lists segments already there (it is
-uploaded after them) and always ends with EXT-X-ENDLIST, so it is a finished VOD playlist as
-it stands: `recovery.finish_recording(db, storage, broadcast_id, path, still_open=True)`
-finishes a dead node's recording from it.
+("360p/vod.m3u8"), and all of it again under "leg-<k>/" for the leg recorded by the k-th
+node the broadcast moved to (layout.py). A playlist in the bucket only ever lists segments
+already there (it is uploaded after them) and always ends with EXT-X-ENDLIST, so it is a
+finished VOD playlist as it stands:
+`recovery.finish_recording(db, storage, broadcast_id, path, still_open=True)` finishes a
+dead node's recording from it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Recordings as VOD: `GET /vod/{broadcast}/vod.m3u8` and the files it names.
 
 A finished broadcast's recording holds `vod.m3u8` (every segment, EXT-X-ENDLIST), its init
-segments and its segments; all are immutable once the broadcast has ended. Recordings are
+segments and its segments; all are immutable once the broadcast has ended. A recording in
+legs (its broadcast moved between nodes: recordings.layout) is served as one playlist, the
+legs' joined with a discontinuity between them (`joined.py`, made once per node), naming
+`/vod/{broadcast}/leg-<k>/...` for the files of leg k. Recordings are
 found through the database (kept, finished ones only) and read from the app's
 `RecordingStorage` (appkeys.RECORDINGS): sent from the local file when the storage has one
 (the local disk), else streamed through this node as it arrives from the storage (a bucket),
@@ -22,7 +25,8 @@ from aiohttp import web
 from livecore.appkeys import DB, RECORDINGS
 from livecore.errors import NotFound, Unavailable
 from livecore.ids import parse_int
-from livecore.recordings.layout import VOD_FILE, VOD_PLAYLIST
+from livecore.recordings.joined import JoinedPlaylists, join
+from livecore.recordings.layout import LEG_DIR, VOD_FILE, VOD_PLAYLIST, leg_path
 from livecore.recordings.storage import ByteRange, StorageUnavailable, UnsatisfiableRange
 from livecore.store.broadcasts import Broadcasts
 
@@ -40,6 +44,7 @@ CORS = {"Access-Control-Allow-Origin": "*"}
 class _Vod:
     gate: Gate | None
     cdn_base_url: str
+    joined: JoinedPlaylists
 
 
 _VOD: Final[web.AppKey[_Vod]] = web.AppKey("vod", _Vod)
@@ -50,29 +55,39 @@ def setup(app: web.Application, *, gate: Gate | None = None, cdn_base_url: str =
     or "?..." to append to every URI of the playlist (subscriber-only recordings).
     `cdn_base_url` makes the playlist's URIs absolute under it (a CDN in front of /vod/), so
     players fetch segments through the CDN even when they got the playlist from a node."""
-    app[_VOD] = _Vod(gate, cdn_base_url.rstrip("/"))
+    app[_VOD] = _Vod(gate, cdn_base_url.rstrip("/"), JoinedPlaylists())
     app.router.add_get("/vod/{broadcast}/{file}", get_vod_file)
+    app.router.add_get("/vod/{broadcast}/{leg}/{file}", get_vod_file)
 
 
 async def get_vod_file(request: web.Request) -> web.StreamResponse:
     vod = request.app[_VOD]
     broadcast, name = request.match_info["broadcast"], request.match_info["file"]
     broadcast_id = parse_int(broadcast, minimum=1)
-    if broadcast_id is None or not VOD_FILE.fullmatch(name):
+    leg_dir = request.match_info.get("leg")
+    leg = 0 if leg_dir is None else _leg(leg_dir)
+    if broadcast_id is None or leg is None or not VOD_FILE.fullmatch(name):
         raise NotFound("no such recording", headers=CORS)
     found = await Broadcasts(request.app[DB]).recording_location(broadcast_id)
-    if found is None:
+    if found is None or (leg_dir is not None and leg not in found[2]):
         raise NotFound("no such recording", headers=CORS)
-    slug, recording = found
+    slug, recording, legs = found
     query = await vod.gate(request, slug) if vod.gate is not None else ""
     storage = request.app[RECORDINGS]
     suffix = name[name.rindex(".") :]
     headers = {**CORS, "Cache-Control": "public, max-age=31536000, immutable"}
-    if name == VOD_PLAYLIST and (query or vod.cdn_base_url):
+    joined = leg_dir is None and name == VOD_PLAYLIST and legs != [0]
+    if joined or (name == VOD_PLAYLIST and (query or vod.cdn_base_url)):
         # Subscriber-only recordings: every URI in the playlist carries the viewer's token;
         # behind a CDN, every URI is absolute under cdn_base_url.
-        prefix = f"{vod.cdn_base_url}/vod/{broadcast_id}/" if vod.cdn_base_url else ""
-        text = await _read_text(request, recording, name)
+        base = f"/vod/{broadcast_id}/{'' if leg_dir is None else leg_dir + '/'}"
+        prefix = vod.cdn_base_url + base if vod.cdn_base_url else ""
+        if joined:
+            text = await _joined(request, broadcast_id, recording, legs)
+        else:
+            text = await _read_text(request, leg_path(recording, leg), name)
+        if not query and not prefix:
+            return web.Response(text=text, content_type=_TYPES[suffix], headers=headers)
         lines = [
             prefix + line + query
             if line and not line.startswith("#")
@@ -84,6 +99,7 @@ async def get_vod_file(request: web.Request) -> web.StreamResponse:
         return web.Response(
             text="\n".join(lines) + "\n", content_type=_TYPES[suffix], headers=headers
         )
+    recording = leg_path(recording, leg)
     local = storage.local_file(recording, name)
     if local is None:
         return await _stream(request, recording, name, _TYPES[suffix], headers)
@@ -139,6 +155,29 @@ def _byte_range(request: web.Request) -> ByteRange | None:
         return ByteRange(suffix=-span.start)
     first = span.start or 0
     return ByteRange(first, None if span.stop is None else span.stop - 1)
+
+
+def _leg(directory: str) -> int | None:
+    """The leg a URL's leg directory names ("leg-2": 2); None: not a leg's directory."""
+    match = LEG_DIR.fullmatch(directory)
+    return int(match.group(1)) if match is not None else None
+
+
+async def _joined(request: web.Request, broadcast_id: int, recording: str, legs: list[int]) -> str:
+    """The recording's legs as one playlist, made on the first request and kept after it: a
+    listed recording's legs are all finished and never change."""
+
+    async def make() -> str:
+        playlists = []
+        for leg in legs:
+            try:
+                text = await _read_text(request, leg_path(recording, leg), VOD_PLAYLIST)
+            except NotFound:
+                continue  # a leg with no playlist stored: nothing of it is complete
+            playlists.append((leg, text))
+        return join(playlists)
+
+    return await request.app[_VOD].joined.get_or_make(broadcast_id, legs, make)
 
 
 def _map_uri(line: str, prefix: str, query: str) -> str:

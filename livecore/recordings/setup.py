@@ -18,9 +18,9 @@ from livecore.recordings import routes
 from livecore.recordings.bucket import Bucket
 from livecore.recordings.bucket_storage import BucketStorage
 from livecore.recordings.metrics import UploadMetrics
-from livecore.recordings.recovery import finish_interrupted
+from livecore.recordings.recovery import finish_interrupted, finish_own_legs
 from livecore.recordings.retention import Retention
-from livecore.recordings.storage import LocalDisk
+from livecore.recordings.storage import LocalDisk, RecordingStorage
 from livecore.recordings.uploader import BucketUploader
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
                 logger.exception("recordings left open by the last stop: not finished now")
         else:
             await finish_interrupted(app[DB], storage, node_id=node_id)
+        if node_id:
+            await _finish_own_legs(app, storage, node_id)
         retention = asyncio.create_task(
             Retention(app[DB], storage, app[CONFIG].recordings).run(), name="retention"
         )
@@ -80,3 +82,14 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
     finally:
         if bucket is not None:
             await bucket.close()
+
+
+async def _finish_own_legs(app: web.Application, storage: RecordingStorage, node_id: str) -> None:
+    """Legs of recordings this node id was writing when it last stopped (a process of a box
+    killed and started again: no sibling finishes them, as its id comes back within the
+    reaper's wait), whichever process finishes the box's interrupted recordings."""
+    upload = storage.recover_local if isinstance(storage, BucketStorage) else None
+    try:
+        await finish_own_legs(app[DB], storage, node_id, upload=upload)
+    except Exception:  # a bucket that is down: the next start, or a survivor, finishes them
+        logger.exception("legs of recordings left open by the last stop: not finished now")

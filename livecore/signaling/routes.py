@@ -81,9 +81,10 @@ class Elsewhere(Protocol):
     def mark(self) -> str:
         """This node's mark: the end of its sessions' URLs (URL-safe, no '.')."""
 
-    def forwarded(self, request: web.Request) -> bool:
-        """True: another node forwarded this request, so it is answered here and never
-        forwarded again. Refuses a forged forward."""
+    async def forwarded(self, request: web.Request) -> bytes | None:
+        """The body of a request another node forwarded here (read whole and checked against
+        the forward's signature), which is answered here and never forwarded again; None: no
+        forward. Refuses a forged, stale or replayed forward."""
 
     async def stream_owner(self, slug: str) -> str | None:
         """The mark of another node holding live stream `slug`; None: no other node does."""
@@ -93,6 +94,8 @@ class Elsewhere(Protocol):
 
 
 _ELSEWHERE: Final[web.AppKey[Elsewhere]] = web.AppKey("signaling_elsewhere")
+# A forwarded request's body, read (and checked) before anything else.
+_FORWARDED_BODY: Final[web.RequestKey[bytes]] = web.RequestKey("forwarded_body", bytes)
 
 
 def setup(app: web.Application, *, whep_admit: WhepAdmit) -> None:
@@ -116,11 +119,15 @@ def serve_elsewhere(app: web.Application, elsewhere: Elsewhere) -> None:
     app[_ELSEWHERE] = elsewhere
 
 
-def _elsewhere(request: web.Request) -> Elsewhere | None:
+async def _elsewhere(request: web.Request) -> Elsewhere | None:
     """Where requests for other nodes go; None: one node, or a request another node forwarded
     here (answered here whatever it finds: a stale directory must not make a loop)."""
     elsewhere = request.app.get(_ELSEWHERE)
-    if elsewhere is None or elsewhere.forwarded(request):
+    if elsewhere is None:
+        return None
+    body = await elsewhere.forwarded(request)
+    if body is not None:
+        request[_FORWARDED_BODY] = body
         return None
     return elsewhere
 
@@ -143,7 +150,7 @@ def _local_session(request: web.Request) -> str:
 async def _to_session_owner(request: web.Request) -> web.Response | None:
     """The answer of the node a session URL names, when that is another node."""
     _, dot, mark = request.match_info["session"].partition(".")
-    if not dot or (elsewhere := _elsewhere(request)) is None or mark == elsewhere.mark:
+    if not dot or (elsewhere := await _elsewhere(request)) is None or mark == elsewhere.mark:
         return None
     body = await _read_body(request, request.app[CONFIG].sfu.max_offer_bytes)
     return await elsewhere.forward(request, mark, body)
@@ -186,14 +193,17 @@ async def _read_sdp(request: web.Request, content_type: str, limit: int) -> str:
 async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the body must be at most {limit} bytes")
-    # read(n) answers with what has arrived so far: an offer in several TCP segments needs
-    # several reads.
-    body = bytearray()
-    while len(body) <= limit and (chunk := await request.content.read(limit + 1 - len(body))):
-        body += chunk
+    body = request.get(_FORWARDED_BODY)  # read already: a forward
+    if body is None:
+        # read(n) answers with what has arrived so far: an offer in several TCP segments
+        # needs several reads.
+        read = bytearray()
+        while len(read) <= limit and (chunk := await request.content.read(limit + 1 - len(read))):
+            read += chunk
+        body = bytes(read)
     if len(body) > limit:
         raise PayloadTooLarge(f"the body must be at most {limit} bytes")
-    return bytes(body)
+    return body
 
 
 async def post_whip(request: web.Request) -> web.Response:
@@ -299,7 +309,7 @@ async def _trickle(
 async def post_whep(request: web.Request) -> web.Response:
     """Start playback: a recvonly SDP offer in; 201 with the answer and a session out."""
     slug = request.match_info["stream"]
-    elsewhere = _elsewhere(request)  # first: a forged forward is refused before anything
+    elsewhere = await _elsewhere(request)  # first: a forged forward is refused before anything
     await request.app[_WHEP_ADMIT](slug, bearer_token(request) or None)
     hub = request.app[HUBS].by_slug(slug)
     if hub is None:

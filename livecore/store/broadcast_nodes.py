@@ -14,6 +14,7 @@ class OpenBroadcast:
     id: int
     node_id: str  # '' : opened by a node older than migration 0019
     continuations: int
+    recording_path: str  # '': not recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,24 +32,46 @@ class BroadcastNodes:
 
     async def open_broadcast(self, stream_id: int) -> OpenBroadcast | None:
         row = await self._db.pool.fetchrow(
-            "SELECT id, node_id, continuations FROM broadcasts"
+            "SELECT id, node_id, continuations, recording_path FROM broadcasts"
             " WHERE stream_id = $1 AND ended_at IS NULL",
             stream_id,
         )
-        return OpenBroadcast(row["id"], row["node_id"], row["continuations"]) if row else None
+        if row is None:
+            return None
+        return OpenBroadcast(row["id"], row["node_id"], row["continuations"], row["recording_path"])
 
-    async def take_over(self, broadcast_id: int, node_id: str) -> bool:
-        """`node_id` carries the open broadcast from now on; False: it has ended meanwhile."""
-        taken = await self._db.pool.fetchval(
-            "UPDATE broadcasts SET node_id = $2, continuations = continuations + 1"
-            " WHERE id = $1 AND ended_at IS NULL RETURNING id",
-            broadcast_id, node_id,
-        )  # fmt: skip
-        return taken is not None
+    async def take_over(self, broadcast_id: int, node_id: str, leg: int = 0) -> bool:
+        """`node_id` carries the open broadcast from now on, recording its leg `leg` (0: none,
+        store.recording_legs); False: it has ended meanwhile."""
+        async with self._db.transaction() as conn:
+            path = await conn.fetchval(
+                "UPDATE broadcasts SET node_id = $2, continuations = continuations + 1"
+                " WHERE id = $1 AND ended_at IS NULL RETURNING recording_path",
+                broadcast_id, node_id,
+            )  # fmt: skip
+            if path is None:
+                return False
+            if path and leg > 0:
+                await conn.execute(
+                    "INSERT INTO recording_legs (broadcast_id, leg, node_id) VALUES ($1, $2, $3)"
+                    " ON CONFLICT DO NOTHING",
+                    broadcast_id, leg, node_id,
+                )  # fmt: skip
+                # The legs before may all be finished (its node drained fast): the recording
+                # is not complete again until this one is (store.recording_legs).
+                await conn.execute(
+                    "UPDATE broadcasts SET recording_ready = false, recording_bytes = 0"
+                    " WHERE id = $1",
+                    broadcast_id,
+                )
+        return True
 
     async def nodes_with_open_broadcasts(self) -> set[str]:
+        """Nodes carrying open broadcasts, or recording legs not finished yet (a recording's
+        leg of a node that died after its publisher moved on: store.recording_legs)."""
         rows = await self._db.pool.fetch(
-            "SELECT DISTINCT node_id FROM broadcasts WHERE ended_at IS NULL AND node_id <> ''"
+            "SELECT node_id FROM broadcasts WHERE ended_at IS NULL AND node_id <> ''"
+            " UNION SELECT node_id FROM recording_legs WHERE NOT finished AND node_id <> ''"
         )
         return {r["node_id"] for r in rows}
 

@@ -88,12 +88,17 @@ class Broadcasts:
                 recording_path,
                 node_id,
             )
+            assert row is not None
+            if recording_path:  # its first leg (store.recording_legs)
+                await conn.execute(
+                    "INSERT INTO recording_legs (broadcast_id, leg, node_id) VALUES ($1, 0, $2)",
+                    row["id"], node_id,
+                )  # fmt: skip
             await conn.execute(
                 "UPDATE streams SET state = 'live', started_at = now(), ended_at = NULL,"
                 " updated_at = now() WHERE id = $1",
                 stream_id,
             )
-        assert row is not None
         return _broadcast(row)
 
     async def describe(self, broadcast_id: int, media: MediaInfo) -> None:
@@ -102,14 +107,6 @@ class Broadcasts:
             " bitrate_bps = $6 WHERE id = $1",
             broadcast_id, media.video_codec, media.audio_codec, media.width, media.height,
             media.bitrate_bps,
-        )  # fmt: skip
-
-    async def recording_done(self, broadcast_id: int, size_bytes: int) -> None:
-        """The broadcast's recording is complete on disk: listed from now on if it has media."""
-        await self._db.pool.execute(
-            "UPDATE broadcasts SET recording_ready = recording_path <> '' AND $2 > 0,"
-            " recording_bytes = $2 WHERE id = $1",
-            broadcast_id, size_bytes,
         )  # fmt: skip
 
     async def unfinished_recordings(self) -> list[tuple[int, str, bool]]:
@@ -196,15 +193,19 @@ class Broadcasts:
         )
         return _broadcast(row) if row else None
 
-    async def recording_location(self, broadcast_id: int) -> tuple[str, str] | None:
-        """(stream slug, recording path) of a kept recording, for serving it as VOD."""
+    async def recording_location(self, broadcast_id: int) -> tuple[str, str, list[int]] | None:
+        """(stream slug, recording path, its legs with media in order: store.recording_legs)
+        of a kept recording, for serving it as VOD. No legs recorded (a broadcast older than
+        legs): its leg 0 is the whole recording."""
         row = await self._db.pool.fetchrow(
-            "SELECT s.slug, b.recording_path FROM broadcasts b JOIN streams s ON s.id = b.stream_id"
+            "SELECT s.slug, b.recording_path, ARRAY(SELECT l.leg FROM recording_legs l"
+            " WHERE l.broadcast_id = b.id AND l.bytes > 0 ORDER BY l.leg) AS legs"
+            " FROM broadcasts b JOIN streams s ON s.id = b.stream_id"
             f" WHERE b.id = $1 AND b.ended_at IS NOT NULL AND {_LISTED}"
             " AND b.recording_deleted_at IS NULL",
             broadcast_id,
         )
-        return (row["slug"], row["recording_path"]) if row else None
+        return (row["slug"], row["recording_path"], list(row["legs"]) or [0]) if row else None
 
     async def kept_recordings(self) -> list[KeptRecording]:
         """Every finished, not yet deleted recording, oldest first."""

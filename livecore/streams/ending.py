@@ -162,6 +162,7 @@ class Endings:
         if block_for_s is not None:
             block = await self._store.block(stream.id, block_for_s, reason, actor.id)
         await announce_end(self._bus, stream.id, ended_by, reason)
+        await self._end_now(stream.id)
         await self._audit("stream.end", actor, stream, reason, ended_by, block)
         return Ended(ended_by, block)
 
@@ -174,10 +175,20 @@ class Endings:
         block = await self._store.block(stream.id, block_for_s, reason, actor.id)
         if stream.state == "live":
             await announce_end(self._bus, stream.id, "admin", reason)
+            await self._end_now(stream.id)
         if broadcast_id is not None:
             await self._broadcasts.mark_deleted(broadcast_id)
         await self._audit("stream.takedown", actor, stream, reason, "admin", block, broadcast_id)
         return Ended("admin", block)
+
+    async def _end_now(self, stream_id: int) -> None:
+        """Record the end here, at once, not only on the node ingesting the stream (which ends
+        it too as it closes the publisher): a broadcast between nodes (its publisher left a
+        draining node, which keeps it open a while for the publisher to continue elsewhere)
+        has no such node, and a publisher that reconnects must not continue it."""
+        broadcast_id = await self._broadcasts.open_broadcast(stream_id)
+        if broadcast_id is not None and await self._broadcasts.end(broadcast_id):
+            logger.info("stream %d: broadcast %d ended on request", stream_id, broadcast_id)
 
     async def lift_block(self, actor: User, stream: Stream) -> bool:
         if actor.role != "admin":
@@ -235,8 +246,10 @@ class LiveEnder:
         self._publishers = publishers
         self._unsubscribe: dict[int, Callable[[], None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._requested: set[int] = set()  # streams whose end was asked, until they end
 
     def watch(self, stream_id: int) -> None:
+        self._requested.discard(stream_id)  # a new broadcast
         if stream_id not in self._unsubscribe:
             self._unsubscribe[stream_id] = self._bus.subscribe(stream_id, self._heard)
 
@@ -245,10 +258,19 @@ class LiveEnder:
         if unsubscribe is not None:
             unsubscribe()
 
+    def ended_on_request(self, stream_id: int) -> bool:
+        """Whether the broadcast of `stream_id` that just ended here was ended on request (by
+        this listener), not by its publisher leaving. Asked once per end."""
+        if stream_id in self._requested:
+            self._requested.discard(stream_id)
+            return True
+        return False
+
     def _heard(self, event: Event) -> None:
         # Called by the bus on its delivery path: must not block, so the stop is a task.
         if event.kind != "stream_state" or b'"ended_by"' not in event.body:
             return
+        self._requested.add(event.room)
         data = event.data()
         logger.info(
             "stream %d: broadcast ended on request (%s), closing its publisher",

@@ -9,7 +9,9 @@ are finished by recordings.recovery at the next start.
 Each broadcast row names the node carrying it. A publisher that leaves a draining node
 (`handover`) leaves its broadcast open for `node.handover_s`; when it reconnects to another
 node in that time, that node continues the same broadcast (`continues`): same id, same
-recording, no second go-live. Ends are conditional on the node still carrying it.
+recording, no second go-live, and it records the recording's next leg (`leg`,
+store.recording_legs): each node reports its own leg done, and the recording is listed once
+every leg is. Ends are conditional on the node still carrying it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from livecore.store import Database
 from livecore.store.broadcast_nodes import BroadcastNodes
 from livecore.store.broadcasts import Broadcasts, MediaInfo
+from livecore.store.recording_legs import RecordingLegs
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +40,8 @@ class StateChange:
     recording_path: str = ""  # at the start: where it records, relative to the data directory
     media: MediaInfo | None = None  # at the end
     recording_follows: bool = False  # at the end: a RecordingDone will come
-    continues: int | None = None  # at the start: the open broadcast continued here
+    continues: int | None = None  # at the start: the open broadcast continued here...
+    leg: int = 0  # ...and the leg of its recording recorded here (0: none, its own)
     handover: bool = False  # at the end: it stays open for its publisher on another node
 
 
@@ -73,15 +77,17 @@ class BroadcastLog:
     ) -> None:
         self._broadcasts = Broadcasts(db)
         self._nodes = BroadcastNodes(db)
+        self._legs = RecordingLegs(db)
         self._node_id = node_id
         self._on_change = on_change
         # (stream id): a handed-over broadcast has ended after all (its `offline` event).
         self._on_ended = on_ended or (lambda stream_id: None)
         self._queue: asyncio.Queue[Change] = asyncio.Queue(_QUEUE_CHANGES)
-        self._open: dict[int, int] = {}  # stream id -> open broadcast id
-        self._recording: dict[int, int] = {}  # broadcast (serial) -> id, until RecordingDone
+        # stream id -> (open broadcast id, the leg of its recording recorded here; None: none)
+        self._open: dict[int, tuple[int, int | None]] = {}
+        # broadcast (serial) -> (id, leg), until RecordingDone
+        self._recording: dict[int, tuple[int, int]] = {}
         self._handed_over: dict[int, int] = {}  # broadcast (serial) -> id, until HandoverOver
-        self._continued: set[int] = set()  # ids of broadcasts continued here
         self.lost = 0
 
     def report(self, change: Change) -> None:
@@ -108,9 +114,9 @@ class BroadcastLog:
 
     async def _apply(self, change: Change) -> None:
         if isinstance(change, RecordingDone):
-            broadcast_id = self._recording.pop(change.broadcast, None)
-            if broadcast_id is not None:
-                await self._broadcasts.recording_done(broadcast_id, change.size_bytes)
+            recording = self._recording.pop(change.broadcast, None)
+            if recording is not None:
+                await self._legs.finish(*recording, change.size_bytes)
         elif isinstance(change, HandoverOver):
             broadcast_id = self._handed_over.pop(change.broadcast, None)
             if broadcast_id is None:
@@ -121,32 +127,30 @@ class BroadcastLog:
         elif change.live:
             self._open[change.stream_id] = await self._start(change)
         else:
-            broadcast_id = self._open.pop(change.stream_id, None)
-            if broadcast_id is None:
+            opened = self._open.pop(change.stream_id, None)
+            if opened is None:
                 return
+            broadcast_id, leg = opened
             if change.media is not None:
                 await self._broadcasts.describe(broadcast_id, change.media)
             if change.handover:
                 self._handed_over[change.broadcast] = broadcast_id
             else:
                 await self._broadcasts.end(broadcast_id, self._node_id)
-            # The first node's recording stays the broadcast's: the parts recorded where it
-            # continued are not joined to it (TODO(#16): from the shared bucket).
-            if change.recording_follows and broadcast_id not in self._continued:
-                self._recording[change.broadcast] = broadcast_id
-            self._continued.discard(broadcast_id)
+            if change.recording_follows and leg is not None:
+                self._recording[change.broadcast] = (broadcast_id, leg)
         self._on_change()
 
-    async def _start(self, change: StateChange) -> int:
+    async def _start(self, change: StateChange) -> tuple[int, int | None]:
         if change.continues is not None:
-            if await self._nodes.take_over(change.continues, self._node_id):
-                logger.info("stream %d: broadcast %d continues on this node",
-                            change.stream_id, change.continues)  # fmt: skip
-                self._continued.add(change.continues)
-                return change.continues
+            if await self._nodes.take_over(change.continues, self._node_id, change.leg):
+                logger.info("stream %d: broadcast %d continues on this node (leg %d)",
+                            change.stream_id, change.continues, change.leg)  # fmt: skip
+                # Leg 0: the broadcast has no recording to go on with (this one is not its).
+                return change.continues, change.leg or None
             logger.warning("stream %d: broadcast %d ended before it could continue here",
                            change.stream_id, change.continues)  # fmt: skip
         broadcast = await self._broadcasts.start(
             change.stream_id, change.recording_path, self._node_id
         )
-        return broadcast.id
+        return broadcast.id, 0

@@ -50,8 +50,11 @@ class PlaybackPolicy:
         self._token_ttl_s = token_ttl_s
         self._extra_check = extra_check
         # Segment requests arrive many times a second per viewer: the stream's visibility is
-        # read from the database at most once a second per stream and node.
-        self._access: TtlCache[str, _Access | None] = TtlCache(1.0, max_keys=10_000)
+        # read from the database at most once a second per stream and node, refreshed ahead
+        # in its last half second (no viewer request waits for that read).
+        self._access: TtlCache[str, _Access | None] = TtlCache(
+            1.0, max_keys=10_000, refresh_ahead_s=0.5
+        )
         # Chat joins too (thousands a second in a premiere's first minute): the same bound.
         self._streams_by_slug: TtlCache[str, Stream | None] = TtlCache(1.0, max_keys=10_000)
 
@@ -80,11 +83,17 @@ class PlaybackPolicy:
     async def admit(self, slug: str, token: str | None) -> str:
         """Check an HLS request; returns the query its URIs carry. PlaybackRefused if denied."""
 
-        async def load() -> _Access | None:
-            stream = await self._streams.by_slug(slug)
-            return _Access(stream.id, stream.visibility != "public") if stream else None
+        # Every HLS request of every viewer passes here: a fresh answer is taken without
+        # making the loader.
+        if (hit := self._access.peek(slug)) is not None:
+            access = hit[1]
+        else:
 
-        access = await self._access.get(slug, load)
+            async def load() -> _Access | None:
+                stream = await self._streams.by_slug(slug)
+                return _Access(stream.id, stream.visibility != "public") if stream else None
+
+            access = await self._access.get(slug, load)
         if access is None or not access.protected:
             return ""  # unknown streams get the origin's own 404
         if token is None or verify_playback(self._secret_key, token, access.stream_id) is None:

@@ -10,9 +10,10 @@ neither sfu/ nor hls/ (wiring/media.py passes them in).
 
 While the node drains (livecore.nodestate), a broadcast whose publisher leaves is handed
 over: no `offline` event, and it ends only if its publisher has not continued it on another
-node within `handover_s`. So are those the node closes as it exits when another node takes
-publishes: the nodes that survive it end those their publishers do not continue. A broadcast
-continued here sends no second `live` event and is not screened again.
+node within `handover_s`, or as soon as an end is asked for (`ending.Endings` records it). So
+are those the node closes as it exits when another node takes publishes: the nodes that
+survive it end those their publishers do not continue. One ended on request is never handed
+over. A broadcast continued here sends no second `live` event and is not screened again.
 """
 
 from __future__ import annotations
@@ -127,11 +128,15 @@ class StreamStates(Generic[H]):
             recording = self._packaging.recording_of(hub)
         follows = recording is not None
         continued = self._node.continuing.pop(hub.stream_id, None) if live else None
-        handover = not live and self._node.hands_over
+        # An end asked for (livecore.streams.ending) is an end, even on a draining node: its
+        # publisher must not continue the broadcast elsewhere, and its playlists get ENDLIST.
+        requested = not live and self._ender.ended_on_request(hub.stream_id)
+        handover = not live and self._node.hands_over and not requested
         self._broadcasts.report(
             StateChange(
                 hub.stream_id, live, hub.serial, path, media, follows,
                 continues=continued.broadcast_id if continued else None, handover=handover,
+                leg=continued.discontinuity if continued and continued.recording_path else 0,
             )
         )  # fmt: skip
         if recording is not None:

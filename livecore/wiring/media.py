@@ -37,6 +37,7 @@ from livecore.hls.packaging import PackagingProcesses
 from livecore.hls.worker import Finished, InitReady, SegmentUpdate, WorkerEvent
 from livecore.nodestate import NodeState
 from livecore.recordings.layout import ROOT as RECORDINGS_ROOT
+from livecore.recordings.layout import leg_path
 from livecore.recordings.uploader import BucketUploader
 from livecore.safety.screening import Subject
 from livecore.sfu.hub import HubRegistry, StreamHub
@@ -95,6 +96,7 @@ async def _context(app: web.Application) -> AsyncIterator[None]:
         metrics=app[HLS_METRICS], packaging=packaging,
         on_thumbnail=lambda stream_id, jpeg: _screen_thumbnail(app, stream_id, jpeg),
         discontinuity_of=lambda stream_id: _discontinuity(node, stream_id),
+        leg_of=lambda stream_id: _leg(node, config.data_path, stream_id),
         observe=_uploading(uploader) if uploader is not None else None,
     )  # fmt: skip
     hubs.on_open(origin.attach)
@@ -165,6 +167,15 @@ class _IngestProbe:
 def _discontinuity(node: NodeState, stream_id: int) -> int:
     continued = node.continuing.get(stream_id)
     return continued.discontinuity if continued is not None else 0
+
+
+def _leg(node: NodeState, data_path: Path, stream_id: int) -> Path | None:
+    """Where a broadcast continued here records: the next leg of its recording, in the same
+    storage (the bucket's prefix, or the data directory the processes of a box share)."""
+    continued = node.continuing.get(stream_id)
+    if continued is None or not continued.recording_path:
+        return None
+    return data_path / leg_path(continued.recording_path, continued.discontinuity)
 
 
 def _uploading(uploader: BucketUploader) -> Callable[[Path, WorkerEvent], None]:

@@ -9,23 +9,27 @@ import asyncio
 import re
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import av
 import pytest
+import redis.asyncio as aioredis
 
-from livecore.appkeys import DRAIN, HLS_METRICS
+from livecore.appkeys import DRAIN, HLS_METRICS, HUBS
 from livecore.cluster.node import NodeInfo
+from livecore.cluster.redis_directory import PREFIX
 from livecore.cluster.routes import DIRECTORY
 from livecore.config import Config, ConfigError, HlsConfig, NodeConfig, StorageConfig
 from livecore.recordings.bucket import Bucket
 from livecore.store import Database
-from tests.chat.conftest import connect
+from tests.chat.conftest import Viewer, connect, user
 from tests.cluster.conftest import FAST, Node, creator_stream, owner_becomes
 from tests.cluster.serve import ServedNode, Services, bucket_env, served_node
-from tests.conftest import Client, MakeClient, wait_state
+from tests.conftest import Client, MakeClient, bearer, create_stream, wait_state
+from tests.streams.test_end_now import listed_recording, server_closed
 from tests.support import media
 from tests.support.media import hls_video_packets
 from tests.support.rtc import Publication, publish
@@ -441,3 +445,174 @@ async def test_a_killed_nodes_recording_is_finished_from_the_bucket_and_plays_fr
         "SELECT recording_ready, recording_bytes FROM broadcasts WHERE id = $1", broadcast["id"]
     )
     assert ended is not None and ended["recording_ready"] and ended["recording_bytes"] > 0
+
+
+async def owned_stream(client: Client, slug: str) -> tuple[int, str, dict[str, str]]:
+    """A creator's new stream: its id, its key, and the creator's Authorization."""
+    owner = await user(client, slug, creator=True)
+    key = await create_stream(client, owner["token"], slug)
+    resp = await client.get(f"/api/v1/streams/{slug}")
+    return int((await resp.json())["stream"]["id"]), key, bearer(owner["token"])
+
+
+async def told_ended(viewer: Viewer) -> None:
+    said = await viewer.wait_for(
+        lambda e: e["type"] == "stream_state" and e.get("ended_by") == "owner", 30
+    )
+    assert said["state"] == "offline"
+
+
+async def test_an_end_asked_while_a_broadcast_is_between_nodes_ends_it_at_once(
+    node: Node, redis_url: str, db: Database
+) -> None:
+    # A handover wait far longer than the test: only the end can close the broadcast.
+    a, b = [await node(name, redis_url, changes=HLS, handover_s=600.0, **FAST)
+            for name in ("node-a", "node-b")]  # fmt: skip
+    a_url, b_url = (f"http://127.0.0.1:{n.server.port}" for n in (a, b))
+    stream_id, key, owner = await owned_stream(b, "cooking")
+    viewers: list[Viewer] = []
+    async with aiohttp.ClientSession() as http:
+        pubs = [await publish(http, f"{a_url}/whip/cooking", key, media.clip())]
+        try:
+            await wait_state(b, "cooking", "live")
+            viewers += [await connect(n, "cooking") for n in (a, b)]
+            await playlist_with_segment(http, a_url + PLAYLIST)
+            drained = asyncio.create_task(a.app[DRAIN].run(asyncio.Event()))
+            await not_ready(http, a_url)
+            # The publisher leaves draining A to reconnect elsewhere: between nodes now.
+            async with http.delete(a_url + pubs[0].location) as resp:
+                assert resp.status == 200
+            await pubs[0].close()
+            await drained
+            [first] = await broadcasts(db, stream_id)
+            assert first["open"] and first["node_id"] == "node-a"
+
+            resp = await b.post("/api/v1/streams/cooking/end", json={"reason": "bye"},
+                                headers=owner)  # fmt: skip
+            assert resp.status == 202, await resp.text()
+            # Ended when the end is answered, not after the handover wait.
+            assert await broadcasts(db, stream_id) == [{**first, "open": False}]
+            for viewer in viewers:
+                await told_ended(viewer)
+            for n in (a, b):
+                await wait_state(n, "cooking", "offline")
+            recording = await listed_recording(b, "cooking")
+            assert recording["id"] == first["id"]
+            vod = await (await a.get(recording["url"])).text()
+            assert vod.rstrip().endswith("#EXT-X-ENDLIST")
+
+            # The publisher reconnects, to B: a new broadcast, not the ended one continued.
+            pubs.append(await publish(http, f"{b_url}/whip/cooking", key, media.clip()))
+            await carried_by(db, stream_id, "node-b")
+            [ended, second] = await broadcasts(db, stream_id)
+            assert ended == {**first, "open": False}
+            assert second == {"id": second["id"], "node_id": "node-b", "continuations": 0,
+                              "open": True}  # fmt: skip
+            assert second["id"] != first["id"]
+        finally:
+            for viewer in viewers:
+                await viewer.close()
+            for pub in pubs:
+                await pub.close()
+
+
+async def test_an_end_asked_while_the_node_drains_ends_the_broadcast_there(
+    node: Node, redis_url: str, db: Database
+) -> None:
+    a, b = [await node(name, redis_url, changes=HLS, handover_s=600.0, **FAST)
+            for name in ("node-a", "node-b")]  # fmt: skip
+    a_url, b_url = (f"http://127.0.0.1:{n.server.port}" for n in (a, b))
+    stream_id, key, owner = await owned_stream(b, "cooking")
+    viewers: list[Viewer] = []
+    async with aiohttp.ClientSession() as http:
+        pubs = [await publish(http, f"{a_url}/whip/cooking", key, media.clip())]
+        try:
+            await wait_state(b, "cooking", "live")
+            viewers += [await connect(n, "cooking") for n in (a, b)]
+            await playlist_with_segment(http, a_url + PLAYLIST)
+            drained = asyncio.create_task(a.app[DRAIN].run(asyncio.Event()))
+            await not_ready(http, a_url)
+            # The publisher is still on draining A when its owner ends the broadcast.
+            resp = await b.post("/api/v1/streams/cooking/end", json={"reason": "bye"},
+                                headers=owner)  # fmt: skip
+            assert resp.status == 202, await resp.text()
+            await server_closed(pubs[0].pc)
+            await drained
+            for viewer in viewers:
+                await told_ended(viewer)
+            # Ended, not handed over: A's playlist ends, as any ended broadcast's does, once
+            # packaging has flushed (a handed-over one is left to other nodes: 404 here).
+            async with asyncio.timeout(30):
+                while True:
+                    status, playlist = await get(http, a_url + PLAYLIST)
+                    assert status == 200, playlist
+                    if playlist.rstrip().endswith("#EXT-X-ENDLIST"):
+                        break
+                    await asyncio.sleep(0.1)
+            [first] = await broadcasts(db, stream_id)
+            assert not first["open"]
+
+            pubs.append(await publish(http, f"{b_url}/whip/cooking", key, media.clip()))
+            await carried_by(db, stream_id, "node-b")
+            [_, second] = await broadcasts(db, stream_id)
+            assert second["continuations"] == 0 and second["id"] != first["id"]
+        finally:
+            for viewer in viewers:
+                await viewer.close()
+            for pub in pubs:
+                await pub.close()
+
+
+async def heartbeats(
+    redis_url: str, node_id: str, count: int, check: Callable[[], Awaitable[None]]
+) -> None:
+    """Wait (60 s at most) for `count` heartbeats of node `node_id` (its key's TTL renewed),
+    awaiting `check()` between reads."""
+    redis = aioredis.Redis.from_url(redis_url)
+    key = f"{PREFIX}node:{node_id}"
+    try:
+        async with asyncio.timeout(60):
+            last = await redis.pttl(key)
+            while count:
+                await check()
+                ttl = await redis.pttl(key)
+                if ttl > last:
+                    count -= 1
+                last = ttl
+                await asyncio.sleep(0.02)
+    finally:
+        await redis.aclose()
+
+
+async def test_the_directory_names_the_node_a_publisher_moved_to_while_the_old_session_lasts(
+    node: Node, redis_url: str, db: Database
+) -> None:
+    a, b, c = [await node(name, redis_url, changes=HLS, handover_s=30.0, **FAST)
+               for name in ("node-a", "node-b", "node-c")]  # fmt: skip
+    a_url, b_url = (f"http://127.0.0.1:{n.server.port}" for n in (a, b))
+    node_b = NodeInfo("node-b", b_url)
+    stream_id, key = await creator_stream(b, "cooking")
+
+    async def owned_by_b() -> None:
+        assert await c.app[DIRECTORY].owner("cooking") == node_b
+
+    async with aiohttp.ClientSession() as http:
+        pubs = [await publish(http, f"{a_url}/whip/cooking", key, media.clip())]
+        try:
+            await owner_becomes(c, "cooking", NodeInfo("node-a", a_url))
+            drained = asyncio.create_task(a.app[DRAIN].run(asyncio.Event()))
+            await not_ready(http, a_url)
+            # The publisher is on B now, its session on A not gone yet: both hold the stream.
+            pubs.append(await publish(http, f"{b_url}/whip/cooking", key, media.clip()))
+            await carried_by(db, stream_id, "node-b")
+            await owner_becomes(c, "cooking", node_b)
+            assert a.app[HUBS].by_slug("cooking") is not None
+            await heartbeats(redis_url, "node-a", 5, owned_by_b)
+            # A's old session ends: B's entry stays.
+            async with http.delete(a_url + pubs[0].location) as resp:
+                assert resp.status == 200
+            await drained
+            await heartbeats(redis_url, "node-b", 2, owned_by_b)
+        finally:
+            for pub in pubs:
+                await pub.close()

@@ -98,3 +98,91 @@ async def test_a_forgotten_key_is_loaded_again_and_the_others_are_kept() -> None
     cache.forget("a")
     assert await cache.get("a", load) == 3
     assert await cache.get("b", load) == 2
+
+
+async def test_peek_sees_a_fresh_value_only() -> None:
+    clock = ManualClock()
+    cache: TtlCache[str, int | None] = TtlCache(1.0, clock=clock)
+
+    async def load() -> int | None:
+        return None
+
+    assert cache.peek("k") is None  # never loaded
+    assert await cache.get("k", load) is None
+    assert cache.peek("k") == (1.0, None)  # a stored None is a hit, told apart from a miss
+    clock.now = 1.5
+    assert cache.peek("k") is None  # expired
+
+
+async def test_a_value_due_is_refreshed_ahead_while_askers_get_it_at_once() -> None:
+    clock = ManualClock()
+    cache: TtlCache[str, int] = TtlCache(1.0, clock=clock, refresh_ahead_s=0.5)
+    values = iter([1, 2])
+    loads = 0
+    gate = asyncio.Event()
+    landed = asyncio.Event()
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        if loads > 1:
+            await gate.wait()  # the refresh is slow: nobody may wait for it
+            landed.set()
+        return next(values)
+
+    assert await cache.get("k", load) == 1
+    clock.now = 0.4
+    assert cache.peek("k") == (1.0, 1)  # not due yet: no refresh
+    clock.now = 0.6
+    assert cache.peek("k") is None  # due: callers go to get, which answers at once
+    assert [await cache.get("k", load) for _ in range(20)] == [1] * 20
+    await asyncio.sleep(0)  # the refresh task starts
+    assert loads == 2  # one refresh, however many asked
+    gate.set()
+    await landed.wait()
+    await asyncio.sleep(0)  # the refresh stores its value after its load returns
+    assert cache.peek("k") == (1.6, 2)
+    assert loads == 2
+
+
+async def test_a_value_past_its_ttl_is_never_returned_while_a_refresh_runs() -> None:
+    clock = ManualClock()
+    cache: TtlCache[str, int] = TtlCache(1.0, clock=clock, refresh_ahead_s=0.5)
+    values = iter([1, 2])
+    gate = asyncio.Event()
+
+    async def load() -> int:
+        value = next(values)
+        if value > 1:
+            await gate.wait()
+        return value
+
+    assert await cache.get("k", load) == 1
+    clock.now = 0.9
+    assert await cache.get("k", load) == 1  # starts the refresh
+    clock.now = 1.1  # expired: this asker waits for the refresh in flight, not the old value
+    waiting = asyncio.create_task(cache.get("k", load))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    gate.set()
+    assert await waiting == 2
+
+
+async def test_a_load_begun_before_an_invalidation_is_not_kept() -> None:
+    cache: TtlCache[str, int] = TtlCache(60.0, clock=ManualClock())
+    values = iter([1, 2])
+    gate = asyncio.Event()
+
+    async def load() -> int:
+        value = next(values)
+        if value == 1:
+            await gate.wait()  # read before the change below
+        return value
+
+    reading = asyncio.create_task(cache.get("k", load))
+    await asyncio.sleep(0)
+    cache.invalidate()  # this node changed what the value is computed from
+    gate.set()
+    assert await reading == 1  # the asker gets what was read for it
+    assert cache.peek("k") is None  # but it is not kept
+    assert await cache.get("k", load) == 2

@@ -12,6 +12,7 @@ from pytest_aiohttp import AiohttpClient
 
 from livecore.app import create_app
 from livecore.config import Config
+from livecore.ops import metrics as ops_metrics
 from livecore.ops.runtime import PROBE_S
 from tests.conftest import Client
 from tests.support.fakes import CapturingMailSender
@@ -100,3 +101,23 @@ async def test_request_log_has_one_line_per_request(
     lines = [r for r in caplog.records if r.name == "livecore.request"]
     assert len(lines) == 1
     assert "GET /healthz 200" in lines[0].getMessage()
+
+
+def test_kept_request_series_count_into_the_same_samples() -> None:
+    metrics = ops_metrics.Metrics()
+    for _ in range(3):
+        count, latency = metrics.http_series("GET", "/hls/{stream}/master.m3u8", 200)
+        count.inc()
+        latency.observe(0.001)
+    # More series than are kept (clients may send any method): the kept ones are dropped,
+    # and the samples they counted into go on from where they were.
+    for i in range(ops_metrics._MAX_SERIES):
+        metrics.http_series(f"M{i}", "unmatched", 405)
+    metrics.http_series("GET", "/hls/{stream}/master.m3u8", 200)[0].inc()
+    labels = {"method": "GET", "route": "/hls/{stream}/master.m3u8", "status": "200"}
+    assert metrics.registry.get_sample_value("livecore_http_requests_total", labels) == 4.0
+    del labels["status"]
+    assert (
+        metrics.registry.get_sample_value("livecore_http_request_duration_seconds_count", labels)
+        == 3.0
+    )
