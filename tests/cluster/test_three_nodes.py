@@ -8,7 +8,8 @@ One run goes through every phase in turn:
 3. hls.js in headless Chromium plays it through B (at the same time as 2);
 4. A drained (SIGTERM): the publisher's next POST to A is sent on to B (307) and the broadcast
    goes on there, the same one (one row), while FFmpeg reading through C plays on; A exits and
-   starts again (a rolling restart);
+   starts again (a rolling restart); the broadcast ends on B and its one recording plays
+   from C end to end, A's media then B's;
 5. a second stream on B, and B killed (kill -9): the stream goes offline on A and C, and its
    recording, finished from the bucket, plays from C up to the last segment B uploaded.
 """
@@ -42,6 +43,12 @@ from tests.cluster.test_drain import (
     not_ready,
     playlist_with_segment,
     read_video,
+)
+from tests.cluster.test_recording_legs import (
+    in_bucket,
+    plays_both_legs,
+    recording_path,
+    segments_stored,
 )
 from tests.conftest import wait_state
 from tests.recordings.test_bucket_live import (
@@ -232,13 +239,19 @@ async def test_three_node_processes_serve_hand_over_and_survive_a_kill(
                            or through_c.seen[-1][0] <= switched):  # fmt: skip
                         through_c.check()
                         await asyncio.sleep(0.2)
-            # The publisher ends the broadcast on B.
+            # The publisher ends the broadcast on B, once B's part of the recording (its
+            # second leg) has two segments in the bucket.
+            path = await recording_path(db, first["id"])
+            await segments_stored(in_bucket(bucket), f"{path}/leg-1", 2)
             async with http.delete(b.url + pubs[1].location) as resp:
                 assert resp.status == 200
             await pubs[1].close()
             await wait_state(c.api, "cooking", "offline")
             [ended] = await broadcasts(db, stream_id)
             assert ended["id"] == first["id"] and not ended["open"]
+            # One recording: A's media then B's, end to end, from C.
+            assert [r["id"] for r in await _recordings(c.api, "cooking")] == [first["id"]]
+            await plays_both_legs(http, f"{c.url}/vod/{first['id']}/vod.m3u8", tmp_path)
 
             # 5. A second stream on B; B is killed once two segments are in the bucket.
             a = await restarted
@@ -246,9 +259,7 @@ async def test_three_node_processes_serve_hand_over_and_survive_a_kill(
             pubs.append(await publish(http, f"{b.url}/whip/garden", garden_key, media.clip()))
             await wait_state(a.api, "garden", "live")
             [garden] = await broadcasts(db, garden_id)
-            path = await db.pool.fetchval(
-                "SELECT recording_path FROM broadcasts WHERE id = $1", garden["id"]
-            )
+            path = await recording_path(db, garden["id"])
             before = _uris(await _bucket_playlist(bucket, path, segments=2))
             await b.kill_hard()
         finally:
