@@ -21,7 +21,7 @@ from livecore.config import Config, StorageConfig
 from livecore.recordings.bucket import Bucket
 from livecore.store import Database
 from tests.cluster.conftest import FAST, Node, creator_stream
-from tests.cluster.serve import Services, served_node
+from tests.cluster.serve import Services, bucket_env, served_node
 from tests.cluster.test_drain import HLS, NODE_A, broadcasts, carried_by, not_ready
 from tests.conftest import Client, wait_state
 from tests.support import media
@@ -30,15 +30,6 @@ from tests.web.browser import Chromium
 from tests.web.conftest import chromium  # noqa: F401  (fixture)
 
 Read = Callable[[str], Awaitable[str]]  # a leg's stored playlist, by its recording path
-
-
-def bucket_env(storage: StorageConfig) -> dict[str, str]:
-    return {
-        "LIVECORE_STORAGE__KIND": "s3", "LIVECORE_STORAGE__BUCKET": storage.bucket,
-        "LIVECORE_STORAGE__ENDPOINT_URL": storage.endpoint_url,
-        "LIVECORE_STORAGE__KEY_PREFIX": storage.key_prefix,
-        "LIVECORE_STORAGE__RETRY_BASE_S": "0.05", "LIVECORE_STORAGE__RETRY_MAX_S": "0.5",
-    }  # fmt: skip
 
 
 def in_bucket(bucket: Bucket) -> Read:
