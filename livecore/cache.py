@@ -97,6 +97,13 @@ class TtlCache(Generic[K, V]):
         self._values.pop(key, None)
         self._generation += 1
 
+    def forget_if(self, key: K, value: V) -> None:
+        """Forget the key's value if it is still `value`: of the many askers that saw one
+        value fail, the first forgets it, and the value a load put there since is kept."""
+        hit = self._values.get(key)
+        if hit is not None and hit[1] == value:
+            self.forget(key)
+
 
 def _refreshed(tasks: set[asyncio.Task[V]]) -> Callable[[asyncio.Task[V]], None]:
     def done(task: asyncio.Task[V]) -> None:

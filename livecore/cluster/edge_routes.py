@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import time
 from collections import OrderedDict
@@ -42,7 +43,9 @@ logger = logging.getLogger(__name__)
 
 CORS = {"Access-Control-Allow-Origin": "*"}
 _HINT = b'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="'
-_OUTCOMES = ("upstream", "joined", "cached")
+_NOT_LIVE = b'"no such live stream"'
+_GONE_ERRNOS = (errno.ECONNREFUSED, errno.ECONNRESET, errno.EPIPE)
+_OUTCOMES = ("upstream", "joined", "cached", "moved")
 # What an answer from the owner keeps on its way to the viewer.
 _KEPT = (
     "Content-Type", "Cache-Control", "ETag", "Retry-After",
@@ -64,6 +67,10 @@ class Fetched:
     body: bytes
     headers: dict[str, str]
     expires: float  # monotonic time; 0: not cached
+
+
+class OwnerGone(BadGateway):
+    """The node named as the owner refused or reset the connection: it has exited."""
 
 
 class Edge:
@@ -107,6 +114,28 @@ class Edge:
         if directory is None:
             raise NotFound("no such live stream", headers=CORS)
         stream = request.match_info["stream"]
+        owner = await self._owner(directory, stream)
+        path_qs = request.rel_url.path_qs
+        try:
+            fetched = await self._ask(stream, owner, path_qs)
+        except OwnerGone:
+            # Refused or reset: the node has exited (a handover, a restart), and the stream
+            # may be live on another node already. FFmpeg stops reading at a failed reload.
+            moved = await self._ask_where_it_went(directory, stream, owner, path_qs)
+            if moved is None:
+                raise
+            fetched = moved
+        else:
+            if fetched.status == 404 and _not_held(fetched):  # it was told it holds it
+                moved = await self._ask_where_it_went(directory, stream, owner, path_qs)
+                fetched = moved or fetched
+        etag = fetched.headers.get("ETag")
+        if fetched.status == 200 and etag and etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=fetched.headers)
+        return web.Response(status=fetched.status, body=fetched.body, headers=fetched.headers)
+
+    async def _owner(self, directory: Directory, stream: str) -> NodeInfo:
+        """The other node holding `stream`, as the cache (or else the directory) says."""
         if (known := self._owners.peek(stream)) is not None:
             owner = known[1]
         else:
@@ -116,20 +145,40 @@ class Edge:
                 raise Unavailable("the stream directory cannot be reached", headers=CORS) from None
         if owner is None or owner.id == directory.node.id:
             raise NotFound("no such live stream", headers=CORS)
-        url = owner.internal_url + request.rel_url.path_qs
+        return owner
+
+    async def _ask(self, stream: str, owner: NodeInfo, path_qs: str) -> Fetched:
+        """`owner`'s answer for `path_qs` (cached, or joined to the request in flight); the
+        owner is forgotten (the directory read again next time) when it failed or answered
+        404: it may have died, or the broadcast ended or moved to another node."""
+        url = owner.internal_url + path_qs
         fetched = self._cached(url)
         if fetched is None:
             try:
                 fetched = await self._join(url)
             except BadGateway:
-                self._owners.forget(stream)  # it may have died: read the directory again
+                self._owners.forget_if(stream, owner)
                 raise
         if fetched.status == 404:
-            self._owners.forget(stream)  # the broadcast may have ended or moved to another node
-        etag = fetched.headers.get("ETag")
-        if fetched.status == 200 and etag and etag in request.headers.get("If-None-Match", ""):
-            return web.Response(status=304, headers=fetched.headers)
-        return web.Response(status=fetched.status, body=fetched.body, headers=fetched.headers)
+            self._owners.forget_if(stream, owner)
+        return fetched
+
+    async def _ask_where_it_went(
+        self, directory: Directory, stream: str, failed: NodeInfo, path_qs: str
+    ) -> Fetched | None:
+        """The answer of the node the directory names now, read once afresh (single flight:
+        the viewers of one failed answer share one read); None when it still names `failed`
+        or no other node (the failed answer stands). Once per request: a second failure is
+        answered as it is."""
+        try:
+            owner = await self._owner(directory, stream)
+        except (NotFound, Unavailable):
+            return None
+        if owner.id == failed.id:
+            self._owners.forget_if(stream, owner)  # as any failure: the next request reads
+            return None
+        self._counters["moved"].inc()
+        return await self._ask(stream, owner, path_qs)
 
     def _cached(self, url: str) -> Fetched | None:
         hit = self._cache.get(url)
@@ -184,7 +233,10 @@ class Edge:
                 headers = {k: v for k in _KEPT if (v := resp.headers.get(k)) is not None}
         except (aiohttp.ClientError, TimeoutError) as exc:
             logger.warning("edge: %s failed: %s", url, exc)
-            raise BadGateway("the node holding the stream did not answer", headers=CORS) from None
+            # Refused or reset says the node is not there any more; a timeout does not (a
+            # busy node): only the first is worth asking the directory again for.
+            error = OwnerGone if _gone(exc) else BadGateway
+            raise error("the node holding the stream did not answer", headers=CORS) from None
         fetched = Fetched(resp.status, body, headers, self._expiry(url, resp.status, headers))
         if fetched.expires:
             self._store(url, fetched)
@@ -234,6 +286,20 @@ class Edge:
         while self._cached_bytes > self._cache_bytes:
             _, dropped = self._cache.popitem(last=False)
             self._cached_bytes -= len(dropped.body)
+
+
+def _gone(exc: BaseException) -> bool:
+    """Whether a failed request says nothing listens there any more (refused, reset, or a
+    kept-alive connection the node closed as it exited)."""
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ServerDisconnectedError):
+        return True
+    return isinstance(exc, aiohttp.ClientOSError) and exc.errno in _GONE_ERRNOS
+
+
+def _not_held(fetched: Fetched) -> bool:
+    """A 404 saying the node does not hold the stream (hls.routes' answer for a stream not
+    live there), not one for a file a live stream does not have."""
+    return _NOT_LIVE in fetched.body
 
 
 def _max_age(cache_control: str) -> float:

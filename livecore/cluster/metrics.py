@@ -17,7 +17,8 @@ class ClusterMetrics:
             "livecore_edge_requests_total",
             "HLS requests for streams held by another node, by how they were answered: "
             "upstream (asked of the owner, including the part a playlist hints at next, asked "
-            "ahead of its viewers), joined (a request already in flight), cached",
+            "ahead of its viewers), joined (a request already in flight), cached, moved (the "
+            "owner had exited or no longer held it, and the directory read again named another)",
             ["outcome"],
             registry=registry,
         )

@@ -100,6 +100,20 @@ async def test_a_forgotten_key_is_loaded_again_and_the_others_are_kept() -> None
     assert await cache.get("b", load) == 2
 
 
+async def test_a_value_is_forgotten_only_while_it_is_the_one_that_failed() -> None:
+    cache: TtlCache[str, int] = TtlCache(60.0, clock=ManualClock())
+    values = iter([1, 2])
+
+    async def load() -> int:
+        return next(values)
+
+    assert await cache.get("a", load) == 1
+    cache.forget_if("a", 1)  # the first asker that saw 1 fail
+    assert await cache.get("a", load) == 2
+    cache.forget_if("a", 1)  # another asker that saw 1 fail: 2 is kept
+    assert cache.peek("a") == (60.0, 2)
+
+
 async def test_peek_sees_a_fresh_value_only() -> None:
     clock = ManualClock()
     cache: TtlCache[str, int | None] = TtlCache(1.0, clock=clock)
