@@ -6,8 +6,11 @@ immutable files (init segments, segments, parts) and blocking-reload playlists a
 small memory cache, so an edge asks the owner about once per part. Which node owns a stream is
 read from the directory the same way: one read per stream at a time, kept `owner_cache_s`
 (and forgotten as soon as that node answers 404 or fails), not one Redis round trip per
-viewer request. Blocking reloads stay blocking: the query is forwarded and the owner holds the
-request. Range requests are answered with the whole file (parts and segments are small).
+viewer request. An owner that has gone (refused, reset) or says it does not hold the stream
+costs one more read before the answer, and the node it names now, if another, answers:
+within `owner_cache_s` of a handover the old owner has often exited already. Blocking
+reloads stay blocking: the query is forwarded and the owner holds the request. Range
+requests are answered with the whole file (parts and segments are small).
 
 A playlist from the owner names the part coming next (EXT-X-PRELOAD-HINT): the edge asks the
 owner for it at once (the owner holds that request until the part is written), so the part
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import time
 from collections import OrderedDict
@@ -35,6 +37,7 @@ from prometheus_client import Counter
 
 from livecore.cache import TtlCache
 from livecore.cluster.directory import Directory, DirectoryUnavailable
+from livecore.cluster.gone import node_gone
 from livecore.cluster.metrics import ClusterMetrics
 from livecore.cluster.node import NodeInfo
 from livecore.errors import BadGateway, NotFound, Unavailable
@@ -44,7 +47,6 @@ logger = logging.getLogger(__name__)
 CORS = {"Access-Control-Allow-Origin": "*"}
 _HINT = b'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="'
 _NOT_LIVE = b'"no such live stream"'
-_GONE_ERRNOS = (errno.ECONNREFUSED, errno.ECONNRESET, errno.EPIPE)
 _OUTCOMES = ("upstream", "joined", "cached", "moved")
 # What an answer from the owner keeps on its way to the viewer.
 _KEPT = (
@@ -235,7 +237,7 @@ class Edge:
             logger.warning("edge: %s failed: %s", url, exc)
             # Refused or reset says the node is not there any more; a timeout does not (a
             # busy node): only the first is worth asking the directory again for.
-            error = OwnerGone if _gone(exc) else BadGateway
+            error = OwnerGone if node_gone(exc) else BadGateway
             raise error("the node holding the stream did not answer", headers=CORS) from None
         fetched = Fetched(resp.status, body, headers, self._expiry(url, resp.status, headers))
         if fetched.expires:
@@ -286,14 +288,6 @@ class Edge:
         while self._cached_bytes > self._cache_bytes:
             _, dropped = self._cache.popitem(last=False)
             self._cached_bytes -= len(dropped.body)
-
-
-def _gone(exc: BaseException) -> bool:
-    """Whether a failed request says nothing listens there any more (refused, reset, or a
-    kept-alive connection the node closed as it exited)."""
-    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ServerDisconnectedError):
-        return True
-    return isinstance(exc, aiohttp.ClientOSError) and exc.errno in _GONE_ERRNOS
 
 
 def _not_held(fetched: Fetched) -> bool:

@@ -26,7 +26,9 @@ class ClusterMetrics:
             "livecore_edge_signaling_requests_total",
             "WHEP offers and WHIP/WHEP session requests for streams and sessions of other nodes, "
             "by outcome: forwarded (the owner answered, whatever its status), gone (no such node "
-            "in the directory: 404), unreachable (the owner did not answer: 502), unavailable "
+            "in the directory: 404), unreachable (the owner did not answer: 502), moved (a WHEP "
+            "offer's owner had gone or no longer held the stream, and the directory read again "
+            "named another, which was asked), unavailable "
             "(the directory could not be read: 503); and forwards refused here: forged (a bad "
             "signature), stale (signed too long ago or too far ahead), replayed (taken "
             "already), all 403, overloaded (too many forwards in the window: 503)",

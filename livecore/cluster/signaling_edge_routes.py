@@ -37,6 +37,7 @@ from livecore.cluster.forward_signature import (
     ForwardRefused,
     sign,
 )
+from livecore.cluster.gone import node_gone
 from livecore.cluster.metrics import ClusterMetrics
 from livecore.cluster.node import NodeInfo
 from livecore.errors import ApiError, BadGateway, Forbidden, NotFound, Unavailable
@@ -65,6 +66,10 @@ def _node_id(mark: str) -> str | None:
         return base64.urlsafe_b64decode(mark + "=" * (-len(mark) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
+
+
+class _Gone(BadGateway):
+    """The node refused or reset the connection: it has exited."""
 
 
 class SignalingEdge:
@@ -150,6 +155,26 @@ class SignalingEdge:
             # mark naming no node at all is answered the same: nothing is relayed for it).
             self._count("gone")
             raise NotFound("no such session or live stream: the node that held it is gone")
+        # A WHEP offer whose owner (as cached) refuses or resets the connection (it exited),
+        # or says the stream is not live there, goes once to the node the directory names
+        # now: within owner_cache_s of a handover the old owner has often gone (the HLS
+        # edge's rule).
+        slug = request.match_info.get("stream") if request.method == "POST" else None
+        try:
+            answer = await self._send(request, node, body)
+        except _Gone:
+            if slug is None or (moved := await self._moved(slug, node.id)) is None:
+                raise
+            return await self._send(request, moved, body)
+        if (
+            answer.status == 404
+            and slug is not None
+            and (moved := await self._moved(slug, node.id)) is not None
+        ):
+            return await self._send(request, moved, body)
+        return answer
+
+    async def _send(self, request: web.Request, node: NodeInfo, body: bytes) -> web.Response:
         assert self._session is not None
         headers = {k: v for k in _SENT if (v := request.headers.get(k)) is not None}
         headers[FORWARDED_BY] = sign(
@@ -172,9 +197,29 @@ class SignalingEdge:
             self._forget_owner(request)
             logger.warning("%s %s: node %s did not answer: %s", request.method, request.path,
                            node.id, exc)  # fmt: skip
-            raise BadGateway("the node holding this stream or session did not answer") from None
+            error = _Gone if node_gone(exc) else BadGateway
+            raise error("the node holding this stream or session did not answer") from None
         self._count("forwarded")
         return web.Response(status=resp.status, body=answer, headers=kept)
+
+    async def _moved(self, slug: str, failed_id: str) -> NodeInfo | None:
+        """The other node holding `slug` as the directory says now, read once afresh (one read
+        for the offers that saw the same owner fail); None if it names `failed_id` still, this
+        node, or none (the failure stands)."""
+        directory = self._read()
+        try:
+            owner = await self._owners.get(slug, lambda: directory.owner(slug))
+            if owner is not None and owner.id == failed_id:
+                self._owners.forget_if(slug, owner)
+                owner = await self._owners.get(slug, lambda: directory.owner(slug))
+        except DirectoryUnavailable:
+            return None
+        if owner is None or owner.id in (failed_id, self._node.id):
+            if owner is not None:
+                self._owners.forget_if(slug, owner)  # as any failure: the next offer reads
+            return None
+        self._count("moved")
+        return owner
 
     def _forget_owner(self, request: web.Request) -> None:
         slug = request.match_info.get("stream")
