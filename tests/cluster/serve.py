@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psutil
@@ -21,6 +22,8 @@ from livecore.config import StorageConfig
 from tests.support.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+# [node] settings for a served node: its directory entries go within about a second of its death.
+NODE_A = {"directory_ttl_s": "1.0", "heartbeat_s": "0.2"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,3 +156,15 @@ async def _answers(served: ServedNode) -> None:
             assert served.proc.returncode is None, f"{served.name} exited:\n{served.log()}"
             assert time.monotonic() < deadline, f"{served.name} did not come up:\n{served.log()}"
             await asyncio.sleep(0.2)
+
+
+async def not_ready(http: aiohttp.ClientSession, a: ServedNode | str) -> dict[str, Any]:
+    """The body of the node's /readyz once it answers 503 (draining; 30 s at most)."""
+    url = a.url if isinstance(a, ServedNode) else a
+    async with asyncio.timeout(30):
+        while True:
+            async with http.get(url + "/readyz") as resp:
+                if resp.status == 503:
+                    body: dict[str, Any] = await resp.json()
+                    return body
+            await asyncio.sleep(0.1)

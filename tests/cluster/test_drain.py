@@ -11,10 +11,8 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-import av
 import pytest
 import redis.asyncio as aioredis
 
@@ -22,41 +20,25 @@ from livecore.appkeys import DRAIN, HLS_METRICS, HUBS
 from livecore.cluster.node import NodeInfo
 from livecore.cluster.redis_directory import PREFIX
 from livecore.cluster.routes import DIRECTORY
-from livecore.config import Config, ConfigError, HlsConfig, NodeConfig, StorageConfig
+from livecore.config import Config, ConfigError, NodeConfig, StorageConfig
 from livecore.recordings.bucket import Bucket
 from livecore.store import Database
 from tests.chat.conftest import Viewer, connect, user
 from tests.cluster.conftest import FAST, Node, creator_stream, owner_becomes
-from tests.cluster.serve import ServedNode, Services, bucket_env, served_node
+from tests.cluster.serve import NODE_A, Services, bucket_env, not_ready, served_node
 from tests.conftest import Client, MakeClient, bearer, create_stream, wait_state
 from tests.streams.test_end_now import listed_recording, server_closed
 from tests.support import media
+from tests.support.handover import HLS, broadcasts, carried_by
+from tests.support.live_hls import (
+    PLAYLIST,
+    get,
+    keyframes_after_restart,
+    playlist_with_segment,
+    read_video,
+)
 from tests.support.media import hls_video_packets
 from tests.support.rtc import Publication, publish
-
-HLS = {"hls": HlsConfig(renditions=("source",))}
-PLAYLIST = "/hls/cooking/source/index.m3u8"
-NODE_A = {"directory_ttl_s": "1.0", "heartbeat_s": "0.2"}
-
-
-async def broadcasts(db: Database, stream_id: int) -> list[dict[str, Any]]:
-    rows = await db.pool.fetch(
-        "SELECT id, node_id, continuations, ended_at IS NULL AS open FROM broadcasts"
-        " WHERE stream_id = $1 ORDER BY id",
-        stream_id,
-    )
-    return [dict(r) for r in rows]
-
-
-async def carried_by(db: Database, stream_id: int, node_id: str) -> None:
-    """Wait (30 s at most) until the stream's open broadcast names `node_id`: the database is
-    written a moment after the hub opens and the directory names the node."""
-    async with asyncio.timeout(30):
-        while True:
-            rows = await broadcasts(db, stream_id)
-            if any(b["open"] and b["node_id"] == node_id for b in rows):
-                return
-            await asyncio.sleep(0.05)
 
 
 def blocking_reloads(client: Client) -> float:
@@ -66,32 +48,6 @@ def blocking_reloads(client: Client) -> float:
             if sample.name.endswith("_total") and sample.labels == {"kind": "blocking"}:
                 return float(sample.value)
     return 0.0
-
-
-async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
-    async with http.get(url) as resp:
-        return resp.status, await resp.text()
-
-
-async def playlist_with_segment(http: aiohttp.ClientSession, url: str) -> str:
-    """The live playlist at `url` once it lists a complete segment (60 s at most)."""
-    async with asyncio.timeout(60):
-        while True:
-            status, text = await get(http, url)
-            if status == 200 and "#EXTINF" in text:
-                return text
-            await asyncio.sleep(0.2)
-
-
-async def not_ready(http: aiohttp.ClientSession, a: ServedNode | str) -> dict[str, Any]:
-    url = a.url if isinstance(a, ServedNode) else a
-    async with asyncio.timeout(30):
-        while True:
-            async with http.get(url + "/readyz") as resp:
-                if resp.status == 503:
-                    body: dict[str, Any] = await resp.json()
-                    return body
-            await asyncio.sleep(0.1)
 
 
 async def next_part_served(http: aiohttp.ClientSession, url: str) -> None:
@@ -316,31 +272,6 @@ async def test_viewers_of_a_node_that_handed_a_stream_over_are_served_by_the_nod
         finally:
             for pub in pubs:
                 await pub.close()
-
-
-def read_video(
-    url: str, seen: list[tuple[float, float, bool]], stop: threading.Event,
-    data: dict[float, bytes] | None = None,
-) -> None:  # fmt: skip
-    """Append (arrival, pts, keyframe) of each video packet FFmpeg demuxes from live HLS `url`
-    to `seen` (and its bytes to `data` by pts, when given) until `stop` is set (checked at
-    each packet). Blocks: run it in a thread."""
-    with av.open(url, "r", options={"http_persistent": "0"}, timeout=10) as container:
-        video = container.streams.video[0]
-        for packet in container.demux(video):
-            if packet.pts is not None and video.time_base:
-                pts = float(packet.pts * video.time_base)
-                if data is not None:
-                    data[pts] = bytes(packet)
-                seen.append((time.monotonic(), pts, packet.is_keyframe))
-            if stop.is_set():
-                return
-
-
-def keyframes_after_restart(seen: list[tuple[float, float, bool]]) -> int:
-    """Keyframes read after the timestamps went back by more than a second (a new timeline)."""
-    restart = next((i for i in range(1, len(seen)) if seen[i][1] < seen[i - 1][1] - 1.0), len(seen))
-    return sum(1 for _, _, key in seen[restart:] if key)
 
 
 async def test_ffmpeg_reading_through_a_third_node_plays_on_across_a_handover(

@@ -17,17 +17,11 @@ from livecore.cluster.signaling_edge_routes import node_mark
 from livecore.config import Config
 from livecore.store import Database
 from tests.cluster.conftest import FAST, Node, creator_stream, owner_becomes
-from tests.cluster.serve import Services, served_node
-from tests.cluster.test_drain import (
-    HLS,
-    NODE_A,
-    PLAYLIST,
-    carried_by,
-    not_ready,
-    playlist_with_segment,
-)
+from tests.cluster.serve import NODE_A, Services, not_ready, served_node
 from tests.cluster.test_signaling_edge import SDP, forwards, viewer_offer
 from tests.support import media
+from tests.support.handover import HLS, carried_by
+from tests.support.live_hls import PLAYLIST, playlist_with_segment
 from tests.support.rtc import Publication, publish
 
 

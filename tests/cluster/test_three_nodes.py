@@ -33,33 +33,38 @@ from livecore.recordings.bucket import Bucket
 from livecore.store import Database
 from loadtests import hlsjs_player
 from tests.cluster.conftest import creator_stream
-from tests.cluster.serve import ServedNode, Services, bucket_env, served_node, served_nodes
-from tests.cluster.test_drain import (
+from tests.cluster.serve import (
+    ServedNode,
+    Services,
+    bucket_env,
+    not_ready,
+    served_node,
+    served_nodes,
+)
+from tests.conftest import wait_state
+from tests.support import media
+from tests.support.bucket_recording import (
+    assert_finished_vod,
+    bucket_objects,
+    bucket_playlist,
+    listed_recordings,
+    playlist_uris,
+    vod_duration_s,
+)
+from tests.support.handover import broadcasts, carried_by
+from tests.support.live_hls import (
     PLAYLIST,
-    broadcasts,
-    carried_by,
     get,
     keyframes_after_restart,
-    not_ready,
     playlist_with_segment,
     read_video,
 )
-from tests.cluster.test_recording_legs import (
+from tests.support.recording_legs import (
     in_bucket,
     plays_both_legs,
     recording_path,
     segments_stored,
 )
-from tests.conftest import wait_state
-from tests.recordings.test_bucket_live import (
-    _assert_finished_vod,
-    _bucket_playlist,
-    _recordings,
-    _stored,
-    _uris,
-    _vod_duration_s,
-)
-from tests.support import media
 from tests.support.rtc import Publication, publish
 from tests.web.conftest import PLAYWRIGHT_STARTUP
 
@@ -167,10 +172,10 @@ async def plays_what_reached_the_bucket(
         assert resp.status == 200
         served = await resp.text()
     assert served == (await bucket.read(bucket.key(path, "vod.m3u8"))).decode()
-    _assert_finished_vod(served, await _stored(bucket, path))
-    assert set(uploaded) <= set(_uris(served))
+    assert_finished_vod(served, await bucket_objects(bucket, path))
+    assert set(uploaded) <= set(playlist_uris(served))
     durations = [float(d) for d in re.findall(r"#EXTINF:([0-9.]+)", served)]
-    assert await asyncio.to_thread(_vod_duration_s, vod) >= sum(durations[:-1])
+    assert await asyncio.to_thread(vod_duration_s, vod) >= sum(durations[:-1])
 
 
 async def test_three_node_processes_serve_hand_over_and_survive_a_kill(
@@ -250,7 +255,7 @@ async def test_three_node_processes_serve_hand_over_and_survive_a_kill(
             [ended] = await broadcasts(db, stream_id)
             assert ended["id"] == first["id"] and not ended["open"]
             # One recording: A's media then B's, end to end, from C.
-            assert [r["id"] for r in await _recordings(c.api, "cooking")] == [first["id"]]
+            assert [r["id"] for r in await listed_recordings(c.api, "cooking")] == [first["id"]]
             await plays_both_legs(http, f"{c.url}/vod/{first['id']}/vod.m3u8", tmp_path)
 
             # 5. A second stream on B; B is killed once two segments are in the bucket.
@@ -260,7 +265,7 @@ async def test_three_node_processes_serve_hand_over_and_survive_a_kill(
             await wait_state(a.api, "garden", "live")
             [garden] = await broadcasts(db, garden_id)
             path = await recording_path(db, garden["id"])
-            before = _uris(await _bucket_playlist(bucket, path, segments=2))
+            before = playlist_uris(await bucket_playlist(bucket, path, segments=2))
             await b.kill_hard()
         finally:
             for pub in pubs:
@@ -276,6 +281,6 @@ async def test_three_node_processes_serve_hand_over_and_survive_a_kill(
         [lost] = await broadcasts(db, garden_id)
         assert lost["node_id"] == "node-b" and not lost["open"]
         # The recording, finished from the bucket, plays from C up to B's last upload.
-        listed = await _recordings(c.api, "garden")
+        listed = await listed_recordings(c.api, "garden")
         assert [r["id"] for r in listed] == [garden["id"]]
         await plays_what_reached_the_bucket(c, garden["id"], bucket, path, before)
