@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from livecore.cluster.metrics import ClusterMetrics
@@ -17,25 +15,9 @@ from livecore.cluster.redis_directory import RedisDirectory
 from livecore.config import HlsConfig
 from tests.cluster.conftest import Node, creator_stream, owner_becomes
 from tests.conftest import Client
+from tests.support.edge_requests import body, counting
 from tests.support.rtc import publishing
 from tests.support.services import free_port
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def counting(seen: Counter[str]) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
-        seen[request.path_qs] += 1
-        return await handler(request)
-
-    return count
-
-
-async def body(client: Client, path: str) -> bytes:
-    resp = await client.get(path)
-    assert resp.status == 200, (path, resp.status, await resp.text())
-    return await resp.read()
 
 
 async def same_answer(a: Client, b: Client, path: str) -> bytes:

@@ -9,27 +9,16 @@ import re
 from collections import Counter
 
 import aiohttp
-import redis.asyncio as aioredis
 
 from livecore.cluster.node import NodeInfo
 from livecore.config import HlsConfig
 from tests.cluster.conftest import Node, creator_stream, owner_becomes
-from tests.cluster.test_edge import body, counting
+from tests.support.edge_requests import body, counting, directory_reads
 from tests.support.rtc import publishing
 
 # More than the 100 connections of a Redis client's pool: one directory read per viewer
 # request, all at once, ran out of them (503s, and the node's own heartbeat failed).
 VIEWERS = 150
-
-
-async def directory_reads(redis_url: str) -> int:
-    """GET commands the test Redis has run (only the directory's owner lookups use GET)."""
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        stats = await client.info("commandstats")
-    finally:
-        await client.aclose()
-    return int(stats.get("cmdstat_get", {}).get("calls", 0))
 
 
 async def crowd(url: str) -> list[tuple[int, bytes]]:

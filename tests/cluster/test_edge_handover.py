@@ -18,11 +18,11 @@ from livecore.config import Config
 from livecore.store import Database
 from tests.cluster.conftest import FAST, Node, creator_stream, owner_becomes
 from tests.cluster.serve import NODE_A, Services, not_ready, served_node
-from tests.cluster.test_signaling_edge import SDP, forwards, viewer_offer
 from tests.support import media
 from tests.support.handover import HLS, carried_by
 from tests.support.live_hls import PLAYLIST, playlist_with_segment
 from tests.support.rtc import Publication, publish
+from tests.support.whep import SDP, forwards, viewer_offer
 
 
 async def test_an_edge_that_still_names_an_exited_owner_serves_the_node_the_stream_moved_to(

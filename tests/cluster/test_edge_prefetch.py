@@ -14,7 +14,7 @@ from aiohttp import web
 from livecore.cluster.node import NodeInfo
 from livecore.config import HlsConfig
 from tests.cluster.conftest import Node, creator_stream, owner_becomes
-from tests.cluster.test_edge import Handler, body, counting
+from tests.support.edge_requests import Handler, body, counting
 from tests.support.rtc import publishing
 
 

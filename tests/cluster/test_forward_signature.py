@@ -15,8 +15,8 @@ from livecore.cluster.node import NodeInfo
 from livecore.cluster.signaling_edge_routes import FORWARDED_BY, node_mark
 from livecore.errors import Handler
 from tests.cluster.conftest import Node, creator_stream, owner_becomes
-from tests.cluster.test_signaling_edge import SDP, forwards, publish_on, viewer_offer
 from tests.conftest import Client, bearer
+from tests.support.whep import SDP, forwards, publish_on, viewer_offer
 
 SECRET = b"k" * 32
 A, B = node_mark("node-a"), node_mark("node-b")

@@ -12,7 +12,7 @@ from livecore.cluster.node import NodeInfo
 from livecore.config import HlsConfig
 from loadtests import hlsjs_player
 from tests.cluster.conftest import Node, creator_stream, owner_becomes
-from tests.cluster.test_edge import counting
+from tests.support.edge_requests import counting
 from tests.support.rtc import publishing
 from tests.web.conftest import PLAYWRIGHT_STARTUP
 

@@ -4,14 +4,13 @@ session held by node A to A, and the media flows between the client and A."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
+from aiortc import RTCSessionDescription
 from prometheus_client import CollectorRegistry
 
-from livecore.appkeys import METRICS, PUBLISHERS, VIEWERS
+from livecore.appkeys import PUBLISHERS, VIEWERS
 from livecore.cluster.metrics import ClusterMetrics
 from livecore.cluster.node import NodeInfo
 from livecore.cluster.redis_directory import RedisDirectory
@@ -19,41 +18,13 @@ from livecore.cluster.signaling_edge_routes import FORWARDED_BY, node_mark
 from livecore.sfu.media import h264_is_keyframe
 from livecore.sfu.passthrough import EncodedFrame
 from tests.cluster.conftest import Node, creator_stream, owner_becomes
-from tests.cluster.test_edge_coalescing import directory_reads
-from tests.conftest import Client, bearer, create_stream, register, wait_state
-from tests.support.media import clip
-from tests.support.rtc import Publication, loopback_pc, publish
+from tests.conftest import bearer, create_stream, register, wait_state
+from tests.support.edge_requests import directory_reads
 from tests.support.services import free_port
+from tests.support.whep import SDP, forwards, publish_on, viewer_offer
 
-SDP = {"Content-Type": "application/sdp"}
 FRAG = {"Content-Type": "application/trickle-ice-sdpfrag"}
 CANDIDATE = "a=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host"
-
-
-async def forwards(client: Client, outcome: str) -> float:
-    """How many signaling requests `client`'s node sent elsewhere with this outcome."""
-    registry = client.app[METRICS].registry
-    name, labels = "livecore_edge_signaling_requests_total", {"outcome": outcome}
-    # In a thread: the registry's process collector reads /proc.
-    return await asyncio.to_thread(registry.get_sample_value, name, labels) or 0.0
-
-
-async def publish_on(client: Client, slug: str, key: str) -> Publication:
-    pub = await publish(client.session, str(client.make_url(f"/whip/{slug}")), key, clip())
-    await wait_state(client, slug, "live")
-    return pub
-
-
-def viewer_offer() -> tuple[RTCPeerConnection, Any, Any]:
-    pc = loopback_pc()
-    video = pc.addTransceiver("video", direction="recvonly")
-    caps = RTCRtpReceiver.getCapabilities("video")
-    assert caps is not None
-    video.setCodecPreferences(
-        [c for c in caps.codecs if c.mimeType.lower() in ("video/h264", "video/rtx")]
-    )
-    audio = pc.addTransceiver("audio", direction="recvonly")
-    return pc, video, audio
 
 
 def trickle(offer: str) -> str:
