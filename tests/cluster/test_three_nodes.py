@@ -222,9 +222,9 @@ async def test_three_node_processes_serve_hand_over_and_survive_a_kill(
                 assert (await not_ready(http, a))["checks"]["node"] == "draining"
                 pubs.append(await publish(http, f"{a.url}/whip/cooking", key, media.clip()))
                 assert pubs[1].endpoint == f"{b.url}/whip/cooking"
-                # The old connection drops once C sends its viewers to B: until its owner
-                # cache (node.edge_owner_cache_s) is read again, C would ask A, and answer
-                # 502 once A has gone, which ends FFmpeg's reading (a failed reload).
+                # The old connection drops once C sends its viewers to B. (C, still naming A
+                # in its owner cache when A has gone, would read the directory again when A
+                # refuses and ask B: test_edge_handover.)
                 await playlist_continued(http, c.url + PLAYLIST)
                 await pubs[0].close()
                 # Its publisher gone, A has nothing left to serve: it exits by itself.
