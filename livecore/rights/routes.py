@@ -29,6 +29,7 @@ from livecore.rights.deletion import (
 )
 from livecore.rights.export import export_document
 from livecore.store.admin_users import AdminUsers, LastAdmin
+from livecore.store.broadcasts import Broadcasts
 from livecore.store.data_rights import DataRights
 from livecore.tips.providers import PaymentDeclined, ProcessorRefused, ProviderUnavailable
 
@@ -77,7 +78,7 @@ async def delete_me(request: web.Request) -> web.Response:
     app = request.app
     deletion = AccountDeletion(
         DataRights(app[DB]), app[AUTH], app[TWO_FACTOR], app[SUBSCRIPTIONS], app[BUS],
-        app[USERS], AdminUsers(app[DB]), app[AUDIT], app[_PASSWORDS],
+        app[USERS], AdminUsers(app[DB]), app[AUDIT], app[_PASSWORDS], Broadcasts(app[DB]),
     )  # fmt: skip
     try:
         deleted = await deletion.delete(
