@@ -109,12 +109,18 @@ class Broadcasts:
             media.bitrate_bps,
         )  # fmt: skip
 
-    async def unfinished_recordings(self) -> list[tuple[int, str, bool]]:
-        """(id, recording path, still open) of every recording not complete yet, on any node."""
+    async def unfinished_recordings(
+        self, but_open_of: str | None = None
+    ) -> list[tuple[int, str, bool]]:
+        """(id, recording path, still open) of every recording not complete yet, on any node
+        (but those of broadcasts still open that node `but_open_of` carries)."""
         rows = await self._db.pool.fetch(
             "SELECT id, recording_path, ended_at IS NULL AS open FROM broadcasts"
             " WHERE recording_path <> '' AND NOT recording_ready"
-            " AND recording_deleted_at IS NULL ORDER BY id"
+            " AND recording_deleted_at IS NULL"
+            " AND NOT (ended_at IS NULL AND node_id = coalesce($1, '') AND $1 IS NOT NULL)"
+            " ORDER BY id",
+            but_open_of,
         )
         return [(r["id"], r["recording_path"], r["open"]) for r in rows]
 

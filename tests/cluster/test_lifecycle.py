@@ -6,18 +6,24 @@ the admin view names a stream's owner only while an older node yields it."""
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
 import aiohttp
 
 from livecore.appkeys import DRAIN
+from livecore.config import Config
 from livecore.store import Database
 from tests.admin.accounts import admin, suspend
 from tests.chat.conftest import Viewer, connect
-from tests.cluster.conftest import FAST, Node
+from tests.cluster.conftest import FAST, Node, creator_stream
+from tests.cluster.serve import Services, served_node
 from tests.cluster.test_drain import (
     HLS,
+    NODE_A,
     PLAYLIST,
     broadcasts,
+    carried_by,
     not_ready,
     owned_stream,
     playlist_with_segment,
@@ -25,7 +31,7 @@ from tests.cluster.test_drain import (
 from tests.conftest import wait_state
 from tests.streams.test_end_now import listed_recording
 from tests.support import media
-from tests.support.rtc import publish
+from tests.support.rtc import Publication, publish
 
 
 async def test_a_suspension_while_a_broadcast_is_between_nodes_ends_it_at_once(
@@ -72,3 +78,93 @@ async def test_a_suspension_while_a_broadcast_is_between_nodes_ends_it_at_once(
             for viewer in viewers:
                 await viewer.close()
             await pub.close()
+
+
+async def test_a_node_started_again_quickly_after_a_crash_ends_what_it_carried(
+    node: Node, redis_url: str, dsn: str, db: Database, config: Config, tmp_path: Path
+) -> None:
+    """Node A (a real `livecore serve`) is killed and started again under the same id
+    before the survivors' wait is over (far longer than the test here): it ends the
+    broadcast its row still names as it starts, and viewers on every node are told."""
+    b = await node("node-b", redis_url, changes=HLS, handover_s=600.0, **FAST)
+    stream_id, key = await creator_stream(b, "cooking")
+    services = Services(dsn, redis_url, config.secret_key)
+    viewers: list[Viewer] = []
+    async with aiohttp.ClientSession() as http:
+        async with served_node("node-a", tmp_path, services, node=NODE_A) as a:
+            pub = await publish(http, f"{a.url}/whip/cooking", key, media.clip())
+            try:
+                await wait_state(b, "cooking", "live")
+                await carried_by(db, stream_id, "node-a")
+                viewers.append(await connect(b, "cooking"))
+                await a.kill_hard()
+            finally:
+                await pub.close()
+        [first] = await broadcasts(db, stream_id)
+        assert first["open"]
+        try:
+            async with served_node("node-a", tmp_path, services, node=NODE_A):
+                said = await viewers[0].wait_for(
+                    lambda e: e["type"] == "stream_state" and e["state"] == "offline", 30
+                )
+                assert "ended_by" not in said
+                assert await broadcasts(db, stream_id) == [{**first, "open": False}]
+                await wait_state(b, "cooking", "offline")
+                audited = await db.pool.fetch(
+                    "SELECT details FROM audit_log WHERE action = 'broadcast.node_lost'"
+                )
+                assert [json.loads(r["details"]) for r in audited] == [
+                    {"stream_id": stream_id, "node_id": "node-a", "restarted": True}
+                ]
+        finally:
+            for viewer in viewers:
+                await viewer.close()
+
+
+async def test_a_drained_node_started_again_quickly_leaves_its_broadcast_to_the_next_node(
+    node: Node, redis_url: str, dsn: str, db: Database, config: Config, tmp_path: Path
+) -> None:
+    """Node A drains (SIGTERM), its publisher leaves it, it exits and is started again
+    under the same id before the handover wait is over: the broadcast stays open, and the
+    publisher reconnecting to B continues it there (A being alive again does not make it a
+    new broadcast)."""
+    b = await node("node-b", redis_url, changes=HLS, handover_s=60.0, **FAST)
+    b_url = f"http://127.0.0.1:{b.server.port}"
+    stream_id, key = await creator_stream(b, "cooking")
+    services = Services(dsn, redis_url, config.secret_key)
+    settings = {**NODE_A, "drain_grace_s": "120", "handover_s": "600"}
+    async with aiohttp.ClientSession() as http:
+        pubs = [await publish_when_served(http, tmp_path, services, settings, key)]
+        try:
+            [first] = await broadcasts(db, stream_id)
+            assert first["open"] and first["node_id"] == "node-a"
+            async with served_node("node-a", tmp_path, services, node=settings):
+                # Started again: the broadcast left for a handover is still open.
+                assert await broadcasts(db, stream_id) == [first]
+                pubs.append(await publish(http, f"{b_url}/whip/cooking", key, media.clip()))
+                await carried_by(db, stream_id, "node-b")
+                assert await broadcasts(db, stream_id) == [
+                    {"id": first["id"], "node_id": "node-b", "continuations": 1, "open": True}
+                ]
+                await wait_state(b, "cooking", "live")
+        finally:
+            for pub in pubs:
+                await pub.close()
+
+
+async def publish_when_served(
+    http: aiohttp.ClientSession, tmp: Path, services: Services, settings: dict[str, str],
+    key: str,
+) -> Publication:  # fmt: skip
+    """Publish on node A, drain it (SIGTERM), and let the publisher leave it: A exits by
+    itself, the broadcast left open for a handover. Returns the (closed) publication."""
+    async with served_node("node-a", tmp, services, node=settings) as a:
+        pub = await publish(http, f"{a.url}/whip/cooking", key, media.clip())
+        try:
+            await playlist_with_segment(http, a.url + PLAYLIST)
+            a.terminate()
+            await not_ready(http, a)
+        finally:
+            await pub.close()
+        assert await a.exited() == 0, a.log()
+    return pub
