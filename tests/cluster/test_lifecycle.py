@@ -10,8 +10,12 @@ import json
 from pathlib import Path
 
 import aiohttp
+import redis.asyncio as aioredis
 
-from livecore.appkeys import DRAIN
+from livecore.appkeys import AUDIT, BUS, DB, DRAIN, RECORDINGS
+from livecore.cluster.reaper import Reaper
+from livecore.cluster.redis_directory import PREFIX
+from livecore.cluster.routes import DIRECTORY
 from livecore.config import Config
 from livecore.store import Database
 from tests.admin.accounts import admin, suspend
@@ -168,3 +172,54 @@ async def publish_when_served(
             await pub.close()
         assert await a.exited() == 0, a.log()
     return pub
+
+
+async def test_a_broadcast_left_for_a_handover_is_ended_by_its_node_when_the_wait_is_over(
+    node: Node, redis_url: str, db: Database
+) -> None:
+    """Node A drained and its publisher left without reconnecting anywhere; A, started again
+    within the wait (its start rule run here on A's own parts), leaves the broadcast open
+    until the wait noted in the directory is over, then ends it: viewers on every node are
+    told, as when a survivor ends a dead node's broadcast."""
+    a, b = [await node(name, redis_url, changes=HLS, handover_s=600.0, **FAST)
+            for name in ("node-a", "node-b")]  # fmt: skip
+    a_url = f"http://127.0.0.1:{a.server.port}"
+    stream_id, key, _ = await owned_stream(b, "cooking")
+    async with aiohttp.ClientSession() as http:
+        pub = await publish(http, f"{a_url}/whip/cooking", key, media.clip())
+        try:
+            await wait_state(b, "cooking", "live")
+            viewer = await connect(b, "cooking")
+            await playlist_with_segment(http, a_url + PLAYLIST)
+            drained = asyncio.create_task(a.app[DRAIN].run(asyncio.Event()))
+            await not_ready(http, a_url)
+            async with http.delete(a_url + pub.location) as resp:
+                assert resp.status == 200
+            await drained
+        finally:
+            await pub.close()
+    [first] = await broadcasts(db, stream_id)
+    assert first["open"] and first["node_id"] == "node-a"
+    # The wait A noted as it drained, shortened: the test does not wait out handover_s.
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        assert await redis.pexpire(f"{PREFIX}handover:node-a", 3000)
+    finally:
+        await redis.aclose()
+    reaper = Reaper(
+        a.app[DB], a.app[DIRECTORY], a.app[BUS], a.app[AUDIT], a.app[RECORDINGS],
+        interval_s=1.0, handover_s=600.0, on_change=lambda: None,
+    )  # fmt: skip
+    try:
+        waiting = await reaper.after_start()
+        assert waiting is not None
+        assert await broadcasts(db, stream_id) == [first]  # left open for the wait
+        assert await waiting == 1
+        assert await broadcasts(db, stream_id) == [{**first, "open": False}]
+        said = await viewer.wait_for(
+            lambda e: e["type"] == "stream_state" and e["state"] == "offline", 30
+        )
+        assert "ended_by" not in said
+        await wait_state(b, "cooking", "offline")
+    finally:
+        await viewer.close()
