@@ -7,6 +7,9 @@ per client address, failures count (up to `auth.login_ip_max_failures`). The per
 count is taken before the code is checked, so a burst of concurrent guesses cannot all slip
 in before the first failure is counted. Counted in memory per node, like logins.
 
+The TOTP secret is stored encrypted (`secretbox.py`); one that does not decrypt fails the
+code step with SecretUnreadable, never passes it.
+
 Plain asyncio over the store; the HTTP side lives in `twofactor_routes.py`.
 """
 
@@ -191,7 +194,7 @@ class TwoFactorService:
             raise PendingLoginInvalid()  # 2FA turned off between the steps: start again
         try:
             await self._check(user, state, code, client_ip)
-        except CodeRejected:
+        except (CodeRejected, SecretUnreadable):
             await self._audit.record("user.login_2fa_failed", "user", user.id, client_ip=client_ip)
             raise
         return user

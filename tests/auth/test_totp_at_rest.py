@@ -11,8 +11,9 @@ import logging
 import pytest
 
 from livecore.store import Database
+from livecore.store.audit import AuditLog
 from tests.auth.test_two_factor import EMAIL, code, code_step, password_step, turn_on
-from tests.conftest import Client, MakeClient, register
+from tests.conftest import Client, MakeClient, bearer, register
 
 BOB = "bob@example.com"
 
@@ -89,7 +90,7 @@ async def test_plaintext_secrets_keep_working_and_are_encrypted_at_start(
 
 
 async def test_a_replaced_secret_key_is_a_2fa_failure_the_admin_can_act_on(
-    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+    make_client: MakeClient, db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = await make_client()
     ann = await register(client, EMAIL)
@@ -101,5 +102,13 @@ async def test_a_replaced_secret_key_is_a_2fa_failure_the_admin_can_act_on(
     assert body["error"]["code"] == "two_factor_unreadable"
     assert "token" not in body
     assert f"user {ann['user']['id']} does not decrypt" in caplog.text
+    actions = await AuditLog(db).actions_for("user", ann["user"]["id"])
+    assert "user.login_2fa_failed" in actions
     # The password alone still does not log in.
     assert await password_step(replaced)
+    # The other code steps answer the same, not 500.
+    resp = await replaced.post(
+        "/api/v1/me/2fa/disable", json={"code": code(secret, steps=1)}, headers=bearer(ann["token"])
+    )
+    assert resp.status == 409, await resp.text()
+    assert (await resp.json())["error"]["code"] == "two_factor_unreadable"
