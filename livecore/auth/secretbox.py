@@ -6,7 +6,8 @@ own label: the secret key signs other things (sessions' CSRF tokens, grants), an
 for one use must never serve another. The user's id is the associated data, so a row copied
 onto another account does not decrypt there. The stored text is `v1:` and the URL-safe
 base64 of a 12-byte random nonce followed by the ciphertext and its tag; a base32 secret
-(A-Z, 2-7) can never start so, which is how a row written before encryption is told apart.
+(A-Z, 2-7) can never start so, which is how a row written before encryption is told apart
+(and sealed when a node starts).
 
 May import: nothing from livecore.
 """
@@ -51,9 +52,11 @@ class SecretBox:
         return PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
     def open(self, user_id: int, stored: str) -> str:
-        """The secret; a value stored before encryption (not sealed) is returned as is."""
+        """The secret. A value that is not sealed is refused too: every node seals the rows
+        of earlier versions before it serves, so plaintext here was written since, and a
+        secret someone wrote into the table in clear must not let them make codes."""
         if not is_sealed(stored):
-            return stored
+            raise SecretUnreadable()
         try:
             raw = base64.urlsafe_b64decode(stored[len(PREFIX) :].encode("ascii"))
             plain = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _associated(user_id))

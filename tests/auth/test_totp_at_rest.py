@@ -75,18 +75,31 @@ async def test_plaintext_secrets_keep_working_and_are_encrypted_at_start(
     # As a node of an older version stored them.
     await _set_stored(db, ann["user"]["id"], ann_secret)
     await _set_stored(db, bob["user"]["id"], bob_secret)
-    got, body = await code_step(client, await password_step(client), code(ann_secret, steps=1))
-    assert got == 200, body
 
-    await make_client()  # a node starting encrypts every secret left in plaintext
+    upgraded = await make_client()  # a node starting encrypts every secret left in plaintext
     plain = await db.pool.fetchval(
         "SELECT count(*) FROM two_factor WHERE NOT starts_with(secret, 'v1:')"
     )
     assert plain == 0
     assert ann_secret not in await _stored(db, ann["user"]["id"])
     assert bob_secret not in await _stored(db, bob["user"]["id"])
+    got, body = await code_step(upgraded, await password_step(upgraded), code(ann_secret, steps=1))
+    assert got == 200, body
     got, body = await code_step(client, await password_step(client, BOB), code(bob_secret, steps=1))
     assert got == 200, body
+
+
+async def test_a_secret_written_in_clear_after_start_is_refused(
+    client: Client, db: Database
+) -> None:
+    """Someone who can write the table cannot put a secret of their own there in clear."""
+    ann = await register(client, EMAIL)
+    await turn_on(client, ann["token"])
+    theirs = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    await _set_stored(db, ann["user"]["id"], theirs)
+    got, body = await code_step(client, await password_step(client), code(theirs, steps=1))
+    assert got == 409, body
+    assert body["error"]["code"] == "two_factor_unreadable"
 
 
 async def test_a_replaced_secret_key_is_a_2fa_failure_the_admin_can_act_on(
