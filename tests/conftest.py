@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 import uvloop
@@ -26,6 +27,9 @@ from tests.support.services import RedisProcess, postgres, redis_server
 from tests.support.stripe_peer import StripePeer
 
 Client = TestClient[Any, Any]
+# What the API helpers below take: a test client, or a session whose base URL is a node's
+# (one running as its own process).
+Api = Client | aiohttp.ClientSession
 
 
 def pytest_asyncio_loop_factories(
@@ -167,7 +171,7 @@ PASSWORD = "correct horse battery"
 
 
 async def register(
-    client: Client,
+    client: Api,
     email: str = "ann@example.com",
     *,
     password: str = PASSWORD,
@@ -200,7 +204,7 @@ async def create_stream(client: Client, owner_token: str, slug: str, **fields: A
     return str((await resp.json())["stream_key"])
 
 
-async def wait_state(client: Client, slug: str, want: str, timeout_s: float = 20) -> None:
+async def wait_state(client: Api, slug: str, want: str, timeout_s: float = 20) -> None:
     """Wait until the streams API shows the stream `want` ("live" or "offline")."""
     deadline = time.monotonic() + timeout_s
     while True:

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from pytest_aiohttp import AiohttpClient
@@ -17,7 +18,7 @@ from livecore.cluster.node import NodeInfo
 from livecore.cluster.routes import DIRECTORY
 from livecore.config import Config, NodeConfig
 from livecore.deadlines import server_options
-from tests.conftest import Client, bearer, register
+from tests.conftest import Api, Client, bearer, register
 from tests.recordings.conftest import bucket, s3_server, storage  # noqa: F401  (fixtures)
 from tests.support.fakes import CapturingMailSender
 from tests.support.services import free_port
@@ -51,9 +52,9 @@ def node(
     return make
 
 
-async def creator_stream(client: Client, slug: str) -> tuple[int, str]:
+async def creator_stream(client: Api, slug: str) -> tuple[int, str]:
     body = await register(client, f"{slug}@example.com", creator=True, display_name=slug)
-    client.session.cookie_jar.clear()
+    (client if isinstance(client, aiohttp.ClientSession) else client.session).cookie_jar.clear()
     resp = await client.post("/api/v1/streams", json={"slug": slug},
                              headers=bearer(body["token"]))  # fmt: skip
     assert resp.status == 201, await resp.text()

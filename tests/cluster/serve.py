@@ -1,5 +1,6 @@
 """A node as its own `livecore serve` process (signals need one): loopback port, the test
-PostgreSQL and Redis, ICE on 127.0.0.1 only, its output kept for the failure message."""
+PostgreSQL and Redis, ICE on 127.0.0.1 only, its output kept for the failure message; or
+several such nodes started at once."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
+from livecore.config import StorageConfig
 from tests.support.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,11 +32,25 @@ class Services:
     secret_key: str
 
 
+def bucket_env(storage: StorageConfig) -> dict[str, str]:
+    """The LIVECORE_* variables that point a served node at the bucket of `storage`."""
+    return {
+        "LIVECORE_STORAGE__KIND": storage.kind, "LIVECORE_STORAGE__BUCKET": storage.bucket,
+        "LIVECORE_STORAGE__ENDPOINT_URL": storage.endpoint_url,
+        "LIVECORE_STORAGE__KEY_PREFIX": storage.key_prefix,
+        "LIVECORE_STORAGE__RETRY_BASE_S": str(storage.retry_base_s),
+        "LIVECORE_STORAGE__RETRY_MAX_S": str(storage.retry_max_s),
+        "LIVECORE_STORAGE__REQUEST_TIMEOUT_S": str(storage.request_timeout_s),
+    }  # fmt: skip
+
+
 class ServedNode:
     def __init__(self, name: str, proc: asyncio.subprocess.Process, port: int) -> None:
         self.name = name
         self.proc = proc
         self.url = f"http://127.0.0.1:{port}"
+        # For the API helpers of tests/conftest.py: paths are relative to the node.
+        self.api = aiohttp.ClientSession(base_url=self.url)
         self.output: list[str] = []
         self._reader = asyncio.create_task(self._read())
 
@@ -50,9 +66,12 @@ class ServedNode:
         self.proc.send_signal(signal.SIGTERM)
 
     async def exited(self, timeout_s: float = 60) -> int:
-        async with asyncio.timeout(timeout_s):
-            code = await self.proc.wait()
-            await self._reader
+        try:
+            async with asyncio.timeout(timeout_s):
+                code = await self.proc.wait()
+                await self._reader
+        except TimeoutError:
+            raise AssertionError(f"{self.name} still runs:\n{self.log()}") from None
         return code
 
     async def kill_hard(self) -> None:
@@ -101,8 +120,26 @@ async def served_node(
         await _answers(served)
         yield served
     finally:
+        await served.api.close()
         if proc.returncode is None:
             await served.kill_hard()
+
+
+@contextlib.asynccontextmanager
+async def served_nodes(
+    names: tuple[str, ...], tmp: Path, services: Services, *, node: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+) -> AsyncIterator[list[ServedNode]]:  # fmt: skip
+    """`served_node` for each of `names`, all started at once (their start-ups overlap)."""
+    async with contextlib.AsyncExitStack() as stack:
+        async with asyncio.TaskGroup() as starting:  # one failing stops the others
+            started = [
+                starting.create_task(
+                    stack.enter_async_context(served_node(n, tmp, services, node=node, env=env))
+                )
+                for n in names
+            ]
+        yield [task.result() for task in started]
 
 
 async def _answers(served: ServedNode) -> None:

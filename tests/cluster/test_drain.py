@@ -27,7 +27,7 @@ from livecore.recordings.bucket import Bucket
 from livecore.store import Database
 from tests.chat.conftest import Viewer, connect, user
 from tests.cluster.conftest import FAST, Node, creator_stream, owner_becomes
-from tests.cluster.serve import ServedNode, Services, served_node
+from tests.cluster.serve import ServedNode, Services, bucket_env, served_node
 from tests.conftest import Client, MakeClient, bearer, create_stream, wait_state
 from tests.streams.test_end_now import listed_recording, server_closed
 from tests.support import media
@@ -318,14 +318,20 @@ async def test_viewers_of_a_node_that_handed_a_stream_over_are_served_by_the_nod
                 await pub.close()
 
 
-def read_video(url: str, seen: list[tuple[float, float, bool]], stop: threading.Event) -> None:
+def read_video(
+    url: str, seen: list[tuple[float, float, bool]], stop: threading.Event,
+    data: dict[float, bytes] | None = None,
+) -> None:  # fmt: skip
     """Append (arrival, pts, keyframe) of each video packet FFmpeg demuxes from live HLS `url`
-    to `seen` until `stop` is set (checked at each packet). Blocks: run it in a thread."""
+    to `seen` (and its bytes to `data` by pts, when given) until `stop` is set (checked at
+    each packet). Blocks: run it in a thread."""
     with av.open(url, "r", options={"http_persistent": "0"}, timeout=10) as container:
         video = container.streams.video[0]
         for packet in container.demux(video):
             if packet.pts is not None and video.time_base:
                 pts = float(packet.pts * video.time_base)
+                if data is not None:
+                    data[pts] = bytes(packet)
                 seen.append((time.monotonic(), pts, packet.is_keyframe))
             if stop.is_set():
                 return
@@ -397,13 +403,8 @@ async def test_a_killed_nodes_recording_is_finished_from_the_bucket_and_plays_fr
                    **FAST)  # fmt: skip
     stream_id, key = await creator_stream(b, "cooking")
     services = Services(dsn, redis_url, config.secret_key)
-    bucket_env = {
-        "LIVECORE_STORAGE__KIND": "s3", "LIVECORE_STORAGE__BUCKET": storage.bucket,
-        "LIVECORE_STORAGE__ENDPOINT_URL": storage.endpoint_url,
-        "LIVECORE_STORAGE__KEY_PREFIX": storage.key_prefix,
-    }  # fmt: skip
     async with (
-        served_node("node-a", tmp_path, services, node=NODE_A, env=bucket_env) as a,
+        served_node("node-a", tmp_path, services, node=NODE_A, env=bucket_env(storage)) as a,
         aiohttp.ClientSession() as http,
     ):
         pub = await publish(http, f"{a.url}/whip/cooking", key, media.clip())

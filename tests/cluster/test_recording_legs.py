@@ -21,7 +21,7 @@ from livecore.config import Config, StorageConfig
 from livecore.recordings.bucket import Bucket
 from livecore.store import Database
 from tests.cluster.conftest import FAST, Node, creator_stream
-from tests.cluster.serve import Services, served_node
+from tests.cluster.serve import Services, bucket_env, served_node
 from tests.cluster.test_drain import HLS, NODE_A, broadcasts, carried_by, not_ready
 from tests.conftest import Client, wait_state
 from tests.support import media
@@ -30,15 +30,6 @@ from tests.web.browser import Chromium
 from tests.web.conftest import chromium  # noqa: F401  (fixture)
 
 Read = Callable[[str], Awaitable[str]]  # a leg's stored playlist, by its recording path
-
-
-def bucket_env(storage: StorageConfig) -> dict[str, str]:
-    return {
-        "LIVECORE_STORAGE__KIND": "s3", "LIVECORE_STORAGE__BUCKET": storage.bucket,
-        "LIVECORE_STORAGE__ENDPOINT_URL": storage.endpoint_url,
-        "LIVECORE_STORAGE__KEY_PREFIX": storage.key_prefix,
-        "LIVECORE_STORAGE__RETRY_BASE_S": "0.05", "LIVECORE_STORAGE__RETRY_MAX_S": "0.5",
-    }  # fmt: skip
 
 
 def in_bucket(bucket: Bucket) -> Read:
@@ -103,8 +94,9 @@ def frames(url: str) -> int:
         return sum(1 for _ in container.decode(container.streams.video[0]))
 
 
-def split_at_discontinuities(text: str, base: str, tmp: Path) -> list[Path]:
-    """The joined playlist's legs as playlists of their own, URIs absolute under `base`."""
+def split_at_leg_one(text: str, base: str, tmp: Path) -> list[Path]:
+    """The joined playlist's two legs as playlists of their own (split where leg 1 starts,
+    the EXT-X-DISCONTINUITY there dropped), URIs absolute under `base`."""
     head, body = [], []
     for line in text.splitlines():
         if line.startswith(("#EXTM3U", "#EXT-X-VERSION", "#EXT-X-TARGETDURATION",
@@ -113,39 +105,49 @@ def split_at_discontinuities(text: str, base: str, tmp: Path) -> list[Path]:
             head.append(line)
         elif line != "#EXT-X-ENDLIST":
             body.append(line)
-    legs: list[list[str]] = [[]]
-    for line in body:
-        if line == "#EXT-X-DISCONTINUITY":
-            legs.append([])
-        elif line.startswith("#EXT-X-MAP:"):
-            legs[-1].append(line.replace('URI="', f'URI="{base}', 1))
-        else:
-            legs[-1].append(line if line.startswith("#") else base + line)
+    boundary = leg_boundary(body)
+    rest = body[boundary:]
+    legs = [body[:boundary], rest[1:] if rest[0] == "#EXT-X-DISCONTINUITY" else rest]
     paths = []
     for i, lines in enumerate(legs):
+        absolute = [
+            line.replace('URI="', f'URI="{base}', 1) if line.startswith("#EXT-X-MAP:")
+            else line if line.startswith("#") else base + line
+            for line in lines
+        ]  # fmt: skip
         path = tmp / f"leg{i}.m3u8"
-        path.write_text("\n".join([*head, *lines, "#EXT-X-ENDLIST"]) + "\n")
+        path.write_text("\n".join([*head, *absolute, "#EXT-X-ENDLIST"]) + "\n")
         paths.append(path)
     return paths
 
 
+def leg_boundary(lines: list[str]) -> int:
+    """Where leg 1 starts: the line after the last segment of leg 0."""
+    uris = [i for i, line in enumerate(lines) if line and not line.startswith("#")]
+    first_b = next(i for i in uris if line_leg(lines[i]) == 1)
+    return max(i for i in uris if i < first_b) + 1
+
+
+def line_leg(uri: str) -> int:
+    return 1 if uri.startswith("leg-1/") else 0
+
+
 async def plays_both_legs(http: aiohttp.ClientSession, url: str, tmp: Path) -> dict[str, Any]:
-    """The recording's VOD at `url` (…/vod.m3u8): one discontinuity, A's segments then B's
-    (under leg-1/), and FFmpeg decodes all of it: as many frames as A's leg and B's leg
-    demuxed apart, each of them some."""
+    """The recording's VOD at `url` (…/vod.m3u8): A's segments, then an EXT-X-DISCONTINUITY,
+    then B's (under leg-1/, with its own init segment), and FFmpeg demuxes all of it: every
+    packet of A's leg and of B's leg demuxed apart, in order, each of them some."""
     async with http.get(url) as resp:
         assert resp.status == 200, await resp.text()
         text = await resp.text()
-    assert text.count("#EXT-X-DISCONTINUITY\n") == 1, text
-    a_part, b_part = text.split("#EXT-X-DISCONTINUITY\n")
-    a_segments = [line for line in a_part.splitlines() if line.startswith("seg-")]
-    b_segments = [line for line in b_part.splitlines() if line.startswith("leg-1/seg-")]
-    assert len(a_segments) >= 2 and len(b_segments) >= 2, text
-    assert 'URI="leg-1/init-' in b_part
+    lines = text.splitlines()
+    uris = [line for line in lines if line and not line.startswith("#")]
+    legs = [line_leg(uri) for uri in uris]
+    assert legs == sorted(legs) and legs.count(0) >= 2 and legs.count(1) >= 2, text
+    boundary = leg_boundary(lines)
+    switch = lines[boundary : lines.index(uris[legs.index(1)])]
+    assert "#EXT-X-DISCONTINUITY" in switch and any('URI="leg-1/init-' in t for t in switch), text
     whole = await asyncio.to_thread(packets, url)
-    parts = await asyncio.to_thread(
-        split_at_discontinuities, text, url.removesuffix("vod.m3u8"), tmp
-    )
+    parts = await asyncio.to_thread(split_at_leg_one, text, url.removesuffix("vod.m3u8"), tmp)
     local = {"protocol_whitelist": "file,http,tcp"}
     apart = [await asyncio.to_thread(packets, str(p), local) for p in parts]
     # The whole is A's leg, then B's: every packet of each, in order, each leg starting at a

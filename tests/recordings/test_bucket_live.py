@@ -17,7 +17,7 @@ import av
 from livecore.appkeys import CONFIG, METRICS
 from livecore.config import HlsConfig, StorageConfig
 from livecore.recordings.bucket import Bucket
-from tests.conftest import Client, MakeClient, create_stream, register
+from tests.conftest import Api, Client, MakeClient, create_stream, register
 from tests.recordings.conftest import BUCKET
 from tests.support.rtc import publishing
 from tests.support.s3 import S3Server
@@ -84,7 +84,7 @@ async def _creator_key(client: Client, slug: str) -> str:
     return key
 
 
-async def _recordings(client: Client, slug: str, timeout_s: float = 30) -> list[dict[str, Any]]:
+async def _recordings(client: Api, slug: str, timeout_s: float = 30) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout_s
     while True:
         body = await (await client.get(f"/api/v1/streams/{slug}/recordings")).json()

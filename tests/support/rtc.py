@@ -21,12 +21,16 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
+from yarl import URL
 
 from livecore.sfu.media import VIDEO_CLOCK_HZ, MediaUnit, h264_is_keyframe
 from livecore.sfu.passthrough import forward_keyframe_requests, restrict_host_addresses
 from tests.conftest import Client, wait_state
 from tests.support import media
 from tests.support.media import FPS, Clip
+
+# A draining node's 307 names a node that takes publishes: one hop; a few allow for chains.
+_REDIRECTS = 3
 
 
 class PacketTrack(MediaStreamTrack):
@@ -134,6 +138,7 @@ class Publication:
     location: str
     answer: str
     tracks: list[MediaStreamTrack]
+    endpoint: str = ""  # the WHIP URL that took it (a 307 from a draining node followed)
 
     async def close(self) -> None:
         for track in self.tracks:
@@ -194,14 +199,23 @@ async def publish(
         tracks.append(at)
     await pc.setLocalDescription(await pc.createOffer())
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/sdp"}
-    async with http.post(url, data=pc.localDescription.sdp, headers=headers) as resp:
-        body = await resp.text()
-        if resp.status != 201:
-            await pc.close()
-            raise AssertionError(f"WHIP refused: {resp.status} {body}")
-        location = resp.headers["Location"]
+    endpoint = url
+    for _ in range(_REDIRECTS + 1):
+        # Followed here, not by aiohttp: it drops the Authorization header on a redirect to
+        # another origin, and a WHIP client sends its key to the node it is sent to.
+        post = http.post(endpoint, data=pc.localDescription.sdp, headers=headers,
+                         allow_redirects=False)  # fmt: skip
+        async with post as resp:
+            body = await resp.text()
+            status, location = resp.status, resp.headers.get("Location", "")
+        if status != 307 or not location:
+            break
+        endpoint = str(URL(endpoint).join(URL(location)))
+    if status != 201:
+        await pc.close()
+        raise AssertionError(f"WHIP refused: {status} {body}")
     await pc.setRemoteDescription(RTCSessionDescription(body, "answer"))
-    return Publication(pc, location, body, tracks)
+    return Publication(pc, location, body, tracks, endpoint)
 
 
 @asynccontextmanager
