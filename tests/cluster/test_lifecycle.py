@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import aiohttp
+import pytest
 import redis.asyncio as aioredis
 
 from livecore.appkeys import AUDIT, BUS, DB, DRAIN, RECORDINGS
@@ -32,20 +33,21 @@ from tests.cluster.test_drain import (
     owned_stream,
     playlist_with_segment,
 )
-from tests.conftest import wait_state
+from tests.conftest import PASSWORD, wait_state
 from tests.streams.test_end_now import listed_recording
 from tests.support import media
 from tests.support.rtc import Publication, publish
 
 
-async def test_a_suspension_while_a_broadcast_is_between_nodes_ends_it_at_once(
-    node: Node, redis_url: str, db: Database
+@pytest.mark.parametrize("act", ["suspension", "deletion"])
+async def test_a_suspension_or_deletion_while_a_broadcast_is_between_nodes_ends_it_at_once(
+    node: Node, redis_url: str, db: Database, act: str
 ) -> None:
-    # A handover wait far longer than the test: only the suspension can close the broadcast.
+    # A handover wait far longer than the test: only the act can close the broadcast.
     a, b = [await node(name, redis_url, changes=HLS, handover_s=600.0, **FAST)
             for name in ("node-a", "node-b")]  # fmt: skip
     a_url = f"http://127.0.0.1:{a.server.port}"
-    stream_id, key, _ = await owned_stream(b, "cooking")
+    stream_id, key, owner = await owned_stream(b, "cooking")
     owner_id = await db.pool.fetchval("SELECT owner_id FROM streams WHERE id = $1", stream_id)
     root = await admin(b, db)
     viewers: list[Viewer] = []
@@ -65,19 +67,28 @@ async def test_a_suspension_while_a_broadcast_is_between_nodes_ends_it_at_once(
             [first] = await broadcasts(db, stream_id)
             assert first["open"] and first["node_id"] == "node-a"
 
-            status, body = await suspend(b, root["token"], owner_id, "spam")
-            assert status in (200, 201), body
-            # Ended when the suspension is answered, not after the handover wait.
+            if act == "suspension":
+                status, body = await suspend(b, root["token"], owner_id, "spam")
+                assert status in (200, 201), body
+                ended_by = "platform"
+            else:
+                resp = await b.delete("/api/v1/me", json={"password": PASSWORD}, headers=owner)
+                assert resp.status == 200, await resp.text()
+                ended_by = "owner"
+            # Ended when the act is answered, not after the handover wait.
             assert await broadcasts(db, stream_id) == [{**first, "open": False}]
             for viewer in viewers:
                 said = await viewer.wait_for(
-                    lambda e: e["type"] == "stream_state" and e.get("ended_by") == "platform", 30
+                    lambda e: e["type"] == "stream_state" and e.get("ended_by") == ended_by, 30
                 )
                 assert said["state"] == "offline"
-            for n in (a, b):
-                await wait_state(n, "cooking", "offline")
-            recording = await listed_recording(b, "cooking")
-            assert recording["id"] == first["id"]
+            state = await db.pool.fetchval("SELECT state FROM streams WHERE id = $1", stream_id)
+            assert state == "offline"
+            if act == "suspension":  # a deleted account's streams are no longer shown
+                for n in (a, b):
+                    await wait_state(n, "cooking", "offline")
+                recording = await listed_recording(b, "cooking")
+                assert recording["id"] == first["id"]
         finally:
             for viewer in viewers:
                 await viewer.close()
