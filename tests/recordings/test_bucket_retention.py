@@ -21,6 +21,7 @@ from livecore.recordings.bucket import Bucket
 from livecore.recordings.bucket_storage import BucketStorage
 from livecore.recordings.retention import Retention
 from livecore.recordings.storage import LocalDisk
+from livecore.recordings.takedown import take_down
 from livecore.store import Database
 from tests.recordings.conftest import BUCKET
 from tests.streams.rows import creator_stream
@@ -177,3 +178,24 @@ async def _state(conn: asyncpg.Connection) -> dict[int, tuple[bool, bool]]:
         " FROM broadcasts"
     )
     return {r[0]: (r[1], r[2]) for r in rows}
+
+
+async def test_a_recording_taken_down_is_not_looked_for_again(
+    dsn: str, nodes: list[Node], tmp_path: Path
+) -> None:
+    node = nodes[0]
+    conn = await asyncpg.connect(dsn)
+    try:
+        broadcast_id, path = await _recording(conn, node.bucket, "owned", 1)
+        stream_id = await conn.fetchval(
+            "SELECT stream_id FROM broadcasts WHERE id = $1", broadcast_id
+        )
+    finally:
+        await conn.close()
+    storage = BucketStorage(node.bucket, LocalDisk(tmp_path / "takedown"))
+    assert await take_down(node.db, storage, stream_id, broadcast_id)
+    assert await _keys(node.bucket, path) == 0
+    node.calls.clear()
+    for each in nodes:
+        assert await each.retention.sweep(now=NOW) == []
+    assert _total(nodes, "ListObjectsV2") == 0 and _total(nodes, "DeleteObjects") == 0
