@@ -109,12 +109,12 @@ class Retention:
                 removed += 1
                 logger.info("deleted recording %s removed from the bucket", path)
         except Exception as exc:
-            # The bucket failed: the rest waits for the next sweep, with its rows unchanged.
+            # The bucket (or the database) failed: the rest waits for the next sweep, with
+            # its rows unchanged. One warning per sweep, not one per recording.
             left = len(doomed) + len(taken_down) - len(deleted) - removed
             logger.warning(
-                "retention: the bucket failed (%r); %d recordings left to the next sweep",
-                exc, left,
-            )  # fmt: skip
+                "retention sweep stopped (%r); %d recordings left to the next sweep", exc, left
+            )
         return deleted
 
     async def run(self) -> None:
