@@ -58,9 +58,6 @@ HUBS: Final[web.AppKey[HubRegistry]] = web.AppKey("hubs")
 NODE_STATE: Final[web.AppKey[NodeState]] = web.AppKey("node_state")
 # Drains this node on SIGTERM (livecore serve).
 DRAIN: Final[web.AppKey[Drainer]] = web.AppKey("drain")
-# Set by serve.py on a process of `serve --processes` started again after it died; read by
-# cluster/setup.py (it ends the broadcasts its node id still carries before serving).
-RESTARTED: Final[web.AppKey[bool]] = web.AppKey("restarted_after_death")
 PUBLISHERS: Final[web.AppKey[Publishers]] = web.AppKey("publishers")
 VIEWERS: Final[web.AppKey[Viewers]] = web.AppKey("viewers")
 # Where recordings are kept (recordings/: this node's disk, or a bucket every node reads).

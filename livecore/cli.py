@@ -112,7 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     screate.add_argument("--visibility", choices=("public", "subscribers"), default="public")
     screate.add_argument("--json", action="store_true")
     screate.set_defaults(handler=_stream_create)
-    rotate = stream.add_parser("rotate-key", help="replace a stream's key and print the new one")
+    rotate = stream.add_parser(
+        "rotate-key", help="replace a stream's key, end its live session, print the new key"
+    )
     rotate.add_argument("slug")
     rotate.add_argument("--json", action="store_true")
     rotate.set_defaults(handler=_stream_rotate)
@@ -342,25 +344,20 @@ def _stream_create(config: Config, args: argparse.Namespace) -> int:
 
 
 def _stream_rotate(config: Config, args: argparse.Namespace) -> int:
-    from livecore.store.audit import AuditLog
-    from livecore.store.streams import Streams
-    from livecore.streams.service import StreamService
+    from livecore.cli_streams import Rotated, UnknownStream, rotate_key
 
-    async def rotate() -> str:
+    async def rotate() -> Rotated:
         async with _services(config, dsn) as (_, db):
-            service = StreamService(Streams(db), AuditLog(db))
-            stream = await service.get(args.slug)
-            if stream is None:
-                raise CommandError(f"no stream with slug {args.slug}")
-            return await service.rotate_key(None, stream)
+            try:
+                return await rotate_key(config, db, args.slug)
+            except UnknownStream:
+                raise CommandError(f"no stream with slug {args.slug}") from None
 
     with _database_url(config) as (dsn, _):
-        key = _run(rotate())
-    if args.json:
-        print(json.dumps({"slug": args.slug, "stream_key": key}))
-    else:
-        print(f"new stream key for {args.slug} (shown once; the old one no longer works): {key}")
-    return 0
+        rotated = _run(rotate())
+    print(rotated.json() if args.json else rotated.text())
+    # The key is replaced either way; a live session left running is a failure to act on.
+    return EXIT_FAILED if rotated.was_live and not rotated.ended else 0
 
 
 def _ledger_check(config: Config, args: argparse.Namespace) -> int:

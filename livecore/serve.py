@@ -16,7 +16,7 @@ import uvloop
 from aiohttp import web
 
 from livecore.app import create_app
-from livecore.appkeys import DRAIN, RESTARTED
+from livecore.appkeys import DRAIN
 from livecore.config import Config
 from livecore.deadlines import server_options
 from livecore.processes.child import ParentLine, Supervised
@@ -55,8 +55,6 @@ def serve_many(
 
 async def _serve_async(config: Config, dsn: str, supervised: Supervised | None = None) -> int:
     app = create_app(config, database_url=dsn)
-    if supervised is not None and supervised.restarted:
-        app[RESTARTED] = True
     # Answers even the requests aiohttp cannot parse in the JSON error shape.
     runner = AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=config.shutdown_timeout_s,

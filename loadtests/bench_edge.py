@@ -64,6 +64,7 @@ import aiohttp
 import psutil
 import uvloop
 
+from loadtests import pyspy
 from loadtests.bench_ingest import (
     InitInfo,
     Publishers,
@@ -82,7 +83,6 @@ MAX_SECONDS = 120.0
 SPAWN_TIMEOUT_S = 120.0
 # A generator process busier than this share of a core measures itself, not the edge.
 BUSY_LIMIT = 0.9
-PY_SPY = ROOT / ".venv" / "bin" / "py-spy"  # a sampling profiler, not a livecore dependency
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _LABELLED = re.compile(r'^(livecore_[a-z_]+)\{[a-z]+="([^"]*)"\} ([0-9.e+-]+)$')
 # Init segments, segments and parts the origin answered 404: with the edge asking for each
@@ -354,7 +354,7 @@ async def _bench(args: argparse.Namespace, nodes: Nodes, tmp: Path) -> Outcome:
         profiler = await _start_py_spy(args, nodes.edge_pid)
         await asyncio.sleep(max(0.0, window[1] - time.time()))
         after = _snapshot(nodes, pubs, via_origin)
-        await _finish_py_spy(profiler, args)
+        await pyspy.finish(profiler, args.py_spy, "the edge")
         via_origin.counting = False
         await asyncio.gather(*follows)
         stats = []
@@ -376,29 +376,10 @@ async def _bench(args: argparse.Namespace, nodes: Nodes, tmp: Path) -> Outcome:
 
 
 async def _start_py_spy(args: argparse.Namespace, pid: int) -> asyncio.subprocess.Process | None:
-    """Sample the edge with py-spy (raw folded stacks) for most of the window."""
+    """Sample the edge with py-spy for most of the window."""
     if args.py_spy is None:
         return None
-    if not PY_SPY.exists():
-        raise SystemExit(f"--py-spy needs {PY_SPY} (pip install py-spy into the venv)")
-    duration = max(1, int(args.seconds) - 2)
-    return await asyncio.create_subprocess_exec(
-        str(PY_SPY), "record", "-p", str(pid), "-d", str(duration), "-r", "100", "--nonblocking",
-        "-f", "raw", "-o", str(args.py_spy),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-
-
-async def _finish_py_spy(proc: asyncio.subprocess.Process | None, args: argparse.Namespace) -> None:
-    if proc is None:
-        return
-    try:
-        async with asyncio.timeout(30):
-            await proc.wait()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-    print(f"py-spy profile of the edge (raw folded stacks): {args.py_spy}")
+    return await pyspy.start(pid, args.py_spy, seconds=args.seconds, rate=100)
 
 
 # -- the report --------------------------------------------------------------------------------

@@ -76,13 +76,12 @@ from aiortc import (
 
 from livecore.hls.h264 import rbsp
 from livecore.sfu.passthrough import restrict_host_addresses
-from loadtests import hlsjs_player
+from loadtests import hlsjs_player, pyspy
 from loadtests.server import free_port, free_ports, serve_processes, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark passphrase"
 MAX_SECONDS = 300.0
-PY_SPY = ROOT / ".venv" / "bin" / "py-spy"  # a sampling profiler, not a livecore dependency
 
 FPS = 30
 VIDEO_CLOCK_HZ = 90_000
@@ -1046,7 +1045,7 @@ async def _ingest_measure(
     elapsed = time.monotonic() - t0
     cpu1 = watch.cpu()
     host = _host_busy_s() - host0
-    await _finish_py_spy(profiler, args)
+    await pyspy.finish(profiler, args.py_spy, "the server")
     pub_cpu = _tree_cpu(pubs.pids) - pub_cpu0
     own_cpu = time.process_time() - own0
     rcvbuf = udp_rcvbuf_errors() - rcvbuf0
@@ -1190,27 +1189,11 @@ async def _probe(http: aiohttp.ClientSession, until: float) -> list[float]:
 
 
 async def _start_py_spy(args: argparse.Namespace, pid: int) -> asyncio.subprocess.Process | None:
-    """Sample the server with py-spy (raw folded stacks) for most of the window."""
+    """Sample the server and its worker processes with py-spy for most of the window."""
     if args.py_spy is None:
         return None
-    duration = max(1, int(args.seconds) - 2)
-    return await asyncio.create_subprocess_exec(
-        str(PY_SPY), "record", "-p", str(pid), "-d", str(duration), "-r", "50", "--nonblocking",
-        "--subprocesses", "-f", "raw", "-o", str(args.py_spy), *(["--gil"] if args.gil else []),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-
-
-async def _finish_py_spy(proc: asyncio.subprocess.Process | None, args: argparse.Namespace) -> None:
-    if proc is None:
-        return
-    try:
-        async with asyncio.timeout(30):
-            await proc.wait()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-    print(f"py-spy profile (raw folded stacks): {args.py_spy}")
+    extra = ["--subprocesses", *(["--gil"] if args.gil else [])]
+    return await pyspy.start(pid, args.py_spy, seconds=args.seconds, rate=50, extra=extra)
 
 
 async def _produced_s(http: aiohttp.ClientSession, slugs: Sequence[str]) -> dict[str, float]:
@@ -1484,10 +1467,8 @@ def main() -> None:
     parser.add_argument("--gil", action="store_true", help="py-spy: only threads holding the GIL")
     parser.add_argument("--keep-log", type=Path, help="copy the server log here")
     args = parser.parse_args()
-    if args.py_spy is not None and not PY_SPY.exists():
-        parser.error(
-            f"--py-spy needs py-spy in the virtualenv: {ROOT}/.venv/bin/pip install py-spy"
-        )
+    if args.py_spy is not None:
+        pyspy.check_installed()  # before anything starts
     args.seconds = max(1.0, min(args.seconds, MAX_SECONDS))
     args.warmup = max(0.0, min(args.warmup, 60.0))
     args.streams = max(1, min(args.streams, 200))

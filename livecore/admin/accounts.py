@@ -22,6 +22,7 @@ from livecore.events.bus import EventBus
 from livecore.events.types import Event
 from livecore.store.admin_users import AdminUsers
 from livecore.store.audit import AuditLog
+from livecore.store.broadcasts import Broadcasts
 from livecore.store.creator_requests import CreatorRequest, CreatorRequests
 from livecore.store.db import Database
 from livecore.store.suspensions import Suspension, Suspensions
@@ -54,6 +55,7 @@ class Accounts:
         self._users = AdminUsers(db)
         self._suspensions = Suspensions(db)
         self._requests = CreatorRequests(db)
+        self._broadcasts = Broadcasts(db)
 
     async def _target(self, user_id: int) -> User:
         user = await self._accounts.get(user_id)
@@ -77,7 +79,9 @@ class Accounts:
         # Heard by every node: viewers read why, and the ingesting node closes the publisher;
         # its reconnects are refused while the suspension lasts.
         live = await self._users.live_streams_of(target.id)
-        ended, unreached = await end_all(self._bus, self._audit, live, "platform", reason, actor.id)
+        ended, unreached = await end_all(
+            self._bus, self._audit, self._broadcasts, live, "platform", reason, actor.id
+        )
         await self._audit.record(
             "user.suspend", "user", target.id, actor_id=actor.id,
             details={

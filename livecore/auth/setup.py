@@ -58,7 +58,14 @@ def _context(mailer: MailSender) -> Callable[[web.Application], AsyncIterator[No
                 "display names: %d accounts given their comparison key; %d share the name of "
                 "an older account and keep it", filled, kept,
             )  # fmt: skip
-        app[TWO_FACTOR] = TwoFactorService(db, config.auth, app[SECRET_KEY], auth.passwords)
+        two_factor = app[TWO_FACTOR] = TwoFactorService(
+            db, config.auth, app[SECRET_KEY], auth.passwords
+        )
+        # Secrets stored before they were encrypted at rest (or by an older node during a
+        # rolling upgrade) are encrypted before this node serves: no plaintext is left.
+        sealed = await two_factor.seal_plaintext()
+        if sealed:
+            logger.info("two-factor secrets: %d stored in plaintext, now encrypted", sealed)
         yield
         await auth.close()
 

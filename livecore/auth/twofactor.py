@@ -7,16 +7,21 @@ per client address, failures count (up to `auth.login_ip_max_failures`). The per
 count is taken before the code is checked, so a burst of concurrent guesses cannot all slip
 in before the first failure is counted. Counted in memory per node, like logins.
 
+The TOTP secret is stored encrypted (`secretbox.py`); one that does not decrypt fails the
+code step with SecretUnreadable, never passes it.
+
 Plain asyncio over the store; the HTTP side lives in `twofactor_routes.py`.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
 from livecore.auth import totp
 from livecore.auth.passwords import PasswordHashing
+from livecore.auth.secretbox import PREFIX, SecretBox, SecretUnreadable
 from livecore.auth.service import BadCredentials, Throttled
 from livecore.auth.throttle import FailureWindow, admit
 from livecore.config import AuthConfig
@@ -24,6 +29,8 @@ from livecore.store import Database
 from livecore.store.audit import AuditLog
 from livecore.store.twofactor import TwoFactor, TwoFactorSecrets
 from livecore.store.users import User, Users
+
+logger = logging.getLogger(__name__)
 
 
 class CodeRejected(Exception):
@@ -73,6 +80,7 @@ class TwoFactorService:
         self._users = Users(db)
         self._audit = AuditLog(db)
         self._key = secret_key
+        self._box = SecretBox(secret_key)
         self._passwords = passwords
         self._issuer = settings.totp_issuer
         self._attempts = FailureWindow(settings.login_max_failures, settings.login_window_s)
@@ -92,7 +100,7 @@ class TwoFactorService:
         """Hand out a new secret; 2FA is on only once `confirm` gets a code made from it.
         Starting again replaces a secret that was never confirmed."""
         secret = totp.new_secret()
-        if not await self._secrets.start(user.id, secret):
+        if not await self._secrets.start(user.id, self._box.seal(user.id, secret)):
             raise AlreadyEnabled()
         uri = totp.otpauth_uri(secret, user.email, self._issuer)
         return Enrolment(secret, uri, totp.qr_svg(uri))
@@ -110,7 +118,7 @@ class TwoFactorService:
         if not await self._passwords.verify(await self._users.password_hash(user.id), password):
             self._failed(client_ip)
             raise BadCredentials()
-        step = totp.matching_step(state.secret, code.strip())
+        step = totp.matching_step(self._open(state), code.strip())
         if step is None:
             self._failed(client_ip)
             raise CodeRejected()
@@ -186,7 +194,7 @@ class TwoFactorService:
             raise PendingLoginInvalid()  # 2FA turned off between the steps: start again
         try:
             await self._check(user, state, code, client_ip)
-        except CodeRejected:
+        except (CodeRejected, SecretUnreadable):
             await self._audit.record("user.login_2fa_failed", "user", user.id, client_ip=client_ip)
             raise
         return user
@@ -200,7 +208,7 @@ class TwoFactorService:
         self._admit(user.id, client_ip)
         code = code.strip()
         if totp.is_totp_code(code):
-            step = totp.matching_step(state.secret, code)
+            step = totp.matching_step(self._open(state), code)
             ok = step is not None and await self._secrets.use_step(user.id, step)
         elif recovery and code:
             ok = await self._secrets.use_recovery(
@@ -217,6 +225,28 @@ class TwoFactorService:
             self._failed(client_ip)
             raise CodeRejected()
         self._attempts.clear(str(user.id))
+
+    def _open(self, state: TwoFactor) -> str:
+        """The secret, decrypted; SecretUnreadable (logged for the operator) when it does not
+        decrypt. That is never a pass: the code step fails until the account's 2FA is reset."""
+        try:
+            return self._box.open(state.user_id, state.secret)
+        except SecretUnreadable:
+            logger.error(
+                "two-factor secret of user %d does not decrypt: the secret key was replaced"
+                " since it was stored, or the row was altered; `livecore user 2fa-off` resets"
+                " the account's two-factor authentication",
+                state.user_id,
+            )
+            raise
+
+    async def seal_plaintext(self) -> int:
+        """Encrypt every secret stored before encryption (at start); how many were."""
+        sealed = 0
+        for user_id, secret in await self._secrets.plaintext(PREFIX):
+            if await self._secrets.replace_secret(user_id, secret, self._box.seal(user_id, secret)):
+                sealed += 1
+        return sealed
 
     def _admit(self, user_id: int, client_ip: str) -> None:
         wait = self._ip_failures.retry_after_s(client_ip)

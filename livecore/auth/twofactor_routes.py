@@ -12,6 +12,7 @@ from aiohttp import web
 from livecore.appkeys import AUTH, CONFIG, TWO_FACTOR
 from livecore.auth.requests import authenticate, require_user
 from livecore.auth.routes import login_response
+from livecore.auth.secretbox import SecretUnreadable
 from livecore.auth.service import BadCredentials, Throttled
 from livecore.auth.twofactor import (
     AlreadyEnabled,
@@ -33,6 +34,21 @@ class TwoFactorRequired(Forbidden):
     """403 with its own code, so a page can tell "turn 2FA on" from "not allowed"."""
 
     code = "two_factor_required"
+
+
+class TwoFactorUnreadable(Conflict):
+    """409: the account's stored secret does not decrypt with this server's secret key, so
+    no code can pass until an admin resets the account's 2FA (never a pass without one)."""
+
+    code = "two_factor_unreadable"
+
+
+def unreadable() -> TwoFactorUnreadable:
+    return TwoFactorUnreadable(
+        "this account's two-factor secret cannot be read with the server's secret key (was"
+        " the key replaced?): an admin can turn two-factor authentication off for the account"
+        " (`livecore user 2fa-off EMAIL`), then set it up again"
+    )
 
 
 class LoginExpired(Unauthorized):
@@ -148,6 +164,8 @@ async def post_confirm(request: web.Request) -> web.Response:
         raise Conflict("no enrolment is waiting for a code: start one first") from None
     except CodeRejected:
         raise _wrong_code() from None
+    except SecretUnreadable:
+        raise unreadable() from None
     except BadCredentials:
         raise Invalid("the password is wrong", fields={"password": "is wrong"}) from None
     except Throttled as exc:
@@ -176,6 +194,8 @@ async def post_disable(request: web.Request) -> web.Response:
         raise Conflict("two-factor authentication is off already") from None
     except CodeRejected:
         raise _wrong_code() from None
+    except SecretUnreadable:
+        raise unreadable() from None
     except BadCredentials:
         raise Invalid("the password is wrong", fields={"password": "is wrong"}) from None
     except Throttled as exc:
@@ -197,6 +217,8 @@ async def post_recovery_codes(request: web.Request) -> web.Response:
         raise Conflict("two-factor authentication is off") from None
     except CodeRejected:
         raise _wrong_code() from None
+    except SecretUnreadable:
+        raise unreadable() from None
     except Throttled as exc:
         raise _throttled(exc) from None
     return web.json_response({"recovery_codes": codes}, headers={"Cache-Control": "no-store"})
@@ -215,6 +237,8 @@ async def post_login_code(request: web.Request) -> web.Response:
         raise LoginExpired("the login has expired: enter your password again") from None
     except CodeRejected:
         raise Unauthorized("the code is wrong or expired") from None
+    except SecretUnreadable:
+        raise unreadable() from None
     except Throttled as exc:
         raise _throttled(exc) from None
     result = await request.app[AUTH].start_session(user, request.headers.get("User-Agent", ""))

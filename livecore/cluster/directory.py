@@ -43,6 +43,15 @@ class Directory(Protocol):
     async def set_draining(self) -> None:
         """This node takes no new publishes from now on (other nodes see it draining)."""
 
+    async def leave_for_handover(self, broadcast_ids: Collection[int], for_s: float) -> None:
+        """This node stops with these broadcasts left open for their publishers to continue
+        on other nodes (a drain): other nodes, and this node started again, read them with
+        `left_for_handover` for `for_s` seconds."""
+
+    async def left_for_handover(self, node_id: str) -> tuple[frozenset[int], float]:
+        """The broadcasts `node_id` left open as it stopped by draining, and for how many
+        seconds more they wait for their publishers (empty, 0: none, or the wait is over)."""
+
     async def close(self) -> None: ...
 
 
@@ -103,6 +112,12 @@ class LocalDirectory:
 
     async def set_draining(self) -> None:
         self._draining = True
+
+    async def leave_for_handover(self, broadcast_ids: Collection[int], for_s: float) -> None:
+        pass  # no other node to continue them: they end as the node exits
+
+    async def left_for_handover(self, node_id: str) -> tuple[frozenset[int], float]:
+        return frozenset(), 0.0
 
     async def close(self) -> None:
         pass

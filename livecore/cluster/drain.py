@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from livecore.cluster.directory import Directory
 from livecore.nodestate import NodeState
@@ -41,8 +42,10 @@ class Holding:
 
 class Drainer:
     def __init__(
-        self, state: NodeState, directory: Directory, holding: Holding, grace_s: float
-    ) -> None:
+        self, state: NodeState, directory: Directory, holding: Holding, grace_s: float,
+        on_leave: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:  # fmt: skip
+        self._on_leave = on_leave  # notes the broadcasts left open for a handover
         self._state = state
         self._directory = directory
         self._holding = holding
@@ -73,3 +76,8 @@ class Drainer:
             "drained: %d live streams left, %s", left,
             f"handed over (publishers may continue on {elsewhere})" if elsewhere else "ended",
         )  # fmt: skip
+        if self._on_leave is not None:
+            try:
+                await self._on_leave()
+            except Exception:  # started again within the wait, this node ends them at once
+                logger.exception("could not note the broadcasts left for a handover")

@@ -11,14 +11,18 @@ finished when that node starts again. So are the legs of recordings it was writi
 broadcasts went on on another node (its publishers moved on after it died, or while it
 drained: `recovery.finish_leg`), so that those recordings complete when their broadcasts end.
 
-A process of `livecore serve --processes N` that died is started again within seconds under
-the same node id, so its node never leaves the directory and no survivor ends what it
-carried: the process does it itself as it starts again (`end_own`), before it takes any
-request. Its row is the rule: a broadcast whose row still names this node has no publisher
-here (its hubs died with the process) and nobody continued it, so it ends; one a publisher
-continued on another node meanwhile names that node (`handover.py`) and goes on there. (While
-the dead process's node still looks alive, a reconnecting publisher starts a new broadcast,
-which ends the old one; its recording is still this process's to finish.)
+A node started again quickly under the same id (a process of `livecore serve --processes N`
+that died, which its parent starts again within seconds; a single node restarted by systemd
+or by hand within the directory TTL) never leaves the directory, so no survivor ends what it
+carried: the node does it itself as it starts (`after_start`), before it takes any request.
+At once after a crash; after a drain, the broadcasts it left open for a handover wait the
+rest of `node.handover_s` (counted from its stop, as survivors count it from its entries'
+expiry) for their publishers to continue elsewhere. Its row is the rule: a broadcast whose
+row still names this node has no publisher here (its hubs died with the process) and nobody
+continued it, so it ends; one a publisher continued on another node meanwhile names that
+node (`handover.py`) and goes on there. (While the crashed node still looks alive, a
+reconnecting publisher starts a new broadcast, which ends the old one; its recording is
+still this node's to finish.)
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from livecore.cluster.directory import Directory, DirectoryUnavailable
 from livecore.events.bus import EventBus
@@ -93,14 +97,38 @@ class Reaper:
                 await self._finish_legs(node_id)
         return ended
 
-    async def end_own(self) -> int:
-        """Started again after this process died: end the broadcasts this node still carries
-        (viewers on every node told, audited, as for a dead node) and finish every recording
-        this node left unfinished, also those of broadcasts a publish elsewhere has ended
-        since. Returns how many broadcasts it ended."""
+    async def after_start(self) -> asyncio.Task[int] | None:
+        """This node has started (again, under its id): end the broadcasts its rows say it
+        still carries, at once, unless it stopped by draining and left them open for a
+        handover less than the wait ago (`Handover.leave`): those are ended when the wait is
+        over, if no publisher continued them elsewhere meanwhile (their rows then name that
+        node). Returns the task that waits, if any (the caller cancels it at shutdown)."""
+        try:
+            left, wait_s = await self._directory.left_for_handover(self._directory.node.id)
+        except DirectoryUnavailable:
+            left, wait_s = frozenset(), 0.0  # ended now, as after a crash
+        await self.end_own(but=left)
+        if not left:
+            return None
+        logger.info("%d broadcasts left for a handover wait %.1f s more for their publishers",
+                    len(left), wait_s)  # fmt: skip
+
+        async def later() -> int:
+            await asyncio.sleep(wait_s)
+            return await self.end_own(only=left)
+
+        return asyncio.create_task(later(), name="handover-wait")
+
+    async def end_own(
+        self, *, only: Collection[int] | None = None, but: Collection[int] = ()
+    ) -> int:
+        """Started again after this node stopped: end the broadcasts this node still carries
+        (of `only`, but `but`; viewers on every node told, audited, as for a dead node) and
+        finish every recording this node left unfinished (of `only`), also those of
+        broadcasts a publish elsewhere has ended since. Returns how many broadcasts it ended."""
         me = self._directory.node.id
-        ended = await self._end_orphans(me, finish=False, restarted=True)
-        for broadcast_id, path in await self._broadcasts.unfinished_recordings(me):
+        ended = await self._end_orphans(me, finish=False, restarted=True, only=only, but=but)
+        for broadcast_id, path in await self._broadcasts.unfinished_recordings(me, only):
             if isinstance(self._storage, BucketStorage):
                 # The box's disk holds what the dead process had not uploaded yet.
                 await self._storage.recover_local(path)
@@ -108,9 +136,10 @@ class Reaper:
         return ended
 
     async def _end_orphans(
-        self, node_id: str, *, finish: bool = True, restarted: bool = False
-    ) -> int:
-        orphans = await self._broadcasts.end_orphans(node_id)
+        self, node_id: str, *, finish: bool = True, restarted: bool = False,
+        only: Collection[int] | None = None, but: Collection[int] = (),
+    ) -> int:  # fmt: skip
+        orphans = await self._broadcasts.end_orphans(node_id, only=only, but=but)
         if not orphans:
             return 0
         self._on_change()

@@ -173,6 +173,31 @@ class RedisDirectory:
         self._draining = True
         await self.beat()
 
+    async def leave_for_handover(self, broadcast_ids: Collection[int], for_s: float) -> None:
+        if not broadcast_ids:
+            return
+        try:
+            await self._client.set(
+                _handover_key(self.node.id), json.dumps(sorted(broadcast_ids)),
+                px=max(1, int(for_s * 1000)),
+            )  # fmt: skip
+        except RedisError as exc:
+            # Started again within the wait, this node ends them at once (as after a crash).
+            logger.warning("directory: broadcasts left for handover not noted (%s)", exc)
+
+    async def left_for_handover(self, node_id: str) -> tuple[frozenset[int], float]:
+        key = _handover_key(node_id)
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.get(key)
+                pipe.pttl(key)
+                raw, left_ms = await pipe.execute()
+        except RedisError as exc:
+            raise DirectoryUnavailable(str(exc)) from exc
+        if raw is None or left_ms <= 0:
+            return frozenset(), 0.0
+        return frozenset(int(i) for i in json.loads(raw)), left_ms / 1000
+
     async def close(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
@@ -249,6 +274,10 @@ def _stream_key(stream_id: int) -> str:
 
 def _slug_key(slug: str) -> str:
     return f"{PREFIX}slug:{slug}"
+
+
+def _handover_key(node_id: str) -> str:
+    return f"{PREFIX}handover:{node_id}"
 
 
 def _node_key(node_id: str) -> str:

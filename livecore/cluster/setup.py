@@ -21,7 +21,6 @@ from livecore.appkeys import (
     METRICS,
     NODE_STATE,
     RECORDINGS,
-    RESTARTED,
     SECRET_KEY,
 )
 from livecore.cluster import routes
@@ -90,23 +89,33 @@ def _context(
         if signaling is not None:
             signaling.start(directory, metrics, app[SECRET_KEY])
         state = app[NODE_STATE]
-        Handover(app[DB], directory, state).install()
-        app[DRAIN] = Drainer(state, directory, holding, config.node.drain_grace_s)
+        handover = Handover(app[DB], directory, state)
+        handover.install()
+        # Survivors wait handover_s after the node's entries expire, directory_ttl_s at most.
+        wait_s = config.node.handover_s + config.node.directory_ttl_s
+        app[DRAIN] = Drainer(
+            state, directory, holding, config.node.drain_grace_s,
+            on_leave=lambda: handover.leave(wait_s),
+        )  # fmt: skip
         reaper = Reaper(
             app[DB], directory, app[BUS], app[AUDIT], app[RECORDINGS],
             interval_s=config.node.heartbeat_s,
             handover_s=config.node.handover_s, on_change=app[LISTINGS].invalidate,
         )  # fmt: skip
-        if app.get(RESTARTED, False):
-            try:
-                await reaper.end_own()
-            except Exception:
-                # Serving matters more: these broadcasts end when their publishers come back.
-                logger.exception("could not end the broadcasts this process carried")
+        waiting = None
+        try:
+            # Restarted or not (a single node's restart does not say): what this node id
+            # still carries from its last run.
+            waiting = await reaper.after_start()
+        except Exception:
+            # Serving matters more: these broadcasts end when their publishers come back.
+            logger.exception("could not end the broadcasts this node carried when it stopped")
         reaping = asyncio.create_task(reaper.run(), name="dead-node-reaper")
         yield
-        reaping.cancel()
-        await asyncio.gather(reaping, return_exceptions=True)
+        for task in (reaping, waiting):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if signaling is not None:
             await signaling.close()
         if edge is not None:

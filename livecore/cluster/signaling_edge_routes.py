@@ -23,6 +23,7 @@ import base64
 import binascii
 import logging
 import time
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -75,14 +76,23 @@ class _Gone(BadGateway):
 class SignalingEdge:
     """This node's `signaling.routes.Elsewhere`."""
 
-    def __init__(self, node: NodeInfo, owner_cache_s: float = 0.0) -> None:
+    def __init__(
+        self, node: NodeInfo, owner_cache_s: float = 0.0, *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
         self._node = node
         # Which node holds a stream, and a node's entry, as the directory said at most
         # owner_cache_s ago: one read per key at a time, however many viewers arrive together
         # (one read each ran Redis' connection pool dry under a crowd). Forgotten when the node
-        # does not answer.
-        self._owners: TtlCache[str, NodeInfo | None] = TtlCache(owner_cache_s, max_keys=10_000)
-        self._nodes: TtlCache[str, NodeInfo | None] = TtlCache(owner_cache_s, max_keys=1_000)
+        # does not answer. A stream's owner, asked for by every WHEP offer, is read again in the
+        # background in the last half of its life (as the HLS edge's is): a crowd of offers
+        # never waits for that read, and a stream that moved is followed sooner.
+        self._owners: TtlCache[str, NodeInfo | None] = TtlCache(
+            owner_cache_s, max_keys=10_000, clock=clock, refresh_ahead_s=owner_cache_s / 2
+        )
+        self._nodes: TtlCache[str, NodeInfo | None] = TtlCache(
+            owner_cache_s, max_keys=1_000, clock=clock
+        )
         self._mark = node_mark(node.id)
         self._directory: Directory | None = None
         self._metrics: ClusterMetrics | None = None

@@ -25,18 +25,15 @@ class Supervised:
     listen_fd: int
     internal_fd: int
     line_fd: int
-    # Started again after it died: it ends the broadcasts its node id still carries.
-    restarted: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Supervised:
-        """From the `--supervised` option: INDEX,COUNT,LISTEN_FD,INTERNAL_FD,LINE_FD,RESTARTED."""
-        index, count, listen_fd, internal_fd, line_fd, restarted = (int(x) for x in text.split(","))
-        return cls(index, count, listen_fd, internal_fd, line_fd, bool(restarted))
+        """From the `--supervised` option: INDEX,COUNT,LISTEN_FD,INTERNAL_FD,LINE_FD."""
+        index, count, listen_fd, internal_fd, line_fd = (int(x) for x in text.split(","))
+        return cls(index, count, listen_fd, internal_fd, line_fd)
 
     def option(self) -> str:
-        return (f"{self.index},{self.count},{self.listen_fd},{self.internal_fd},{self.line_fd},"
-                f"{int(self.restarted)}")  # fmt: skip
+        return f"{self.index},{self.count},{self.listen_fd},{self.internal_fd},{self.line_fd}"
 
     def listen_socket(self) -> socket.socket:
         return socket.socket(fileno=self.listen_fd)

@@ -140,13 +140,13 @@ class _Supervisor:
             # The first process starts alone: it finishes what the box was recording when it
             # last stopped, before any process takes publishers (recordings.recover_on_start).
             await _first(self._first_ready, self._stop)
-        recover, restarted = slot.index == 1, False
+        recover = slot.index == 1
         while not self._stop.is_set():
             started = time.monotonic()
-            line = await self._spawn(slot, recover=recover, restarted=restarted)
+            line = await self._spawn(slot, recover=recover)
             # A process started again: its siblings may be recording, so it ends only what
-            # its own node id still carries.
-            recover, restarted = False, True
+            # its own node id still carries (as every node does at start, cluster/reaper.py).
+            recover = False
             proc = slot.proc
             assert proc is not None
             try:
@@ -200,11 +200,11 @@ class _Supervisor:
             logger.info("livecore listening on %s with %d processes (pids %s)",
                         self._public, len(self._slots), pids)  # fmt: skip
 
-    async def _spawn(self, slot: _Slot, *, recover: bool, restarted: bool) -> socket.socket:
+    async def _spawn(self, slot: _Slot, *, recover: bool) -> socket.socket:
         parent_end, child_end = socket.socketpair()
         supervised = Supervised(
             slot.index, len(self._slots), slot.listen.fileno(), slot.internal.fileno(),
-            child_end.fileno(), restarted,
+            child_end.fileno(),
         )  # fmt: skip
         env = {**self._env, "LIVECORE_NODE__ID": slot.node.id,
                "LIVECORE_NODE__INTERNAL_URL": slot.node.internal_url,

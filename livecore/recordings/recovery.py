@@ -42,10 +42,14 @@ async def finish_interrupted(
 
     A broadcast still open that another node continued (its publisher reconnected there:
     its row names that node, not `node_id`) goes on there; only the legs of its recording
-    recorded before are finished (the leg that node records is its own to finish)."""
+    recorded before are finished (the leg that node records is its own to finish). One whose
+    row still names `node_id` is left to this node's start in livecore.cluster (the reaper's
+    `after_start`: at once after a crash, after the handover wait after a drain)."""
     broadcasts = Broadcasts(db)
     finished = []
-    for broadcast_id, path, still_open in await broadcasts.unfinished_recordings():
+    # The broadcasts still open that this node carries are its own to end, with their
+    # recordings, as it starts (cluster.reaper.after_start): maybe not at once (a drain).
+    for broadcast_id, path, still_open in await broadcasts.unfinished_recordings(node_id):
         if recorded_here is not None and not await recorded_here(path):
             continue
         size = await finish_recording(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from livecore.recordings.bucket_storage import BucketStorage
 from livecore.recordings.storage import RecordingStorage
 from livecore.store import Database
 from livecore.store.broadcasts import Broadcasts
@@ -17,4 +18,6 @@ async def take_down(
     if path is None:
         return False
     await storage.delete(path)
+    if isinstance(storage, BucketStorage):  # no retention sweep looks for them again
+        await Broadcasts(db).mark_files_removed(broadcast_id)
     return True

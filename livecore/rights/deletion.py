@@ -22,6 +22,7 @@ from livecore.auth.twofactor import TwoFactorService
 from livecore.events.bus import BusUnavailable, EventBus
 from livecore.store.admin_users import AdminUsers, LastAdmin
 from livecore.store.audit import AuditLog
+from livecore.store.broadcasts import Broadcasts
 from livecore.store.data_rights import DELETED_NAME, DataRights
 from livecore.store.users import User, Users
 from livecore.streams.ending import BLOCK_MAX_S, end_all
@@ -76,6 +77,7 @@ class AccountDeletion:
         admin_users: AdminUsers,
         audit: AuditLog,
         failures: FailureWindow,
+        broadcasts: Broadcasts,
     ) -> None:
         self._data = data
         self._auth = auth
@@ -86,6 +88,7 @@ class AccountDeletion:
         self._admin_users = admin_users
         self._audit = audit
         self._failures = failures  # wrong passwords, kept across requests (password_failures)
+        self._broadcasts = broadcasts
 
     async def delete(
         self, user: User, password: str, code: str | None, *, client_ip: str
@@ -162,4 +165,6 @@ class AccountDeletion:
     async def _end_broadcasts(self, user: User) -> tuple[list[str], list[str]]:
         # The publishing block (set with the deletion) refuses the publishers' reconnects.
         live = await self._admin_users.live_streams_of(user.id)
-        return await end_all(self._bus, self._audit, live, "owner", DELETED_REASON, user.id)
+        return await end_all(
+            self._bus, self._audit, self._broadcasts, live, "owner", DELETED_REASON, user.id
+        )

@@ -14,9 +14,11 @@ from aiohttp import web
 
 from livecore.appkeys import AUDIT, AUTH, BUS, DB, SUBSCRIPTIONS, TWO_FACTOR, USERS
 from livecore.auth.requests import CSRF_COOKIE, SESSION_COOKIE, require_user
+from livecore.auth.secretbox import SecretUnreadable
 from livecore.auth.service import BadCredentials, Throttled
 from livecore.auth.throttle import FailureWindow, admit
 from livecore.auth.twofactor import CodeRejected, NotEnabled
+from livecore.auth.twofactor_routes import unreadable
 from livecore.clientip import client_ip
 from livecore.errors import BadGateway, Conflict, Invalid, TooManyRequests, Unavailable
 from livecore.jsonbody import read_body
@@ -29,6 +31,7 @@ from livecore.rights.deletion import (
 )
 from livecore.rights.export import export_document
 from livecore.store.admin_users import AdminUsers, LastAdmin
+from livecore.store.broadcasts import Broadcasts
 from livecore.store.data_rights import DataRights
 from livecore.tips.providers import PaymentDeclined, ProcessorRefused, ProviderUnavailable
 
@@ -77,7 +80,7 @@ async def delete_me(request: web.Request) -> web.Response:
     app = request.app
     deletion = AccountDeletion(
         DataRights(app[DB]), app[AUTH], app[TWO_FACTOR], app[SUBSCRIPTIONS], app[BUS],
-        app[USERS], AdminUsers(app[DB]), app[AUDIT], app[_PASSWORDS],
+        app[USERS], AdminUsers(app[DB]), app[AUDIT], app[_PASSWORDS], Broadcasts(app[DB]),
     )  # fmt: skip
     try:
         deleted = await deletion.delete(
@@ -94,6 +97,8 @@ async def delete_me(request: web.Request) -> web.Response:
         raise Invalid(
             "the code is wrong or expired", fields={"code": "is wrong or expired"}
         ) from None
+    except SecretUnreadable:
+        raise unreadable() from None
     except Throttled as exc:
         raise TooManyRequests(
             "too many wrong attempts, try again later", retry_after_s=int(exc.retry_after_s) + 1

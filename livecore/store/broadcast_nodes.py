@@ -4,6 +4,7 @@ ended by exactly one of the nodes that survive it (the row lock decides)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from livecore.store.db import Database
@@ -75,16 +76,28 @@ class BroadcastNodes:
         )
         return {r["node_id"] for r in rows}
 
-    async def end_orphans(self, node_id: str) -> list[Orphan]:
-        """End every broadcast `node_id` still carries and mark their streams offline. Nodes
-        racing to do it each get a disjoint share (usually one gets all): an UPDATE waits for
-        a row another holds, then finds it ended and skips it."""
+    async def open_of(self, node_id: str) -> list[int]:
+        """The open broadcasts `node_id` carries."""
+        rows = await self._db.pool.fetch(
+            "SELECT id FROM broadcasts WHERE node_id = $1 AND ended_at IS NULL ORDER BY id",
+            node_id,
+        )
+        return [r["id"] for r in rows]
+
+    async def end_orphans(
+        self, node_id: str, *, only: Collection[int] | None = None, but: Collection[int] = ()
+    ) -> list[Orphan]:
+        """End every broadcast `node_id` still carries (of `only` when given, but those of
+        `but`) and mark their streams offline. Nodes racing to do it each get a disjoint
+        share (usually one gets all): an UPDATE waits for a row another holds, then finds it
+        ended and skips it."""
         async with self._db.transaction() as conn:
             rows = await conn.fetch(
                 "UPDATE broadcasts SET ended_at = now() WHERE node_id = $1 AND ended_at IS NULL"
+                " AND ($2::bigint[] IS NULL OR id = ANY($2)) AND NOT id = ANY($3::bigint[])"
                 " RETURNING id, stream_id, recording_path",
-                node_id,
-            )
+                node_id, None if only is None else list(only), list(but),
+            )  # fmt: skip
             stream_ids = [r["stream_id"] for r in rows]
             if stream_ids:
                 await conn.execute(
@@ -95,13 +108,16 @@ class BroadcastNodes:
                 )
         return [Orphan(r["id"], r["stream_id"], r["recording_path"]) for r in rows]
 
-    async def unfinished_recordings(self, node_id: str) -> list[tuple[int, str]]:
-        """(id, recording path) of the ended broadcasts `node_id` carried last whose
-        recordings were never finished (its process died before it could)."""
+    async def unfinished_recordings(
+        self, node_id: str, only: Collection[int] | None = None
+    ) -> list[tuple[int, str]]:
+        """(id, recording path) of the ended broadcasts `node_id` carried last (of `only`
+        when given) whose recordings were never finished (its process died before it could)."""
         rows = await self._db.pool.fetch(
             "SELECT id, recording_path FROM broadcasts WHERE node_id = $1"
             " AND ended_at IS NOT NULL AND recording_path <> '' AND NOT recording_ready"
-            " AND recording_deleted_at IS NULL ORDER BY id",
-            node_id,
-        )
+            " AND recording_deleted_at IS NULL AND ($2::bigint[] IS NULL OR id = ANY($2))"
+            " ORDER BY id",
+            node_id, None if only is None else list(only),
+        )  # fmt: skip
         return [(r["id"], r["recording_path"]) for r in rows]

@@ -109,12 +109,18 @@ class Broadcasts:
             media.bitrate_bps,
         )  # fmt: skip
 
-    async def unfinished_recordings(self) -> list[tuple[int, str, bool]]:
-        """(id, recording path, still open) of every recording not complete yet, on any node."""
+    async def unfinished_recordings(
+        self, but_open_of: str | None = None
+    ) -> list[tuple[int, str, bool]]:
+        """(id, recording path, still open) of every recording not complete yet, on any node
+        (but those of broadcasts still open that node `but_open_of` carries)."""
         rows = await self._db.pool.fetch(
             "SELECT id, recording_path, ended_at IS NULL AS open FROM broadcasts"
             " WHERE recording_path <> '' AND NOT recording_ready"
-            " AND recording_deleted_at IS NULL ORDER BY id"
+            " AND recording_deleted_at IS NULL"
+            " AND NOT (ended_at IS NULL AND node_id = coalesce($1, '') AND $1 IS NOT NULL)"
+            " ORDER BY id",
+            but_open_of,
         )
         return [(r["id"], r["recording_path"], r["open"]) for r in rows]
 
@@ -241,9 +247,28 @@ class Broadcasts:
         )
         return [r["recording_path"] for r in rows]
 
-    async def mark_deleted(self, broadcast_id: int) -> None:
+    async def mark_deleted(self, broadcast_id: int, *, files_removed: bool = False) -> None:
+        """`files_removed`: its files are gone from the shared bucket too."""
         await self._db.pool.execute(
-            "UPDATE broadcasts SET recording_deleted_at = now() WHERE id = $1", broadcast_id
+            "UPDATE broadcasts SET recording_deleted_at = now(),"
+            " recording_files_removed_at = CASE WHEN $2 THEN now() END WHERE id = $1",
+            broadcast_id, files_removed,
+        )  # fmt: skip
+
+    async def files_to_remove(self) -> list[tuple[int, str]]:
+        """(id, path) of deleted, finished recordings whose files may still be in the shared
+        bucket (finished only, as `recently_deleted`)."""
+        rows = await self._db.pool.fetch(
+            "SELECT id, recording_path FROM broadcasts WHERE recording_deleted_at IS NOT NULL"
+            f" AND recording_files_removed_at IS NULL AND recording_path <> '' AND {_LISTED}"
+            " ORDER BY id"
+        )
+        return [(r["id"], r["recording_path"]) for r in rows]
+
+    async def mark_files_removed(self, broadcast_id: int) -> None:
+        await self._db.pool.execute(
+            "UPDATE broadcasts SET recording_files_removed_at = now() WHERE id = $1",
+            broadcast_id,
         )
 
     async def open_broadcast(self, stream_id: int) -> int | None:

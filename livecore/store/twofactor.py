@@ -1,6 +1,7 @@
 """Two-factor secrets (TOTP) and recovery codes, one set per user.
 
-The secret is kept as its base32 text: checking a code needs the secret itself. Recovery
+The secret is kept as the caller gives it: sealed (encrypted, livecore.auth.secretbox) since
+rows written before that are sealed at start (`plaintext` and `replace_secret`). Recovery
 codes are kept only as keyed hashes made by the caller. Every "use once" rule is a single
 conditional UPDATE, so two requests racing with one code cannot both win.
 """
@@ -17,7 +18,7 @@ from livecore.store.db import Connection, Database
 @dataclass(frozen=True, slots=True)
 class TwoFactor:
     user_id: int
-    secret: str
+    secret: str  # as stored: sealed, or base32 text in a row from before sealing
     enabled_at: datetime | None  # None: enrolment started, waiting for its first code
     last_step: int | None  # the newest TOTP time step whose code was accepted
     recovery_left: int
@@ -60,6 +61,24 @@ class TwoFactorSecrets:
             secret,
         )
         return row is not None
+
+    async def plaintext(self, prefix: str) -> list[tuple[int, str]]:
+        """(user id, secret) of every row whose secret does not start with `prefix`."""
+        rows = await self._db.pool.fetch(
+            "SELECT user_id, secret FROM two_factor WHERE NOT starts_with(secret, $1)", prefix
+        )
+        return [(r["user_id"], r["secret"]) for r in rows]
+
+    async def replace_secret(self, user_id: int, old: str, new: str) -> bool:
+        """Store `new` in place of `old`; False when the row changed meanwhile (a new
+        enrolment, 2FA turned off, another node sealing it first)."""
+        done = await self._db.pool.execute(
+            "UPDATE two_factor SET secret = $3 WHERE user_id = $1 AND secret = $2",
+            user_id,
+            old,
+            new,
+        )
+        return done != "UPDATE 0"
 
     async def enable(self, user_id: int, step: int, recovery_hashes: Sequence[bytes]) -> bool:
         """Turn 2FA on after a first good code (its `step` is used up) and store the new

@@ -94,6 +94,7 @@ async def announce_end(
 async def end_all(
     bus: EventBus,
     audit: AuditLog,
+    broadcasts: Broadcasts,
     live: list[tuple[int, str]],
     ended_by: EndedBy,
     reason: str,
@@ -101,6 +102,9 @@ async def end_all(
 ) -> tuple[list[str], list[str]]:
     """End each live broadcast of `live` (stream id, slug) for an act on its owner's account
     (a suspension, a deletion), auditing each in its stream's log as every other end is.
+
+    Each broadcast is recorded as ended here, at once, as an end on request is (a
+    broadcast between nodes has no ingesting node to do it: `end_open_broadcast`).
 
     Returns the slugs ended everywhere and those only this node heard about: with the other
     nodes unreachable, the account's publishing block refuses the publisher's reconnects.
@@ -114,6 +118,7 @@ async def end_all(
         except BusUnavailable:
             await announce_end(bus, stream_id, ended_by, reason, everywhere=False)
             unreached.append(slug)
+        await end_open_broadcast(broadcasts, stream_id)
         await audit.record(
             "stream.end", "stream", stream_id, actor_id=actor_id,
             details={
@@ -123,6 +128,16 @@ async def end_all(
             },
         )  # fmt: skip
     return ended, unreached
+
+
+async def end_open_broadcast(broadcasts: Broadcasts, stream_id: int) -> None:
+    """Record the end here, at once, not only on the node ingesting the stream (which ends
+    it too as it closes the publisher): a broadcast between nodes (its publisher left a
+    draining node, which keeps it open a while for the publisher to continue elsewhere)
+    has no such node, and a publisher that reconnects must not continue it."""
+    broadcast_id = await broadcasts.open_broadcast(stream_id)
+    if broadcast_id is not None and await broadcasts.end(broadcast_id):
+        logger.info("stream %d: broadcast %d ended on request", stream_id, broadcast_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,13 +197,7 @@ class Endings:
         return Ended("admin", block)
 
     async def _end_now(self, stream_id: int) -> None:
-        """Record the end here, at once, not only on the node ingesting the stream (which ends
-        it too as it closes the publisher): a broadcast between nodes (its publisher left a
-        draining node, which keeps it open a while for the publisher to continue elsewhere)
-        has no such node, and a publisher that reconnects must not continue it."""
-        broadcast_id = await self._broadcasts.open_broadcast(stream_id)
-        if broadcast_id is not None and await self._broadcasts.end(broadcast_id):
-            logger.info("stream %d: broadcast %d ended on request", stream_id, broadcast_id)
+        await end_open_broadcast(self._broadcasts, stream_id)
 
     async def lift_block(self, actor: User, stream: Stream) -> bool:
         if actor.role != "admin":

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from livecore.appkeys import BUS, CONFIG, DB, METRICS, SECRET_KEY
-from livecore.events.bus import LocalBus
+from livecore.config import Config
+from livecore.events.bus import EventBus, LocalBus
 from livecore.events.metrics import BusMetrics
 from livecore.events.redis_bus import RedisBus
 from livecore.ops.dependencies import DatabaseProbe
@@ -73,12 +74,19 @@ class _RoomRecords:
 
 
 async def _open_event_bus(app: web.Application, db: Database) -> None:
-    config = app[CONFIG]
+    app[BUS] = await open_event_bus(app[CONFIG], db, BusMetrics(app[METRICS].registry))
+
+
+async def open_event_bus(
+    config: Config, db: Database, metrics: BusMetrics | None = None, *, redis_url: str = ""
+) -> EventBus:
+    """The bus a node uses; `livecore` commands that must reach the nodes (`stream
+    rotate-key`) open the same one with the Redis URL the nodes use."""
     records = _RoomRecords(ChatStore(db))
-    if config.redis_url:
-        bus = RedisBus(config.redis_url, ids=records, history=config.chat.history,
-                       stored=records, metrics=BusMetrics(app[METRICS].registry))  # fmt: skip
+    url = redis_url or config.redis_url
+    if url:
+        bus = RedisBus(url, ids=records, history=config.chat.history,
+                       stored=records, metrics=metrics)  # fmt: skip
         await bus.start()
-        app[BUS] = bus
-    else:
-        app[BUS] = LocalBus(records, history=config.chat.history, stored=records)
+        return bus
+    return LocalBus(records, history=config.chat.history, stored=records)

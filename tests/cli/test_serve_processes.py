@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -320,11 +322,23 @@ async def _playlist_with_segment(url: str) -> str:
             await asyncio.sleep(0.2)
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(400)
-async def test_a_process_killed_and_started_again_ends_its_broadcasts_once_and_not_its_siblings(
-    tmp_path: Path,
-) -> None:
+@dataclass
+class _Box:
+    """`serve --processes 2` with an admin: `victim` and `sibling` are its two processes (as
+    the admin nodes view lists them), `proc` the parent."""
+
+    http: aiohttp.ClientSession
+    base: str
+    admin: Json
+    victim: Json
+    sibling: Json
+    proc: subprocess.Popen[bytes]
+
+
+@asynccontextmanager
+async def _box_of_two(tmp_path: Path) -> AsyncIterator[_Box]:
+    """Start the box, wait for both processes; afterwards SIGTERM it (it must exit 0) and
+    check nothing is left running."""
     data_dir, port = tmp_path / "var", free_port()
     env = _env(data_dir, port)
     await asyncio.to_thread(_create_admin, env)
@@ -339,84 +353,101 @@ async def test_a_process_killed_and_started_again_ends_its_broadcasts_once_and_n
                 while len(nodes := await _nodes(http, base, admin["token"])) < 2:  # noqa: ASYNC110
                     await asyncio.sleep(0.2)
             victim, sibling = sorted(nodes, key=lambda n: str(n["id"]))
-            sign_up = {"email": "cook@example.com", "password": PASSWORD,
-                       "display_name": "Cook", "creator": True}  # fmt: skip
-            creator = await _json(await http.post(f"{base}/api/v1/auth/register", json=sign_up),
-                                  201)  # fmt: skip
-            headers = {"Authorization": f"Bearer {creator['token']}"}
-            keys, stream_ids = {}, {}
-            for slug in ("doomed", "kept"):
-                made = await _json(await http.post(f"{base}/api/v1/streams", json={"slug": slug},
-                                                   headers=headers), 201)  # fmt: skip
-                keys[slug], stream_ids[slug] = made["stream_key"], made["stream"]["id"]
-
-            # Each process's own address takes one publish: it holds that stream.
-            pubs = [
-                await publish(http, f"{victim['internal_url']}/whip/doomed", keys["doomed"],
-                              media.clip()),
-                await publish(http, f"{sibling['internal_url']}/whip/kept", keys["kept"],
-                              media.clip()),
-            ]  # fmt: skip
-            try:
-                assert (await _owner(http, base, admin["token"], "doomed"))["id"] == victim["id"]
-                assert (await _owner(http, base, admin["token"], "kept"))["id"] == sibling["id"]
-                # The recording holds a complete segment before the process dies.
-                doomed_hls = f"{victim['internal_url']}/hls/doomed/source/index.m3u8"
-                await _playlist_with_segment(doomed_hls)
-                async with (
-                    _states(http, f"{sibling['internal_url']}/ws/doomed", admin["token"]) as doomed,
-                    _states(http, f"{sibling['internal_url']}/ws/kept", admin["token"]) as kept,
-                ):
-                    index = int(victim["id"].rsplit("/", 1)[1])
-                    await asyncio.to_thread(_kill_process, proc.pid, index)
-                    # Started again at once under the same node id (it never leaves the
-                    # directory), it ends its broadcast: viewers on the other process are told.
-                    async with asyncio.timeout(120):
-                        while "offline" not in doomed:  # noqa: ASYNC110 (the reader appends)
-                            await asyncio.sleep(0.1)
-                    assert await _state(http, sibling["internal_url"], "doomed") == "offline"
-
-                    # Its recording is finished: listed, and it plays from the other process.
-                    async with asyncio.timeout(30):
-                        while True:
-                            url = f"{sibling['internal_url']}/api/v1/streams/doomed/recordings"
-                            listed = (await _json(await http.get(url)))["recordings"]
-                            if listed:
-                                break
-                            await asyncio.sleep(0.1)
-                    [recording] = listed
-                    vod = f"{sibling['internal_url']}/vod/{recording['id']}/vod.m3u8"
-                    seen = await asyncio.to_thread(media.hls_video_packets, vod, 1.0)
-                    assert seen and seen[0][1]
-
-                    # The sibling's broadcast goes on: live, still packaged, its viewers told
-                    # nothing.
-                    assert await _state(http, base, "kept") == "live"
-                    playlist = f"{sibling['internal_url']}/hls/kept/source/index.m3u8"
-                    before = await _playlist_with_segment(playlist)
-                    async with asyncio.timeout(60):
-                        while await _playlist_with_segment(playlist) == before:  # noqa: ASYNC110
-                            await asyncio.sleep(0.2)
-                    assert (await _owner(http, base, admin["token"], "kept"))["id"] == sibling["id"]
-
-                    # Ended once: one audited end, one offline for its viewers.
-                    audit = f"{base}/api/v1/admin/audit?action=broadcast.node_lost"
-                    async with http.get(audit, headers={"Authorization": f"Bearer {admin['token']}"}
-                                        ) as resp:  # fmt: skip
-                        entries = (await _json(resp))["entries"]
-                    assert [(e["target_id"], e["details"]) for e in entries] == [
-                        (str(recording["id"]), {"stream_id": stream_ids["doomed"],
-                                                "node_id": victim["id"], "restarted": True})
-                    ], entries  # fmt: skip
-                    assert doomed == ["offline"]
-                    assert "offline" not in kept
-            finally:
-                for pub in pubs:
-                    await pub.close()
+            yield _Box(http, base, admin, victim, sibling, proc)
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 120) == 0
     finally:
         await asyncio.to_thread(_clean_up, proc, data_dir, [])
+
+
+async def _recording_plays(http: aiohttp.ClientSession, node: Json, slug: str) -> Json:
+    """Wait until the stream's one recording is listed on `node`; it plays from there."""
+    async with asyncio.timeout(30):
+        while True:
+            url = f"{node['internal_url']}/api/v1/streams/{slug}/recordings"
+            listed = (await _json(await http.get(url)))["recordings"]
+            if listed:
+                break
+            await asyncio.sleep(0.1)
+    [recording] = listed
+    vod = f"{node['internal_url']}/vod/{recording['id']}/vod.m3u8"
+    seen = await asyncio.to_thread(media.hls_video_packets, vod, 1.0)
+    assert seen and seen[0][1]
+    return dict(recording)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+async def test_a_process_killed_and_started_again_ends_its_broadcasts_once_and_not_its_siblings(
+    tmp_path: Path,
+) -> None:
+    async with _box_of_two(tmp_path) as box:
+        http, base, admin, proc = box.http, box.base, box.admin, box.proc
+        victim, sibling = box.victim, box.sibling
+        sign_up = {"email": "cook@example.com", "password": PASSWORD,
+                   "display_name": "Cook", "creator": True}  # fmt: skip
+        creator = await _json(await http.post(f"{base}/api/v1/auth/register", json=sign_up),
+                              201)  # fmt: skip
+        headers = {"Authorization": f"Bearer {creator['token']}"}
+        keys, stream_ids = {}, {}
+        for slug in ("doomed", "kept"):
+            made = await _json(await http.post(f"{base}/api/v1/streams", json={"slug": slug},
+                                               headers=headers), 201)  # fmt: skip
+            keys[slug], stream_ids[slug] = made["stream_key"], made["stream"]["id"]
+
+        # Each process's own address takes one publish: it holds that stream.
+        pubs = [
+            await publish(http, f"{victim['internal_url']}/whip/doomed", keys["doomed"],
+                          media.clip()),
+            await publish(http, f"{sibling['internal_url']}/whip/kept", keys["kept"],
+                          media.clip()),
+        ]  # fmt: skip
+        try:
+            assert (await _owner(http, base, admin["token"], "doomed"))["id"] == victim["id"]
+            assert (await _owner(http, base, admin["token"], "kept"))["id"] == sibling["id"]
+            # The recording holds a complete segment before the process dies.
+            doomed_hls = f"{victim['internal_url']}/hls/doomed/source/index.m3u8"
+            await _playlist_with_segment(doomed_hls)
+            async with (
+                _states(http, f"{sibling['internal_url']}/ws/doomed", admin["token"]) as doomed,
+                _states(http, f"{sibling['internal_url']}/ws/kept", admin["token"]) as kept,
+            ):
+                index = int(victim["id"].rsplit("/", 1)[1])
+                await asyncio.to_thread(_kill_process, proc.pid, index)
+                # Started again at once under the same node id (it never leaves the
+                # directory), it ends its broadcast: viewers on the other process are told.
+                async with asyncio.timeout(120):
+                    while "offline" not in doomed:  # noqa: ASYNC110 (the reader appends)
+                        await asyncio.sleep(0.1)
+                assert await _state(http, sibling["internal_url"], "doomed") == "offline"
+
+                # Its recording is finished: listed, and it plays from the other process.
+                recording = await _recording_plays(http, sibling, "doomed")
+
+                # The sibling's broadcast goes on: live, still packaged, its viewers told
+                # nothing.
+                assert await _state(http, base, "kept") == "live"
+                playlist = f"{sibling['internal_url']}/hls/kept/source/index.m3u8"
+                before = await _playlist_with_segment(playlist)
+                async with asyncio.timeout(60):
+                    while await _playlist_with_segment(playlist) == before:  # noqa: ASYNC110
+                        await asyncio.sleep(0.2)
+                assert (await _owner(http, base, admin["token"], "kept"))["id"] == sibling["id"]
+
+                # Ended once: one audited end, one offline for its viewers.
+                audit = f"{base}/api/v1/admin/audit?action=broadcast.node_lost"
+                async with http.get(audit, headers={"Authorization": f"Bearer {admin['token']}"}
+                                    ) as resp:  # fmt: skip
+                    entries = (await _json(resp))["entries"]
+                assert [(e["target_id"], e["details"]) for e in entries] == [
+                    (str(recording["id"]), {"stream_id": stream_ids["doomed"],
+                                            "node_id": victim["id"], "restarted": True})
+                ], entries  # fmt: skip
+                assert doomed == ["offline"]
+                assert "offline" not in kept
+        finally:
+            for pub in pubs:
+                await pub.close()
 
 
 @pytest.mark.slow
@@ -424,59 +455,34 @@ async def test_a_process_killed_and_started_again_ends_its_broadcasts_once_and_n
 async def test_a_publisher_back_while_its_process_restarts_goes_on_and_the_old_recording_is_kept(
     tmp_path: Path,
 ) -> None:
-    data_dir, port = tmp_path / "var", free_port()
-    env = _env(data_dir, port)
-    await asyncio.to_thread(_create_admin, env)
-    proc = await asyncio.to_thread(_start, env, tmp_path / "serve.log")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-            await _ready(http, base, proc)
-            login = {"email": "root@example.com", "password": PASSWORD}
-            admin = await _json(await http.post(f"{base}/api/v1/auth/login", json=login))
-            async with asyncio.timeout(120):
-                while len(nodes := await _nodes(http, base, admin["token"])) < 2:  # noqa: ASYNC110
-                    await asyncio.sleep(0.2)
-            victim, sibling = sorted(nodes, key=lambda n: str(n["id"]))
-            made = await _json(
-                await http.post(f"{base}/api/v1/streams", json={"slug": "duo"},
-                                headers={"Authorization": f"Bearer {admin['token']}"}), 201,
-            )  # fmt: skip
-            key = made["stream_key"]
-            pubs = [await publish(http, f"{victim['internal_url']}/whip/duo", key, media.clip())]
-            try:
-                assert (await _owner(http, base, admin["token"], "duo"))["id"] == victim["id"]
-                await _playlist_with_segment(f"{victim['internal_url']}/hls/duo/source/index.m3u8")
-                index = int(victim["id"].rsplit("/", 1)[1])
-                await asyncio.to_thread(_kill_process, proc.pid, index)
-                # The publisher comes back at once, on the other process.
-                pubs.append(
-                    await publish(http, f"{sibling['internal_url']}/whip/duo", key, media.clip())
-                )
-                # Once the killed process serves again (it ended what was its own first), the
-                # stream is live on the sibling: the restarted process did not end it.
-                async with http.get(f"{victim['internal_url']}/readyz") as resp:
-                    assert resp.status == 200
-                assert (await _owner(http, base, admin["token"], "duo"))["id"] == sibling["id"]
-                assert await _state(http, base, "duo") == "live"
-                await _playlist_with_segment(f"{sibling['internal_url']}/hls/duo/source/index.m3u8")
-                # The broadcast the killed process carried has its recording finished.
-                async with asyncio.timeout(30):
-                    while True:
-                        url = f"{sibling['internal_url']}/api/v1/streams/duo/recordings"
-                        listed = (await _json(await http.get(url)))["recordings"]
-                        if listed:
-                            break
-                        await asyncio.sleep(0.1)
-                [recording] = listed
-                vod = f"{sibling['internal_url']}/vod/{recording['id']}/vod.m3u8"
-                seen = await asyncio.to_thread(media.hls_video_packets, vod, 1.0)
-                assert seen and seen[0][1]
-                assert await _state(http, base, "duo") == "live"
-            finally:
-                for pub in pubs:
-                    await pub.close()
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(proc.wait, 120) == 0
-    finally:
-        await asyncio.to_thread(_clean_up, proc, data_dir, [])
+    async with _box_of_two(tmp_path) as box:
+        http, base, admin, proc = box.http, box.base, box.admin, box.proc
+        victim, sibling = box.victim, box.sibling
+        made = await _json(
+            await http.post(f"{base}/api/v1/streams", json={"slug": "duo"},
+                            headers={"Authorization": f"Bearer {admin['token']}"}), 201,
+        )  # fmt: skip
+        key = made["stream_key"]
+        pubs = [await publish(http, f"{victim['internal_url']}/whip/duo", key, media.clip())]
+        try:
+            assert (await _owner(http, base, admin["token"], "duo"))["id"] == victim["id"]
+            await _playlist_with_segment(f"{victim['internal_url']}/hls/duo/source/index.m3u8")
+            index = int(victim["id"].rsplit("/", 1)[1])
+            await asyncio.to_thread(_kill_process, proc.pid, index)
+            # The publisher comes back at once, on the other process.
+            pubs.append(
+                await publish(http, f"{sibling['internal_url']}/whip/duo", key, media.clip())
+            )
+            # Once the killed process serves again (it ended what was its own first), the
+            # stream is live on the sibling: the restarted process did not end it.
+            async with http.get(f"{victim['internal_url']}/readyz") as resp:
+                assert resp.status == 200
+            assert (await _owner(http, base, admin["token"], "duo"))["id"] == sibling["id"]
+            assert await _state(http, base, "duo") == "live"
+            await _playlist_with_segment(f"{sibling['internal_url']}/hls/duo/source/index.m3u8")
+            # The broadcast the killed process carried has its recording finished.
+            await _recording_plays(http, sibling, "duo")
+            assert await _state(http, base, "duo") == "live"
+        finally:
+            for pub in pubs:
+                await pub.close()

@@ -91,7 +91,7 @@ async def test_without_redis_the_directory_is_this_node(node: Node, dsn: str) ->
         assert (await resp.json())["nodes"] == [
             {"id": here.id, "internal_url": here.internal_url, "this_node": True,
              "draining": False, "public_url": here.internal_url,
-             "streams": [{"stream_id": stream_id, "slug": "cooking"}]}
+             "streams": [{"stream_id": stream_id, "slug": "cooking"}], "yielding": []}
         ]  # fmt: skip
     await owner_becomes(client, "cooking", None)
 
@@ -168,4 +168,43 @@ async def test_a_stream_live_on_two_nodes_is_owned_by_the_newer_claim_across_hea
         await owner_is(None)
     finally:
         for directory in (a, b, edge):
+            await directory.close()
+
+
+async def test_the_admin_view_names_a_streams_owner_and_marks_the_older_node_yielding(
+    node: Node, redis_url: str, dsn: str
+) -> None:
+    """A stream live on two nodes (a publisher that reconnected elsewhere before its old
+    session went): operators see it held by the newer claim's node, and the older node as
+    yielding it, not two nodes holding it."""
+    b = await node("node-b", redis_url)
+    metrics = ClusterMetrics(CollectorRegistry())
+    older, newer = (
+        RedisDirectory(redis_url, NodeInfo(n, f"http://{n}:1"), ttl_s=60.0, heartbeat_s=30.0,
+                       metrics=metrics)
+        for n in ("node-x", "node-y")
+    )  # fmt: skip
+    headers = await admin_headers(b, dsn)
+    try:
+        for directory in (older, newer):
+            await directory.start()
+        await older.claim(7, "cooking")
+        await newer.claim(7, "cooking")
+        await older.beat()  # the older node still lists it in its own entry
+        resp = await b.get("/api/v1/admin/nodes", headers=headers)
+        assert resp.status == 200, await resp.text()
+        nodes = {n["id"]: n for n in (await resp.json())["nodes"]}
+        cooking = [{"stream_id": 7, "slug": "cooking"}]
+        assert (nodes["node-y"]["streams"], nodes["node-y"]["yielding"]) == (cooking, [])
+        assert (nodes["node-x"]["streams"], nodes["node-x"]["yielding"]) == ([], cooking)
+        assert (nodes["node-b"]["streams"], nodes["node-b"]["yielding"]) == ([], [])
+
+        await newer.release(7)  # the newer session ends: the older node owns it again
+        await older.beat()
+        resp = await b.get("/api/v1/admin/nodes", headers=headers)
+        nodes = {n["id"]: n for n in (await resp.json())["nodes"]}
+        assert (nodes["node-x"]["streams"], nodes["node-x"]["yielding"]) == (cooking, [])
+        assert (nodes["node-y"]["streams"], nodes["node-y"]["yielding"]) == ([], [])
+    finally:
+        for directory in (older, newer):
             await directory.close()

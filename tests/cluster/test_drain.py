@@ -23,13 +23,13 @@ from livecore.cluster.routes import DIRECTORY
 from livecore.config import Config, ConfigError, NodeConfig, StorageConfig
 from livecore.recordings.bucket import Bucket
 from livecore.store import Database
-from tests.chat.conftest import Viewer, connect, user
+from tests.chat.conftest import Viewer, connect
 from tests.cluster.conftest import FAST, Node, creator_stream, owner_becomes
 from tests.cluster.serve import NODE_A, Services, bucket_env, not_ready, served_node
-from tests.conftest import Client, MakeClient, bearer, create_stream, wait_state
+from tests.conftest import Client, MakeClient, wait_state
 from tests.streams.test_end_now import listed_recording, server_closed
 from tests.support import media
-from tests.support.handover import HLS, broadcasts, carried_by
+from tests.support.handover import HLS, broadcasts, carried_by, owned_stream
 from tests.support.live_hls import (
     PLAYLIST,
     get,
@@ -376,14 +376,6 @@ async def test_a_killed_nodes_recording_is_finished_from_the_bucket_and_plays_fr
         "SELECT recording_ready, recording_bytes FROM broadcasts WHERE id = $1", broadcast["id"]
     )
     assert ended is not None and ended["recording_ready"] and ended["recording_bytes"] > 0
-
-
-async def owned_stream(client: Client, slug: str) -> tuple[int, str, dict[str, str]]:
-    """A creator's new stream: its id, its key, and the creator's Authorization."""
-    owner = await user(client, slug, creator=True)
-    key = await create_stream(client, owner["token"], slug)
-    resp = await client.get(f"/api/v1/streams/{slug}")
-    return int((await resp.json())["stream"]["id"]), key, bearer(owner["token"])
 
 
 async def told_ended(viewer: Viewer) -> None:

@@ -14,11 +14,12 @@ from livecore.appkeys import PUBLISHERS, VIEWERS
 from livecore.cluster.metrics import ClusterMetrics
 from livecore.cluster.node import NodeInfo
 from livecore.cluster.redis_directory import RedisDirectory
-from livecore.cluster.signaling_edge_routes import FORWARDED_BY, node_mark
+from livecore.cluster.signaling_edge_routes import FORWARDED_BY, SignalingEdge, node_mark
 from livecore.sfu.media import h264_is_keyframe
 from livecore.sfu.passthrough import EncodedFrame
 from tests.cluster.conftest import Node, creator_stream, owner_becomes
 from tests.conftest import bearer, create_stream, register, wait_state
+from tests.support.clock import ManualClock
 from tests.support.edge_requests import directory_reads
 from tests.support.services import free_port
 from tests.support.whep import SDP, forwards, publish_on, viewer_offer
@@ -219,3 +220,54 @@ async def test_a_crowd_of_session_requests_reads_the_directory_once(
     assert {resp.status for resp in answers} == {404}
     assert await forwards(b, "forwarded") == 30
     assert await directory_reads(redis_url) - before == 1
+
+
+class _WatchedDirectory(RedisDirectory):
+    """The real Redis directory, with each finished owner lookup counted and signalled."""
+
+    reads = 0
+    read = asyncio.Event()
+
+    async def owner(self, stream: int | str) -> NodeInfo | None:
+        found = await super().owner(stream)
+        self.reads += 1
+        self.read.set()
+        return found
+
+
+async def test_an_owner_due_for_refresh_is_answered_at_once_and_read_again_behind(
+    redis_url: str,
+) -> None:
+    """In the last half of its cache life, a stream's owner is answered from the cache at
+    once while one directory read replaces it: a crowd of WHEP offers never waits for it,
+    and a stream that moved is followed before the cached owner expires."""
+    clock = ManualClock()
+    metrics = ClusterMetrics(CollectorRegistry())
+    node_a, node_b = NodeInfo("node-a", "http://a:1"), NodeInfo("node-b", "http://b:1")
+    a = RedisDirectory(redis_url, node_a, ttl_s=60.0, heartbeat_s=30.0, metrics=metrics)
+    b = _WatchedDirectory(redis_url, node_b, ttl_s=60.0, heartbeat_s=30.0, metrics=metrics)
+    b.read = asyncio.Event()
+    edge = SignalingEdge(node_b, owner_cache_s=2.0, clock=clock)
+    edge.start(b, metrics, b"secret")
+    try:
+        for directory in (a, b):
+            await directory.start()
+        await a.claim(7, "cooking")
+        assert await edge.stream_owner("cooking") == node_mark("node-a")
+        assert b.reads == 1
+        clock.now = 0.9  # not due yet
+        assert await edge.stream_owner("cooking") == node_mark("node-a")
+        assert b.reads == 1
+        await a.release(7)  # the stream ended on A
+        b.read.clear()
+        clock.now = 1.5  # due: answered from the cache, read again behind
+        answers = await asyncio.gather(*(edge.stream_owner("cooking") for _ in range(20)))
+        assert set(answers) == {node_mark("node-a")}
+        async with asyncio.timeout(10):
+            await b.read.wait()
+        assert b.reads == 2  # one read for the twenty
+        assert await edge.stream_owner("cooking") is None
+    finally:
+        await edge.close()
+        for directory in (a, b):
+            await directory.close()

@@ -8,6 +8,8 @@ from typing import Any
 
 from livecore.config import HlsConfig
 from livecore.store import Database
+from tests.chat.conftest import user
+from tests.conftest import Client, bearer, create_stream
 
 HLS = {"hls": HlsConfig(renditions=("source",))}
 
@@ -30,3 +32,11 @@ async def carried_by(db: Database, stream_id: int, node_id: str) -> None:
             if any(b["open"] and b["node_id"] == node_id for b in rows):
                 return
             await asyncio.sleep(0.05)
+
+
+async def owned_stream(client: Client, slug: str) -> tuple[int, str, dict[str, str]]:
+    """A creator's new stream: its id, its key, and the creator's Authorization."""
+    owner = await user(client, slug, creator=True)
+    key = await create_stream(client, owner["token"], slug)
+    resp = await client.get(f"/api/v1/streams/{slug}")
+    return int((await resp.json())["stream"]["id"]), key, bearer(owner["token"])
