@@ -79,6 +79,7 @@ import numpy.typing as npt
 import psutil
 import uvloop
 
+from loadtests import pyspy
 from loadtests.server import (
     free_port,
     free_ports,
@@ -591,17 +592,8 @@ async def _profile(run: _Run, label: str, delay: float) -> Path | None:
         return None
     await asyncio.sleep(delay)
     out = run.profile_dir / f"pyspy-{label}.txt"
-    py_spy = ROOT / ".venv" / "bin" / "py-spy"
-    proc = await asyncio.create_subprocess_exec(
-        str(py_spy), "record", "-p", str(run.servers[0].pid), "-d", "5", "-f", "raw",
-        "-o", str(out), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        async with asyncio.timeout(30):
-            await proc.wait()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+    # 5 s of samples (pyspy.start leaves the last 2 s of the window out).
+    await pyspy.wait(await pyspy.start(run.servers[0].pid, out, seconds=7, rate=100))
     return out if out.exists() else None
 
 

@@ -29,14 +29,19 @@ async def start(
     )  # fmt: skip
 
 
-async def finish(proc: asyncio.subprocess.Process | None, out: Path | None, what: str) -> None:
-    """Wait for the profile to be written (kill py-spy if it hangs) and say where it is."""
-    if proc is None:
-        return
+async def wait(proc: asyncio.subprocess.Process) -> None:
+    """Wait for the profile to be written (kill py-spy if it hangs)."""
     try:
         async with asyncio.timeout(30):
             await proc.wait()
     except TimeoutError:
         proc.kill()
         await proc.wait()
+
+
+async def finish(proc: asyncio.subprocess.Process | None, out: Path | None, what: str) -> None:
+    """`wait`, then say where the profile is."""
+    if proc is None:
+        return
+    await wait(proc)
     print(f"py-spy profile of {what} (raw folded stacks): {out}")
